@@ -1,0 +1,3 @@
+//! Data sources, one module each.
+
+pub mod model_signature;

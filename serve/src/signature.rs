@@ -1,0 +1,152 @@
+//! The signature of an ONNX model: content digest, opset, and its inputs and outputs as the
+//! Open Inference Protocol names datatypes, with `-1` for symbolic dimensions.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::prelude::Framework;
+
+/// One input or output tensor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    /// OIP datatype: BOOL, UINT8 … UINT64, INT8 … INT64, FP16, FP32, FP64, BF16, BYTES.
+    pub datatype: String,
+    /// Dimensions; -1 where the model leaves a dimension symbolic (e.g. the batch).
+    pub shape: Vec<i64>,
+}
+
+/// What a model file is and what it takes and returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// The default-domain (`ai.onnx`) opset version.
+    pub opset: i64,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// Why a signature could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    #[error("{path}: no such file")]
+    NotFound { path: PathBuf },
+    #[error("{path}: is a directory, not a model file")]
+    IsDirectory { path: PathBuf },
+    #[error("{path}: cannot be read: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: is not an ONNX model ({reason})")]
+    NotOnnx { path: PathBuf, reason: String },
+}
+
+/// The OIP datatype for an ONNX `TensorProto.DataType` code.
+pub fn oip_datatype(onnx_elem_type: i32) -> Option<&'static str> {
+    Some(match onnx_elem_type {
+        1 => "FP32",
+        2 => "UINT8",
+        3 => "INT8",
+        4 => "UINT16",
+        5 => "INT16",
+        6 => "INT32",
+        7 => "INT64",
+        8 => "BYTES",
+        9 => "BOOL",
+        10 => "FP16",
+        11 => "FP64",
+        12 => "UINT32",
+        13 => "UINT64",
+        16 => "BF16",
+        _ => return None,
+    })
+}
+
+/// sha256 (hex) and size of a file, read in chunks (never whole in memory).
+pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+fn spec(v: &pb::ValueInfoProto, path: &Path) -> Result<TensorSpec, SignatureError> {
+    use pb::tensor_shape_proto::dimension::Value as Dim;
+    use pb::type_proto::Value as T;
+    let not_onnx = |reason: String| SignatureError::NotOnnx { path: path.to_path_buf(), reason };
+    let Some(T::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Err(not_onnx(format!("{:?} is not a tensor (sequences and maps are not served)", v.name)));
+    };
+    let datatype = oip_datatype(t.elem_type)
+        .ok_or_else(|| not_onnx(format!("{:?} has unsupported element type {}", v.name, t.elem_type)))?;
+    let shape = t
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(Dim::DimValue(n)) if n >= 0 => n,
+                    _ => -1,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(TensorSpec { name: v.name.clone(), datatype: datatype.to_string(), shape })
+}
+
+/// Reads the signature of the ONNX model at `path`.
+pub fn read(path: &Path) -> Result<Signature, SignatureError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SignatureError::NotFound { path: path.to_path_buf() },
+        _ => SignatureError::Unreadable { path: path.to_path_buf(), source: e },
+    })?;
+    if meta.is_dir() {
+        return Err(SignatureError::IsDirectory { path: path.to_path_buf() });
+    }
+    let (sha256, size_bytes) =
+        file_digest(path).map_err(|e| SignatureError::Unreadable { path: path.to_path_buf(), source: e })?;
+    let not_onnx = |reason: String| SignatureError::NotOnnx { path: path.to_path_buf(), reason };
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
+        .map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+    if proto.ir_version <= 0 {
+        return Err(not_onnx("no ONNX IR version".into()));
+    }
+    let Some(graph) = proto.graph.as_ref() else {
+        return Err(not_onnx("no graph".into()));
+    };
+    if graph.output.is_empty() {
+        return Err(not_onnx("the graph has no outputs".into()));
+    }
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| not_onnx("no ai.onnx opset import".into()))?;
+    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs = graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .map(|i| spec(i, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = graph.output.iter().map(|o| spec(o, path)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Signature { sha256, size_bytes, opset, inputs, outputs })
+}
