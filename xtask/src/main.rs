@@ -1,1 +1,167 @@
-fn main() {}
+//! `cargo xtask …`: the project's single entry point for the quickstart, tests, docs and
+//! benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod terraform;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Modelplane project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the provider, install it locally and `terraform apply` examples/quickstart.
+    Quickstart {
+        /// Destroy what the quickstart created instead.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Run every test: unit, property, handshake and acceptance tests through real Terraform.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Regenerate docs/ from the schemas and examples/ (or only check with --check).
+    Docs {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the terraform binary the tasks use, installing one when none is found.
+    Terraform,
+    /// Benchmarks, each comparing side by side in one run.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// Runs a command, failing with its name when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let desc = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {desc}"))?;
+    if !status.success() {
+        bail!("{desc} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Builds the provider binary; returns its path.
+pub fn build_provider(release: bool) -> Result<PathBuf> {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(root()).args(["build", "--quiet", "-p", "terraform-provider-modelplane"]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    Ok(target.join(if release { "release" } else { "debug" }).join("terraform-provider-modelplane"))
+}
+
+/// Installs the provider binary into the project's filesystem mirror and writes a CLI
+/// configuration naming it; returns the configuration file for `TF_CLI_CONFIG_FILE`.
+pub fn install_provider(binary: &Path) -> Result<PathBuf> {
+    let tools = root().join(".tools");
+    let version = env!("CARGO_PKG_VERSION");
+    let (os, arch) = (std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { "arm64" });
+    let dir = tools.join("mirror/registry.terraform.io/modelplane/modelplane").join(version).join(format!("{os}_{arch}"));
+    std::fs::create_dir_all(&dir)?;
+    let dest = dir.join(format!("terraform-provider-modelplane_v{version}"));
+    let tmp = dir.join(".incoming");
+    std::fs::copy(binary, &tmp).with_context(|| format!("copying {}", binary.display()))?;
+    std::fs::rename(&tmp, &dest)?;
+    let cfg = tools.join("terraformrc");
+    std::fs::write(
+        &cfg,
+        format!(
+            "# Written by cargo xtask: installs the locally built provider like a registry would.\n\
+             provider_installation {{\n  filesystem_mirror {{\n    path    = {:?}\n    include = [\"registry.terraform.io/modelplane/modelplane\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/modelplane/modelplane\"]\n  }}\n}}\n",
+            tools.join("mirror").display().to_string()
+        ),
+    )?;
+    Ok(cfg)
+}
+
+fn quickstart(destroy: bool) -> Result<()> {
+    let tf = terraform::ensure()?;
+    eprintln!("==> building the provider (release)");
+    let bin = build_provider(true)?;
+    let cfg = install_provider(&bin)?;
+    let dir = root().join("examples/quickstart");
+    let tfc = |args: &[&str]| {
+        let mut c = Command::new(&tf);
+        c.current_dir(&dir).env("TF_CLI_CONFIG_FILE", &cfg).env("CHECKPOINT_DISABLE", "1").args(args);
+        c
+    };
+    // A rebuilt provider has a new checksum: let init record it again.
+    let _ = std::fs::remove_file(dir.join(".terraform.lock.hcl"));
+    eprintln!("==> terraform init");
+    run(tfc(&["init", "-input=false", "-upgrade"]).stdout(std::process::Stdio::null()))?;
+    if destroy {
+        eprintln!("==> terraform destroy");
+        return run(&mut tfc(&["destroy", "-auto-approve", "-input=false"]));
+    }
+    eprintln!("==> terraform apply");
+    run(&mut tfc(&["apply", "-auto-approve", "-input=false"]))?;
+    eprintln!(
+        "\nDone. To run terraform yourself in examples/quickstart:\n  export TF_CLI_CONFIG_FILE={}\n  {} -chdir=examples/quickstart output\n\
+         Remove it with: cargo xtask quickstart --destroy",
+        cfg.display(),
+        tf.display()
+    );
+    Ok(())
+}
+
+fn docs(check: bool) -> Result<()> {
+    let bin = build_provider(false)?;
+    let mut c = Command::new(bin);
+    c.current_dir(root()).args(["docs", "--out", "docs", "--examples", "examples"]);
+    if check {
+        c.arg("--check");
+    }
+    run(&mut c)
+}
+
+fn test(args: Vec<String>) -> Result<()> {
+    let tf = terraform::ensure()?;
+    eprintln!("==> terraform: {}", tf.display());
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(root())
+        .args(["test", "--workspace", "--all-targets"])
+        .env("TF_ACC", "1")
+        .env("TF_ACC_TERRAFORM_PATH", &tf)
+        .env("CHECKPOINT_DISABLE", "1");
+    if !args.is_empty() {
+        c.arg("--").args(args);
+    }
+    run(&mut c)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Cmd::Quickstart { destroy } => quickstart(destroy),
+        Cmd::Test { args } => test(args),
+        Cmd::Docs { check } => docs(check),
+        Cmd::Terraform => terraform::ensure().map(|p| println!("{}", p.display())),
+        Cmd::Bench { which } => bench::run(which),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

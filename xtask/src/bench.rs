@@ -1,0 +1,114 @@
+//! Benchmarks. Each runs the comparison side by side in one run and prints ratios; none is
+//! a timed test.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+
+use crate::{build_provider, install_provider, root, terraform};
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// `terraform plan` of N modelplane_model_signature data sources vs N terraform_data
+    /// resources, and the provider's time from start to handshake.
+    Provider {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+}
+
+pub fn run(which: Which) -> Result<()> {
+    match which {
+        Which::Provider { count, repeat } => provider(count, repeat),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time_plan(tf: &Path, cfg: &Path, dir: &Path, repeat: usize) -> Result<Duration> {
+    let tfc = |args: &[&str]| {
+        let mut c = Command::new(tf);
+        c.current_dir(dir).env("TF_CLI_CONFIG_FILE", cfg).env("CHECKPOINT_DISABLE", "1").args(args).stdout(Stdio::null());
+        c
+    };
+    crate::run(&mut tfc(&["init", "-input=false"]))?;
+    // one warm-up, then the measured runs
+    let mut times = Vec::new();
+    for i in 0..=repeat {
+        let t = Instant::now();
+        crate::run(&mut tfc(&["plan", "-input=false", "-lock=false"]))?;
+        if i > 0 {
+            times.push(t.elapsed());
+        }
+    }
+    Ok(median(times))
+}
+
+fn provider(count: usize, repeat: usize) -> Result<()> {
+    let tf = terraform::ensure()?;
+    let bin = build_provider(true)?;
+    let cfg = install_provider(&bin)?;
+    let work = root().join("target/bench-provider");
+    let _ = std::fs::remove_dir_all(&work);
+    let (a, b) = (work.join("modelplane"), work.join("terraform_data"));
+    std::fs::create_dir_all(&a)?;
+    std::fs::create_dir_all(&b)?;
+    let model = root().join("examples/quickstart/model/iris.onnx");
+    let mut ha = String::from("terraform {\n  required_providers {\n    modelplane = { source = \"modelplane/modelplane\" }\n  }\n}\n");
+    let mut hb = String::new();
+    for i in 0..count {
+        ha.push_str(&format!("data \"modelplane_model_signature\" \"m{i}\" {{\n  path = {:?}\n}}\n", model.display().to_string()));
+        hb.push_str(&format!("resource \"terraform_data\" \"r{i}\" {{\n  input = \"r{i}\"\n}}\n"));
+    }
+    std::fs::write(a.join("main.tf"), ha)?;
+    std::fs::write(b.join("main.tf"), hb)?;
+    eprintln!("==> planning {count} data sources and {count} terraform_data resources ({repeat} runs each, median)");
+    let ta = time_plan(&tf, &cfg, &a, repeat)?;
+    let tb = time_plan(&tf, &cfg, &b, repeat)?;
+    let start = startup(&bin, 20)?;
+    println!("\nbench provider ({}):", tf.display());
+    println!("  {:<44} {:>10}", "case", "time");
+    println!("  {:<44} {:>9.2}s", format!("plan, {count} x modelplane_model_signature"), ta.as_secs_f64());
+    println!("  {:<44} {:>9.2}s", format!("plan, {count} x terraform_data"), tb.as_secs_f64());
+    println!("  {:<44} {:>9.2}x   (goal <= 1.30x)", "ratio", ta.as_secs_f64() / tb.as_secs_f64());
+    println!("  {:<44} {:>8.1}ms  (median of 20, incl. certificate generation)", "provider start to handshake", start.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// Median time from starting the provider (as Terraform does, with a P-521 client
+/// certificate) to its handshake line.
+fn startup(bin: &Path, n: usize) -> Result<Duration> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512)?;
+    let params = rcgen::CertificateParams::new(vec!["localhost".into()])?;
+    let pem = params.self_signed(&key)?.pem();
+    let mut times = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut child = Command::new(bin)
+            .env("TF_PLUGIN_MAGIC_COOKIE", "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2")
+            .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+            .env("PLUGIN_CLIENT_CERT", &pem)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the provider")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+        times.push(t.elapsed());
+        let _ = child.kill();
+        let _ = child.wait();
+        if !line.starts_with("1|6|") {
+            bail!("unexpected handshake line {line:?}");
+        }
+    }
+    Ok(median(times))
+}
