@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use prost::Message;
 use tract_onnx::pb;
-use tract_onnx::prelude::Framework;
 
 /// One input or output tensor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,9 +122,10 @@ pub fn read(path: &Path) -> Result<Signature, SignatureError> {
     let (sha256, size_bytes) =
         file_digest(path).map_err(|e| SignatureError::Unreadable { path: path.to_path_buf(), source: e })?;
     let not_onnx = |reason: String| SignatureError::NotOnnx { path: path.to_path_buf(), reason };
-    let proto = tract_onnx::onnx()
-        .proto_model_for_path(path)
-        .map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+    // Only the protobuf is needed for a signature: decode it with tract-onnx's ONNX
+    // message types, without building tract's operator registry or the model.
+    let bytes = std::fs::read(path).map_err(|e| SignatureError::Unreadable { path: path.to_path_buf(), source: e })?;
+    let proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
     if proto.ir_version <= 0 {
         return Err(not_onnx("no ONNX IR version".into()));
     }

@@ -88,11 +88,6 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
         if *meta.level() > self.max {
             return;
         }
-        // Library chatter (h2, hyper, tonic internals) only at trace.
-        let target = meta.target();
-        if self.max < Level::TRACE && ["h2", "hyper", "tower", "rustls", "tonic"].iter().any(|p| target.starts_with(p)) {
-            return;
-        }
         let mut f = Fields::default();
         event.record(&mut f);
         let ts = time::OffsetDateTime::now_utc()
@@ -109,7 +104,18 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
 /// Installs the hclog JSON logger for the process (once; later calls do nothing).
 pub fn init(module: &str) {
     let Some(max) = level_from_env() else { return };
-    let _ = tracing_subscriber::registry().with(HclogLayer { module: module.to_string(), max }).try_init();
+    // Filter before the registry: spans and events of other crates below `max` (and their
+    // chatter above debug) are never built.
+    let quiet = if max < Level::TRACE { Level::WARN } else { Level::TRACE };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(max)
+        .with_target("h2", quiet)
+        .with_target("hyper", quiet)
+        .with_target("hyper_util", quiet)
+        .with_target("tower", quiet)
+        .with_target("tonic", quiet)
+        .with_target("rustls", quiet);
+    let _ = tracing_subscriber::registry().with(filter).with(HclogLayer { module: module.to_string(), max }).try_init();
 }
 
 #[cfg(test)]

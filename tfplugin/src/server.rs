@@ -31,8 +31,9 @@ use crate::{json, msgpack};
 pub struct ProviderServer {
     provider: Arc<dyn Provider>,
     provider_schema: Schema,
-    resources: BTreeMap<String, (Arc<dyn DynResource>, Schema)>,
-    data_sources: BTreeMap<String, (Arc<dyn DynDataSource>, Schema)>,
+    provider_type: Type,
+    resources: BTreeMap<String, (Arc<dyn DynResource>, Schema, Type)>,
+    data_sources: BTreeMap<String, (Arc<dyn DynDataSource>, Schema, Type)>,
     functions: BTreeMap<String, Arc<dyn Function>>,
     stop: watch::Sender<bool>,
 }
@@ -57,7 +58,8 @@ impl ProviderServer {
             if let Err(p) = s.check(SchemaKind::Resource) {
                 problems.extend(p.into_iter().map(|l| format!("resource {name}: {l}")));
             }
-            if resources.insert(name.clone(), (r, s)).is_some() {
+            let t = s.value_type();
+            if resources.insert(name.clone(), (r, s, t)).is_some() {
                 problems.push(format!("resource {name}: registered twice"));
             }
         }
@@ -71,7 +73,8 @@ impl ProviderServer {
             if let Err(p) = s.check(SchemaKind::DataSource) {
                 problems.extend(p.into_iter().map(|l| format!("data source {name}: {l}")));
             }
-            if data_sources.insert(name.clone(), (d, s)).is_some() {
+            let t = s.value_type();
+            if data_sources.insert(name.clone(), (d, s, t)).is_some() {
                 problems.push(format!("data source {name}: registered twice"));
             }
         }
@@ -83,17 +86,18 @@ impl ProviderServer {
             return Err(problems);
         }
         let (stop, _) = watch::channel(false);
-        Ok(ProviderServer { provider, provider_schema, resources, data_sources, functions, stop })
+        let provider_type = provider_schema.value_type();
+        Ok(ProviderServer { provider, provider_schema, provider_type, resources, data_sources, functions, stop })
     }
 
     pub fn provider_schema(&self) -> &Schema {
         &self.provider_schema
     }
     pub fn resource_schemas(&self) -> impl Iterator<Item = (&str, &Schema)> {
-        self.resources.iter().map(|(k, (_, s))| (k.as_str(), s))
+        self.resources.iter().map(|(k, (_, s, _))| (k.as_str(), s))
     }
     pub fn data_source_schemas(&self) -> impl Iterator<Item = (&str, &Schema)> {
-        self.data_sources.iter().map(|(k, (_, s))| (k.as_str(), s))
+        self.data_sources.iter().map(|(k, (_, s, _))| (k.as_str(), s))
     }
     pub fn function_list(&self) -> impl Iterator<Item = &Arc<dyn Function>> {
         self.functions.values()
@@ -103,10 +107,10 @@ impl ProviderServer {
         Ctx::new(Private::from_bytes(private), self.stop.subscribe())
     }
 
-    fn resource(&self, name: &str) -> Result<&(Arc<dyn DynResource>, Schema), Status> {
+    fn resource(&self, name: &str) -> Result<&(Arc<dyn DynResource>, Schema, Type), Status> {
         self.resources.get(name).ok_or_else(|| Status::not_found(format!("unknown resource type {name}")))
     }
-    fn data_source(&self, name: &str) -> Result<&(Arc<dyn DynDataSource>, Schema), Status> {
+    fn data_source(&self, name: &str) -> Result<&(Arc<dyn DynDataSource>, Schema, Type), Status> {
         self.data_sources.get(name).ok_or_else(|| Status::not_found(format!("unknown data source type {name}")))
     }
 }
@@ -494,8 +498,8 @@ impl proto::provider_server::Provider for ProviderServer {
     async fn get_provider_schema(&self, _r: Request<proto::get_provider_schema::Request>) -> R<proto::get_provider_schema::Response> {
         Ok(Response::new(proto::get_provider_schema::Response {
             provider: Some(schema_to_proto(&self.provider_schema)),
-            resource_schemas: self.resources.iter().map(|(k, (_, s))| (k.clone(), schema_to_proto(s))).collect(),
-            data_source_schemas: self.data_sources.iter().map(|(k, (_, s))| (k.clone(), schema_to_proto(s))).collect(),
+            resource_schemas: self.resources.iter().map(|(k, (_, s, _))| (k.clone(), schema_to_proto(s))).collect(),
+            data_source_schemas: self.data_sources.iter().map(|(k, (_, s, _))| (k.clone(), schema_to_proto(s))).collect(),
             functions: self.functions.iter().map(|(k, f)| (k.clone(), function_to_proto(f.as_ref()))).collect(),
             diagnostics: vec![],
             provider_meta: None,
@@ -506,7 +510,7 @@ impl proto::provider_server::Provider for ProviderServer {
     async fn validate_provider_config(&self, r: Request<proto::validate_provider_config::Request>) -> R<proto::validate_provider_config::Response> {
         let r = r.into_inner();
         let mut diags = Diagnostics::new();
-        if let Some(cfg) = decode_dv(r.config.as_ref(), &self.provider_schema.value_type(), "provider configuration", &mut diags) {
+        if let Some(cfg) = decode_dv(r.config.as_ref(), &self.provider_type, "provider configuration", &mut diags) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded("ValidateProviderConfig", &mut diags, self.provider.validate(&c, &mut d)).await;
@@ -517,9 +521,9 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn validate_resource_config(&self, r: Request<proto::validate_resource_config::Request>) -> R<proto::validate_resource_config::Response> {
         let r = r.into_inner();
-        let (res, schema) = self.resource(&r.type_name)?;
+        let (res, _, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
-        if let Some(cfg) = decode_dv(r.config.as_ref(), &schema.value_type(), "configuration", &mut diags) {
+        if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded("ValidateResourceConfig", &mut diags, res.validate(&c, &mut d)).await;
@@ -530,9 +534,9 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn validate_data_resource_config(&self, r: Request<proto::validate_data_resource_config::Request>) -> R<proto::validate_data_resource_config::Response> {
         let r = r.into_inner();
-        let (ds, schema) = self.data_source(&r.type_name)?;
+        let (ds, _, ty) = self.data_source(&r.type_name)?;
         let mut diags = Diagnostics::new();
-        if let Some(cfg) = decode_dv(r.config.as_ref(), &schema.value_type(), "configuration", &mut diags) {
+        if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded("ValidateDataResourceConfig", &mut diags, ds.validate(&c, &mut d)).await;
@@ -543,8 +547,7 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn upgrade_resource_state(&self, r: Request<proto::upgrade_resource_state::Request>) -> R<proto::upgrade_resource_state::Response> {
         let r = r.into_inner();
-        let (res, schema) = self.resource(&r.type_name)?;
-        let ty = schema.value_type();
+        let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let raw = r.raw_state.unwrap_or_default();
         let mut upgraded = None;
@@ -590,7 +593,7 @@ impl proto::provider_server::Provider for ProviderServer {
     async fn configure_provider(&self, r: Request<proto::configure_provider::Request>) -> R<proto::configure_provider::Response> {
         let r = r.into_inner();
         let mut diags = Diagnostics::new();
-        if let Some(cfg) = decode_dv(r.config.as_ref(), &self.provider_schema.value_type(), "provider configuration", &mut diags) {
+        if let Some(cfg) = decode_dv(r.config.as_ref(), &self.provider_type, "provider configuration", &mut diags) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded("ConfigureProvider", &mut diags, self.provider.configure(&r.terraform_version, &c, &mut d)).await;
@@ -601,8 +604,7 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn read_resource(&self, r: Request<proto::read_resource::Request>) -> R<proto::read_resource::Response> {
         let r = r.into_inner();
-        let (res, schema) = self.resource(&r.type_name)?;
-        let ty = schema.value_type();
+        let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut new_state = None;
         let mut private = r.private.clone();
@@ -623,8 +625,7 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn plan_resource_change(&self, r: Request<proto::plan_resource_change::Request>) -> R<proto::plan_resource_change::Response> {
         let r = r.into_inner();
-        let (res, schema) = self.resource(&r.type_name)?;
-        let ty = schema.value_type();
+        let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut resp = proto::plan_resource_change::Response::default();
         let (Some(prior), Some(proposed), Some(config)) = (
@@ -677,8 +678,7 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn apply_resource_change(&self, r: Request<proto::apply_resource_change::Request>) -> R<proto::apply_resource_change::Response> {
         let r = r.into_inner();
-        let (res, schema) = self.resource(&r.type_name)?;
-        let ty = schema.value_type();
+        let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut resp = proto::apply_resource_change::Response::default();
         let (Some(prior), Some(planned), Some(config)) = (
@@ -736,8 +736,7 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn import_resource_state(&self, r: Request<proto::import_resource_state::Request>) -> R<proto::import_resource_state::Response> {
         let r = r.into_inner();
-        let (res, schema) = self.resource(&r.type_name)?;
-        let ty = schema.value_type();
+        let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut ctx = self.ctx(&[]);
         let out = guarded("ImportResourceState", &mut diags, res.import(&r.id, &mut ctx)).await.flatten();
@@ -760,8 +759,7 @@ impl proto::provider_server::Provider for ProviderServer {
 
     async fn read_data_source(&self, r: Request<proto::read_data_source::Request>) -> R<proto::read_data_source::Response> {
         let r = r.into_inner();
-        let (ds, schema) = self.data_source(&r.type_name)?;
-        let ty = schema.value_type();
+        let (ds, schema, ty) = self.data_source(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut state = None;
         if let Some(config) = decode_dv(r.config.as_ref(), &ty, "configuration", &mut diags) {

@@ -17,7 +17,7 @@ pub fn repo_path(rel: &str) -> String {
     repo().join(rel).display().to_string()
 }
 
-fn harness() -> &'static Harness {
+pub fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         Harness::new(
