@@ -5,4 +5,7 @@
 //!
 //! - [`signature`]: what an ONNX model takes and returns (`modelplane-serve inspect`).
 
+pub mod error;
+pub mod model;
 pub mod signature;
+pub mod tensor;
