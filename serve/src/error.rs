@@ -24,6 +24,9 @@ pub enum ServeError {
     /// Missing or wrong credentials (401 / UNAUTHENTICATED).
     #[error("{0}")]
     Unauthorized(String),
+    /// The request body is over `limits.max_body_bytes` (413 / RESOURCE_EXHAUSTED).
+    #[error("{0}")]
+    TooLarge(String),
     /// A fault of the server or the model (500 / INTERNAL); details go to the log.
     #[error("{0}")]
     Internal(String),
@@ -38,6 +41,7 @@ impl ServeError {
             ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ServeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -51,6 +55,7 @@ impl ServeError {
             ServeError::Overloaded(_) => "overloaded",
             ServeError::Timeout(_) => "timeout",
             ServeError::Unauthorized(_) => "unauthorized",
+            ServeError::TooLarge(_) => "too_large",
             ServeError::Internal(_) => "internal",
         }
     }
@@ -85,6 +90,7 @@ impl From<ServeError> for tonic::Status {
             ServeError::Overloaded(_) => tonic::Status::resource_exhausted(msg),
             ServeError::Timeout(_) => tonic::Status::deadline_exceeded(msg),
             ServeError::Unauthorized(_) => tonic::Status::unauthenticated(msg),
+            ServeError::TooLarge(_) => tonic::Status::resource_exhausted(msg),
             ServeError::Internal(_) => tonic::Status::internal(msg),
         }
     }

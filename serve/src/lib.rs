@@ -1,11 +1,29 @@
 //! # modelplane-serve
 //!
-//! Modelplane's inference server as a library. The provider calls the same code for its
-//! hooks, so there is one implementation of each tool.
+//! Modelplane's inference server as a library; the `modelplane-serve` binary and the
+//! provider's hooks use it, so there is one implementation of each part.
 //!
-//! - [`signature`]: what an ONNX model takes and returns (`modelplane-serve inspect`).
+//! | module | what |
+//! |---|---|
+//! | [`signature`] | what an ONNX model takes and returns |
+//! | [`tensor`] | OIP tensors ⇄ tract tensors (JSON, raw, typed) |
+//! | [`model`] | loading (sha256 check, tract optimisation, symbolic batch, warm-up) and running |
+//! | [`repository`] | where model versions live (`NAME/VERSION/model.onnx` + `model.json`) |
+//! | [`batch`] | dynamic batching and the worker pool |
+//! | [`app`] | what is served, traffic split, reload, the one inference path |
+//! | [`rest`], [`grpc`] | the Open Inference Protocol v2 over REST and gRPC |
+//! | [`metrics`] | Prometheus metrics |
+//! | [`server`] | listeners, signals, graceful shutdown |
 
+pub mod app;
+pub mod batch;
+pub mod config;
 pub mod error;
+pub mod grpc;
+pub mod metrics;
 pub mod model;
+pub mod repository;
+pub mod rest;
+pub mod server;
 pub mod signature;
 pub mod tensor;

@@ -1,13 +1,17 @@
-//! `modelplane-serve`: the inference server's command line.
+//! `modelplane-serve`: the inference server and its tools.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use modelplane_serve::batch::BatchConfig;
+use modelplane_serve::config::{ModelConfig, ServeConfig};
 
-/// Modelplane's inference server and its tools.
+/// Modelplane's inference server (Open Inference Protocol v2 over REST and gRPC) and its tools.
 #[derive(Parser)]
-#[command(name = "modelplane-serve", version, about)]
+#[command(name = "modelplane-serve", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,11 +19,108 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve models over REST and gRPC.
+    Serve(ServeArgs),
     /// Print the signature of an ONNX model (digest, opset, inputs and outputs) as JSON.
     Inspect {
         /// Path to the .onnx file.
         model: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (JSON); flags override its settings.
+    #[arg(long, env = "MODELPLANE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Model repository (directory or file:// URL) with NAME/VERSION/model.onnx + model.json.
+    #[arg(long, env = "MODELPLANE_REPOSITORY")]
+    repository: Option<String>,
+    /// A model to serve, as NAME or NAME:VERSION (newest version when omitted); repeatable.
+    #[arg(long = "model", value_name = "NAME[:VERSION]")]
+    models: Vec<String>,
+    /// REST listen address.
+    #[arg(long, env = "MODELPLANE_HTTP")]
+    http: Option<SocketAddr>,
+    /// gRPC listen address.
+    #[arg(long, env = "MODELPLANE_GRPC")]
+    grpc: Option<SocketAddr>,
+    /// Most rows per batch for models given with --model.
+    #[arg(long, default_value_t = 32)]
+    max_batch_size: usize,
+    /// Longest a request waits for a batch to fill, in milliseconds.
+    #[arg(long, default_value_t = 2)]
+    max_delay_ms: u64,
+    /// Seconds to drain in-flight requests on SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+    /// Log format: json (default) or text.
+    #[arg(long, default_value = "json", env = "MODELPLANE_LOG_FORMAT")]
+    log_format: String,
+}
+
+fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
+    let mut cfg = match &args.config {
+        Some(p) => ServeConfig::from_file(p)?,
+        None => ServeConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc: None,
+            repository: String::new(),
+            models: vec![],
+            endpoints: vec![],
+            limits: Default::default(),
+            auth: Default::default(),
+        },
+    };
+    if let Some(r) = &args.repository {
+        cfg.repository = r.clone();
+    }
+    if let Some(h) = args.http {
+        cfg.http = h;
+    }
+    if args.grpc.is_some() {
+        cfg.grpc = args.grpc;
+    }
+    for m in &args.models {
+        let (name, version) = match m.split_once(':') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (m.clone(), None),
+        };
+        cfg.models.push(ModelConfig {
+            name,
+            version,
+            batching: BatchConfig { max_batch_size: args.max_batch_size, max_delay_ms: args.max_delay_ms, ..BatchConfig::default() },
+        });
+    }
+    if cfg.repository.is_empty() {
+        return Err("no model repository: pass --repository DIR or set `repository` in --config".into());
+    }
+    if cfg.models.is_empty() && cfg.endpoints.is_empty() {
+        return Err("nothing to serve: pass --model NAME[:VERSION] or declare models/endpoints in --config".into());
+    }
+    cfg.check()?;
+    Ok(cfg)
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MODELPLANE_LOG").unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "text" {
+        b.init();
+    } else {
+        b.json().flatten_event(true).with_current_span(false).init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let cfg = config_from(&args)?;
+    let listeners = modelplane_serve::server::Listeners::bind(cfg.http, cfg.grpc).await.map_err(|e| format!("binding {}: {e}", cfg.http))?;
+    let app = modelplane_serve::app::App::start(cfg.clone(), args.config.clone()).await?;
+    tracing::info!(http = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        grpc = %listeners.grpc.as_ref().and_then(|g| g.local_addr().ok()).map(|a| a.to_string()).unwrap_or_default(),
+        "ready");
+    let signals = modelplane_serve::server::signals(app.clone());
+    modelplane_serve::server::serve(app, listeners, signals, Duration::from_secs(args.drain_seconds)).await.map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -35,5 +136,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Serve(args) => {
+            init_logs(&args.log_format);
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve");
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }

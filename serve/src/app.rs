@@ -1,0 +1,373 @@
+//! The server's shared core: loaded models, endpoints (traffic split), reload, and the one
+//! inference path REST and gRPC both use.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+
+use crate::batch::Batcher;
+use crate::config::{ModelConfig, ServeConfig};
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+use crate::model::Model;
+use crate::repository::{self, version_order, ModelRepository};
+use crate::tensor::NamedTensor;
+
+/// One variant of an endpoint.
+pub struct Variant {
+    pub name: String,
+    pub weight: u32,
+    pub batcher: Arc<Batcher>,
+}
+
+/// An endpoint: variants chosen by weight (or pinned, or sticky), and an optional shadow.
+pub struct Endpoint {
+    pub name: String,
+    pub variants: Vec<Variant>,
+    pub shadow: Option<Arc<Batcher>>,
+    pub sticky_header: Option<String>,
+}
+
+impl Endpoint {
+    fn total(&self) -> u64 {
+        self.variants.iter().map(|v| u64::from(v.weight)).sum()
+    }
+
+    /// Chooses a variant: the pinned one, else by a stable hash of the sticky key, else at
+    /// random by weight.
+    pub fn pick(&self, pin: Option<&str>, sticky: Option<&str>) -> Result<&Variant, ServeError> {
+        if let Some(p) = pin {
+            return self.variants.iter().find(|v| v.name == p).ok_or_else(|| {
+                let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+                ServeError::NotFound(format!("endpoint {} has no variant {p:?}; its variants are {names:?}", self.name))
+            });
+        }
+        let total = self.total();
+        let mut x = match sticky {
+            Some(key) => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                key.hash(&mut h);
+                h.finish() % total
+            }
+            None => rand::rng().random_range(0..total),
+        };
+        for v in &self.variants {
+            if x < u64::from(v.weight) {
+                return Ok(v);
+            }
+            x -= u64::from(v.weight);
+        }
+        Ok(&self.variants[self.variants.len() - 1])
+    }
+}
+
+/// What is being served: one immutable snapshot, swapped whole on reload.
+#[derive(Default)]
+pub struct Serving {
+    /// name → version → batcher
+    pub models: BTreeMap<String, BTreeMap<String, Arc<Batcher>>>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl Serving {
+    /// The newest version of `name`.
+    pub fn latest(&self, name: &str) -> Option<&Arc<Batcher>> {
+        self.models.get(name)?.iter().max_by(|a, b| version_order(a.0, b.0)).map(|(_, b)| b)
+    }
+    fn model(&self, name: &str, version: Option<&str>) -> Option<&Arc<Batcher>> {
+        match version {
+            Some(v) => self.models.get(name)?.get(v),
+            None => self.latest(name),
+        }
+    }
+}
+
+/// Where a request goes.
+pub struct Route {
+    pub batcher: Arc<Batcher>,
+    pub variant: String,
+    pub shadow: Option<Arc<Batcher>>,
+}
+
+/// A request in protocol-neutral form.
+pub struct InferRequest {
+    pub model: String,
+    pub version: Option<String>,
+    pub id: Option<String>,
+    pub pin: Option<String>,
+    pub sticky: Option<String>,
+    pub inputs: Vec<NamedTensor>,
+    /// Requested outputs (all when `None`).
+    pub outputs: Option<Vec<String>>,
+    pub protocol: &'static str,
+}
+
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: String,
+    pub id: String,
+    pub variant: String,
+    pub outputs: Vec<NamedTensor>,
+}
+
+/// The server's state.
+pub struct App {
+    serving: RwLock<Arc<Serving>>,
+    config: RwLock<Arc<ServeConfig>>,
+    config_path: Option<PathBuf>,
+    repo: Box<dyn ModelRepository>,
+    pool: Arc<Semaphore>,
+    pub metrics: Metrics,
+    ready: AtomicBool,
+    draining: AtomicBool,
+    reload_lock: tokio::sync::Mutex<()>,
+    token: Option<String>,
+}
+
+async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig) -> Result<Model, String> {
+    let version = match &mc.version {
+        Some(v) => v.clone(),
+        None => repo
+            .versions(&mc.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or_else(|| format!("model {}: no versions in the repository at {}", mc.name, repo.location()))?,
+    };
+    let meta = repo.metadata(&mc.name, &version).await.map_err(|e| e.to_string())?;
+    let path = repo.fetch(&mc.name, &version).await.map_err(|e| e.to_string())?;
+    let (name, v2) = (mc.name.clone(), version.clone());
+    tokio::task::spawn_blocking(move || Model::load(&name, &v2, &path, Some(&meta.sha256)))
+        .await
+        .map_err(|e| format!("loading model {}: {e}", mc.name))?
+        .map_err(|e| format!("model {} v{version}: {e}", mc.name))
+}
+
+impl App {
+    /// Loads every model the configuration names; fails when one cannot be loaded.
+    pub async fn start(config: ServeConfig, config_path: Option<PathBuf>) -> Result<Arc<App>, String> {
+        config.check()?;
+        let token = config.auth.token()?;
+        let repo = repository::open(&config.repository).map_err(|e| e.to_string())?;
+        let workers = config.limits.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let app = Arc::new(App {
+            serving: RwLock::new(Arc::new(Serving::default())),
+            config: RwLock::new(Arc::new(config.clone())),
+            config_path,
+            repo,
+            pool: Arc::new(Semaphore::new(workers.max(1))),
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            reload_lock: tokio::sync::Mutex::new(()),
+            token,
+        });
+        let serving = app.build(&config, None).await?;
+        *app.serving.write().expect("lock") = Arc::new(serving);
+        app.ready.store(true, Ordering::SeqCst);
+        Ok(app)
+    }
+
+    /// Builds a snapshot, reusing models already loaded in `previous`.
+    async fn build(&self, config: &ServeConfig, previous: Option<&Serving>) -> Result<Serving, String> {
+        let mut s = Serving::default();
+        for mc in config.wanted_models() {
+            let reuse = previous.and_then(|p| p.model(&mc.name, mc.version.as_deref())).cloned();
+            let batcher = match reuse {
+                Some(b) => b,
+                None => {
+                    let m = load_model(self.repo.as_ref(), &mc).await?;
+                    tracing::info!(model = %m.name, version = %m.version, load_ms = m.load_time.as_millis() as u64, "model loaded");
+                    self.metrics.model_load_seconds.with_label_values(&[&m.name, &m.version]).set(m.load_time.as_secs_f64());
+                    Arc::new(Batcher::start(Arc::new(m), mc.batching.clone(), self.pool.clone(), self.metrics.clone()))
+                }
+            };
+            let version = batcher.model().version.clone();
+            s.models.entry(mc.name.clone()).or_default().insert(version, batcher);
+        }
+        for ec in &config.endpoints {
+            let find = |model: &str, version: &Option<String>| {
+                s.model(model, version.as_deref()).cloned().ok_or_else(|| format!("endpoint {}: model {model} is not loaded", ec.name))
+            };
+            let mut variants = Vec::new();
+            for v in &ec.variants {
+                variants.push(Variant { name: v.name.clone(), weight: v.weight, batcher: find(&v.model, &v.version)? });
+            }
+            let shadow = match &ec.shadow {
+                Some(sh) => Some(find(&sh.model, &sh.version)?),
+                None => None,
+            };
+            s.endpoints.insert(ec.name.clone(), Endpoint { name: ec.name.clone(), variants, shadow, sticky_header: ec.sticky_header.clone() });
+        }
+        Ok(s)
+    }
+
+    /// Re-reads the configuration file (when there is one) and swaps in the new snapshot:
+    /// new models load and warm up first; in-flight requests finish on the old snapshot.
+    pub async fn reload(&self, new_config: Option<ServeConfig>) -> Result<(), String> {
+        let _guard = self.reload_lock.lock().await;
+        let config = match (new_config, &self.config_path) {
+            (Some(c), _) => c,
+            (None, Some(p)) => ServeConfig::from_file(p)?,
+            (None, None) => (*self.config()).clone(),
+        };
+        config.check()?;
+        let previous = self.snapshot();
+        let next = self.build(&config, Some(&previous)).await?;
+        *self.serving.write().expect("lock") = Arc::new(next);
+        *self.config.write().expect("lock") = Arc::new(config);
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<Serving> {
+        self.serving.read().expect("lock").clone()
+    }
+    pub fn config(&self) -> Arc<ServeConfig> {
+        self.config.read().expect("lock").clone()
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+    /// Stops reporting ready (for a graceful shutdown).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config().limits.request_timeout_ms)
+    }
+    pub fn max_body(&self) -> usize {
+        self.config().limits.max_body_bytes
+    }
+
+    /// Checks a bearer token when authentication is configured.
+    pub fn authorize(&self, header: Option<&str>) -> Result<(), ServeError> {
+        let Some(want) = &self.token else { return Ok(()) };
+        let got = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+        match got {
+            Some(t) if constant_time_eq(t.trim().as_bytes(), want.as_bytes()) => Ok(()),
+            Some(_) => Err(ServeError::Unauthorized("invalid bearer token".into())),
+            None => Err(ServeError::Unauthorized("this server needs `Authorization: Bearer <token>`".into())),
+        }
+    }
+    /// Admin calls need the token; without one configured they are off.
+    pub fn authorize_admin(&self, header: Option<&str>) -> Result<(), ServeError> {
+        if self.token.is_none() {
+            return Err(ServeError::Unauthorized("the admin API is off: configure auth (token_env or token_file) to use it".into()));
+        }
+        self.authorize(header)
+    }
+
+    /// Resolves a model or endpoint name to the batcher that serves it.
+    pub fn route(&self, s: &Serving, model: &str, version: Option<&str>, pin: Option<&str>, sticky: Option<&str>) -> Result<Route, ServeError> {
+        if let Some(ep) = s.endpoints.get(model) {
+            let v = match version {
+                Some(ver) => ep.variants.iter().find(|v| v.batcher.model().version == ver).ok_or_else(|| {
+                    ServeError::NotFound(format!("endpoint {model} serves no version {ver:?}"))
+                })?,
+                None => ep.pick(pin, sticky)?,
+            };
+            return Ok(Route { batcher: v.batcher.clone(), variant: v.name.clone(), shadow: ep.shadow.clone() });
+        }
+        match s.models.get(model) {
+            None => Err(ServeError::NotFound(format!("unknown model {model:?}"))),
+            Some(vs) => {
+                let b = match version {
+                    Some(v) => vs.get(v).ok_or_else(|| {
+                        let have: Vec<&String> = vs.keys().collect();
+                        ServeError::NotFound(format!("model {model} has no version {v:?}; loaded versions are {have:?}"))
+                    })?,
+                    None => s.latest(model).expect("non-empty"),
+                };
+                Ok(Route { batcher: b.clone(), variant: "default".into(), shadow: None })
+            }
+        }
+    }
+
+    /// Runs one inference request: routing, validation, batching, shadowing, metrics.
+    pub async fn infer(&self, req: InferRequest) -> Result<InferResponse, ServeError> {
+        if !self.is_ready() {
+            return Err(ServeError::Unavailable("the server is not ready".into()));
+        }
+        let started = Instant::now();
+        self.metrics.inflight.inc();
+        let snapshot = self.snapshot();
+        let route = self.route(&snapshot, &req.model, req.version.as_deref(), req.pin.as_deref(), req.sticky.as_deref());
+        let result = match route {
+            Err(e) => Err(e),
+            Ok(route) => self.run_routed(&route, req, started).await,
+        };
+        self.metrics.inflight.dec();
+        result
+    }
+
+    async fn run_routed(&self, route: &Route, req: InferRequest, started: Instant) -> Result<InferResponse, ServeError> {
+        let model = route.batcher.model().clone();
+        let labels = |status: &str| [model.name.clone(), model.version.clone(), route.variant.clone(), req.protocol.to_string(), status.to_string()];
+        if let Some(wanted) = &req.outputs {
+            for w in wanted {
+                if !model.signature.outputs.iter().any(|o| &o.name == w) {
+                    let have: Vec<&str> = model.signature.outputs.iter().map(|o| o.name.as_str()).collect();
+                    let e = ServeError::BadRequest(format!("model {} has no output {w:?}; its outputs are {have:?}", model.name));
+                    self.metrics.requests.with_label_values(&labels(e.kind())).inc();
+                    return Err(e);
+                }
+            }
+        }
+        let shadow_inputs = route.shadow.as_ref().map(|_| req.inputs.clone());
+        let prepared = model.prepare(req.inputs);
+        let result = match prepared {
+            Ok(inputs) => route.batcher.infer(inputs, self.timeout()).await,
+            Err(e) => Err(e),
+        };
+        let status = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.metrics.requests.with_label_values(&labels(status)).inc();
+        self.metrics
+            .request_seconds
+            .with_label_values(&[&model.name, &model.version, &route.variant, req.protocol])
+            .observe(started.elapsed().as_secs_f64());
+        if let (Some(shadow), Some(inputs)) = (route.shadow.clone(), shadow_inputs) {
+            let (metrics, timeout, protocol) = (self.metrics.clone(), self.timeout(), req.protocol);
+            tokio::spawn(async move {
+                let sm = shadow.model().clone();
+                let t = Instant::now();
+                let r = match sm.prepare(inputs) {
+                    Ok(i) => shadow.infer(i, timeout).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                let status = r.err().map_or("ok", |e| e.kind());
+                metrics.requests.with_label_values(&[&sm.name, &sm.version, "shadow", protocol, status]).inc();
+                metrics.request_seconds.with_label_values(&[&sm.name, &sm.version, "shadow", protocol]).observe(t.elapsed().as_secs_f64());
+            });
+        }
+        let outputs = result?;
+        let outputs = model
+            .signature
+            .outputs
+            .iter()
+            .zip(outputs)
+            .filter(|(spec, _)| req.outputs.as_ref().is_none_or(|w| w.contains(&spec.name)))
+            .map(|(spec, t)| NamedTensor { name: spec.name.clone(), tensor: t })
+            .collect();
+        Ok(InferResponse {
+            model_name: req.model,
+            model_version: model.version.clone(),
+            id: req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            variant: route.variant.clone(),
+            outputs,
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,191 @@
+//! Dynamic batching: requests for one model queue up (bounded), a collector gathers them
+//! into batches of up to `max_batch_size` rows within `max_delay`, and a worker pool sized to
+//! the cores computes them; outputs are split back by rows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tract_onnx::prelude::Tensor;
+
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+use crate::model::Model;
+
+/// Batching settings of one model.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most rows in one batch; 1 turns batching off.
+    #[serde(default = "default_max_batch")]
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join its batch.
+    #[serde(default = "default_delay")]
+    pub max_delay_ms: u64,
+    /// Requests that may wait; more are refused with 429 / RESOURCE_EXHAUSTED.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+fn default_max_batch() -> usize {
+    32
+}
+fn default_delay() -> u64 {
+    2
+}
+fn default_queue() -> usize {
+    1024
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_batch_size: default_max_batch(), max_delay_ms: default_delay(), queue_capacity: default_queue() }
+    }
+}
+
+struct Job {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Vec<Tensor>, ServeError>>,
+}
+
+/// The queue in front of one model.
+pub struct Batcher {
+    tx: mpsc::Sender<Job>,
+    model: Arc<Model>,
+}
+
+impl Batcher {
+    /// Starts the collector; `pool` bounds concurrent computations across all models.
+    pub fn start(model: Arc<Model>, cfg: BatchConfig, pool: Arc<Semaphore>, metrics: Metrics) -> Batcher {
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+        tokio::spawn(collect(model.clone(), cfg, pool, metrics, rx));
+        Batcher { tx, model }
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Queues prepared inputs and waits for the outputs, at most `timeout`.
+    pub async fn infer(&self, inputs: Vec<Tensor>, timeout: Duration) -> Result<Vec<Tensor>, ServeError> {
+        let rows = inputs.first().and_then(|t| t.shape().first().copied()).unwrap_or(1);
+        let (reply, rx) = oneshot::channel();
+        let job = Job { inputs, rows, enqueued: Instant::now(), reply };
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ServeError::Overloaded(format!(
+                "model {} v{} has a full queue; retry later",
+                self.model.name, self.model.version
+            )),
+            mpsc::error::TrySendError::Closed(_) => ServeError::Unavailable(format!("model {} is being unloaded", self.model.name)),
+        })?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ServeError::Internal("the batch worker stopped".into())),
+            Err(_) => Err(ServeError::Timeout(format!("no answer from model {} within {} ms", self.model.name, timeout.as_millis()))),
+        }
+    }
+}
+
+/// Can `job` join a batch started by `first`: same datatypes and trailing dimensions.
+fn compatible(first: &Job, job: &Job) -> bool {
+    first.inputs.len() == job.inputs.len()
+        && first
+            .inputs
+            .iter()
+            .zip(&job.inputs)
+            .all(|(a, b)| a.datum_type() == b.datum_type() && a.rank() == b.rank() && a.rank() > 0 && a.shape()[1..] == b.shape()[1..])
+}
+
+async fn collect(model: Arc<Model>, cfg: BatchConfig, pool: Arc<Semaphore>, metrics: Metrics, mut rx: mpsc::Receiver<Job>) {
+    let max_rows = if model.batchable { cfg.max_batch_size.max(1) } else { 1 };
+    let delay = Duration::from_millis(cfg.max_delay_ms);
+    let mut carry: Option<Job> = None;
+    loop {
+        let first = match carry.take() {
+            Some(j) => j,
+            None => match rx.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let mut rows = first.rows;
+        let mut batch = vec![first];
+        if max_rows > 1 && rows < max_rows {
+            let deadline = tokio::time::Instant::now() + delay;
+            while rows < max_rows {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(job)) => {
+                        if compatible(&batch[0], &job) && rows + job.rows <= max_rows {
+                            rows += job.rows;
+                            batch.push(job);
+                        } else {
+                            carry = Some(job);
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let Ok(permit) = pool.clone().acquire_owned().await else { return };
+        let (model, metrics) = (model.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            execute(&model, batch, &metrics);
+        });
+    }
+}
+
+fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
+    let labels = [model.name.as_str(), model.version.as_str()];
+    let now = Instant::now();
+    for j in &batch {
+        metrics.queue_seconds.with_label_values(&labels).observe(now.duration_since(j.enqueued).as_secs_f64());
+    }
+    let rows: usize = batch.iter().map(|j| j.rows).sum();
+    metrics.batch_size.with_label_values(&labels).observe(rows as f64);
+    if batch.len() == 1 {
+        let job = batch.into_iter().next().expect("one job");
+        let t = Instant::now();
+        let r = model.run(job.inputs);
+        metrics.compute_seconds.with_label_values(&labels).observe(t.elapsed().as_secs_f64());
+        let _ = job.reply.send(r);
+        return;
+    }
+    // Stack each input along the batch axis.
+    let n_inputs = batch[0].inputs.len();
+    let stacked: Result<Vec<Tensor>, _> = (0..n_inputs)
+        .map(|i| {
+            let parts: Vec<Tensor> = batch.iter().map(|j| j.inputs[i].clone()).collect();
+            Tensor::stack_tensors(0, &parts)
+        })
+        .collect();
+    let t = Instant::now();
+    let result = stacked.map_err(|e| ServeError::Internal(format!("batching inputs: {e}"))).and_then(|inputs| model.run(inputs));
+    metrics.compute_seconds.with_label_values(&labels).observe(t.elapsed().as_secs_f64());
+    match result {
+        Ok(outputs) if outputs.iter().all(|o| o.rank() > 0 && o.shape()[0] == rows) => {
+            let mut start = 0;
+            for job in batch {
+                let part: Result<Vec<Tensor>, _> = outputs.iter().map(|o| o.slice(0, start, start + job.rows)).collect();
+                start += job.rows;
+                let _ = job.reply.send(part.map_err(|e| ServeError::Internal(format!("splitting outputs: {e}"))));
+            }
+        }
+        Ok(_) => {
+            // An output without one row per input row cannot be split: run each alone.
+            for job in batch {
+                let _ = job.reply.send(model.run(job.inputs));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for job in batch {
+                let _ = job.reply.send(Err(ServeError::Internal(msg.clone())));
+            }
+        }
+    }
+}

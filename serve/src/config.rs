@@ -1,0 +1,187 @@
+//! Server configuration: a JSON or YAML-free JSON file, overridable by flags and environment.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch::BatchConfig;
+
+/// The whole configuration of a server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// REST listen address.
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
+    /// gRPC listen address; no gRPC when absent.
+    #[serde(default)]
+    pub grpc: Option<SocketAddr>,
+    /// Model repository: a directory or `file://` URL.
+    pub repository: String,
+    /// Models to load (versions default to the newest).
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    /// Endpoints that split traffic between model versions.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub batching: BatchConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    pub name: String,
+    pub model: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    pub model: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub variants: Vec<VariantConfig>,
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
+    /// A header whose value keeps a client on one variant (e.g. `x-user-id`).
+    #[serde(default)]
+    pub sticky_header: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_timeout")]
+    pub request_timeout_ms: u64,
+    /// Concurrent model computations; defaults to the number of cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+fn default_body() -> usize {
+    64 << 20
+}
+fn default_timeout() -> u64 {
+    30_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: default_body(), request_timeout_ms: default_timeout(), workers: None }
+    }
+}
+
+/// Bearer-token authentication. The token is read from an environment variable or a file,
+/// never from this configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding the token.
+    #[serde(default)]
+    pub token_file: Option<String>,
+}
+
+impl AuthConfig {
+    /// The token, when authentication is configured.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        if let Some(var) = &self.token_env {
+            return match std::env::var(var) {
+                Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
+                _ => Err(format!("auth.token_env names {var}, which is not set")),
+            };
+        }
+        if let Some(f) = &self.token_file {
+            return std::fs::read_to_string(f)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|e| format!("auth.token_file {f}: {e}"));
+        }
+        Ok(None)
+    }
+}
+
+impl ServeConfig {
+    /// Reads a JSON configuration file.
+    pub fn from_file(path: &Path) -> Result<ServeConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg: ServeConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types cannot: weights, names, references.
+    pub fn check(&self) -> Result<(), String> {
+        for e in &self.endpoints {
+            if e.variants.is_empty() {
+                return Err(format!("endpoint {}: needs at least one variant", e.name));
+            }
+            let total: u64 = e.variants.iter().map(|v| u64::from(v.weight)).sum();
+            if total == 0 {
+                return Err(format!("endpoint {}: variant weights add up to 0; give at least one variant a weight", e.name));
+            }
+            let mut names = std::collections::BTreeSet::new();
+            for v in &e.variants {
+                if !names.insert(&v.name) {
+                    return Err(format!("endpoint {}: variant {} is declared twice", e.name, v.name));
+                }
+            }
+            if self.models.iter().any(|m| m.name == e.name) {
+                return Err(format!("endpoint {} has the same name as a model; rename one of them", e.name));
+            }
+        }
+        if self.limits.max_body_bytes == 0 || self.limits.request_timeout_ms == 0 {
+            return Err("limits.max_body_bytes and limits.request_timeout_ms must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Every (model, version) the configuration needs, with its batching settings.
+    pub fn wanted_models(&self) -> Vec<ModelConfig> {
+        let mut out: Vec<ModelConfig> = self.models.clone();
+        let mut add = |model: &str, version: &Option<String>| {
+            if !out.iter().any(|m| m.name == model && (m.version == *version || version.is_none())) {
+                out.push(ModelConfig { name: model.to_string(), version: version.clone(), batching: BatchConfig::default() });
+            }
+        };
+        for e in &self.endpoints {
+            for v in &e.variants {
+                add(&v.model, &v.version);
+            }
+            if let Some(s) = &e.shadow {
+                add(&s.model, &s.version);
+            }
+        }
+        out
+    }
+}

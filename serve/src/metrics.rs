@@ -1,0 +1,86 @@
+//! Prometheus metrics, in the text format `promtool check metrics` accepts.
+
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric the server exports.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Requests by model, version, variant, protocol and status.
+    pub requests: IntCounterVec,
+    /// End-to-end latency by model, version, variant and protocol.
+    pub request_seconds: HistogramVec,
+    /// Time a request waited for its batch.
+    pub queue_seconds: HistogramVec,
+    /// Time the model computed a batch.
+    pub compute_seconds: HistogramVec,
+    /// Rows per executed batch.
+    pub batch_size: HistogramVec,
+    pub inflight: IntGauge,
+    /// Seconds it took to load and warm up each model.
+    pub model_load_seconds: GaugeVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("modelplane_requests_total", "Inference requests by model, version, variant, protocol and status."),
+            &["model", "version", "variant", "protocol", "status"],
+        )
+        .expect("metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("modelplane_request_duration_seconds", "End-to-end inference latency.").buckets(LATENCY_BUCKETS.to_vec()),
+            &["model", "version", "variant", "protocol"],
+        )
+        .expect("metric");
+        let queue_seconds = HistogramVec::new(
+            HistogramOpts::new("modelplane_queue_duration_seconds", "Time requests waited to be batched.").buckets(LATENCY_BUCKETS.to_vec()),
+            &["model", "version"],
+        )
+        .expect("metric");
+        let compute_seconds = HistogramVec::new(
+            HistogramOpts::new("modelplane_compute_duration_seconds", "Model compute time per batch.").buckets(LATENCY_BUCKETS.to_vec()),
+            &["model", "version"],
+        )
+        .expect("metric");
+        let batch_size = HistogramVec::new(
+            HistogramOpts::new("modelplane_batch_size", "Rows per executed batch.").buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            &["model", "version"],
+        )
+        .expect("metric");
+        let inflight = IntGauge::new("modelplane_inflight_requests", "Inference requests being handled.").expect("metric");
+        let model_load_seconds = GaugeVec::new(
+            Opts::new("modelplane_model_load_seconds", "Time to load, optimise and warm up each model."),
+            &["model", "version"],
+        )
+        .expect("metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_seconds.clone()),
+            Box::new(queue_seconds.clone()),
+            Box::new(compute_seconds.clone()),
+            Box::new(batch_size.clone()),
+            Box::new(inflight.clone()),
+            Box::new(model_load_seconds.clone()),
+        ] {
+            registry.register(c).expect("register metric");
+        }
+        Metrics { registry, requests, request_seconds, queue_seconds, compute_seconds, batch_size, inflight, model_load_seconds }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,293 @@
+//! The Open Inference Protocol v2 over REST (axum), with the binary tensor extension, plus
+//! `/metrics` and the admin API.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::app::{App, InferRequest, InferResponse};
+use crate::error::ServeError;
+use crate::tensor::{self, Datatype, NamedTensor};
+
+/// The header that carries the JSON header's length in binary-extension bodies.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+/// Pins a request to an endpoint variant.
+pub const VARIANT_HEADER: &str = "x-modelplane-variant";
+
+/// The REST application; `main` serves it and tests call it in process.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v2/health/live", get(|| async { Json(json!({ "live": true })) }))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/versions/{version}", get(model_metadata_v))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route("/v2/models/{model}/versions/{version}/ready", get(model_ready_v))
+        .route("/v2/models/{model}/infer", post(infer))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
+        .route("/v2/admin/reload", post(reload))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ServeError::NotFound("no such route; see the Open Inference Protocol v2 paths under /v2".into()) })
+        .with_state(app)
+}
+
+/// Server name and extensions, shared with gRPC.
+pub const EXTENSIONS: &[&str] = &["binary_tensor_data", "modelplane_traffic_split"];
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let r = app.is_ready();
+    let code = if r { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(json!({ "ready": r }))).into_response()
+}
+
+async fn server_metadata() -> Json<Value> {
+    Json(json!({ "name": "modelplane-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": EXTENSIONS }))
+}
+
+fn auth(app: &App, h: &HeaderMap) -> Result<(), ServeError> {
+    app.authorize(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+}
+
+/// Metadata of a model or endpoint, as OIP describes it.
+pub fn metadata(app: &App, model: &str, version: Option<&str>) -> Result<Value, ServeError> {
+    let s = app.snapshot();
+    let route = app.route(&s, model, version, None, None)?;
+    let m = route.batcher.model();
+    let versions: Vec<String> = match s.endpoints.get(model) {
+        Some(ep) => ep.variants.iter().map(|v| v.batcher.model().version.clone()).collect(),
+        None => s.models.get(model).map(|vs| vs.keys().cloned().collect()).unwrap_or_default(),
+    };
+    let t = |specs: &[crate::signature::TensorSpec]| -> Vec<Value> {
+        specs.iter().map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape })).collect()
+    };
+    Ok(json!({
+        "name": model,
+        "versions": versions,
+        "platform": "onnx_onnxv1",
+        "inputs": t(&m.signature.inputs),
+        "outputs": t(&m.signature.outputs),
+    }))
+}
+
+async fn model_metadata(State(app): State<Arc<App>>, h: HeaderMap, Path(model): Path<String>) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    metadata(&app, &model, None).map(Json)
+}
+
+async fn model_metadata_v(State(app): State<Arc<App>>, h: HeaderMap, Path((model, version)): Path<(String, String)>) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    metadata(&app, &model, Some(&version)).map(Json)
+}
+
+/// Whether a model or endpoint can take requests.
+pub fn model_is_ready(app: &App, model: &str, version: Option<&str>) -> Result<bool, ServeError> {
+    let s = app.snapshot();
+    app.route(&s, model, version, None, None).map(|_| app.is_ready())
+}
+
+async fn model_ready(State(app): State<Arc<App>>, h: HeaderMap, Path(model): Path<String>) -> Result<Response, ServeError> {
+    auth(&app, &h)?;
+    let r = model_is_ready(&app, &model, None)?;
+    Ok((if r { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(json!({ "name": model, "ready": r }))).into_response())
+}
+
+async fn model_ready_v(State(app): State<Arc<App>>, h: HeaderMap, Path((model, version)): Path<(String, String)>) -> Result<Response, ServeError> {
+    auth(&app, &h)?;
+    let r = model_is_ready(&app, &model, Some(&version))?;
+    Ok((if r { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(json!({ "name": model, "ready": r }))).into_response())
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}
+
+async fn reload(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>, ServeError> {
+    app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    app.reload(None).await.map_err(|e| ServeError::BadRequest(format!("reload failed, still serving the previous configuration: {e}")))?;
+    Ok(Json(json!({ "reloaded": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonInput {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    inputs: Vec<JsonInput>,
+    #[serde(default)]
+    outputs: Option<Vec<JsonOutput>>,
+}
+
+/// Parsed infer request body plus which outputs the client wants binary.
+struct Parsed {
+    req: JsonRequest,
+    tensors: Vec<NamedTensor>,
+}
+
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ServeError> {
+    let header_len = match headers.get(HEADER_LENGTH) {
+        Some(v) => {
+            let n: usize = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| ServeError::BadRequest("Inference-Header-Content-Length is not a number".into()))?;
+            if n > body.len() {
+                return Err(ServeError::BadRequest(format!("Inference-Header-Content-Length is {n}, but the body has only {} bytes", body.len())));
+            }
+            n
+        }
+        None => body.len(),
+    };
+    let (head, mut binary) = body.split_at(header_len);
+    let req: JsonRequest = serde_json::from_slice(head).map_err(|e| ServeError::BadRequest(format!("invalid inference request JSON: {e}")))?;
+    if req.inputs.is_empty() {
+        return Err(ServeError::BadRequest("the request has no inputs".into()));
+    }
+    let mut tensors = Vec::with_capacity(req.inputs.len());
+    for input in &req.inputs {
+        let dt = Datatype::parse(&input.datatype).map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
+        let t = match input.parameters.get("binary_data_size") {
+            Some(size) => {
+                let n = size.as_u64().ok_or_else(|| ServeError::BadRequest(format!("input {:?}: binary_data_size must be a number", input.name)))? as usize;
+                if n > binary.len() {
+                    return Err(ServeError::BadRequest(format!("input {:?}: binary_data_size {n} is more than the {} binary bytes left", input.name, binary.len())));
+                }
+                let (mine, rest) = binary.split_at(n);
+                binary = rest;
+                tensor::from_raw(&input.name, dt, &input.shape, mine)?
+            }
+            None => match &input.data {
+                Some(d) => tensor::from_json(&input.name, dt, &input.shape, d)?,
+                None => return Err(ServeError::BadRequest(format!("input {:?} has neither data nor binary_data_size", input.name))),
+            },
+        };
+        tensors.push(NamedTensor { name: input.name.clone(), tensor: t });
+    }
+    if !binary.is_empty() {
+        return Err(ServeError::BadRequest(format!("{} binary bytes follow the inputs unclaimed", binary.len())));
+    }
+    Ok(Parsed { req, tensors })
+}
+
+fn wants_binary(req: &JsonRequest, output: &str) -> bool {
+    let all = req.parameters.get("binary_data_output").and_then(Value::as_bool).unwrap_or(false);
+    req.outputs
+        .as_ref()
+        .and_then(|os| os.iter().find(|o| o.name == output))
+        .and_then(|o| o.parameters.get("binary_data").and_then(Value::as_bool))
+        .unwrap_or(all)
+}
+
+fn respond(req: &JsonRequest, r: InferResponse) -> Response {
+    let mut outputs = Vec::with_capacity(r.outputs.len());
+    let mut binary: Vec<u8> = Vec::new();
+    for o in &r.outputs {
+        let mut entry = json!({ "name": o.name, "datatype": o.datatype().name(), "shape": o.shape_i64() });
+        if wants_binary(req, &o.name) {
+            let raw = tensor::to_raw(&o.tensor);
+            entry["parameters"] = json!({ "binary_data_size": raw.len() });
+            binary.extend_from_slice(&raw);
+        } else {
+            entry["data"] = tensor::to_json(&o.tensor);
+        }
+        outputs.push(entry);
+    }
+    let head = json!({ "model_name": r.model_name, "model_version": r.model_version, "id": r.id, "outputs": outputs }).to_string();
+    let variant = HeaderValue::from_str(&r.variant).unwrap_or(HeaderValue::from_static("default"));
+    if binary.is_empty() {
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(VARIANT_HEADER, variant)
+            .body(Body::from(head))
+            .expect("response");
+    }
+    let len = head.len();
+    let mut body = head.into_bytes();
+    body.extend_from_slice(&binary);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(HEADER_LENGTH, len.to_string())
+        .header(VARIANT_HEADER, variant)
+        .body(Body::from(body))
+        .expect("response")
+}
+
+async fn read_body(app: &App, req: Request) -> Result<(HeaderMap, Bytes), ServeError> {
+    let (parts, body) = req.into_parts();
+    let max = app.max_body();
+    let bytes = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| ServeError::TooLarge(format!("the request body is over the limit of {max} bytes (limits.max_body_bytes)")))?;
+    Ok((parts.headers, bytes))
+}
+
+async fn run_infer(app: Arc<App>, model: String, version: Option<String>, req: Request) -> Result<Response, ServeError> {
+    let (headers, body) = read_body(&app, req).await?;
+    auth(&app, &headers)?;
+    let parsed = parse_body(&headers, &body)?;
+    let pin = headers
+        .get(VARIANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .or_else(|| parsed.req.parameters.get("variant").and_then(Value::as_str).map(String::from));
+    let sticky = app
+        .snapshot()
+        .endpoints
+        .get(&model)
+        .and_then(|e| e.sticky_header.as_ref())
+        .and_then(|h| headers.get(h.as_str()))
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let outputs = parsed.req.outputs.as_ref().map(|os| os.iter().map(|o| o.name.clone()).collect());
+    let r = app
+        .infer(InferRequest {
+            model,
+            version,
+            id: parsed.req.id.clone(),
+            pin,
+            sticky,
+            inputs: parsed.tensors,
+            outputs,
+            protocol: "rest",
+        })
+        .await?;
+    Ok(respond(&parsed.req, r))
+}
+
+async fn infer(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Result<Response, ServeError> {
+    run_infer(app, model, None, req).await
+}
+
+async fn infer_v(State(app): State<Arc<App>>, Path((model, version)): Path<(String, String)>, req: Request) -> Result<Response, ServeError> {
+    run_infer(app, model, Some(version), req).await
+}

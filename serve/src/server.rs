@@ -1,0 +1,105 @@
+//! Runs the REST and gRPC listeners over one [`App`], with SIGHUP reload and a graceful
+//! SIGTERM/SIGINT shutdown (readiness false, drain in-flight requests, exit).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::app::App;
+
+/// Bound listeners, so callers (and tests) learn the ports before serving.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub grpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(http: SocketAddr, grpc: Option<SocketAddr>) -> std::io::Result<Listeners> {
+        let http = TcpListener::bind(http).await?;
+        let grpc = match grpc {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
+        Ok(Listeners { http, grpc })
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains for at most `drain`.
+pub async fn serve(app: Arc<App>, l: Listeners, shutdown: impl std::future::Future<Output = ()> + Send + 'static, drain: Duration) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: readiness off, draining in-flight requests");
+        app2.drain();
+        let _ = stop_tx.send(true);
+    });
+    let mut rx1 = stop_rx.clone();
+    let rest = axum::serve(l.http, crate::rest::router(app.clone())).with_graceful_shutdown(async move {
+        let _ = rx1.wait_for(|s| *s).await;
+    });
+    let grpc = l.grpc.map(|g| {
+        let mut rx2 = stop_rx.clone();
+        let incoming = tokio_stream_listener(g);
+        tonic::transport::Server::builder()
+            .add_service(crate::grpc::server(app.clone()))
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = rx2.wait_for(|s| *s).await;
+            })
+    });
+    let mut rx3 = stop_rx.clone();
+    let deadline = async move {
+        let _ = rx3.wait_for(|s| *s).await;
+        tokio::time::sleep(drain).await;
+    };
+    let both = async {
+        match grpc {
+            Some(g) => {
+                let (r, g) = tokio::join!(rest, g);
+                r?;
+                g.map_err(std::io::Error::other)
+            }
+            None => rest.await,
+        }
+    };
+    tokio::select! {
+        r = both => r,
+        _ = deadline => {
+            tracing::warn!("drain timed out; exiting with requests still in flight");
+            Ok(())
+        }
+    }
+}
+
+fn tokio_stream_listener(l: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(l, |l| async move {
+        let r = l.accept().await.map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            s
+        });
+        Some((r, l))
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT; SIGHUP reloads the configuration meanwhile.
+pub async fn signals(app: Arc<App>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if let Err(e) = app.reload(None).await {
+                    tracing::error!(error = %e, "reload failed; still serving the previous configuration");
+                }
+            }
+        }
+    }
+}
