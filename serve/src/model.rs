@@ -119,7 +119,22 @@ impl Model {
             .plan
             .run(inputs.into_iter().map(|t| t.into_tvalue()).collect())
             .map_err(|e| ServeError::Internal(format!("model {} v{}: {e:#}", self.name, self.version)))?;
-        Ok(out.into_iter().map(|v| v.into_tensor()).collect())
+        // tract may compute an output in another representation (an INT64 index as a
+        // symbolic dimension, say): hand back what the signature declares.
+        out.into_iter()
+            .zip(&self.signature.outputs)
+            .map(|(v, spec)| {
+                let t = v.into_tensor();
+                let want = Datatype::parse(&spec.datatype)?.to_tract();
+                if t.datum_type() == want {
+                    Ok(t)
+                } else {
+                    t.cast_to_dt(want)
+                        .map(|c| c.into_owned())
+                        .map_err(|e| ServeError::Internal(format!("model {}: output {} as {}: {e}", self.name, spec.name, spec.datatype)))
+                }
+            })
+            .collect()
     }
 }
 
