@@ -18,6 +18,7 @@
 pub mod app;
 pub mod batch;
 pub mod config;
+pub mod dataset;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
@@ -27,3 +28,4 @@ pub mod rest;
 pub mod server;
 pub mod signature;
 pub mod tensor;
+pub mod validate;

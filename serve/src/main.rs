@@ -21,11 +21,99 @@ struct Cli {
 enum Command {
     /// Serve models over REST and gRPC.
     Serve(ServeArgs),
+    /// Check a model against a hold-out dataset: exit 0 when the metric meets the threshold,
+    /// 1 when it does not, 2 on an error.
+    Validate(ValidateArgs),
     /// Print the signature of an ONNX model (digest, opset, inputs and outputs) as JSON.
     Inspect {
         /// Path to the .onnx file.
         model: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// The .onnx model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Refuse the model unless its sha256 is this.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Dataset: .csv (with a header), .jsonl, .npy or .npz.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Column with the true labels (classification) or values (regression).
+    #[arg(long)]
+    target: String,
+    /// Feature columns in the model's input order (default: every other column).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Metric to compute.
+    #[arg(long, value_enum)]
+    metric: modelplane_serve::validate::Metric,
+    /// Pass when the metric is at least this.
+    #[arg(long)]
+    min: Option<f64>,
+    /// Pass when the metric is at most this.
+    #[arg(long)]
+    max: Option<f64>,
+    /// Model output to score (default: the label output, or the first).
+    #[arg(long)]
+    output: Option<String>,
+    /// Rows per model call.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the JSON report instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn validate(a: ValidateArgs) -> ExitCode {
+    if a.min.is_none() && a.max.is_none() {
+        eprintln!("error: give a threshold with --min (accuracy, f1, precision, recall) or --max (mae, rmse, max_abs_diff)");
+        return ExitCode::from(2);
+    }
+    let spec = modelplane_serve::validate::Spec {
+        model: a.model,
+        expected_sha256: a.sha256,
+        dataset: a.dataset,
+        target: a.target,
+        features: a.features,
+        metric: a.metric,
+        min: a.min,
+        max: a.max,
+        output: a.output,
+        batch_size: a.batch_size,
+    };
+    match modelplane_serve::validate::run(&spec) {
+        Ok(report) => {
+            if let Some(p) = &a.report {
+                if let Err(e) = modelplane_serve::validate::write_report(&report, p) {
+                    eprintln!("error: writing {}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                println!("{}", report.summary());
+                if let Some(c) = &report.confusion_matrix {
+                    println!("confusion matrix (rows: true label, columns: predicted) labels {:?}", c.labels);
+                    for row in &c.matrix {
+                        println!("  {row:?}");
+                    }
+                }
+            }
+            if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[derive(Args)]
@@ -136,6 +224,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Validate(a) => validate(a),
         Command::Serve(args) => {
             init_logs(&args.log_format);
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
