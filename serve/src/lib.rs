@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod error;

@@ -24,6 +24,8 @@ enum Command {
     /// Check a model against a hold-out dataset: exit 0 when the metric meets the threshold,
     /// 1 when it does not, 2 on an error.
     Validate(ValidateArgs),
+    /// Load-test an Open Inference Protocol endpoint (REST or gRPC).
+    Bench(BenchArgs),
     /// Print the signature of an ONNX model (digest, opset, inputs and outputs) as JSON.
     Inspect {
         /// Path to the .onnx file.
@@ -69,6 +71,112 @@ struct ValidateArgs {
     /// Print the JSON report instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Base URL of the REST or gRPC listener, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// Model or endpoint name.
+    #[arg(long)]
+    model: String,
+    /// Model version (default: the newest, or the endpoint's split).
+    #[arg(long = "model-version")]
+    model_version: Option<String>,
+    #[arg(long, value_enum, default_value = "rest")]
+    protocol: modelplane_serve::bench::Protocol,
+    /// File with an OIP JSON inference request.
+    #[arg(long)]
+    payload: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long to run, e.g. 10s, 500ms, 1m.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How many requests to send (instead of a duration).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Warm-up before measuring.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    warmup: Duration,
+    /// Bearer token.
+    #[arg(long, env = "MODELPLANE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Extra header NAME=VALUE (repeatable), e.g. x-modelplane-variant=canary.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses 10s, 500ms, 2m, 1h or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn bench(a: BenchArgs) -> ExitCode {
+    let payload = match std::fs::read_to_string(&a.payload).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.payload.display());
+            return ExitCode::from(2);
+        }
+    };
+    let headers = a.headers.iter().filter_map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+    let (duration, requests) = match (a.duration, a.requests) {
+        (None, None) => (Some(Duration::from_secs(10)), None),
+        other => other,
+    };
+    let spec = modelplane_serve::bench::Spec {
+        url: a.url,
+        model: a.model,
+        version: a.model_version,
+        protocol: a.protocol,
+        payload,
+        concurrency: a.concurrency,
+        duration,
+        requests,
+        warmup: a.warmup,
+        token: a.token,
+        headers,
+        progress: !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(modelplane_serve::bench::run(&spec)) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                println!("{}", r.summary());
+                if let Some(e) = &r.first_error {
+                    println!("first error: {e}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn validate(a: ValidateArgs) -> ExitCode {
@@ -225,6 +333,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Validate(a) => validate(a),
+        Command::Bench(a) => bench(a),
         Command::Serve(args) => {
             init_logs(&args.log_format);
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -243,5 +352,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(super::parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(super::parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(super::parse_duration("ten").is_err());
+        assert!(super::parse_duration("5y").is_err());
     }
 }
