@@ -128,9 +128,10 @@ pub struct App {
     draining: AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
     token: Option<String>,
+    pub feedback: crate::feedback::Feedback,
 }
 
-async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig) -> Result<Model, String> {
+async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig, drift_window: u64) -> Result<Model, String> {
     let version = match &mc.version {
         Some(v) => v.clone(),
         None => repo
@@ -142,11 +143,14 @@ async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig) -> Result<Mode
     };
     let meta = repo.metadata(&mc.name, &version).await.map_err(|e| e.to_string())?;
     let path = repo.fetch(&mc.name, &version).await.map_err(|e| e.to_string())?;
+    let baseline = repo.baseline(&mc.name, &version).await.map_err(|e| e.to_string())?;
     let (name, v2) = (mc.name.clone(), version.clone());
-    tokio::task::spawn_blocking(move || Model::load(&name, &v2, &path, Some(&meta.sha256)))
+    let mut m = tokio::task::spawn_blocking(move || Model::load(&name, &v2, &path, Some(&meta.sha256)))
         .await
         .map_err(|e| format!("loading model {}: {e}", mc.name))?
-        .map_err(|e| format!("model {} v{version}: {e}", mc.name))
+        .map_err(|e| format!("model {} v{version}: {e}", mc.name))?;
+    m.drift = baseline.map(|b| crate::drift::DriftMonitor::new(b, drift_window));
+    Ok(m)
 }
 
 impl App {
@@ -167,6 +171,7 @@ impl App {
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
             token,
+            feedback: crate::feedback::Feedback::new(config.monitoring.feedback_capacity, config.monitoring.feedback_window_seconds),
         });
         let serving = app.build(&config, None).await?;
         *app.serving.write().expect("lock") = Arc::new(serving);
@@ -182,7 +187,7 @@ impl App {
             let batcher = match reuse {
                 Some(b) => b,
                 None => {
-                    let m = load_model(self.repo.as_ref(), &mc).await?;
+                    let m = load_model(self.repo.as_ref(), &mc, config.monitoring.drift_window_seconds).await?;
                     tracing::info!(model = %m.name, version = %m.version, load_ms = m.load_time.as_millis() as u64, "model loaded");
                     self.metrics.model_load_seconds.with_label_values(&[&m.name, &m.version]).set(m.load_time.as_secs_f64());
                     Arc::new(Batcher::start(Arc::new(m), mc.batching.clone(), self.pool.clone(), self.metrics.clone()))
@@ -322,8 +327,14 @@ impl App {
         }
         let shadow_inputs = route.shadow.as_ref().map(|_| req.inputs.clone());
         let prepared = model.prepare(req.inputs);
+        let mut observed_input = None;
         let result = match prepared {
-            Ok(inputs) => route.batcher.infer(inputs, self.timeout()).await,
+            Ok(inputs) => {
+                if model.drift.is_some() {
+                    observed_input = inputs.first().cloned();
+                }
+                route.batcher.infer(inputs, self.timeout()).await
+            }
             Err(e) => Err(e),
         };
         let status = match &result {
@@ -350,6 +361,14 @@ impl App {
             });
         }
         let outputs = result?;
+        let id = req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let predictions = model.predictions(&outputs);
+        if let Some(x) = &observed_input {
+            model.observe(x, predictions.as_deref());
+        }
+        if let Some(p) = predictions {
+            self.feedback.remember(&id, &model.name, &model.version, &route.variant, p, model.is_classifier());
+        }
         let outputs = model
             .signature
             .outputs
@@ -361,10 +380,53 @@ impl App {
         Ok(InferResponse {
             model_name: req.model,
             model_version: model.version.clone(),
-            id: req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            id,
             variant: route.variant.clone(),
             outputs,
         })
+    }
+}
+
+impl App {
+    /// Brings drift and feedback gauges up to date (called before each scrape).
+    pub fn refresh_gauges(&self) {
+        let s = self.snapshot();
+        for versions in s.models.values() {
+            for b in versions.values() {
+                let m = b.model();
+                let Some(d) = &m.drift else { continue };
+                let st = d.stats();
+                let mv = [m.name.as_str(), m.version.as_str()];
+                self.metrics.drift_samples.with_label_values(&mv).set(st.samples as f64);
+                for (f, psi, ks) in &st.features {
+                    self.metrics.drift_psi.with_label_values(&[&m.name, &m.version, f]).set(*psi);
+                    self.metrics.drift_ks.with_label_values(&[&m.name, &m.version, f]).set(*ks);
+                }
+                if let Some((psi, ks)) = st.prediction {
+                    self.metrics.prediction_psi.with_label_values(&mv).set(psi);
+                    self.metrics.prediction_ks.with_label_values(&mv).set(ks);
+                }
+            }
+        }
+        for ((model, version, variant), q) in self.feedback.quality() {
+            let l = [model.as_str(), version.as_str(), variant.as_str()];
+            self.metrics.feedback_samples.with_label_values(&l).set(q.n as f64);
+            if let Some(a) = q.accuracy {
+                self.metrics.feedback_accuracy.with_label_values(&l).set(a);
+            }
+            if let Some(e) = q.mae {
+                self.metrics.feedback_mae.with_label_values(&l).set(e);
+            }
+        }
+    }
+
+    /// Matches ground-truth feedback to earlier predictions.
+    pub fn submit_feedback(&self, items: &[crate::feedback::Item]) -> crate::feedback::Outcome {
+        let o = self.feedback.submit(items);
+        self.metrics.feedback_total.with_label_values(&["matched"]).inc_by(o.matched as u64);
+        self.metrics.feedback_total.with_label_values(&["unknown_id"]).inc_by(o.unknown_ids.len() as u64);
+        self.metrics.feedback_total.with_label_values(&["invalid"]).inc_by(o.invalid.len() as u64);
+        o
     }
 }
 

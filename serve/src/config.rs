@@ -29,6 +29,43 @@ pub struct ServeConfig {
     pub limits: Limits,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+}
+
+/// Drift and feedback settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Sliding window for drift statistics.
+    #[serde(default = "default_drift_window")]
+    pub drift_window_seconds: u64,
+    /// Window for rolling accuracy and MAE from feedback.
+    #[serde(default = "default_feedback_window")]
+    pub feedback_window_seconds: u64,
+    /// Predictions remembered for feedback (the oldest are forgotten).
+    #[serde(default = "default_feedback_capacity")]
+    pub feedback_capacity: usize,
+}
+
+fn default_drift_window() -> u64 {
+    300
+}
+fn default_feedback_window() -> u64 {
+    3600
+}
+fn default_feedback_capacity() -> usize {
+    100_000
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        MonitoringConfig {
+            drift_window_seconds: default_drift_window(),
+            feedback_window_seconds: default_feedback_window(),
+            feedback_capacity: default_feedback_capacity(),
+        }
+    }
 }
 
 fn default_http() -> SocketAddr {

@@ -26,6 +26,25 @@ enum Command {
     Validate(ValidateArgs),
     /// Load-test an Open Inference Protocol endpoint (REST or gRPC).
     Bench(BenchArgs),
+    /// Compute a drift baseline (per-feature bins and moments, prediction distribution)
+    /// from reference data; store it beside the model as baseline.json.
+    Baseline {
+        /// Reference (training) dataset: .csv, .jsonl, .npy or .npz.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Target column to leave out of the features.
+        #[arg(long)]
+        target: Option<String>,
+        /// Feature columns in the model's input order (default: every column but the target).
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// The model, to record its prediction distribution too.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where to write the baseline (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the signature of an ONNX model (digest, opset, inputs and outputs) as JSON.
     Inspect {
         /// Path to the .onnx file.
@@ -266,6 +285,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             endpoints: vec![],
             limits: Default::default(),
             auth: Default::default(),
+            monitoring: Default::default(),
         },
     };
     if let Some(r) = &args.repository {
@@ -334,6 +354,20 @@ fn main() -> ExitCode {
         },
         Command::Validate(a) => validate(a),
         Command::Bench(a) => bench(a),
+        Command::Baseline { dataset, target, features, model, out } => {
+            match modelplane_serve::drift::compute(&dataset, target.as_deref(), features.as_deref(), model.as_deref())
+                .and_then(|b| std::fs::write(&out, serde_json::to_vec_pretty(&b).unwrap_or_default()).map(|_| b).map_err(|e| format!("{}: {e}", out.display())))
+            {
+                Ok(b) => {
+                    println!("baseline of {} rows and {} features written to {}", b.rows, b.features.len(), out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Serve(args) => {
             init_logs(&args.log_format);
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

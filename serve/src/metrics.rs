@@ -19,6 +19,21 @@ pub struct Metrics {
     pub inflight: IntGauge,
     /// Seconds it took to load and warm up each model.
     pub model_load_seconds: GaugeVec,
+    /// PSI per feature against the baseline, over the drift window.
+    pub drift_psi: GaugeVec,
+    /// KS distance per feature against the baseline, over the drift window.
+    pub drift_ks: GaugeVec,
+    /// PSI and KS of the predictions against the baseline's.
+    pub prediction_psi: GaugeVec,
+    pub prediction_ks: GaugeVec,
+    /// Rows in the drift window.
+    pub drift_samples: GaugeVec,
+    /// Rolling accuracy and MAE from feedback, per variant.
+    pub feedback_accuracy: GaugeVec,
+    pub feedback_mae: GaugeVec,
+    pub feedback_samples: GaugeVec,
+    /// Feedback items, by outcome (matched, unknown_id, invalid).
+    pub feedback_total: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -57,6 +72,16 @@ impl Metrics {
             &["model", "version"],
         )
         .expect("metric");
+        let g = |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels).expect("metric");
+        let drift_psi = g("modelplane_drift_psi", "Population stability index of a feature against the training baseline.", &["model", "version", "feature"]);
+        let drift_ks = g("modelplane_drift_ks", "Kolmogorov-Smirnov distance of a feature against the training baseline.", &["model", "version", "feature"]);
+        let prediction_psi = g("modelplane_prediction_drift_psi", "Population stability index of the predictions against the baseline.", &["model", "version"]);
+        let prediction_ks = g("modelplane_prediction_drift_ks", "Kolmogorov-Smirnov distance of the predictions against the baseline.", &["model", "version"]);
+        let drift_samples = g("modelplane_drift_window_rows", "Rows in the drift window.", &["model", "version"]);
+        let feedback_accuracy = g("modelplane_feedback_accuracy", "Rolling accuracy from ground-truth feedback.", &["model", "version", "variant"]);
+        let feedback_mae = g("modelplane_feedback_mae", "Rolling mean absolute error from ground-truth feedback.", &["model", "version", "variant"]);
+        let feedback_samples = g("modelplane_feedback_window_rows", "Rows with feedback in the quality window.", &["model", "version", "variant"]);
+        let feedback_total = IntCounterVec::new(Opts::new("modelplane_feedback_total", "Feedback items by outcome."), &["outcome"]).expect("metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -65,10 +90,37 @@ impl Metrics {
             Box::new(batch_size.clone()),
             Box::new(inflight.clone()),
             Box::new(model_load_seconds.clone()),
+            Box::new(drift_psi.clone()),
+            Box::new(drift_ks.clone()),
+            Box::new(prediction_psi.clone()),
+            Box::new(prediction_ks.clone()),
+            Box::new(drift_samples.clone()),
+            Box::new(feedback_accuracy.clone()),
+            Box::new(feedback_mae.clone()),
+            Box::new(feedback_samples.clone()),
+            Box::new(feedback_total.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
-        Metrics { registry, requests, request_seconds, queue_seconds, compute_seconds, batch_size, inflight, model_load_seconds }
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            queue_seconds,
+            compute_seconds,
+            batch_size,
+            inflight,
+            model_load_seconds,
+            drift_psi,
+            drift_ks,
+            prediction_psi,
+            prediction_ks,
+            drift_samples,
+            feedback_accuracy,
+            feedback_mae,
+            feedback_samples,
+            feedback_total,
+        }
     }
 
     /// The text exposition.

@@ -33,6 +33,8 @@ pub struct Model {
     /// Every input and output has a symbolic leading dimension: requests can be batched.
     pub batchable: bool,
     pub load_time: Duration,
+    /// Drift statistics against the model's baseline, when it has one.
+    pub drift: Option<crate::drift::DriftMonitor>,
 }
 
 impl std::fmt::Debug for Model {
@@ -72,7 +74,7 @@ impl Model {
             .map_err(|e| tract_err(path, e))?;
         let batchable = !sig.inputs.is_empty()
             && sig.inputs.iter().chain(sig.outputs.iter()).all(|s| s.shape.first() == Some(&-1));
-        let m = Model { name: name.to_string(), version: version.to_string(), signature: sig, plan, batchable, load_time: Duration::ZERO };
+        let m = Model { name: name.to_string(), version: version.to_string(), signature: sig, plan, batchable, load_time: Duration::ZERO, drift: None };
         m.warm_up().map_err(|e| tract_err(path, e))?;
         Ok(Model { load_time: started.elapsed(), ..m })
     }
@@ -135,6 +137,45 @@ impl Model {
                 }
             })
             .collect()
+    }
+}
+
+impl Model {
+    /// True when the model is a classifier: it has an integer label output.
+    pub fn is_classifier(&self) -> bool {
+        self.signature.outputs.iter().any(|o| o.datatype.starts_with("INT") && o.shape.len() == 1)
+    }
+
+    /// One prediction per row: the label output of a classifier (or the argmax of its
+    /// scores), else the first output's value per row.
+    pub fn predictions(&self, outputs: &[Tensor]) -> Option<Vec<f64>> {
+        let as_f64 = |t: &Tensor| -> Option<Vec<f64>> {
+            let c = t.cast_to_dt(DatumType::F64).ok()?;
+            c.as_plain_ram()?.as_slice::<f64>().ok().map(|s| s.to_vec())
+        };
+        if let Some(i) = self.signature.outputs.iter().position(|o| o.datatype.starts_with("INT") && o.shape.len() == 1) {
+            return as_f64(outputs.get(i)?);
+        }
+        let o = outputs.first()?;
+        let v = as_f64(o)?;
+        match o.shape() {
+            [_] => Some(v),
+            [_, 1] => Some(v),
+            [_, k] => Some(v.chunks(*k).map(|r| r.iter().enumerate().fold((0usize, f64::MIN), |b, (i, x)| if *x > b.1 { (i, *x) } else { b }).0 as f64).collect()),
+            _ => None,
+        }
+    }
+
+    /// Feeds the drift monitor with a request's rows and predictions.
+    pub fn observe(&self, first_input: &Tensor, predictions: Option<&[f64]>) {
+        let Some(d) = &self.drift else { return };
+        if first_input.rank() != 2 || first_input.shape()[1] != d.features() {
+            return;
+        }
+        let Ok(c) = first_input.cast_to_dt(DatumType::F64) else { return };
+        if let Some(rows) = c.as_plain_ram().and_then(|v| v.as_slice::<f64>().ok()) {
+            d.record(rows, predictions);
+        }
     }
 }
 

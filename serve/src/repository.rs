@@ -45,6 +45,8 @@ pub trait ModelRepository: Send + Sync {
     async fn metadata(&self, name: &str, version: &str) -> Result<ModelMeta, RepoError>;
     /// A local path to the artifact (remote backends download it to a cache first).
     async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, RepoError>;
+    /// The drift baseline stored beside the model (`baseline.json`), if any.
+    async fn baseline(&self, name: &str, version: &str) -> Result<Option<crate::drift::Baseline>, RepoError>;
 }
 
 /// Opens a repository from a path or URL.
@@ -127,5 +129,13 @@ impl ModelRepository for LocalRepository {
             return Err(RepoError::NotFound { name: name.into(), version: version.into(), root: self.location() });
         }
         Ok(p)
+    }
+
+    async fn baseline(&self, name: &str, version: &str) -> Result<Option<crate::drift::Baseline>, RepoError> {
+        let p = self.dir(name, version).join("baseline.json");
+        if !p.is_file() {
+            return Ok(None);
+        }
+        crate::drift::Baseline::read(&p).map(Some).map_err(|reason| RepoError::BadMeta { path: p.display().to_string(), reason })
     }
 }

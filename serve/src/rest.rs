@@ -33,6 +33,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/models/{model}/versions/{version}/ready", get(model_ready_v))
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
+        .route("/v2/models/{model}/feedback", post(feedback))
         .route("/v2/admin/reload", post(reload))
         .route("/metrics", get(metrics))
         .fallback(|| async { ServeError::NotFound("no such route; see the Open Inference Protocol v2 paths under /v2".into()) })
@@ -106,6 +107,7 @@ async fn model_ready_v(State(app): State<Arc<App>>, h: HeaderMap, Path((model, v
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.refresh_gauges();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
@@ -113,6 +115,26 @@ async fn reload(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>
     app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
     app.reload(None).await.map_err(|e| ServeError::BadRequest(format!("reload failed, still serving the previous configuration: {e}")))?;
     Ok(Json(json!({ "reloaded": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    feedback: Vec<crate::feedback::Item>,
+}
+
+/// `POST /v2/models/{m}/feedback` (Modelplane extension): `{"feedback": [{"id": "<inference
+/// id>", "label": 2}, {"id": "…", "value": 3.5}, {"id": "…", "labels": [0, 1]}]}`.
+async fn feedback(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Result<Json<Value>, ServeError> {
+    let (headers, body) = read_body(&app, req).await?;
+    auth(&app, &headers)?;
+    let s = app.snapshot();
+    if !s.endpoints.contains_key(&model) && !s.models.contains_key(&model) {
+        return Err(ServeError::NotFound(format!("unknown model {model:?}")));
+    }
+    let b: FeedbackBody = serde_json::from_slice(&body).map_err(|e| ServeError::BadRequest(format!("invalid feedback JSON: {e}; expected {{\"feedback\": [{{\"id\": …, \"label\": …}}]}}")))?;
+    let o = app.submit_feedback(&b.feedback);
+    Ok(Json(serde_json::to_value(o).unwrap_or_default()))
 }
 
 #[derive(Deserialize)]

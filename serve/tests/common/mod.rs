@@ -30,6 +30,7 @@ pub fn config(repo: &str) -> ServeConfig {
         endpoints: vec![],
         limits: Default::default(),
         auth: Default::default(),
+        monitoring: Default::default(),
     }
 }
 
