@@ -138,7 +138,6 @@ async fn feedback(State(app): State<Arc<App>>, Path(model): Path<String>, req: R
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonInput {
     name: String,
     shape: Vec<i64>,
@@ -150,15 +149,14 @@ struct JsonInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonOutput {
     name: String,
     #[serde(default)]
     parameters: Map<String, Value>,
 }
 
+/// Unknown fields are ignored: clients add their own (kserve sends `model_name`).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonRequest {
     #[serde(default)]
     id: Option<String>,

@@ -136,19 +136,32 @@ fn docs(check: bool) -> Result<()> {
     run(&mut c)
 }
 
+/// The standard Open Inference Protocol clients the server is tested with.
+pub const CLIENTS: &[&str] = &["tritonclient[http,grpc]==2.73.0", "kserve==0.21.0", "numpy"];
+
 fn test(args: Vec<String>) -> Result<()> {
     let tf = terraform::ensure()?;
     eprintln!("==> terraform: {}", tf.display());
+    let clients = terraform::python_env("clients-venv", CLIENTS)?;
+    if which("promtool").is_none() {
+        eprintln!("==> note: promtool not found (Debian package `prometheus`); metrics are not checked with it");
+    }
     let mut c = Command::new(env!("CARGO"));
     c.current_dir(root())
         .args(["test", "--workspace", "--all-targets"])
         .env("TF_ACC", "1")
         .env("TF_ACC_TERRAFORM_PATH", &tf)
+        .env("MODELPLANE_CLIENTS_PYTHON", &clients)
         .env("CHECKPOINT_DISABLE", "1");
     if !args.is_empty() {
         c.arg("--").args(args);
     }
     run(&mut c)
+}
+
+/// A program on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn main() {

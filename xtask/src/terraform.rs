@@ -54,6 +54,32 @@ pub fn ensure() -> Result<PathBuf> {
     install()
 }
 
+/// Creates (once) a virtual environment under `.tools/NAME` with `packages`, returning its
+/// Python. Quiet when already there.
+pub fn python_env(name: &str, packages: &[&str]) -> Result<PathBuf> {
+    let venv = root().join(".tools").join(name);
+    let py = venv.join("bin/python3");
+    let stamp = venv.join(".installed");
+    let want = packages.join(" ");
+    if py.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return Ok(py);
+    }
+    eprintln!("==> installing {want} into .tools/{name}");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    if !py.is_file() {
+        let st = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().with_context(|| format!("running {python}"))?;
+        if !st.success() {
+            bail!("`{python} -m venv` failed; install Python 3 with venv (Debian: apt-get install python3-venv)");
+        }
+    }
+    let st = Command::new(&py).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(packages).status().context("running pip")?;
+    if !st.success() {
+        bail!("pip install {want} failed");
+    }
+    std::fs::write(&stamp, &want)?;
+    Ok(py)
+}
+
 fn install() -> Result<PathBuf> {
     let tools = root().join(".tools");
     let launcher = tools.join("bin/terraform");
