@@ -175,12 +175,26 @@ struct Parsed {
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ServeError> {
     let header_len = match headers.get(HEADER_LENGTH) {
-        Some(v) => {
-            let n: usize = v
-                .to_str()
+        Some(v) => Some(
+            v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| ServeError::BadRequest("Inference-Header-Content-Length is not a number".into()))?;
+                .ok_or_else(|| ServeError::BadRequest("Inference-Header-Content-Length is not a number".into()))?,
+        ),
+        None => None,
+    };
+    decode(header_len, body)
+}
+
+/// Decodes an infer request body: JSON, or with `header_len` a JSON header followed by
+/// binary tensor data. Public for the fuzz target.
+pub fn decode_infer_body(header_len: Option<usize>, body: &[u8]) -> Result<Vec<NamedTensor>, ServeError> {
+    decode(header_len, body).map(|p| p.tensors)
+}
+
+fn decode(header_len: Option<usize>, body: &[u8]) -> Result<Parsed, ServeError> {
+    let header_len = match header_len {
+        Some(n) => {
             if n > body.len() {
                 return Err(ServeError::BadRequest(format!("Inference-Header-Content-Length is {n}, but the body has only {} bytes", body.len())));
             }
