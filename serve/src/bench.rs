@@ -17,6 +17,9 @@ use crate::tensor::{self, Datatype};
 pub enum Protocol {
     Rest,
     Grpc,
+    /// No server: the model runs in this process (the lower bound of any server's latency).
+    #[value(skip)]
+    InProcess,
 }
 
 /// What to run.
@@ -127,6 +130,7 @@ pub fn grpc_request(model: &str, version: Option<&str>, payload: &serde_json::Va
 
 async fn client(spec: &Spec) -> Result<Client, BenchError> {
     match spec.protocol {
+        Protocol::InProcess => Err(BenchError::Payload("in-process runs go through run_in_process".into())),
         Protocol::Rest => {
             let path = match &spec.version {
                 Some(v) => format!("/v2/models/{}/versions/{v}/infer", spec.model),
@@ -281,5 +285,68 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
         max_ms: ms(h.max()),
         mean_ms: h.mean() / 1000.0,
         first_error,
+    })
+}
+
+/// Runs the model in this process with `concurrency` threads: what a server could reach at
+/// best. Same report as [`run`].
+pub fn run_in_process(model: &std::path::Path, payload: &serde_json::Value, concurrency: usize, duration: Duration, warmup: Duration) -> Result<Report, BenchError> {
+    let m = Arc::new(crate::model::Model::load("bench", "0", model, None).map_err(|e| BenchError::Payload(e.to_string()))?);
+    let inputs = payload["inputs"].as_array().ok_or_else(|| BenchError::Payload("no \"inputs\" array".into()))?;
+    let mut named = Vec::new();
+    for i in inputs {
+        let name = i["name"].as_str().unwrap_or_default();
+        let dt = Datatype::parse(i["datatype"].as_str().unwrap_or("")).map_err(|e| BenchError::Payload(e.to_string()))?;
+        let shape: Vec<i64> = i["shape"].as_array().map(|s| s.iter().filter_map(|d| d.as_i64()).collect()).unwrap_or_default();
+        let t = tensor::from_json(name, dt, &shape, &i["data"]).map_err(|e| BenchError::Payload(e.to_string()))?;
+        named.push(tensor::NamedTensor { name: name.into(), tensor: t });
+    }
+    let prepared = m.prepare(named).map_err(|e| BenchError::Payload(e.to_string()))?;
+    let conc = concurrency.max(1);
+    let warm_until = Instant::now() + warmup;
+    let started = Arc::new(Mutex::new(None::<Instant>));
+    let threads: Vec<_> = (0..conc)
+        .map(|_| {
+            let (m, inputs, started) = (m.clone(), prepared.clone(), started.clone());
+            std::thread::spawn(move || {
+                while Instant::now() < warm_until {
+                    let _ = m.run(inputs.clone());
+                }
+                let t0 = *started.lock().expect("lock").get_or_insert_with(Instant::now);
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                let mut errors = 0u64;
+                while t0.elapsed() < duration {
+                    let t = Instant::now();
+                    if m.run(inputs.clone()).is_err() {
+                        errors += 1;
+                    }
+                    let _ = h.record(t.elapsed().as_micros().max(1) as u64);
+                }
+                (h, errors)
+            })
+        })
+        .collect();
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut errors = 0;
+    for t in threads {
+        let (h, e) = t.join().map_err(|_| BenchError::Payload("a bench thread panicked".into()))?;
+        all.add(&h).expect("merge");
+        errors += e;
+    }
+    let elapsed = duration.as_secs_f64();
+    let ms = |us: u64| us as f64 / 1000.0;
+    Ok(Report {
+        protocol: Protocol::InProcess,
+        concurrency: conc,
+        requests: all.len(),
+        errors,
+        duration_s: elapsed,
+        rps: all.len() as f64 / elapsed,
+        p50_ms: ms(all.value_at_quantile(0.5)),
+        p90_ms: ms(all.value_at_quantile(0.9)),
+        p99_ms: ms(all.value_at_quantile(0.99)),
+        max_ms: ms(all.max()),
+        mean_ms: all.mean() / 1000.0,
+        first_error: None,
     })
 }

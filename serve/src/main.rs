@@ -95,10 +95,13 @@ struct ValidateArgs {
 #[derive(Args)]
 struct BenchArgs {
     /// Base URL of the REST or gRPC listener, e.g. http://127.0.0.1:8080.
-    #[arg(long)]
-    url: String,
+    #[arg(long, required_unless_present = "in_process")]
+    url: Option<String>,
+    /// Run this .onnx model in this process instead of calling a server (the lower bound).
+    #[arg(long, value_name = "MODEL.onnx")]
+    in_process: Option<PathBuf>,
     /// Model or endpoint name.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "in_process", default_value = "")]
     model: String,
     /// Model version (default: the newest, or the endpoint's split).
     #[arg(long = "model-version")]
@@ -158,8 +161,24 @@ fn bench(a: BenchArgs) -> ExitCode {
         (None, None) => (Some(Duration::from_secs(10)), None),
         other => other,
     };
+    if let Some(model) = &a.in_process {
+        return match modelplane_serve::bench::run_in_process(model, &payload, a.concurrency, duration.unwrap_or(Duration::from_secs(10)), a.warmup) {
+            Ok(r) => {
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                } else {
+                    println!("{}", r.summary());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let spec = modelplane_serve::bench::Spec {
-        url: a.url,
+        url: a.url.unwrap_or_default(),
         model: a.model,
         version: a.model_version,
         protocol: a.protocol,

@@ -21,11 +21,24 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// modelplane-serve vs KServe (onnxruntime), MLServer (onnxruntime), raw tract and raw
+    /// onnxruntime, through the same load generator, at concurrency 1, 16 and 64.
+    Serve {
+        /// Measured seconds per case (after a 1 s warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Fixture models to run.
+        #[arg(long, value_delimiter = ',', default_value = "iris,digits_mlp")]
+        models: Vec<String>,
+    },
 }
+
+mod serve;
 
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Provider { count, repeat } => provider(count, repeat),
+        Which::Serve { seconds, models } => serve::run(seconds, &models),
     }
 }
 

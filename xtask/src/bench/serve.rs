@@ -1,0 +1,221 @@
+//! `cargo xtask bench serve`: the same models and payloads, through the same load generator
+//! (`modelplane-serve bench`), against modelplane-serve, KServe's ModelServer wrapping
+//! onnxruntime, MLServer with an onnxruntime runtime, and, for the limits, raw tract and raw
+//! onnxruntime in process.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::{root, terraform};
+
+const PEERS: &[&str] = &["kserve==0.21.0", "mlserver==1.7.1", "onnxruntime", "numpy"];
+const CONCURRENCY: &[usize] = &[1, 16, 64];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_ready(url: &str, what: &str) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < until {
+        let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output();
+        if let Ok(o) = out {
+            if o.stdout == b"200" {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("{what} did not become ready at {url}")
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn load(serve: &Path, url: &str, model: &str, payload: &Path, conc: usize, seconds: u64) -> Result<Value> {
+    let out = Command::new(serve)
+        .args(["bench", "--url", url, "--model", model, "--payload"])
+        .arg(payload)
+        .args(["--concurrency", &conc.to_string(), "--duration", &format!("{seconds}s"), "--warmup", "1s", "--json"])
+        .output()
+        .context("running modelplane-serve bench")?;
+    if !out.status.success() {
+        bail!("bench against {url}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+struct Row {
+    system: &'static str,
+    model: String,
+    conc: usize,
+    report: Value,
+}
+
+pub fn run(seconds: u64, models: &[String]) -> Result<()> {
+    eprintln!("==> building modelplane-serve (release)");
+    crate::run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "--release", "-p", "modelplane-serve"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let serve = target.join("release/modelplane-serve");
+    let py = terraform::python_env("bench-venv", PEERS)?;
+    let peers = root().join("xtask/peers");
+    let fixtures = root().join("tests/fixtures/models");
+    let work = target.join("bench-serve");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let mut rows = Vec::new();
+    let mut rss = None;
+    for model in models {
+        let onnx = fixtures.join("repo").join(model).join("1/model.onnx");
+        let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("reference").join(format!("{model}.json")))?)?;
+        // one row per request, as online inference sends them
+        let mut inputs = reference["inputs"].clone();
+        for i in inputs.as_array_mut().expect("inputs") {
+            let shape = i["shape"].as_array().expect("shape").clone();
+            let row: usize = shape.iter().skip(1).map(|d| d.as_u64().unwrap_or(1) as usize).product();
+            let data: Vec<Value> = i["data"].as_array().expect("data").iter().take(row).cloned().collect();
+            let mut s = shape.clone();
+            s[0] = Value::from(1);
+            i["shape"] = Value::Array(s);
+            i["data"] = Value::Array(data);
+        }
+        let payload = work.join(format!("{model}.json"));
+        std::fs::write(&payload, serde_json::json!({ "inputs": inputs }).to_string())?;
+
+        // modelplane-serve
+        let port = free_port();
+        let mut p = Proc(
+            Command::new(&serve)
+                .args(["serve", "--repository"])
+                .arg(fixtures.join("repo"))
+                .args(["--model", model, "--http", &format!("127.0.0.1:{port}"), "--log-format", "text"])
+                .env("MODELPLANE_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(&format!("{url}/v2/health/ready"), "modelplane-serve")?;
+        for &c in CONCURRENCY {
+            eprintln!("==> {model}: modelplane-serve, concurrency {c}");
+            rows.push(Row { system: "modelplane-serve", model: model.clone(), conc: c, report: load(&serve, &url, model, &payload, c, seconds)? });
+        }
+        if rss.is_none() {
+            rss = rss_kib(p.0.id()).map(|k| (model.clone(), k));
+        }
+        let _ = p.0.kill();
+        drop(p);
+
+        // KServe ModelServer + onnxruntime
+        let (hp, gp) = (free_port(), free_port());
+        let _k = Proc(
+            Command::new(&py)
+                .arg(peers.join("kserve_onnx.py"))
+                .args([model.as_str(), onnx.to_str().unwrap_or_default(), &hp.to_string(), &gp.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        let kurl = format!("http://127.0.0.1:{hp}");
+        wait_ready(&format!("{kurl}/v2/models/{model}/ready"), "KServe")?;
+        for &c in CONCURRENCY {
+            eprintln!("==> {model}: KServe, concurrency {c}");
+            rows.push(Row { system: "KServe (onnxruntime)", model: model.clone(), conc: c, report: load(&serve, &kurl, model, &payload, c, seconds)? });
+        }
+        drop(_k);
+
+        // MLServer + onnxruntime runtime
+        let dir = work.join(format!("mlserver-{model}"));
+        let mdir = dir.join(model);
+        std::fs::create_dir_all(&mdir)?;
+        std::fs::copy(peers.join("mlserver_onnx.py"), dir.join("mlserver_onnx.py"))?;
+        let (mh, mg, mm) = (free_port(), free_port(), free_port());
+        std::fs::write(
+            dir.join("settings.json"),
+            serde_json::json!({ "host": "127.0.0.1", "http_port": mh, "grpc_port": mg, "metrics_port": mm, "parallel_workers": 0, "debug": false }).to_string(),
+        )?;
+        std::fs::write(
+            mdir.join("model-settings.json"),
+            serde_json::json!({ "name": model, "implementation": "mlserver_onnx.OnnxRuntime", "parameters": { "uri": onnx } }).to_string(),
+        )?;
+        let _m = Proc(
+            Command::new(py.parent().expect("venv bin").join("mlserver"))
+                .arg("start")
+                .arg(&dir)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        let murl = format!("http://127.0.0.1:{mh}");
+        wait_ready(&format!("{murl}/v2/models/{model}/ready"), "MLServer")?;
+        for &c in CONCURRENCY {
+            eprintln!("==> {model}: MLServer, concurrency {c}");
+            rows.push(Row { system: "MLServer (onnxruntime)", model: model.clone(), conc: c, report: load(&serve, &murl, model, &payload, c, seconds)? });
+        }
+        drop(_m);
+
+        // Limits: tract and onnxruntime in process, concurrency 1.
+        eprintln!("==> {model}: raw tract and raw onnxruntime");
+        let out = Command::new(&serve)
+            .args(["bench", "--in-process"])
+            .arg(&onnx)
+            .arg("--payload")
+            .arg(&payload)
+            .args(["--concurrency", "1", "--duration", &format!("{seconds}s"), "--warmup", "1s", "--json"])
+            .output()?;
+        rows.push(Row { system: "raw tract (in process)", model: model.clone(), conc: 1, report: serde_json::from_slice(&out.stdout)? });
+        let out = Command::new(&py).arg(peers.join("ort_raw.py")).arg(&onnx).arg(&payload).arg(seconds.to_string()).output()?;
+        rows.push(Row { system: "raw onnxruntime (in process)", model: model.clone(), conc: 1, report: serde_json::from_slice(&out.stdout)? });
+    }
+
+    println!("\nbench serve: one-row requests over REST JSON, {seconds}s per case after a 1 s warm-up, same load generator\n");
+    println!("| model | system | concurrency | req/s | p50 ms | p99 ms | errors |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let f = |k: &str| r.report[k].as_f64().unwrap_or(f64::NAN);
+        println!("| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} |", r.model, r.system, r.conc, f("rps"), f("p50_ms"), f("p99_ms"), f("errors"));
+    }
+    println!("\nRatios (modelplane-serve against the better Python server at the same concurrency; raw tract at concurrency 1):\n");
+    println!("| model | concurrency | throughput ratio (goal >= 5x) | p99 ratio (goal <= 0.2x) | p50 vs raw tract (goal <= 1.15x) |");
+    println!("|---|---:|---:|---:|---:|");
+    for model in models {
+        for &c in CONCURRENCY {
+            let get = |sys: &str, conc: usize| rows.iter().find(|r| r.model == *model && r.system == sys && r.conc == conc).map(|r| &r.report);
+            let Some(mp) = get("modelplane-serve", c) else { continue };
+            let best = ["KServe (onnxruntime)", "MLServer (onnxruntime)"]
+                .iter()
+                .filter_map(|s| get(s, c))
+                .max_by(|a, b| a["rps"].as_f64().unwrap_or(0.0).total_cmp(&b["rps"].as_f64().unwrap_or(0.0)));
+            let (tr, pr) = match best {
+                Some(b) => (mp["rps"].as_f64().unwrap_or(0.0) / b["rps"].as_f64().unwrap_or(1.0), mp["p99_ms"].as_f64().unwrap_or(0.0) / b["p99_ms"].as_f64().unwrap_or(1.0)),
+                None => (f64::NAN, f64::NAN),
+            };
+            let raw = if c == 1 {
+                get("raw tract (in process)", 1).map_or("-".to_string(), |t| format!("{:.2}x", mp["p50_ms"].as_f64().unwrap_or(0.0) / t["p50_ms"].as_f64().unwrap_or(1.0)))
+            } else {
+                "-".into()
+            };
+            println!("| {model} | {c} | {tr:.2}x | {pr:.2}x | {raw} |");
+        }
+    }
+    if let Some((m, kib)) = rss {
+        println!("\nmodelplane-serve RSS after the {m} runs: {:.1} MiB (goal < 50 MiB)", kib as f64 / 1024.0);
+    }
+    Ok(())
+}
