@@ -129,6 +129,7 @@ pub struct App {
     reload_lock: tokio::sync::Mutex<()>,
     token: Option<String>,
     pub feedback: crate::feedback::Feedback,
+    gpus: Option<crate::gpu::Gpus>,
 }
 
 async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig, drift_window: u64) -> Result<Model, String> {
@@ -172,6 +173,7 @@ impl App {
             reload_lock: tokio::sync::Mutex::new(()),
             token,
             feedback: crate::feedback::Feedback::new(config.monitoring.feedback_capacity, config.monitoring.feedback_window_seconds),
+            gpus: crate::gpu::Gpus::open(),
         });
         let serving = app.build(&config, None).await?;
         *app.serving.write().expect("lock") = Arc::new(serving);
@@ -388,8 +390,17 @@ impl App {
 }
 
 impl App {
-    /// Brings drift and feedback gauges up to date (called before each scrape).
+    /// Brings drift, feedback and GPU gauges up to date (called before each scrape).
     pub fn refresh_gauges(&self) {
+        if let (Some(gg), Some(gpus)) = (&self.metrics.gpu, &self.gpus) {
+            for d in gpus.list() {
+                let l = [d.index.to_string(), d.uuid.clone(), d.name.clone()];
+                let l: [&str; 3] = [&l[0], &l[1], &l[2]];
+                gg.utilization.with_label_values(&l).set(d.utilization);
+                gg.memory_used.with_label_values(&l).set(d.memory_used_bytes as f64);
+                gg.memory_total.with_label_values(&l).set(d.memory_total_bytes as f64);
+            }
+        }
         let s = self.snapshot();
         for versions in s.models.values() {
             for b in versions.values() {

@@ -20,7 +20,8 @@ pub struct BatchConfig {
     /// Most rows in one batch; 1 turns batching off.
     #[serde(default = "default_max_batch")]
     pub max_batch_size: usize,
-    /// Longest a request waits for others to join its batch.
+    /// Longest a partial batch is held back while a worker is free, waiting for more
+    /// requests (0: go at once; requests still batch up while every worker is busy).
     #[serde(default = "default_delay")]
     pub max_delay_ms: u64,
     /// Requests that may wait; more are refused with 429 / RESOURCE_EXHAUSTED.
@@ -32,7 +33,7 @@ fn default_max_batch() -> usize {
     32
 }
 fn default_delay() -> u64 {
-    2
+    0
 }
 fn default_queue() -> usize {
     1024
@@ -113,24 +114,41 @@ async fn collect(model: Arc<Model>, cfg: BatchConfig, pool: Arc<Semaphore>, metr
         };
         let mut rows = first.rows;
         let mut batch = vec![first];
-        if max_rows > 1 && rows < max_rows {
-            let deadline = tokio::time::Instant::now() + delay;
-            while rows < max_rows {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(job)) => {
-                        if compatible(&batch[0], &job) && rows + job.rows <= max_rows {
-                            rows += job.rows;
-                            batch.push(job);
-                        } else {
-                            carry = Some(job);
-                            break;
-                        }
-                    }
-                    _ => break,
+        // Take whatever is already waiting.
+        while rows < max_rows && carry.is_none() {
+            match rx.try_recv() {
+                Ok(job) if compatible(&batch[0], &job) && rows + job.rows <= max_rows => {
+                    rows += job.rows;
+                    batch.push(job);
                 }
+                Ok(job) => carry = Some(job),
+                Err(_) => break,
             }
         }
-        let Ok(permit) = pool.clone().acquire_owned().await else { return };
+        // Opportunistic batching: while every worker is busy, keep gathering requests (up to
+        // max_batch_size rows); once a worker is free, go. `max_delay_ms` > 0 additionally
+        // holds a partial batch back that long even when a worker is free.
+        let deadline = tokio::time::Instant::now() + delay;
+        let permit = loop {
+            if rows >= max_rows || carry.is_some() {
+                break pool.clone().acquire_owned().await;
+            }
+            let wait_more = !delay.is_zero() && tokio::time::Instant::now() < deadline;
+            tokio::select! {
+                biased;
+                p = pool.clone().acquire_owned(), if !wait_more => break p,
+                job = rx.recv() => match job {
+                    Some(job) if compatible(&batch[0], &job) && rows + job.rows <= max_rows => {
+                        rows += job.rows;
+                        batch.push(job);
+                    }
+                    Some(job) => carry = Some(job),
+                    None => break pool.clone().acquire_owned().await,
+                },
+                _ = tokio::time::sleep_until(deadline), if wait_more => {}
+            }
+        };
+        let Ok(permit) = permit else { return };
         let (model, metrics) = (model.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;

@@ -31,6 +31,17 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub monitoring: MonitoringConfig,
+    /// Serve REST and gRPC over TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// PEM files for TLS.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
 }
 
 /// Drift and feedback settings.

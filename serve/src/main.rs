@@ -282,9 +282,15 @@ struct ServeArgs {
     /// Most rows per batch for models given with --model.
     #[arg(long, default_value_t = 32)]
     max_batch_size: usize,
-    /// Longest a request waits for a batch to fill, in milliseconds.
-    #[arg(long, default_value_t = 2)]
+    /// Longest a partial batch waits for more requests while a worker is free, in ms.
+    #[arg(long, default_value_t = 0)]
     max_delay_ms: u64,
+    /// TLS certificate chain (PEM); with --tls-key, REST and gRPC are served over TLS.
+    #[arg(long, env = "MODELPLANE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "MODELPLANE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Seconds to drain in-flight requests on SIGTERM.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
@@ -305,8 +311,12 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             limits: Default::default(),
             auth: Default::default(),
             monitoring: Default::default(),
+            tls: None,
         },
     };
+    if let (Some(cert_file), Some(key_file)) = (&args.tls_cert, &args.tls_key) {
+        cfg.tls = Some(modelplane_serve::config::TlsConfig { cert_file: cert_file.clone(), key_file: key_file.clone() });
+    }
     if let Some(r) = &args.repository {
         cfg.repository = r.clone();
     }

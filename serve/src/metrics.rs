@@ -34,6 +34,16 @@ pub struct Metrics {
     pub feedback_samples: GaugeVec,
     /// Feedback items, by outcome (matched, unknown_id, invalid).
     pub feedback_total: IntCounterVec,
+    /// Registered only when NVML loads.
+    pub gpu: Option<GpuGauges>,
+}
+
+/// GPU gauges, per GPU.
+#[derive(Clone)]
+pub struct GpuGauges {
+    pub utilization: GaugeVec,
+    pub memory_used: GaugeVec,
+    pub memory_total: GaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -102,7 +112,20 @@ impl Metrics {
         ] {
             registry.register(c).expect("register metric");
         }
+        let gpu = crate::gpu::Gpus::open().map(|_| {
+            let l = &["gpu", "uuid", "name"];
+            let gg = GpuGauges {
+                utilization: g("modelplane_gpu_utilization_ratio", "GPU utilisation (0-1) from NVML.", l),
+                memory_used: g("modelplane_gpu_memory_used_bytes", "GPU memory in use, from NVML.", l),
+                memory_total: g("modelplane_gpu_memory_total_bytes", "GPU memory, from NVML.", l),
+            };
+            for c in [&gg.utilization, &gg.memory_used, &gg.memory_total] {
+                registry.register(Box::new(c.clone())).expect("register metric");
+            }
+            gg
+        });
         Metrics {
+            gpu,
             registry,
             requests,
             request_seconds,

@@ -26,8 +26,16 @@ impl Listeners {
     }
 }
 
-/// Serves until `shutdown` resolves, then drains for at most `drain`.
+/// Serves until `shutdown` resolves, then drains for at most `drain`; over TLS when the
+/// configuration has `tls`.
 pub async fn serve(app: Arc<App>, l: Listeners, shutdown: impl std::future::Future<Output = ()> + Send + 'static, drain: Duration) -> std::io::Result<()> {
+    let tls = match &app.config().tls {
+        Some(t) => Some((
+            crate::tls::acceptor(&t.cert_file, &t.key_file, &[b"h2", b"http/1.1"]).map_err(std::io::Error::other)?,
+            crate::tls::acceptor(&t.cert_file, &t.key_file, &[b"h2"]).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app2 = app.clone();
     tokio::spawn(async move {
@@ -37,17 +45,31 @@ pub async fn serve(app: Arc<App>, l: Listeners, shutdown: impl std::future::Futu
         let _ = stop_tx.send(true);
     });
     let mut rx1 = stop_rx.clone();
-    let rest = axum::serve(l.http, crate::rest::router(app.clone())).with_graceful_shutdown(async move {
+    let rest_stop = async move {
         let _ = rx1.wait_for(|s| *s).await;
-    });
+    };
+    let rest: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match &tls {
+        Some((rest_tls, _)) => {
+            let listener = crate::tls::TlsListener::new(l.http, rest_tls.clone())?;
+            let app = app.clone();
+            Box::pin(async move { axum::serve(listener, crate::rest::router(app)).with_graceful_shutdown(rest_stop).await })
+        }
+        None => {
+            let app = app.clone();
+            Box::pin(async move { axum::serve(l.http, crate::rest::router(app)).with_graceful_shutdown(rest_stop).await })
+        }
+    };
     let grpc = l.grpc.map(|g| {
         let mut rx2 = stop_rx.clone();
-        let incoming = tokio_stream_listener(g);
-        tonic::transport::Server::builder()
-            .add_service(crate::grpc::server(app.clone()))
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = rx2.wait_for(|s| *s).await;
-            })
+        let stop = async move {
+            let _ = rx2.wait_for(|s| *s).await;
+        };
+        let router = tonic::transport::Server::builder().add_service(crate::grpc::server(app.clone()));
+        let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>> = match &tls {
+            Some((_, grpc_tls)) => Box::pin(router.serve_with_incoming_shutdown(crate::tls::grpc_incoming(g, grpc_tls.clone()), stop)),
+            None => Box::pin(router.serve_with_incoming_shutdown(tokio_stream_listener(g), stop)),
+        };
+        fut
     });
     let mut rx3 = stop_rx.clone();
     let deadline = async move {

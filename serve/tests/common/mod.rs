@@ -31,6 +31,7 @@ pub fn config(repo: &str) -> ServeConfig {
         limits: Default::default(),
         auth: Default::default(),
         monitoring: Default::default(),
+        tls: None,
     }
 }
 

@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::{root, terraform};
 
-const PEERS: &[&str] = &["kserve==0.21.0", "mlserver==1.7.1", "onnxruntime", "numpy"];
+// Separate environments: KServe and MLServer pin different web stacks.
+const KSERVE: &[&str] = &["kserve==0.21.0", "onnxruntime", "numpy"];
+const MLSERVER: &[&str] = &["mlserver==1.7.1", "onnxruntime", "numpy"];
 const CONCURRENCY: &[usize] = &[1, 16, 64];
 
 fn free_port() -> u16 {
@@ -72,7 +74,8 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
     crate::run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "--release", "-p", "modelplane-serve"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     let serve = target.join("release/modelplane-serve");
-    let py = terraform::python_env("bench-venv", PEERS)?;
+    let py = terraform::python_env("bench-kserve", KSERVE)?;
+    let mpy = terraform::python_env("bench-mlserver", MLSERVER)?;
     let peers = root().join("xtask/peers");
     let fixtures = root().join("tests/fixtures/models");
     let work = target.join("bench-serve");
@@ -154,7 +157,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
             serde_json::json!({ "name": model, "implementation": "mlserver_onnx.OnnxRuntime", "parameters": { "uri": onnx } }).to_string(),
         )?;
         let _m = Proc(
-            Command::new(py.parent().expect("venv bin").join("mlserver"))
+            Command::new(mpy.parent().expect("venv bin").join("mlserver"))
                 .arg("start")
                 .arg(&dir)
                 .current_dir(&dir)
