@@ -54,7 +54,7 @@ pub struct MonitoringConfig {
     /// Window for rolling accuracy and MAE from feedback.
     #[serde(default = "default_feedback_window")]
     pub feedback_window_seconds: u64,
-    /// Predictions remembered for feedback (the oldest are forgotten).
+    /// Predictions remembered for feedback, about 200 bytes each (the oldest are forgotten).
     #[serde(default = "default_feedback_capacity")]
     pub feedback_capacity: usize,
 }
@@ -66,7 +66,7 @@ fn default_feedback_window() -> u64 {
     3600
 }
 fn default_feedback_capacity() -> usize {
-    100_000
+    10_000
 }
 
 impl Default for MonitoringConfig {

@@ -31,8 +31,9 @@ impl Item {
 }
 
 struct Pending {
-    key: (String, String, String),
-    predictions: Vec<f64>,
+    /// (model, version, variant), shared by every request of that variant.
+    key: std::sync::Arc<(String, String, String)>,
+    predictions: Box<[f64]>,
     classification: bool,
 }
 
@@ -67,6 +68,7 @@ pub struct Feedback {
     capacity: usize,
     slot_seconds: u64,
     pending: Mutex<(HashMap<String, Pending>, VecDeque<String>)>,
+    keys: Mutex<HashMap<String, std::sync::Arc<(String, String, String)>>>,
     scores: Mutex<HashMap<(String, String, String), (bool, Vec<Slot>)>>,
 }
 
@@ -83,15 +85,23 @@ impl Feedback {
             capacity: capacity.max(1),
             slot_seconds: (window_seconds / SLOTS as u64).max(1),
             pending: Mutex::new((HashMap::new(), VecDeque::new())),
+            keys: Mutex::new(HashMap::new()),
             scores: Mutex::new(HashMap::new()),
         }
     }
 
     /// Remembers a request's predictions under its inference id (the oldest are forgotten).
     pub fn remember(&self, id: &str, model: &str, version: &str, variant: &str, predictions: Vec<f64>, classification: bool) {
+        let key = {
+            let mut keys = self.keys.lock().expect("feedback lock");
+            keys.entry(format!("{model}\0{version}\0{variant}"))
+                .or_insert_with(|| std::sync::Arc::new((model.into(), version.into(), variant.into())))
+                .clone()
+        };
         let mut g = self.pending.lock().expect("feedback lock");
         let (map, order) = &mut *g;
-        if map.insert(id.to_string(), Pending { key: (model.into(), version.into(), variant.into()), predictions, classification }).is_none() {
+        let p = Pending { key, predictions: predictions.into_boxed_slice(), classification };
+        if map.insert(id.to_string(), p).is_none() {
             order.push_back(id.to_string());
         }
         while order.len() > self.capacity {
@@ -124,7 +134,7 @@ impl Feedback {
                 continue;
             }
             let mut scores = self.scores.lock().expect("feedback lock");
-            let (cls, slots) = scores.entry(p.key.clone()).or_insert_with(|| (p.classification, vec![Slot::default(); SLOTS]));
+            let (cls, slots) = scores.entry((*p.key).clone()).or_insert_with(|| (p.classification, vec![Slot::default(); SLOTS]));
             *cls = p.classification;
             let s = &mut slots[(slot % SLOTS as u64) as usize];
             if s.slot != slot {

@@ -357,8 +357,7 @@ fn init_logs(format: &str) {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let cfg = config_from(&args)?;
+async fn serve(args: ServeArgs, cfg: ServeConfig) -> Result<(), String> {
     let listeners = modelplane_serve::server::Listeners::bind(cfg.http, cfg.grpc).await.map_err(|e| format!("binding {}: {e}", cfg.http))?;
     let app = modelplane_serve::app::App::start(cfg.clone(), args.config.clone()).await?;
     tracing::info!(http = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -399,14 +398,25 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => {
             init_logs(&args.log_format);
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let cfg = match config_from(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve");
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // Model compute runs on blocking threads bounded by `workers`; keeping the pool
+            // that small also keeps the allocator's per-thread arenas (and so RSS) small.
+            let workers = cfg.limits.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(workers + 2).build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");
                     return ExitCode::from(2);
                 }
             };
-            match rt.block_on(serve(args)) {
+            match rt.block_on(serve(args, cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot serve");
