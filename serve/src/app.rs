@@ -145,8 +145,8 @@ async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig, drift_window: 
     let meta = repo.metadata(&mc.name, &version).await.map_err(|e| e.to_string())?;
     let path = repo.fetch(&mc.name, &version).await.map_err(|e| e.to_string())?;
     let baseline = repo.baseline(&mc.name, &version).await.map_err(|e| e.to_string())?;
-    let (name, v2) = (mc.name.clone(), version.clone());
-    let mut m = tokio::task::spawn_blocking(move || Model::load(&name, &v2, &path, Some(&meta.sha256)))
+    let (name, v2, device) = (mc.name.clone(), version.clone(), mc.device);
+    let mut m = tokio::task::spawn_blocking(move || Model::load_on(&name, &v2, &path, Some(&meta.sha256), device))
         .await
         .map_err(|e| format!("loading model {}: {e}", mc.name))?
         .map_err(|e| format!("model {} v{version}: {e}", mc.name))?;

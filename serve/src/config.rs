@@ -91,6 +91,9 @@ pub struct ModelConfig {
     pub version: Option<String>,
     #[serde(default)]
     pub batching: BatchConfig,
+    /// `cpu` (default) or `cuda`.
+    #[serde(default)]
+    pub device: crate::model::Device,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -219,7 +222,7 @@ impl ServeConfig {
         let mut out: Vec<ModelConfig> = self.models.clone();
         let mut add = |model: &str, version: &Option<String>| {
             if !out.iter().any(|m| m.name == model && (m.version == *version || version.is_none())) {
-                out.push(ModelConfig { name: model.to_string(), version: version.clone(), batching: BatchConfig::default() });
+                out.push(ModelConfig { name: model.to_string(), version: version.clone(), batching: BatchConfig::default(), device: Default::default() });
             }
         };
         for e in &self.endpoints {

@@ -282,6 +282,9 @@ struct ServeArgs {
     /// Most rows per batch for models given with --model.
     #[arg(long, default_value_t = 32)]
     max_batch_size: usize,
+    /// Where models given with --model compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: modelplane_serve::model::Device,
     /// Longest a partial batch waits for more requests while a worker is free, in ms.
     #[arg(long, default_value_t = 0)]
     max_delay_ms: u64,
@@ -335,6 +338,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             name,
             version,
             batching: BatchConfig { max_batch_size: args.max_batch_size, max_delay_ms: args.max_delay_ms, ..BatchConfig::default() },
+            device: args.device,
         });
     }
     if cfg.repository.is_empty() {

@@ -24,6 +24,16 @@ pub enum LoadError {
     Other(String),
 }
 
+/// Where a model computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU through tract's CUDA backend (build with `--features cuda`).
+    Cuda,
+}
+
 /// A model ready to run.
 pub struct Model {
     pub name: String,
@@ -48,8 +58,14 @@ fn tract_err(path: &Path, e: impl std::fmt::Display) -> LoadError {
 }
 
 impl Model {
-    /// Loads, checks the digest (when `expected_sha256` is given), optimises and warms up.
+    /// Loads on the CPU; see [`Model::load_on`].
     pub fn load(name: &str, version: &str, path: &Path, expected_sha256: Option<&str>) -> Result<Model, LoadError> {
+        Model::load_on(name, version, path, expected_sha256, Device::Cpu)
+    }
+
+    /// Loads, checks the digest (when `expected_sha256` is given), optimises for `device`
+    /// and warms up.
+    pub fn load_on(name: &str, version: &str, path: &Path, expected_sha256: Option<&str>, device: Device) -> Result<Model, LoadError> {
         let started = Instant::now();
         let sig = signature::read(path)?;
         if let Some(want) = expected_sha256 {
@@ -68,10 +84,9 @@ impl Model {
                 .collect();
             model.set_input_fact(i, InferenceFact::dt_shape(dt, dims)).map_err(|e| tract_err(path, e))?;
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| tract_err(path, e))?;
+        let typed = model.into_optimized().map_err(|e| tract_err(path, e))?;
+        let typed = on_device(typed, device).map_err(|reason| LoadError::Tract { path: path.display().to_string(), reason })?;
+        let plan = typed.into_runnable().map_err(|e| tract_err(path, e))?;
         let batchable = !sig.inputs.is_empty()
             && sig.inputs.iter().chain(sig.outputs.iter()).all(|s| s.shape.first() == Some(&-1));
         let m = Model { name: name.to_string(), version: version.to_string(), signature: sig, plan, batchable, load_time: Duration::ZERO, drift: None };
@@ -179,6 +194,31 @@ impl Model {
     }
 }
 
+#[cfg(feature = "cuda")]
+fn on_device(mut m: TypedModel, device: Device) -> Result<TypedModel, String> {
+    if device == Device::Cpu {
+        return Ok(m);
+    }
+    // tract-cuda panics when no CUDA driver or GPU is there: turn that into an error.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tract_onnx::tract_core::transform::ModelTransform::transform(&tract_cuda::CudaTransform, &mut m)));
+    match r {
+        Ok(Ok(())) => Ok(m),
+        Ok(Err(e)) => Err(format!("moving the model to CUDA: {e:#}")),
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            Err(format!("device = \"cuda\" but CUDA is not available here ({msg}); use device = \"cpu\" or run on a machine with an NVIDIA driver"))
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn on_device(m: TypedModel, device: Device) -> Result<TypedModel, String> {
+    match device {
+        Device::Cpu => Ok(m),
+        Device::Cuda => Err("device = \"cuda\" but this build of modelplane-serve has no CUDA support; build it with `--features cuda`, or use device = \"cpu\"".into()),
+    }
+}
+
 fn check_tensor(spec: &TensorSpec, nt: &NamedTensor) -> Result<(), ServeError> {
     let dt = nt.datatype();
     if dt.name() != spec.datatype {
@@ -218,6 +258,19 @@ mod tests {
             let out = m.run(vec![x]).unwrap();
             assert_eq!(out[0].shape(), &[n]);
             assert_eq!(out[1].shape(), &[n, 3]);
+        }
+    }
+
+    #[test]
+    fn cuda_without_support_or_gpu_is_a_clear_error() {
+        // Without the feature: the build lacks CUDA. With it, on a machine without a GPU:
+        // CUDA is not available. On a GPU machine, the model loads.
+        match Model::load_on("iris", "1", &fixture("iris"), None, Device::Cuda) {
+            Ok(m) => assert_eq!(m.run(vec![Tensor::zero::<f32>(&[2, 4]).unwrap()]).unwrap()[1].shape(), &[2, 3]),
+            Err(e) => {
+                let s = e.to_string();
+                assert!(s.contains("device = \"cuda\""), "{s}");
+            }
         }
     }
 

@@ -152,6 +152,7 @@ async fn concurrent_requests_are_batched_and_split_back_correctly() {
         name: "digits_mlp".into(),
         version: None,
         batching: modelplane_serve::batch::BatchConfig { max_batch_size: 64, max_delay_ms: 20, queue_capacity: 1024 },
+        device: Default::default(),
     }];
     let s = start(cfg).await;
     let r = reference("digits_mlp");

@@ -155,8 +155,12 @@ fn test(args: Vec<String>) -> Result<()> {
         .env("CHECKPOINT_DISABLE", "1");
     if !args.is_empty() {
         c.arg("--").args(args);
+        return run(&mut c);
     }
-    run(&mut c)
+    run(&mut c)?;
+    // The CUDA backend must build everywhere, although only a GPU machine can run it.
+    eprintln!("==> building modelplane-serve with --features cuda");
+    run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "-p", "modelplane-serve", "--features", "cuda"]))
 }
 
 /// A program on PATH.

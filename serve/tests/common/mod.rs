@@ -26,7 +26,7 @@ pub fn config(repo: &str) -> ServeConfig {
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: Some("127.0.0.1:0".parse().unwrap()),
         repository: repo.to_string(),
-        models: MODELS.iter().map(|m| ModelConfig { name: m.to_string(), version: None, batching: Default::default() }).collect(),
+        models: MODELS.iter().map(|m| ModelConfig { name: m.to_string(), version: None, batching: Default::default(), device: Default::default() }).collect(),
         endpoints: vec![],
         limits: Default::default(),
         auth: Default::default(),
