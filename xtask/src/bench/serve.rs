@@ -114,10 +114,14 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         );
         let url = format!("http://127.0.0.1:{port}");
         wait_ready(&format!("{url}/v2/health/ready"), "modelplane-serve")?;
-        for &c in CONCURRENCY {
-            eprintln!("==> {model}: modelplane-serve, concurrency {c}");
-            rows.push(Row { system: "modelplane-serve", model: model.clone(), conc: c, report: load(&serve, &url, model, &payload, c, seconds)? });
-        }
+        let measure = |system: &'static str, url: &str, rows: &mut Vec<Row>| -> Result<()> {
+            for &c in CONCURRENCY {
+                eprintln!("==> {model}: {system}, concurrency {c}");
+                rows.push(Row { system, model: model.clone(), conc: c, report: load(&serve, url, model, &payload, c, seconds)? });
+            }
+            Ok(())
+        };
+        measure("modelplane-serve", &url, &mut rows)?;
         if rss.is_none() {
             rss = rss_kib(p.0.id()).map(|k| (model.clone(), k));
         }
@@ -136,10 +140,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         );
         let kurl = format!("http://127.0.0.1:{hp}");
         wait_ready(&format!("{kurl}/v2/models/{model}/ready"), "KServe")?;
-        for &c in CONCURRENCY {
-            eprintln!("==> {model}: KServe, concurrency {c}");
-            rows.push(Row { system: "KServe (onnxruntime)", model: model.clone(), conc: c, report: load(&serve, &kurl, model, &payload, c, seconds)? });
-        }
+        measure("KServe (onnxruntime)", &kurl, &mut rows)?;
         drop(_k);
 
         // MLServer + onnxruntime runtime
@@ -167,10 +168,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         );
         let murl = format!("http://127.0.0.1:{mh}");
         wait_ready(&format!("{murl}/v2/models/{model}/ready"), "MLServer")?;
-        for &c in CONCURRENCY {
-            eprintln!("==> {model}: MLServer, concurrency {c}");
-            rows.push(Row { system: "MLServer (onnxruntime)", model: model.clone(), conc: c, report: load(&serve, &murl, model, &payload, c, seconds)? });
-        }
+        measure("MLServer (onnxruntime)", &murl, &mut rows)?;
         drop(_m);
 
         // Limits: tract and onnxruntime in process, concurrency 1.
