@@ -90,7 +90,14 @@ fn sigterm_drains_and_exits_zero_and_sighup_reloads() {
 #[test]
 fn bad_configurations_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
+    // a repository whose artifact is not ONNX (with a matching digest, so only the format is wrong)
+    let junk = dir.path().join("repo/junk/1");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("model.onnx"), b"not a model at all\n").unwrap();
+    let (sha, size) = modelplane_serve::signature::file_digest(&junk.join("model.onnx")).unwrap();
+    std::fs::write(junk.join("model.json"), serde_json::json!({ "name": "junk", "version": "1", "sha256": sha, "size_bytes": size }).to_string()).unwrap();
     let cases = [
+        (serde_json::json!({ "repository": dir.path().join("repo"), "models": [{ "name": "junk" }] }), "is not an ONNX model"),
         (serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "iris", "batchin": {} }] }), "unknown field `batchin`"),
         (serde_json::json!({ "repository": fixtures().join("repo"), "endpoints": [{ "name": "e", "variants": [{ "name": "a", "model": "iris", "weight": 0 }] }] }), "weights add up to 0"),
         (serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "nope" }] }), "model nope: no versions"),

@@ -128,6 +128,34 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         let _ = p.0.kill();
         drop(p);
 
+        // The same server with a drift baseline beside the model: the cost of drift statistics.
+        let holdout = fixtures.join("data").join(format!("{model}_holdout.csv"));
+        if holdout.is_file() {
+            let repo = work.join(format!("drift-repo-{model}"));
+            let vdir = repo.join(model).join("1");
+            std::fs::create_dir_all(&vdir)?;
+            for f in ["model.onnx", "model.json"] {
+                std::fs::copy(fixtures.join("repo").join(model).join("1").join(f), vdir.join(f))?;
+            }
+            let header = std::fs::read_to_string(&holdout)?.lines().next().unwrap_or_default().to_string();
+            let target = header.rsplit(',').next().unwrap_or_default().to_string();
+            crate::run(Command::new(&serve).args(["baseline", "--dataset"]).arg(&holdout).args(["--target", &target, "--model"]).arg(&onnx).arg("--out").arg(vdir.join("baseline.json")).stdout(Stdio::null()))?;
+            let port = free_port();
+            let _d = Proc(
+                Command::new(&serve)
+                    .args(["serve", "--repository"])
+                    .arg(&repo)
+                    .args(["--model", model, "--http", &format!("127.0.0.1:{port}"), "--log-format", "text"])
+                    .env("MODELPLANE_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+            let durl = format!("http://127.0.0.1:{port}");
+            wait_ready(&format!("{durl}/v2/health/ready"), "modelplane-serve with drift")?;
+            measure("modelplane-serve + drift", &durl, &mut rows)?;
+        }
+
         // KServe ModelServer + onnxruntime
         let (hp, gp) = (free_port(), free_port());
         let _k = Proc(
@@ -214,6 +242,18 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
             };
             println!("| {model} | {c} | {tr:.2}x | {pr:.2}x | {raw} |");
         }
+    }
+    let drift: Vec<String> = models
+        .iter()
+        .flat_map(|m| CONCURRENCY.iter().map(move |c| (m, *c)))
+        .filter_map(|(m, c)| {
+            let get = |sys: &str| rows.iter().find(|r| r.model == *m && r.system == sys && r.conc == c).and_then(|r| r.report["rps"].as_f64());
+            let (plain, with) = (get("modelplane-serve")?, get("modelplane-serve + drift")?);
+            Some(format!("{m} c={c}: {:+.1}% throughput", (with / plain - 1.0) * 100.0))
+        })
+        .collect();
+    if !drift.is_empty() {
+        println!("\nDrift statistics cost (goal < 5%): {}", drift.join("; "));
     }
     if let Some((m, kib)) = rss {
         println!("\nmodelplane-serve RSS after the {m} runs: {:.1} MiB (goal < 50 MiB)", kib as f64 / 1024.0);
