@@ -241,6 +241,32 @@ impl DriftMonitor {
     }
 }
 
+/// Computes a baseline from a dataset, with the predictions of `model` on it when given.
+pub fn compute(dataset: &Path, target: Option<&str>, features: Option<&[String]>, model: Option<&Path>) -> Result<Baseline, String> {
+    let table = Table::read(dataset).map_err(|e| e.to_string())?;
+    let predictions = match model {
+        None => None,
+        Some(mp) => {
+            let m = crate::model::Model::load("baseline", "0", mp, None).map_err(|e| e.to_string())?;
+            let (_, x, _) = table.split(target, features, dataset).map_err(|e| e.to_string())?;
+            let input = m.signature.inputs.first().ok_or("the model has no inputs")?;
+            let dt = crate::tensor::Datatype::parse(&input.datatype).map_err(|e| e.to_string())?;
+            let mut preds = Vec::with_capacity(x.len());
+            for chunk in x.chunks(256) {
+                let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
+                let shape = [chunk.len() as i64, chunk[0].len() as i64];
+                let t = crate::tensor::from_json(&input.name, crate::tensor::Datatype::F64, &shape, &serde_json::json!(flat))
+                    .and_then(|t| t.cast_to_dt(dt.to_tract()).map(|c| c.into_owned()).map_err(|e| crate::error::ServeError::BadRequest(e.to_string())))
+                    .map_err(|e| e.to_string())?;
+                let out = m.run(vec![t]).map_err(|e| e.to_string())?;
+                preds.extend(m.predictions(&out).ok_or("the model's outputs give no per-row prediction")?);
+            }
+            Some(preds)
+        }
+    };
+    Baseline::from_table(&table, target, features, predictions.as_deref(), dataset).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,30 +319,4 @@ mod tests {
         assert_eq!(b.edges, vec![0.5, 1.5]);
         assert_eq!(b.proportions, vec![0.25, 0.5, 0.25]);
     }
-}
-
-/// Computes a baseline from a dataset, with the predictions of `model` on it when given.
-pub fn compute(dataset: &Path, target: Option<&str>, features: Option<&[String]>, model: Option<&Path>) -> Result<Baseline, String> {
-    let table = Table::read(dataset).map_err(|e| e.to_string())?;
-    let predictions = match model {
-        None => None,
-        Some(mp) => {
-            let m = crate::model::Model::load("baseline", "0", mp, None).map_err(|e| e.to_string())?;
-            let (_, x, _) = table.split(target, features, dataset).map_err(|e| e.to_string())?;
-            let input = m.signature.inputs.first().ok_or("the model has no inputs")?;
-            let dt = crate::tensor::Datatype::parse(&input.datatype).map_err(|e| e.to_string())?;
-            let mut preds = Vec::with_capacity(x.len());
-            for chunk in x.chunks(256) {
-                let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
-                let shape = [chunk.len() as i64, chunk[0].len() as i64];
-                let t = crate::tensor::from_json(&input.name, crate::tensor::Datatype::F64, &shape, &serde_json::json!(flat))
-                    .and_then(|t| t.cast_to_dt(dt.to_tract()).map(|c| c.into_owned()).map_err(|e| crate::error::ServeError::BadRequest(e.to_string())))
-                    .map_err(|e| e.to_string())?;
-                let out = m.run(vec![t]).map_err(|e| e.to_string())?;
-                preds.extend(m.predictions(&out).ok_or("the model's outputs give no per-row prediction")?);
-            }
-            Some(preds)
-        }
-    };
-    Baseline::from_table(&table, target, features, predictions.as_deref(), dataset).map_err(|e| e.to_string())
 }

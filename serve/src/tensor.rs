@@ -192,7 +192,7 @@ pub fn from_json(name: &str, datatype: Datatype, shape: &[i64], data: &serde_jso
         Datatype::I64 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_i64(), "an INT64")),
         Datatype::F16 => Tensor::from_shape(
             &s,
-            &json_vec!(items, name, |v: &serde_json::Value| v.as_f64().map(|x| tract_onnx::prelude::f16::from_f64(x)), "a number"),
+            &json_vec!(items, name, |v: &serde_json::Value| v.as_f64().map(tract_onnx::prelude::f16::from_f64), "a number"),
         ),
         Datatype::F32 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_f64().map(|x| x as f32), "a number")),
         Datatype::F64 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_f64(), "a number")),

@@ -374,7 +374,7 @@ fn skip(r: &mut Reader, path: &str) -> Result<(), CodecError> {
         }
         Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 | Marker::FixExt16
         | Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => {
-            read_unknown(r, m, &Type::Dynamic, path).map(|_| ()).or_else(|_| Ok::<(), CodecError>(()))?;
+            read_unknown(r, m, &Type::Dynamic, path).map(|_| ()).or(Ok::<(), CodecError>(()))?;
         }
         m => {
             let n = read_len(r, m, path)?.map_or_else(|| err(path, format!("unexpected {m:?}")), Ok)?;

@@ -577,11 +577,11 @@ impl proto::provider_server::Provider for ProviderServer {
                 Some(raw.json)
             };
             if let Some(b) = json_bytes {
-                match json::decode(&b, &ty) {
+                match json::decode(&b, ty) {
                     Ok(v) => {
                         let mut v = v;
                         null_write_only(&schema.block, &mut v);
-                        upgraded = encode_dv(&v, &ty, &mut diags);
+                        upgraded = encode_dv(&v, ty, &mut diags);
                     }
                     Err(e) => diags.error("Cannot read resource state", format!("{}: {e}", r.type_name)),
                 }
@@ -608,7 +608,7 @@ impl proto::provider_server::Provider for ProviderServer {
         let mut diags = Diagnostics::new();
         let mut new_state = None;
         let mut private = r.private.clone();
-        if let Some(state) = decode_dv(r.current_state.as_ref(), &ty, "state", &mut diags) {
+        if let Some(state) = decode_dv(r.current_state.as_ref(), ty, "state", &mut diags) {
             let mut ctx = self.ctx(&r.private);
             let out = guarded("ReadResource", &mut diags, res.read(state, &mut ctx)).await.flatten();
             diags.extend(ctx.diags);
@@ -617,7 +617,7 @@ impl proto::provider_server::Provider for ProviderServer {
             if let Some(p) = first_unknown(&v, AttributePath::root()) {
                 diags.error_at(p.clone(), "Provider returned an unknown value on read", format!("{}: {p}. This is a bug in the provider.", r.type_name));
             }
-            new_state = encode_dv(&v, &ty, &mut diags);
+            new_state = encode_dv(&v, ty, &mut diags);
             private = ctx.private.to_bytes();
         }
         Ok(Response::new(proto::read_resource::Response { new_state, diagnostics: diags_to_proto(&diags), private, deferred: None }))
@@ -629,16 +629,16 @@ impl proto::provider_server::Provider for ProviderServer {
         let mut diags = Diagnostics::new();
         let mut resp = proto::plan_resource_change::Response::default();
         let (Some(prior), Some(proposed), Some(config)) = (
-            decode_dv(r.prior_state.as_ref(), &ty, "prior state", &mut diags),
-            decode_dv(r.proposed_new_state.as_ref(), &ty, "proposed state", &mut diags),
-            decode_dv(r.config.as_ref(), &ty, "configuration", &mut diags),
+            decode_dv(r.prior_state.as_ref(), ty, "prior state", &mut diags),
+            decode_dv(r.proposed_new_state.as_ref(), ty, "proposed state", &mut diags),
+            decode_dv(r.config.as_ref(), ty, "configuration", &mut diags),
         ) else {
             resp.diagnostics = diags_to_proto(&diags);
             return Ok(Response::new(resp));
         };
         if proposed.is_null() {
             // Destroy: nothing to plan.
-            resp.planned_state = encode_dv(&Value::Null, &ty, &mut diags);
+            resp.planned_state = encode_dv(&Value::Null, ty, &mut diags);
             resp.planned_private = r.prior_private;
             resp.diagnostics = diags_to_proto(&diags);
             return Ok(Response::new(resp));
@@ -670,7 +670,7 @@ impl proto::provider_server::Provider for ProviderServer {
             }
             resp.requires_replace = paths.iter().map(path_to_proto).collect();
         }
-        resp.planned_state = encode_dv(&planned, &ty, &mut diags);
+        resp.planned_state = encode_dv(&planned, ty, &mut diags);
         resp.planned_private = ctx.private.to_bytes();
         resp.diagnostics = diags_to_proto(&diags);
         Ok(Response::new(resp))
@@ -682,9 +682,9 @@ impl proto::provider_server::Provider for ProviderServer {
         let mut diags = Diagnostics::new();
         let mut resp = proto::apply_resource_change::Response::default();
         let (Some(prior), Some(planned), Some(config)) = (
-            decode_dv(r.prior_state.as_ref(), &ty, "prior state", &mut diags),
-            decode_dv(r.planned_state.as_ref(), &ty, "planned state", &mut diags),
-            decode_dv(r.config.as_ref(), &ty, "configuration", &mut diags),
+            decode_dv(r.prior_state.as_ref(), ty, "prior state", &mut diags),
+            decode_dv(r.planned_state.as_ref(), ty, "planned state", &mut diags),
+            decode_dv(r.config.as_ref(), ty, "configuration", &mut diags),
         ) else {
             resp.diagnostics = diags_to_proto(&diags);
             return Ok(Response::new(resp));
@@ -728,7 +728,7 @@ impl proto::provider_server::Provider for ProviderServer {
         } else {
             new_state
         };
-        resp.new_state = encode_dv(&new_state, &ty, &mut diags);
+        resp.new_state = encode_dv(&new_state, ty, &mut diags);
         resp.private = ctx.private.to_bytes();
         resp.diagnostics = diags_to_proto(&diags);
         Ok(Response::new(resp))
@@ -744,7 +744,7 @@ impl proto::provider_server::Provider for ProviderServer {
         let mut imported = Vec::new();
         if let Some(mut v) = out {
             null_write_only(&schema.block, &mut v);
-            if let Some(state) = encode_dv(&v, &ty, &mut diags) {
+            if let Some(state) = encode_dv(&v, ty, &mut diags) {
                 imported.push(proto::import_resource_state::ImportedResource {
                     type_name: r.type_name.clone(),
                     state: Some(state),
@@ -762,7 +762,7 @@ impl proto::provider_server::Provider for ProviderServer {
         let (ds, schema, ty) = self.data_source(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut state = None;
-        if let Some(config) = decode_dv(r.config.as_ref(), &ty, "configuration", &mut diags) {
+        if let Some(config) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             let mut ctx = self.ctx(&[]);
             let out = guarded("ReadDataSource", &mut diags, ds.read(config.clone(), &mut ctx)).await.flatten();
             diags.extend(std::mem::take(&mut ctx.diags));
@@ -772,7 +772,7 @@ impl proto::provider_server::Provider for ProviderServer {
                     diags.error_at(p.clone(), "Provider returned an unknown value", format!("{}: {p} is unknown after read. This is a bug in the provider.", r.type_name));
                 }
                 if !diags.has_errors() {
-                    state = encode_dv(&v, &ty, &mut diags);
+                    state = encode_dv(&v, ty, &mut diags);
                 }
             } else if !diags.has_errors() {
                 diags.error("Data source returned nothing", format!("{}: read returned no data without an error. This is a bug in the provider.", r.type_name));
