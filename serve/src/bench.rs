@@ -269,23 +269,27 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let h = hist.lock().expect("lock");
-    let n = h.len();
-    let ms = |us: u64| us as f64 / 1000.0;
     let first_error = first_error.lock().expect("lock").clone();
-    Ok(Report {
-        protocol: spec.protocol,
-        concurrency: conc,
-        requests: n,
-        errors: errors.load(Ordering::SeqCst),
+    Ok(report(spec.protocol, conc, &h, errors.load(Ordering::SeqCst), elapsed, first_error))
+}
+
+/// Summarises a latency histogram (microseconds).
+fn report(protocol: Protocol, concurrency: usize, h: &Histogram<u64>, errors: u64, elapsed: f64, first_error: Option<String>) -> Report {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Report {
+        protocol,
+        concurrency,
+        requests: h.len(),
+        errors,
         duration_s: elapsed,
-        rps: n as f64 / elapsed.max(1e-9),
+        rps: h.len() as f64 / elapsed.max(1e-9),
         p50_ms: ms(h.value_at_quantile(0.50)),
         p90_ms: ms(h.value_at_quantile(0.90)),
         p99_ms: ms(h.value_at_quantile(0.99)),
         max_ms: ms(h.max()),
         mean_ms: h.mean() / 1000.0,
         first_error,
-    })
+    }
 }
 
 /// Runs the model in this process with `concurrency` threads: what a server could reach at
@@ -333,20 +337,5 @@ pub fn run_in_process(model: &std::path::Path, payload: &serde_json::Value, conc
         all.add(&h).expect("merge");
         errors += e;
     }
-    let elapsed = duration.as_secs_f64();
-    let ms = |us: u64| us as f64 / 1000.0;
-    Ok(Report {
-        protocol: Protocol::InProcess,
-        concurrency: conc,
-        requests: all.len(),
-        errors,
-        duration_s: elapsed,
-        rps: all.len() as f64 / elapsed,
-        p50_ms: ms(all.value_at_quantile(0.5)),
-        p90_ms: ms(all.value_at_quantile(0.9)),
-        p99_ms: ms(all.value_at_quantile(0.99)),
-        max_ms: ms(all.max()),
-        mean_ms: all.mean() / 1000.0,
-        first_error: None,
-    })
+    Ok(report(Protocol::InProcess, conc, &all, errors, duration.as_secs_f64(), None))
 }

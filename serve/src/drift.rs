@@ -253,11 +253,7 @@ pub fn compute(dataset: &Path, target: Option<&str>, features: Option<&[String]>
             let dt = crate::tensor::Datatype::parse(&input.datatype).map_err(|e| e.to_string())?;
             let mut preds = Vec::with_capacity(x.len());
             for chunk in x.chunks(256) {
-                let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
-                let shape = [chunk.len() as i64, chunk[0].len() as i64];
-                let t = crate::tensor::from_json(&input.name, crate::tensor::Datatype::F64, &shape, &serde_json::json!(flat))
-                    .and_then(|t| t.cast_to_dt(dt.to_tract()).map(|c| c.into_owned()).map_err(|e| crate::error::ServeError::BadRequest(e.to_string())))
-                    .map_err(|e| e.to_string())?;
+                let t = crate::validate::input_tensor(dt, chunk).map_err(|e| e.to_string())?;
                 let out = m.run(vec![t]).map_err(|e| e.to_string())?;
                 preds.extend(m.predictions(&out).ok_or("the model's outputs give no per-row prediction")?);
             }

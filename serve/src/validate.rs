@@ -119,7 +119,8 @@ fn mismatch(s: impl Into<String>) -> ValidateError {
     ValidateError::Mismatch(s.into())
 }
 
-fn input_tensor(dt: Datatype, rows: &[Vec<f64>]) -> Result<Tensor, ValidateError> {
+/// Rows of numbers as an `[N, features]` tensor of the model's input datatype.
+pub(crate) fn input_tensor(dt: Datatype, rows: &[Vec<f64>]) -> Result<Tensor, ValidateError> {
     let (n, f) = (rows.len(), rows.first().map_or(0, Vec::len));
     let flat: Vec<f64> = rows.iter().flatten().copied().collect();
     let t = match dt {
