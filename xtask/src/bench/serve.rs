@@ -62,6 +62,24 @@ fn load(serve: &Path, url: &str, model: &str, payload: &Path, conc: usize, secon
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// Starts modelplane-serve on a free port and waits until it is ready.
+fn start_serve(serve: &Path, repo: &Path, model: &str) -> Result<(Proc, String)> {
+    let port = free_port();
+    let p = Proc(
+        Command::new(serve)
+            .args(["serve", "--repository"])
+            .arg(repo)
+            .args(["--model", model, "--http", &format!("127.0.0.1:{port}"), "--log-format", "text"])
+            .env("MODELPLANE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{url}/v2/health/ready"), "modelplane-serve")?;
+    Ok((p, url))
+}
+
 struct Row {
     system: &'static str,
     model: String,
@@ -101,19 +119,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         std::fs::write(&payload, serde_json::json!({ "inputs": inputs }).to_string())?;
 
         // modelplane-serve
-        let port = free_port();
-        let mut p = Proc(
-            Command::new(&serve)
-                .args(["serve", "--repository"])
-                .arg(fixtures.join("repo"))
-                .args(["--model", model, "--http", &format!("127.0.0.1:{port}"), "--log-format", "text"])
-                .env("MODELPLANE_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        wait_ready(&format!("{url}/v2/health/ready"), "modelplane-serve")?;
+        let (mut p, url) = start_serve(&serve, &fixtures.join("repo"), model)?;
         let measure = |system: &'static str, url: &str, rows: &mut Vec<Row>| -> Result<()> {
             for &c in CONCURRENCY {
                 eprintln!("==> {model}: {system}, concurrency {c}");
@@ -140,19 +146,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
             let header = std::fs::read_to_string(&holdout)?.lines().next().unwrap_or_default().to_string();
             let target = header.rsplit(',').next().unwrap_or_default().to_string();
             crate::run(Command::new(&serve).args(["baseline", "--dataset"]).arg(&holdout).args(["--target", &target, "--model"]).arg(&onnx).arg("--out").arg(vdir.join("baseline.json")).stdout(Stdio::null()))?;
-            let port = free_port();
-            let _d = Proc(
-                Command::new(&serve)
-                    .args(["serve", "--repository"])
-                    .arg(&repo)
-                    .args(["--model", model, "--http", &format!("127.0.0.1:{port}"), "--log-format", "text"])
-                    .env("MODELPLANE_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?,
-            );
-            let durl = format!("http://127.0.0.1:{port}");
-            wait_ready(&format!("{durl}/v2/health/ready"), "modelplane-serve with drift")?;
+            let (_d, durl) = start_serve(&serve, &repo, model)?;
             measure("modelplane-serve + drift", &durl, &mut rows)?;
         }
 
