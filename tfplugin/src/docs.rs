@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crate::schema::{AttrType, Attribute, Block, Nesting, Schema};
+use crate::schema::{AttrType, Block, Nesting, Schema};
 use crate::server::ProviderServer;
 
 /// Renders every page; keys are paths relative to the docs folder.
@@ -213,7 +213,3 @@ fn render_block(s: &mut String, b: &Block, prefix: &str, nested: &mut Vec<(Strin
     }
 }
 
-/// Attributes' names at the top of a schema, for tests that compare docs with schemas.
-pub fn attribute_names(schema: &Schema) -> Vec<&str> {
-    schema.block.attributes.iter().map(|a: &Attribute| a.name.as_str()).collect()
-}
