@@ -1,13 +1,43 @@
-output "model_sha256" {
-  description = "Content digest of the model file."
-  value       = data.modelplane_model_signature.model.sha256
+output "url" {
+  description = "Base URL of the endpoint (Open Inference Protocol v2 over REST)."
+  value       = modelplane_endpoint.iris.url
 }
 
-output "model_signature" {
-  description = "What the model takes and returns (Open Inference Protocol datatypes; -1 marks the batch dimension)."
+output "grpc_address" {
+  description = "Address of the gRPC listener (inference.GRPCInferenceService)."
+  value       = modelplane_endpoint.iris.grpc_address
+}
+
+output "curl" {
+  description = "A ready-to-run prediction request."
+  value       = "curl -s -H \"Authorization: Bearer $(cat ${modelplane_endpoint.iris.token_file})\" -H 'Content-Type: application/json' -d @${abspath(path.module)}/data/request.json ${modelplane_endpoint.iris.url}/v2/models/iris/infer"
+}
+
+output "token_file" {
+  description = "File holding the endpoint's bearer token."
+  value       = modelplane_endpoint.iris.token_file
+}
+
+output "benchmark" {
+  description = "What the benchmark hook measured after the last change."
+  value       = modelplane_endpoint.iris.benchmark_result
+}
+
+output "validation" {
+  description = "Each version's validation report."
+  value       = { for v, m in modelplane_model.iris : v => m.validation_report.summary }
+}
+
+output "catalogue" {
+  description = "Every version in the store."
+  value       = [for v in data.modelplane_models.catalogue.versions : "${v.name}/${v.version} sha256:${substr(v.sha256, 0, 12)} ${v.validation_metric}=${v.validation_value}"]
+}
+
+output "machine" {
+  description = "This machine, as the cluster sees it."
   value = {
-    opset   = data.modelplane_model_signature.model.opset
-    inputs  = [for t in data.modelplane_model_signature.model.inputs : "${t.name}: ${t.datatype}${jsonencode(t.shape)}"]
-    outputs = [for t in data.modelplane_model_signature.model.outputs : "${t.name}: ${t.datatype}${jsonencode(t.shape)}"]
+    cpus   = modelplane_gpu_cluster.here.cpus
+    memory = "${floor(modelplane_gpu_cluster.here.memory_bytes / 1073741824)} GiB"
+    gpus   = [for g in modelplane_gpu_cluster.here.gpus : "${g.name} (${g.uuid})"]
   }
 }

@@ -2,15 +2,29 @@
 //!
 //! The Modelplane provider on top of `tfplugin`. One file per resource and data source:
 //!
-//! | Terraform type | code | docs | example |
-//! |---|---|---|---|
-//! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` |
+//! | Terraform type | code | docs | example | tests |
+//! |---|---|---|---|---|
+//! | `modelplane_gpu_cluster` | `resources/gpu_cluster.rs` | `docs/resources/gpu_cluster.md` | `examples/resources/modelplane_gpu_cluster/` | `tests/gpu_cluster.rs` |
+//! | `modelplane_model_store` | `resources/model_store.rs` | `docs/resources/model_store.md` | `examples/resources/modelplane_model_store/` | `tests/model_store.rs` |
+//! | `modelplane_model` | `resources/model.rs` | `docs/resources/model.md` | `examples/resources/modelplane_model/` | `tests/model.rs` |
+//! | `modelplane_endpoint` | `resources/endpoint.rs` | `docs/resources/endpoint.md` | `examples/resources/modelplane_endpoint/` | `tests/endpoint.rs` |
+//! | `modelplane_gpu_inventory` (data) | `data_sources/gpu_inventory.rs` | `docs/data-sources/gpu_inventory.md` | `examples/data-sources/modelplane_gpu_inventory/` | `tests/gpu_cluster.rs` |
+//! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/models.rs` |
+//! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` | `tests/model_signature.rs` |
+//!
+//! Behind them: [`platforms`] (where endpoints run), [`stores`] (where versions live) and
+//! [`local_endpoint`] (the supervised server processes of the `local` platform).
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use tfplugin::{Attribute, Block, Config, Diagnostics, NestedBlock, Nesting, Schema, Type};
 
 pub mod data_sources;
+pub mod local_endpoint;
+pub mod platforms;
+pub mod resources;
+pub mod stores;
 
 /// The provider's registry address.
 pub const ADDRESS: &str = "registry.terraform.io/modelplane/modelplane";
@@ -23,6 +37,21 @@ pub struct ProviderConfig {
     pub terraform_version: String,
     /// `local.state_dir`: where the local platform keeps endpoint state.
     pub local_state_dir: Option<String>,
+}
+
+impl ProviderConfig {
+    /// Where the local platform keeps its state: `local.state_dir`, else
+    /// `$XDG_STATE_HOME/modelplane`, else `~/.local/state/modelplane`.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(d) = &self.local_state_dir {
+            return PathBuf::from(resources::model_store::absolute(d));
+        }
+        if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("modelplane");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        home.join(".local/state/modelplane")
+    }
 }
 
 /// The Modelplane provider.
@@ -122,7 +151,20 @@ impl tfplugin::Provider for Modelplane {
         let _ = self.config.set(ProviderConfig { terraform_version: terraform_version.to_string(), local_state_dir });
     }
 
+    fn resources(&self) -> Vec<Arc<dyn tfplugin::framework::DynResource>> {
+        vec![
+            tfplugin::resource(resources::gpu_cluster::GpuCluster),
+            tfplugin::resource(resources::model_store::ModelStore { config: self.config.clone() }),
+            tfplugin::resource(resources::model::ModelVersion),
+            tfplugin::resource(resources::endpoint::Endpoint { config: self.config.clone() }),
+        ]
+    }
+
     fn data_sources(&self) -> Vec<Arc<dyn tfplugin::framework::DynDataSource>> {
-        vec![tfplugin::data_source(data_sources::model_signature::ModelSignature)]
+        vec![
+            tfplugin::data_source(data_sources::model_signature::ModelSignature),
+            tfplugin::data_source(data_sources::gpu_inventory::GpuInventory),
+            tfplugin::data_source(data_sources::models::Models),
+        ]
     }
 }

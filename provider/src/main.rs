@@ -30,10 +30,24 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// The bundled inference server (`modelplane-serve`): how the local platform runs endpoints.
+    #[command(disable_help_flag = true)]
+    Server {
+        /// modelplane-serve's arguments, e.g. `serve --config server.json`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Server { args }) = cli.command {
+        let argv = std::iter::once(std::ffi::OsString::from("modelplane-serve")).chain(args);
+        std::process::exit(match modelplane_serve::cli::main_from(argv) {
+            c if c == std::process::ExitCode::SUCCESS => 0,
+            _ => 2,
+        });
+    }
     let provider: Arc<dyn tfplugin::Provider> = Arc::new(modelplane_provider::Modelplane::new());
     let code = match cli.command {
         None => tfplugin::plugin::run(
@@ -45,6 +59,7 @@ fn main() {
             cli.debug,
         ),
         Some(Command::Docs { out, examples, check }) => docs(provider, &out, &examples, check),
+        Some(Command::Server { .. }) => unreachable!("handled above"),
     };
     std::process::exit(code);
 }

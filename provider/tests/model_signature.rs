@@ -17,7 +17,7 @@ fn sha256_of(rel: &str) -> String {
 
 #[test]
 fn model_signature_basic() {
-    let model = "examples/quickstart/model/iris.onnx";
+    let model = "examples/quickstart/model/iris-v1.onnx";
     let size = std::fs::metadata(repo().join(model)).unwrap().len();
     acc(
         "model_signature_basic",
@@ -80,7 +80,7 @@ fn model_signature_empty_path_is_caught_at_validate() {
 /// and once applied the plan is empty.
 #[test]
 fn model_signature_unknown_path_is_read_at_apply() {
-    let model = repo_path("examples/quickstart/model/iris.onnx");
+    let model = repo_path("examples/quickstart/model/iris-v1.onnx");
     let cfg = format!(
         "resource \"terraform_data\" \"p\" {{\n  input = {model:?}\n}}\n\n\
          data \"modelplane_model_signature\" \"m\" {{\n  path = terraform_data.p.output\n}}\n"
@@ -91,7 +91,7 @@ fn model_signature_unknown_path_is_read_at_apply() {
             steps: vec![Step::new(cfg)
                 .plan_check(tfplugin::acctest::plan_action("terraform_data.p", "create"))
                 .plan_check(tfplugin::acctest::plan_action(ADDR, "read"))
-                .check(attr_equals(ADDR, "sha256", sha256_of("examples/quickstart/model/iris.onnx")))],
+                .check(attr_equals(ADDR, "sha256", sha256_of("examples/quickstart/model/iris-v1.onnx")))],
             ..Default::default()
         },
     );

@@ -34,6 +34,10 @@ pub struct ServeConfig {
     /// Serve REST and gRPC over TLS.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Bind with SO_REUSEPORT, so that a replacement server can take over the same ports
+    /// before this one drains (a restart that keeps the URL and drops no connection).
+    #[serde(default)]
+    pub reuse_port: bool,
 }
 
 /// PEM files for TLS.
@@ -114,6 +118,9 @@ pub struct ShadowConfig {
     pub version: Option<String>,
 }
 
+/// An endpoint may share its name with a model (`iris` splitting traffic between versions of
+/// `iris`): requests by that name go to the endpoint, and `/versions/V` picks the variant
+/// serving version V.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
@@ -206,9 +213,6 @@ impl ServeConfig {
                 if !names.insert(&v.name) {
                     return Err(format!("endpoint {}: variant {} is declared twice", e.name, v.name));
                 }
-            }
-            if self.models.iter().any(|m| m.name == e.name) {
-                return Err(format!("endpoint {} has the same name as a model; rename one of them", e.name));
             }
         }
         if self.limits.max_body_bytes == 0 || self.limits.request_timeout_ms == 0 {

@@ -14,10 +14,12 @@
 //! | [`rest`], [`grpc`] | the Open Inference Protocol v2 over REST and gRPC |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`server`] | listeners, signals, graceful shutdown |
+//! | [`cli`] | the `modelplane-serve` command line |
 
 pub mod app;
 pub mod batch;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod drift;

@@ -35,6 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
         .route("/v2/models/{model}/feedback", post(feedback))
         .route("/v2/admin/reload", post(reload))
+        .route("/v2/admin/config", get(admin_config))
         .route("/metrics", get(metrics))
         .fallback(|| async { ServeError::NotFound("no such route; see the Open Inference Protocol v2 paths under /v2".into()) })
         .with_state(app)
@@ -115,6 +116,13 @@ async fn reload(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>
     app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
     app.reload(None).await.map_err(|e| ServeError::BadRequest(format!("reload failed, still serving the previous configuration: {e}")))?;
     Ok(Json(json!({ "reloaded": true })))
+}
+
+/// `GET /v2/admin/config`: the configuration being served (it holds no secrets: the token is
+/// read from a file or the environment), so operators and the provider can see what runs.
+async fn admin_config(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>, ServeError> {
+    app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    Ok(Json(serde_json::to_value(&*app.config()).unwrap_or_default()))
 }
 
 #[derive(Deserialize)]

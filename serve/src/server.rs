@@ -17,13 +17,29 @@ pub struct Listeners {
 
 impl Listeners {
     pub async fn bind(http: SocketAddr, grpc: Option<SocketAddr>) -> std::io::Result<Listeners> {
-        let http = TcpListener::bind(http).await?;
+        Self::bind_with(http, grpc, false).await
+    }
+
+    /// Binds; with `reuse_port`, other processes may bind the same addresses (SO_REUSEPORT)
+    /// and the kernel spreads new connections over them.
+    pub async fn bind_with(http: SocketAddr, grpc: Option<SocketAddr>, reuse_port: bool) -> std::io::Result<Listeners> {
+        let http = listen(http, reuse_port)?;
         let grpc = match grpc {
-            Some(a) => Some(TcpListener::bind(a).await?),
+            Some(a) => Some(listen(a, reuse_port)?),
             None => None,
         };
         Ok(Listeners { http, grpc })
     }
+}
+
+fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let s = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    s.set_reuseaddr(true)?;
+    if reuse_port {
+        s.set_reuseport(true)?;
+    }
+    s.bind(addr)?;
+    s.listen(1024)
 }
 
 /// Serves until `shutdown` resolves, then drains for at most `drain`; over TLS when the

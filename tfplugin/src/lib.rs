@@ -47,4 +47,4 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use framework::{data_source, resource, Config, Ctx, DataSource, Function, Parameter, Private, Provider, Resource};
 pub use model::{from_value, to_value, Attr};
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema, SchemaKind};
-pub use value::{AttributePath, Number, Type, Value};
+pub use value::{AttributePath, Number, PathStep, Type, Value};

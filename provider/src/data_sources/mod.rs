@@ -1,3 +1,5 @@
-//! Data sources, one module each.
+//! Data sources, one file each.
 
+pub mod gpu_inventory;
 pub mod model_signature;
+pub mod models;

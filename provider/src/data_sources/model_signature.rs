@@ -25,7 +25,8 @@ pub struct Model {
     pub outputs: Attr<Vec<Tensor>>,
 }
 
-fn tensor_attrs() -> Vec<Attribute> {
+/// Schema of one tensor in a signature, shared with `modelplane_model`.
+pub fn tensor_attrs() -> Vec<Attribute> {
     vec![
         Attribute::new("name", Type::String).computed().description("Tensor name, as requests must use it."),
         Attribute::new("datatype", Type::String)

@@ -32,6 +32,7 @@ pub fn config(repo: &str) -> ServeConfig {
         auth: Default::default(),
         monitoring: Default::default(),
         tls: None,
+        reuse_port: false,
     }
 }
 

@@ -75,7 +75,7 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
     let (a, b) = (work.join("modelplane"), work.join("terraform_data"));
     std::fs::create_dir_all(&a)?;
     std::fs::create_dir_all(&b)?;
-    let model = root().join("examples/quickstart/model/iris.onnx");
+    let model = root().join("examples/quickstart/model/iris-v1.onnx");
     let mut ha = String::from("terraform {\n  required_providers {\n    modelplane = { source = \"modelplane/modelplane\" }\n  }\n}\n");
     let mut hb = String::new();
     for i in 0..count {

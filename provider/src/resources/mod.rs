@@ -1,0 +1,6 @@
+//! Managed resources, one file each.
+
+pub mod endpoint;
+pub mod gpu_cluster;
+pub mod model;
+pub mod model_store;

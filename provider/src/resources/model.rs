@@ -1,0 +1,659 @@
+//! `modelplane_model`: an immutable model version in a store. Uploads `source` to
+//! `STORE/NAME/VERSION/` with `model.json` (sha256, size, signature, lineage, validation
+//! report) and, with a `baseline` block, `baseline.json` for drift. The `validation` hook
+//! runs the version against a hold-out dataset at apply: a failure registers nothing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting, PathStep, Schema, Type};
+
+use crate::data_sources::model_signature::{tensor_attrs, Tensor};
+use crate::stores::{self, Source, Store, Upload};
+
+pub struct ModelVersion;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Lineage {
+    pub code_commit: Attr<String>,
+    pub dataset_digest: Attr<String>,
+    pub metrics: Attr<BTreeMap<String, f64>>,
+    pub tags: Attr<BTreeMap<String, String>>,
+    pub description: Attr<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BaselineSpec {
+    pub dataset: Attr<String>,
+    pub target: Attr<String>,
+    pub features: Attr<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ValidationSpec {
+    pub dataset: Attr<String>,
+    pub target: Attr<String>,
+    pub metric: Attr<String>,
+    pub min: Attr<f64>,
+    pub max: Attr<f64>,
+    pub features: Attr<Vec<String>>,
+    pub output: Attr<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ValidationReport {
+    pub passed: bool,
+    pub metric: String,
+    pub value: f64,
+    pub rows: i64,
+    pub dataset_sha256: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Model {
+    pub id: Attr<String>,
+    pub store: Attr<String>,
+    pub name: String,
+    pub version: String,
+    pub source: String,
+    pub lineage: Option<Lineage>,
+    pub baseline: Option<BaselineSpec>,
+    pub validation: Option<ValidationSpec>,
+    pub uri: Attr<String>,
+    pub sha256: Attr<String>,
+    pub size_bytes: Attr<i64>,
+    pub opset: Attr<i64>,
+    pub inputs: Attr<Vec<Tensor>>,
+    pub outputs: Attr<Vec<Tensor>>,
+    pub created_at: Attr<String>,
+    pub baseline_sha256: Attr<String>,
+    pub validation_report: Attr<ValidationReport>,
+}
+
+fn at(block: &str, attr: &str) -> AttributePath {
+    AttributePath(vec![PathStep::Attr(block.into()), PathStep::Attr(attr.into())])
+}
+
+fn schema() -> Schema {
+    let report = vec![
+        Attribute::new("passed", Type::Bool).computed().description("Whether the metric met the threshold (always true in state: a failure registers nothing)."),
+        Attribute::new("metric", Type::String).computed().description("The metric computed."),
+        Attribute::new("value", Type::Number).computed().description("Its value on the hold-out dataset."),
+        Attribute::new("rows", Type::Number).computed().description("Rows scored."),
+        Attribute::new("dataset_sha256", Type::String).computed().description("sha256 of the dataset validated against; a change re-runs validation."),
+        Attribute::new("summary", Type::String).computed().description("One line for humans."),
+    ];
+    Schema::new(
+        Block::new()
+            .description(
+                "An immutable model version in a `modelplane_model_store`. Apply uploads `source` (an ONNX file) to \
+                 `STORE/NAME/VERSION/` beside `model.json`, which records its sha256, size, signature, lineage, creation \
+                 time and validation report.\n\n\
+                 * **Immutable**: a change of the source's content (its sha256, read at plan time) replaces the version, \
+                 and the plan says so. Give a new model a new `version`.\n\
+                 * **Validation hook**: with a `validation` block, apply runs the model on a hold-out dataset and compares \
+                 a metric with a threshold, on create and whenever the model, the dataset (its sha256, read at plan time) \
+                 or the thresholds change. A failure is an apply error that shows the report, and nothing is registered.\n\
+                 * **Baseline**: with a `baseline` block, apply computes the drift baseline (per-feature bins and \
+                 moments, and the model's prediction distribution) that endpoints compare live traffic with.\n\
+                 * **Drift**: refresh checks the artifact is still in the store with the same sha256; if not, the plan \
+                 re-creates it.\n\nImport with `STORE_ID/NAME/VERSION`.",
+            )
+            .attribute(Attribute::new("id", Type::String).computed().stable().description("`STORE_ID/NAME/VERSION`: what endpoint variants name."))
+            .attribute(Attribute::new("store", Type::String).required().requires_replace().description("The `id` of the `modelplane_model_store`."))
+            .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Model name: letters, digits, `.`, `_`, `-`."))
+            .attribute(Attribute::new("version", Type::String).required().requires_replace().description("Version: letters, digits, `.`, `_`, `-`. Numeric versions sort as numbers."))
+            .attribute(Attribute::new("source", Type::String).required().description("Path to the `.onnx` file (use `${path.module}/…`). Moving the file without changing it is not a change."))
+            .attribute(Attribute::new("uri", Type::String).computed().stable().description("URI of the version's folder in the store."))
+            .attribute(Attribute::new("sha256", Type::String).computed().description("sha256 of the model file, read at plan time; a change replaces the version."))
+            .attribute(Attribute::new("size_bytes", Type::Number).computed().description("Size of the model file."))
+            .attribute(Attribute::new("opset", Type::Number).computed().description("The model's default (`ai.onnx`) opset."))
+            .attribute(Attribute::nested("inputs", Nesting::List, tensor_attrs()).computed().description("The model's inputs."))
+            .attribute(Attribute::nested("outputs", Nesting::List, tensor_attrs()).computed().description("The model's outputs."))
+            .attribute(Attribute::new("created_at", Type::String).computed().stable().description("When the version was registered (RFC 3339, UTC)."))
+            .attribute(Attribute::new("baseline_sha256", Type::String).computed().stable().description("sha256 of the baseline dataset; a change recomputes the baseline."))
+            .attribute(Attribute::nested("validation_report", Nesting::Single, report).computed().stable().description("The last validation's outcome."))
+            .block(
+                NestedBlock::new(
+                    "lineage",
+                    Nesting::Single,
+                    Block::new()
+                        .description("Where the model comes from, recorded in model.json. Changes update the metadata in place.")
+                        .attribute(Attribute::new("code_commit", Type::String).optional().description("Commit of the training code."))
+                        .attribute(Attribute::new("dataset_digest", Type::String).optional().description("Digest of the training data."))
+                        .attribute(Attribute::new("metrics", Type::map(Type::Number)).optional().description("Training metrics, e.g. `{ accuracy = 0.97 }`."))
+                        .attribute(Attribute::new("tags", Type::map(Type::String)).optional().description("Free-form labels."))
+                        .attribute(Attribute::new("description", Type::String).optional().description("What the model is.")),
+                ),
+            )
+            .block(
+                NestedBlock::new(
+                    "baseline",
+                    Nesting::Single,
+                    Block::new()
+                        .description("Reference (training) data for drift statistics: stored as baseline.json beside the model; endpoints serving the version report PSI and KS against it.")
+                        .attribute(Attribute::new("dataset", Type::String).required().description("Dataset: `.csv` (with a header), `.jsonl`, `.npy` or `.npz`."))
+                        .attribute(Attribute::new("target", Type::String).optional().description("Target column to leave out of the features."))
+                        .attribute(Attribute::new("features", Type::list(Type::String)).optional().description("Feature columns in the model's input order (default: every column but the target).")),
+                ),
+            )
+            .block(
+                NestedBlock::new(
+                    "validation",
+                    Nesting::Single,
+                    Block::new()
+                        .description("The validation hook: the model must reach a metric on a hold-out dataset before it is registered.")
+                        .attribute(Attribute::new("dataset", Type::String).required().description("Hold-out dataset: `.csv` (with a header), `.jsonl`, `.npy` or `.npz`."))
+                        .attribute(Attribute::new("target", Type::String).required().description("Column with the true labels (classification) or values (regression)."))
+                        .attribute(Attribute::new("metric", Type::String).required().description("`accuracy`, `f1`, `precision`, `recall` (macro-averaged), `mae`, `rmse` or `max_abs_diff`."))
+                        .attribute(Attribute::new("min", Type::Number).optional().description("Pass when the metric is at least this (accuracy, f1, precision, recall)."))
+                        .attribute(Attribute::new("max", Type::Number).optional().description("Pass when the metric is at most this (mae, rmse, max_abs_diff)."))
+                        .attribute(Attribute::new("features", Type::list(Type::String)).optional().description("Feature columns in the model's input order (default: every other column)."))
+                        .attribute(Attribute::new("output", Type::String).optional().description("Model output to score (default: the label output of a classifier, else the first).")),
+                ),
+            ),
+    )
+}
+
+fn open_store(id: &str, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
+    match stores::open(id) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            diags.error_at(AttributePath::attr("store"), "Invalid store", e.to_string());
+            None
+        }
+    }
+}
+
+async fn digest(path: &str) -> std::io::Result<String> {
+    let p = PathBuf::from(path);
+    tokio::task::spawn_blocking(move || modelplane_serve::signature::file_digest(&p).map(|d| d.0)).await.map_err(std::io::Error::other)?
+}
+
+async fn signature(path: &str) -> Result<modelplane_serve::signature::Signature, modelplane_serve::signature::SignatureError> {
+    let p = PathBuf::from(path);
+    tokio::task::spawn_blocking(move || modelplane_serve::signature::read(&p))
+        .await
+        .unwrap_or_else(|e| Err(modelplane_serve::signature::SignatureError::Unreadable { path: path.into(), source: std::io::Error::other(e.to_string()) }))
+}
+
+fn sig_error(diags: &mut Diagnostics, e: modelplane_serve::signature::SignatureError) {
+    use modelplane_serve::signature::SignatureError as E;
+    let (summary, hint) = match &e {
+        E::NotFound { .. } => ("Model file not found", "Check `source`; relative paths are resolved from where terraform runs, so prefer \"${path.module}/…\"."),
+        E::IsDirectory { .. } => ("Model source is a directory", "Point `source` at the .onnx file inside it."),
+        E::Unreadable { .. } => ("Model file cannot be read", "Check the file's permissions."),
+        E::NotOnnx { .. } => ("Not an ONNX model", "Export the model to ONNX (skl2onnx, torch.onnx, tf2onnx) and point `source` at the .onnx file."),
+    };
+    diags.error_at(AttributePath::attr("source"), summary, format!("{e}. {hint}"));
+}
+
+fn tensors(v: Vec<modelplane_serve::signature::TensorSpec>) -> Vec<Tensor> {
+    v.into_iter().map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape }).collect()
+}
+
+fn json_attr<T: Serialize>(a: &Attr<T>) -> serde_json::Value {
+    a.known().map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or(serde_json::Value::Null)
+}
+
+fn attr_from<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Attr<T> {
+    if v.is_null() {
+        return Attr::Null;
+    }
+    serde_json::from_value(v.clone()).map(Attr::Known).unwrap_or(Attr::Null)
+}
+
+/// The model.json the store keeps (and import reads back).
+fn model_json(m: &Model) -> serde_json::Value {
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "sha256": json_attr(&m.sha256),
+        "size_bytes": json_attr(&m.size_bytes),
+        "opset": json_attr(&m.opset),
+        "inputs": json_attr(&m.inputs),
+        "outputs": json_attr(&m.outputs),
+        "source": m.source,
+        "created_at": json_attr(&m.created_at),
+        "lineage": m.lineage.as_ref().map(|l| json!({
+            "code_commit": json_attr(&l.code_commit),
+            "dataset_digest": json_attr(&l.dataset_digest),
+            "metrics": json_attr(&l.metrics),
+            "tags": json_attr(&l.tags),
+            "description": json_attr(&l.description),
+        })),
+        "baseline": m.baseline.as_ref().map(|b| json!({
+            "dataset": json_attr(&b.dataset),
+            "target": json_attr(&b.target),
+            "features": json_attr(&b.features),
+            "dataset_sha256": json_attr(&m.baseline_sha256),
+        })),
+        "validation": m.validation.as_ref().map(|v| json!({
+            "dataset": json_attr(&v.dataset),
+            "target": json_attr(&v.target),
+            "metric": json_attr(&v.metric),
+            "min": json_attr(&v.min),
+            "max": json_attr(&v.max),
+            "features": json_attr(&v.features),
+            "output": json_attr(&v.output),
+            "report": json_attr(&m.validation_report),
+        })),
+    })
+}
+
+fn known_str(a: &Attr<String>) -> Option<String> {
+    a.known().cloned()
+}
+
+/// Runs the validation hook; an error diagnostic (with the report) when it fails.
+async fn run_validation(model_path: &str, sha256: &str, v: &ValidationSpec, diags: &mut Diagnostics) -> Option<ValidationReport> {
+    let metric = v.metric.known().and_then(|m| modelplane_serve::validate::Metric::parse(m))?;
+    let spec = modelplane_serve::validate::Spec {
+        model: PathBuf::from(model_path),
+        expected_sha256: Some(sha256.to_string()),
+        dataset: PathBuf::from(v.dataset.known()?),
+        target: v.target.known()?.clone(),
+        features: v.features.known().cloned(),
+        metric,
+        min: v.min.known().copied(),
+        max: v.max.known().copied(),
+        output: known_str(&v.output),
+        batch_size: 256,
+    };
+    let r = match tokio::task::spawn_blocking(move || modelplane_serve::validate::run(&spec)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            diags.error_at(AttributePath::attr("validation"), "Validation could not run", format!("{e}. Check the validation block (dataset, target, features, output)."));
+            return None;
+        }
+        Err(e) => {
+            diags.error_at(AttributePath::attr("validation"), "Validation could not run", e.to_string());
+            return None;
+        }
+    };
+    if !r.passed {
+        let mut detail = format!("{}\nmodel sha256 {}\ndataset sha256 {}\noutput scored: {}", r.summary(), r.model_sha256, r.dataset_sha256, r.output);
+        if let Some(c) = &r.confusion_matrix {
+            detail.push_str(&format!("\nconfusion matrix (rows: true label, columns: predicted), labels {:?}:", c.labels));
+            for row in &c.matrix {
+                detail.push_str(&format!("\n  {row:?}"));
+            }
+        }
+        detail.push_str("\nNothing was registered. Improve the model, or revisit the threshold if it is wrong.");
+        diags.error_at(AttributePath::attr("validation"), "Model failed validation", detail);
+        return None;
+    }
+    Some(ValidationReport { passed: true, metric: r.metric.clone(), value: r.value, rows: r.n as i64, dataset_sha256: r.dataset_sha256.clone(), summary: r.summary() })
+}
+
+async fn compute_baseline(model_path: &str, b: &BaselineSpec, diags: &mut Diagnostics) -> Option<Vec<u8>> {
+    let (dataset, target, features, model) = (PathBuf::from(b.dataset.known()?), known_str(&b.target), b.features.known().cloned(), PathBuf::from(model_path));
+    match tokio::task::spawn_blocking(move || modelplane_serve::drift::compute(&dataset, target.as_deref(), features.as_deref(), Some(&model))).await {
+        Ok(Ok(base)) => serde_json::to_vec_pretty(&base).ok(),
+        Ok(Err(e)) => {
+            diags.error_at(at("baseline", "dataset"), "Baseline could not be computed", format!("{e}. Check the baseline block (dataset, target, features)."));
+            None
+        }
+        Err(e) => {
+            diags.error_at(at("baseline", "dataset"), "Baseline could not be computed", e.to_string());
+            None
+        }
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Registers the version: the artifact, baseline and model.json.
+async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> bool {
+    let sha = m.sha256.known().cloned().unwrap_or_default();
+    // A version already there: the same bytes are taken over (an interrupted apply); other
+    // bytes are refused, versions being immutable; a broken folder is replaced.
+    if let Ok(Some(meta)) = store.get(&m.name, &m.version, "model.json").await {
+        let recorded = serde_json::from_slice::<serde_json::Value>(&meta).ok().and_then(|j| j["sha256"].as_str().map(String::from));
+        let actual = store.digest(&m.name, &m.version, "model.onnx").await.ok().flatten().map(|d| d.0);
+        match (recorded, actual) {
+            (Some(r), Some(a)) if r == a && a != sha => {
+                diags.error_at(
+                    AttributePath::attr("version"),
+                    "Model version already exists",
+                    format!(
+                        "{}/{} is already in the store with sha256 {a}, and versions are immutable. Give this model a new `version`, or import the existing one.",
+                        m.name, m.version
+                    ),
+                );
+                return false;
+            }
+            (Some(r), Some(a)) if r == a => {}
+            _ => {
+                if let Err(e) = store.delete_version(&m.name, &m.version).await {
+                    diags.error("Cannot replace a broken model version", e.to_string());
+                    return false;
+                }
+            }
+        }
+    }
+    m.created_at = Attr::Known(now());
+    m.id = Attr::Known(stores::version_id(&store.uri(), &m.name, &m.version));
+    m.uri = Attr::Known(store.version_uri(&m.name, &m.version));
+    let mut files = vec![Upload { name: "model.onnx".into(), from: Source::File(PathBuf::from(&m.source)) }];
+    if let Some(b) = &m.baseline {
+        let Some(bytes) = compute_baseline(&m.source, b, diags).await else { return false };
+        files.push(Upload { name: "baseline.json".into(), from: Source::Bytes(bytes) });
+    }
+    files.push(Upload { name: "model.json".into(), from: Source::Bytes(serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default()) });
+    match store.put_version(&m.name, &m.version, files).await {
+        Ok(()) => true,
+        Err(stores::StoreError::Conflict(_)) => {
+            // Registered meanwhile with the same bytes (checked above): rewrite the metadata.
+            store.put_file(&m.name, &m.version, "model.json", serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default()).await.is_ok()
+        }
+        Err(e) => {
+            diags.error("Cannot upload the model version", e.to_string());
+            false
+        }
+    }
+}
+
+#[tfplugin::async_trait]
+impl tfplugin::Resource for ModelVersion {
+    type Model = Model;
+
+    fn type_name(&self) -> &'static str {
+        "modelplane_model"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
+        for a in ["name", "version"] {
+            if let Attr::Known(v) = config.get::<String>(a, diags) {
+                if let Err(e) = stores::check_segment(&v) {
+                    diags.error_at(AttributePath::attr(a), format!("Invalid {a}"), format!("{a} {v:?} {e}."));
+                }
+            }
+        }
+        if let Attr::Known(s) = config.get::<String>("store", diags) {
+            if let Err(e) = stores::open(&s) {
+                diags.error_at(AttributePath::attr("store"), "Invalid store", e.to_string());
+            }
+        }
+        if let Attr::Known(s) = config.get::<String>("source", diags) {
+            if s.trim().is_empty() {
+                diags.error_at(AttributePath::attr("source"), "Empty model source", "Set `source` to an .onnx file, e.g. \"${path.module}/model.onnx\".");
+            }
+        }
+        if let Some(v) = config.elements("validation").first() {
+            if let Attr::Known(m) = v.get::<String>("metric", diags) {
+                match modelplane_serve::validate::Metric::parse(&m) {
+                    None => diags.error_at(
+                        at("validation", "metric"),
+                        "Unknown metric",
+                        format!("metric {m:?} must be one of accuracy, f1, precision, recall, mae, rmse, max_abs_diff."),
+                    ),
+                    Some(metric) => {
+                        let (min, max) = (v.get::<f64>("min", diags), v.get::<f64>("max", diags));
+                        if min.is_null() && max.is_null() {
+                            let hint = if metric.is_classification() { "min = 0.9" } else { "max = 0.5" };
+                            diags.error_at(at("validation", "metric"), "No threshold", format!("give a threshold for {m}, e.g. `{hint}`; without one validation cannot fail."));
+                        }
+                        if let (Attr::Known(lo), Attr::Known(hi)) = (min, max) {
+                            if lo > hi {
+                                diags.error_at(at("validation", "min"), "Impossible threshold", format!("min ({lo}) is above max ({hi}); no value can pass."));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn modify_plan(&self, prior: Option<&Model>, plan: &mut Model, _config: &Config, ctx: &mut Ctx) {
+        let mut changed = false;
+        // The artifact: read at plan time, so content changes replace the version.
+        let sig = match signature(&plan.source).await {
+            Ok(s) => s,
+            Err(e) => {
+                sig_error(&mut ctx.diags, e);
+                return;
+            }
+        };
+        if prior.and_then(|p| p.sha256.known()) != Some(&sig.sha256) {
+            changed = true;
+            if prior.is_some() {
+                ctx.require_replace(AttributePath::attr("sha256"));
+            }
+        }
+        plan.sha256 = Attr::Known(sig.sha256);
+        plan.size_bytes = Attr::Known(sig.size_bytes as i64);
+        plan.opset = Attr::Known(sig.opset);
+        plan.inputs = Attr::Known(tensors(sig.inputs));
+        plan.outputs = Attr::Known(tensors(sig.outputs));
+        // The baseline: its dataset's digest decides whether it is recomputed.
+        match plan.baseline.clone() {
+            None => plan.baseline_sha256 = Attr::Null,
+            Some(b) => match &b.dataset {
+                Attr::Known(d) => match digest(d).await {
+                    Ok(sha) => {
+                        if let Some(p) = prior {
+                            if Some(&sha) != p.baseline_sha256.known() || p.baseline != plan.baseline {
+                                changed = true;
+                            }
+                        }
+                        plan.baseline_sha256 = Attr::Known(sha);
+                    }
+                    Err(e) => {
+                        ctx.diags.error_at(at("baseline", "dataset"), "Baseline dataset not readable", format!("{d}: {e}"));
+                        return;
+                    }
+                },
+                _ => plan.baseline_sha256 = Attr::Unknown,
+            },
+        }
+        // The validation: re-run when the model, the dataset or the settings change.
+        match plan.validation.clone() {
+            None => plan.validation_report = Attr::Null,
+            Some(v) => {
+                let rerun = match &v.dataset {
+                    Attr::Known(d) => match digest(d).await {
+                        Ok(sha) => match prior {
+                            None => true,
+                            Some(p) => changed || p.validation != plan.validation || p.validation_report.known().map(|r| &r.dataset_sha256) != Some(&sha),
+                        },
+                        Err(e) => {
+                            ctx.diags.error_at(at("validation", "dataset"), "Validation dataset not readable", format!("{d}: {e}"));
+                            return;
+                        }
+                    },
+                    _ => true,
+                };
+                if rerun {
+                    plan.validation_report = Attr::Unknown;
+                }
+            }
+        }
+    }
+
+    async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        let store = open_store(plan.store.known()?, &mut ctx.diags)?;
+        match store.exists().await {
+            Ok(true) => {}
+            Ok(false) => {
+                ctx.diags.error_at(AttributePath::attr("store"), "Model store not found", format!("{} does not exist; create it with modelplane_model_store.", plan.store.known().cloned().unwrap_or_default()));
+                return None;
+            }
+            Err(e) => {
+                ctx.diags.error_at(AttributePath::attr("store"), "Cannot read the model store", e.to_string());
+                return None;
+            }
+        }
+        let sig = match signature(&plan.source).await {
+            Ok(s) => s,
+            Err(e) => {
+                sig_error(&mut ctx.diags, e);
+                return None;
+            }
+        };
+        if plan.sha256.known() != Some(&sig.sha256) {
+            ctx.diags.error_at(
+                AttributePath::attr("source"),
+                "Model file changed during apply",
+                format!("{} had sha256 {} at plan time and {} now. Run terraform apply again.", plan.source, plan.sha256.known().cloned().unwrap_or_default(), sig.sha256),
+            );
+            return None;
+        }
+        if let Some(v) = plan.validation.clone() {
+            plan.validation_report = Attr::Known(run_validation(&plan.source, &sig.sha256, &v, &mut ctx.diags).await?);
+        } else {
+            plan.validation_report = Attr::Null;
+        }
+        plan.baseline_sha256 = match plan.baseline.as_ref().and_then(|b| b.dataset.known().cloned()) {
+            Some(d) => match digest(&d).await {
+                Ok(s) => Attr::Known(s),
+                Err(e) => {
+                    ctx.diags.error_at(at("baseline", "dataset"), "Baseline dataset not readable", format!("{d}: {e}"));
+                    return None;
+                }
+            },
+            None => Attr::Null,
+        };
+        if !register(&mut plan, store.as_ref(), &mut ctx.diags).await {
+            return None;
+        }
+        Some(plan)
+    }
+
+    async fn read(&self, state: Model, ctx: &mut Ctx) -> Option<Model> {
+        let store = open_store(state.store.known()?, &mut ctx.diags)?;
+        match store.digest(&state.name, &state.version, "model.onnx").await {
+            Ok(Some((sha, _))) if Some(&sha) == state.sha256.known() => {}
+            Ok(_) => return None,
+            Err(e) => {
+                ctx.diags.warning("Cannot read the model version", format!("{e}; keeping the recorded state."));
+                return Some(state);
+            }
+        }
+        match store.get(&state.name, &state.version, "model.json").await {
+            Ok(Some(_)) => Some(state),
+            Ok(None) => None,
+            Err(e) => {
+                ctx.diags.warning("Cannot read the model version", format!("{e}; keeping the recorded state."));
+                Some(state)
+            }
+        }
+    }
+
+    async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        let store = open_store(plan.store.known()?, &mut ctx.diags)?;
+        let sha = plan.sha256.known().cloned().unwrap_or_default();
+        if plan.validation_report.is_unknown() {
+            let v = plan.validation.clone()?;
+            match run_validation(&plan.source, &sha, &v, &mut ctx.diags).await {
+                Some(r) => plan.validation_report = Attr::Known(r),
+                None => return Some(prior),
+            }
+        }
+        if plan.baseline_sha256 != prior.baseline_sha256 || plan.baseline != prior.baseline {
+            match &plan.baseline {
+                Some(b) => {
+                    let bytes = compute_baseline(&plan.source, b, &mut ctx.diags).await;
+                    let Some(bytes) = bytes else { return Some(prior) };
+                    if let Err(e) = store.put_file(&plan.name, &plan.version, "baseline.json", bytes).await {
+                        ctx.diags.error("Cannot write the baseline", e.to_string());
+                        return Some(prior);
+                    }
+                }
+                None => {
+                    if let Err(e) = store.delete_file(&plan.name, &plan.version, "baseline.json").await {
+                        ctx.diags.error("Cannot remove the baseline", e.to_string());
+                        return Some(prior);
+                    }
+                }
+            }
+        }
+        if let Err(e) = store.put_file(&plan.name, &plan.version, "model.json", serde_json::to_vec_pretty(&model_json(&plan)).unwrap_or_default()).await {
+            ctx.diags.error("Cannot update model.json", e.to_string());
+            return Some(prior);
+        }
+        Some(plan)
+    }
+
+    async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        let Some(store) = state.store.known().and_then(|s| open_store(s, &mut ctx.diags)) else { return };
+        if let Err(e) = store.delete_version(&state.name, &state.version).await {
+            ctx.diags.error("Cannot delete the model version", e.to_string());
+        }
+    }
+
+    async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
+        let Some((store_id, name, version)) = stores::parse_version_id(id) else {
+            ctx.diags.error("Invalid import ID", format!("{id:?} is not STORE_ID/NAME/VERSION (e.g. file:///var/lib/models/iris/2)."));
+            return None;
+        };
+        let store = open_store(&store_id, &mut ctx.diags)?;
+        let meta = match store.get(&name, &version, "model.json").await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                ctx.diags.error("Cannot import the model version", format!("{name}/{version} is not in the store {store_id}."));
+                return None;
+            }
+            Err(e) => {
+                ctx.diags.error("Cannot import the model version", e.to_string());
+                return None;
+            }
+        };
+        let j: serde_json::Value = match serde_json::from_slice(&meta) {
+            Ok(j) => j,
+            Err(e) => {
+                ctx.diags.error("Cannot import the model version", format!("model.json: {e}"));
+                return None;
+            }
+        };
+        let lineage = (!j["lineage"].is_null()).then(|| Lineage {
+            code_commit: attr_from(&j["lineage"]["code_commit"]),
+            dataset_digest: attr_from(&j["lineage"]["dataset_digest"]),
+            metrics: attr_from(&j["lineage"]["metrics"]),
+            tags: attr_from(&j["lineage"]["tags"]),
+            description: attr_from(&j["lineage"]["description"]),
+        });
+        let baseline = (!j["baseline"].is_null()).then(|| BaselineSpec {
+            dataset: attr_from(&j["baseline"]["dataset"]),
+            target: attr_from(&j["baseline"]["target"]),
+            features: attr_from(&j["baseline"]["features"]),
+        });
+        let validation = (!j["validation"].is_null()).then(|| ValidationSpec {
+            dataset: attr_from(&j["validation"]["dataset"]),
+            target: attr_from(&j["validation"]["target"]),
+            metric: attr_from(&j["validation"]["metric"]),
+            min: attr_from(&j["validation"]["min"]),
+            max: attr_from(&j["validation"]["max"]),
+            features: attr_from(&j["validation"]["features"]),
+            output: attr_from(&j["validation"]["output"]),
+        });
+        Some(Model {
+            id: Attr::Known(stores::version_id(&store.uri(), &name, &version)),
+            store: Attr::Known(store.uri()),
+            uri: Attr::Known(store.version_uri(&name, &version)),
+            sha256: attr_from(&j["sha256"]),
+            size_bytes: attr_from(&j["size_bytes"]),
+            opset: attr_from(&j["opset"]),
+            inputs: attr_from(&j["inputs"]),
+            outputs: attr_from(&j["outputs"]),
+            source: j["source"].as_str().unwrap_or_default().to_string(),
+            created_at: attr_from(&j["created_at"]),
+            baseline_sha256: attr_from(&j["baseline"]["dataset_sha256"]),
+            validation_report: attr_from(&j["validation"]["report"]),
+            name,
+            version,
+            lineage,
+            baseline,
+            validation,
+        })
+    }
+}

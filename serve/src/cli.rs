@@ -1,0 +1,465 @@
+//! The `modelplane-serve` command line, as a library function so that other binaries (the
+//! Terraform provider runs local endpoints with it) carry the same server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use crate::batch::BatchConfig;
+use crate::config::{ModelConfig, ServeConfig};
+
+/// Modelplane's inference server (Open Inference Protocol v2 over REST and gRPC) and its tools.
+#[derive(Parser)]
+#[command(name = "modelplane-serve", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve models over REST and gRPC.
+    Serve(ServeArgs),
+    /// Check a model against a hold-out dataset: exit 0 when the metric meets the threshold,
+    /// 1 when it does not, 2 on an error.
+    Validate(ValidateArgs),
+    /// Load-test an Open Inference Protocol endpoint (REST or gRPC).
+    Bench(BenchArgs),
+    /// Compute a drift baseline (per-feature bins and moments, prediction distribution)
+    /// from reference data; store it beside the model as baseline.json.
+    Baseline {
+        /// Reference (training) dataset: .csv, .jsonl, .npy or .npz.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Target column to leave out of the features.
+        #[arg(long)]
+        target: Option<String>,
+        /// Feature columns in the model's input order (default: every column but the target).
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// The model, to record its prediction distribution too.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where to write the baseline (JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the signature of an ONNX model (digest, opset, inputs and outputs) as JSON.
+    Inspect {
+        /// Path to the .onnx file.
+        model: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// The .onnx model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Refuse the model unless its sha256 is this.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Dataset: .csv (with a header), .jsonl, .npy or .npz.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Column with the true labels (classification) or values (regression).
+    #[arg(long)]
+    target: String,
+    /// Feature columns in the model's input order (default: every other column).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Metric to compute.
+    #[arg(long, value_enum)]
+    metric: crate::validate::Metric,
+    /// Pass when the metric is at least this.
+    #[arg(long)]
+    min: Option<f64>,
+    /// Pass when the metric is at most this.
+    #[arg(long)]
+    max: Option<f64>,
+    /// Model output to score (default: the label output, or the first).
+    #[arg(long)]
+    output: Option<String>,
+    /// Rows per model call.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the JSON report instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Base URL of the REST or gRPC listener, e.g. http://127.0.0.1:8080.
+    #[arg(long, required_unless_present = "in_process")]
+    url: Option<String>,
+    /// Run this .onnx model in this process instead of calling a server (the lower bound).
+    #[arg(long, value_name = "MODEL.onnx")]
+    in_process: Option<PathBuf>,
+    /// Model or endpoint name.
+    #[arg(long, required_unless_present = "in_process", default_value = "")]
+    model: String,
+    /// Model version (default: the newest, or the endpoint's split).
+    #[arg(long = "model-version")]
+    model_version: Option<String>,
+    #[arg(long, value_enum, default_value = "rest")]
+    protocol: crate::bench::Protocol,
+    /// File with an OIP JSON inference request.
+    #[arg(long)]
+    payload: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// How long to run, e.g. 10s, 500ms, 1m.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How many requests to send (instead of a duration).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Warm-up before measuring.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    warmup: Duration,
+    /// Bearer token.
+    #[arg(long, env = "MODELPLANE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Extra header NAME=VALUE (repeatable), e.g. x-modelplane-variant=canary.
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses 10s, 500ms, 2m, 1h or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn bench(a: BenchArgs) -> ExitCode {
+    let payload = match std::fs::read_to_string(&a.payload).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.payload.display());
+            return ExitCode::from(2);
+        }
+    };
+    let headers = a.headers.iter().filter_map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+    let (duration, requests) = match (a.duration, a.requests) {
+        (None, None) => (Some(Duration::from_secs(10)), None),
+        other => other,
+    };
+    if let Some(model) = &a.in_process {
+        return match crate::bench::run_in_process(model, &payload, a.concurrency, duration.unwrap_or(Duration::from_secs(10)), a.warmup) {
+            Ok(r) => {
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                } else {
+                    println!("{}", r.summary());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let spec = crate::bench::Spec {
+        url: a.url.unwrap_or_default(),
+        model: a.model,
+        version: a.model_version,
+        protocol: a.protocol,
+        payload,
+        concurrency: a.concurrency,
+        duration,
+        requests,
+        warmup: a.warmup,
+        token: a.token,
+        headers,
+        progress: !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(crate::bench::run(&spec)) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                println!("{}", r.summary());
+                if let Some(e) = &r.first_error {
+                    println!("first error: {e}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn validate(a: ValidateArgs) -> ExitCode {
+    if a.min.is_none() && a.max.is_none() {
+        eprintln!("error: give a threshold with --min (accuracy, f1, precision, recall) or --max (mae, rmse, max_abs_diff)");
+        return ExitCode::from(2);
+    }
+    let spec = crate::validate::Spec {
+        model: a.model,
+        expected_sha256: a.sha256,
+        dataset: a.dataset,
+        target: a.target,
+        features: a.features,
+        metric: a.metric,
+        min: a.min,
+        max: a.max,
+        output: a.output,
+        batch_size: a.batch_size,
+    };
+    match crate::validate::run(&spec) {
+        Ok(report) => {
+            if let Some(p) = &a.report {
+                if let Err(e) = crate::validate::write_report(&report, p) {
+                    eprintln!("error: writing {}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+            }
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                println!("{}", report.summary());
+                if let Some(c) = &report.confusion_matrix {
+                    println!("confusion matrix (rows: true label, columns: predicted) labels {:?}", c.labels);
+                    for row in &c.matrix {
+                        println!("  {row:?}");
+                    }
+                }
+            }
+            if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (JSON); flags override its settings.
+    #[arg(long, env = "MODELPLANE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Model repository (directory or file:// URL) with NAME/VERSION/model.onnx + model.json.
+    #[arg(long, env = "MODELPLANE_REPOSITORY")]
+    repository: Option<String>,
+    /// A model to serve, as NAME or NAME:VERSION (newest version when omitted); repeatable.
+    #[arg(long = "model", value_name = "NAME[:VERSION]")]
+    models: Vec<String>,
+    /// REST listen address.
+    #[arg(long, env = "MODELPLANE_HTTP")]
+    http: Option<SocketAddr>,
+    /// gRPC listen address.
+    #[arg(long, env = "MODELPLANE_GRPC")]
+    grpc: Option<SocketAddr>,
+    /// Most rows per batch for models given with --model.
+    #[arg(long, default_value_t = 32)]
+    max_batch_size: usize,
+    /// Where models given with --model compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: crate::model::Device,
+    /// Longest a partial batch waits for more requests while a worker is free, in ms.
+    #[arg(long, default_value_t = 0)]
+    max_delay_ms: u64,
+    /// TLS certificate chain (PEM); with --tls-key, REST and gRPC are served over TLS.
+    #[arg(long, env = "MODELPLANE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "MODELPLANE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds to drain in-flight requests on SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+    /// Log format: json (default) or text.
+    #[arg(long, default_value = "json", env = "MODELPLANE_LOG_FORMAT")]
+    log_format: String,
+}
+
+fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
+    let mut cfg = match &args.config {
+        Some(p) => ServeConfig::from_file(p)?,
+        None => ServeConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc: None,
+            repository: String::new(),
+            models: vec![],
+            endpoints: vec![],
+            limits: Default::default(),
+            auth: Default::default(),
+            monitoring: Default::default(),
+            tls: None,
+            reuse_port: false,
+        },
+    };
+    if let (Some(cert_file), Some(key_file)) = (&args.tls_cert, &args.tls_key) {
+        cfg.tls = Some(crate::config::TlsConfig { cert_file: cert_file.clone(), key_file: key_file.clone() });
+    }
+    if let Some(r) = &args.repository {
+        cfg.repository = r.clone();
+    }
+    if let Some(h) = args.http {
+        cfg.http = h;
+    }
+    if args.grpc.is_some() {
+        cfg.grpc = args.grpc;
+    }
+    for m in &args.models {
+        let (name, version) = match m.split_once(':') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (m.clone(), None),
+        };
+        cfg.models.push(ModelConfig {
+            name,
+            version,
+            batching: BatchConfig { max_batch_size: args.max_batch_size, max_delay_ms: args.max_delay_ms, ..BatchConfig::default() },
+            device: args.device,
+        });
+    }
+    if cfg.repository.is_empty() {
+        return Err("no model repository: pass --repository DIR or set `repository` in --config".into());
+    }
+    if cfg.models.is_empty() && cfg.endpoints.is_empty() {
+        return Err("nothing to serve: pass --model NAME[:VERSION] or declare models/endpoints in --config".into());
+    }
+    cfg.check()?;
+    Ok(cfg)
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MODELPLANE_LOG").unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "text" {
+        let _ = b.try_init();
+    } else {
+        let _ = b.json().flatten_event(true).with_current_span(false).try_init();
+    }
+}
+
+async fn serve(args: ServeArgs, cfg: ServeConfig) -> Result<(), String> {
+    let listeners = crate::server::Listeners::bind_with(cfg.http, cfg.grpc, cfg.reuse_port).await.map_err(|e| format!("binding {}: {e}", cfg.http))?;
+    let app = crate::app::App::start(cfg.clone(), args.config.clone()).await?;
+    tracing::info!(http = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        grpc = %listeners.grpc.as_ref().and_then(|g| g.local_addr().ok()).map(|a| a.to_string()).unwrap_or_default(),
+        "ready");
+    let signals = crate::server::signals(app.clone());
+    crate::server::serve(app, listeners, signals, Duration::from_secs(args.drain_seconds)).await.map_err(|e| e.to_string())
+}
+
+/// Runs the command line `args` (the first item is the program name) and returns its exit code.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Inspect { model } => match crate::signature::read(&model) {
+            Ok(sig) => {
+                println!("{}", serde_json::to_string_pretty(&sig).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Validate(a) => validate(a),
+        Command::Bench(a) => bench(a),
+        Command::Baseline { dataset, target, features, model, out } => {
+            match crate::drift::compute(&dataset, target.as_deref(), features.as_deref(), model.as_deref())
+                .and_then(|b| std::fs::write(&out, serde_json::to_vec_pretty(&b).unwrap_or_default()).map(|_| b).map_err(|e| format!("{}: {e}", out.display())))
+            {
+                Ok(b) => {
+                    println!("baseline of {} rows and {} features written to {}", b.rows, b.features.len(), out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Serve(args) => {
+            init_logs(&args.log_format);
+            let cfg = match config_from(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve");
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // Model compute runs on blocking threads bounded by `workers`; keeping the pool
+            // that small also keeps the allocator's per-thread arenas (and so RSS) small.
+            let workers = cfg.limits.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(workers + 2).build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(serve(args, cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serve");
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(super::parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(super::parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(super::parse_duration("ten").is_err());
+        assert!(super::parse_duration("5y").is_err());
+    }
+}
