@@ -315,6 +315,21 @@ pub struct Workdir {
 }
 
 impl Workdir {
+    /// The `terraform` command with the harness's environment, to spawn and control (e.g. to
+    /// interrupt an apply).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.terraform);
+        c.args(args)
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_PLUGIN_CACHE_DIR")
+            .env_remove("TF_CLI_ARGS");
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> Result<Output, Failure> {
         Command::new(&self.terraform)
             .args(args)
@@ -344,6 +359,12 @@ impl Workdir {
         let o = self.ok(&args)?;
         serde_json::from_slice(&o.stdout).map(Shown).or_else(|e| fail(format!("show -json output: {e}")))
     }
+}
+
+/// Whether an error matches: Terraform wraps diagnostics at 80 columns, so the pattern is
+/// also tried on the text with every run of whitespace made one space.
+fn matches(re: &Regex, text: &str) -> bool {
+    re.is_match(text) || re.is_match(&text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn text(o: &Output) -> String {
@@ -502,7 +523,7 @@ impl Harness {
         let plan = wd.run(&["plan", "-out=tfplan", "-input=false", "-no-color"])?;
         if !plan.status.success() {
             return match &step.expect_error {
-                Some(re) if re.is_match(&text(&plan)) => Ok(false),
+                Some(re) if matches(re, &text(&plan)) => Ok(false),
                 Some(re) => fail(format!("plan failed, but not with /{re}/:\n{}", text(&plan))),
                 None => fail(format!("plan failed:\n{}", text(&plan))),
             };
@@ -514,7 +535,7 @@ impl Harness {
         let apply = wd.run(&["apply", "-input=false", "-no-color", "tfplan"])?;
         if !apply.status.success() {
             return match &step.expect_error {
-                Some(re) if re.is_match(&text(&apply)) => Ok(false),
+                Some(re) if matches(re, &text(&apply)) => Ok(false),
                 Some(re) => fail(format!("apply failed, but not with /{re}/:\n{}", text(&apply))),
                 None => fail(format!("apply failed:\n{}", text(&apply))),
             };

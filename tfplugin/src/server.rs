@@ -303,6 +303,10 @@ fn mark_computed(block: &Block, planned: &mut Value, config: &Value, prior: &Val
             pm.insert(a.name.clone(), Value::unknown());
             continue;
         }
+        if a.computed && cfg.is_null() {
+            // A stable computed value the configuration does not set is kept whole.
+            continue;
+        }
         if let (AttrType::Nested { nesting, attributes }, Some(pv)) = (&a.ty, pm.get_mut(&a.name)) {
             let inner = Block { attributes: attributes.clone(), ..Block::default() };
             mark_nested(&inner, *nesting, pv, cfg, pri, changed);

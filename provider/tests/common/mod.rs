@@ -42,3 +42,71 @@ pub fn acc(name: &str, case: TestCase) {
         panic!("{e}");
     }
 }
+
+/// A private state folder for the local platform, so tests running side by side never share
+/// endpoints, stores or ports.
+pub struct Local {
+    pub dir: tempfile::TempDir,
+}
+
+impl Local {
+    pub fn new(name: &str) -> Local {
+        Local { dir: tempfile::Builder::new().prefix(&format!("mp-{name}-")).tempdir().expect("temp dir") }
+    }
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+    /// The provider block pointing at this folder.
+    pub fn provider(&self) -> String {
+        format!("provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n}}\n", self.dir.path().display().to_string())
+    }
+    /// Server processes still running for this folder.
+    pub fn processes(&self) -> Vec<i32> {
+        modelplane_provider::local_endpoint::processes_under(self.dir.path())
+    }
+    /// The recorded server process of an endpoint.
+    pub fn process(&self, endpoint: &str) -> Option<modelplane_provider::local_endpoint::Proc> {
+        modelplane_provider::local_endpoint::Dir::new(self.dir.path(), endpoint).process()
+    }
+    pub fn token(&self, endpoint: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("endpoints").join(endpoint).join("token")).unwrap_or_default()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // Never leave a server behind, whatever the test did.
+        for pid in self.processes() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A blocking HTTP call for checks: status and JSON body.
+pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> Result<(u16, serde_json::Value), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = c.request(method.parse().map_err(|e| format!("{e}"))?, url);
+        if let Some(t) = token {
+            r = r.bearer_auth(t.trim());
+        }
+        if let Some(b) = body {
+            r = r.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = r.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or_default();
+        Ok((status, json))
+    })
+}
+
+/// The quickstart's files, as HCL string literal bodies.
+pub fn qs(rel: &str) -> String {
+    repo_path(&format!("examples/quickstart/{rel}"))
+}
+
+/// A check from a closure.
+pub fn check(f: impl Fn(&tfplugin::acctest::Shown) -> Result<(), String> + Send + Sync + 'static) -> tfplugin::acctest::Check {
+    std::sync::Arc::new(f)
+}

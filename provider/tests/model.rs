@@ -1,0 +1,247 @@
+//! Acceptance tests of `modelplane_model` (and the `modelplane_models` catalogue) through
+//! real Terraform.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{acc, check, qs, repo, repo_path, Local};
+use tfplugin::acctest::{attr_equals, attr_matches, plan_action, plan_unknown, ImportStep, Step, TestCase};
+
+const ADDR: &str = "modelplane_model.m";
+
+fn sha(rel: &str) -> String {
+    modelplane_serve::signature::file_digest(&repo().join(rel)).unwrap().0
+}
+
+fn store(l: &Local) -> String {
+    format!("{}\nresource \"modelplane_model_store\" \"s\" {{\n  name          = \"models\"\n  backend       = \"local\"\n  force_destroy = true\n}}\n", l.provider())
+}
+
+/// A model in the working directory (`model.onnx`, `holdout.csv`, `train.csv`).
+fn model(l: &Local, description: &str, min: f64) -> String {
+    format!(
+        r#"{}
+resource "modelplane_model" "m" {{
+  store   = modelplane_model_store.s.id
+  name    = "iris"
+  version = "1"
+  source  = "model.onnx"
+
+  lineage {{
+    code_commit = "abc123"
+    description = {description:?}
+    metrics     = {{ accuracy = 0.93 }}
+    tags        = {{ team = "ml" }}
+  }}
+
+  baseline {{
+    dataset = "train.csv"
+    target  = "species"
+  }}
+
+  validation {{
+    dataset = "holdout.csv"
+    target  = "species"
+    metric  = "accuracy"
+    min     = {min}
+  }}
+}}
+"#,
+        store(l)
+    )
+}
+
+fn files() -> BTreeMap<String, Vec<u8>> {
+    let read = |rel: &str| std::fs::read(repo().join(rel)).unwrap();
+    BTreeMap::from([
+        ("model.onnx".to_string(), read("examples/quickstart/model/iris-v1.onnx")),
+        ("holdout.csv".to_string(), read("examples/quickstart/data/holdout.csv")),
+        ("train.csv".to_string(), read("examples/quickstart/data/train.csv")),
+    ])
+}
+
+#[test]
+fn model_lifecycle() {
+    let l = Local::new("model");
+    let dir = l.path().join("stores/models/iris/1");
+    let id = format!("file://{}/stores/models/iris/1", l.path().display());
+    let (v1, v2) = (sha("examples/quickstart/model/iris-v1.onnx"), sha("examples/quickstart/model/iris-v2.onnx"));
+    let (d1, d2, d3) = (dir.clone(), dir.clone(), dir.clone());
+    acc(
+        "model_lifecycle",
+        TestCase {
+            files: files(),
+            steps: vec![
+                Step::new(model(&l, "first", 0.9))
+                    .check(attr_equals(ADDR, "id", id.clone()))
+                    .check(attr_equals(ADDR, "sha256", v1.clone()))
+                    .check(attr_equals(ADDR, "inputs.0.shape", serde_json::json!([-1, 4])))
+                    .check(attr_equals(ADDR, "validation_report.passed", true))
+                    .check(attr_equals(ADDR, "validation_report.rows", 45))
+                    .check(attr_matches(ADDR, "validation_report.summary", "^PASS: accuracy = 0\\.93"))
+                    .check(attr_matches(ADDR, "created_at", "^20\\d\\d-\\d\\d-\\d\\dT"))
+                    .check(check(move |_| {
+                        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d1.join("model.json")).map_err(|e| e.to_string())?).unwrap();
+                        let baseline: serde_json::Value = serde_json::from_slice(&std::fs::read(d1.join("baseline.json")).map_err(|e| e.to_string())?).unwrap();
+                        if meta["lineage"]["description"] != "first" || meta["validation"]["report"]["passed"] != true {
+                            return Err(format!("model.json: {meta}"));
+                        }
+                        if baseline["rows"] != 105 || baseline["features"].as_array().map(Vec::len) != Some(4) {
+                            return Err(format!("baseline.json: {baseline}"));
+                        }
+                        Ok(())
+                    })),
+                // Metadata changes in place; the validation does not run again.
+                Step::new(model(&l, "second", 0.9)).plan_check(plan_action(ADDR, "update")).check(check(move |_| {
+                    let meta = std::fs::read_to_string(d2.join("model.json")).unwrap();
+                    if meta.contains("\"second\"") { Ok(()) } else { Err(format!("model.json not updated: {meta}")) }
+                })),
+                // A new threshold re-runs validation.
+                Step::new(model(&l, "second", 0.92)).plan_check(plan_action(ADDR, "update")).plan_check(plan_unknown(ADDR, "validation_report")),
+                // A changed hold-out set (its sha256, read at plan) re-runs validation too.
+                Step::new(model(&l, "second", 0.92))
+                    .pre(|wd| {
+                        let text = std::fs::read_to_string(wd.join("holdout.csv")).unwrap();
+                        let kept: Vec<&str> = text.lines().take(31).collect();
+                        std::fs::write(wd.join("holdout.csv"), kept.join("\n") + "\n").unwrap();
+                    })
+                    .plan_check(plan_action(ADDR, "update"))
+                    .plan_check(plan_unknown(ADDR, "validation_report"))
+                    .check(attr_equals(ADDR, "validation_report.rows", 30)),
+                // New bytes under the same version: a replacement, and the plan says so.
+                Step::new(model(&l, "second", 0.92))
+                    .pre(|wd| std::fs::copy(repo().join("examples/quickstart/model/iris-v2.onnx"), wd.join("model.onnx")).map(|_| ()).unwrap())
+                    .plan_check(plan_action(ADDR, "replace"))
+                    .check(attr_equals(ADDR, "sha256", v2.clone()))
+                    .import(ImportStep { address: ADDR.into(), id: Some(id.clone()), id_from: None, ignore: vec![] }),
+                // The artifact deleted behind Terraform's back: the plan re-creates it.
+                Step::new(model(&l, "second", 0.92))
+                    .pre(move |_| std::fs::remove_file(d3.join("model.onnx")).unwrap())
+                    .plan_check(plan_action(ADDR, "create"))
+                    .check(attr_equals(ADDR, "sha256", v2.clone())),
+            ],
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn model_failing_validation_registers_nothing() {
+    let l = Local::new("model-fail");
+    let dir = l.path().join("stores/models/iris");
+    let config = format!(
+        "{}\nresource \"modelplane_model\" \"m\" {{\n  store = modelplane_model_store.s.id\n  name = \"iris\"\n  version = \"1\"\n  source = {:?}\n  validation {{\n    dataset = {:?}\n    target = \"species\"\n    metric = \"accuracy\"\n    min = 0.9\n  }}\n}}\n",
+        store(&l),
+        qs("model/iris-v1.onnx"),
+        repo_path("tests/fixtures/models/data/iris_wrong_labels.csv")
+    );
+    acc(
+        "model_failing_validation",
+        TestCase {
+            steps: vec![
+                Step::new(store(&l)),
+                Step::new(config).expect_error("Model failed validation(.|\\n)*FAIL: accuracy = 0\\.[0-8](.|\\n)*confusion matrix(.|\\n)*Nothing was registered"),
+                // Nothing in the store, nothing in state: the plan of the store alone is empty.
+                Step::new(store(&l)).pre(move |_| assert!(!dir.exists(), "a failed validation left {} behind", dir.display())),
+            ],
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn model_bad_input_is_caught_at_plan() {
+    let l = Local::new("model-bad");
+    let m = |source: &str, extra: &str| {
+        format!(
+            "{}\nresource \"modelplane_model\" \"m\" {{\n  store = modelplane_model_store.s.id\n  name = \"iris\"\n  version = \"1\"\n  source = {source:?}\n{extra}}}\n",
+            store(&l)
+        )
+    };
+    let holdout = qs("data/holdout.csv");
+    acc(
+        "model_bad_input",
+        TestCase {
+            steps: vec![
+                Step::new(m("/nonexistent/model.onnx", "")).expect_error("Model file not found(.|\\n)*/nonexistent/model.onnx"),
+                Step::new(m(&repo_path("tests/fixtures/not-a-model.onnx"), "")).expect_error("Not an ONNX model"),
+                Step::new(m(&qs("model/iris-v1.onnx"), &format!("  validation {{\n    dataset = {holdout:?}\n    target = \"species\"\n    metric = \"auc\"\n    min = 0.9\n  }}\n")))
+                    .expect_error("Unknown metric(.|\\n)*accuracy, f1, precision, recall"),
+                Step::new(m(&qs("model/iris-v1.onnx"), &format!("  validation {{\n    dataset = {holdout:?}\n    target = \"species\"\n    metric = \"accuracy\"\n  }}\n")))
+                    .expect_error("No threshold(.|\\n)*min = 0.9"),
+                Step::new(m(&qs("model/iris-v1.onnx"), "  validation {\n    dataset = \"/nonexistent/holdout.csv\"\n    target = \"species\"\n    metric = \"accuracy\"\n    min = 0.9\n  }\n"))
+                    .expect_error("Validation dataset not readable(.|\\n)*/nonexistent/holdout.csv"),
+            ],
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn models_catalogue() {
+    let l = Local::new("catalogue");
+    let config = format!(
+        r#"{}
+resource "modelplane_model" "v" {{
+  for_each = {{ "1" = {:?}, "2" = {:?} }}
+  store    = modelplane_model_store.s.id
+  name     = "iris"
+  version  = each.key
+  source   = each.value
+  lineage {{
+    description = "iris v${{each.key}}"
+  }}
+  validation {{
+    dataset = {:?}
+    target  = "species"
+    metric  = "accuracy"
+    min     = 0.9
+  }}
+}}
+
+resource "modelplane_model" "other" {{
+  store   = modelplane_model_store.s.id
+  name    = "setosa"
+  version = "10"
+  source  = {:?}
+}}
+
+data "modelplane_models" "all" {{
+  store      = modelplane_model_store.s.id
+  depends_on = [modelplane_model.v, modelplane_model.other]
+}}
+
+data "modelplane_models" "iris" {{
+  store      = modelplane_model_store.s.id
+  name       = "iris"
+  depends_on = [modelplane_model.v, modelplane_model.other]
+}}
+"#,
+        store(&l),
+        qs("model/iris-v1.onnx"),
+        qs("model/iris-v2.onnx"),
+        qs("data/holdout.csv"),
+        qs("model/iris-v1.onnx"),
+    );
+    const ALL: &str = "data.modelplane_models.all";
+    acc(
+        "models_catalogue",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(ALL, "models.#", 2))
+                .check(attr_equals(ALL, "models.0.name", "iris"))
+                .check(attr_equals(ALL, "models.0.latest", "2"))
+                .check(attr_equals(ALL, "models.0.versions", serde_json::json!(["1", "2"])))
+                .check(attr_equals(ALL, "models.1.name", "setosa"))
+                .check(attr_equals(ALL, "versions.#", 3))
+                .check(attr_equals(ALL, "versions.1.description", "iris v2"))
+                .check(attr_equals(ALL, "versions.1.validated", true))
+                .check(attr_equals(ALL, "versions.1.validation_metric", "accuracy"))
+                .check(attr_equals(ALL, "versions.1.sha256", sha("examples/quickstart/model/iris-v2.onnx")))
+                .check(attr_equals(ALL, "versions.2.validated", false))
+                .check(attr_equals("data.modelplane_models.iris", "versions.#", 2))],
+            ..Default::default()
+        },
+    );
+}
