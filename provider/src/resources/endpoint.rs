@@ -736,7 +736,11 @@ impl tfplugin::Resource for Endpoint {
             cleanup(dir).await;
             return None;
         }
-        match benchmark(&plan, &token).await {
+        let measured = tokio::select! {
+            r = benchmark(&plan, &token) => r,
+            _ = ctx.stopped() => Err("interrupted: Terraform was asked to stop during the benchmark".to_string()),
+        };
+        match measured {
             Ok(r) => plan.benchmark_result = r.into(),
             Err(e) => {
                 ctx.diags.error(
@@ -842,7 +846,11 @@ impl tfplugin::Resource for Endpoint {
             );
             return Some(prior);
         }
-        match benchmark(&plan, &token).await {
+        let measured = tokio::select! {
+            r = benchmark(&plan, &token) => r,
+            _ = ctx.stopped() => Err("interrupted: Terraform was asked to stop during the benchmark".to_string()),
+        };
+        match measured {
             Ok(r) => plan.benchmark_result = r.into(),
             Err(e) => {
                 let back = back.run().await;
