@@ -116,10 +116,39 @@ fn quickstart(destroy: bool) -> Result<()> {
         return run(&mut tfc(&["destroy", "-auto-approve", "-input=false"]));
     }
     eprintln!("==> terraform apply");
+    let t = std::time::Instant::now();
     run(&mut tfc(&["apply", "-auto-approve", "-input=false"]))?;
-    eprintln!(
-        "\nDone. To run terraform yourself in examples/quickstart:\n  export TF_CLI_CONFIG_FILE={}\n  {} -chdir=examples/quickstart output\n\
-         Remove it with: cargo xtask quickstart --destroy",
+    let applied = t.elapsed();
+    // One real prediction through the endpoint the apply brought up.
+    let out = tfc(&["output", "-json"]).output().context("terraform output")?;
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).context("terraform output -json")?;
+    let url = outputs["url"]["value"].as_str().context("no `url` output")?;
+    let token_file = outputs["token_file"]["value"].as_str().context("no `token_file` output")?;
+    let token = std::fs::read_to_string(token_file).with_context(|| format!("reading {token_file}"))?;
+    let body = std::fs::read_to_string(dir.join("data/request.json"))?;
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{url}/v2/models/iris/infer"))
+        .bearer_auth(token.trim())
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .context("sending the prediction request")?;
+    let variant = resp.headers().get("x-modelplane-variant").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+    let status = resp.status();
+    let answer: serde_json::Value = resp.json().context("reading the prediction")?;
+    if !status.is_success() {
+        bail!("the endpoint answered HTTP {status}: {answer}");
+    }
+    let labels = answer["outputs"].as_array().and_then(|o| o.iter().find(|t| t["name"] == "label")).map(|t| t["data"].clone()).unwrap_or_default();
+    let species = ["setosa", "versicolor", "virginica"];
+    let names: Vec<&str> = labels.as_array().map(|l| l.iter().filter_map(|v| v.as_u64()).map(|i| species.get(i as usize).copied().unwrap_or("?")).collect()).unwrap_or_default();
+    println!("\nApplied in {:.1}s. One real prediction from {url}/v2/models/iris/infer:", applied.as_secs_f64());
+    println!("  request:  {}", body.split_whitespace().collect::<Vec<_>>().join(" "));
+    println!("  answer:   labels {labels} = {names:?} (variant {variant}, model iris v{})", answer["model_version"].as_str().unwrap_or("?"));
+    println!(
+        "\nTry it yourself:\n  {}\n\nTo run terraform yourself in examples/quickstart:\n  export TF_CLI_CONFIG_FILE={}\n  {} -chdir=examples/quickstart output\n\
+         Remove everything with: cargo xtask quickstart --destroy",
+        outputs["curl"]["value"].as_str().unwrap_or(""),
         cfg.display(),
         tf.display()
     );

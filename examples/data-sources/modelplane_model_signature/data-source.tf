@@ -1,5 +1,5 @@
 data "modelplane_model_signature" "iris" {
-  path = "${path.module}/model/iris.onnx"
+  path = "${path.module}/model/iris-v1.onnx"
 }
 
 # Fail the plan early when a model does not take what clients send.

@@ -13,11 +13,18 @@ use crate::{build_provider, install_provider, root, terraform};
 
 #[derive(Subcommand)]
 pub enum Which {
-    /// `terraform plan` of N modelplane_model_signature data sources vs N terraform_data
-    /// resources, and the provider's time from start to handshake.
+    /// `terraform plan` of N modelplane_model_signature data sources, and of N
+    /// modelplane_model resources, each vs N terraform_data resources; and the provider's
+    /// time from start to handshake.
     Provider {
         #[arg(long, default_value_t = 1000)]
         count: usize,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// The quickstart applied from nothing to a ready, benchmarked endpoint (after the
+    /// build), then destroyed; median of `repeat` runs.
+    Quickstart {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
@@ -39,6 +46,7 @@ pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Provider { count, repeat } => provider(count, repeat),
         Which::Serve { seconds, models } => serve::run(seconds, &models),
+        Which::Quickstart { repeat } => quickstart(repeat),
     }
 }
 
@@ -72,28 +80,97 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
     let cfg = install_provider(&bin)?;
     let work = root().join("target/bench-provider");
     let _ = std::fs::remove_dir_all(&work);
-    let (a, b) = (work.join("modelplane"), work.join("terraform_data"));
-    std::fs::create_dir_all(&a)?;
-    std::fs::create_dir_all(&b)?;
+    let (a, b, c) = (work.join("modelplane"), work.join("terraform_data"), work.join("modelplane_model"));
+    for d in [&a, &b, &c] {
+        std::fs::create_dir_all(d)?;
+    }
     let model = root().join("examples/quickstart/model/iris-v1.onnx");
-    let mut ha = String::from("terraform {\n  required_providers {\n    modelplane = { source = \"modelplane/modelplane\" }\n  }\n}\n");
+    let header = "terraform {\n  required_providers {\n    modelplane = { source = \"modelplane/modelplane\" }\n  }\n}\n";
+    let mut ha = String::from(header);
     let mut hb = String::new();
+    let mut hc = format!(
+        "{header}provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n}}\nresource \"modelplane_model_store\" \"s\" {{\n  name    = \"bench\"\n  backend = \"local\"\n}}\n",
+        work.join("state").display().to_string()
+    );
     for i in 0..count {
         ha.push_str(&format!("data \"modelplane_model_signature\" \"m{i}\" {{\n  path = {:?}\n}}\n", model.display().to_string()));
         hb.push_str(&format!("resource \"terraform_data\" \"r{i}\" {{\n  input = \"r{i}\"\n}}\n"));
+        hc.push_str(&format!(
+            "resource \"modelplane_model\" \"m{i}\" {{\n  store   = modelplane_model_store.s.id\n  name    = \"m{i}\"\n  version = \"1\"\n  source  = {:?}\n  lineage {{\n    description = \"model {i}\"\n  }}\n}}\n",
+            model.display().to_string()
+        ));
     }
     std::fs::write(a.join("main.tf"), ha)?;
     std::fs::write(b.join("main.tf"), hb)?;
-    eprintln!("==> planning {count} data sources and {count} terraform_data resources ({repeat} runs each, median)");
+    std::fs::write(c.join("main.tf"), hc)?;
+    eprintln!("==> planning {count} data sources, {count} modelplane_model and {count} terraform_data resources ({repeat} runs each, median)");
     let ta = time_plan(&tf, &cfg, &a, repeat)?;
     let tb = time_plan(&tf, &cfg, &b, repeat)?;
+    let tc = time_plan(&tf, &cfg, &c, repeat)?;
     let start = startup(&bin, 20)?;
     println!("\nbench provider ({}):", tf.display());
     println!("  {:<44} {:>10}", "case", "time");
-    println!("  {:<44} {:>9.2}s", format!("plan, {count} x modelplane_model_signature"), ta.as_secs_f64());
     println!("  {:<44} {:>9.2}s", format!("plan, {count} x terraform_data"), tb.as_secs_f64());
-    println!("  {:<44} {:>9.2}x   (goal <= 1.30x)", "ratio", ta.as_secs_f64() / tb.as_secs_f64());
+    println!("  {:<44} {:>9.2}s", format!("plan, {count} x modelplane_model_signature"), ta.as_secs_f64());
+    println!("  {:<44} {:>9.2}x   (goal <= 1.30x)", "  ratio to terraform_data", ta.as_secs_f64() / tb.as_secs_f64());
+    println!("  {:<44} {:>9.2}s", format!("plan, {count} x modelplane_model"), tc.as_secs_f64());
+    println!("  {:<44} {:>9.2}x   (goal <= 1.30x)", "  ratio to terraform_data", tc.as_secs_f64() / tb.as_secs_f64());
     println!("  {:<44} {:>8.1}ms  (median of 20, incl. certificate generation)", "provider start to handshake", start.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+/// `terraform apply` of the quickstart from nothing, in a copy with its own state folder.
+fn quickstart(repeat: usize) -> Result<()> {
+    let tf = terraform::ensure()?;
+    eprintln!("==> building the provider (release)");
+    let bin = build_provider(true)?;
+    let cfg = install_provider(&bin)?;
+    let work = root().join("target/bench-quickstart");
+    let _ = std::fs::remove_dir_all(&work);
+    let dir = work.join("quickstart");
+    copy_dir(&root().join("examples/quickstart"), &dir)?;
+    let state = work.join("state");
+    let tfc = |args: &[&str]| {
+        let mut c = Command::new(&tf);
+        c.current_dir(&dir)
+            .env("TF_CLI_CONFIG_FILE", &cfg)
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_VAR_state_dir", &state)
+            .args(args)
+            .stdout(Stdio::null());
+        c
+    };
+    crate::run(&mut tfc(&["init", "-input=false"]))?;
+    let mut times = Vec::new();
+    for i in 0..repeat {
+        eprintln!("==> apply {} of {repeat}", i + 1);
+        let t = Instant::now();
+        crate::run(&mut tfc(&["apply", "-auto-approve", "-input=false"]))?;
+        times.push(t.elapsed());
+        crate::run(&mut tfc(&["destroy", "-auto-approve", "-input=false"]))?;
+    }
+    let total = median(times);
+    println!("\nbench quickstart ({}):", tf.display());
+    println!("  {:<52} {:>8.2}s   (goal <= 5 s)", "apply from nothing to a ready, benchmarked endpoint", total.as_secs_f64());
+    println!("  (includes the 2 s load test of the quickstart's benchmark hook and two validations)");
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n.starts_with(".terraform") || n.starts_with("terraform.tfstate") {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(&name))?;
+        } else {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
     Ok(())
 }
 

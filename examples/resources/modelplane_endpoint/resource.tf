@@ -1,0 +1,44 @@
+resource "modelplane_endpoint" "iris" {
+  name    = "iris"
+  cluster = modelplane_gpu_cluster.inference.id
+  port    = 8080
+
+  # A canary: 10% of requests go to version 2.
+  variant {
+    name   = "stable"
+    model  = modelplane_model.iris_v1.id
+    weight = 90
+  }
+
+  variant {
+    name   = "canary"
+    model  = modelplane_model.iris_v2.id
+    weight = 10
+  }
+
+  # Version 3 sees every request; its answers are discarded, its metrics kept.
+  shadow {
+    model = modelplane_model.iris_v3.id
+  }
+
+  batching {
+    max_batch_size = 32
+    max_delay_ms   = 2
+  }
+
+  # After every change: a load test. Missing the SLO rolls the change back.
+  benchmark {
+    payload     = file("${path.module}/data/request.json")
+    concurrency = 8
+    duration    = "5s"
+
+    slo {
+      p99_ms  = 20
+      min_rps = 500
+    }
+  }
+}
+
+output "predict" {
+  value = "curl -H \"Authorization: Bearer $(cat ${modelplane_endpoint.iris.token_file})\" -d @request.json ${modelplane_endpoint.iris.url}/v2/models/iris/infer"
+}
