@@ -517,6 +517,10 @@ impl Harness {
     /// Runs one step; `Ok(true)` when its configuration was applied.
     fn run_step(&self, wd: &Workdir, step: &Step) -> Result<bool, Failure> {
         std::fs::write(wd.dir.join("main.tf"), &step.config).or_else(|e| fail(format!("{e}")))?;
+        if step.config.contains("module \"") {
+            // Modules are installed by init, for the configuration at hand.
+            wd.ok(&["init", "-input=false", "-no-color"])?;
+        }
         if let Some(pre) = &step.pre {
             pre(&wd.dir);
         }

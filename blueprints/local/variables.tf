@@ -1,0 +1,61 @@
+variable "name" {
+  description = "Name of the platform: the cluster and the model store are named after it."
+  type        = string
+  default     = "local"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", var.name))
+    error_message = "name must be 1 to 128 letters, digits, '.', '_' or '-'."
+  }
+}
+
+variable "store_path" {
+  description = "Directory of the model store. Null: STATE_DIR/stores/NAME."
+  type        = string
+  default     = null
+}
+
+variable "force_destroy" {
+  description = "Let destroy delete model versions with the store."
+  type        = bool
+  default     = false
+}
+
+variable "endpoints" {
+  description = "Models to serve: name => the inputs of modules/endpoint (versions, validation, baseline, benchmark, port)."
+  type = map(object({
+    versions = map(object({
+      source      = string
+      weight      = number
+      description = optional(string)
+    }))
+    validation = optional(object({
+      dataset = string
+      target  = string
+      metric  = string
+      min     = optional(number)
+      max     = optional(number)
+    }))
+    baseline = optional(object({
+      dataset = string
+      target  = optional(string)
+    }))
+    benchmark = optional(object({
+      payload     = string
+      concurrency = optional(number, 4)
+      duration    = optional(string, "3s")
+      slo = optional(object({
+        p50_ms         = optional(number)
+        p99_ms         = optional(number)
+        min_rps        = optional(number)
+        max_error_rate = optional(number)
+      }))
+    }))
+    port = optional(number)
+  }))
+
+  validation {
+    condition     = alltrue([for e in values(var.endpoints) : sum([for v in values(e.versions) : v.weight]) == 100])
+    error_message = "In every endpoint, the weights of the versions must total 100."
+  }
+}

@@ -1,0 +1,86 @@
+# One model served with a traffic split: every version is registered (validated, with its
+# drift baseline) and the endpoint splits requests between them by weight.
+
+resource "modelplane_model" "this" {
+  for_each = merge(
+    { for v, m in var.versions : v => { source = m.source, description = m.description } },
+    var.shadow == null ? {} : { (var.shadow.version) = { source = var.shadow.source, description = "shadow" } },
+  )
+
+  store   = var.store_id
+  name    = var.name
+  version = each.key
+  source  = each.value.source
+
+  lineage {
+    code_commit    = var.lineage.code_commit
+    dataset_digest = var.lineage.dataset_digest
+    tags           = var.lineage.tags
+    description    = each.value.description
+  }
+
+  dynamic "baseline" {
+    for_each = var.baseline == null ? [] : [var.baseline]
+    content {
+      dataset = baseline.value.dataset
+      target  = baseline.value.target
+    }
+  }
+
+  dynamic "validation" {
+    for_each = var.validation == null ? [] : [var.validation]
+    content {
+      dataset = validation.value.dataset
+      target  = validation.value.target
+      metric  = validation.value.metric
+      min     = validation.value.min
+      max     = validation.value.max
+    }
+  }
+}
+
+resource "modelplane_endpoint" "this" {
+  name    = var.name
+  cluster = var.cluster_id
+  port    = var.port
+
+  dynamic "variant" {
+    for_each = var.versions
+    content {
+      name   = "v${variant.key}"
+      model  = modelplane_model.this[variant.key].id
+      weight = variant.value.weight
+    }
+  }
+
+  dynamic "shadow" {
+    for_each = var.shadow == null ? [] : [var.shadow]
+    content {
+      model = modelplane_model.this[shadow.value.version].id
+    }
+  }
+
+  batching {
+    max_batch_size = var.batching.max_batch_size
+    max_delay_ms   = var.batching.max_delay_ms
+  }
+
+  dynamic "benchmark" {
+    for_each = var.benchmark == null ? [] : [var.benchmark]
+    content {
+      payload     = benchmark.value.payload
+      concurrency = benchmark.value.concurrency
+      duration    = benchmark.value.duration
+
+      dynamic "slo" {
+        for_each = benchmark.value.slo == null ? [] : [benchmark.value.slo]
+        content {
+          p50_ms         = slo.value.p50_ms
+          p99_ms         = slo.value.p99_ms
+          min_rps        = slo.value.min_rps
+          max_error_rate = slo.value.max_error_rate
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,39 @@
+output "url" {
+  description = "Base URL of the endpoint's REST listener. Infer at URL/v2/models/NAME/infer."
+  value       = modelplane_endpoint.this.url
+}
+
+output "infer_url" {
+  description = "The inference URL."
+  value       = "${modelplane_endpoint.this.url}/v2/models/${var.name}/infer"
+}
+
+output "grpc_address" {
+  description = "HOST:PORT of the gRPC listener."
+  value       = modelplane_endpoint.this.grpc_address
+}
+
+output "token_file" {
+  description = "File holding the bearer token clients send."
+  value       = modelplane_endpoint.this.token_file
+}
+
+output "endpoint_id" {
+  description = "The endpoint's id."
+  value       = modelplane_endpoint.this.id
+}
+
+output "model_ids" {
+  description = "version => id of each registered model version."
+  value       = { for v, m in modelplane_model.this : v => m.id }
+}
+
+output "validation" {
+  description = "version => validation summary (null without validation)."
+  value       = { for v, m in modelplane_model.this : v => try(m.validation_report.summary, null) }
+}
+
+output "benchmark" {
+  description = "What the benchmark hook measured after the last change (null without a benchmark)."
+  value       = modelplane_endpoint.this.benchmark_result
+}

@@ -1,0 +1,124 @@
+variable "name" {
+  description = "Model name: the name clients call (`/v2/models/NAME/infer`) and under which versions are stored."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", var.name))
+    error_message = "name must be 1 to 128 letters, digits, '.', '_' or '-', not starting with '.', '_' or '-'."
+  }
+}
+
+variable "cluster_id" {
+  description = "The `id` of the modelplane_gpu_cluster to serve on (PLATFORM/NAME)."
+  type        = string
+}
+
+variable "store_id" {
+  description = "The `id` of the modelplane_model_store that holds the versions."
+  type        = string
+}
+
+variable "versions" {
+  description = "Model versions to register and serve: version => { source = path to the .onnx file, weight = share of traffic (0-100; weights total 100), description = optional }."
+  type = map(object({
+    source      = string
+    weight      = number
+    description = optional(string)
+  }))
+
+  validation {
+    condition     = length(var.versions) > 0
+    error_message = "Give at least one version."
+  }
+
+  validation {
+    condition     = sum([for v in values(var.versions) : v.weight]) == 100
+    error_message = "The weights of the versions must total 100."
+  }
+
+  validation {
+    condition     = alltrue([for v in values(var.versions) : v.weight >= 0 && v.weight <= 100])
+    error_message = "Every weight is a percentage: 0 to 100."
+  }
+}
+
+variable "shadow" {
+  description = "A version (registered from its source) that receives a copy of every request; its answers are discarded. Null: none."
+  type = object({
+    version = string
+    source  = string
+  })
+  default = null
+}
+
+variable "validation" {
+  description = "The validation hook: every version must reach `min` (accuracy, f1, precision, recall) or stay under `max` (mae, rmse, max_abs_diff) on the hold-out `dataset` before it is registered. Null: no validation."
+  type = object({
+    dataset = string
+    target  = string
+    metric  = string
+    min     = optional(number)
+    max     = optional(number)
+  })
+  default = null
+
+  validation {
+    condition     = var.validation == null || contains(["accuracy", "f1", "precision", "recall", "mae", "rmse", "max_abs_diff"], try(var.validation.metric, ""))
+    error_message = "validation.metric must be one of accuracy, f1, precision, recall, mae, rmse, max_abs_diff."
+  }
+
+  validation {
+    condition     = var.validation == null || try(var.validation.min != null || var.validation.max != null, false)
+    error_message = "validation needs a threshold: min or max."
+  }
+}
+
+variable "baseline" {
+  description = "Training data for drift statistics, stored with every version. Null: no drift baseline."
+  type = object({
+    dataset = string
+    target  = optional(string)
+  })
+  default = null
+}
+
+variable "lineage" {
+  description = "Lineage recorded with every version."
+  type = object({
+    code_commit    = optional(string)
+    dataset_digest = optional(string)
+    tags           = optional(map(string), {})
+  })
+  default = {}
+}
+
+variable "port" {
+  description = "REST port of the endpoint. Null: a free port is chosen."
+  type        = number
+  default     = null
+}
+
+variable "batching" {
+  description = "Dynamic batching: most rows per batch and the longest wait for more, in ms."
+  type = object({
+    max_batch_size = optional(number, 32)
+    max_delay_ms   = optional(number, 0)
+  })
+  default = {}
+}
+
+variable "benchmark" {
+  description = "The benchmark hook: a load test after every change, with an optional SLO whose miss rolls the change back. Null: no benchmark."
+  type = object({
+    payload     = string
+    concurrency = optional(number, 4)
+    duration    = optional(string, "3s")
+    slo = optional(object({
+      p50_ms         = optional(number)
+      p99_ms         = optional(number)
+      min_rps        = optional(number)
+      max_error_rate = optional(number)
+    }))
+  })
+  default = null
+}

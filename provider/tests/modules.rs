@@ -1,0 +1,68 @@
+//! The HCL modules and blueprints, applied through real Terraform: each one's example is
+//! used as a module from a test directory, serves real predictions, and is destroyed.
+
+mod common;
+
+use common::{acc, check, http, repo, Local};
+use tfplugin::acctest::{attr_equals, Step, TestCase};
+
+/// `source` of a repository folder, relative to the test's working directory (module
+/// sources must be relative paths).
+fn relative_source(rel: &str) -> String {
+    let up = std::env::temp_dir().components().count() - 1 + 1;
+    format!("{}{}", "../".repeat(up), repo().join(rel).display().to_string().trim_start_matches('/'))
+}
+
+fn predicts(l: &Local, address: &'static str, endpoint: &'static str) -> tfplugin::acctest::Check {
+    let dir = l.path();
+    check(move |s| {
+        let url = s.attr(address, "url").and_then(|v| v.as_str().map(String::from)).ok_or("no url")?;
+        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token")).map_err(|e| e.to_string())?;
+        let body = std::fs::read_to_string(repo().join("examples/quickstart/data/request.json")).unwrap();
+        let (status, answer) = http("POST", &format!("{url}/v2/models/{endpoint}/infer"), Some(&token), Some(&body))?;
+        if status == 200 && answer["outputs"][0]["data"] == serde_json::json!([0, 2]) { Ok(()) } else { Err(format!("HTTP {status} {answer}")) }
+    })
+}
+
+#[test]
+fn module_endpoint_example() {
+    let l = Local::new("module-endpoint");
+    let config = format!(
+        "module \"ex\" {{\n  source    = {:?}\n  state_dir = {:?}\n}}\n",
+        relative_source("modules/endpoint/examples/canary"),
+        l.path().display().to_string()
+    );
+    const EP: &str = "module.ex.module.iris.modelplane_endpoint.this";
+    acc(
+        "module_endpoint_example",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(EP, "status", "running"))
+                .check(attr_equals(EP, "variant.0.name", "v1"))
+                .check(attr_equals(EP, "variant.0.weight", 90))
+                .check(attr_equals("module.ex.module.iris.modelplane_model.this[\"2\"]", "validation_report.passed", true))
+                .check(predicts(&l, EP, "iris"))],
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn blueprint_local_example() {
+    let l = Local::new("blueprint-local");
+    let config = format!(
+        "module \"ex\" {{\n  source    = {:?}\n  state_dir = {:?}\n}}\n",
+        relative_source("blueprints/local/examples/two-models"),
+        l.path().display().to_string()
+    );
+    acc(
+        "blueprint_local_example",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals("module.ex.module.platform.modelplane_gpu_cluster.this", "id", "local/blueprint-example"))
+                .check(predicts(&l, "module.ex.module.platform.module.endpoint[\"iris\"].modelplane_endpoint.this", "iris"))
+                .check(predicts(&l, "module.ex.module.platform.module.endpoint[\"flowers\"].modelplane_endpoint.this", "flowers"))],
+            ..Default::default()
+        },
+    );
+}
