@@ -228,3 +228,28 @@ async fn bearer_token_protects_inference_and_admin() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated);
 }
+
+/// An endpoint may carry its model's name (and the models may be listed for their batching
+/// settings, as the provider writes them): the name routes through the split, and
+/// `/versions/V` reaches the variant serving V.
+#[tokio::test]
+async fn an_endpoint_named_like_its_model() {
+    let repo = versioned_repo();
+    let mut cfg = split_config(&repo, &[("stable", "1", 50), ("canary", "2", 50)], None);
+    cfg.endpoints[0].name = "iris".into();
+    cfg.models = ["1", "2"]
+        .iter()
+        .map(|v| ModelConfig { name: "iris".into(), version: Some(v.to_string()), batching: Default::default(), device: Default::default() })
+        .collect();
+    let s = start(cfg).await;
+    let c = reqwest::Client::new();
+    let mut variants = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let resp = c.post(s.url("/v2/models/iris/infer")).json(&body()).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        variants.insert(resp.headers()["x-modelplane-variant"].to_str().unwrap().to_string());
+    }
+    assert_eq!(variants.into_iter().collect::<Vec<_>>(), vec!["canary", "stable"], "both variants serve under the model's name");
+    let v: Value = c.post(s.url("/v2/models/iris/versions/2/infer")).json(&body()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["model_version"], "2");
+}

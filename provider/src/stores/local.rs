@@ -21,12 +21,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.display().to_string(), source }
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> impl std::future::Future<Output = Result<T, StoreError>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io { path: String::new(), source: std::io::Error::other(e.to_string()) }))
-    }
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io { path: String::new(), source: std::io::Error::other(e.to_string()) }))
 }
 
 fn list_versions(root: &Path) -> Result<Vec<(String, String)>, StoreError> {
