@@ -71,6 +71,10 @@ fn benchmark(slo: &str) -> String {
     format!("\n  benchmark {{\n    payload     = {REQUEST:?}\n    concurrency = 2\n    duration    = \"500ms\"\n    warmup      = \"100ms\"\n{slo}  }}\n")
 }
 
+fn grpc_benchmark(slo: &str) -> String {
+    benchmark(slo).replace("    concurrency = 2\n", "    concurrency = 2\n    protocol    = \"grpc\"\n")
+}
+
 fn url(s: &Shown) -> String {
     s.attr(ADDR, "url").and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
@@ -320,7 +324,8 @@ fn endpoint_bad_input_is_caught_at_plan() {
 #[test]
 fn endpoint_slo_miss_rolls_back() {
     let l = Local::new("endpoint-slo");
-    let good = endpoint(&l, "iris", 90, 10, &benchmark("    slo {\n      p99_ms  = 5000\n      min_rps = 1\n    }\n"));
+    // Measured over gRPC: the benchmark reaches grpc_address too.
+    let good = endpoint(&l, "iris", 90, 10, &grpc_benchmark("    slo {\n      p99_ms  = 5000\n      min_rps = 1\n    }\n"));
     let bad = endpoint(&l, "iris", 50, 50, &benchmark("    slo {\n      min_rps = 1000000000\n    }\n"));
     acc(
         "endpoint_slo_rollback",
@@ -360,6 +365,32 @@ fn endpoint_slo_miss_on_create_leaves_nothing() {
             ..Default::default()
         },
     );
+}
+
+/// A server that cannot start (its port is taken) fails the apply with its own log lines,
+/// and leaves nothing behind.
+#[test]
+fn endpoint_start_failure_shows_the_log() {
+    let l = Local::new("endpoint-port");
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = l.path();
+    acc(
+        "endpoint_start_failure",
+        TestCase {
+            steps: vec![
+                Step::new(base(&l)),
+                Step::new(endpoint(&l, "iris", 90, 10, &format!("  port = {port}\n")))
+                    .expect_error(&format!("The endpoint did not start(.|\\n)*exited before it was ready(.|\\n)*server.log(.|\\n)*binding 127.0.0.1:{port}")),
+                Step::new(base(&l)).pre(move |_| {
+                    assert!(modelplane_provider::local_endpoint::processes_under(&dir).is_empty(), "a server is left running");
+                    assert!(!dir.join("endpoints/iris").exists(), "the state folder is left");
+                }),
+            ],
+            ..Default::default()
+        },
+    );
+    drop(taken);
 }
 
 #[test]
