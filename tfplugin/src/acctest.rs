@@ -331,17 +331,7 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> Result<Output, Failure> {
-        Command::new(&self.terraform)
-            .args(args)
-            .current_dir(&self.dir)
-            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .env("CHECKPOINT_DISABLE", "1")
-            .env_remove("TF_PLUGIN_CACHE_DIR")
-            .env_remove("TF_CLI_ARGS")
-            .output()
-            .or_else(|e| fail(format!("running {}: {e}", self.terraform.display())))
+        self.command(args).output().or_else(|e| fail(format!("running {}: {e}", self.terraform.display())))
     }
     /// Runs and requires success (exit 0).
     pub fn ok(&self, args: &[&str]) -> Result<Output, Failure> {
