@@ -185,7 +185,17 @@ impl App {
     async fn build(&self, config: &ServeConfig, previous: Option<&Serving>) -> Result<Serving, String> {
         let mut s = Serving::default();
         for mc in config.wanted_models() {
-            let reuse = previous.and_then(|p| p.model(&mc.name, mc.version.as_deref())).cloned();
+            let reuse = match previous.and_then(|p| p.model(&mc.name, mc.version.as_deref())).cloned() {
+                // A version whose bytes were replaced in the repository is loaded again.
+                Some(b) => match &mc.version {
+                    Some(v) => match self.repo.metadata(&mc.name, v).await {
+                        Ok(meta) if meta.sha256.eq_ignore_ascii_case(&b.model().signature.sha256) => Some(b),
+                        _ => None,
+                    },
+                    None => Some(b),
+                },
+                None => None,
+            };
             let batcher = match reuse {
                 Some(b) => b,
                 None => {

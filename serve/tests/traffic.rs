@@ -253,3 +253,24 @@ async fn an_endpoint_named_like_its_model() {
     let v: Value = c.post(s.url("/v2/models/iris/versions/2/infer")).json(&body()).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["model_version"], "2");
 }
+
+/// A version whose bytes were replaced in the repository (same name and version, new
+/// sha256 in model.json) is loaded again on reload, not served stale from memory.
+#[tokio::test]
+async fn reload_loads_a_replaced_version_again() {
+    let repo = versioned_repo();
+    let s = start(split_config(&repo, &[("stable", "1", 100)], None)).await;
+    let c = reqwest::Client::new();
+    let probabilities = |v: Value| v["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "probabilities").unwrap()["data"].clone();
+    let before = probabilities(c.post(s.url("/v2/models/flowers/infer")).json(&body()).send().await.unwrap().json().await.unwrap());
+    // Another iris classifier (a neural network) under the same version.
+    let other = fixtures().join("../../../examples/quickstart/model/iris-v2.onnx");
+    let dir = repo.path().join("iris/1");
+    std::fs::copy(&other, dir.join("model.onnx")).unwrap();
+    let mut meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    meta["sha256"] = json!(modelplane_serve::signature::file_digest(&other).unwrap().0);
+    std::fs::write(dir.join("model.json"), meta.to_string()).unwrap();
+    s.app.reload(Some(split_config(&repo, &[("stable", "1", 100)], None))).await.unwrap();
+    let after = probabilities(c.post(s.url("/v2/models/flowers/infer")).json(&body()).send().await.unwrap().json().await.unwrap());
+    assert_ne!(before, after, "the replaced bytes serve after the reload");
+}

@@ -810,8 +810,10 @@ impl tfplugin::Resource for Endpoint {
         let url = url_of(*plan.port.known().unwrap_or(&0));
         let old_proc = dir.process().filter(Proc::alive);
         let token_changed = token != old_token.trim();
+        // A server that refresh found unreachable is replaced, not asked to reload.
+        let unreachable = prior.status.known().map(String::as_str) == Some("unreachable");
         let restart = match (&old_cfg, old_proc) {
-            (Some(old), Some(_)) => token_changed || needs_restart(old, &new_cfg),
+            (Some(old), Some(_)) => unreachable || token_changed || needs_restart(old, &new_cfg),
             _ => true,
         };
         // Apply the change.
