@@ -122,9 +122,12 @@ fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     let bin_dir = state_dir.join("bin");
     let dest = bin_dir.join(format!("modelplane-server-{}-{:x}-{:x}", crate::VERSION, meta.len(), mtime));
+    // Endpoints are created concurrently: one copy at a time, under a name of its own.
+    static COPY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = COPY.lock().unwrap_or_else(|e| e.into_inner());
     if !dest.is_file() {
         std::fs::create_dir_all(&bin_dir)?;
-        let tmp = bin_dir.join(format!(".incoming-{}", std::process::id()));
+        let tmp = bin_dir.join(format!(".incoming-{}-{}", std::process::id(), &new_token()[..8]));
         std::fs::copy(&exe, &tmp)?;
         set_mode(&tmp, 0o755)?;
         std::fs::rename(&tmp, &dest)?;

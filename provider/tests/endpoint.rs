@@ -459,3 +459,73 @@ fn endpoint_interrupted_apply_converges() {
     wd.ok(&["destroy", "-auto-approve", "-input=false", "-no-color"]).unwrap();
     assert!(l.processes().is_empty(), "servers left after destroy: {:?}", l.processes());
 }
+
+/// New bytes under a served version: the model is replaced, the endpoint reloads, and the
+/// server answers with the new model (not the old one it had in memory).
+#[test]
+fn endpoint_follows_a_replaced_model() {
+    let l = Local::new("endpoint-replace");
+    let config = format!(
+        r#"{}
+resource "modelplane_gpu_cluster" "c" {{
+  name     = "c"
+  platform = "local"
+}}
+
+resource "modelplane_model_store" "s" {{
+  name          = "models"
+  backend       = "local"
+  force_destroy = true
+}}
+
+resource "modelplane_model" "m" {{
+  store   = modelplane_model_store.s.id
+  name    = "iris"
+  version = "1"
+  source  = "model.onnx"
+}}
+
+resource "modelplane_endpoint" "e" {{
+  name    = "iris"
+  cluster = modelplane_gpu_cluster.c.id
+  variant {{
+    name   = "only"
+    model  = modelplane_model.m.id
+    weight = 100
+  }}
+}}
+"#,
+        l.provider()
+    );
+    let seen: Arc<Mutex<Option<serde_json::Value>>> = Arc::default();
+    let answer = |l: &Local, seen: Arc<Mutex<Option<serde_json::Value>>>, changed: bool| {
+        let dir = l.path();
+        check(move |s| {
+            let token = std::fs::read_to_string(dir.join("endpoints/iris/token")).map_err(|e| e.to_string())?;
+            let (_, body) = http("POST", &format!("{}/v2/models/iris/infer", url(s)), Some(&token), Some(REQUEST))?;
+            let probs = body["outputs"][1]["data"].clone();
+            let mut prev = seen.lock().unwrap();
+            let r = match (&*prev, changed) {
+                (Some(p), true) if *p == probs => Err(format!("the server still answers with the old model: {probs}")),
+                _ => Ok(()),
+            };
+            *prev = Some(probs);
+            r
+        })
+    };
+    acc(
+        "endpoint_follows_a_replaced_model",
+        TestCase {
+            files: std::collections::BTreeMap::from([("model.onnx".to_string(), std::fs::read(common::repo().join("examples/quickstart/model/iris-v1.onnx")).unwrap())]),
+            steps: vec![
+                Step::new(config.clone()).check(answer(&l, seen.clone(), false)),
+                Step::new(config)
+                    .pre(|wd| std::fs::copy(common::repo().join("examples/quickstart/model/iris-v2.onnx"), wd.join("model.onnx")).map(|_| ()).unwrap())
+                    .plan_check(plan_action("modelplane_model.m", "replace"))
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(answer(&l, seen.clone(), true)),
+            ],
+            ..Default::default()
+        },
+    );
+}

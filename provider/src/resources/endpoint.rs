@@ -3,6 +3,7 @@
 //! miss). On the `local` platform the server is a supervised process (see
 //! [`crate::local_endpoint`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -101,6 +102,7 @@ pub struct Model {
     pub token_file: Attr<String>,
     pub state_path: Attr<String>,
     pub benchmark_result: Attr<BenchResult>,
+    pub model_digests: Attr<BTreeMap<String, String>>,
 }
 
 /// What the state folder keeps besides the server's configuration.
@@ -172,6 +174,12 @@ fn schema() -> Schema {
             .attribute(Attribute::new("status", Type::String).computed().stable().description("`running`, or `stopped` when refresh found the server dead (the plan then starts it again)."))
             .attribute(Attribute::new("token_file", Type::String).computed().stable().description("File (mode 0600) holding the bearer token: `curl -H \"Authorization: Bearer $(cat TOKEN_FILE)\" …`."))
             .attribute(Attribute::new("state_path", Type::String).computed().stable().description("The endpoint's state folder (configuration, `server.log`, pid)."))
+            .attribute(
+                Attribute::new("model_digests", Type::map(Type::String))
+                    .computed()
+                    .stable()
+                    .description("sha256 of every model version served, by model `id`. When a version is replaced with new bytes, this changes and the endpoint reloads them."),
+            )
             .attribute(Attribute::nested("benchmark_result", Nesting::Single, result).computed().description("Figures of the last benchmark; null without a `benchmark` block."))
             .block(
                 NestedBlock::new(
@@ -484,6 +492,23 @@ impl Rollback {
     }
 }
 
+/// sha256 of every referenced model version, from the store's model.json; unknown while a
+/// reference is.
+async fn digests(m: &Model) -> Attr<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (_, id) in references(m) {
+        let Attr::Known(id) = id else { return Attr::Unknown };
+        let Some((store, name, version)) = stores::parse_version_id(&id) else { return Attr::Unknown };
+        let Ok(s) = stores::open(&store) else { return Attr::Unknown };
+        let sha = match s.get(&name, &version, "model.json").await {
+            Ok(Some(b)) => serde_json::from_slice::<serde_json::Value>(&b).ok().and_then(|j| j["sha256"].as_str().map(String::from)).unwrap_or_default(),
+            _ => String::new(),
+        };
+        out.insert(id, sha);
+    }
+    Attr::Known(out)
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -617,6 +642,8 @@ impl tfplugin::Resource for Endpoint {
                 return;
             }
         }
+        // What the models are, byte for byte: a version replaced under the same id is a change.
+        plan.model_digests = digests(plan).await;
         // The token: only its fingerprint is planned.
         let fp = match config.get::<String>("token_wo", &mut ctx.diags) {
             Attr::Known(t) => Attr::Known(fingerprint(&plan.name, &t)),
@@ -752,6 +779,7 @@ impl tfplugin::Resource for Endpoint {
             }
         }
         plan.status = Attr::Known("running".into());
+        plan.model_digests = digests(&plan).await;
         let _ = dir.write_json("meta.json", &Self::meta(&plan, true));
         Some(plan)
     }
@@ -761,11 +789,10 @@ impl tfplugin::Resource for Endpoint {
         if !dir.exists() {
             return None;
         }
-        let Some(p) = dir.process().filter(Proc::alive) else {
+        if dir.process().filter(Proc::alive).is_none() {
             state.status = Attr::Known("stopped".into());
             return Some(state);
-        };
-        let _ = p;
+        }
         let token = std::fs::read_to_string(dir.path("token")).unwrap_or_default();
         let url = state.url.known().cloned().unwrap_or_default();
         let served = match le::admin(&url, token.trim(), reqwest::Method::GET, "/v2/admin/config").await {
@@ -777,6 +804,10 @@ impl tfplugin::Resource for Endpoint {
             }
         };
         state.status = Attr::Known("running".into());
+        if state.model_digests.is_null() {
+            // Just imported: what the store holds is what was loaded.
+            state.model_digests = digests(&state).await;
+        }
         // What the server really serves replaces the recorded split, so drift shows in the plan.
         if let Ok(cfg) = serde_json::from_value::<ServeConfig>(served) {
             if let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) {
@@ -868,6 +899,7 @@ impl tfplugin::Resource for Endpoint {
             }
         }
         plan.status = Attr::Known("running".into());
+        plan.model_digests = digests(&plan).await;
         let _ = dir.write_json("meta.json", &Self::meta(&plan, true));
         Some(plan)
     }
@@ -921,6 +953,7 @@ impl tfplugin::Resource for Endpoint {
             token_file: Attr::Known(dir.path("token").display().to_string()),
             state_path: Attr::Known(dir.0.display().to_string()),
             benchmark_result: meta.benchmark_result.clone().into(),
+            model_digests: Attr::Null,
         })
     }
 }
