@@ -109,6 +109,9 @@ fn model_lifecycle() {
                     .plan_check(plan_action(ADDR, "update"))
                     .plan_check(plan_unknown(ADDR, "validation_report"))
                     .check(attr_equals(ADDR, "validation_report.rows", 30)),
+                // An update that fails validation is refused; the registered version and
+                // its state stay as they were (the next step plans a replacement from them).
+                Step::new(model(&l, "second", 0.99)).expect_error("Model failed validation(.|\\n)*FAIL: accuracy(.|\\n)*required >= 0.99"),
                 // New bytes under the same version: a replacement, and the plan says so.
                 Step::new(model(&l, "second", 0.92))
                     .pre(|wd| std::fs::copy(repo().join("examples/quickstart/model/iris-v2.onnx"), wd.join("model.onnx")).map(|_| ()).unwrap())
@@ -170,6 +173,8 @@ fn model_bad_input_is_caught_at_plan() {
                     .expect_error("Unknown metric(.|\\n)*accuracy, f1, precision, recall"),
                 Step::new(m(&qs("model/iris-v1.onnx"), &format!("  validation {{\n    dataset = {holdout:?}\n    target = \"species\"\n    metric = \"accuracy\"\n  }}\n")))
                     .expect_error("No threshold(.|\\n)*min = 0.9"),
+                Step::new(m(&qs("model/iris-v1.onnx"), &format!("  validation {{\n    dataset = {holdout:?}\n    target = \"species\"\n    metric = \"f1\"\n    min = 1.5\n  }}\n")))
+                    .expect_error("Impossible threshold(.|\\n)*f1 is at most 1, so min = 1.5 can never be met"),
                 Step::new(m(&qs("model/iris-v1.onnx"), "  validation {\n    dataset = \"/nonexistent/holdout.csv\"\n    target = \"species\"\n    metric = \"accuracy\"\n    min = 0.9\n  }\n"))
                     .expect_error("Validation dataset not readable(.|\\n)*/nonexistent/holdout.csv"),
             ],

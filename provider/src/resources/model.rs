@@ -403,6 +403,11 @@ impl tfplugin::Resource for ModelVersion {
                             let hint = if metric.is_classification() { "min = 0.9" } else { "max = 0.5" };
                             diags.error_at(at("validation", "metric"), "No threshold", format!("give a threshold for {m}, e.g. `{hint}`; without one validation cannot fail."));
                         }
+                        if let Attr::Known(lo) = &min {
+                            if metric.is_classification() && *lo > 1.0 {
+                                diags.error_at(at("validation", "min"), "Impossible threshold", format!("{m} is at most 1, so min = {lo} can never be met."));
+                            }
+                        }
                         if let (Attr::Known(lo), Attr::Known(hi)) = (min, max) {
                             if lo > hi {
                                 diags.error_at(at("validation", "min"), "Impossible threshold", format!("min ({lo}) is above max ({hi}); no value can pass."));
