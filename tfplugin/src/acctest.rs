@@ -594,3 +594,17 @@ impl Harness {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_match_across_terraform_line_wrapping() {
+        let wrapped = "Error: Cannot destroy the model store\n\nthe store at /tmp/x still holds 1 model\nversion(s) (iris/1); set\nforce_destroy = true";
+        let re = Regex::new("still holds 1 model version\\(s\\) \\(iris/1\\)(.|\\n)*force_destroy = true").unwrap();
+        assert!(!re.is_match(wrapped), "the raw text is wrapped");
+        assert!(matches(&re, wrapped));
+        assert!(!matches(&Regex::new("holds 2 model").unwrap(), wrapped));
+    }
+}

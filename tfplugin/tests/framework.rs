@@ -28,6 +28,12 @@ struct Thing {
     revision: Attr<i64>,
     secret: Attr<String>,
     secret_len: Attr<i64>,
+    info: Attr<Info>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Info {
+    origin: String,
 }
 
 struct ThingResource;
@@ -46,7 +52,10 @@ impl tfplugin::Resource for ThingResource {
                 .attribute(Attribute::new("id", Type::String).computed().stable())
                 .attribute(Attribute::new("revision", Type::Number).computed())
                 .attribute(Attribute::new("secret", Type::String).optional().write_only())
-                .attribute(Attribute::new("secret_len", Type::Number).computed()),
+                .attribute(Attribute::new("secret_len", Type::Number).computed())
+                .attribute(
+                    Attribute::nested("info", tfplugin::Nesting::Single, vec![Attribute::new("origin", Type::String).computed()]).computed().stable(),
+                ),
         )
         .version(1)
     }
@@ -69,6 +78,7 @@ impl tfplugin::Resource for ThingResource {
             plan.revision = Attr::Known(1);
         }
         plan.secret_len = Attr::Known(plan.secret.known().map_or(0, |s| s.len() as i64));
+        plan.info = Attr::Known(Info { origin: "created".into() });
         Some(plan)
     }
     async fn read(&self, state: Thing, _ctx: &mut Ctx) -> Option<Thing> {
@@ -164,6 +174,7 @@ fn obj(name: &str, size: Value, id: Value, revision: Value, secret: Value, secre
         ("revision", revision),
         ("secret", secret),
         ("secret_len", secret_len),
+        ("info", Value::Null),
     ])
 }
 
@@ -175,7 +186,7 @@ async fn plan(s: &ProviderServer, prior: &Value, cfg: &Value) -> proto::plan_res
     // Terraform proposes config merged with prior computed values.
     let mut proposed = cfg.clone();
     if let (Value::Object(p), Value::Object(pr)) = (&mut proposed, prior) {
-        for k in ["id", "revision", "secret_len"] {
+        for k in ["id", "revision", "secret_len", "info"] {
             p.insert(k.into(), pr[k].clone());
         }
     }
@@ -236,12 +247,14 @@ async fn lifecycle_rules() {
     let p = plan(&s, &state, &cfg).await;
     assert_eq!(undv(&p.planned_state), state);
 
-    // In-place update: `revision` goes unknown, `id` is stable and stays known.
+    // In-place update: `revision` goes unknown, `id` is stable and stays known, and so does
+    // the stable nested `info`, whole (its computed fields are not made unknown one by one).
     let cfg2 = config("a", Value::number(2), Value::string("hunter2"));
     let p = plan(&s, &state, &cfg2).await;
     let planned = undv(&p.planned_state);
     assert!(planned.get_attr("revision").unwrap().is_unknown());
     assert_eq!(planned.get_attr("id"), Some(&Value::string("thing-a")));
+    assert_eq!(planned.get_attr("info"), Some(&Value::object([("origin", Value::string("created"))])));
     assert!(p.requires_replace.is_empty());
     let a = apply(&s, &state, &planned, &cfg2).await;
     assert!(a.diagnostics.is_empty(), "{}", errors(&a.diagnostics));
