@@ -84,7 +84,7 @@ pub enum BenchError {
 
 enum Client {
     Rest { http: reqwest::Client, url: String, body: bytes::Bytes, headers: reqwest::header::HeaderMap },
-    Grpc { client: pb::grpc_inference_service_client::GrpcInferenceServiceClient<tonic::transport::Channel>, req: pb::ModelInferRequest, meta: Vec<(String, String)> },
+    Grpc { client: pb::grpc_inference_service_client::GrpcInferenceServiceClient<tonic::transport::Channel>, req: Box<pb::ModelInferRequest>, meta: Vec<(String, String)> },
 }
 
 impl Client {
@@ -101,7 +101,7 @@ impl Client {
                 }
             }
             Client::Grpc { client, req, meta } => {
-                let mut r = tonic::Request::new(req.clone());
+                let mut r = tonic::Request::new((**req).clone());
                 for (k, v) in meta.iter() {
                     if let (Ok(k), Ok(v)) = (k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(), v.parse()) {
                         r.metadata_mut().insert(k, v);
@@ -166,7 +166,7 @@ async fn client(spec: &Spec) -> Result<Client, BenchError> {
             }
             Ok(Client::Grpc {
                 client: pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(ch).max_decoding_message_size(256 << 20),
-                req: grpc_request(&spec.model, spec.version.as_deref(), &spec.payload)?,
+                req: Box::new(grpc_request(&spec.model, spec.version.as_deref(), &spec.payload)?),
                 meta,
             })
         }

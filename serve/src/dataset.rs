@@ -22,6 +22,9 @@ fn bad(path: &Path, reason: impl Into<String>) -> DatasetError {
     DatasetError::Bad { path: path.display().to_string(), reason: reason.into() }
 }
 
+/// Feature names, feature rows and (when a target was named) the target column.
+pub type Split = (Vec<String>, Vec<Vec<f64>>, Option<Vec<f64>>);
+
 impl Table {
     /// Reads a dataset, choosing the format by extension.
     pub fn read(path: &Path) -> Result<Table, DatasetError> {
@@ -48,9 +51,10 @@ impl Table {
         self.rows.iter().map(|r| r[i]).collect()
     }
 
-    /// Splits into (features, target) given the target column name and, optionally, the
-    /// feature columns in model order (default: every other column, in file order).
-    pub fn split(&self, target: Option<&str>, features: Option<&[String]>, path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>, Option<Vec<f64>>), DatasetError> {
+    /// Splits into (feature names, feature rows, target) given the target column name and,
+    /// optionally, the feature columns in model order (default: every other column, in file
+    /// order).
+    pub fn split(&self, target: Option<&str>, features: Option<&[String]>, path: &Path) -> Result<Split, DatasetError> {
         let ti = match target {
             Some(t) => Some(self.column_index(t).ok_or_else(|| bad(path, format!("no target column {t:?}; columns are {:?}", self.columns)))?),
             None => None,

@@ -68,9 +68,12 @@ pub struct Feedback {
     capacity: usize,
     slot_seconds: u64,
     pending: Mutex<(HashMap<String, Pending>, VecDeque<String>)>,
-    keys: Mutex<HashMap<String, std::sync::Arc<(String, String, String)>>>,
-    scores: Mutex<HashMap<(String, String, String), (bool, Vec<Slot>)>>,
+    keys: Mutex<HashMap<String, std::sync::Arc<SeriesKey>>>,
+    scores: Mutex<HashMap<SeriesKey, (bool, Vec<Slot>)>>,
 }
+
+/// (model, version, variant): one rolling-quality series.
+type SeriesKey = (String, String, String);
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

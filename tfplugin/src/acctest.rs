@@ -234,10 +234,15 @@ pub struct ImportStep {
     /// Import ID; computed from the state when `None` with `id_from`.
     pub id: Option<String>,
     /// Derives the import ID from the applied state.
-    pub id_from: Option<Arc<dyn Fn(&Shown) -> Option<String> + Send + Sync>>,
+    pub id_from: Option<IdFrom>,
     /// Attributes not compared (set from configuration only, not readable back).
     pub ignore: Vec<String>,
 }
+
+/// Derives an import ID from the applied state.
+pub type IdFrom = Arc<dyn Fn(&Shown) -> Option<String> + Send + Sync>;
+/// Runs before a step's plan, with the working directory.
+pub type Pre = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// One configuration applied in order.
 #[derive(Clone, Default)]
@@ -248,7 +253,7 @@ pub struct Step {
     /// The plans after apply may be non-empty (e.g. drift the step provokes).
     pub expect_non_empty_plan: bool,
     /// Run before the step's plan (e.g. break something out of band).
-    pub pre: Option<Arc<dyn Fn(&Path) + Send + Sync>>,
+    pub pre: Option<Pre>,
     pub plan_checks: Vec<Check>,
     pub checks: Vec<Check>,
     pub import: Option<ImportStep>,
