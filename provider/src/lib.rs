@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use tfplugin::{Attribute, Block, Config, Diagnostics, NestedBlock, Nesting, Schema, Type};
+use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Diagnostics, NestedBlock, Nesting, Schema, Type};
 
 pub mod data_sources;
 pub mod local_endpoint;
@@ -44,13 +44,40 @@ impl ProviderConfig {
     /// `$XDG_STATE_HOME/modelplane`, else `~/.local/state/modelplane`.
     pub fn state_dir(&self) -> PathBuf {
         if let Some(d) = &self.local_state_dir {
-            return PathBuf::from(resources::model_store::absolute(d));
+            return PathBuf::from(absolute(d));
         }
         if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
             return PathBuf::from(x).join("modelplane");
         }
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
         home.join(".local/state/modelplane")
+    }
+}
+
+/// Makes a path absolute against the working directory (where terraform runs).
+pub fn absolute(p: &str) -> String {
+    let path = std::path::Path::new(p);
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
+    // Normalise `.` and `..` without touching the file system (the folder may not exist yet).
+    let mut out = std::path::PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.display().to_string()
+}
+
+/// Checks the `name` of a cluster, store or endpoint: letters, digits, `.`, `_`, `-`.
+pub fn check_name(config: &Config, diags: &mut Diagnostics) {
+    if let Attr::Known(n) = config.get::<String>("name", diags) {
+        if let Err(e) = crate::stores::check_segment(&n) {
+            diags.error_at(AttributePath::attr("name"), "Invalid name", format!("name {n:?} {e}."));
+        }
     }
 }
 

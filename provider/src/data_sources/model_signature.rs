@@ -25,6 +25,23 @@ pub struct Model {
     pub outputs: Attr<Vec<Tensor>>,
 }
 
+/// An unreadable model as a diagnostic on the attribute `attr` that names the file, with
+/// what to do about it. Shared with `modelplane_model`.
+pub fn signature_error(diags: &mut Diagnostics, attr: &str, e: SignatureError) {
+    let (summary, hint) = match &e {
+        SignatureError::NotFound { .. } => ("Model file not found", "Check the path; relative paths are resolved from the directory where terraform runs, so prefer \"${path.module}/…\"."),
+        SignatureError::IsDirectory { .. } => ("Model path is a directory", "Point it at the .onnx file inside it."),
+        SignatureError::Unreadable { .. } => ("Model file cannot be read", "Check the file's permissions."),
+        SignatureError::NotOnnx { .. } => ("Not an ONNX model", "Export the model to ONNX (e.g. with skl2onnx, torch.onnx or tf2onnx) and point at the .onnx file."),
+    };
+    diags.error_at(AttributePath::attr(attr), summary, format!("{e}. {hint}"));
+}
+
+/// A signature's tensors in the schema's shape.
+pub fn tensors(v: Vec<signature::TensorSpec>) -> Vec<Tensor> {
+    v.into_iter().map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape }).collect()
+}
+
 /// Schema of one tensor in a signature, shared with `modelplane_model`.
 pub fn tensor_attrs() -> Vec<Attribute> {
     vec![
@@ -80,13 +97,7 @@ impl tfplugin::DataSource for ModelSignature {
         let sig = match tokio::task::spawn_blocking(move || signature::read(&path)).await {
             Ok(Ok(sig)) => sig,
             Ok(Err(e)) => {
-                let (summary, hint) = match &e {
-                    SignatureError::NotFound { .. } => ("Model file not found", "Check the path; relative paths are resolved from the directory where terraform runs, so prefer \"${path.module}/…\"."),
-                    SignatureError::IsDirectory { .. } => ("Model path is a directory", "Point `path` at the .onnx file inside it."),
-                    SignatureError::Unreadable { .. } => ("Model file cannot be read", "Check the file's permissions."),
-                    SignatureError::NotOnnx { .. } => ("Not an ONNX model", "Export the model to ONNX (e.g. with skl2onnx, torch.onnx or tf2onnx) and point `path` at the .onnx file."),
-                };
-                ctx.diags.error_at(AttributePath::attr("path"), summary, format!("{e}. {hint}"));
+                signature_error(&mut ctx.diags, "path", e);
                 return None;
             }
             Err(e) => {
@@ -94,14 +105,11 @@ impl tfplugin::DataSource for ModelSignature {
                 return None;
             }
         };
-        let conv = |v: Vec<signature::TensorSpec>| -> Vec<Tensor> {
-            v.into_iter().map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape }).collect()
-        };
         m.sha256 = Attr::Known(sig.sha256);
         m.size_bytes = Attr::Known(sig.size_bytes as i64);
         m.opset = Attr::Known(sig.opset);
-        m.inputs = Attr::Known(conv(sig.inputs));
-        m.outputs = Attr::Known(conv(sig.outputs));
+        m.inputs = Attr::Known(tensors(sig.inputs));
+        m.outputs = Attr::Known(tensors(sig.outputs));
         Some(m)
     }
 }

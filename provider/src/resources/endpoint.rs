@@ -454,6 +454,14 @@ async fn benchmark(m: &Model, token: &str) -> Result<Option<BenchResult>, String
     }
 }
 
+/// The benchmark hook, cut short when Terraform asks the provider to stop.
+async fn measure(m: &Model, token: &str, ctx: &mut Ctx) -> Result<Option<BenchResult>, String> {
+    tokio::select! {
+        r = benchmark(m, token) => r,
+        _ = ctx.stopped() => Err("interrupted: Terraform was asked to stop during the benchmark".to_string()),
+    }
+}
+
 /// What it takes to put an endpoint's previous configuration back, after a failed change
 /// or a missed SLO.
 struct Rollback {
@@ -500,13 +508,17 @@ async fn digests(m: &Model) -> Attr<BTreeMap<String, String>> {
         let Attr::Known(id) = id else { return Attr::Unknown };
         let Some((store, name, version)) = stores::parse_version_id(&id) else { return Attr::Unknown };
         let Ok(s) = stores::open(&store) else { return Attr::Unknown };
-        let sha = match s.get(&name, &version, "model.json").await {
-            Ok(Some(b)) => serde_json::from_slice::<serde_json::Value>(&b).ok().and_then(|j| j["sha256"].as_str().map(String::from)).unwrap_or_default(),
-            _ => String::new(),
-        };
+        let sha = recorded_sha256(s.as_ref(), &name, &version).await.ok().flatten().unwrap_or_default();
         out.insert(id, sha);
     }
     Attr::Known(out)
+}
+
+/// The sha256 a version's model.json records; `None` when the version is not in the store.
+async fn recorded_sha256(s: &dyn stores::Store, name: &str, version: &str) -> Result<Option<String>, stores::StoreError> {
+    Ok(s.get(name, version, "model.json").await?.map(|b| {
+        serde_json::from_slice::<serde_json::Value>(&b).ok().and_then(|j| j["sha256"].as_str().map(String::from)).unwrap_or_default()
+    }))
 }
 
 fn round3(v: f64) -> f64 {
@@ -526,7 +538,7 @@ impl tfplugin::Resource for Endpoint {
     }
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
-        crate::resources::gpu_cluster::check_name(config, diags);
+        crate::check_name(config, diags);
         if let Attr::Known(c) = config.get::<String>("cluster", diags) {
             match platforms::parse_cluster_id(&c) {
                 Err(e) => diags.error_at(AttributePath::attr("cluster"), "Invalid cluster", e),
@@ -616,10 +628,18 @@ impl tfplugin::Resource for Endpoint {
 
     async fn modify_plan(&self, prior: Option<&Model>, plan: &mut Model, config: &Config, ctx: &mut Ctx) {
         // Model references that are known must exist: a typo is caught before anything runs.
+        // Their digests are planned too: a version replaced under the same id is a change.
         let mut store_seen: Option<String> = None;
+        let mut digests = Some(BTreeMap::new());
         for (i, (who, id)) in references(plan).into_iter().enumerate() {
-            let Attr::Known(id) = id else { continue };
-            let Some((store, name, version)) = stores::parse_version_id(&id) else { continue };
+            let Attr::Known(id) = id else {
+                digests = None;
+                continue;
+            };
+            let Some((store, name, version)) = stores::parse_version_id(&id) else {
+                digests = None;
+                continue;
+            };
             let at = if who == "shadow" && i == plan.variant.len() { path(&[a("shadow"), a("model")]) } else { path(&[a("variant"), PathStep::Index(i as i64), a("model")]) };
             if store_seen.as_ref().is_some_and(|s| s != &store) {
                 ctx.diags.error_at(at, "Models from different stores", format!("{who} serves {id}, from another store than the variants before it; an endpoint serves from one store."));
@@ -633,17 +653,24 @@ impl tfplugin::Resource for Endpoint {
                     return;
                 }
             };
-            if let Ok(None) = s.get(&name, &version, "model.json").await {
-                ctx.diags.error_at(
-                    at,
-                    "Unknown model",
-                    format!("{who}: model {name} version {version} is not in the store {store}. Register it with a modelplane_model resource and refer to its id."),
-                );
-                return;
+            match recorded_sha256(s.as_ref(), &name, &version).await {
+                Ok(None) => {
+                    ctx.diags.error_at(
+                        at,
+                        "Unknown model",
+                        format!("{who}: model {name} version {version} is not in the store {store}. Register it with a modelplane_model resource and refer to its id."),
+                    );
+                    return;
+                }
+                Ok(Some(sha)) => {
+                    if let Some(d) = digests.as_mut() {
+                        d.insert(id, sha);
+                    }
+                }
+                Err(_) => digests = None,
             }
         }
-        // What the models are, byte for byte: a version replaced under the same id is a change.
-        plan.model_digests = digests(plan).await;
+        plan.model_digests = digests.map_or(Attr::Unknown, Attr::Known);
         // The token: only its fingerprint is planned.
         let fp = match config.get::<String>("token_wo", &mut ctx.diags) {
             Attr::Known(t) => Attr::Known(fingerprint(&plan.name, &t)),
@@ -757,17 +784,12 @@ impl tfplugin::Resource for Endpoint {
             cleanup(dir).await;
             return None;
         }
-        let url = url_of(port);
-        if let Err(e) = start(&dir, &url, ctx).await {
+        if let Err(e) = start(&dir, &url_of(port), ctx).await {
             ctx.diags.error("The endpoint did not start", e);
             cleanup(dir).await;
             return None;
         }
-        let measured = tokio::select! {
-            r = benchmark(&plan, &token) => r,
-            _ = ctx.stopped() => Err("interrupted: Terraform was asked to stop during the benchmark".to_string()),
-        };
-        match measured {
+        match measure(&plan, &token, ctx).await {
             Ok(r) => plan.benchmark_result = r.into(),
             Err(e) => {
                 ctx.diags.error(
@@ -879,11 +901,7 @@ impl tfplugin::Resource for Endpoint {
             );
             return Some(prior);
         }
-        let measured = tokio::select! {
-            r = benchmark(&plan, &token) => r,
-            _ = ctx.stopped() => Err("interrupted: Terraform was asked to stop during the benchmark".to_string()),
-        };
-        match measured {
+        match measure(&plan, &token, ctx).await {
             Ok(r) => plan.benchmark_result = r.into(),
             Err(e) => {
                 let back = back.run().await;

@@ -52,14 +52,6 @@ fn node_pool_block() -> NestedBlock {
     )
 }
 
-pub fn check_name(config: &Config, diags: &mut Diagnostics) {
-    if let Attr::Known(n) = config.get::<String>("name", diags) {
-        if let Err(e) = crate::stores::check_segment(&n) {
-            diags.error_at(AttributePath::attr("name"), "Invalid name", format!("name {n:?} {e}."));
-        }
-    }
-}
-
 fn fill(mut m: Model, inv: platforms::local::Inventory) -> Model {
     m.id = Attr::Known(format!("{}/{}", m.platform, m.name));
     m.hostname = Attr::Known(inv.hostname);
@@ -110,7 +102,7 @@ impl tfplugin::Resource for GpuCluster {
     }
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
-        check_name(config, diags);
+        crate::check_name(config, diags);
         if let Attr::Known(p) = config.get::<String>("platform", diags) {
             if let Some(why) = platforms::unavailable(&p) {
                 diags.error_at(AttributePath::attr("platform"), "Unsupported platform", why);

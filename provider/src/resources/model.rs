@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting, PathStep, Schema, Type};
 
-use crate::data_sources::model_signature::{tensor_attrs, Tensor};
+use crate::data_sources::model_signature::{signature_error, tensor_attrs, tensors, Tensor};
 use crate::stores::{self, Source, Store, Upload};
 
 pub struct ModelVersion;
@@ -178,21 +178,6 @@ async fn signature(path: &str) -> Result<modelplane_serve::signature::Signature,
     tokio::task::spawn_blocking(move || modelplane_serve::signature::read(&p))
         .await
         .unwrap_or_else(|e| Err(modelplane_serve::signature::SignatureError::Unreadable { path: path.into(), source: std::io::Error::other(e.to_string()) }))
-}
-
-fn sig_error(diags: &mut Diagnostics, e: modelplane_serve::signature::SignatureError) {
-    use modelplane_serve::signature::SignatureError as E;
-    let (summary, hint) = match &e {
-        E::NotFound { .. } => ("Model file not found", "Check `source`; relative paths are resolved from where terraform runs, so prefer \"${path.module}/…\"."),
-        E::IsDirectory { .. } => ("Model source is a directory", "Point `source` at the .onnx file inside it."),
-        E::Unreadable { .. } => ("Model file cannot be read", "Check the file's permissions."),
-        E::NotOnnx { .. } => ("Not an ONNX model", "Export the model to ONNX (skl2onnx, torch.onnx, tf2onnx) and point `source` at the .onnx file."),
-    };
-    diags.error_at(AttributePath::attr("source"), summary, format!("{e}. {hint}"));
-}
-
-fn tensors(v: Vec<modelplane_serve::signature::TensorSpec>) -> Vec<Tensor> {
-    v.into_iter().map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape }).collect()
 }
 
 fn json_attr<T: Serialize>(a: &Attr<T>) -> serde_json::Value {
@@ -420,39 +405,29 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn modify_plan(&self, prior: Option<&Model>, plan: &mut Model, _config: &Config, ctx: &mut Ctx) {
-        let mut changed = false;
         // The artifact: read at plan time, so content changes replace the version.
         let sig = match signature(&plan.source).await {
             Ok(s) => s,
             Err(e) => {
-                sig_error(&mut ctx.diags, e);
+                signature_error(&mut ctx.diags, "source", e);
                 return;
             }
         };
-        if prior.and_then(|p| p.sha256.known()) != Some(&sig.sha256) {
-            changed = true;
-            if prior.is_some() {
-                ctx.require_replace(AttributePath::attr("sha256"));
-            }
+        let model_changed = prior.and_then(|p| p.sha256.known()) != Some(&sig.sha256);
+        if model_changed && prior.is_some() {
+            ctx.require_replace(AttributePath::attr("sha256"));
         }
         plan.sha256 = Attr::Known(sig.sha256);
         plan.size_bytes = Attr::Known(sig.size_bytes as i64);
         plan.opset = Attr::Known(sig.opset);
         plan.inputs = Attr::Known(tensors(sig.inputs));
         plan.outputs = Attr::Known(tensors(sig.outputs));
-        // The baseline: its dataset's digest decides whether it is recomputed.
+        // The baseline: its dataset's digest, planned, decides whether it is recomputed.
         match plan.baseline.clone() {
             None => plan.baseline_sha256 = Attr::Null,
             Some(b) => match &b.dataset {
                 Attr::Known(d) => match digest(d).await {
-                    Ok(sha) => {
-                        if let Some(p) = prior {
-                            if Some(&sha) != p.baseline_sha256.known() || p.baseline != plan.baseline {
-                                changed = true;
-                            }
-                        }
-                        plan.baseline_sha256 = Attr::Known(sha);
-                    }
+                    Ok(sha) => plan.baseline_sha256 = Attr::Known(sha),
                     Err(e) => {
                         ctx.diags.error_at(at("baseline", "dataset"), "Baseline dataset not readable", format!("{d}: {e}"));
                         return;
@@ -469,7 +444,7 @@ impl tfplugin::Resource for ModelVersion {
                     Attr::Known(d) => match digest(d).await {
                         Ok(sha) => match prior {
                             None => true,
-                            Some(p) => changed || p.validation != plan.validation || p.validation_report.known().map(|r| &r.dataset_sha256) != Some(&sha),
+                            Some(p) => model_changed || p.validation != plan.validation || p.validation_report.known().map(|r| &r.dataset_sha256) != Some(&sha),
                         },
                         Err(e) => {
                             ctx.diags.error_at(at("validation", "dataset"), "Validation dataset not readable", format!("{d}: {e}"));
@@ -501,7 +476,7 @@ impl tfplugin::Resource for ModelVersion {
         let sig = match signature(&plan.source).await {
             Ok(s) => s,
             Err(e) => {
-                sig_error(&mut ctx.diags, e);
+                signature_error(&mut ctx.diags, "source", e);
                 return None;
             }
         };

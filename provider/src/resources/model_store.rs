@@ -25,7 +25,7 @@ pub struct Model {
 impl ModelStore {
     fn resolve_path(&self, m: &Model) -> Attr<String> {
         match &m.path {
-            Attr::Known(p) => Attr::Known(absolute(p)),
+            Attr::Known(p) => Attr::Known(crate::absolute(p)),
             Attr::Unknown => Attr::Unknown,
             Attr::Null => {
                 let cfg = self.config.get().cloned().unwrap_or_default();
@@ -33,24 +33,6 @@ impl ModelStore {
             }
         }
     }
-}
-
-/// Makes a path absolute against the working directory (where terraform runs).
-pub fn absolute(p: &str) -> String {
-    let path = std::path::Path::new(p);
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
-    // Normalise `.` and `..` without touching the file system (the folder may not exist yet).
-    let mut out = std::path::PathBuf::new();
-    for c in abs.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out.display().to_string()
 }
 
 fn open(m: &Model, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
@@ -106,7 +88,7 @@ impl tfplugin::Resource for ModelStore {
     }
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
-        crate::resources::gpu_cluster::check_name(config, diags);
+        crate::check_name(config, diags);
         if let Attr::Known(b) = config.get::<String>("backend", diags) {
             if !stores::BACKENDS.contains(&b.as_str()) {
                 let detail = if ["s3", "s3_compatible", "azure_blob"].contains(&b.as_str()) {
