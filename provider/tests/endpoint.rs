@@ -13,8 +13,8 @@ use tfplugin::acctest::{attr_equals, attr_matches, plan_action, ImportStep, Show
 const ADDR: &str = "modelplane_endpoint.e";
 const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
 
-/// Provider, cluster, store and two versions of the iris model.
-fn base(l: &Local) -> String {
+/// Provider, cluster `c` and store `s`.
+fn cluster_and_store(l: &Local) -> String {
     format!(
         r#"{}
 resource "modelplane_gpu_cluster" "c" {{
@@ -27,7 +27,15 @@ resource "modelplane_model_store" "s" {{
   backend       = "local"
   force_destroy = true
 }}
+"#,
+        l.provider()
+    )
+}
 
+/// Provider, cluster, store and two versions of the iris model.
+fn base(l: &Local) -> String {
+    format!(
+        r#"{}
 resource "modelplane_model" "v" {{
   for_each = {{ "1" = {:?}, "2" = {:?} }}
   store    = modelplane_model_store.s.id
@@ -36,7 +44,7 @@ resource "modelplane_model" "v" {{
   source   = each.value
 }}
 "#,
-        l.provider(),
+        cluster_and_store(l),
         qs("model/iris-v1.onnx"),
         qs("model/iris-v2.onnx")
     )
@@ -467,17 +475,6 @@ fn endpoint_follows_a_replaced_model() {
     let l = Local::new("endpoint-replace");
     let config = format!(
         r#"{}
-resource "modelplane_gpu_cluster" "c" {{
-  name     = "c"
-  platform = "local"
-}}
-
-resource "modelplane_model_store" "s" {{
-  name          = "models"
-  backend       = "local"
-  force_destroy = true
-}}
-
 resource "modelplane_model" "m" {{
   store   = modelplane_model_store.s.id
   name    = "iris"
@@ -495,7 +492,7 @@ resource "modelplane_endpoint" "e" {{
   }}
 }}
 "#,
-        l.provider()
+        cluster_and_store(&l)
     );
     let seen: Arc<Mutex<Option<serde_json::Value>>> = Arc::default();
     let answer = |l: &Local, seen: Arc<Mutex<Option<serde_json::Value>>>, changed: bool| {
