@@ -47,14 +47,28 @@ impl FeatureBaseline {
         let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
         let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         sorted.sort_by(|a, b| a.total_cmp(b));
-        let (min, max) = (sorted.first().copied().unwrap_or(0.0), sorted.last().copied().unwrap_or(0.0));
+        let (min, max) = (
+            sorted.first().copied().unwrap_or(0.0),
+            sorted.last().copied().unwrap_or(0.0),
+        );
         let mut distinct = sorted.clone();
         distinct.dedup();
         let categorical = distinct.len() <= 20 && distinct.iter().all(|v| v.fract() == 0.0);
         let edges: Vec<f64> = if categorical {
             distinct.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect()
         } else {
-            let mut e: Vec<f64> = (1..10).map(|q| sorted[((q as f64 / 10.0) * (sorted.len() - 1) as f64).round() as usize]).collect();
+            // Each decile's edge lies halfway between the decile value and the distinct value
+            // below it: the same split of the reference data as the value itself, but no
+            // reference value sits on an edge, so a value served as FP32 (5.1 becomes
+            // 5.0999999…) falls in the bin its reference twin fell in.
+            let mut e: Vec<f64> = (1..10)
+                .filter_map(|q| {
+                    let v =
+                        sorted[((q as f64 / 10.0) * (sorted.len() - 1) as f64).round() as usize];
+                    let below = distinct[..distinct.partition_point(|d| *d < v)].last()?;
+                    Some((below + v) / 2.0)
+                })
+                .collect();
             e.dedup();
             e
         };
@@ -63,7 +77,16 @@ impl FeatureBaseline {
             counts[edges.partition_point(|e| *e <= *v)] += 1;
         }
         let proportions = counts.iter().map(|c| *c as f64 / n).collect();
-        FeatureBaseline { name: name.to_string(), edges, proportions, mean, std, min, max, categorical }
+        FeatureBaseline {
+            name: name.to_string(),
+            edges,
+            proportions,
+            mean,
+            std,
+            min,
+            max,
+            categorical,
+        }
     }
 
     pub fn bin(&self, v: f64) -> usize {
@@ -74,14 +97,26 @@ impl FeatureBaseline {
 impl Baseline {
     /// From a dataset's feature columns (every column but `target`, or `features`), and
     /// optionally the predictions a model made on it.
-    pub fn from_table(table: &Table, target: Option<&str>, features: Option<&[String]>, predictions: Option<&[f64]>, path: &Path) -> Result<Baseline, crate::dataset::DatasetError> {
+    pub fn from_table(
+        table: &Table,
+        target: Option<&str>,
+        features: Option<&[String]>,
+        predictions: Option<&[f64]>,
+        path: &Path,
+    ) -> Result<Baseline, crate::dataset::DatasetError> {
         let (names, x, _) = table.split(target, features, path)?;
         let feats = names
             .iter()
             .enumerate()
-            .map(|(i, n)| FeatureBaseline::from_values(n, &x.iter().map(|r| r[i]).collect::<Vec<_>>()))
+            .map(|(i, n)| {
+                FeatureBaseline::from_values(n, &x.iter().map(|r| r[i]).collect::<Vec<_>>())
+            })
             .collect();
-        Ok(Baseline { rows: x.len(), features: feats, prediction: predictions.map(|p| FeatureBaseline::from_values("prediction", p)) })
+        Ok(Baseline {
+            rows: x.len(),
+            features: feats,
+            prediction: predictions.map(|p| FeatureBaseline::from_values("prediction", p)),
+        })
     }
 
     pub fn read(path: &Path) -> Result<Baseline, String> {
@@ -146,7 +181,10 @@ pub struct DriftStats {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl DriftMonitor {
@@ -161,7 +199,14 @@ impl DriftMonitor {
             .collect();
         DriftMonitor {
             slot_seconds: (window_seconds / slots).max(1),
-            buckets: Mutex::new((0..slots).map(|_| Bucket { slot: u64::MAX, counts: shape.clone() }).collect()),
+            buckets: Mutex::new(
+                (0..slots)
+                    .map(|_| Bucket {
+                        slot: u64::MAX,
+                        counts: shape.clone(),
+                    })
+                    .collect(),
+            ),
             baseline,
         }
     }
@@ -186,7 +231,9 @@ impl DriftMonitor {
         let b = &mut buckets[(slot % n) as usize];
         if b.slot != slot {
             b.slot = slot;
-            b.counts.iter_mut().for_each(|c| c.iter_mut().for_each(|x| *x = 0));
+            b.counts
+                .iter_mut()
+                .for_each(|c| c.iter_mut().for_each(|x| *x = 0));
         }
         for row in rows.chunks_exact(nf) {
             for (i, v) in row.iter().enumerate() {
@@ -207,7 +254,10 @@ impl DriftMonitor {
         let slot = now / self.slot_seconds;
         let buckets = self.buckets.lock().expect("drift lock");
         let n = buckets.len() as u64;
-        let live: Vec<&Bucket> = buckets.iter().filter(|b| b.slot != u64::MAX && b.slot + n > slot && b.slot <= slot).collect();
+        let live: Vec<&Bucket> = buckets
+            .iter()
+            .filter(|b| b.slot != u64::MAX && b.slot + n > slot && b.slot <= slot)
+            .collect();
         let sum = |i: usize| -> Vec<u64> {
             let mut acc = vec![0u64; live.first().map_or(0, |b| b.counts[i].len())];
             for b in &live {
@@ -224,16 +274,32 @@ impl DriftMonitor {
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let obs = if live.is_empty() { vec![0; f.proportions.len()] } else { sum(i) };
+                let obs = if live.is_empty() {
+                    vec![0; f.proportions.len()]
+                } else {
+                    sum(i)
+                };
                 samples = obs.iter().sum();
-                (f.name.clone(), psi(&f.proportions, &obs), ks(&f.proportions, &obs))
+                (
+                    f.name.clone(),
+                    psi(&f.proportions, &obs),
+                    ks(&f.proportions, &obs),
+                )
             })
             .collect();
         let prediction = self.baseline.prediction.as_ref().map(|p| {
-            let obs = if live.is_empty() { vec![0; p.proportions.len()] } else { sum(self.baseline.features.len()) };
+            let obs = if live.is_empty() {
+                vec![0; p.proportions.len()]
+            } else {
+                sum(self.baseline.features.len())
+            };
             (psi(&p.proportions, &obs), ks(&p.proportions, &obs))
         });
-        DriftStats { samples, features, prediction }
+        DriftStats {
+            samples,
+            features,
+            prediction,
+        }
     }
 
     pub fn stats(&self) -> DriftStats {
@@ -242,25 +308,41 @@ impl DriftMonitor {
 }
 
 /// Computes a baseline from a dataset, with the predictions of `model` on it when given.
-pub fn compute(dataset: &Path, target: Option<&str>, features: Option<&[String]>, model: Option<&Path>) -> Result<Baseline, String> {
+pub fn compute(
+    dataset: &Path,
+    target: Option<&str>,
+    features: Option<&[String]>,
+    model: Option<&Path>,
+) -> Result<Baseline, String> {
     let table = Table::read(dataset).map_err(|e| e.to_string())?;
     let predictions = match model {
         None => None,
         Some(mp) => {
-            let m = crate::model::Model::load("baseline", "0", mp, None).map_err(|e| e.to_string())?;
-            let (_, x, _) = table.split(target, features, dataset).map_err(|e| e.to_string())?;
-            let input = m.signature.inputs.first().ok_or("the model has no inputs")?;
+            let m =
+                crate::model::Model::load("baseline", "0", mp, None).map_err(|e| e.to_string())?;
+            let (_, x, _) = table
+                .split(target, features, dataset)
+                .map_err(|e| e.to_string())?;
+            let input = m
+                .signature
+                .inputs
+                .first()
+                .ok_or("the model has no inputs")?;
             let dt = crate::tensor::Datatype::parse(&input.datatype).map_err(|e| e.to_string())?;
             let mut preds = Vec::with_capacity(x.len());
             for chunk in x.chunks(256) {
                 let t = crate::validate::input_tensor(dt, chunk).map_err(|e| e.to_string())?;
                 let out = m.run(vec![t]).map_err(|e| e.to_string())?;
-                preds.extend(m.predictions(&out).ok_or("the model's outputs give no per-row prediction")?);
+                preds.extend(
+                    m.predictions(&out)
+                        .ok_or("the model's outputs give no per-row prediction")?,
+                );
             }
             Some(preds)
         }
     };
-    Baseline::from_table(&table, target, features, predictions.as_deref(), dataset).map_err(|e| e.to_string())
+    Baseline::from_table(&table, target, features, predictions.as_deref(), dataset)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -274,7 +356,9 @@ mod tests {
             .map(|_| {
                 let mut acc = 0.0;
                 for _ in 0..12 {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     acc += (s >> 11) as f64 / (1u64 << 53) as f64;
                 }
                 mean + acc - 6.0
@@ -286,7 +370,14 @@ mod tests {
     fn same_distribution_has_low_psi_shifted_has_high() {
         let base = FeatureBaseline::from_values("x", &normal(5000, 0.0, 1));
         assert_eq!(base.proportions.len(), 10);
-        let m = DriftMonitor::new(Baseline { rows: 5000, features: vec![base], prediction: None }, 300);
+        let m = DriftMonitor::new(
+            Baseline {
+                rows: 5000,
+                features: vec![base],
+                prediction: None,
+            },
+            300,
+        );
         m.record_at(1000, &normal(2000, 0.0, 2), None);
         let s = m.stats_at(1000);
         assert_eq!(s.samples, 2000);
@@ -300,12 +391,51 @@ mod tests {
     }
 
     #[test]
+    fn reference_data_served_as_fp32_does_not_drift() {
+        // Decimal values with many ties, as in most tabular data: served through an FP32
+        // tensor they come back a hair off (5.1 → 5.0999999…).
+        let values: Vec<f64> = (0..300)
+            .map(|i| 4.0 + ((i * 7) % 23) as f64 / 10.0)
+            .collect();
+        let b = Baseline {
+            rows: values.len(),
+            features: vec![FeatureBaseline::from_values("x", &values)],
+            prediction: None,
+        };
+        let m = DriftMonitor::new(b, 600);
+        let served: Vec<f64> = values.iter().map(|v| *v as f32 as f64).collect();
+        m.record_at(1000, &served, None);
+        let s = m.stats_at(1000);
+        assert!(
+            s.features[0].1 < 1e-9,
+            "psi of the reference data itself: {}",
+            s.features[0].1
+        );
+        assert!(
+            s.features[0].2 < 1e-9,
+            "ks of the reference data itself: {}",
+            s.features[0].2
+        );
+    }
+
+    #[test]
     fn old_samples_leave_the_window() {
         let base = FeatureBaseline::from_values("x", &normal(1000, 0.0, 1));
-        let m = DriftMonitor::new(Baseline { rows: 1000, features: vec![base], prediction: None }, 100);
+        let m = DriftMonitor::new(
+            Baseline {
+                rows: 1000,
+                features: vec![base],
+                prediction: None,
+            },
+            100,
+        );
         m.record_at(1000, &normal(100, 5.0, 2), None);
         assert_eq!(m.stats_at(1005).samples, 100);
-        assert_eq!(m.stats_at(1200).samples, 0, "a window later, nothing is left");
+        assert_eq!(
+            m.stats_at(1200).samples,
+            0,
+            "a window later, nothing is left"
+        );
     }
 
     #[test]
