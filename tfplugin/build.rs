@@ -5,7 +5,8 @@ fn main() {
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
-    let fds = protox::compile(protos, ["proto"]).expect("compiling the plugin protocol .proto files");
+    let fds =
+        protox::compile(protos, ["proto"]).expect("compiling the plugin protocol .proto files");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -18,7 +18,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Diagnostics, NestedBlock, Nesting, Schema, Type};
+use tfplugin::{
+    Attr, Attribute, AttributePath, Block, Config, Diagnostics, NestedBlock, Nesting, Schema, Type,
+};
 
 pub mod data_sources;
 pub mod local_endpoint;
@@ -49,7 +51,9 @@ impl ProviderConfig {
         if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
             return PathBuf::from(x).join("modelplane");
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
         home.join(".local/state/modelplane")
     }
 }
@@ -57,7 +61,11 @@ impl ProviderConfig {
 /// Makes a path absolute against the working directory (where terraform runs).
 pub fn absolute(p: &str) -> String {
     let path = std::path::Path::new(p);
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
     // Normalise `.` and `..` without touching the file system (the folder may not exist yet).
     let mut out = std::path::PathBuf::new();
     for c in abs.components() {
@@ -76,7 +84,11 @@ pub fn absolute(p: &str) -> String {
 pub fn check_name(config: &Config, diags: &mut Diagnostics) {
     if let Attr::Known(n) = config.get::<String>("name", diags) {
         if let Err(e) = crate::stores::check_segment(&n) {
-            diags.error_at(AttributePath::attr("name"), "Invalid name", format!("name {n:?} {e}."));
+            diags.error_at(
+                AttributePath::attr("name"),
+                "Invalid name",
+                format!("name {n:?} {e}."),
+            );
         }
     }
 }
@@ -173,17 +185,27 @@ impl tfplugin::Provider for Modelplane {
 
     async fn configure(&self, terraform_version: &str, config: &Config, diags: &mut Diagnostics) {
         let local_state_dir = config
-            .get_path::<String>(&tfplugin::AttributePath::attr("local").then_attr("state_dir"), diags)
+            .get_path::<String>(
+                &tfplugin::AttributePath::attr("local").then_attr("state_dir"),
+                diags,
+            )
             .into_known();
-        let _ = self.config.set(ProviderConfig { terraform_version: terraform_version.to_string(), local_state_dir });
+        let _ = self.config.set(ProviderConfig {
+            terraform_version: terraform_version.to_string(),
+            local_state_dir,
+        });
     }
 
     fn resources(&self) -> Vec<Arc<dyn tfplugin::framework::DynResource>> {
         vec![
             tfplugin::resource(resources::gpu_cluster::GpuCluster),
-            tfplugin::resource(resources::model_store::ModelStore { config: self.config.clone() }),
+            tfplugin::resource(resources::model_store::ModelStore {
+                config: self.config.clone(),
+            }),
             tfplugin::resource(resources::model::ModelVersion),
-            tfplugin::resource(resources::endpoint::Endpoint { config: self.config.clone() }),
+            tfplugin::resource(resources::endpoint::Endpoint {
+                config: self.config.clone(),
+            }),
         ]
     }
 

@@ -79,14 +79,22 @@ impl Dir {
         std::fs::rename(&tmp, self.path(f))
     }
     pub fn write_json<T: Serialize>(&self, f: &str, v: &T) -> std::io::Result<()> {
-        self.write(f, &serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?)
+        self.write(
+            f,
+            &serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?,
+        )
     }
     pub fn write_secret(&self, f: &str, content: &str) -> std::io::Result<()> {
         let tmp = self.path(&format!(".{f}.tmp"));
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             file.write_all(content.as_bytes())?;
         }
         std::fs::rename(&tmp, self.path(f))
@@ -119,15 +127,28 @@ fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
     }
     let exe = std::env::current_exe()?;
     let meta = std::fs::metadata(&exe)?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     let bin_dir = state_dir.join("bin");
-    let dest = bin_dir.join(format!("modelplane-server-{}-{:x}-{:x}", crate::VERSION, meta.len(), mtime));
+    let dest = bin_dir.join(format!(
+        "modelplane-server-{}-{:x}-{:x}",
+        crate::VERSION,
+        meta.len(),
+        mtime
+    ));
     // Endpoints are created concurrently: one copy at a time, under a name of its own.
     static COPY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = COPY.lock().unwrap_or_else(|e| e.into_inner());
     if !dest.is_file() {
         std::fs::create_dir_all(&bin_dir)?;
-        let tmp = bin_dir.join(format!(".incoming-{}-{}", std::process::id(), &new_token()[..8]));
+        let tmp = bin_dir.join(format!(
+            ".incoming-{}-{}",
+            std::process::id(),
+            &new_token()[..8]
+        ));
         std::fs::copy(&exe, &tmp)?;
         set_mode(&tmp, 0o755)?;
         std::fs::rename(&tmp, &dest)?;
@@ -141,11 +162,20 @@ fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
 /// Removes copies of older builds that no process runs any more.
 fn prune_binaries(bin_dir: &Path, keep: &Path) {
     let in_use: Vec<PathBuf> = std::fs::read_dir("/proc")
-        .map(|rd| rd.flatten().filter_map(|e| std::fs::read_link(e.path().join("exe")).ok()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok())
+                .collect()
+        })
         .unwrap_or_default();
     for e in std::fs::read_dir(bin_dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p != keep && !in_use.contains(&p) && e.file_name().to_string_lossy().starts_with("modelplane-server-") {
+        if p != keep
+            && !in_use.contains(&p)
+            && e.file_name()
+                .to_string_lossy()
+                .starts_with("modelplane-server-")
+        {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -155,7 +185,10 @@ fn prune_binaries(bin_dir: &Path, keep: &Path) {
 /// Terraform's Ctrl-C nor the provider's exit reaches it. Its output goes to `server.log`.
 pub fn spawn(dir: &Dir, drain_seconds: u64) -> std::io::Result<Proc> {
     use std::os::unix::process::CommandExt;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path("server.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path("server.log"))?;
     let state_dir = dir.0.parent().and_then(Path::parent).unwrap_or(&dir.0);
     let mut cmd = server_command(state_dir)?;
     cmd.arg("serve")
@@ -177,7 +210,8 @@ pub fn spawn(dir: &Dir, drain_seconds: u64) -> std::io::Result<Proc> {
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    let start_time = start.ok_or_else(|| std::io::Error::other("the server exited at once; see server.log"))?;
+    let start_time =
+        start.ok_or_else(|| std::io::Error::other("the server exited at once; see server.log"))?;
     let p = Proc { pid, start_time };
     dir.write_json("process.json", &p)?;
     Ok(p)
@@ -207,7 +241,9 @@ pub async fn stop(p: Proc, grace: Duration) {
 
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
 }
 
 /// A new random bearer token (256 bits, hex).
@@ -228,8 +264,16 @@ pub enum NotReady {
 
 /// Waits until `GET {url}/v2/health/ready` answers 200, the process exits, `timeout`
 /// passes or `interrupted` resolves.
-pub async fn wait_ready(url: &str, p: Proc, timeout: Duration, interrupted: impl std::future::Future<Output = ()>) -> Result<(), NotReady> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|_| NotReady::Exited)?;
+pub async fn wait_ready(
+    url: &str,
+    p: Proc,
+    timeout: Duration,
+    interrupted: impl std::future::Future<Output = ()>,
+) -> Result<(), NotReady> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|_| NotReady::Exited)?;
     let probe = async {
         loop {
             if !p.alive() {
@@ -251,22 +295,40 @@ pub async fn wait_ready(url: &str, p: Proc, timeout: Duration, interrupted: impl
 }
 
 /// An admin call with the endpoint's token.
-pub async fn admin(url: &str, token: &str, method: reqwest::Method, path: &str) -> Result<serde_json::Value, String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| e.to_string())?;
-    let r = http.request(method, format!("{url}{path}")).bearer_auth(token).send().await.map_err(|e| format!("{url}{path}: {e}"))?;
+pub async fn admin(
+    url: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<serde_json::Value, String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let r = http
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("{url}{path}: {e}"))?;
     let status = r.status();
     let body: serde_json::Value = r.json().await.unwrap_or_default();
     if status.is_success() {
         Ok(body)
     } else {
-        Err(body["error"].as_str().map(String::from).unwrap_or_else(|| format!("HTTP {status}")))
+        Err(body["error"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("HTTP {status}")))
     }
 }
 
 /// Every live server process started for a state folder under `state_dir` (by command line).
 pub fn processes_under(state_dir: &Path) -> Vec<i32> {
     let needle = state_dir.join("endpoints").display().to_string();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     rd.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
         .filter(|pid| start_time(*pid).is_some())
@@ -286,8 +348,19 @@ mod tests {
     fn start_time_identifies_a_process() {
         let me = std::process::id() as i32;
         let t = start_time(me).expect("this process is alive");
-        assert!(Proc { pid: me, start_time: t }.alive());
-        assert!(!Proc { pid: me, start_time: t + 1 }.alive(), "same pid, other start time: not ours");
+        assert!(Proc {
+            pid: me,
+            start_time: t
+        }
+        .alive());
+        assert!(
+            !Proc {
+                pid: me,
+                start_time: t + 1
+            }
+            .alive(),
+            "same pid, other start time: not ours"
+        );
         assert_eq!(start_time(i32::MAX), None);
     }
 
@@ -305,7 +378,17 @@ mod tests {
         let d = Dir::new(td.path(), "e");
         d.create().unwrap();
         d.write_secret("token", "s3cret").unwrap();
-        assert_eq!(std::fs::metadata(d.path("token")).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(&d.0).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(d.path("token"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(&d.0).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "terraform-provider-modelplane", version, about = "The Modelplane Terraform/OpenTofu provider.")]
+#[command(
+    name = "terraform-provider-modelplane",
+    version,
+    about = "The Modelplane Terraform/OpenTofu provider."
+)]
 struct Cli {
     /// Serve without TLS and print TF_REATTACH_PROVIDERS, for running under a debugger.
     #[arg(long)]
@@ -58,13 +62,22 @@ fn main() {
             },
             cli.debug,
         ),
-        Some(Command::Docs { out, examples, check }) => docs(provider, &out, &examples, check),
+        Some(Command::Docs {
+            out,
+            examples,
+            check,
+        }) => docs(provider, &out, &examples, check),
         Some(Command::Server { .. }) => unreachable!("handled above"),
     };
     std::process::exit(code);
 }
 
-fn docs(provider: Arc<dyn tfplugin::Provider>, out: &std::path::Path, examples: &std::path::Path, check: bool) -> i32 {
+fn docs(
+    provider: Arc<dyn tfplugin::Provider>,
+    out: &std::path::Path,
+    examples: &std::path::Path,
+    check: bool,
+) -> i32 {
     let server = match tfplugin::server::ProviderServer::new(provider) {
         Ok(s) => s,
         Err(problems) => {

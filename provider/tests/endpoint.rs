@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{acc, check, harness, http, qs, Local};
-use tfplugin::acctest::{attr_equals, attr_matches, plan_action, ImportStep, Shown, Step, TestCase};
+use tfplugin::acctest::{
+    attr_equals, attr_matches, plan_action, ImportStep, Shown, Step, TestCase,
+};
 
 const ADDR: &str = "modelplane_endpoint.e";
 const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
@@ -80,18 +82,25 @@ fn benchmark(slo: &str) -> String {
 }
 
 fn grpc_benchmark(slo: &str) -> String {
-    benchmark(slo).replace("    concurrency = 2\n", "    concurrency = 2\n    protocol    = \"grpc\"\n")
+    benchmark(slo).replace(
+        "    concurrency = 2\n",
+        "    concurrency = 2\n    protocol    = \"grpc\"\n",
+    )
 }
 
 fn url(s: &Shown) -> String {
-    s.attr(ADDR, "url").and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    s.attr(ADDR, "url")
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// A real prediction through the endpoint.
 fn infers(l: &Local, endpoint: &'static str) -> tfplugin::acctest::Check {
     let token_dir = l.path();
     check(move |s| {
-        let token = std::fs::read_to_string(token_dir.join("endpoints").join(endpoint).join("token")).map_err(|e| e.to_string())?;
+        let token =
+            std::fs::read_to_string(token_dir.join("endpoints").join(endpoint).join("token"))
+                .map_err(|e| e.to_string())?;
         let u = format!("{}/v2/models/{endpoint}/infer", url(s));
         let (status, body) = http("POST", &u, Some(&token), Some(REQUEST))?;
         if status != 200 || body["outputs"][0]["data"] != serde_json::json!([0, 2]) {
@@ -106,33 +115,71 @@ fn infers(l: &Local, endpoint: &'static str) -> tfplugin::acctest::Check {
 }
 
 /// The split the server itself reports.
-fn serves(l: &Local, endpoint: &'static str, want: &'static [(&'static str, u64)]) -> tfplugin::acctest::Check {
+fn serves(
+    l: &Local,
+    endpoint: &'static str,
+    want: &'static [(&'static str, u64)],
+) -> tfplugin::acctest::Check {
     let token_dir = l.path();
     check(move |s| {
-        let token = std::fs::read_to_string(token_dir.join("endpoints").join(endpoint).join("token")).map_err(|e| e.to_string())?;
-        let (_, cfg) = http("GET", &format!("{}/v2/admin/config", url(s)), Some(&token), None)?;
+        let token =
+            std::fs::read_to_string(token_dir.join("endpoints").join(endpoint).join("token"))
+                .map_err(|e| e.to_string())?;
+        let (_, cfg) = http(
+            "GET",
+            &format!("{}/v2/admin/config", url(s)),
+            Some(&token),
+            None,
+        )?;
         let got: Vec<(String, u64)> = cfg["endpoints"][0]["variants"]
             .as_array()
-            .map(|vs| vs.iter().map(|v| (v["name"].as_str().unwrap_or("").to_string(), v["weight"].as_u64().unwrap_or(0))).collect())
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| {
+                        (
+                            v["name"].as_str().unwrap_or("").to_string(),
+                            v["weight"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let want: Vec<(String, u64)> = want.iter().map(|(n, w)| (n.to_string(), *w)).collect();
-        if got == want { Ok(()) } else { Err(format!("the server serves {got:?}, want {want:?}")) }
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("the server serves {got:?}, want {want:?}"))
+        }
     })
 }
 
 /// Remembers the server's pid, and checks whether it is the one remembered before.
-fn pid_is(l: &Local, endpoint: &'static str, seen: Arc<Mutex<Option<i32>>>, same: Option<bool>) -> tfplugin::acctest::Check {
+fn pid_is(
+    l: &Local,
+    endpoint: &'static str,
+    seen: Arc<Mutex<Option<i32>>>,
+    same: Option<bool>,
+) -> tfplugin::acctest::Check {
     let dir = l.path();
     check(move |_| {
-        let p = modelplane_provider::local_endpoint::Dir::new(&dir, endpoint).process().ok_or("no process.json")?;
+        let p = modelplane_provider::local_endpoint::Dir::new(&dir, endpoint)
+            .process()
+            .ok_or("no process.json")?;
         if !p.alive() {
             return Err(format!("server {} is not running", p.pid));
         }
         let mut prev = seen.lock().unwrap();
         let r = match (same, *prev) {
-            (Some(true), Some(old)) if old != p.pid => Err(format!("server restarted ({old} → {}), want a reload", p.pid)),
-            (Some(false), Some(old)) if old == p.pid => Err(format!("server {old} kept running, want a restart")),
-            (Some(false), Some(old)) if start_alive(old) => Err(format!("old server {old} still runs after the restart")),
+            (Some(true), Some(old)) if old != p.pid => Err(format!(
+                "server restarted ({old} → {}), want a reload",
+                p.pid
+            )),
+            (Some(false), Some(old)) if old == p.pid => {
+                Err(format!("server {old} kept running, want a restart"))
+            }
+            (Some(false), Some(old)) if start_alive(old) => {
+                Err(format!("old server {old} still runs after the restart"))
+            }
             _ => Ok(()),
         };
         *prev = Some(p.pid);
@@ -154,14 +201,22 @@ struct Load {
 
 impl Load {
     fn start(url: String, token: String) -> Arc<Load> {
-        let load = Arc::new(Load { stop: Arc::default(), ok: Arc::default(), failed: Arc::default(), first_error: Arc::default() });
+        let load = Arc::new(Load {
+            stop: Arc::default(),
+            ok: Arc::default(),
+            failed: Arc::default(),
+            first_error: Arc::default(),
+        });
         let l = load.clone();
         std::thread::spawn(move || {
             while !l.stop.load(Ordering::SeqCst) {
                 match http("POST", &url, Some(&token), Some(REQUEST)) {
                     Ok((200, _)) => l.ok.fetch_add(1, Ordering::SeqCst),
                     other => {
-                        l.first_error.lock().unwrap().get_or_insert(format!("{other:?}"));
+                        l.first_error
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(format!("{other:?}"));
                         l.failed.fetch_add(1, Ordering::SeqCst)
                     }
                 };
@@ -273,7 +328,9 @@ fn endpoint_drift_is_repaired() {
                 // The server dies: refresh sees it stopped, the plan starts it again.
                 Step::new(config.clone())
                     .pre(move |_| {
-                        let p = modelplane_provider::local_endpoint::Dir::new(&d1, "iris").process().unwrap();
+                        let p = modelplane_provider::local_endpoint::Dir::new(&d1, "iris")
+                            .process()
+                            .unwrap();
                         unsafe { libc::kill(p.pid, libc::SIGKILL) };
                         while p.alive() {
                             std::thread::sleep(Duration::from_millis(20));
@@ -296,7 +353,13 @@ fn endpoint_drift_is_repaired() {
                         dir.write_json("config.json", &cfg).unwrap();
                         let url = format!("http://{}", cfg["http"].as_str().unwrap());
                         let token = std::fs::read_to_string(dir.path("token")).unwrap();
-                        let (status, _) = http("POST", &format!("{url}/v2/admin/reload"), Some(&token), None).unwrap();
+                        let (status, _) = http(
+                            "POST",
+                            &format!("{url}/v2/admin/reload"),
+                            Some(&token),
+                            None,
+                        )
+                        .unwrap();
                         assert_eq!(status, 200);
                     })
                     .plan_check(plan_action(ADDR, "update"))
@@ -333,8 +396,20 @@ fn endpoint_bad_input_is_caught_at_plan() {
 fn endpoint_slo_miss_rolls_back() {
     let l = Local::new("endpoint-slo");
     // Measured over gRPC: the benchmark reaches grpc_address too.
-    let good = endpoint(&l, "iris", 90, 10, &grpc_benchmark("    slo {\n      p99_ms  = 5000\n      min_rps = 1\n    }\n"));
-    let bad = endpoint(&l, "iris", 50, 50, &benchmark("    slo {\n      min_rps = 1000000000\n    }\n"));
+    let good = endpoint(
+        &l,
+        "iris",
+        90,
+        10,
+        &grpc_benchmark("    slo {\n      p99_ms  = 5000\n      min_rps = 1\n    }\n"),
+    );
+    let bad = endpoint(
+        &l,
+        "iris",
+        50,
+        50,
+        &benchmark("    slo {\n      min_rps = 1000000000\n    }\n"),
+    );
     acc(
         "endpoint_slo_rollback",
         TestCase {
@@ -357,7 +432,13 @@ fn endpoint_slo_miss_rolls_back() {
 #[test]
 fn endpoint_slo_miss_on_create_leaves_nothing() {
     let l = Local::new("endpoint-slo-create");
-    let bad = endpoint(&l, "iris", 90, 10, &benchmark("    slo {\n      p99_ms = 0.000001\n    }\n"));
+    let bad = endpoint(
+        &l,
+        "iris",
+        90,
+        10,
+        &benchmark("    slo {\n      p99_ms = 0.000001\n    }\n"),
+    );
     let dir = l.path();
     acc(
         "endpoint_slo_create",
@@ -419,13 +500,20 @@ resource "modelplane_endpoint" "f" {
     acc(
         "endpoints_side_by_side",
         TestCase {
-            steps: vec![Step::new(config).check(infers(&l, "iris")).check(check(|s| {
-                let (a, b) = (url(s), s.attr("modelplane_endpoint.f", "url").and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
-                if a == b || b.is_empty() {
-                    return Err(format!("endpoints share or lack a URL: {a} {b}"));
-                }
-                Ok(())
-            }))],
+            steps: vec![Step::new(config)
+                .check(infers(&l, "iris"))
+                .check(check(|s| {
+                    let (a, b) = (
+                        url(s),
+                        s.attr("modelplane_endpoint.f", "url")
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                    );
+                    if a == b || b.is_empty() {
+                        return Err(format!("endpoints share or lack a URL: {a} {b}"));
+                    }
+                    Ok(())
+                }))],
             ..Default::default()
         },
     );
@@ -444,28 +532,63 @@ fn endpoint_interrupted_apply_converges() {
     let slow = endpoint(&l, "iris", 90, 10, "\n  benchmark {\n    payload  = \"{\\\"inputs\\\": []}\"\n    duration = \"60s\"\n    slo {\n      max_error_rate = 1\n    }\n  }\n");
     std::fs::write(wd.dir.join("main.tf"), &slow).unwrap();
     wd.ok(&["init", "-input=false", "-no-color"]).unwrap();
-    let apply = wd.command(&["apply", "-auto-approve", "-input=false", "-no-color"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let apply = wd
+        .command(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait for the server to be up (the benchmark then runs for a minute) and interrupt.
     let t0 = std::time::Instant::now();
     while l.processes().is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "the endpoint never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the endpoint never started"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
     unsafe { libc::kill(apply.id() as i32, libc::SIGINT) };
     let out = apply.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "the interrupted apply succeeded:\n{text}");
-    assert!(t0.elapsed() < Duration::from_secs(50), "the interrupt was not honoured promptly:\n{text}");
-    assert!(l.processes().is_empty(), "a server outlived the interrupted create: {:?}\n{text}", l.processes());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "the interrupted apply succeeded:\n{text}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(50),
+        "the interrupt was not honoured promptly:\n{text}"
+    );
+    assert!(
+        l.processes().is_empty(),
+        "a server outlived the interrupted create: {:?}\n{text}",
+        l.processes()
+    );
     // Apply again (with a short benchmark): one server, an empty plan, then destroy leaves none.
     std::fs::write(wd.dir.join("main.tf"), slow.replace("\"60s\"", "\"200ms\"")).unwrap();
-    wd.ok(&["apply", "-auto-approve", "-input=false", "-no-color"]).unwrap();
+    wd.ok(&["apply", "-auto-approve", "-input=false", "-no-color"])
+        .unwrap();
     assert_eq!(l.processes().len(), 1, "one endpoint, one server");
-    let plan = wd.run(&["plan", "-detailed-exitcode", "-no-color"]).unwrap();
-    assert_eq!(plan.status.code(), Some(0), "plan after re-apply is not empty:\n{}", String::from_utf8_lossy(&plan.stdout));
-    wd.ok(&["destroy", "-auto-approve", "-input=false", "-no-color"]).unwrap();
-    assert!(l.processes().is_empty(), "servers left after destroy: {:?}", l.processes());
+    let plan = wd
+        .run(&["plan", "-detailed-exitcode", "-no-color"])
+        .unwrap();
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "plan after re-apply is not empty:\n{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    wd.ok(&["destroy", "-auto-approve", "-input=false", "-no-color"])
+        .unwrap();
+    assert!(
+        l.processes().is_empty(),
+        "servers left after destroy: {:?}",
+        l.processes()
+    );
 }
 
 /// New bytes under a served version: the model is replaced, the endpoint reloads, and the
@@ -498,12 +621,20 @@ resource "modelplane_endpoint" "e" {{
     let answer = |l: &Local, seen: Arc<Mutex<Option<serde_json::Value>>>, changed: bool| {
         let dir = l.path();
         check(move |s| {
-            let token = std::fs::read_to_string(dir.join("endpoints/iris/token")).map_err(|e| e.to_string())?;
-            let (_, body) = http("POST", &format!("{}/v2/models/iris/infer", url(s)), Some(&token), Some(REQUEST))?;
+            let token = std::fs::read_to_string(dir.join("endpoints/iris/token"))
+                .map_err(|e| e.to_string())?;
+            let (_, body) = http(
+                "POST",
+                &format!("{}/v2/models/iris/infer", url(s)),
+                Some(&token),
+                Some(REQUEST),
+            )?;
             let probs = body["outputs"][1]["data"].clone();
             let mut prev = seen.lock().unwrap();
             let r = match (&*prev, changed) {
-                (Some(p), true) if *p == probs => Err(format!("the server still answers with the old model: {probs}")),
+                (Some(p), true) if *p == probs => Err(format!(
+                    "the server still answers with the old model: {probs}"
+                )),
                 _ => Ok(()),
             };
             *prev = Some(probs);
@@ -513,11 +644,22 @@ resource "modelplane_endpoint" "e" {{
     acc(
         "endpoint_follows_a_replaced_model",
         TestCase {
-            files: std::collections::BTreeMap::from([("model.onnx".to_string(), std::fs::read(common::repo().join("examples/quickstart/model/iris-v1.onnx")).unwrap())]),
+            files: std::collections::BTreeMap::from([(
+                "model.onnx".to_string(),
+                std::fs::read(common::repo().join("examples/quickstart/model/iris-v1.onnx"))
+                    .unwrap(),
+            )]),
             steps: vec![
                 Step::new(config.clone()).check(answer(&l, seen.clone(), false)),
                 Step::new(config)
-                    .pre(|wd| std::fs::copy(common::repo().join("examples/quickstart/model/iris-v2.onnx"), wd.join("model.onnx")).map(|_| ()).unwrap())
+                    .pre(|wd| {
+                        std::fs::copy(
+                            common::repo().join("examples/quickstart/model/iris-v2.onnx"),
+                            wd.join("model.onnx"),
+                        )
+                        .map(|_| ())
+                        .unwrap()
+                    })
                     .plan_check(plan_action("modelplane_model.m", "replace"))
                     .plan_check(plan_action(ADDR, "update"))
                     .check(answer(&l, seen.clone(), true)),

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{acc, Local};
-use tfplugin::acctest::{attr_equals, attr_set, plan_action, plan_known, ImportStep, Step, TestCase};
+use tfplugin::acctest::{
+    attr_equals, attr_set, plan_action, plan_known, ImportStep, Step, TestCase,
+};
 
 const ADDR: &str = "modelplane_gpu_cluster.c";
 
@@ -31,15 +33,28 @@ fn gpu_cluster_lifecycle() {
                     .check(attr_set(ADDR, "hostname"))
                     // This machine has no NVIDIA driver: an empty list, not an error.
                     .check(attr_equals(ADDR, "gpus.#", 0))
-                    .check(attr_equals("data.modelplane_gpu_inventory.here", "cpus", cpus))
-                    .check(attr_equals("data.modelplane_gpu_inventory.here", "gpus.#", 0)),
+                    .check(attr_equals(
+                        "data.modelplane_gpu_inventory.here",
+                        "cpus",
+                        cpus,
+                    ))
+                    .check(attr_equals(
+                        "data.modelplane_gpu_inventory.here",
+                        "gpus.#",
+                        0,
+                    )),
                 Step::new(config(&l, "inference", "dev"))
                     .plan_check(plan_action(ADDR, "update"))
                     .check(attr_equals(ADDR, "node_pool.0.purpose", "dev")),
                 Step::new(config(&l, "training", "dev"))
                     .plan_check(plan_action(ADDR, "replace"))
                     .check(attr_equals(ADDR, "id", "local/training"))
-                    .import(ImportStep { address: ADDR.into(), id: Some("local/training".into()), id_from: None, ignore: vec!["node_pool".into()] }),
+                    .import(ImportStep {
+                        address: ADDR.into(),
+                        id: Some("local/training".into()),
+                        id_from: None,
+                        ignore: vec!["node_pool".into()],
+                    }),
             ],
             ..Default::default()
         },

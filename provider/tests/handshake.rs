@@ -19,10 +19,20 @@ fn client_cert() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyCertSign];
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth, rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyCertSign,
+    ];
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    ];
     let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+    (
+        cert.pem(),
+        cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
 }
 
 /// Trusts exactly the server certificate from the handshake line, as go-plugin does.
@@ -42,13 +52,25 @@ impl ServerCertVerifier for Pinned {
         if end_entity.as_ref() == self.0.as_ref() {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -84,17 +106,33 @@ fn launch(client_pem: &str) -> Launched {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let parts: Vec<&str> = line.trim_end().split('|').collect();
     assert_eq!(parts.len(), 6, "handshake line {line:?}");
     assert_eq!(&parts[..2], &["1", "6"]);
     assert_eq!(parts[4], "grpc");
-    assert!(!parts[5].ends_with('='), "certificate must be base64 without padding");
-    let der = base64::engine::general_purpose::STANDARD_NO_PAD.decode(parts[5]).expect("base64 cert");
-    Launched { child, network: parts[2].into(), addr: parts[3].into(), server_cert: CertificateDer::from(der) }
+    assert!(
+        !parts[5].ends_with('='),
+        "certificate must be base64 without padding"
+    );
+    let der = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(parts[5])
+        .expect("base64 cert");
+    Launched {
+        child,
+        network: parts[2].into(),
+        addr: parts[3].into(),
+        server_cert: CertificateDer::from(der),
+    }
 }
 
-async fn connect(l: &Launched, cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Result<proto::provider_client::ProviderClient<tonic::transport::Channel>, String> {
+async fn connect(
+    l: &Launched,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<proto::provider_client::ProviderClient<tonic::transport::Channel>, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -112,7 +150,9 @@ async fn connect(l: &Launched, cert: CertificateDer<'static>, key: PrivateKeyDer
             let (connector, path) = (connector.clone(), path.clone());
             async move {
                 let sock = tokio::net::UnixStream::connect(path).await?;
-                let tls = connector.connect(ServerName::try_from("localhost").unwrap(), sock).await?;
+                let tls = connector
+                    .connect(ServerName::try_from("localhost").unwrap(), sock)
+                    .await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
             }
         }))
@@ -126,8 +166,14 @@ async fn mtls_handshake_and_schema_call() {
     let (pem, cert, key) = client_cert();
     let l = launch(&pem);
     let mut client = connect(&l, cert, key).await.expect("connect");
-    let schema = client.get_provider_schema(proto::get_provider_schema::Request {}).await.expect("GetProviderSchema").into_inner();
-    assert!(schema.data_source_schemas.contains_key("modelplane_model_signature"));
+    let schema = client
+        .get_provider_schema(proto::get_provider_schema::Request {})
+        .await
+        .expect("GetProviderSchema")
+        .into_inner();
+    assert!(schema
+        .data_source_schemas
+        .contains_key("modelplane_model_signature"));
     assert!(schema.diagnostics.is_empty());
 }
 
@@ -138,18 +184,34 @@ async fn a_different_client_certificate_is_refused() {
     let l = launch(&pem);
     let res = match connect(&l, other_cert, other_key).await {
         Err(e) => Err(e),
-        Ok(mut c) => c.get_provider_schema(proto::get_provider_schema::Request {}).await.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(mut c) => c
+            .get_provider_schema(proto::get_provider_schema::Request {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     };
-    assert!(res.is_err(), "a certificate other than PLUGIN_CLIENT_CERT must be refused");
+    assert!(
+        res.is_err(),
+        "a certificate other than PLUGIN_CLIENT_CERT must be refused"
+    );
 }
 
 #[test]
 fn run_by_hand_it_explains_itself() {
-    let out = Command::new(BIN).env_remove(MAGIC_COOKIE_KEY).output().unwrap();
+    let out = Command::new(BIN)
+        .env_remove(MAGIC_COOKIE_KEY)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is a Terraform provider plugin") && err.contains("required_providers"), "{err}");
-    assert!(out.stdout.is_empty(), "nothing on stdout: Terraform reads the handshake there");
+    assert!(
+        err.contains("is a Terraform provider plugin") && err.contains("required_providers"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: Terraform reads the handshake there"
+    );
 }
 
 #[test]
@@ -165,7 +227,12 @@ fn an_old_protocol_only_terraform_is_refused() {
 
 #[test]
 fn debug_mode_prints_reattach_instructions() {
-    let mut child = Command::new(BIN).arg("--debug").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut text = String::new();
     for _ in 0..4 {
@@ -173,7 +240,8 @@ fn debug_mode_prints_reattach_instructions() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let start = text.find("TF_REATTACH_PROVIDERS='").expect(&text) + "TF_REATTACH_PROVIDERS='".len();
+    let start =
+        text.find("TF_REATTACH_PROVIDERS='").expect(&text) + "TF_REATTACH_PROVIDERS='".len();
     let json = &text[start..text[start..].find('\'').unwrap() + start];
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
     let p = &v["registry.terraform.io/modelplane/modelplane"];

@@ -6,12 +6,16 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{acc, check, qs, repo, repo_path, Local};
-use tfplugin::acctest::{attr_equals, attr_matches, plan_action, plan_unknown, ImportStep, Step, TestCase};
+use tfplugin::acctest::{
+    attr_equals, attr_matches, plan_action, plan_unknown, ImportStep, Step, TestCase,
+};
 
 const ADDR: &str = "modelplane_model.m";
 
 fn sha(rel: &str) -> String {
-    modelplane_serve::signature::file_digest(&repo().join(rel)).unwrap().0
+    modelplane_serve::signature::file_digest(&repo().join(rel))
+        .unwrap()
+        .0
 }
 
 fn store(l: &Local) -> String {
@@ -55,9 +59,18 @@ resource "modelplane_model" "m" {{
 fn files() -> BTreeMap<String, Vec<u8>> {
     let read = |rel: &str| std::fs::read(repo().join(rel)).unwrap();
     BTreeMap::from([
-        ("model.onnx".to_string(), read("examples/quickstart/model/iris-v1.onnx")),
-        ("holdout.csv".to_string(), read("examples/quickstart/data/holdout.csv")),
-        ("train.csv".to_string(), read("examples/quickstart/data/train.csv")),
+        (
+            "model.onnx".to_string(),
+            read("examples/quickstart/model/iris-v1.onnx"),
+        ),
+        (
+            "holdout.csv".to_string(),
+            read("examples/quickstart/data/holdout.csv"),
+        ),
+        (
+            "train.csv".to_string(),
+            read("examples/quickstart/data/train.csv"),
+        ),
     ])
 }
 
@@ -66,7 +79,10 @@ fn model_lifecycle() {
     let l = Local::new("model");
     let dir = l.path().join("stores/models/iris/1");
     let id = format!("file://{}/stores/models/iris/1", l.path().display());
-    let (v1, v2) = (sha("examples/quickstart/model/iris-v1.onnx"), sha("examples/quickstart/model/iris-v2.onnx"));
+    let (v1, v2) = (
+        sha("examples/quickstart/model/iris-v1.onnx"),
+        sha("examples/quickstart/model/iris-v2.onnx"),
+    );
     let (d1, d2, d3) = (dir.clone(), dir.clone(), dir.clone());
     acc(
         "model_lifecycle",
@@ -76,29 +92,55 @@ fn model_lifecycle() {
                 Step::new(model(&l, "first", 0.9))
                     .check(attr_equals(ADDR, "id", id.clone()))
                     .check(attr_equals(ADDR, "sha256", v1.clone()))
-                    .check(attr_equals(ADDR, "inputs.0.shape", serde_json::json!([-1, 4])))
+                    .check(attr_equals(
+                        ADDR,
+                        "inputs.0.shape",
+                        serde_json::json!([-1, 4]),
+                    ))
                     .check(attr_equals(ADDR, "validation_report.passed", true))
                     .check(attr_equals(ADDR, "validation_report.rows", 45))
-                    .check(attr_matches(ADDR, "validation_report.summary", "^PASS: accuracy = 0\\.93"))
+                    .check(attr_matches(
+                        ADDR,
+                        "validation_report.summary",
+                        "^PASS: accuracy = 0\\.93",
+                    ))
                     .check(attr_matches(ADDR, "created_at", "^20\\d\\d-\\d\\d-\\d\\dT"))
                     .check(check(move |_| {
-                        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(d1.join("model.json")).map_err(|e| e.to_string())?).unwrap();
-                        let baseline: serde_json::Value = serde_json::from_slice(&std::fs::read(d1.join("baseline.json")).map_err(|e| e.to_string())?).unwrap();
-                        if meta["lineage"]["description"] != "first" || meta["validation"]["report"]["passed"] != true {
+                        let meta: serde_json::Value = serde_json::from_slice(
+                            &std::fs::read(d1.join("model.json")).map_err(|e| e.to_string())?,
+                        )
+                        .unwrap();
+                        let baseline: serde_json::Value = serde_json::from_slice(
+                            &std::fs::read(d1.join("baseline.json")).map_err(|e| e.to_string())?,
+                        )
+                        .unwrap();
+                        if meta["lineage"]["description"] != "first"
+                            || meta["validation"]["report"]["passed"] != true
+                        {
                             return Err(format!("model.json: {meta}"));
                         }
-                        if baseline["rows"] != 105 || baseline["features"].as_array().map(Vec::len) != Some(4) {
+                        if baseline["rows"] != 105
+                            || baseline["features"].as_array().map(Vec::len) != Some(4)
+                        {
                             return Err(format!("baseline.json: {baseline}"));
                         }
                         Ok(())
                     })),
                 // Metadata changes in place; the validation does not run again.
-                Step::new(model(&l, "second", 0.9)).plan_check(plan_action(ADDR, "update")).check(check(move |_| {
-                    let meta = std::fs::read_to_string(d2.join("model.json")).unwrap();
-                    if meta.contains("\"second\"") { Ok(()) } else { Err(format!("model.json not updated: {meta}")) }
-                })),
+                Step::new(model(&l, "second", 0.9))
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(check(move |_| {
+                        let meta = std::fs::read_to_string(d2.join("model.json")).unwrap();
+                        if meta.contains("\"second\"") {
+                            Ok(())
+                        } else {
+                            Err(format!("model.json not updated: {meta}"))
+                        }
+                    })),
                 // A new threshold re-runs validation.
-                Step::new(model(&l, "second", 0.92)).plan_check(plan_action(ADDR, "update")).plan_check(plan_unknown(ADDR, "validation_report")),
+                Step::new(model(&l, "second", 0.92))
+                    .plan_check(plan_action(ADDR, "update"))
+                    .plan_check(plan_unknown(ADDR, "validation_report")),
                 // A changed hold-out set (its sha256, read at plan) re-runs validation too.
                 Step::new(model(&l, "second", 0.92))
                     .pre(|wd| {
@@ -111,13 +153,27 @@ fn model_lifecycle() {
                     .check(attr_equals(ADDR, "validation_report.rows", 30)),
                 // An update that fails validation is refused; the registered version and
                 // its state stay as they were (the next step plans a replacement from them).
-                Step::new(model(&l, "second", 0.99)).expect_error("Model failed validation(.|\\n)*FAIL: accuracy(.|\\n)*required >= 0.99"),
+                Step::new(model(&l, "second", 0.99)).expect_error(
+                    "Model failed validation(.|\\n)*FAIL: accuracy(.|\\n)*required >= 0.99",
+                ),
                 // New bytes under the same version: a replacement, and the plan says so.
                 Step::new(model(&l, "second", 0.92))
-                    .pre(|wd| std::fs::copy(repo().join("examples/quickstart/model/iris-v2.onnx"), wd.join("model.onnx")).map(|_| ()).unwrap())
+                    .pre(|wd| {
+                        std::fs::copy(
+                            repo().join("examples/quickstart/model/iris-v2.onnx"),
+                            wd.join("model.onnx"),
+                        )
+                        .map(|_| ())
+                        .unwrap()
+                    })
                     .plan_check(plan_action(ADDR, "replace"))
                     .check(attr_equals(ADDR, "sha256", v2.clone()))
-                    .import(ImportStep { address: ADDR.into(), id: Some(id.clone()), id_from: None, ignore: vec![] }),
+                    .import(ImportStep {
+                        address: ADDR.into(),
+                        id: Some(id.clone()),
+                        id_from: None,
+                        ignore: vec![],
+                    }),
                 // The artifact deleted behind Terraform's back: the plan re-creates it.
                 Step::new(model(&l, "second", 0.92))
                     .pre(move |_| std::fs::remove_file(d3.join("model.onnx")).unwrap())
@@ -237,13 +293,21 @@ data "modelplane_models" "iris" {{
                 .check(attr_equals(ALL, "models.#", 2))
                 .check(attr_equals(ALL, "models.0.name", "iris"))
                 .check(attr_equals(ALL, "models.0.latest", "2"))
-                .check(attr_equals(ALL, "models.0.versions", serde_json::json!(["1", "2"])))
+                .check(attr_equals(
+                    ALL,
+                    "models.0.versions",
+                    serde_json::json!(["1", "2"]),
+                ))
                 .check(attr_equals(ALL, "models.1.name", "setosa"))
                 .check(attr_equals(ALL, "versions.#", 3))
                 .check(attr_equals(ALL, "versions.1.description", "iris v2"))
                 .check(attr_equals(ALL, "versions.1.validated", true))
                 .check(attr_equals(ALL, "versions.1.validation_metric", "accuracy"))
-                .check(attr_equals(ALL, "versions.1.sha256", sha("examples/quickstart/model/iris-v2.onnx")))
+                .check(attr_equals(
+                    ALL,
+                    "versions.1.sha256",
+                    sha("examples/quickstart/model/iris-v2.onnx"),
+                ))
                 .check(attr_equals(ALL, "versions.2.validated", false))
                 .check(attr_equals("data.modelplane_models.iris", "versions.#", 2))],
             ..Default::default()

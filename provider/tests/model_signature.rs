@@ -12,7 +12,9 @@ fn config(path: &str) -> String {
 }
 
 fn sha256_of(rel: &str) -> String {
-    modelplane_serve::signature::file_digest(&repo().join(rel)).unwrap().0
+    modelplane_serve::signature::file_digest(&repo().join(rel))
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -29,12 +31,20 @@ fn model_signature_basic() {
                 .check(attr_equals(ADDR, "inputs.#", 1))
                 .check(attr_equals(ADDR, "inputs.0.name", "input"))
                 .check(attr_equals(ADDR, "inputs.0.datatype", "FP32"))
-                .check(attr_equals(ADDR, "inputs.0.shape", serde_json::json!([-1, 4])))
+                .check(attr_equals(
+                    ADDR,
+                    "inputs.0.shape",
+                    serde_json::json!([-1, 4]),
+                ))
                 .check(attr_equals(ADDR, "outputs.#", 2))
                 .check(attr_equals(ADDR, "outputs.0.name", "label"))
                 .check(attr_equals(ADDR, "outputs.0.datatype", "INT64"))
                 .check(attr_equals(ADDR, "outputs.1.name", "probabilities"))
-                .check(attr_equals(ADDR, "outputs.1.shape", serde_json::json!([-1, 3])))],
+                .check(attr_equals(
+                    ADDR,
+                    "outputs.1.shape",
+                    serde_json::json!([-1, 3]),
+                ))],
             ..Default::default()
         },
     );
@@ -45,7 +55,11 @@ fn model_signature_missing_file() {
     acc(
         "model_signature_missing_file",
         TestCase {
-            steps: vec![Step::new(config("/nonexistent/dir/model.onnx")).expect_error("Model file not found(.|\\n)*nonexistent/dir/model.onnx: no such file")],
+            steps: vec![
+                Step::new(config("/nonexistent/dir/model.onnx")).expect_error(
+                    "Model file not found(.|\\n)*nonexistent/dir/model.onnx: no such file",
+                ),
+            ],
             ..Default::default()
         },
     );
@@ -57,8 +71,10 @@ fn model_signature_not_onnx() {
         "model_signature_not_onnx",
         TestCase {
             steps: vec![
-                Step::new(config(&repo_path("tests/fixtures/not-a-model.onnx"))).expect_error("Not an ONNX model(.|\\n)*is not an ONNX model"),
-                Step::new(config(&repo_path("tests/fixtures"))).expect_error("Model path is a directory"),
+                Step::new(config(&repo_path("tests/fixtures/not-a-model.onnx")))
+                    .expect_error("Not an ONNX model(.|\\n)*is not an ONNX model"),
+                Step::new(config(&repo_path("tests/fixtures")))
+                    .expect_error("Model path is a directory"),
             ],
             ..Default::default()
         },
@@ -70,7 +86,8 @@ fn model_signature_empty_path_is_caught_at_validate() {
     acc(
         "model_signature_empty_path",
         TestCase {
-            steps: vec![Step::new(config("  ")).expect_error("Empty model path(.|\\n)*Set `path` to an .onnx file")],
+            steps: vec![Step::new(config("  "))
+                .expect_error("Empty model path(.|\\n)*Set `path` to an .onnx file")],
             ..Default::default()
         },
     );
@@ -91,7 +108,11 @@ fn model_signature_unknown_path_is_read_at_apply() {
             steps: vec![Step::new(cfg)
                 .plan_check(tfplugin::acctest::plan_action("terraform_data.p", "create"))
                 .plan_check(tfplugin::acctest::plan_action(ADDR, "read"))
-                .check(attr_equals(ADDR, "sha256", sha256_of("examples/quickstart/model/iris-v1.onnx")))],
+                .check(attr_equals(
+                    ADDR,
+                    "sha256",
+                    sha256_of("examples/quickstart/model/iris-v1.onnx"),
+                ))],
             ..Default::default()
         },
     );

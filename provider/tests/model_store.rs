@@ -25,18 +25,32 @@ fn model_store_lifecycle() {
                     .plan_check(plan_known(ADDR, "id", uri("models")))
                     .check(attr_equals(ADDR, "uri", uri("models")))
                     .check(check(move |_| {
-                        if r1.join("stores/models").is_dir() { Ok(()) } else { Err("the directory was not created".into()) }
+                        if r1.join("stores/models").is_dir() {
+                            Ok(())
+                        } else {
+                            Err("the directory was not created".into())
+                        }
                     })),
-                Step::new(config(&l, "models", true)).plan_check(plan_action(ADDR, "update")).check(attr_equals(ADDR, "force_destroy", true)),
+                Step::new(config(&l, "models", true))
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(attr_equals(ADDR, "force_destroy", true)),
                 Step::new(config(&l, "other", true))
                     .plan_check(plan_action(ADDR, "replace"))
                     .check(check(move |_| {
-                        match (r2.join("stores/models").exists(), r2.join("stores/other").is_dir()) {
+                        match (
+                            r2.join("stores/models").exists(),
+                            r2.join("stores/other").is_dir(),
+                        ) {
                             (false, true) => Ok(()),
                             other => Err(format!("old store gone, new one there: {other:?}")),
                         }
                     }))
-                    .import(ImportStep { address: ADDR.into(), id: Some(uri("other")), id_from: None, ignore: vec!["force_destroy".into()] }),
+                    .import(ImportStep {
+                        address: ADDR.into(),
+                        id: Some(uri("other")),
+                        id_from: None,
+                        ignore: vec!["force_destroy".into()],
+                    }),
             ],
             ..Default::default()
         },

@@ -12,17 +12,39 @@ fn relative_source(rel: &str) -> String {
     // The working directory is TEMP_DIR/tfacc-…: one `..` per component of TEMP_DIR
     // (the root included) climbs from it to `/`.
     let up = std::env::temp_dir().components().count();
-    format!("{}{}", "../".repeat(up), repo().join(rel).display().to_string().trim_start_matches('/'))
+    format!(
+        "{}{}",
+        "../".repeat(up),
+        repo()
+            .join(rel)
+            .display()
+            .to_string()
+            .trim_start_matches('/')
+    )
 }
 
 fn predicts(l: &Local, address: &'static str, endpoint: &'static str) -> tfplugin::acctest::Check {
     let dir = l.path();
     check(move |s| {
-        let url = s.attr(address, "url").and_then(|v| v.as_str().map(String::from)).ok_or("no url")?;
-        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token")).map_err(|e| e.to_string())?;
-        let body = std::fs::read_to_string(repo().join("examples/quickstart/data/request.json")).unwrap();
-        let (status, answer) = http("POST", &format!("{url}/v2/models/{endpoint}/infer"), Some(&token), Some(&body))?;
-        if status == 200 && answer["outputs"][0]["data"] == serde_json::json!([0, 2]) { Ok(()) } else { Err(format!("HTTP {status} {answer}")) }
+        let url = s
+            .attr(address, "url")
+            .and_then(|v| v.as_str().map(String::from))
+            .ok_or("no url")?;
+        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
+            .map_err(|e| e.to_string())?;
+        let body =
+            std::fs::read_to_string(repo().join("examples/quickstart/data/request.json")).unwrap();
+        let (status, answer) = http(
+            "POST",
+            &format!("{url}/v2/models/{endpoint}/infer"),
+            Some(&token),
+            Some(&body),
+        )?;
+        if status == 200 && answer["outputs"][0]["data"] == serde_json::json!([0, 2]) {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status} {answer}"))
+        }
     })
 }
 
@@ -42,7 +64,11 @@ fn module_endpoint_example() {
                 .check(attr_equals(EP, "status", "running"))
                 .check(attr_equals(EP, "variant.0.name", "v1"))
                 .check(attr_equals(EP, "variant.0.weight", 90))
-                .check(attr_equals("module.ex.module.iris.modelplane_model.this[\"2\"]", "validation_report.passed", true))
+                .check(attr_equals(
+                    "module.ex.module.iris.modelplane_model.this[\"2\"]",
+                    "validation_report.passed",
+                    true,
+                ))
                 .check(predicts(&l, EP, "iris"))],
             ..Default::default()
         },

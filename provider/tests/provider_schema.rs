@@ -16,13 +16,25 @@ fn providers_schema_json_lists_everything_with_descriptions() {
     let out = wd.ok(&["providers", "schema", "-json"]).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let p = &v["provider_schemas"]["registry.terraform.io/modelplane/modelplane"];
-    assert!(p["provider"]["block"]["description"].as_str().unwrap().contains("Modelplane"), "{p}");
+    assert!(
+        p["provider"]["block"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Modelplane"),
+        "{p}"
+    );
     for b in ["local", "kubernetes", "aws", "azure"] {
-        assert!(p["provider"]["block"]["block_types"][b].is_object(), "provider block {b} missing");
+        assert!(
+            p["provider"]["block"]["block_types"][b].is_object(),
+            "provider block {b} missing"
+        );
     }
     let ds = &p["data_source_schemas"]["modelplane_model_signature"]["block"];
     assert_eq!(ds["description_kind"], "markdown");
     assert!(ds["description"].as_str().unwrap().contains("ONNX"));
     assert!(ds["attributes"]["path"]["required"].as_bool().unwrap());
-    assert!(!ds["attributes"]["path"]["description"].as_str().unwrap().is_empty());
+    assert!(!ds["attributes"]["path"]["description"]
+        .as_str()
+        .unwrap()
+        .is_empty());
 }

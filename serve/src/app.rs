@@ -45,7 +45,10 @@ impl Endpoint {
         if let Some(p) = pin {
             return self.variants.iter().find(|v| v.name == p).ok_or_else(|| {
                 let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
-                ServeError::NotFound(format!("endpoint {} has no variant {p:?}; its variants are {names:?}", self.name))
+                ServeError::NotFound(format!(
+                    "endpoint {} has no variant {p:?}; its variants are {names:?}",
+                    self.name
+                ))
             });
         }
         let total = self.total();
@@ -78,7 +81,11 @@ pub struct Serving {
 impl Serving {
     /// The newest version of `name`.
     pub fn latest(&self, name: &str) -> Option<&Arc<Batcher>> {
-        self.models.get(name)?.iter().max_by(|a, b| version_order(a.0, b.0)).map(|(_, b)| b)
+        self.models
+            .get(name)?
+            .iter()
+            .max_by(|a, b| version_order(a.0, b.0))
+            .map(|(_, b)| b)
     }
     fn model(&self, name: &str, version: Option<&str>) -> Option<&Arc<Batcher>> {
         match version {
@@ -132,7 +139,11 @@ pub struct App {
     gpus: Option<crate::gpu::Gpus>,
 }
 
-async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig, drift_window: u64) -> Result<Model, String> {
+async fn load_model(
+    repo: &dyn ModelRepository,
+    mc: &ModelConfig,
+    drift_window: u64,
+) -> Result<Model, String> {
     let version = match &mc.version {
         Some(v) => v.clone(),
         None => repo
@@ -140,27 +151,51 @@ async fn load_model(repo: &dyn ModelRepository, mc: &ModelConfig, drift_window: 
             .await
             .map_err(|e| e.to_string())?
             .pop()
-            .ok_or_else(|| format!("model {}: no versions in the repository at {}", mc.name, repo.location()))?,
+            .ok_or_else(|| {
+                format!(
+                    "model {}: no versions in the repository at {}",
+                    mc.name,
+                    repo.location()
+                )
+            })?,
     };
-    let meta = repo.metadata(&mc.name, &version).await.map_err(|e| e.to_string())?;
-    let path = repo.fetch(&mc.name, &version).await.map_err(|e| e.to_string())?;
-    let baseline = repo.baseline(&mc.name, &version).await.map_err(|e| e.to_string())?;
-    let (name, v2, device) = (mc.name.clone(), version.clone(), mc.device);
-    let mut m = tokio::task::spawn_blocking(move || Model::load_on(&name, &v2, &path, Some(&meta.sha256), device))
+    let meta = repo
+        .metadata(&mc.name, &version)
         .await
-        .map_err(|e| format!("loading model {}: {e}", mc.name))?
-        .map_err(|e| format!("model {} v{version}: {e}", mc.name))?;
+        .map_err(|e| e.to_string())?;
+    let path = repo
+        .fetch(&mc.name, &version)
+        .await
+        .map_err(|e| e.to_string())?;
+    let baseline = repo
+        .baseline(&mc.name, &version)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (name, v2, device) = (mc.name.clone(), version.clone(), mc.device);
+    let mut m = tokio::task::spawn_blocking(move || {
+        Model::load_on(&name, &v2, &path, Some(&meta.sha256), device)
+    })
+    .await
+    .map_err(|e| format!("loading model {}: {e}", mc.name))?
+    .map_err(|e| format!("model {} v{version}: {e}", mc.name))?;
     m.drift = baseline.map(|b| crate::drift::DriftMonitor::new(b, drift_window));
     Ok(m)
 }
 
 impl App {
     /// Loads every model the configuration names; fails when one cannot be loaded.
-    pub async fn start(config: ServeConfig, config_path: Option<PathBuf>) -> Result<Arc<App>, String> {
+    pub async fn start(
+        config: ServeConfig,
+        config_path: Option<PathBuf>,
+    ) -> Result<Arc<App>, String> {
         config.check()?;
         let token = config.auth.token()?;
         let repo = repository::open(&config.repository).map_err(|e| e.to_string())?;
-        let workers = config.limits.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let workers = config.limits.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
         let app = Arc::new(App {
             serving: RwLock::new(Arc::new(Serving::default())),
             config: RwLock::new(Arc::new(config.clone())),
@@ -172,7 +207,10 @@ impl App {
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
             token,
-            feedback: crate::feedback::Feedback::new(config.monitoring.feedback_capacity, config.monitoring.feedback_window_seconds),
+            feedback: crate::feedback::Feedback::new(
+                config.monitoring.feedback_capacity,
+                config.monitoring.feedback_window_seconds,
+            ),
             gpus: crate::gpu::Gpus::open(),
         });
         let serving = app.build(&config, None).await?;
@@ -182,14 +220,27 @@ impl App {
     }
 
     /// Builds a snapshot, reusing models already loaded in `previous`.
-    async fn build(&self, config: &ServeConfig, previous: Option<&Serving>) -> Result<Serving, String> {
+    async fn build(
+        &self,
+        config: &ServeConfig,
+        previous: Option<&Serving>,
+    ) -> Result<Serving, String> {
         let mut s = Serving::default();
         for mc in config.wanted_models() {
-            let reuse = match previous.and_then(|p| p.model(&mc.name, mc.version.as_deref())).cloned() {
+            let reuse = match previous
+                .and_then(|p| p.model(&mc.name, mc.version.as_deref()))
+                .cloned()
+            {
                 // A version whose bytes were replaced in the repository is loaded again.
                 Some(b) => match &mc.version {
                     Some(v) => match self.repo.metadata(&mc.name, v).await {
-                        Ok(meta) if meta.sha256.eq_ignore_ascii_case(&b.model().signature.sha256) => Some(b),
+                        Ok(meta)
+                            if meta
+                                .sha256
+                                .eq_ignore_ascii_case(&b.model().signature.sha256) =>
+                        {
+                            Some(b)
+                        }
                         _ => None,
                     },
                     None => Some(b),
@@ -199,28 +250,58 @@ impl App {
             let batcher = match reuse {
                 Some(b) => b,
                 None => {
-                    let m = load_model(self.repo.as_ref(), &mc, config.monitoring.drift_window_seconds).await?;
+                    let m = load_model(
+                        self.repo.as_ref(),
+                        &mc,
+                        config.monitoring.drift_window_seconds,
+                    )
+                    .await?;
                     tracing::info!(model = %m.name, version = %m.version, load_ms = m.load_time.as_millis() as u64, "model loaded");
-                    self.metrics.model_load_seconds.with_label_values(&[&m.name, &m.version]).set(m.load_time.as_secs_f64());
-                    Arc::new(Batcher::start(Arc::new(m), mc.batching.clone(), self.pool.clone(), self.metrics.clone()))
+                    self.metrics
+                        .model_load_seconds
+                        .with_label_values(&[&m.name, &m.version])
+                        .set(m.load_time.as_secs_f64());
+                    Arc::new(Batcher::start(
+                        Arc::new(m),
+                        mc.batching.clone(),
+                        self.pool.clone(),
+                        self.metrics.clone(),
+                    ))
                 }
             };
             let version = batcher.model().version.clone();
-            s.models.entry(mc.name.clone()).or_default().insert(version, batcher);
+            s.models
+                .entry(mc.name.clone())
+                .or_default()
+                .insert(version, batcher);
         }
         for ec in &config.endpoints {
             let find = |model: &str, version: &Option<String>| {
-                s.model(model, version.as_deref()).cloned().ok_or_else(|| format!("endpoint {}: model {model} is not loaded", ec.name))
+                s.model(model, version.as_deref())
+                    .cloned()
+                    .ok_or_else(|| format!("endpoint {}: model {model} is not loaded", ec.name))
             };
             let mut variants = Vec::new();
             for v in &ec.variants {
-                variants.push(Variant { name: v.name.clone(), weight: v.weight, batcher: find(&v.model, &v.version)? });
+                variants.push(Variant {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    batcher: find(&v.model, &v.version)?,
+                });
             }
             let shadow = match &ec.shadow {
                 Some(sh) => Some(find(&sh.model, &sh.version)?),
                 None => None,
             };
-            s.endpoints.insert(ec.name.clone(), Endpoint { name: ec.name.clone(), variants, shadow, sticky_header: ec.sticky_header.clone() });
+            s.endpoints.insert(
+                ec.name.clone(),
+                Endpoint {
+                    name: ec.name.clone(),
+                    variants,
+                    shadow,
+                    sticky_header: ec.sticky_header.clone(),
+                },
+            );
         }
         Ok(s)
     }
@@ -265,32 +346,56 @@ impl App {
 
     /// Checks a bearer token when authentication is configured.
     pub fn authorize(&self, header: Option<&str>) -> Result<(), ServeError> {
-        let Some(want) = &self.token else { return Ok(()) };
-        let got = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+        let Some(want) = &self.token else {
+            return Ok(());
+        };
+        let got = header.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        });
         match got {
             Some(t) if constant_time_eq(t.trim().as_bytes(), want.as_bytes()) => Ok(()),
             Some(_) => Err(ServeError::Unauthorized("invalid bearer token".into())),
-            None => Err(ServeError::Unauthorized("this server needs `Authorization: Bearer <token>`".into())),
+            None => Err(ServeError::Unauthorized(
+                "this server needs `Authorization: Bearer <token>`".into(),
+            )),
         }
     }
     /// Admin calls need the token; without one configured they are off.
     pub fn authorize_admin(&self, header: Option<&str>) -> Result<(), ServeError> {
         if self.token.is_none() {
-            return Err(ServeError::Unauthorized("the admin API is off: configure auth (token_env or token_file) to use it".into()));
+            return Err(ServeError::Unauthorized(
+                "the admin API is off: configure auth (token_env or token_file) to use it".into(),
+            ));
         }
         self.authorize(header)
     }
 
     /// Resolves a model or endpoint name to the batcher that serves it.
-    pub fn route(&self, s: &Serving, model: &str, version: Option<&str>, pin: Option<&str>, sticky: Option<&str>) -> Result<Route, ServeError> {
+    pub fn route(
+        &self,
+        s: &Serving,
+        model: &str,
+        version: Option<&str>,
+        pin: Option<&str>,
+        sticky: Option<&str>,
+    ) -> Result<Route, ServeError> {
         if let Some(ep) = s.endpoints.get(model) {
             let v = match version {
-                Some(ver) => ep.variants.iter().find(|v| v.batcher.model().version == ver).ok_or_else(|| {
-                    ServeError::NotFound(format!("endpoint {model} serves no version {ver:?}"))
-                })?,
+                Some(ver) => ep
+                    .variants
+                    .iter()
+                    .find(|v| v.batcher.model().version == ver)
+                    .ok_or_else(|| {
+                        ServeError::NotFound(format!("endpoint {model} serves no version {ver:?}"))
+                    })?,
                 None => ep.pick(pin, sticky)?,
             };
-            return Ok(Route { batcher: v.batcher.clone(), variant: v.name.clone(), shadow: ep.shadow.clone() });
+            return Ok(Route {
+                batcher: v.batcher.clone(),
+                variant: v.name.clone(),
+                shadow: ep.shadow.clone(),
+            });
         }
         match s.models.get(model) {
             None => Err(ServeError::NotFound(format!("unknown model {model:?}"))),
@@ -298,11 +403,17 @@ impl App {
                 let b = match version {
                     Some(v) => vs.get(v).ok_or_else(|| {
                         let have: Vec<&String> = vs.keys().collect();
-                        ServeError::NotFound(format!("model {model} has no version {v:?}; loaded versions are {have:?}"))
+                        ServeError::NotFound(format!(
+                            "model {model} has no version {v:?}; loaded versions are {have:?}"
+                        ))
                     })?,
                     None => s.latest(model).expect("non-empty"),
                 };
-                Ok(Route { batcher: b.clone(), variant: "default".into(), shadow: None })
+                Ok(Route {
+                    batcher: b.clone(),
+                    variant: "default".into(),
+                    shadow: None,
+                })
             }
         }
     }
@@ -315,7 +426,13 @@ impl App {
         let started = Instant::now();
         self.metrics.inflight.inc();
         let snapshot = self.snapshot();
-        let route = self.route(&snapshot, &req.model, req.version.as_deref(), req.pin.as_deref(), req.sticky.as_deref());
+        let route = self.route(
+            &snapshot,
+            &req.model,
+            req.version.as_deref(),
+            req.pin.as_deref(),
+            req.sticky.as_deref(),
+        );
         let result = match route {
             Err(e) => Err(e),
             Ok(route) => self.run_routed(&route, req, started).await,
@@ -324,15 +441,39 @@ impl App {
         result
     }
 
-    async fn run_routed(&self, route: &Route, req: InferRequest, started: Instant) -> Result<InferResponse, ServeError> {
+    async fn run_routed(
+        &self,
+        route: &Route,
+        req: InferRequest,
+        started: Instant,
+    ) -> Result<InferResponse, ServeError> {
         let model = route.batcher.model().clone();
-        let labels = |status: &str| [model.name.clone(), model.version.clone(), route.variant.clone(), req.protocol.to_string(), status.to_string()];
+        let labels = |status: &str| {
+            [
+                model.name.clone(),
+                model.version.clone(),
+                route.variant.clone(),
+                req.protocol.to_string(),
+                status.to_string(),
+            ]
+        };
         if let Some(wanted) = &req.outputs {
             for w in wanted {
                 if !model.signature.outputs.iter().any(|o| &o.name == w) {
-                    let have: Vec<&str> = model.signature.outputs.iter().map(|o| o.name.as_str()).collect();
-                    let e = ServeError::BadRequest(format!("model {} has no output {w:?}; its outputs are {have:?}", model.name));
-                    self.metrics.requests.with_label_values(&labels(e.kind())).inc();
+                    let have: Vec<&str> = model
+                        .signature
+                        .outputs
+                        .iter()
+                        .map(|o| o.name.as_str())
+                        .collect();
+                    let e = ServeError::BadRequest(format!(
+                        "model {} has no output {w:?}; its outputs are {have:?}",
+                        model.name
+                    ));
+                    self.metrics
+                        .requests
+                        .with_label_values(&labels(e.kind()))
+                        .inc();
                     return Err(e);
                 }
             }
@@ -353,7 +494,10 @@ impl App {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        self.metrics.requests.with_label_values(&labels(status)).inc();
+        self.metrics
+            .requests
+            .with_label_values(&labels(status))
+            .inc();
         self.metrics
             .request_seconds
             .with_label_values(&[&model.name, &model.version, &route.variant, req.protocol])
@@ -368,8 +512,14 @@ impl App {
                     Err(e) => Err(e),
                 };
                 let status = r.err().map_or("ok", |e| e.kind());
-                metrics.requests.with_label_values(&[&sm.name, &sm.version, "shadow", protocol, status]).inc();
-                metrics.request_seconds.with_label_values(&[&sm.name, &sm.version, "shadow", protocol]).observe(t.elapsed().as_secs_f64());
+                metrics
+                    .requests
+                    .with_label_values(&[&sm.name, &sm.version, "shadow", protocol, status])
+                    .inc();
+                metrics
+                    .request_seconds
+                    .with_label_values(&[&sm.name, &sm.version, "shadow", protocol])
+                    .observe(t.elapsed().as_secs_f64());
             });
         }
         let outputs = result?;
@@ -379,7 +529,14 @@ impl App {
             model.observe(x, predictions.as_deref());
         }
         if let Some(p) = predictions {
-            self.feedback.remember(&id, &model.name, &model.version, &route.variant, p, model.is_classifier());
+            self.feedback.remember(
+                &id,
+                &model.name,
+                &model.version,
+                &route.variant,
+                p,
+                model.is_classifier(),
+            );
         }
         let outputs = model
             .signature
@@ -387,7 +544,10 @@ impl App {
             .iter()
             .zip(outputs)
             .filter(|(spec, _)| req.outputs.as_ref().is_none_or(|w| w.contains(&spec.name)))
-            .map(|(spec, t)| NamedTensor { name: spec.name.clone(), tensor: t })
+            .map(|(spec, t)| NamedTensor {
+                name: spec.name.clone(),
+                tensor: t,
+            })
             .collect();
         Ok(InferResponse {
             model_name: req.model,
@@ -407,8 +567,12 @@ impl App {
                 let l = [d.index.to_string(), d.uuid.clone(), d.name.clone()];
                 let l: [&str; 3] = [&l[0], &l[1], &l[2]];
                 gg.utilization.with_label_values(&l).set(d.utilization);
-                gg.memory_used.with_label_values(&l).set(d.memory_used_bytes as f64);
-                gg.memory_total.with_label_values(&l).set(d.memory_total_bytes as f64);
+                gg.memory_used
+                    .with_label_values(&l)
+                    .set(d.memory_used_bytes as f64);
+                gg.memory_total
+                    .with_label_values(&l)
+                    .set(d.memory_total_bytes as f64);
             }
         }
         let s = self.snapshot();
@@ -418,10 +582,19 @@ impl App {
                 let Some(d) = &m.drift else { continue };
                 let st = d.stats();
                 let mv = [m.name.as_str(), m.version.as_str()];
-                self.metrics.drift_samples.with_label_values(&mv).set(st.samples as f64);
+                self.metrics
+                    .drift_samples
+                    .with_label_values(&mv)
+                    .set(st.samples as f64);
                 for (f, psi, ks) in &st.features {
-                    self.metrics.drift_psi.with_label_values(&[&m.name, &m.version, f]).set(*psi);
-                    self.metrics.drift_ks.with_label_values(&[&m.name, &m.version, f]).set(*ks);
+                    self.metrics
+                        .drift_psi
+                        .with_label_values(&[&m.name, &m.version, f])
+                        .set(*psi);
+                    self.metrics
+                        .drift_ks
+                        .with_label_values(&[&m.name, &m.version, f])
+                        .set(*ks);
                 }
                 if let Some((psi, ks)) = st.prediction {
                     self.metrics.prediction_psi.with_label_values(&mv).set(psi);
@@ -431,7 +604,10 @@ impl App {
         }
         for ((model, version, variant), q) in self.feedback.quality() {
             let l = [model.as_str(), version.as_str(), variant.as_str()];
-            self.metrics.feedback_samples.with_label_values(&l).set(q.n as f64);
+            self.metrics
+                .feedback_samples
+                .with_label_values(&l)
+                .set(q.n as f64);
             if let Some(a) = q.accuracy {
                 self.metrics.feedback_accuracy.with_label_values(&l).set(a);
             }
@@ -444,9 +620,18 @@ impl App {
     /// Matches ground-truth feedback to earlier predictions.
     pub fn submit_feedback(&self, items: &[crate::feedback::Item]) -> crate::feedback::Outcome {
         let o = self.feedback.submit(items);
-        self.metrics.feedback_total.with_label_values(&["matched"]).inc_by(o.matched as u64);
-        self.metrics.feedback_total.with_label_values(&["unknown_id"]).inc_by(o.unknown_ids.len() as u64);
-        self.metrics.feedback_total.with_label_values(&["invalid"]).inc_by(o.invalid.len() as u64);
+        self.metrics
+            .feedback_total
+            .with_label_values(&["matched"])
+            .inc_by(o.matched as u64);
+        self.metrics
+            .feedback_total
+            .with_label_values(&["unknown_id"])
+            .inc_by(o.unknown_ids.len() as u64);
+        self.metrics
+            .feedback_total
+            .with_label_values(&["invalid"])
+            .inc_by(o.invalid.len() as u64);
         o
     }
 }

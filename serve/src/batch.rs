@@ -41,7 +41,11 @@ fn default_queue() -> usize {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_batch_size: default_max_batch(), max_delay_ms: default_delay(), queue_capacity: default_queue() }
+        BatchConfig {
+            max_batch_size: default_max_batch(),
+            max_delay_ms: default_delay(),
+            queue_capacity: default_queue(),
+        }
     }
 }
 
@@ -60,7 +64,12 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the collector; `pool` bounds concurrent computations across all models.
-    pub fn start(model: Arc<Model>, cfg: BatchConfig, pool: Arc<Semaphore>, metrics: Metrics) -> Batcher {
+    pub fn start(
+        model: Arc<Model>,
+        cfg: BatchConfig,
+        pool: Arc<Semaphore>,
+        metrics: Metrics,
+    ) -> Batcher {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
         tokio::spawn(collect(model.clone(), cfg, pool, metrics, rx));
         Batcher { tx, model }
@@ -71,21 +80,39 @@ impl Batcher {
     }
 
     /// Queues prepared inputs and waits for the outputs, at most `timeout`.
-    pub async fn infer(&self, inputs: Vec<Tensor>, timeout: Duration) -> Result<Vec<Tensor>, ServeError> {
-        let rows = inputs.first().and_then(|t| t.shape().first().copied()).unwrap_or(1);
+    pub async fn infer(
+        &self,
+        inputs: Vec<Tensor>,
+        timeout: Duration,
+    ) -> Result<Vec<Tensor>, ServeError> {
+        let rows = inputs
+            .first()
+            .and_then(|t| t.shape().first().copied())
+            .unwrap_or(1);
         let (reply, rx) = oneshot::channel();
-        let job = Job { inputs, rows, enqueued: Instant::now(), reply };
+        let job = Job {
+            inputs,
+            rows,
+            enqueued: Instant::now(),
+            reply,
+        };
         self.tx.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ServeError::Overloaded(format!(
                 "model {} v{} has a full queue; retry later",
                 self.model.name, self.model.version
             )),
-            mpsc::error::TrySendError::Closed(_) => ServeError::Unavailable(format!("model {} is being unloaded", self.model.name)),
+            mpsc::error::TrySendError::Closed(_) => {
+                ServeError::Unavailable(format!("model {} is being unloaded", self.model.name))
+            }
         })?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(ServeError::Internal("the batch worker stopped".into())),
-            Err(_) => Err(ServeError::Timeout(format!("no answer from model {} within {} ms", self.model.name, timeout.as_millis()))),
+            Err(_) => Err(ServeError::Timeout(format!(
+                "no answer from model {} within {} ms",
+                self.model.name,
+                timeout.as_millis()
+            ))),
         }
     }
 }
@@ -93,15 +120,26 @@ impl Batcher {
 /// Can `job` join a batch started by `first`: same datatypes and trailing dimensions.
 fn compatible(first: &Job, job: &Job) -> bool {
     first.inputs.len() == job.inputs.len()
-        && first
-            .inputs
-            .iter()
-            .zip(&job.inputs)
-            .all(|(a, b)| a.datum_type() == b.datum_type() && a.rank() == b.rank() && a.rank() > 0 && a.shape()[1..] == b.shape()[1..])
+        && first.inputs.iter().zip(&job.inputs).all(|(a, b)| {
+            a.datum_type() == b.datum_type()
+                && a.rank() == b.rank()
+                && a.rank() > 0
+                && a.shape()[1..] == b.shape()[1..]
+        })
 }
 
-async fn collect(model: Arc<Model>, cfg: BatchConfig, pool: Arc<Semaphore>, metrics: Metrics, mut rx: mpsc::Receiver<Job>) {
-    let max_rows = if model.batchable { cfg.max_batch_size.max(1) } else { 1 };
+async fn collect(
+    model: Arc<Model>,
+    cfg: BatchConfig,
+    pool: Arc<Semaphore>,
+    metrics: Metrics,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let max_rows = if model.batchable {
+        cfg.max_batch_size.max(1)
+    } else {
+        1
+    };
     let delay = Duration::from_millis(cfg.max_delay_ms);
     let mut carry: Option<Job> = None;
     loop {
@@ -161,15 +199,24 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
     let labels = [model.name.as_str(), model.version.as_str()];
     let now = Instant::now();
     for j in &batch {
-        metrics.queue_seconds.with_label_values(&labels).observe(now.duration_since(j.enqueued).as_secs_f64());
+        metrics
+            .queue_seconds
+            .with_label_values(&labels)
+            .observe(now.duration_since(j.enqueued).as_secs_f64());
     }
     let rows: usize = batch.iter().map(|j| j.rows).sum();
-    metrics.batch_size.with_label_values(&labels).observe(rows as f64);
+    metrics
+        .batch_size
+        .with_label_values(&labels)
+        .observe(rows as f64);
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one job");
         let t = Instant::now();
         let r = model.run(job.inputs);
-        metrics.compute_seconds.with_label_values(&labels).observe(t.elapsed().as_secs_f64());
+        metrics
+            .compute_seconds
+            .with_label_values(&labels)
+            .observe(t.elapsed().as_secs_f64());
         let _ = job.reply.send(r);
         return;
     }
@@ -182,15 +229,25 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
         })
         .collect();
     let t = Instant::now();
-    let result = stacked.map_err(|e| ServeError::Internal(format!("batching inputs: {e}"))).and_then(|inputs| model.run(inputs));
-    metrics.compute_seconds.with_label_values(&labels).observe(t.elapsed().as_secs_f64());
+    let result = stacked
+        .map_err(|e| ServeError::Internal(format!("batching inputs: {e}")))
+        .and_then(|inputs| model.run(inputs));
+    metrics
+        .compute_seconds
+        .with_label_values(&labels)
+        .observe(t.elapsed().as_secs_f64());
     match result {
         Ok(outputs) if outputs.iter().all(|o| o.rank() > 0 && o.shape()[0] == rows) => {
             let mut start = 0;
             for job in batch {
-                let part: Result<Vec<Tensor>, _> = outputs.iter().map(|o| o.slice(0, start, start + job.rows)).collect();
+                let part: Result<Vec<Tensor>, _> = outputs
+                    .iter()
+                    .map(|o| o.slice(0, start, start + job.rows))
+                    .collect();
                 start += job.rows;
-                let _ = job.reply.send(part.map_err(|e| ServeError::Internal(format!("splitting outputs: {e}"))));
+                let _ = job.reply.send(
+                    part.map_err(|e| ServeError::Internal(format!("splitting outputs: {e}"))),
+                );
             }
         }
         Ok(_) => {

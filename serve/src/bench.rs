@@ -83,15 +83,37 @@ pub enum BenchError {
 }
 
 enum Client {
-    Rest { http: reqwest::Client, url: String, body: bytes::Bytes, headers: reqwest::header::HeaderMap },
-    Grpc { client: pb::grpc_inference_service_client::GrpcInferenceServiceClient<tonic::transport::Channel>, req: Box<pb::ModelInferRequest>, meta: Vec<(String, String)> },
+    Rest {
+        http: reqwest::Client,
+        url: String,
+        body: bytes::Bytes,
+        headers: reqwest::header::HeaderMap,
+    },
+    Grpc {
+        client: pb::grpc_inference_service_client::GrpcInferenceServiceClient<
+            tonic::transport::Channel,
+        >,
+        req: Box<pb::ModelInferRequest>,
+        meta: Vec<(String, String)>,
+    },
 }
 
 impl Client {
     async fn call(&mut self) -> Result<(), String> {
         match self {
-            Client::Rest { http, url, body, headers } => {
-                let r = http.post(url.as_str()).headers(headers.clone()).body(body.clone()).send().await.map_err(|e| e.to_string())?;
+            Client::Rest {
+                http,
+                url,
+                body,
+                headers,
+            } => {
+                let r = http
+                    .post(url.as_str())
+                    .headers(headers.clone())
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let status = r.status();
                 let text = r.bytes().await.map_err(|e| e.to_string())?;
                 if status.is_success() {
@@ -103,26 +125,55 @@ impl Client {
             Client::Grpc { client, req, meta } => {
                 let mut r = tonic::Request::new((**req).clone());
                 for (k, v) in meta.iter() {
-                    if let (Ok(k), Ok(v)) = (k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(), v.parse()) {
+                    if let (Ok(k), Ok(v)) = (
+                        k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                        v.parse(),
+                    ) {
                         r.metadata_mut().insert(k, v);
                     }
                 }
-                client.model_infer(r).await.map(|_| ()).map_err(|e| format!("{}: {}", e.code(), e.message()))
+                client
+                    .model_infer(r)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{}: {}", e.code(), e.message()))
             }
         }
     }
 }
 
 /// Converts an OIP JSON request into a gRPC request with raw contents.
-pub fn grpc_request(model: &str, version: Option<&str>, payload: &serde_json::Value) -> Result<pb::ModelInferRequest, BenchError> {
-    let inputs = payload["inputs"].as_array().ok_or_else(|| BenchError::Payload("no \"inputs\" array".into()))?;
-    let mut req = pb::ModelInferRequest { model_name: model.into(), model_version: version.unwrap_or("").into(), ..Default::default() };
+pub fn grpc_request(
+    model: &str,
+    version: Option<&str>,
+    payload: &serde_json::Value,
+) -> Result<pb::ModelInferRequest, BenchError> {
+    let inputs = payload["inputs"]
+        .as_array()
+        .ok_or_else(|| BenchError::Payload("no \"inputs\" array".into()))?;
+    let mut req = pb::ModelInferRequest {
+        model_name: model.into(),
+        model_version: version.unwrap_or("").into(),
+        ..Default::default()
+    };
     for i in inputs {
-        let name = i["name"].as_str().ok_or_else(|| BenchError::Payload("an input has no name".into()))?;
-        let dt = Datatype::parse(i["datatype"].as_str().unwrap_or("")).map_err(|e| BenchError::Payload(e.to_string()))?;
-        let shape: Vec<i64> = i["shape"].as_array().map(|s| s.iter().filter_map(|d| d.as_i64()).collect()).unwrap_or_default();
-        let t = tensor::from_json(name, dt, &shape, &i["data"]).map_err(|e| BenchError::Payload(e.to_string()))?;
-        req.inputs.push(pb::model_infer_request::InferInputTensor { name: name.into(), datatype: dt.name().into(), shape, ..Default::default() });
+        let name = i["name"]
+            .as_str()
+            .ok_or_else(|| BenchError::Payload("an input has no name".into()))?;
+        let dt = Datatype::parse(i["datatype"].as_str().unwrap_or(""))
+            .map_err(|e| BenchError::Payload(e.to_string()))?;
+        let shape: Vec<i64> = i["shape"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|d| d.as_i64()).collect())
+            .unwrap_or_default();
+        let t = tensor::from_json(name, dt, &shape, &i["data"])
+            .map_err(|e| BenchError::Payload(e.to_string()))?;
+        req.inputs.push(pb::model_infer_request::InferInputTensor {
+            name: name.into(),
+            datatype: dt.name().into(),
+            shape,
+            ..Default::default()
+        });
         req.raw_input_contents.push(tensor::to_raw(&t));
     }
     Ok(req)
@@ -130,16 +181,26 @@ pub fn grpc_request(model: &str, version: Option<&str>, payload: &serde_json::Va
 
 async fn client(spec: &Spec) -> Result<Client, BenchError> {
     match spec.protocol {
-        Protocol::InProcess => Err(BenchError::Payload("in-process runs go through run_in_process".into())),
+        Protocol::InProcess => Err(BenchError::Payload(
+            "in-process runs go through run_in_process".into(),
+        )),
         Protocol::Rest => {
             let path = match &spec.version {
                 Some(v) => format!("/v2/models/{}/versions/{v}/infer", spec.model),
                 None => format!("/v2/models/{}/infer", spec.model),
             };
             let mut headers = reqwest::header::HeaderMap::new();
-            headers.insert(reqwest::header::CONTENT_TYPE, "application/json".parse().expect("header"));
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                "application/json".parse().expect("header"),
+            );
             if let Some(t) = &spec.token {
-                headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {t}").parse().map_err(|_| BenchError::Payload("bad token".into()))?);
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {t}")
+                        .parse()
+                        .map_err(|_| BenchError::Payload("bad token".into()))?,
+                );
             }
             for (k, v) in &spec.headers {
                 if let (Ok(k), Ok(v)) = (k.parse::<reqwest::header::HeaderName>(), v.parse()) {
@@ -147,7 +208,14 @@ async fn client(spec: &Spec) -> Result<Client, BenchError> {
                 }
             }
             Ok(Client::Rest {
-                http: reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(spec.concurrency).build().map_err(|e| BenchError::Connect { url: spec.url.clone(), reason: e.to_string() })?,
+                http: reqwest::Client::builder()
+                    .tcp_nodelay(true)
+                    .pool_max_idle_per_host(spec.concurrency)
+                    .build()
+                    .map_err(|e| BenchError::Connect {
+                        url: spec.url.clone(),
+                        reason: e.to_string(),
+                    })?,
                 url: format!("{}{path}", spec.url.trim_end_matches('/')),
                 body: bytes::Bytes::from(spec.payload.to_string()),
                 headers,
@@ -155,18 +223,29 @@ async fn client(spec: &Spec) -> Result<Client, BenchError> {
         }
         Protocol::Grpc => {
             let ch = tonic::transport::Endpoint::from_shared(spec.url.clone())
-                .map_err(|e| BenchError::Connect { url: spec.url.clone(), reason: e.to_string() })?
+                .map_err(|e| BenchError::Connect {
+                    url: spec.url.clone(),
+                    reason: e.to_string(),
+                })?
                 .tcp_nodelay(true)
                 .connect()
                 .await
-                .map_err(|e| BenchError::Connect { url: spec.url.clone(), reason: e.to_string() })?;
+                .map_err(|e| BenchError::Connect {
+                    url: spec.url.clone(),
+                    reason: e.to_string(),
+                })?;
             let mut meta = spec.headers.clone();
             if let Some(t) = &spec.token {
                 meta.push(("authorization".into(), format!("Bearer {t}")));
             }
             Ok(Client::Grpc {
-                client: pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(ch).max_decoding_message_size(256 << 20),
-                req: Box::new(grpc_request(&spec.model, spec.version.as_deref(), &spec.payload)?),
+                client: pb::grpc_inference_service_client::GrpcInferenceServiceClient::new(ch)
+                    .max_decoding_message_size(256 << 20),
+                req: Box::new(grpc_request(
+                    &spec.model,
+                    spec.version.as_deref(),
+                    &spec.payload,
+                )?),
                 meta,
             })
         }
@@ -200,7 +279,9 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
             clients.push(t.await.expect("warm-up task"));
         }
     }
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram")));
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+    ));
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -212,14 +293,22 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
             (None, Some(d)) => indicatif::ProgressBar::new(d.as_secs().max(1)),
             _ => indicatif::ProgressBar::hidden(),
         };
-        b.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("style"));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("style"),
+        );
         b
     });
     let started = Instant::now();
     let deadline = spec.duration.map(|d| started + d);
     let mut tasks = Vec::new();
     for mut c in clients {
-        let (hist, done, errors, first_error, stop) = (hist.clone(), done.clone(), errors.clone(), first_error.clone(), stop.clone());
+        let (hist, done, errors, first_error, stop) = (
+            hist.clone(),
+            done.clone(),
+            errors.clone(),
+            first_error.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
             loop {
@@ -242,7 +331,10 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
                     first_error.lock().expect("lock").get_or_insert(e);
                 }
             }
-            hist.lock().expect("lock").add(&local).expect("merge histograms");
+            hist.lock()
+                .expect("lock")
+                .add(&local)
+                .expect("merge histograms");
         }));
     }
     if let Some(b) = &bar {
@@ -270,11 +362,25 @@ pub async fn run(spec: &Spec) -> Result<Report, BenchError> {
     let elapsed = started.elapsed().as_secs_f64();
     let h = hist.lock().expect("lock");
     let first_error = first_error.lock().expect("lock").clone();
-    Ok(report(spec.protocol, conc, &h, errors.load(Ordering::SeqCst), elapsed, first_error))
+    Ok(report(
+        spec.protocol,
+        conc,
+        &h,
+        errors.load(Ordering::SeqCst),
+        elapsed,
+        first_error,
+    ))
 }
 
 /// Summarises a latency histogram (microseconds).
-fn report(protocol: Protocol, concurrency: usize, h: &Histogram<u64>, errors: u64, elapsed: f64, first_error: Option<String>) -> Report {
+fn report(
+    protocol: Protocol,
+    concurrency: usize,
+    h: &Histogram<u64>,
+    errors: u64,
+    elapsed: f64,
+    first_error: Option<String>,
+) -> Report {
     let ms = |us: u64| us as f64 / 1000.0;
     Report {
         protocol,
@@ -294,18 +400,39 @@ fn report(protocol: Protocol, concurrency: usize, h: &Histogram<u64>, errors: u6
 
 /// Runs the model in this process with `concurrency` threads: what a server could reach at
 /// best. Same report as [`run`].
-pub fn run_in_process(model: &std::path::Path, payload: &serde_json::Value, concurrency: usize, duration: Duration, warmup: Duration) -> Result<Report, BenchError> {
-    let m = Arc::new(crate::model::Model::load("bench", "0", model, None).map_err(|e| BenchError::Payload(e.to_string()))?);
-    let inputs = payload["inputs"].as_array().ok_or_else(|| BenchError::Payload("no \"inputs\" array".into()))?;
+pub fn run_in_process(
+    model: &std::path::Path,
+    payload: &serde_json::Value,
+    concurrency: usize,
+    duration: Duration,
+    warmup: Duration,
+) -> Result<Report, BenchError> {
+    let m = Arc::new(
+        crate::model::Model::load("bench", "0", model, None)
+            .map_err(|e| BenchError::Payload(e.to_string()))?,
+    );
+    let inputs = payload["inputs"]
+        .as_array()
+        .ok_or_else(|| BenchError::Payload("no \"inputs\" array".into()))?;
     let mut named = Vec::new();
     for i in inputs {
         let name = i["name"].as_str().unwrap_or_default();
-        let dt = Datatype::parse(i["datatype"].as_str().unwrap_or("")).map_err(|e| BenchError::Payload(e.to_string()))?;
-        let shape: Vec<i64> = i["shape"].as_array().map(|s| s.iter().filter_map(|d| d.as_i64()).collect()).unwrap_or_default();
-        let t = tensor::from_json(name, dt, &shape, &i["data"]).map_err(|e| BenchError::Payload(e.to_string()))?;
-        named.push(tensor::NamedTensor { name: name.into(), tensor: t });
+        let dt = Datatype::parse(i["datatype"].as_str().unwrap_or(""))
+            .map_err(|e| BenchError::Payload(e.to_string()))?;
+        let shape: Vec<i64> = i["shape"]
+            .as_array()
+            .map(|s| s.iter().filter_map(|d| d.as_i64()).collect())
+            .unwrap_or_default();
+        let t = tensor::from_json(name, dt, &shape, &i["data"])
+            .map_err(|e| BenchError::Payload(e.to_string()))?;
+        named.push(tensor::NamedTensor {
+            name: name.into(),
+            tensor: t,
+        });
     }
-    let prepared = m.prepare(named).map_err(|e| BenchError::Payload(e.to_string()))?;
+    let prepared = m
+        .prepare(named)
+        .map_err(|e| BenchError::Payload(e.to_string()))?;
     let conc = concurrency.max(1);
     let warm_until = Instant::now() + warmup;
     let started = Arc::new(Mutex::new(None::<Instant>));
@@ -316,7 +443,10 @@ pub fn run_in_process(model: &std::path::Path, payload: &serde_json::Value, conc
                 while Instant::now() < warm_until {
                     let _ = m.run(inputs.clone());
                 }
-                let t0 = *started.lock().expect("lock").get_or_insert_with(Instant::now);
+                let t0 = *started
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert_with(Instant::now);
                 let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut errors = 0u64;
                 while t0.elapsed() < duration {
@@ -333,9 +463,18 @@ pub fn run_in_process(model: &std::path::Path, payload: &serde_json::Value, conc
     let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     let mut errors = 0;
     for t in threads {
-        let (h, e) = t.join().map_err(|_| BenchError::Payload("a bench thread panicked".into()))?;
+        let (h, e) = t
+            .join()
+            .map_err(|_| BenchError::Payload("a bench thread panicked".into()))?;
         all.add(&h).expect("merge");
         errors += e;
     }
-    Ok(report(Protocol::InProcess, conc, &all, errors, duration.as_secs_f64(), None))
+    Ok(report(
+        Protocol::InProcess,
+        conc,
+        &all,
+        errors,
+        duration.as_secs_f64(),
+        None,
+    ))
 }

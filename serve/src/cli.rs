@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
 use crate::batch::BatchConfig;
 use crate::config::{ModelConfig, ServeConfig};
+use clap::{Args, Parser, Subcommand};
 
 /// Modelplane's inference server (Open Inference Protocol v2 over REST and gRPC) and its tools.
 #[derive(Parser)]
@@ -137,8 +137,12 @@ struct BenchArgs {
 /// Parses 10s, 500ms, 2m, 1h or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 500ms, 2m)"))?;
     let secs = match unit {
         "ms" => v / 1000.0,
         "s" => v,
@@ -150,20 +154,36 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn bench(a: BenchArgs) -> ExitCode {
-    let payload = match std::fs::read_to_string(&a.payload).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+    let payload = match std::fs::read_to_string(&a.payload)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {}: {e}", a.payload.display());
             return ExitCode::from(2);
         }
     };
-    let headers = a.headers.iter().filter_map(|h| h.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
+    let headers = a
+        .headers
+        .iter()
+        .filter_map(|h| {
+            h.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
     let (duration, requests) = match (a.duration, a.requests) {
         (None, None) => (Some(Duration::from_secs(10)), None),
         other => other,
     };
     if let Some(model) = &a.in_process {
-        return match crate::bench::run_in_process(model, &payload, a.concurrency, duration.unwrap_or(Duration::from_secs(10)), a.warmup) {
+        return match crate::bench::run_in_process(
+            model,
+            &payload,
+            a.concurrency,
+            duration.unwrap_or(Duration::from_secs(10)),
+            a.warmup,
+        ) {
             Ok(r) => {
                 if a.json {
                     println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -192,7 +212,10 @@ fn bench(a: BenchArgs) -> ExitCode {
         headers,
         progress: !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -244,17 +267,27 @@ fn validate(a: ValidateArgs) -> ExitCode {
                 }
             }
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 println!("{}", report.summary());
                 if let Some(c) = &report.confusion_matrix {
-                    println!("confusion matrix (rows: true label, columns: predicted) labels {:?}", c.labels);
+                    println!(
+                        "confusion matrix (rows: true label, columns: predicted) labels {:?}",
+                        c.labels
+                    );
                     for row in &c.matrix {
                         println!("  {row:?}");
                     }
                 }
             }
-            if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -320,7 +353,10 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
         },
     };
     if let (Some(cert_file), Some(key_file)) = (&args.tls_cert, &args.tls_key) {
-        cfg.tls = Some(crate::config::TlsConfig { cert_file: cert_file.clone(), key_file: key_file.clone() });
+        cfg.tls = Some(crate::config::TlsConfig {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        });
     }
     if let Some(r) = &args.repository {
         cfg.repository = r.clone();
@@ -339,38 +375,63 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
         cfg.models.push(ModelConfig {
             name,
             version,
-            batching: BatchConfig { max_batch_size: args.max_batch_size, max_delay_ms: args.max_delay_ms, ..BatchConfig::default() },
+            batching: BatchConfig {
+                max_batch_size: args.max_batch_size,
+                max_delay_ms: args.max_delay_ms,
+                ..BatchConfig::default()
+            },
             device: args.device,
         });
     }
     if cfg.repository.is_empty() {
-        return Err("no model repository: pass --repository DIR or set `repository` in --config".into());
+        return Err(
+            "no model repository: pass --repository DIR or set `repository` in --config".into(),
+        );
     }
     if cfg.models.is_empty() && cfg.endpoints.is_empty() {
-        return Err("nothing to serve: pass --model NAME[:VERSION] or declare models/endpoints in --config".into());
+        return Err(
+            "nothing to serve: pass --model NAME[:VERSION] or declare models/endpoints in --config"
+                .into(),
+        );
     }
     cfg.check()?;
     Ok(cfg)
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MODELPLANE_LOG").unwrap_or_else(|_| "info".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MODELPLANE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "text" {
         let _ = b.try_init();
     } else {
-        let _ = b.json().flatten_event(true).with_current_span(false).try_init();
+        let _ = b
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init();
     }
 }
 
 async fn serve(args: ServeArgs, cfg: ServeConfig) -> Result<(), String> {
-    let listeners = crate::server::Listeners::bind_with(cfg.http, cfg.grpc, cfg.reuse_port).await.map_err(|e| format!("binding {}: {e}", cfg.http))?;
+    let listeners = crate::server::Listeners::bind_with(cfg.http, cfg.grpc, cfg.reuse_port)
+        .await
+        .map_err(|e| format!("binding {}: {e}", cfg.http))?;
     let app = crate::app::App::start(cfg.clone(), args.config.clone()).await?;
     tracing::info!(http = %listeners.http.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         grpc = %listeners.grpc.as_ref().and_then(|g| g.local_addr().ok()).map(|a| a.to_string()).unwrap_or_default(),
         "ready");
     let signals = crate::server::signals(app.clone());
-    crate::server::serve(app, listeners, signals, Duration::from_secs(args.drain_seconds)).await.map_err(|e| e.to_string())
+    crate::server::serve(
+        app,
+        listeners,
+        signals,
+        Duration::from_secs(args.drain_seconds),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Runs the command line `args` (the first item is the program name) and returns its exit code.
@@ -399,12 +460,31 @@ where
         },
         Command::Validate(a) => validate(a),
         Command::Bench(a) => bench(a),
-        Command::Baseline { dataset, target, features, model, out } => {
-            match crate::drift::compute(&dataset, target.as_deref(), features.as_deref(), model.as_deref())
-                .and_then(|b| std::fs::write(&out, serde_json::to_vec_pretty(&b).unwrap_or_default()).map(|_| b).map_err(|e| format!("{}: {e}", out.display())))
-            {
+        Command::Baseline {
+            dataset,
+            target,
+            features,
+            model,
+            out,
+        } => {
+            match crate::drift::compute(
+                &dataset,
+                target.as_deref(),
+                features.as_deref(),
+                model.as_deref(),
+            )
+            .and_then(|b| {
+                std::fs::write(&out, serde_json::to_vec_pretty(&b).unwrap_or_default())
+                    .map(|_| b)
+                    .map_err(|e| format!("{}: {e}", out.display()))
+            }) {
                 Ok(b) => {
-                    println!("baseline of {} rows and {} features written to {}", b.rows, b.features.len(), out.display());
+                    println!(
+                        "baseline of {} rows and {} features written to {}",
+                        b.rows,
+                        b.features.len(),
+                        out.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -425,8 +505,16 @@ where
             };
             // Model compute runs on blocking threads bounded by `workers`; keeping the pool
             // that small also keeps the allocator's per-thread arenas (and so RSS) small.
-            let workers = cfg.limits.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(workers + 2).build() {
+            let workers = cfg.limits.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            });
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(workers + 2)
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");
@@ -456,9 +544,18 @@ mod tests {
     #[test]
     fn durations_parse() {
         use std::time::Duration;
-        assert_eq!(super::parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(super::parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(super::parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            super::parse_duration("10s").unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            super::parse_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            super::parse_duration("2m").unwrap(),
+            Duration::from_secs(120)
+        );
         assert!(super::parse_duration("ten").is_err());
         assert!(super::parse_duration("5y").is_err());
     }

@@ -154,7 +154,11 @@ fn default_timeout() -> u64 {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: default_body(), request_timeout_ms: default_timeout(), workers: None }
+        Limits {
+            max_body_bytes: default_body(),
+            request_timeout_ms: default_timeout(),
+            workers: None,
+        }
     }
 }
 
@@ -193,7 +197,8 @@ impl ServeConfig {
     /// Reads a JSON configuration file.
     pub fn from_file(path: &Path) -> Result<ServeConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let cfg: ServeConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg: ServeConfig =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -206,17 +211,25 @@ impl ServeConfig {
             }
             let total: u64 = e.variants.iter().map(|v| u64::from(v.weight)).sum();
             if total == 0 {
-                return Err(format!("endpoint {}: variant weights add up to 0; give at least one variant a weight", e.name));
+                return Err(format!(
+                    "endpoint {}: variant weights add up to 0; give at least one variant a weight",
+                    e.name
+                ));
             }
             let mut names = std::collections::BTreeSet::new();
             for v in &e.variants {
                 if !names.insert(&v.name) {
-                    return Err(format!("endpoint {}: variant {} is declared twice", e.name, v.name));
+                    return Err(format!(
+                        "endpoint {}: variant {} is declared twice",
+                        e.name, v.name
+                    ));
                 }
             }
         }
         if self.limits.max_body_bytes == 0 || self.limits.request_timeout_ms == 0 {
-            return Err("limits.max_body_bytes and limits.request_timeout_ms must be positive".into());
+            return Err(
+                "limits.max_body_bytes and limits.request_timeout_ms must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -225,8 +238,16 @@ impl ServeConfig {
     pub fn wanted_models(&self) -> Vec<ModelConfig> {
         let mut out: Vec<ModelConfig> = self.models.clone();
         let mut add = |model: &str, version: &Option<String>| {
-            if !out.iter().any(|m| m.name == model && (m.version == *version || version.is_none())) {
-                out.push(ModelConfig { name: model.to_string(), version: version.clone(), batching: BatchConfig::default(), device: Default::default() });
+            if !out
+                .iter()
+                .any(|m| m.name == model && (m.version == *version || version.is_none()))
+            {
+                out.push(ModelConfig {
+                    name: model.to_string(),
+                    version: version.clone(),
+                    batching: BatchConfig::default(),
+                    device: Default::default(),
+                });
             }
         };
         for e in &self.endpoints {

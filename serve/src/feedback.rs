@@ -26,7 +26,9 @@ pub struct Item {
 
 impl Item {
     fn truth(&self) -> Option<Vec<f64>> {
-        self.labels.clone().or_else(|| self.label.or(self.value).map(|v| vec![v]))
+        self.labels
+            .clone()
+            .or_else(|| self.label.or(self.value).map(|v| vec![v]))
     }
 }
 
@@ -76,7 +78,10 @@ pub struct Feedback {
 type SeriesKey = (String, String, String);
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 const SLOTS: usize = 12;
@@ -94,16 +99,30 @@ impl Feedback {
     }
 
     /// Remembers a request's predictions under its inference id (the oldest are forgotten).
-    pub fn remember(&self, id: &str, model: &str, version: &str, variant: &str, predictions: Vec<f64>, classification: bool) {
+    pub fn remember(
+        &self,
+        id: &str,
+        model: &str,
+        version: &str,
+        variant: &str,
+        predictions: Vec<f64>,
+        classification: bool,
+    ) {
         let key = {
             let mut keys = self.keys.lock().expect("feedback lock");
             keys.entry(format!("{model}\0{version}\0{variant}"))
-                .or_insert_with(|| std::sync::Arc::new((model.into(), version.into(), variant.into())))
+                .or_insert_with(|| {
+                    std::sync::Arc::new((model.into(), version.into(), variant.into()))
+                })
                 .clone()
         };
         let mut g = self.pending.lock().expect("feedback lock");
         let (map, order) = &mut *g;
-        let p = Pending { key, predictions: predictions.into_boxed_slice(), classification };
+        let p = Pending {
+            key,
+            predictions: predictions.into_boxed_slice(),
+            classification,
+        };
         if map.insert(id.to_string(), p).is_none() {
             order.push_back(id.to_string());
         }
@@ -120,11 +139,16 @@ impl Feedback {
     }
 
     pub fn submit_at(&self, t: u64, items: &[Item]) -> Outcome {
-        let mut out = Outcome { matched: 0, unknown_ids: vec![], invalid: vec![] };
+        let mut out = Outcome {
+            matched: 0,
+            unknown_ids: vec![],
+            invalid: vec![],
+        };
         let slot = t / self.slot_seconds;
         for it in items {
             let Some(truth) = it.truth() else {
-                out.invalid.push(format!("{}: give label, value or labels", it.id));
+                out.invalid
+                    .push(format!("{}: give label, value or labels", it.id));
                 continue;
             };
             let p = self.pending.lock().expect("feedback lock").0.remove(&it.id);
@@ -133,15 +157,25 @@ impl Feedback {
                 continue;
             };
             if truth.len() != p.predictions.len() {
-                out.invalid.push(format!("{}: {} truths for {} predicted rows", it.id, truth.len(), p.predictions.len()));
+                out.invalid.push(format!(
+                    "{}: {} truths for {} predicted rows",
+                    it.id,
+                    truth.len(),
+                    p.predictions.len()
+                ));
                 continue;
             }
             let mut scores = self.scores.lock().expect("feedback lock");
-            let (cls, slots) = scores.entry((*p.key).clone()).or_insert_with(|| (p.classification, vec![Slot::default(); SLOTS]));
+            let (cls, slots) = scores
+                .entry((*p.key).clone())
+                .or_insert_with(|| (p.classification, vec![Slot::default(); SLOTS]));
             *cls = p.classification;
             let s = &mut slots[(slot % SLOTS as u64) as usize];
             if s.slot != slot {
-                *s = Slot { slot, ..Slot::default() };
+                *s = Slot {
+                    slot,
+                    ..Slot::default()
+                };
             }
             for (t, pr) in truth.iter().zip(&p.predictions) {
                 s.n += 1;
@@ -162,8 +196,12 @@ impl Feedback {
         scores
             .iter()
             .map(|(k, (cls, slots))| {
-                let live = slots.iter().filter(|s| s.n > 0 && s.slot + SLOTS as u64 > slot && s.slot <= slot);
-                let (n, correct, err) = live.fold((0u64, 0u64, 0.0), |a, s| (a.0 + s.n, a.1 + s.correct, a.2 + s.abs_err));
+                let live = slots
+                    .iter()
+                    .filter(|s| s.n > 0 && s.slot + SLOTS as u64 > slot && s.slot <= slot);
+                let (n, correct, err) = live.fold((0u64, 0u64, 0.0), |a, s| {
+                    (a.0 + s.n, a.1 + s.correct, a.2 + s.abs_err)
+                });
                 let q = Quality {
                     n,
                     accuracy: (*cls && n > 0).then(|| correct as f64 / n as f64),
@@ -184,7 +222,12 @@ mod tests {
     use super::*;
 
     fn item(id: &str, label: f64) -> Item {
-        Item { id: id.into(), label: Some(label), value: None, labels: None }
+        Item {
+            id: id.into(),
+            label: Some(label),
+            value: None,
+            labels: None,
+        }
     }
 
     #[test]
@@ -193,14 +236,36 @@ mod tests {
         f.remember("a", "m", "1", "stable", vec![1.0], true);
         f.remember("b", "m", "1", "stable", vec![2.0], true);
         f.remember("c", "m", "2", "canary", vec![0.0, 1.0], true);
-        let o = f.submit_at(1000, &[item("a", 1.0), item("b", 0.0), item("zzz", 1.0), Item { id: "c".into(), label: None, value: None, labels: Some(vec![0.0, 0.0]) }]);
+        let o = f.submit_at(
+            1000,
+            &[
+                item("a", 1.0),
+                item("b", 0.0),
+                item("zzz", 1.0),
+                Item {
+                    id: "c".into(),
+                    label: None,
+                    value: None,
+                    labels: Some(vec![0.0, 0.0]),
+                },
+            ],
+        );
         assert_eq!(o.matched, 3);
         assert_eq!(o.unknown_ids, vec!["zzz".to_string()]);
         let q: HashMap<_, _> = f.quality_at(1000).into_iter().collect();
-        assert_eq!(q[&("m".into(), "1".into(), "stable".into())].accuracy, Some(0.5));
-        assert_eq!(q[&("m".into(), "2".into(), "canary".into())].accuracy, Some(0.5));
+        assert_eq!(
+            q[&("m".into(), "1".into(), "stable".into())].accuracy,
+            Some(0.5)
+        );
+        assert_eq!(
+            q[&("m".into(), "2".into(), "canary".into())].accuracy,
+            Some(0.5)
+        );
         // feedback for an id counts once
-        assert_eq!(f.submit_at(1000, &[item("a", 1.0)]).unknown_ids, vec!["a".to_string()]);
+        assert_eq!(
+            f.submit_at(1000, &[item("a", 1.0)]).unknown_ids,
+            vec!["a".to_string()]
+        );
         // after the window, quality is empty
         assert_eq!(f.quality_at(1000 + 7200)[0].1.n, 0);
     }
@@ -211,8 +276,28 @@ mod tests {
         f.remember("x", "r", "1", "default", vec![3.0], false);
         f.remember("y", "r", "1", "default", vec![5.0], false);
         f.remember("z", "r", "1", "default", vec![1.0], false);
-        let o = f.submit_at(10, &[Item { id: "x".into(), label: None, value: Some(1.0), labels: None }, Item { id: "y".into(), label: None, value: Some(4.0), labels: None }]);
-        assert_eq!(o.unknown_ids, vec!["x".to_string()], "the oldest prediction was forgotten");
+        let o = f.submit_at(
+            10,
+            &[
+                Item {
+                    id: "x".into(),
+                    label: None,
+                    value: Some(1.0),
+                    labels: None,
+                },
+                Item {
+                    id: "y".into(),
+                    label: None,
+                    value: Some(4.0),
+                    labels: None,
+                },
+            ],
+        );
+        assert_eq!(
+            o.unknown_ids,
+            vec!["x".to_string()],
+            "the oldest prediction was forgotten"
+        );
         let q = f.quality_at(10);
         assert_eq!(q[0].1.mae, Some(1.0));
         assert_eq!(q[0].1.accuracy, None);

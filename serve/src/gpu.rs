@@ -32,7 +32,10 @@ impl Gpus {
     pub fn list(&self) -> Vec<GpuInfo> {
         let n = &self.0;
         let driver = n.sys_driver_version().unwrap_or_default();
-        let cuda = n.sys_cuda_driver_version().map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10)).unwrap_or_default();
+        let cuda = n
+            .sys_cuda_driver_version()
+            .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10))
+            .unwrap_or_default();
         let count = n.device_count().unwrap_or(0);
         (0..count)
             .filter_map(|i| {
@@ -44,7 +47,10 @@ impl Gpus {
                     uuid: d.uuid().unwrap_or_default(),
                     memory_total_bytes: mem.as_ref().map_or(0, |m| m.total),
                     memory_used_bytes: mem.as_ref().map_or(0, |m| m.used),
-                    utilization: d.utilization_rates().map(|u| f64::from(u.gpu) / 100.0).unwrap_or(0.0),
+                    utilization: d
+                        .utilization_rates()
+                        .map(|u| f64::from(u.gpu) / 100.0)
+                        .unwrap_or(0.0),
                     driver_version: driver.clone(),
                     cuda_version: cuda.clone(),
                     mig_enabled: d.mig_mode().ok().map(|m| m.current == 1),

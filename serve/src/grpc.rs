@@ -21,7 +21,9 @@ use pb::grpc_inference_service_server::GrpcInferenceService;
 pub struct Service(pub Arc<App>);
 
 /// The service with message limits raised to the body limit.
-pub fn server(app: Arc<App>) -> pb::grpc_inference_service_server::GrpcInferenceServiceServer<Service> {
+pub fn server(
+    app: Arc<App>,
+) -> pb::grpc_inference_service_server::GrpcInferenceServiceServer<Service> {
     let max = app.max_body();
     pb::grpc_inference_service_server::GrpcInferenceServiceServer::new(Service(app))
         .max_decoding_message_size(max)
@@ -29,7 +31,12 @@ pub fn server(app: Arc<App>) -> pb::grpc_inference_service_server::GrpcInference
 }
 
 fn authorize<T>(app: &App, r: &Request<T>) -> Result<(), Status> {
-    app.authorize(r.metadata().get("authorization").and_then(|v| v.to_str().ok())).map_err(Status::from)
+    app.authorize(
+        r.metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map_err(Status::from)
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -37,51 +44,142 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// Typed contents as raw little-endian bytes, checked against the datatype.
-fn contents_to_raw(name: &str, dt: Datatype, c: &pb::InferTensorContents) -> Result<Vec<u8>, ServeError> {
-    let wrong = || ServeError::BadRequest(format!("input {name:?}: contents do not match datatype {}", dt.name()));
+fn contents_to_raw(
+    name: &str,
+    dt: Datatype,
+    c: &pb::InferTensorContents,
+) -> Result<Vec<u8>, ServeError> {
+    let wrong = || {
+        ServeError::BadRequest(format!(
+            "input {name:?}: contents do not match datatype {}",
+            dt.name()
+        ))
+    };
     Ok(match dt {
         Datatype::Bool => c.bool_contents.iter().map(|b| u8::from(*b)).collect(),
-        Datatype::I8 => c.int_contents.iter().map(|x| i8::try_from(*x).map(|v| v.to_le_bytes().to_vec())).collect::<Result<Vec<_>, _>>().map_err(|_| wrong())?.concat(),
-        Datatype::I16 => c.int_contents.iter().map(|x| i16::try_from(*x).map(|v| v.to_le_bytes().to_vec())).collect::<Result<Vec<_>, _>>().map_err(|_| wrong())?.concat(),
-        Datatype::I32 => c.int_contents.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Datatype::I64 => c.int64_contents.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Datatype::U8 => c.uint_contents.iter().map(|x| u8::try_from(*x).map(|v| vec![v])).collect::<Result<Vec<_>, _>>().map_err(|_| wrong())?.concat(),
-        Datatype::U16 => c.uint_contents.iter().map(|x| u16::try_from(*x).map(|v| v.to_le_bytes().to_vec())).collect::<Result<Vec<_>, _>>().map_err(|_| wrong())?.concat(),
-        Datatype::U32 => c.uint_contents.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Datatype::U64 => c.uint64_contents.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Datatype::F32 => c.fp32_contents.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Datatype::F64 => c.fp64_contents.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Datatype::Bytes => c.bytes_contents.iter().flat_map(|b| (b.len() as u32).to_le_bytes().into_iter().chain(b.iter().copied())).collect(),
-        Datatype::F16 => return Err(ServeError::BadRequest(format!("input {name:?}: FP16 must be sent as raw_input_contents"))),
+        Datatype::I8 => c
+            .int_contents
+            .iter()
+            .map(|x| i8::try_from(*x).map(|v| v.to_le_bytes().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| wrong())?
+            .concat(),
+        Datatype::I16 => c
+            .int_contents
+            .iter()
+            .map(|x| i16::try_from(*x).map(|v| v.to_le_bytes().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| wrong())?
+            .concat(),
+        Datatype::I32 => c
+            .int_contents
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Datatype::I64 => c
+            .int64_contents
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Datatype::U8 => c
+            .uint_contents
+            .iter()
+            .map(|x| u8::try_from(*x).map(|v| vec![v]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| wrong())?
+            .concat(),
+        Datatype::U16 => c
+            .uint_contents
+            .iter()
+            .map(|x| u16::try_from(*x).map(|v| v.to_le_bytes().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| wrong())?
+            .concat(),
+        Datatype::U32 => c
+            .uint_contents
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Datatype::U64 => c
+            .uint64_contents
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Datatype::F32 => c
+            .fp32_contents
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Datatype::F64 => c
+            .fp64_contents
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        Datatype::Bytes => c
+            .bytes_contents
+            .iter()
+            .flat_map(|b| {
+                (b.len() as u32)
+                    .to_le_bytes()
+                    .into_iter()
+                    .chain(b.iter().copied())
+            })
+            .collect(),
+        Datatype::F16 => {
+            return Err(ServeError::BadRequest(format!(
+                "input {name:?}: FP16 must be sent as raw_input_contents"
+            )))
+        }
     })
 }
 
 #[tonic::async_trait]
 impl GrpcInferenceService for Service {
-    async fn server_live(&self, _r: Request<pb::ServerLiveRequest>) -> Result<Response<pb::ServerLiveResponse>, Status> {
+    async fn server_live(
+        &self,
+        _r: Request<pb::ServerLiveRequest>,
+    ) -> Result<Response<pb::ServerLiveResponse>, Status> {
         Ok(Response::new(pb::ServerLiveResponse { live: true }))
     }
 
-    async fn server_ready(&self, _r: Request<pb::ServerReadyRequest>) -> Result<Response<pb::ServerReadyResponse>, Status> {
-        Ok(Response::new(pb::ServerReadyResponse { ready: self.0.is_ready() }))
-    }
-
-    async fn model_ready(&self, r: Request<pb::ModelReadyRequest>) -> Result<Response<pb::ModelReadyResponse>, Status> {
-        authorize(&self.0, &r)?;
-        let r = r.into_inner();
-        let ready = crate::rest::model_is_ready(&self.0, &r.name, non_empty(&r.version).as_deref())?;
-        Ok(Response::new(pb::ModelReadyResponse { ready }))
-    }
-
-    async fn server_metadata(&self, _r: Request<pb::ServerMetadataRequest>) -> Result<Response<pb::ServerMetadataResponse>, Status> {
-        Ok(Response::new(pb::ServerMetadataResponse {
-            name: "modelplane-serve".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            extensions: crate::rest::EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+    async fn server_ready(
+        &self,
+        _r: Request<pb::ServerReadyRequest>,
+    ) -> Result<Response<pb::ServerReadyResponse>, Status> {
+        Ok(Response::new(pb::ServerReadyResponse {
+            ready: self.0.is_ready(),
         }))
     }
 
-    async fn model_metadata(&self, r: Request<pb::ModelMetadataRequest>) -> Result<Response<pb::ModelMetadataResponse>, Status> {
+    async fn model_ready(
+        &self,
+        r: Request<pb::ModelReadyRequest>,
+    ) -> Result<Response<pb::ModelReadyResponse>, Status> {
+        authorize(&self.0, &r)?;
+        let r = r.into_inner();
+        let ready =
+            crate::rest::model_is_ready(&self.0, &r.name, non_empty(&r.version).as_deref())?;
+        Ok(Response::new(pb::ModelReadyResponse { ready }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _r: Request<pb::ServerMetadataRequest>,
+    ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
+        Ok(Response::new(pb::ServerMetadataResponse {
+            name: "modelplane-serve".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: crate::rest::EXTENSIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        r: Request<pb::ModelMetadataRequest>,
+    ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
         authorize(&self.0, &r)?;
         let r = r.into_inner();
         let m = crate::rest::metadata(&self.0, &r.name, non_empty(&r.version).as_deref())?;
@@ -92,7 +190,10 @@ impl GrpcInferenceService for Service {
                         .map(|t| pb::model_metadata_response::TensorMetadata {
                             name: t["name"].as_str().unwrap_or_default().into(),
                             datatype: t["datatype"].as_str().unwrap_or_default().into(),
-                            shape: t["shape"].as_array().map(|s| s.iter().filter_map(|d| d.as_i64()).collect()).unwrap_or_default(),
+                            shape: t["shape"]
+                                .as_array()
+                                .map(|s| s.iter().filter_map(|d| d.as_i64()).collect())
+                                .unwrap_or_default(),
                         })
                         .collect()
                 })
@@ -100,19 +201,41 @@ impl GrpcInferenceService for Service {
         };
         Ok(Response::new(pb::ModelMetadataResponse {
             name: r.name,
-            versions: m["versions"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default(),
+            versions: m["versions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
             platform: m["platform"].as_str().unwrap_or_default().into(),
             inputs: tensors("inputs"),
             outputs: tensors("outputs"),
         }))
     }
 
-    async fn model_infer(&self, r: Request<pb::ModelInferRequest>) -> Result<Response<pb::ModelInferResponse>, Status> {
+    async fn model_infer(
+        &self,
+        r: Request<pb::ModelInferRequest>,
+    ) -> Result<Response<pb::ModelInferResponse>, Status> {
         authorize(&self.0, &r)?;
-        let pin_header = r.metadata().get(crate::rest::VARIANT_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
+        let pin_header = r
+            .metadata()
+            .get(crate::rest::VARIANT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let snapshot = self.0.snapshot();
-        let sticky_name = snapshot.endpoints.get(&r.get_ref().model_name).and_then(|e| e.sticky_header.clone());
-        let sticky = sticky_name.and_then(|h| r.metadata().get(h.as_str()).and_then(|v| v.to_str().ok()).map(String::from));
+        let sticky_name = snapshot
+            .endpoints
+            .get(&r.get_ref().model_name)
+            .and_then(|e| e.sticky_header.clone());
+        let sticky = sticky_name.and_then(|h| {
+            r.metadata()
+                .get(h.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        });
         let req = r.into_inner();
         if !req.raw_input_contents.is_empty() && req.raw_input_contents.len() != req.inputs.len() {
             return Err(ServeError::BadRequest(format!(
@@ -124,23 +247,36 @@ impl GrpcInferenceService for Service {
         }
         let mut inputs = Vec::with_capacity(req.inputs.len());
         for (i, input) in req.inputs.iter().enumerate() {
-            let dt = Datatype::parse(&input.datatype).map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
+            let dt = Datatype::parse(&input.datatype)
+                .map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
             let raw = match req.raw_input_contents.get(i) {
                 Some(raw) => raw.clone(),
                 None => match &input.contents {
                     Some(c) => contents_to_raw(&input.name, dt, c)?,
-                    None => return Err(ServeError::BadRequest(format!("input {:?} has no contents", input.name)).into()),
+                    None => {
+                        return Err(ServeError::BadRequest(format!(
+                            "input {:?} has no contents",
+                            input.name
+                        ))
+                        .into())
+                    }
                 },
             };
-            inputs.push(NamedTensor { name: input.name.clone(), tensor: tensor::from_raw(&input.name, dt, &input.shape, &raw)? });
+            inputs.push(NamedTensor {
+                name: input.name.clone(),
+                tensor: tensor::from_raw(&input.name, dt, &input.shape, &raw)?,
+            });
         }
         let pin = pin_header.or_else(|| {
-            req.parameters.get("variant").and_then(|p| match &p.parameter_choice {
-                Some(pb::infer_parameter::ParameterChoice::StringParam(s)) => Some(s.clone()),
-                _ => None,
-            })
+            req.parameters
+                .get("variant")
+                .and_then(|p| match &p.parameter_choice {
+                    Some(pb::infer_parameter::ParameterChoice::StringParam(s)) => Some(s.clone()),
+                    _ => None,
+                })
         });
-        let outputs = (!req.outputs.is_empty()).then(|| req.outputs.iter().map(|o| o.name.clone()).collect());
+        let outputs =
+            (!req.outputs.is_empty()).then(|| req.outputs.iter().map(|o| o.name.clone()).collect());
         let resp = self
             .0
             .infer(InferRequest {
@@ -162,15 +298,20 @@ impl GrpcInferenceService for Service {
         };
         out.parameters.insert(
             "variant".into(),
-            pb::InferParameter { parameter_choice: Some(pb::infer_parameter::ParameterChoice::StringParam(resp.variant)) },
+            pb::InferParameter {
+                parameter_choice: Some(pb::infer_parameter::ParameterChoice::StringParam(
+                    resp.variant,
+                )),
+            },
         );
         for o in &resp.outputs {
-            out.outputs.push(pb::model_infer_response::InferOutputTensor {
-                name: o.name.clone(),
-                datatype: o.datatype().name().into(),
-                shape: o.shape_i64(),
-                ..Default::default()
-            });
+            out.outputs
+                .push(pb::model_infer_response::InferOutputTensor {
+                    name: o.name.clone(),
+                    datatype: o.datatype().name().into(),
+                    shape: o.shape_i64(),
+                    ..Default::default()
+                });
             out.raw_output_contents.push(tensor::to_raw(&o.tensor));
         }
         Ok(Response::new(out))

@@ -1,6 +1,9 @@
 //! Prometheus metrics, in the text format `promtool check metrics` accepts.
 
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric the server exports.
 #[derive(Clone)]
@@ -46,52 +49,116 @@ pub struct GpuGauges {
     pub memory_total: GaugeVec,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("modelplane_requests_total", "Inference requests by model, version, variant, protocol and status."),
+            Opts::new(
+                "modelplane_requests_total",
+                "Inference requests by model, version, variant, protocol and status.",
+            ),
             &["model", "version", "variant", "protocol", "status"],
         )
         .expect("metric");
         let request_seconds = HistogramVec::new(
-            HistogramOpts::new("modelplane_request_duration_seconds", "End-to-end inference latency.").buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "modelplane_request_duration_seconds",
+                "End-to-end inference latency.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["model", "version", "variant", "protocol"],
         )
         .expect("metric");
         let queue_seconds = HistogramVec::new(
-            HistogramOpts::new("modelplane_queue_duration_seconds", "Time requests waited to be batched.").buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "modelplane_queue_duration_seconds",
+                "Time requests waited to be batched.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["model", "version"],
         )
         .expect("metric");
         let compute_seconds = HistogramVec::new(
-            HistogramOpts::new("modelplane_compute_duration_seconds", "Model compute time per batch.").buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "modelplane_compute_duration_seconds",
+                "Model compute time per batch.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["model", "version"],
         )
         .expect("metric");
         let batch_size = HistogramVec::new(
-            HistogramOpts::new("modelplane_batch_size", "Rows per executed batch.").buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            HistogramOpts::new("modelplane_batch_size", "Rows per executed batch.")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             &["model", "version"],
         )
         .expect("metric");
-        let inflight = IntGauge::new("modelplane_inflight_requests", "Inference requests being handled.").expect("metric");
+        let inflight = IntGauge::new(
+            "modelplane_inflight_requests",
+            "Inference requests being handled.",
+        )
+        .expect("metric");
         let model_load_seconds = GaugeVec::new(
-            Opts::new("modelplane_model_load_seconds", "Time to load, optimise and warm up each model."),
+            Opts::new(
+                "modelplane_model_load_seconds",
+                "Time to load, optimise and warm up each model.",
+            ),
             &["model", "version"],
         )
         .expect("metric");
-        let g = |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels).expect("metric");
-        let drift_psi = g("modelplane_drift_psi", "Population stability index of a feature against the training baseline.", &["model", "version", "feature"]);
-        let drift_ks = g("modelplane_drift_ks", "Kolmogorov-Smirnov distance of a feature against the training baseline.", &["model", "version", "feature"]);
-        let prediction_psi = g("modelplane_prediction_drift_psi", "Population stability index of the predictions against the baseline.", &["model", "version"]);
-        let prediction_ks = g("modelplane_prediction_drift_ks", "Kolmogorov-Smirnov distance of the predictions against the baseline.", &["model", "version"]);
-        let drift_samples = g("modelplane_drift_window_rows", "Rows in the drift window.", &["model", "version"]);
-        let feedback_accuracy = g("modelplane_feedback_accuracy", "Rolling accuracy from ground-truth feedback.", &["model", "version", "variant"]);
-        let feedback_mae = g("modelplane_feedback_mae", "Rolling mean absolute error from ground-truth feedback.", &["model", "version", "variant"]);
-        let feedback_samples = g("modelplane_feedback_window_rows", "Rows with feedback in the quality window.", &["model", "version", "variant"]);
-        let feedback_total = IntCounterVec::new(Opts::new("modelplane_feedback_total", "Feedback items by outcome."), &["outcome"]).expect("metric");
+        let g = |name: &str, help: &str, labels: &[&str]| {
+            GaugeVec::new(Opts::new(name, help), labels).expect("metric")
+        };
+        let drift_psi = g(
+            "modelplane_drift_psi",
+            "Population stability index of a feature against the training baseline.",
+            &["model", "version", "feature"],
+        );
+        let drift_ks = g(
+            "modelplane_drift_ks",
+            "Kolmogorov-Smirnov distance of a feature against the training baseline.",
+            &["model", "version", "feature"],
+        );
+        let prediction_psi = g(
+            "modelplane_prediction_drift_psi",
+            "Population stability index of the predictions against the baseline.",
+            &["model", "version"],
+        );
+        let prediction_ks = g(
+            "modelplane_prediction_drift_ks",
+            "Kolmogorov-Smirnov distance of the predictions against the baseline.",
+            &["model", "version"],
+        );
+        let drift_samples = g(
+            "modelplane_drift_window_rows",
+            "Rows in the drift window.",
+            &["model", "version"],
+        );
+        let feedback_accuracy = g(
+            "modelplane_feedback_accuracy",
+            "Rolling accuracy from ground-truth feedback.",
+            &["model", "version", "variant"],
+        );
+        let feedback_mae = g(
+            "modelplane_feedback_mae",
+            "Rolling mean absolute error from ground-truth feedback.",
+            &["model", "version", "variant"],
+        );
+        let feedback_samples = g(
+            "modelplane_feedback_window_rows",
+            "Rows with feedback in the quality window.",
+            &["model", "version", "variant"],
+        );
+        let feedback_total = IntCounterVec::new(
+            Opts::new("modelplane_feedback_total", "Feedback items by outcome."),
+            &["outcome"],
+        )
+        .expect("metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -115,12 +182,26 @@ impl Metrics {
         let gpu = crate::gpu::Gpus::open().map(|_| {
             let l = &["gpu", "uuid", "name"];
             let gg = GpuGauges {
-                utilization: g("modelplane_gpu_utilization_ratio", "GPU utilisation (0-1) from NVML.", l),
-                memory_used: g("modelplane_gpu_memory_used_bytes", "GPU memory in use, from NVML.", l),
-                memory_total: g("modelplane_gpu_memory_total_bytes", "GPU memory, from NVML.", l),
+                utilization: g(
+                    "modelplane_gpu_utilization_ratio",
+                    "GPU utilisation (0-1) from NVML.",
+                    l,
+                ),
+                memory_used: g(
+                    "modelplane_gpu_memory_used_bytes",
+                    "GPU memory in use, from NVML.",
+                    l,
+                ),
+                memory_total: g(
+                    "modelplane_gpu_memory_total_bytes",
+                    "GPU memory, from NVML.",
+                    l,
+                ),
             };
             for c in [&gg.utilization, &gg.memory_used, &gg.memory_total] {
-                registry.register(Box::new(c.clone())).expect("register metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("register metric");
             }
             gg
         });

@@ -21,7 +21,11 @@ pub struct ModelMeta {
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error("model {name} version {version} is not in the repository at {root}")]
-    NotFound { name: String, version: String, root: String },
+    NotFound {
+        name: String,
+        version: String,
+        root: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -46,7 +50,11 @@ pub trait ModelRepository: Send + Sync {
     /// A local path to the artifact (remote backends download it to a cache first).
     async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, RepoError>;
     /// The drift baseline stored beside the model (`baseline.json`), if any.
-    async fn baseline(&self, name: &str, version: &str) -> Result<Option<crate::drift::Baseline>, RepoError>;
+    async fn baseline(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<crate::drift::Baseline>, RepoError>;
 }
 
 /// Opens a repository from a path or URL.
@@ -77,7 +85,9 @@ pub struct LocalRepository {
 
 impl LocalRepository {
     pub fn new(root: impl AsRef<Path>) -> Self {
-        LocalRepository { root: root.as_ref().to_path_buf() }
+        LocalRepository {
+            root: root.as_ref().to_path_buf(),
+        }
     }
     fn dir(&self, name: &str, version: &str) -> PathBuf {
         self.root.join(name).join(version)
@@ -85,7 +95,10 @@ impl LocalRepository {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
-    move |source| RepoError::Io { path: path.display().to_string(), source }
+    move |source| RepoError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[async_trait::async_trait]
@@ -116,26 +129,46 @@ impl ModelRepository for LocalRepository {
         let bytes = match tokio::fs::read(&p).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RepoError::NotFound { name: name.into(), version: version.into(), root: self.location() })
+                return Err(RepoError::NotFound {
+                    name: name.into(),
+                    version: version.into(),
+                    root: self.location(),
+                })
             }
             Err(e) => return Err(io(&p)(e)),
         };
-        serde_json::from_slice(&bytes).map_err(|e| RepoError::BadMeta { path: p.display().to_string(), reason: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| RepoError::BadMeta {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, RepoError> {
         let p = self.dir(name, version).join("model.onnx");
         if tokio::fs::metadata(&p).await.is_err() {
-            return Err(RepoError::NotFound { name: name.into(), version: version.into(), root: self.location() });
+            return Err(RepoError::NotFound {
+                name: name.into(),
+                version: version.into(),
+                root: self.location(),
+            });
         }
         Ok(p)
     }
 
-    async fn baseline(&self, name: &str, version: &str) -> Result<Option<crate::drift::Baseline>, RepoError> {
+    async fn baseline(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<crate::drift::Baseline>, RepoError> {
         let p = self.dir(name, version).join("baseline.json");
         if !p.is_file() {
             return Ok(None);
         }
-        crate::drift::Baseline::read(&p).map(Some).map_err(|reason| RepoError::BadMeta { path: p.display().to_string(), reason })
+        crate::drift::Baseline::read(&p)
+            .map(Some)
+            .map_err(|reason| RepoError::BadMeta {
+                path: p.display().to_string(),
+                reason,
+            })
     }
 }

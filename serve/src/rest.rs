@@ -24,20 +24,33 @@ pub const VARIANT_HEADER: &str = "x-modelplane-variant";
 /// The REST application; `main` serves it and tests call it in process.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/v2/health/live", get(|| async { Json(json!({ "live": true })) }))
+        .route(
+            "/v2/health/live",
+            get(|| async { Json(json!({ "live": true })) }),
+        )
         .route("/v2/health/ready", get(ready))
         .route("/v2", get(server_metadata))
         .route("/v2/models/{model}", get(model_metadata))
-        .route("/v2/models/{model}/versions/{version}", get(model_metadata_v))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_metadata_v),
+        )
         .route("/v2/models/{model}/ready", get(model_ready))
-        .route("/v2/models/{model}/versions/{version}/ready", get(model_ready_v))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready_v),
+        )
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
         .route("/v2/models/{model}/feedback", post(feedback))
         .route("/v2/admin/reload", post(reload))
         .route("/v2/admin/config", get(admin_config))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ServeError::NotFound("no such route; see the Open Inference Protocol v2 paths under /v2".into()) })
+        .fallback(|| async {
+            ServeError::NotFound(
+                "no such route; see the Open Inference Protocol v2 paths under /v2".into(),
+            )
+        })
         .with_state(app)
 }
 
@@ -46,12 +59,18 @@ pub const EXTENSIONS: &[&str] = &["binary_tensor_data", "modelplane_traffic_spli
 
 async fn ready(State(app): State<Arc<App>>) -> Response {
     let r = app.is_ready();
-    let code = if r { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if r {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(json!({ "ready": r }))).into_response()
 }
 
 async fn server_metadata() -> Json<Value> {
-    Json(json!({ "name": "modelplane-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": EXTENSIONS }))
+    Json(
+        json!({ "name": "modelplane-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": EXTENSIONS }),
+    )
 }
 
 fn auth(app: &App, h: &HeaderMap) -> Result<(), ServeError> {
@@ -64,11 +83,22 @@ pub fn metadata(app: &App, model: &str, version: Option<&str>) -> Result<Value, 
     let route = app.route(&s, model, version, None, None)?;
     let m = route.batcher.model();
     let versions: Vec<String> = match s.endpoints.get(model) {
-        Some(ep) => ep.variants.iter().map(|v| v.batcher.model().version.clone()).collect(),
-        None => s.models.get(model).map(|vs| vs.keys().cloned().collect()).unwrap_or_default(),
+        Some(ep) => ep
+            .variants
+            .iter()
+            .map(|v| v.batcher.model().version.clone())
+            .collect(),
+        None => s
+            .models
+            .get(model)
+            .map(|vs| vs.keys().cloned().collect())
+            .unwrap_or_default(),
     };
     let t = |specs: &[crate::signature::TensorSpec]| -> Vec<Value> {
-        specs.iter().map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape })).collect()
+        specs
+            .iter()
+            .map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape }))
+            .collect()
     };
     Ok(json!({
         "name": model,
@@ -79,12 +109,20 @@ pub fn metadata(app: &App, model: &str, version: Option<&str>) -> Result<Value, 
     }))
 }
 
-async fn model_metadata(State(app): State<Arc<App>>, h: HeaderMap, Path(model): Path<String>) -> Result<Json<Value>, ServeError> {
+async fn model_metadata(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ServeError> {
     auth(&app, &h)?;
     metadata(&app, &model, None).map(Json)
 }
 
-async fn model_metadata_v(State(app): State<Arc<App>>, h: HeaderMap, Path((model, version)): Path<(String, String)>) -> Result<Json<Value>, ServeError> {
+async fn model_metadata_v(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ServeError> {
     auth(&app, &h)?;
     metadata(&app, &model, Some(&version)).map(Json)
 }
@@ -92,37 +130,75 @@ async fn model_metadata_v(State(app): State<Arc<App>>, h: HeaderMap, Path((model
 /// Whether a model or endpoint can take requests.
 pub fn model_is_ready(app: &App, model: &str, version: Option<&str>) -> Result<bool, ServeError> {
     let s = app.snapshot();
-    app.route(&s, model, version, None, None).map(|_| app.is_ready())
+    app.route(&s, model, version, None, None)
+        .map(|_| app.is_ready())
 }
 
-async fn model_ready(State(app): State<Arc<App>>, h: HeaderMap, Path(model): Path<String>) -> Result<Response, ServeError> {
+async fn model_ready(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path(model): Path<String>,
+) -> Result<Response, ServeError> {
     auth(&app, &h)?;
     let r = model_is_ready(&app, &model, None)?;
-    Ok((if r { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(json!({ "name": model, "ready": r }))).into_response())
+    Ok((
+        if r {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(json!({ "name": model, "ready": r })),
+    )
+        .into_response())
 }
 
-async fn model_ready_v(State(app): State<Arc<App>>, h: HeaderMap, Path((model, version)): Path<(String, String)>) -> Result<Response, ServeError> {
+async fn model_ready_v(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ServeError> {
     auth(&app, &h)?;
     let r = model_is_ready(&app, &model, Some(&version))?;
-    Ok((if r { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(json!({ "name": model, "ready": r }))).into_response())
+    Ok((
+        if r {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(json!({ "name": model, "ready": r })),
+    )
+        .into_response())
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     app.refresh_gauges();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn reload(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>, ServeError> {
     app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
-    app.reload(None).await.map_err(|e| ServeError::BadRequest(format!("reload failed, still serving the previous configuration: {e}")))?;
+    app.reload(None).await.map_err(|e| {
+        ServeError::BadRequest(format!(
+            "reload failed, still serving the previous configuration: {e}"
+        ))
+    })?;
     Ok(Json(json!({ "reloaded": true })))
 }
 
 /// `GET /v2/admin/config`: the configuration being served (it holds no secrets: the token is
 /// read from a file or the environment), so operators and the provider can see what runs.
-async fn admin_config(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>, ServeError> {
+async fn admin_config(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+) -> Result<Json<Value>, ServeError> {
     app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
-    Ok(Json(serde_json::to_value(&*app.config()).unwrap_or_default()))
+    Ok(Json(
+        serde_json::to_value(&*app.config()).unwrap_or_default(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -133,14 +209,22 @@ struct FeedbackBody {
 
 /// `POST /v2/models/{m}/feedback` (Modelplane extension): `{"feedback": [{"id": "<inference
 /// id>", "label": 2}, {"id": "…", "value": 3.5}, {"id": "…", "labels": [0, 1]}]}`.
-async fn feedback(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Result<Json<Value>, ServeError> {
+async fn feedback(
+    State(app): State<Arc<App>>,
+    Path(model): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ServeError> {
     let (headers, body) = read_body(&app, req).await?;
     auth(&app, &headers)?;
     let s = app.snapshot();
     if !s.endpoints.contains_key(&model) && !s.models.contains_key(&model) {
         return Err(ServeError::NotFound(format!("unknown model {model:?}")));
     }
-    let b: FeedbackBody = serde_json::from_slice(&body).map_err(|e| ServeError::BadRequest(format!("invalid feedback JSON: {e}; expected {{\"feedback\": [{{\"id\": …, \"label\": …}}]}}")))?;
+    let b: FeedbackBody = serde_json::from_slice(&body).map_err(|e| {
+        ServeError::BadRequest(format!(
+            "invalid feedback JSON: {e}; expected {{\"feedback\": [{{\"id\": …, \"label\": …}}]}}"
+        ))
+    })?;
     let o = app.submit_feedback(&b.feedback);
     Ok(Json(serde_json::to_value(o).unwrap_or_default()))
 }
@@ -187,7 +271,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ServeError> {
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| ServeError::BadRequest("Inference-Header-Content-Length is not a number".into()))?,
+                .ok_or_else(|| {
+                    ServeError::BadRequest("Inference-Header-Content-Length is not a number".into())
+                })?,
         ),
         None => None,
     };
@@ -196,7 +282,10 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ServeError> {
 
 /// Decodes an infer request body: JSON, or with `header_len` a JSON header followed by
 /// binary tensor data. Public for the fuzz target.
-pub fn decode_infer_body(header_len: Option<usize>, body: &[u8]) -> Result<Vec<NamedTensor>, ServeError> {
+pub fn decode_infer_body(
+    header_len: Option<usize>,
+    body: &[u8],
+) -> Result<Vec<NamedTensor>, ServeError> {
     decode(header_len, body).map(|p| p.tensors)
 }
 
@@ -204,25 +293,39 @@ fn decode(header_len: Option<usize>, body: &[u8]) -> Result<Parsed, ServeError> 
     let header_len = match header_len {
         Some(n) => {
             if n > body.len() {
-                return Err(ServeError::BadRequest(format!("Inference-Header-Content-Length is {n}, but the body has only {} bytes", body.len())));
+                return Err(ServeError::BadRequest(format!(
+                    "Inference-Header-Content-Length is {n}, but the body has only {} bytes",
+                    body.len()
+                )));
             }
             n
         }
         None => body.len(),
     };
     let (head, mut binary) = body.split_at(header_len);
-    let req: JsonRequest = serde_json::from_slice(head).map_err(|e| ServeError::BadRequest(format!("invalid inference request JSON: {e}")))?;
+    let req: JsonRequest = serde_json::from_slice(head)
+        .map_err(|e| ServeError::BadRequest(format!("invalid inference request JSON: {e}")))?;
     if req.inputs.is_empty() {
         return Err(ServeError::BadRequest("the request has no inputs".into()));
     }
     let mut tensors = Vec::with_capacity(req.inputs.len());
     for input in &req.inputs {
-        let dt = Datatype::parse(&input.datatype).map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
+        let dt = Datatype::parse(&input.datatype)
+            .map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
         let t = match input.parameters.get("binary_data_size") {
             Some(size) => {
-                let n = size.as_u64().ok_or_else(|| ServeError::BadRequest(format!("input {:?}: binary_data_size must be a number", input.name)))? as usize;
+                let n = size.as_u64().ok_or_else(|| {
+                    ServeError::BadRequest(format!(
+                        "input {:?}: binary_data_size must be a number",
+                        input.name
+                    ))
+                })? as usize;
                 if n > binary.len() {
-                    return Err(ServeError::BadRequest(format!("input {:?}: binary_data_size {n} is more than the {} binary bytes left", input.name, binary.len())));
+                    return Err(ServeError::BadRequest(format!(
+                        "input {:?}: binary_data_size {n} is more than the {} binary bytes left",
+                        input.name,
+                        binary.len()
+                    )));
                 }
                 let (mine, rest) = binary.split_at(n);
                 binary = rest;
@@ -230,19 +333,34 @@ fn decode(header_len: Option<usize>, body: &[u8]) -> Result<Parsed, ServeError> 
             }
             None => match &input.data {
                 Some(d) => tensor::from_json(&input.name, dt, &input.shape, d)?,
-                None => return Err(ServeError::BadRequest(format!("input {:?} has neither data nor binary_data_size", input.name))),
+                None => {
+                    return Err(ServeError::BadRequest(format!(
+                        "input {:?} has neither data nor binary_data_size",
+                        input.name
+                    )))
+                }
             },
         };
-        tensors.push(NamedTensor { name: input.name.clone(), tensor: t });
+        tensors.push(NamedTensor {
+            name: input.name.clone(),
+            tensor: t,
+        });
     }
     if !binary.is_empty() {
-        return Err(ServeError::BadRequest(format!("{} binary bytes follow the inputs unclaimed", binary.len())));
+        return Err(ServeError::BadRequest(format!(
+            "{} binary bytes follow the inputs unclaimed",
+            binary.len()
+        )));
     }
     Ok(Parsed { req, tensors })
 }
 
 fn wants_binary(req: &JsonRequest, output: &str) -> bool {
-    let all = req.parameters.get("binary_data_output").and_then(Value::as_bool).unwrap_or(false);
+    let all = req
+        .parameters
+        .get("binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     req.outputs
         .as_ref()
         .and_then(|os| os.iter().find(|o| o.name == output))
@@ -254,7 +372,8 @@ fn respond(req: &JsonRequest, r: InferResponse) -> Response {
     let mut outputs = Vec::with_capacity(r.outputs.len());
     let mut binary: Vec<u8> = Vec::new();
     for o in &r.outputs {
-        let mut entry = json!({ "name": o.name, "datatype": o.datatype().name(), "shape": o.shape_i64() });
+        let mut entry =
+            json!({ "name": o.name, "datatype": o.datatype().name(), "shape": o.shape_i64() });
         if wants_binary(req, &o.name) {
             let raw = tensor::to_raw(&o.tensor);
             entry["parameters"] = json!({ "binary_data_size": raw.len() });
@@ -287,13 +406,20 @@ fn respond(req: &JsonRequest, r: InferResponse) -> Response {
 async fn read_body(app: &App, req: Request) -> Result<(HeaderMap, Bytes), ServeError> {
     let (parts, body) = req.into_parts();
     let max = app.max_body();
-    let bytes = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| ServeError::TooLarge(format!("the request body is over the limit of {max} bytes (limits.max_body_bytes)")))?;
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| {
+        ServeError::TooLarge(format!(
+            "the request body is over the limit of {max} bytes (limits.max_body_bytes)"
+        ))
+    })?;
     Ok((parts.headers, bytes))
 }
 
-async fn run_infer(app: Arc<App>, model: String, version: Option<String>, req: Request) -> Result<Response, ServeError> {
+async fn run_infer(
+    app: Arc<App>,
+    model: String,
+    version: Option<String>,
+    req: Request,
+) -> Result<Response, ServeError> {
     let (headers, body) = read_body(&app, req).await?;
     auth(&app, &headers)?;
     let parsed = parse_body(&headers, &body)?;
@@ -301,7 +427,14 @@ async fn run_infer(app: Arc<App>, model: String, version: Option<String>, req: R
         .get(VARIANT_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(String::from)
-        .or_else(|| parsed.req.parameters.get("variant").and_then(Value::as_str).map(String::from));
+        .or_else(|| {
+            parsed
+                .req
+                .parameters
+                .get("variant")
+                .and_then(Value::as_str)
+                .map(String::from)
+        });
     let sticky = app
         .snapshot()
         .endpoints
@@ -310,7 +443,11 @@ async fn run_infer(app: Arc<App>, model: String, version: Option<String>, req: R
         .and_then(|h| headers.get(h.as_str()))
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let outputs = parsed.req.outputs.as_ref().map(|os| os.iter().map(|o| o.name.clone()).collect());
+    let outputs = parsed
+        .req
+        .outputs
+        .as_ref()
+        .map(|os| os.iter().map(|o| o.name.clone()).collect());
     let r = app
         .infer(InferRequest {
             model,
@@ -326,10 +463,18 @@ async fn run_infer(app: Arc<App>, model: String, version: Option<String>, req: R
     Ok(respond(&parsed.req, r))
 }
 
-async fn infer(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Result<Response, ServeError> {
+async fn infer(
+    State(app): State<Arc<App>>,
+    Path(model): Path<String>,
+    req: Request,
+) -> Result<Response, ServeError> {
     run_infer(app, model, None, req).await
 }
 
-async fn infer_v(State(app): State<Arc<App>>, Path((model, version)): Path<(String, String)>, req: Request) -> Result<Response, ServeError> {
+async fn infer_v(
+    State(app): State<Arc<App>>,
+    Path((model, version)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ServeError> {
     run_infer(app, model, Some(version), req).await
 }

@@ -22,7 +22,11 @@ impl Listeners {
 
     /// Binds; with `reuse_port`, other processes may bind the same addresses (SO_REUSEPORT)
     /// and the kernel spreads new connections over them.
-    pub async fn bind_with(http: SocketAddr, grpc: Option<SocketAddr>, reuse_port: bool) -> std::io::Result<Listeners> {
+    pub async fn bind_with(
+        http: SocketAddr,
+        grpc: Option<SocketAddr>,
+        reuse_port: bool,
+    ) -> std::io::Result<Listeners> {
         let http = listen(http, reuse_port)?;
         let grpc = match grpc {
             Some(a) => Some(listen(a, reuse_port)?),
@@ -33,7 +37,11 @@ impl Listeners {
 }
 
 fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
-    let s = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let s = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     s.set_reuseaddr(true)?;
     if reuse_port {
         s.set_reuseport(true)?;
@@ -44,11 +52,18 @@ fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` resolves, then drains for at most `drain`; over TLS when the
 /// configuration has `tls`.
-pub async fn serve(app: Arc<App>, l: Listeners, shutdown: impl std::future::Future<Output = ()> + Send + 'static, drain: Duration) -> std::io::Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    l: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
     let tls = match &app.config().tls {
         Some(t) => Some((
-            crate::tls::acceptor(&t.cert_file, &t.key_file, &[b"h2", b"http/1.1"]).map_err(std::io::Error::other)?,
-            crate::tls::acceptor(&t.cert_file, &t.key_file, &[b"h2"]).map_err(std::io::Error::other)?,
+            crate::tls::acceptor(&t.cert_file, &t.key_file, &[b"h2", b"http/1.1"])
+                .map_err(std::io::Error::other)?,
+            crate::tls::acceptor(&t.cert_file, &t.key_file, &[b"h2"])
+                .map_err(std::io::Error::other)?,
         )),
         None => None,
     };
@@ -64,25 +79,40 @@ pub async fn serve(app: Arc<App>, l: Listeners, shutdown: impl std::future::Futu
     let rest_stop = async move {
         let _ = rx1.wait_for(|s| *s).await;
     };
-    let rest: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match &tls {
-        Some((rest_tls, _)) => {
-            let listener = crate::tls::TlsListener::new(l.http, rest_tls.clone())?;
-            let app = app.clone();
-            Box::pin(async move { axum::serve(listener, crate::rest::router(app)).with_graceful_shutdown(rest_stop).await })
-        }
-        None => {
-            let app = app.clone();
-            Box::pin(async move { axum::serve(l.http, crate::rest::router(app)).with_graceful_shutdown(rest_stop).await })
-        }
-    };
+    let rest: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> =
+        match &tls {
+            Some((rest_tls, _)) => {
+                let listener = crate::tls::TlsListener::new(l.http, rest_tls.clone())?;
+                let app = app.clone();
+                Box::pin(async move {
+                    axum::serve(listener, crate::rest::router(app))
+                        .with_graceful_shutdown(rest_stop)
+                        .await
+                })
+            }
+            None => {
+                let app = app.clone();
+                Box::pin(async move {
+                    axum::serve(l.http, crate::rest::router(app))
+                        .with_graceful_shutdown(rest_stop)
+                        .await
+                })
+            }
+        };
     let grpc = l.grpc.map(|g| {
         let mut rx2 = stop_rx.clone();
         let stop = async move {
             let _ = rx2.wait_for(|s| *s).await;
         };
-        let router = tonic::transport::Server::builder().add_service(crate::grpc::server(app.clone()));
-        let fut: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>> = match &tls {
-            Some((_, grpc_tls)) => Box::pin(router.serve_with_incoming_shutdown(crate::tls::grpc_incoming(g, grpc_tls.clone()), stop)),
+        let router =
+            tonic::transport::Server::builder().add_service(crate::grpc::server(app.clone()));
+        let fut: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+        > = match &tls {
+            Some((_, grpc_tls)) => Box::pin(router.serve_with_incoming_shutdown(
+                crate::tls::grpc_incoming(g, grpc_tls.clone()),
+                stop,
+            )),
             None => Box::pin(router.serve_with_incoming_shutdown(tokio_stream_listener(g), stop)),
         };
         fut
@@ -111,7 +141,9 @@ pub async fn serve(app: Arc<App>, l: Listeners, shutdown: impl std::future::Futu
     }
 }
 
-fn tokio_stream_listener(l: TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+fn tokio_stream_listener(
+    l: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures::stream::unfold(l, |l| async move {
         let r = l.accept().await.map(|(s, _)| {
             let _ = s.set_nodelay(true);
@@ -124,7 +156,11 @@ fn tokio_stream_listener(l: TcpListener) -> impl futures::Stream<Item = std::io:
 /// Resolves on SIGTERM or SIGINT; SIGHUP reloads the configuration meanwhile.
 pub async fn signals(app: Arc<App>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };

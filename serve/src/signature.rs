@@ -4,9 +4,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use prost::Message;
 use tract_onnx::pb;
 
 /// One input or output tensor.
@@ -88,12 +88,22 @@ pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
 fn spec(v: &pb::ValueInfoProto, path: &Path) -> Result<TensorSpec, SignatureError> {
     use pb::tensor_shape_proto::dimension::Value as Dim;
     use pb::type_proto::Value as T;
-    let not_onnx = |reason: String| SignatureError::NotOnnx { path: path.to_path_buf(), reason };
-    let Some(T::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-        return Err(not_onnx(format!("{:?} is not a tensor (sequences and maps are not served)", v.name)));
+    let not_onnx = |reason: String| SignatureError::NotOnnx {
+        path: path.to_path_buf(),
+        reason,
     };
-    let datatype = oip_datatype(t.elem_type)
-        .ok_or_else(|| not_onnx(format!("{:?} has unsupported element type {}", v.name, t.elem_type)))?;
+    let Some(T::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Err(not_onnx(format!(
+            "{:?} is not a tensor (sequences and maps are not served)",
+            v.name
+        )));
+    };
+    let datatype = oip_datatype(t.elem_type).ok_or_else(|| {
+        not_onnx(format!(
+            "{:?} has unsupported element type {}",
+            v.name, t.elem_type
+        ))
+    })?;
     let shape = t
         .shape
         .as_ref()
@@ -107,25 +117,45 @@ fn spec(v: &pb::ValueInfoProto, path: &Path) -> Result<TensorSpec, SignatureErro
                 .collect()
         })
         .unwrap_or_default();
-    Ok(TensorSpec { name: v.name.clone(), datatype: datatype.to_string(), shape })
+    Ok(TensorSpec {
+        name: v.name.clone(),
+        datatype: datatype.to_string(),
+        shape,
+    })
 }
 
 /// Reads the signature of the ONNX model at `path`.
 pub fn read(path: &Path) -> Result<Signature, SignatureError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SignatureError::NotFound { path: path.to_path_buf() },
-        _ => SignatureError::Unreadable { path: path.to_path_buf(), source: e },
+        std::io::ErrorKind::NotFound => SignatureError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => SignatureError::Unreadable {
+            path: path.to_path_buf(),
+            source: e,
+        },
     })?;
     if meta.is_dir() {
-        return Err(SignatureError::IsDirectory { path: path.to_path_buf() });
+        return Err(SignatureError::IsDirectory {
+            path: path.to_path_buf(),
+        });
     }
-    let (sha256, size_bytes) =
-        file_digest(path).map_err(|e| SignatureError::Unreadable { path: path.to_path_buf(), source: e })?;
-    let not_onnx = |reason: String| SignatureError::NotOnnx { path: path.to_path_buf(), reason };
+    let (sha256, size_bytes) = file_digest(path).map_err(|e| SignatureError::Unreadable {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let not_onnx = |reason: String| SignatureError::NotOnnx {
+        path: path.to_path_buf(),
+        reason,
+    };
     // Only the protobuf is needed for a signature: decode it with tract-onnx's ONNX
     // message types, without building tract's operator registry or the model.
-    let bytes = std::fs::read(path).map_err(|e| SignatureError::Unreadable { path: path.to_path_buf(), source: e })?;
-    let proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| SignatureError::Unreadable {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let proto = pb::ModelProto::decode(bytes.as_slice())
+        .map_err(|e| not_onnx(format!("protobuf decoding failed: {e}")))?;
     if proto.ir_version <= 0 {
         return Err(not_onnx("no ONNX IR version".into()));
     }
@@ -141,13 +171,24 @@ pub fn read(path: &Path) -> Result<Signature, SignatureError> {
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
         .ok_or_else(|| not_onnx("no ai.onnx opset import".into()))?;
-    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs = graph
         .input
         .iter()
         .filter(|i| !initializers.contains(i.name.as_str()))
         .map(|i| spec(i, path))
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs = graph.output.iter().map(|o| spec(o, path)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Signature { sha256, size_bytes, opset, inputs, outputs })
+    let outputs = graph
+        .output
+        .iter()
+        .map(|o| spec(o, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Signature {
+        sha256,
+        size_bytes,
+        opset,
+        inputs,
+        outputs,
+    })
 }

@@ -131,9 +131,13 @@ fn checked_count(shape: &[i64], name: &str) -> Result<usize, ServeError> {
     let mut n: usize = 1;
     for d in shape {
         if *d < 0 {
-            return Err(ServeError::BadRequest(format!("input {name:?}: shape {shape:?} has a negative dimension")));
+            return Err(ServeError::BadRequest(format!(
+                "input {name:?}: shape {shape:?} has a negative dimension"
+            )));
         }
-        n = n.checked_mul(*d as usize).ok_or_else(|| ServeError::BadRequest(format!("input {name:?}: shape {shape:?} is too large")))?;
+        n = n.checked_mul(*d as usize).ok_or_else(|| {
+            ServeError::BadRequest(format!("input {name:?}: shape {shape:?} is too large"))
+        })?;
     }
     Ok(n)
 }
@@ -169,7 +173,12 @@ macro_rules! json_vec {
 }
 
 /// Builds a tensor from JSON `data` (flat or nested) for `datatype` and `shape`.
-pub fn from_json(name: &str, datatype: Datatype, shape: &[i64], data: &serde_json::Value) -> Result<Tensor, ServeError> {
+pub fn from_json(
+    name: &str,
+    datatype: Datatype,
+    shape: &[i64],
+    data: &serde_json::Value,
+) -> Result<Tensor, ServeError> {
     let n = checked_count(shape, name)?;
     let mut items = Vec::with_capacity(n);
     flatten(data, &mut items);
@@ -181,28 +190,114 @@ pub fn from_json(name: &str, datatype: Datatype, shape: &[i64], data: &serde_jso
     }
     let s = ushape(shape);
     let t = match datatype {
-        Datatype::Bool => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_bool(), "a bool")),
-        Datatype::U8 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_u64().and_then(|x| u8::try_from(x).ok()), "a UINT8")),
-        Datatype::U16 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_u64().and_then(|x| u16::try_from(x).ok()), "a UINT16")),
-        Datatype::U32 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_u64().and_then(|x| u32::try_from(x).ok()), "a UINT32")),
-        Datatype::U64 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_u64(), "a UINT64")),
-        Datatype::I8 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_i64().and_then(|x| i8::try_from(x).ok()), "an INT8")),
-        Datatype::I16 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_i64().and_then(|x| i16::try_from(x).ok()), "an INT16")),
-        Datatype::I32 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_i64().and_then(|x| i32::try_from(x).ok()), "an INT32")),
-        Datatype::I64 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_i64(), "an INT64")),
+        Datatype::Bool => Tensor::from_shape(
+            &s,
+            &json_vec!(items, name, |v: &serde_json::Value| v.as_bool(), "a bool"),
+        ),
+        Datatype::U8 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_u64().and_then(|x| u8::try_from(x).ok()),
+                "a UINT8"
+            ),
+        ),
+        Datatype::U16 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_u64().and_then(|x| u16::try_from(x).ok()),
+                "a UINT16"
+            ),
+        ),
+        Datatype::U32 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_u64().and_then(|x| u32::try_from(x).ok()),
+                "a UINT32"
+            ),
+        ),
+        Datatype::U64 => Tensor::from_shape(
+            &s,
+            &json_vec!(items, name, |v: &serde_json::Value| v.as_u64(), "a UINT64"),
+        ),
+        Datatype::I8 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_i64().and_then(|x| i8::try_from(x).ok()),
+                "an INT8"
+            ),
+        ),
+        Datatype::I16 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_i64().and_then(|x| i16::try_from(x).ok()),
+                "an INT16"
+            ),
+        ),
+        Datatype::I32 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_i64().and_then(|x| i32::try_from(x).ok()),
+                "an INT32"
+            ),
+        ),
+        Datatype::I64 => Tensor::from_shape(
+            &s,
+            &json_vec!(items, name, |v: &serde_json::Value| v.as_i64(), "an INT64"),
+        ),
         Datatype::F16 => Tensor::from_shape(
             &s,
-            &json_vec!(items, name, |v: &serde_json::Value| v.as_f64().map(tract_onnx::prelude::f16::from_f64), "a number"),
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_f64().map(tract_onnx::prelude::f16::from_f64),
+                "a number"
+            ),
         ),
-        Datatype::F32 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_f64().map(|x| x as f32), "a number")),
-        Datatype::F64 => Tensor::from_shape(&s, &json_vec!(items, name, |v: &serde_json::Value| v.as_f64(), "a number")),
-        Datatype::Bytes => strings(&s, json_vec!(items, name, |v: &serde_json::Value| v.as_str().map(String::from), "a string")),
+        Datatype::F32 => Tensor::from_shape(
+            &s,
+            &json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_f64().map(|x| x as f32),
+                "a number"
+            ),
+        ),
+        Datatype::F64 => Tensor::from_shape(
+            &s,
+            &json_vec!(items, name, |v: &serde_json::Value| v.as_f64(), "a number"),
+        ),
+        Datatype::Bytes => strings(
+            &s,
+            json_vec!(
+                items,
+                name,
+                |v: &serde_json::Value| v.as_str().map(String::from),
+                "a string"
+            ),
+        ),
     };
     t.map_err(|e| ServeError::BadRequest(format!("input {name:?}: {e}")))
 }
 
 /// Builds a tensor from raw little-endian bytes (BYTES: 4-byte length prefix per element).
-pub fn from_raw(name: &str, datatype: Datatype, shape: &[i64], raw: &[u8]) -> Result<Tensor, ServeError> {
+pub fn from_raw(
+    name: &str,
+    datatype: Datatype,
+    shape: &[i64],
+    raw: &[u8],
+) -> Result<Tensor, ServeError> {
     let n = checked_count(shape, name)?;
     let s = ushape(shape);
     if let Some(size) = datatype.size() {
@@ -228,13 +323,18 @@ pub fn from_raw(name: &str, datatype: Datatype, shape: &[i64], raw: &[u8]) -> Re
     while rest.len() >= 4 {
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if rest.len() < 4 + len {
-            return Err(ServeError::BadRequest(format!("input {name:?}: BYTES element is cut short")));
+            return Err(ServeError::BadRequest(format!(
+                "input {name:?}: BYTES element is cut short"
+            )));
         }
         items.push(String::from_utf8_lossy(&rest[4..4 + len]).into_owned());
         rest = &rest[4 + len..];
     }
     if !rest.is_empty() || items.len() != n {
-        return Err(ServeError::BadRequest(format!("input {name:?}: shape {shape:?} needs {n} BYTES elements, got {}", items.len())));
+        return Err(ServeError::BadRequest(format!(
+            "input {name:?}: shape {shape:?} needs {n} BYTES elements, got {}",
+            items.len()
+        )));
     }
     strings(&s, items).map_err(|e| ServeError::BadRequest(format!("input {name:?}: {e}")))
 }
@@ -264,10 +364,25 @@ pub fn to_json(t: &Tensor) -> serde_json::Value {
             DatumType::I16 => nums(slice::<i16>(t)?),
             DatumType::I32 => nums(slice::<i32>(t)?),
             DatumType::I64 => nums(slice::<i64>(t)?),
-            DatumType::F16 => J::Array(slice::<tract_onnx::prelude::f16>(t)?.iter().map(|x| J::from(x.to_f64())).collect()),
-            DatumType::F32 => J::Array(slice::<f32>(t)?.iter().map(|x| J::from(f64::from(*x))).collect()),
+            DatumType::F16 => J::Array(
+                slice::<tract_onnx::prelude::f16>(t)?
+                    .iter()
+                    .map(|x| J::from(x.to_f64()))
+                    .collect(),
+            ),
+            DatumType::F32 => J::Array(
+                slice::<f32>(t)?
+                    .iter()
+                    .map(|x| J::from(f64::from(*x)))
+                    .collect(),
+            ),
             DatumType::F64 => nums(slice::<f64>(t)?),
-            DatumType::String => J::Array(slice::<String>(t)?.iter().map(|x| J::from(x.clone())).collect()),
+            DatumType::String => J::Array(
+                slice::<String>(t)?
+                    .iter()
+                    .map(|x| J::from(x.clone()))
+                    .collect(),
+            ),
             _ => return None,
         })
     };
@@ -285,9 +400,16 @@ pub fn to_raw(t: &Tensor) -> Vec<u8> {
             }
             out
         }
-        DatumType::Bool => slice::<bool>(t).unwrap_or(&[]).iter().map(|b| u8::from(*b)).collect(),
+        DatumType::Bool => slice::<bool>(t)
+            .unwrap_or(&[])
+            .iter()
+            .map(|b| u8::from(*b))
+            .collect(),
         // Tensors are stored little-endian on every target we build.
-        _ => t.as_plain_ram().map(|v| v.as_bytes().to_vec()).unwrap_or_default(),
+        _ => t
+            .as_plain_ram()
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default(),
     }
 }
 
@@ -297,8 +419,20 @@ mod tests {
 
     #[test]
     fn nested_and_flat_json_agree() {
-        let a = from_json("x", Datatype::F32, &[2, 2], &serde_json::json!([[1, 2], [3, 4.5]])).unwrap();
-        let b = from_json("x", Datatype::F32, &[2, 2], &serde_json::json!([1, 2, 3, 4.5])).unwrap();
+        let a = from_json(
+            "x",
+            Datatype::F32,
+            &[2, 2],
+            &serde_json::json!([[1, 2], [3, 4.5]]),
+        )
+        .unwrap();
+        let b = from_json(
+            "x",
+            Datatype::F32,
+            &[2, 2],
+            &serde_json::json!([1, 2, 3, 4.5]),
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(to_json(&a), serde_json::json!([1.0, 2.0, 3.0, 4.5]));
     }
@@ -306,7 +440,11 @@ mod tests {
     #[test]
     fn wrong_counts_and_types_name_the_input() {
         let e = from_json("x", Datatype::F32, &[2, 2], &serde_json::json!([1, 2, 3])).unwrap_err();
-        assert!(e.to_string().contains("\"x\"") && e.to_string().contains("needs 4 elements, data has 3"), "{e}");
+        assert!(
+            e.to_string().contains("\"x\"")
+                && e.to_string().contains("needs 4 elements, data has 3"),
+            "{e}"
+        );
         let e = from_json("x", Datatype::I64, &[1], &serde_json::json!(["a"])).unwrap_err();
         assert!(e.to_string().contains("expected an INT64"), "{e}");
         let e = from_raw("y", Datatype::F32, &[3], &[0u8; 8]).unwrap_err();
@@ -320,6 +458,9 @@ mod tests {
         assert_eq!(raw.len(), 24);
         assert_eq!(from_raw("x", Datatype::I64, &[3], &raw).unwrap(), t);
         let s = from_json("s", Datatype::Bytes, &[2], &serde_json::json!(["ab", ""])).unwrap();
-        assert_eq!(from_raw("s", Datatype::Bytes, &[2], &to_raw(&s)).unwrap(), s);
+        assert_eq!(
+            from_raw("s", Datatype::Bytes, &[2], &to_raw(&s)).unwrap(),
+            s
+        );
     }
 }

@@ -21,22 +21,31 @@ pub fn acceptor(cert_file: &Path, key_file: &Path, alpn: &[&[u8]]) -> Result<Tls
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls cert_file {}: {e}", cert_file.display()))?;
     if certs.is_empty() {
-        return Err(format!("tls cert_file {}: no certificate in it", cert_file.display()));
+        return Err(format!(
+            "tls cert_file {}: no certificate in it",
+            cert_file.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("tls key_file {}: {e}", key_file.display()))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("tls: the key does not fit the certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("tls key_file {}: {e}", key_file.display()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("tls: the key does not fit the certificate: {e}"))?;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
 /// Accepts TCP connections and completes TLS handshakes concurrently (a slow client does
 /// not hold up others), handing over finished connections.
-fn handshakes(listener: TcpListener, acceptor: TlsAcceptor) -> tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
+fn handshakes(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+) -> tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -76,7 +85,10 @@ pub struct TlsListener {
 impl TlsListener {
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
-        Ok(TlsListener { rx: handshakes(listener, acceptor), local })
+        Ok(TlsListener {
+            rx: handshakes(listener, acceptor),
+            local,
+        })
     }
 }
 
@@ -102,12 +114,20 @@ impl tonic::transport::server::Connected for GrpcConn {
     fn connect_info(&self) -> Self::ConnectInfo {}
 }
 impl AsyncRead for GrpcConn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 impl AsyncWrite for GrpcConn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -119,7 +139,12 @@ impl AsyncWrite for GrpcConn {
 }
 
 /// TLS connections as a stream for tonic's `serve_with_incoming`.
-pub fn grpc_incoming(listener: TcpListener, acceptor: TlsAcceptor) -> impl futures::Stream<Item = std::io::Result<GrpcConn>> {
+pub fn grpc_incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+) -> impl futures::Stream<Item = std::io::Result<GrpcConn>> {
     let rx = handshakes(listener, acceptor);
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|(s, _)| (Ok(GrpcConn(s)), rx)) })
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|(s, _)| (Ok(GrpcConn(s)), rx))
+    })
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::{Tensor, DatumType};
+use tract_onnx::prelude::{DatumType, Tensor};
 
 use crate::dataset::Table;
 use crate::model::Model;
@@ -24,7 +24,10 @@ pub enum Metric {
 
 impl Metric {
     pub fn is_classification(self) -> bool {
-        matches!(self, Metric::Accuracy | Metric::F1 | Metric::Precision | Metric::Recall)
+        matches!(
+            self,
+            Metric::Accuracy | Metric::F1 | Metric::Precision | Metric::Recall
+        )
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -38,9 +41,17 @@ impl Metric {
         }
     }
     pub fn parse(s: &str) -> Option<Metric> {
-        [Metric::Accuracy, Metric::F1, Metric::Precision, Metric::Recall, Metric::Mae, Metric::Rmse, Metric::MaxAbsDiff]
-            .into_iter()
-            .find(|m| m.name() == s)
+        [
+            Metric::Accuracy,
+            Metric::F1,
+            Metric::Precision,
+            Metric::Recall,
+            Metric::Mae,
+            Metric::Rmse,
+            Metric::MaxAbsDiff,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
     }
 }
 
@@ -100,7 +111,11 @@ impl Report {
             self.metric,
             self.value,
             self.n,
-            if self.passed { "the model may serve" } else { "the model must not serve" }
+            if self.passed {
+                "the model may serve"
+            } else {
+                "the model must not serve"
+            }
         )
     }
 }
@@ -124,23 +139,43 @@ pub(crate) fn input_tensor(dt: Datatype, rows: &[Vec<f64>]) -> Result<Tensor, Va
     let (n, f) = (rows.len(), rows.first().map_or(0, Vec::len));
     let flat: Vec<f64> = rows.iter().flatten().copied().collect();
     let t = match dt {
-        Datatype::F32 => Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as f32).collect::<Vec<_>>()),
+        Datatype::F32 => {
+            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as f32).collect::<Vec<_>>())
+        }
         Datatype::F64 => Tensor::from_shape(&[n, f], &flat),
-        Datatype::I64 => Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i64).collect::<Vec<_>>()),
-        Datatype::I32 => Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i32).collect::<Vec<_>>()),
-        other => return Err(mismatch(format!("the model's input datatype {} cannot be fed from a table", other.name()))),
+        Datatype::I64 => {
+            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i64).collect::<Vec<_>>())
+        }
+        Datatype::I32 => {
+            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i32).collect::<Vec<_>>())
+        }
+        other => {
+            return Err(mismatch(format!(
+                "the model's input datatype {} cannot be fed from a table",
+                other.name()
+            )))
+        }
     };
     t.map_err(|e| mismatch(e.to_string()))
 }
 
 fn as_f64(t: &Tensor) -> Result<Vec<f64>, ValidateError> {
-    let c = t.cast_to_dt(DatumType::F64).map_err(|e| mismatch(format!("output cannot be read as numbers: {e}")))?;
-    Ok(c.as_plain_ram().and_then(|v| v.as_slice::<f64>().ok().map(|s| s.to_vec())).unwrap_or_default())
+    let c = t
+        .cast_to_dt(DatumType::F64)
+        .map_err(|e| mismatch(format!("output cannot be read as numbers: {e}")))?;
+    Ok(c.as_plain_ram()
+        .and_then(|v| v.as_slice::<f64>().ok().map(|s| s.to_vec()))
+        .unwrap_or_default())
 }
 
 /// Runs the validation.
 pub fn run(spec: &Spec) -> Result<Report, ValidateError> {
-    let model = Model::load("validate", "0", &spec.model, spec.expected_sha256.as_deref())?;
+    let model = Model::load(
+        "validate",
+        "0",
+        &spec.model,
+        spec.expected_sha256.as_deref(),
+    )?;
     let (dataset_sha256, _) = crate::signature::file_digest(&spec.dataset)
         .map_err(|e| mismatch(format!("{}: {e}", spec.dataset.display())))?;
     let table = Table::read(&spec.dataset)?;
@@ -148,7 +183,10 @@ pub fn run(spec: &Spec) -> Result<Report, ValidateError> {
     let y = y.expect("target requested");
     let sig = &model.signature;
     if sig.inputs.len() != 1 {
-        return Err(mismatch(format!("the model has {} inputs; validation feeds models with one [N, features] input", sig.inputs.len())));
+        return Err(mismatch(format!(
+            "the model has {} inputs; validation feeds models with one [N, features] input",
+            sig.inputs.len()
+        )));
     }
     let input = &sig.inputs[0];
     if input.shape.len() != 2 || (input.shape[1] >= 0 && input.shape[1] as usize != names.len()) {
@@ -163,13 +201,23 @@ pub fn run(spec: &Spec) -> Result<Report, ValidateError> {
     let (oi, out_name) = pick_output(&model, spec)?;
     let mut preds: Vec<f64> = Vec::with_capacity(x.len());
     for chunk in x.chunks(spec.batch_size.max(1)) {
-        let outs = model.run(vec![input_tensor(dt, chunk)?]).map_err(|e| mismatch(e.to_string()))?;
+        let outs = model
+            .run(vec![input_tensor(dt, chunk)?])
+            .map_err(|e| mismatch(e.to_string()))?;
         let o = &outs[oi];
         if spec.metric.is_classification() && o.rank() == 2 && o.shape()[1] > 1 {
             // scores: argmax per row
             let v = as_f64(o)?;
             let k = o.shape()[1];
-            preds.extend(v.chunks(k).map(|r| r.iter().enumerate().fold((0, f64::MIN), |b, (i, s)| if *s > b.1 { (i, *s) } else { b }).0 as f64));
+            preds.extend(v.chunks(k).map(|r| {
+                r.iter()
+                    .enumerate()
+                    .fold(
+                        (0, f64::MIN),
+                        |b, (i, s)| if *s > b.1 { (i, *s) } else { b },
+                    )
+                    .0 as f64
+            }));
         } else {
             let v = as_f64(o)?;
             if v.len() != chunk.len() {
@@ -201,7 +249,12 @@ fn pick_output(model: &Model, spec: &Spec) -> Result<(usize, String), ValidateEr
             .iter()
             .position(|o| &o.name == name)
             .map(|i| (i, name.clone()))
-            .ok_or_else(|| mismatch(format!("the model has no output {name:?}; outputs are {:?}", outs.iter().map(|o| &o.name).collect::<Vec<_>>())));
+            .ok_or_else(|| {
+                mismatch(format!(
+                    "the model has no output {name:?}; outputs are {:?}",
+                    outs.iter().map(|o| &o.name).collect::<Vec<_>>()
+                ))
+            });
     }
     let i = if spec.metric.is_classification() {
         outs.iter()
@@ -218,9 +271,33 @@ fn pick_output(model: &Model, spec: &Spec) -> Result<(usize, String), ValidateEr
 pub fn score(metric: Metric, truth: &[f64], pred: &[f64]) -> (f64, Option<Confusion>) {
     let n = truth.len().max(1) as f64;
     match metric {
-        Metric::Mae => (truth.iter().zip(pred).map(|(t, p)| (t - p).abs()).sum::<f64>() / n, None),
-        Metric::Rmse => ((truth.iter().zip(pred).map(|(t, p)| (t - p).powi(2)).sum::<f64>() / n).sqrt(), None),
-        Metric::MaxAbsDiff => (truth.iter().zip(pred).map(|(t, p)| (t - p).abs()).fold(0.0, f64::max), None),
+        Metric::Mae => (
+            truth
+                .iter()
+                .zip(pred)
+                .map(|(t, p)| (t - p).abs())
+                .sum::<f64>()
+                / n,
+            None,
+        ),
+        Metric::Rmse => (
+            (truth
+                .iter()
+                .zip(pred)
+                .map(|(t, p)| (t - p).powi(2))
+                .sum::<f64>()
+                / n)
+                .sqrt(),
+            None,
+        ),
+        Metric::MaxAbsDiff => (
+            truth
+                .iter()
+                .zip(pred)
+                .map(|(t, p)| (t - p).abs())
+                .fold(0.0, f64::max),
+            None,
+        ),
         _ => {
             let t: Vec<i64> = truth.iter().map(|v| v.round() as i64).collect();
             let p: Vec<i64> = pred.iter().map(|v| v.round() as i64).collect();
@@ -239,14 +316,20 @@ pub fn score(metric: Metric, truth: &[f64], pred: &[f64]) -> (f64, Option<Confus
             let prec = |i: usize| if col(i) > 0.0 { tp(i) / col(i) } else { 0.0 };
             let rec = |i: usize| if row(i) > 0.0 { tp(i) / row(i) } else { 0.0 };
             let present: Vec<usize> = (0..k).filter(|i| row(*i) > 0.0).collect();
-            let avg = |f: &dyn Fn(usize) -> f64| present.iter().map(|i| f(*i)).sum::<f64>() / present.len().max(1) as f64;
+            let avg = |f: &dyn Fn(usize) -> f64| {
+                present.iter().map(|i| f(*i)).sum::<f64>() / present.len().max(1) as f64
+            };
             let value = match metric {
                 Metric::Accuracy => (0..k).map(tp).sum::<f64>() / n,
                 Metric::Precision => avg(&prec),
                 Metric::Recall => avg(&rec),
                 _ => avg(&|i| {
                     let (p, r) = (prec(i), rec(i));
-                    if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 }
+                    if p + r > 0.0 {
+                        2.0 * p * r / (p + r)
+                    } else {
+                        0.0
+                    }
                 }),
             };
             (value, Some(Confusion { labels, matrix: m }))

@@ -27,11 +27,17 @@ fn spec(url: String, protocol: Protocol) -> Spec {
 #[tokio::test]
 async fn counts_requests_and_latencies_over_rest_and_grpc() {
     let s = start(config(fixtures().join("repo").to_str().unwrap())).await;
-    for (url, p) in [(format!("http://{}", s.http), Protocol::Rest), (format!("http://{}", s.grpc), Protocol::Grpc)] {
+    for (url, p) in [
+        (format!("http://{}", s.http), Protocol::Rest),
+        (format!("http://{}", s.grpc), Protocol::Grpc),
+    ] {
         let r = run(&spec(url, p)).await.unwrap();
         assert_eq!(r.requests, 200, "{p:?}");
         assert_eq!(r.errors, 0, "{p:?}: {:?}", r.first_error);
-        assert!(r.p50_ms > 0.0 && r.p50_ms <= r.p90_ms && r.p90_ms <= r.p99_ms && r.p99_ms <= r.max_ms, "{r:?}");
+        assert!(
+            r.p50_ms > 0.0 && r.p50_ms <= r.p90_ms && r.p90_ms <= r.p99_ms && r.p99_ms <= r.max_ms,
+            "{r:?}"
+        );
         assert!(r.rps > 0.0);
     }
     // a duration bound stops by time
@@ -51,6 +57,8 @@ async fn errors_are_counted_and_explained() {
     let r = run(&sp).await.unwrap();
     assert_eq!(r.errors, 20);
     assert!(r.first_error.unwrap().contains("404"));
-    let e = run(&spec("http://127.0.0.1:1".into(), Protocol::Grpc)).await.unwrap_err();
+    let e = run(&spec("http://127.0.0.1:1".into(), Protocol::Grpc))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("cannot reach"), "{e}");
 }

@@ -14,7 +14,8 @@ async fn standard_oip_clients_work_unmodified() {
         return;
     };
     let s = start(config(fixtures().join("repo").to_str().unwrap())).await;
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
     let mut text = String::new();
     for which in ["triton", "kserve"] {
         let out = tokio::process::Command::new(&python)
@@ -26,11 +27,19 @@ async fn standard_oip_clients_work_unmodified() {
             .output()
             .await
             .unwrap();
-        let t = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "{which}: {t}");
         text.push_str(&t);
     }
-    for client in ["tritonclient.http: ok", "tritonclient.grpc: ok", "kserve v2 REST and gRPC clients: ok"] {
+    for client in [
+        "tritonclient.http: ok",
+        "tritonclient.grpc: ok",
+        "kserve v2 REST and gRPC clients: ok",
+    ] {
         assert!(text.contains(client), "{text}");
     }
 }

@@ -35,5 +35,9 @@ fn a_good_binary_request_decodes() {
     let t = modelplane_serve::rest::decode_infer_body(Some(hl), &b).unwrap();
     assert_eq!(t[0].tensor.shape(), &[1, 4]);
     let e = modelplane_serve::rest::decode_infer_body(Some(hl), &b[..b.len() - 1]).unwrap_err();
-    assert!(e.to_string().contains("binary_data_size 16 is more than the 15 binary bytes left"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("binary_data_size 16 is more than the 15 binary bytes left"),
+        "{e}"
+    );
 }

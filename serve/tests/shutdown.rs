@@ -10,7 +10,11 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_ready(port: u16) {
@@ -33,10 +37,17 @@ mod reqwest {
         let rest = url.strip_prefix("http://").unwrap();
         let (host, path) = rest.split_once('/').unwrap();
         let mut s = std::net::TcpStream::connect(host)?;
-        write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut buf = String::new();
         s.read_to_string(&mut buf)?;
-        Ok(buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0))
+        Ok(buf
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0))
     }
 }
 
@@ -61,13 +72,18 @@ fn sigterm_drains_and_exits_zero_and_sighup_reloads() {
         .spawn()
         .unwrap();
     wait_ready(port);
-    assert_eq!(reqwest::blocking_get(&format!("http://127.0.0.1:{port}/v2/models/two_io")).unwrap(), 404);
+    assert_eq!(
+        reqwest::blocking_get(&format!("http://127.0.0.1:{port}/v2/models/two_io")).unwrap(),
+        404
+    );
     // SIGHUP: the file now also names two_io
     std::fs::write(&cfg_path, cfg(&["iris", "two_io"])).unwrap();
     let pid = child.id().to_string();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     let until = Instant::now() + Duration::from_secs(10);
-    while reqwest::blocking_get(&format!("http://127.0.0.1:{port}/v2/models/two_io")).unwrap() != 200 {
+    while reqwest::blocking_get(&format!("http://127.0.0.1:{port}/v2/models/two_io")).unwrap()
+        != 200
+    {
         assert!(Instant::now() < until, "SIGHUP did not load two_io");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -77,13 +93,19 @@ fn sigterm_drains_and_exits_zero_and_sighup_reloads() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(t.elapsed() < Duration::from_secs(10));
-    let log: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
+    let log: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
     let all = log.join("\n");
     assert!(all.contains("configuration reloaded"), "{all}");
     assert!(all.contains("shutting down"), "{all}");
     // every log line is JSON
     for l in &log {
-        assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "not JSON: {l}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(l).is_ok(),
+            "not JSON: {l}"
+        );
     }
 }
 
@@ -95,18 +117,43 @@ fn bad_configurations_are_refused_clearly() {
     std::fs::create_dir_all(&junk).unwrap();
     std::fs::write(junk.join("model.onnx"), b"not a model at all\n").unwrap();
     let (sha, size) = modelplane_serve::signature::file_digest(&junk.join("model.onnx")).unwrap();
-    std::fs::write(junk.join("model.json"), serde_json::json!({ "name": "junk", "version": "1", "sha256": sha, "size_bytes": size }).to_string()).unwrap();
+    std::fs::write(
+        junk.join("model.json"),
+        serde_json::json!({ "name": "junk", "version": "1", "sha256": sha, "size_bytes": size })
+            .to_string(),
+    )
+    .unwrap();
     let cases = [
-        (serde_json::json!({ "repository": dir.path().join("repo"), "models": [{ "name": "junk" }] }), "is not an ONNX model"),
-        (serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "iris", "batchin": {} }] }), "unknown field `batchin`"),
-        (serde_json::json!({ "repository": fixtures().join("repo"), "endpoints": [{ "name": "e", "variants": [{ "name": "a", "model": "iris", "weight": 0 }] }] }), "weights add up to 0"),
-        (serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "nope" }] }), "model nope: no versions"),
-        (serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "unsupported" }] }), "tract cannot load this model"),
+        (
+            serde_json::json!({ "repository": dir.path().join("repo"), "models": [{ "name": "junk" }] }),
+            "is not an ONNX model",
+        ),
+        (
+            serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "iris", "batchin": {} }] }),
+            "unknown field `batchin`",
+        ),
+        (
+            serde_json::json!({ "repository": fixtures().join("repo"), "endpoints": [{ "name": "e", "variants": [{ "name": "a", "model": "iris", "weight": 0 }] }] }),
+            "weights add up to 0",
+        ),
+        (
+            serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "nope" }] }),
+            "model nope: no versions",
+        ),
+        (
+            serde_json::json!({ "repository": fixtures().join("repo"), "models": [{ "name": "unsupported" }] }),
+            "tract cannot load this model",
+        ),
     ];
     for (cfg, needle) in cases {
         let p = dir.path().join("c.json");
         std::fs::write(&p, cfg.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_modelplane-serve")).args(["serve", "--log-format", "text", "--config"]).arg(&p).args(["--http", "127.0.0.1:0"]).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_modelplane-serve"))
+            .args(["serve", "--log-format", "text", "--config"])
+            .arg(&p)
+            .args(["--http", "127.0.0.1:0"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{err:?} should contain {needle:?}");

@@ -20,7 +20,9 @@ fn versioned_repo() -> tempfile::TempDir {
         let d = td.path().join("iris").join(v);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(src.join("model.onnx"), d.join("model.onnx")).unwrap();
-        let mut meta: Value = serde_json::from_str(&std::fs::read_to_string(src.join("model.json")).unwrap()).unwrap();
+        let mut meta: Value =
+            serde_json::from_str(&std::fs::read_to_string(src.join("model.json")).unwrap())
+                .unwrap();
         meta["version"] = json!(v);
         std::fs::write(d.join("model.json"), meta.to_string()).unwrap();
     }
@@ -32,14 +34,26 @@ fn endpoint(weights: &[(&str, &str, u32)], shadow: Option<&str>) -> EndpointConf
         name: "flowers".into(),
         variants: weights
             .iter()
-            .map(|(n, v, w)| VariantConfig { name: n.to_string(), model: "iris".into(), version: Some(v.to_string()), weight: *w })
+            .map(|(n, v, w)| VariantConfig {
+                name: n.to_string(),
+                model: "iris".into(),
+                version: Some(v.to_string()),
+                weight: *w,
+            })
             .collect(),
-        shadow: shadow.map(|v| ShadowConfig { model: "iris".into(), version: Some(v.into()) }),
+        shadow: shadow.map(|v| ShadowConfig {
+            model: "iris".into(),
+            version: Some(v.into()),
+        }),
         sticky_header: Some("x-user".into()),
     }
 }
 
-fn split_config(repo: &tempfile::TempDir, weights: &[(&str, &str, u32)], shadow: Option<&str>) -> modelplane_serve::config::ServeConfig {
+fn split_config(
+    repo: &tempfile::TempDir,
+    weights: &[(&str, &str, u32)],
+    shadow: Option<&str>,
+) -> modelplane_serve::config::ServeConfig {
     let mut cfg = config(repo.path().to_str().unwrap());
     cfg.models = vec![];
     cfg.endpoints = vec![endpoint(weights, shadow)];
@@ -50,14 +64,21 @@ fn body() -> Value {
     json!({ "inputs": reference("iris")["inputs"] })
 }
 
-async fn variant_of(c: &reqwest::Client, s: &Running, headers: &[(&str, &str)]) -> (String, String) {
+async fn variant_of(
+    c: &reqwest::Client,
+    s: &Running,
+    headers: &[(&str, &str)],
+) -> (String, String) {
     let mut rb = c.post(s.url("/v2/models/flowers/infer")).json(&body());
     for (k, v) in headers {
         rb = rb.header(*k, *v);
     }
     let resp = rb.send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let variant = resp.headers()["x-modelplane-variant"].to_str().unwrap().to_string();
+    let variant = resp.headers()["x-modelplane-variant"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let v: Value = resp.json().await.unwrap();
     (variant, v["model_version"].as_str().unwrap().to_string())
 }
@@ -65,7 +86,12 @@ async fn variant_of(c: &reqwest::Client, s: &Running, headers: &[(&str, &str)]) 
 #[tokio::test]
 async fn weights_pinning_sticky_and_shadow() {
     let repo = versioned_repo();
-    let s = start(split_config(&repo, &[("stable", "1", 90), ("canary", "2", 10)], Some("3"))).await;
+    let s = start(split_config(
+        &repo,
+        &[("stable", "1", 90), ("canary", "2", 10)],
+        Some("3"),
+    ))
+    .await;
     let c = reqwest::Client::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..400 {
@@ -75,28 +101,68 @@ async fn weights_pinning_sticky_and_shadow() {
     }
     let canary = counts.get("canary").copied().unwrap_or(0);
     // 10% of 400 = 40; binomial sd ≈ 6: allow a wide band.
-    assert!((15..=70).contains(&canary), "canary got {canary} of 400: {counts:?}");
+    assert!(
+        (15..=70).contains(&canary),
+        "canary got {canary} of 400: {counts:?}"
+    );
     // pinning by header and by request parameter
     for _ in 0..20 {
-        assert_eq!(variant_of(&c, &s, &[("x-modelplane-variant", "canary")]).await.0, "canary");
+        assert_eq!(
+            variant_of(&c, &s, &[("x-modelplane-variant", "canary")])
+                .await
+                .0,
+            "canary"
+        );
     }
     let mut b = body();
     b["parameters"] = json!({ "variant": "canary" });
-    let v: Value = c.post(s.url("/v2/models/flowers/infer")).json(&b).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .post(s.url("/v2/models/flowers/infer"))
+        .json(&b)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["model_version"], "2");
-    let unknown = c.post(s.url("/v2/models/flowers/infer")).header("x-modelplane-variant", "nope").json(&body()).send().await.unwrap();
+    let unknown = c
+        .post(s.url("/v2/models/flowers/infer"))
+        .header("x-modelplane-variant", "nope")
+        .json(&body())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
     // sticky: one key always lands on one variant
     for user in ["alice", "bob", "carol", "dave"] {
         let first = variant_of(&c, &s, &[("x-user", user)]).await.0;
         for _ in 0..10 {
-            assert_eq!(variant_of(&c, &s, &[("x-user", user)]).await.0, first, "user {user}");
+            assert_eq!(
+                variant_of(&c, &s, &[("x-user", user)]).await.0,
+                first,
+                "user {user}"
+            );
         }
     }
     // the shadow saw a copy of every request, its answers discarded but counted
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let shadow_line = m.lines().find(|l| l.starts_with("modelplane_requests_total") && l.contains("variant=\"shadow\"") && l.contains("status=\"ok\"")).expect(&m);
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shadow_line = m
+        .lines()
+        .find(|l| {
+            l.starts_with("modelplane_requests_total")
+                && l.contains("variant=\"shadow\"")
+                && l.contains("status=\"ok\"")
+        })
+        .expect(&m);
     let n: f64 = shadow_line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n >= 400.0, "shadow requests: {n}");
 }
@@ -127,21 +193,41 @@ async fn reload_under_load_drops_no_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Swap in a canary on a version that is not loaded yet (it loads and warms up first),
     // then move all traffic to it, then back.
-    for weights in [vec![("stable", "1", 50), ("canary", "2", 50)], vec![("canary", "3", 100)], vec![("stable", "1", 100)]] {
-        s.app.reload(Some(split_config(&repo, &weights, None))).await.unwrap();
+    for weights in [
+        vec![("stable", "1", 50), ("canary", "2", 50)],
+        vec![("canary", "3", 100)],
+        vec![("stable", "1", 100)],
+    ] {
+        s.app
+            .reload(Some(split_config(&repo, &weights, None)))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed during reloads");
-    assert!(ok.load(Ordering::SeqCst) > 100, "too little load to prove anything: {}", ok.load(Ordering::SeqCst));
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed during reloads"
+    );
+    assert!(
+        ok.load(Ordering::SeqCst) > 100,
+        "too little load to prove anything: {}",
+        ok.load(Ordering::SeqCst)
+    );
     // a broken configuration is refused and the old one keeps serving
     let bad = split_config(&repo, &[("x", "9", 100)], None);
     let e = s.app.reload(Some(bad)).await.unwrap_err();
     assert!(e.contains("iris") && e.contains('9'), "{e}");
-    let r = reqwest::Client::new().post(&url).json(&body()).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&body())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -151,12 +237,19 @@ async fn concurrent_requests_are_batched_and_split_back_correctly() {
     cfg.models = vec![ModelConfig {
         name: "digits_mlp".into(),
         version: None,
-        batching: modelplane_serve::batch::BatchConfig { max_batch_size: 64, max_delay_ms: 20, queue_capacity: 1024 },
+        batching: modelplane_serve::batch::BatchConfig {
+            max_batch_size: 64,
+            max_delay_ms: 20,
+            queue_capacity: 1024,
+        },
         device: Default::default(),
     }];
     let s = start(cfg).await;
     let r = reference("digits_mlp");
-    let rows: Vec<Vec<f64>> = as_f64s(&r["inputs"][0]["data"]).chunks(64).map(|c| c.to_vec()).collect();
+    let rows: Vec<Vec<f64>> = as_f64s(&r["inputs"][0]["data"])
+        .chunks(64)
+        .map(|c| c.to_vec())
+        .collect();
     let want_labels = as_f64s(&r["outputs"][0]["data"]);
     let mut tasks = Vec::new();
     for i in 0..40 {
@@ -172,21 +265,57 @@ async fn concurrent_requests_are_batched_and_split_back_correctly() {
     for t in tasks {
         t.await.unwrap();
     }
-    let m = reqwest::get(s.url("/metrics")).await.unwrap().text().await.unwrap();
-    let count: f64 = m.lines().find(|l| l.starts_with("modelplane_batch_size_count")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
-    let sum: f64 = m.lines().find(|l| l.starts_with("modelplane_batch_size_sum")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let m = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count: f64 = m
+        .lines()
+        .find(|l| l.starts_with("modelplane_batch_size_count"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sum: f64 = m
+        .lines()
+        .find(|l| l.starts_with("modelplane_batch_size_sum"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(sum, 40.0, "every row computed exactly once: {m}");
-    assert!(count < 40.0, "40 concurrent requests ran in {count} batches: some must have been batched");
+    assert!(
+        count < 40.0,
+        "40 concurrent requests ran in {count} batches: some must have been batched"
+    );
 }
 
 #[tokio::test]
 async fn a_full_queue_answers_429() {
     // No compute permits: the collector holds one job, the queue holds one, the next is refused.
-    let model = Arc::new(modelplane_serve::model::Model::load("iris", "1", &fixtures().join("repo/iris/1/model.onnx"), None).unwrap());
+    let model = Arc::new(
+        modelplane_serve::model::Model::load(
+            "iris",
+            "1",
+            &fixtures().join("repo/iris/1/model.onnx"),
+            None,
+        )
+        .unwrap(),
+    );
     let pool = Arc::new(tokio::sync::Semaphore::new(0));
     let b = Arc::new(modelplane_serve::batch::Batcher::start(
         model,
-        modelplane_serve::batch::BatchConfig { max_batch_size: 1, max_delay_ms: 0, queue_capacity: 1 },
+        modelplane_serve::batch::BatchConfig {
+            max_batch_size: 1,
+            max_delay_ms: 0,
+            queue_capacity: 1,
+        },
         pool,
         modelplane_serve::metrics::Metrics::new(),
     ));
@@ -201,8 +330,21 @@ async fn a_full_queue_answers_429() {
     assert!(e.to_string().contains("full queue"));
     // and a request that waits past its timeout gets 504
     let pool = Arc::new(tokio::sync::Semaphore::new(0));
-    let model = Arc::new(modelplane_serve::model::Model::load("iris", "1", &fixtures().join("repo/iris/1/model.onnx"), None).unwrap());
-    let b = modelplane_serve::batch::Batcher::start(model, Default::default(), pool, modelplane_serve::metrics::Metrics::new());
+    let model = Arc::new(
+        modelplane_serve::model::Model::load(
+            "iris",
+            "1",
+            &fixtures().join("repo/iris/1/model.onnx"),
+            None,
+        )
+        .unwrap(),
+    );
+    let b = modelplane_serve::batch::Batcher::start(
+        model,
+        Default::default(),
+        pool,
+        modelplane_serve::metrics::Metrics::new(),
+    );
     let e = b.infer(x(), Duration::from_millis(50)).await.unwrap_err();
     assert_eq!(e.status().as_u16(), 504);
 }
@@ -215,15 +357,67 @@ async fn bearer_token_protects_inference_and_admin() {
     let s = start(cfg).await;
     let c = reqwest::Client::new();
     let b = json!({ "inputs": reference("iris")["inputs"] });
-    assert_eq!(c.post(s.url("/v2/models/iris/infer")).json(&b).send().await.unwrap().status(), 401);
-    assert_eq!(c.post(s.url("/v2/models/iris/infer")).bearer_auth("wrong").json(&b).send().await.unwrap().status(), 401);
-    assert_eq!(c.post(s.url("/v2/models/iris/infer")).bearer_auth("s3cret").json(&b).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(s.url("/v2/health/ready")).send().await.unwrap().status(), 200, "health needs no token");
-    assert_eq!(c.post(s.url("/v2/admin/reload")).send().await.unwrap().status(), 401);
-    assert_eq!(c.post(s.url("/v2/admin/reload")).bearer_auth("s3cret").send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.post(s.url("/v2/models/iris/infer"))
+            .json(&b)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.post(s.url("/v2/models/iris/infer"))
+            .bearer_auth("wrong")
+            .json(&b)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.post(s.url("/v2/models/iris/infer"))
+            .bearer_auth("s3cret")
+            .json(&b)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(s.url("/v2/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "health needs no token"
+    );
+    assert_eq!(
+        c.post(s.url("/v2/admin/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.post(s.url("/v2/admin/reload"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let mut g = modelplane_serve::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient::connect(format!("http://{}", s.grpc)).await.unwrap();
     let e = g
-        .model_metadata(modelplane_serve::grpc::pb::ModelMetadataRequest { name: "iris".into(), version: String::new() })
+        .model_metadata(modelplane_serve::grpc::pb::ModelMetadataRequest {
+            name: "iris".into(),
+            version: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated);
@@ -239,18 +433,45 @@ async fn an_endpoint_named_like_its_model() {
     cfg.endpoints[0].name = "iris".into();
     cfg.models = ["1", "2"]
         .iter()
-        .map(|v| ModelConfig { name: "iris".into(), version: Some(v.to_string()), batching: Default::default(), device: Default::default() })
+        .map(|v| ModelConfig {
+            name: "iris".into(),
+            version: Some(v.to_string()),
+            batching: Default::default(),
+            device: Default::default(),
+        })
         .collect();
     let s = start(cfg).await;
     let c = reqwest::Client::new();
     let mut variants = std::collections::BTreeSet::new();
     for _ in 0..60 {
-        let resp = c.post(s.url("/v2/models/iris/infer")).json(&body()).send().await.unwrap();
+        let resp = c
+            .post(s.url("/v2/models/iris/infer"))
+            .json(&body())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
-        variants.insert(resp.headers()["x-modelplane-variant"].to_str().unwrap().to_string());
+        variants.insert(
+            resp.headers()["x-modelplane-variant"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
     }
-    assert_eq!(variants.into_iter().collect::<Vec<_>>(), vec!["canary", "stable"], "both variants serve under the model's name");
-    let v: Value = c.post(s.url("/v2/models/iris/versions/2/infer")).json(&body()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        variants.into_iter().collect::<Vec<_>>(),
+        vec!["canary", "stable"],
+        "both variants serve under the model's name"
+    );
+    let v: Value = c
+        .post(s.url("/v2/models/iris/versions/2/infer"))
+        .json(&body())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["model_version"], "2");
 }
 
@@ -261,16 +482,46 @@ async fn reload_loads_a_replaced_version_again() {
     let repo = versioned_repo();
     let s = start(split_config(&repo, &[("stable", "1", 100)], None)).await;
     let c = reqwest::Client::new();
-    let probabilities = |v: Value| v["outputs"].as_array().unwrap().iter().find(|o| o["name"] == "probabilities").unwrap()["data"].clone();
-    let before = probabilities(c.post(s.url("/v2/models/flowers/infer")).json(&body()).send().await.unwrap().json().await.unwrap());
+    let probabilities = |v: Value| {
+        v["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "probabilities")
+            .unwrap()["data"]
+            .clone()
+    };
+    let before = probabilities(
+        c.post(s.url("/v2/models/flowers/infer"))
+            .json(&body())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     // Another iris classifier (a neural network) under the same version.
     let other = fixtures().join("../../../examples/quickstart/model/iris-v2.onnx");
     let dir = repo.path().join("iris/1");
     std::fs::copy(&other, dir.join("model.onnx")).unwrap();
-    let mut meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
     meta["sha256"] = json!(modelplane_serve::signature::file_digest(&other).unwrap().0);
     std::fs::write(dir.join("model.json"), meta.to_string()).unwrap();
-    s.app.reload(Some(split_config(&repo, &[("stable", "1", 100)], None))).await.unwrap();
-    let after = probabilities(c.post(s.url("/v2/models/flowers/infer")).json(&body()).send().await.unwrap().json().await.unwrap());
+    s.app
+        .reload(Some(split_config(&repo, &[("stable", "1", 100)], None)))
+        .await
+        .unwrap();
+    let after = probabilities(
+        c.post(s.url("/v2/models/flowers/infer"))
+            .json(&body())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
     assert_ne!(before, after, "the replaced bytes serve after the reload");
 }

@@ -38,7 +38,9 @@ pub struct ProviderUnderTest {
 
 /// True when acceptance tests should run (`TF_ACC` set and not `0`).
 pub fn enabled() -> bool {
-    std::env::var("TF_ACC").map(|v| !v.is_empty() && v != "0").unwrap_or(false)
+    std::env::var("TF_ACC")
+        .map(|v| !v.is_empty() && v != "0")
+        .unwrap_or(false)
 }
 
 /// The terraform (or tofu) binary to drive.
@@ -80,11 +82,18 @@ impl Shown {
     }
     /// Every resource and data source in the state (root and child modules).
     pub fn resources(&self) -> Vec<J> {
-        self.0.get("values").and_then(|v| v.get("root_module")).map(|r| self.all_resources(r)).unwrap_or_default()
+        self.0
+            .get("values")
+            .and_then(|v| v.get("root_module"))
+            .map(|r| self.all_resources(r))
+            .unwrap_or_default()
     }
     /// The `values` of the resource at `address` (e.g. `data.modelplane_model_signature.x`).
     pub fn resource(&self, address: &str) -> Option<J> {
-        self.resources().into_iter().find(|r| r.get("address").and_then(J::as_str) == Some(address)).and_then(|r| r.get("values").cloned())
+        self.resources()
+            .into_iter()
+            .find(|r| r.get("address").and_then(J::as_str) == Some(address))
+            .and_then(|r| r.get("values").cloned())
     }
     /// The value at a flatmap-style path (`inputs.0.shape.1`, `tags.team`, `inputs.#` for a count).
     pub fn attr(&self, address: &str, path: &str) -> Option<J> {
@@ -114,7 +123,13 @@ impl Shown {
                 rcs.iter()
                     .filter_map(|rc| {
                         let addr = rc.get("address")?.as_str()?.to_string();
-                        let acts = rc.get("change")?.get("actions")?.as_array()?.iter().filter_map(|a| a.as_str().map(String::from)).collect();
+                        let acts = rc
+                            .get("change")?
+                            .get("actions")?
+                            .as_array()?
+                            .iter()
+                            .filter_map(|a| a.as_str().map(String::from))
+                            .collect();
                         Some((addr, acts))
                     })
                     .collect()
@@ -122,7 +137,12 @@ impl Shown {
             .unwrap_or_default()
     }
     fn change_field(&self, address: &str, field: &str, path: &str) -> Option<J> {
-        let rc = self.0.get("resource_changes")?.as_array()?.iter().find(|rc| rc.get("address").and_then(J::as_str) == Some(address))?;
+        let rc = self
+            .0
+            .get("resource_changes")?
+            .as_array()?
+            .iter()
+            .find(|rc| rc.get("address").and_then(J::as_str) == Some(address))?;
         let mut cur = rc.get("change")?.get(field)?.clone();
         for seg in path.split('.').filter(|s| !s.is_empty()) {
             cur = match &cur {
@@ -155,7 +175,10 @@ pub fn attr_equals(address: &str, path: &str, want: impl Into<J>) -> Check {
     let (address, path, want) = (address.to_string(), path.to_string(), want.into());
     Arc::new(move |s: &Shown| match s.attr(&address, &path) {
         Some(v) if v == want => Ok(()),
-        other => Err(format!("{address}.{path}: want {want}, got {}", other.map_or("nothing".into(), |v| v.to_string()))),
+        other => Err(format!(
+            "{address}.{path}: want {want}, got {}",
+            other.map_or("nothing".into(), |v| v.to_string())
+        )),
     })
 }
 
@@ -165,7 +188,9 @@ pub fn attr_matches(address: &str, path: &str, re: &str) -> Check {
     let re = Regex::new(re).expect("check regex");
     Arc::new(move |s: &Shown| match s.attr(&address, &path) {
         Some(J::String(v)) if re.is_match(&v) => Ok(()),
-        other => Err(format!("{address}.{path}: want a match of /{re}/, got {other:?}")),
+        other => Err(format!(
+            "{address}.{path}: want a match of /{re}/, got {other:?}"
+        )),
     })
 }
 
@@ -182,7 +207,11 @@ pub fn attr_set(address: &str, path: &str) -> Check {
 pub fn plan_action(address: &str, action: &str) -> Check {
     let (address, action) = (address.to_string(), action.to_string());
     Arc::new(move |s: &Shown| {
-        let got = s.planned_actions().get(&address).cloned().unwrap_or_default();
+        let got = s
+            .planned_actions()
+            .get(&address)
+            .cloned()
+            .unwrap_or_default();
         let want: Vec<String> = match action.as_str() {
             "replace" => {
                 if got == ["delete", "create"] || got == ["create", "delete"] {
@@ -195,7 +224,9 @@ pub fn plan_action(address: &str, action: &str) -> Check {
         if got == want {
             Ok(())
         } else {
-            Err(format!("{address}: want planned action {action}, got {got:?}"))
+            Err(format!(
+                "{address}: want planned action {action}, got {got:?}"
+            ))
         }
     })
 }
@@ -203,7 +234,13 @@ pub fn plan_action(address: &str, action: &str) -> Check {
 /// Plan check: `address.path` is unknown (known after apply).
 pub fn plan_unknown(address: &str, path: &str) -> Check {
     let (address, path) = (address.to_string(), path.to_string());
-    Arc::new(move |s: &Shown| if s.is_unknown(&address, &path) { Ok(()) } else { Err(format!("{address}.{path}: want unknown in the plan")) })
+    Arc::new(move |s: &Shown| {
+        if s.is_unknown(&address, &path) {
+            Ok(())
+        } else {
+            Err(format!("{address}.{path}: want unknown in the plan"))
+        }
+    })
 }
 
 /// Plan check: `address.path` is known and equals `want`.
@@ -215,7 +252,9 @@ pub fn plan_known(address: &str, path: &str, want: impl Into<J>) -> Check {
         }
         match s.planned(&address, &path) {
             Some(v) if v == want => Ok(()),
-            other => Err(format!("{address}.{path}: want planned {want}, got {other:?}")),
+            other => Err(format!(
+                "{address}.{path}: want planned {want}, got {other:?}"
+            )),
         }
     })
 }
@@ -223,7 +262,13 @@ pub fn plan_known(address: &str, path: &str, want: impl Into<J>) -> Check {
 /// Plan check: `address.path` is marked sensitive.
 pub fn plan_sensitive(address: &str, path: &str) -> Check {
     let (address, path) = (address.to_string(), path.to_string());
-    Arc::new(move |s: &Shown| if s.is_sensitive(&address, &path) { Ok(()) } else { Err(format!("{address}.{path}: want sensitive")) })
+    Arc::new(move |s: &Shown| {
+        if s.is_sensitive(&address, &path) {
+            Ok(())
+        } else {
+            Err(format!("{address}.{path}: want sensitive"))
+        }
+    })
 }
 
 /// Import the resource at `address` in a copy of the directory and compare its attributes
@@ -261,7 +306,10 @@ pub struct Step {
 
 impl Step {
     pub fn new(config: impl Into<String>) -> Self {
-        Step { config: config.into(), ..Default::default() }
+        Step {
+            config: config.into(),
+            ..Default::default()
+        }
     }
     pub fn expect_error(mut self, re: &str) -> Self {
         self.expect_error = Some(Regex::new(re).expect("expect_error regex"));
@@ -336,13 +384,20 @@ impl Workdir {
     }
 
     pub fn run(&self, args: &[&str]) -> Result<Output, Failure> {
-        self.command(args).output().or_else(|e| fail(format!("running {}: {e}", self.terraform.display())))
+        self.command(args)
+            .output()
+            .or_else(|e| fail(format!("running {}: {e}", self.terraform.display())))
     }
     /// Runs and requires success (exit 0).
     pub fn ok(&self, args: &[&str]) -> Result<Output, Failure> {
         let o = self.run(args)?;
         if !o.status.success() {
-            return fail(format!("terraform {} failed ({}):\n{}", args.join(" "), o.status, text(&o)));
+            return fail(format!(
+                "terraform {} failed ({}):\n{}",
+                args.join(" "),
+                o.status,
+                text(&o)
+            ));
         }
         Ok(o)
     }
@@ -352,7 +407,9 @@ impl Workdir {
             args.push(p);
         }
         let o = self.ok(&args)?;
-        serde_json::from_slice(&o.stdout).map(Shown).or_else(|e| fail(format!("show -json output: {e}")))
+        serde_json::from_slice(&o.stdout)
+            .map(Shown)
+            .or_else(|e| fail(format!("show -json output: {e}")))
     }
 }
 
@@ -363,7 +420,11 @@ fn matches(re: &Regex, text: &str) -> bool {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The harness: the installed provider mirror and CLI configuration, shared by the cases
@@ -400,24 +461,44 @@ impl Harness {
                 std::fs::create_dir_all(&p).or_else(|e| fail(format!("{}: {e}", p.display())))?;
                 Root::Fixed(p)
             }
-            None => Root::Temp(tempfile::Builder::new().prefix("tfacc-mirror-").tempdir().or_else(|e| fail(format!("temp dir: {e}")))?),
+            None => Root::Temp(
+                tempfile::Builder::new()
+                    .prefix("tfacc-mirror-")
+                    .tempdir()
+                    .or_else(|e| fail(format!("temp dir: {e}")))?,
+            ),
         };
-        let (os, arch) = (std::env::consts::OS, match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            a => a,
-        });
-        let ty = provider.address.rsplit('/').next().unwrap_or("provider").to_string();
-        let dir = root.path().join("mirror").join(&provider.address).join(&provider.version).join(format!("{os}_{arch}"));
+        let (os, arch) = (
+            std::env::consts::OS,
+            match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                a => a,
+            },
+        );
+        let ty = provider
+            .address
+            .rsplit('/')
+            .next()
+            .unwrap_or("provider")
+            .to_string();
+        let dir = root
+            .path()
+            .join("mirror")
+            .join(&provider.address)
+            .join(&provider.version)
+            .join(format!("{os}_{arch}"));
         std::fs::create_dir_all(&dir).or_else(|e| fail(format!("mirror dir: {e}")))?;
         let dest = dir.join(format!("terraform-provider-{ty}_v{}", provider.version));
         // Link (or copy) under a unique name, then rename: atomic for concurrent processes.
         let tmp = dir.join(format!(".incoming-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         if std::fs::hard_link(&provider.binary, &tmp).is_err() {
-            std::fs::copy(&provider.binary, &tmp).or_else(|e| fail(format!("copying {}: {e}", provider.binary.display())))?;
+            std::fs::copy(&provider.binary, &tmp)
+                .or_else(|e| fail(format!("copying {}: {e}", provider.binary.display())))?;
         }
-        std::fs::rename(&tmp, &dest).or_else(|e| fail(format!("installing {}: {e}", dest.display())))?;
+        std::fs::rename(&tmp, &dest)
+            .or_else(|e| fail(format!("installing {}: {e}", dest.display())))?;
         let cli_config = root.path().join(format!("cli-{}.tfrc", std::process::id()));
         let mirror = root.path().join("mirror");
         std::fs::write(
@@ -430,12 +511,22 @@ impl Harness {
             ),
         )
         .or_else(|e| fail(format!("cli config: {e}")))?;
-        Ok(Harness { provider, terraform, root, cli_config })
+        Ok(Harness {
+            provider,
+            terraform,
+            root,
+            cli_config,
+        })
     }
 
     /// The `terraform { required_providers }` block every configuration gets.
     pub fn required_providers(&self) -> String {
-        let local = self.provider.address.rsplit('/').next().unwrap_or("provider");
+        let local = self
+            .provider
+            .address
+            .rsplit('/')
+            .next()
+            .unwrap_or("provider");
         let source: Vec<&str> = self.provider.address.split('/').collect();
         format!(
             "terraform {{\n  required_providers {{\n    {local} = {{\n      source  = \"{}\"\n      version = \"{}\"\n    }}\n  }}\n}}\n",
@@ -446,17 +537,33 @@ impl Harness {
 
     /// A fresh working directory with the provider's requirements written.
     pub fn workdir(&self, name: &str) -> Result<(Workdir, Option<tempfile::TempDir>), Failure> {
-        let keep = std::env::var("TF_ACC_KEEP").map(|v| v == "1").unwrap_or(false);
-        let td = tempfile::Builder::new().prefix(&format!("tfacc-{name}-")).tempdir().or_else(|e| fail(format!("temp dir: {e}")))?;
+        let keep = std::env::var("TF_ACC_KEEP")
+            .map(|v| v == "1")
+            .unwrap_or(false);
+        let td = tempfile::Builder::new()
+            .prefix(&format!("tfacc-{name}-"))
+            .tempdir()
+            .or_else(|e| fail(format!("temp dir: {e}")))?;
         let (dir, guard) = if keep {
             let p = td.keep();
-            eprintln!("TF_ACC_KEEP: working directory of {name} kept at {}", p.display());
+            eprintln!(
+                "TF_ACC_KEEP: working directory of {name} kept at {}",
+                p.display()
+            );
             (p, None)
         } else {
             (td.path().to_path_buf(), Some(td))
         };
-        std::fs::write(dir.join("providers.tf"), self.required_providers()).or_else(|e| fail(format!("{e}")))?;
-        Ok((Workdir { dir, terraform: self.terraform.clone(), cli_config: self.cli_config.clone() }, guard))
+        std::fs::write(dir.join("providers.tf"), self.required_providers())
+            .or_else(|e| fail(format!("{e}")))?;
+        Ok((
+            Workdir {
+                dir,
+                terraform: self.terraform.clone(),
+                cli_config: self.cli_config.clone(),
+            },
+            guard,
+        ))
     }
 
     /// Where the mirror and CLI config live (removed with the harness).
@@ -523,7 +630,10 @@ impl Harness {
         if !plan.status.success() {
             return match &step.expect_error {
                 Some(re) if matches(re, &text(&plan)) => Ok(false),
-                Some(re) => fail(format!("plan failed, but not with /{re}/:\n{}", text(&plan))),
+                Some(re) => fail(format!(
+                    "plan failed, but not with /{re}/:\n{}",
+                    text(&plan)
+                )),
                 None => fail(format!("plan failed:\n{}", text(&plan))),
             };
         }
@@ -535,25 +645,44 @@ impl Harness {
         if !apply.status.success() {
             return match &step.expect_error {
                 Some(re) if matches(re, &text(&apply)) => Ok(false),
-                Some(re) => fail(format!("apply failed, but not with /{re}/:\n{}", text(&apply))),
+                Some(re) => fail(format!(
+                    "apply failed, but not with /{re}/:\n{}",
+                    text(&apply)
+                )),
                 None => fail(format!("apply failed:\n{}", text(&apply))),
             };
         }
         if let Some(re) = &step.expect_error {
-            return fail(format!("expected an error matching /{re}/, but plan and apply succeeded"));
+            return fail(format!(
+                "expected an error matching /{re}/, but plan and apply succeeded"
+            ));
         }
         let state = wd.show(None)?;
         for c in &step.checks {
             c(&state).map_err(|e| Failure(format!("check: {e}")))?;
         }
         for (what, args) in [
-            ("plan -refresh=false", vec!["plan", "-refresh=false", "-detailed-exitcode", "-input=false", "-no-color"]),
-            ("plan", vec!["plan", "-detailed-exitcode", "-input=false", "-no-color"]),
+            (
+                "plan -refresh=false",
+                vec![
+                    "plan",
+                    "-refresh=false",
+                    "-detailed-exitcode",
+                    "-input=false",
+                    "-no-color",
+                ],
+            ),
+            (
+                "plan",
+                vec!["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+            ),
         ] {
             let o = wd.run(&args)?;
             match (o.status.code(), step.expect_non_empty_plan) {
                 (Some(0), _) | (Some(2), true) => {}
-                (Some(2), false) => return fail(format!("after apply, {what} is not empty:\n{}", text(&o))),
+                (Some(2), false) => {
+                    return fail(format!("after apply, {what} is not empty:\n{}", text(&o)))
+                }
                 _ => return fail(format!("after apply, {what} failed:\n{}", text(&o))),
             }
         }
@@ -566,19 +695,33 @@ impl Harness {
     fn import_check(&self, wd: &Workdir, imp: &ImportStep, state: &Shown) -> Result<(), Failure> {
         let id = match (&imp.id, &imp.id_from) {
             (Some(id), _) => id.clone(),
-            (None, Some(f)) => f(state).ok_or_else(|| Failure(format!("import: no ID derivable for {}", imp.address)))?,
+            (None, Some(f)) => f(state)
+                .ok_or_else(|| Failure(format!("import: no ID derivable for {}", imp.address)))?,
             (None, None) => return fail("import step needs an id or id_from"),
         };
-        let td = tempfile::Builder::new().prefix("tfacc-import-").tempdir().or_else(|e| fail(format!("{e}")))?;
+        let td = tempfile::Builder::new()
+            .prefix("tfacc-import-")
+            .tempdir()
+            .or_else(|e| fail(format!("{e}")))?;
         for f in ["main.tf", "providers.tf", ".terraform.lock.hcl"] {
             let _ = std::fs::copy(wd.dir.join(f), td.path().join(f));
         }
-        let copy = Workdir { dir: td.path().to_path_buf(), terraform: wd.terraform.clone(), cli_config: wd.cli_config.clone() };
+        let copy = Workdir {
+            dir: td.path().to_path_buf(),
+            terraform: wd.terraform.clone(),
+            cli_config: wd.cli_config.clone(),
+        };
         copy.ok(&["init", "-input=false", "-no-color"])?;
         copy.ok(&["import", "-input=false", "-no-color", &imp.address, &id])?;
         let imported = copy.show(None)?;
-        let (Some(J::Object(want)), Some(J::Object(got))) = (state.resource(&imp.address), imported.resource(&imp.address)) else {
-            return fail(format!("import: {} missing from original or imported state", imp.address));
+        let (Some(J::Object(want)), Some(J::Object(got))) = (
+            state.resource(&imp.address),
+            imported.resource(&imp.address),
+        ) else {
+            return fail(format!(
+                "import: {} missing from original or imported state",
+                imp.address
+            ));
         };
         let mut diffs = Vec::new();
         for (k, v) in &want {
@@ -586,7 +729,10 @@ impl Harness {
                 continue;
             }
             if got.get(k) != Some(v) {
-                diffs.push(format!("{k}: applied {v}, imported {}", got.get(k).map_or("nothing".into(), |g| g.to_string())));
+                diffs.push(format!(
+                    "{k}: applied {v}, imported {}",
+                    got.get(k).map_or("nothing".into(), |g| g.to_string())
+                ));
             }
         }
         // The imported object must be destroyed by the original directory's destroy, not
@@ -595,7 +741,11 @@ impl Harness {
         if diffs.is_empty() {
             Ok(())
         } else {
-            fail(format!("import of {} with ID {id:?} differs:\n  {}", imp.address, diffs.join("\n  ")))
+            fail(format!(
+                "import of {} with ID {id:?} differs:\n  {}",
+                imp.address,
+                diffs.join("\n  ")
+            ))
         }
     }
 }
@@ -607,7 +757,10 @@ mod tests {
     #[test]
     fn errors_match_across_terraform_line_wrapping() {
         let wrapped = "Error: Cannot destroy the model store\n\nthe store at /tmp/x still holds 1 model\nversion(s) (iris/1); set\nforce_destroy = true";
-        let re = Regex::new("still holds 1 model version\\(s\\) \\(iris/1\\)(.|\\n)*force_destroy = true").unwrap();
+        let re = Regex::new(
+            "still holds 1 model version\\(s\\) \\(iris/1\\)(.|\\n)*force_destroy = true",
+        )
+        .unwrap();
         assert!(!re.is_match(wrapped), "the raw text is wrapped");
         assert!(matches(&re, wrapped));
         assert!(!matches(&Regex::new("holds 2 model").unwrap(), wrapped));

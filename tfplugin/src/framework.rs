@@ -34,7 +34,11 @@ impl Config {
         self.get_path(&AttributePath::attr(name), diags)
     }
     /// The value at any path, decoded.
-    pub fn get_path<T: DeserializeOwned>(&self, path: &AttributePath, diags: &mut Diagnostics) -> Attr<T> {
+    pub fn get_path<T: DeserializeOwned>(
+        &self,
+        path: &AttributePath,
+        diags: &mut Diagnostics,
+    ) -> Attr<T> {
         match self.value.at(path) {
             None | Some(Value::Null) => Attr::Null,
             Some(Value::Unknown(_)) => Attr::Unknown,
@@ -50,9 +54,13 @@ impl Config {
     /// Elements of a block or nested attribute list at `name` (empty when null or unknown).
     pub fn elements(&self, name: &str) -> Vec<Config> {
         match self.value.get_attr(name) {
-            Some(Value::List(v)) | Some(Value::Set(v)) => v.iter().cloned().map(Config::new).collect(),
+            Some(Value::List(v)) | Some(Value::Set(v)) => {
+                v.iter().cloned().map(Config::new).collect()
+            }
             Some(Value::Map(m)) => m.values().cloned().map(Config::new).collect(),
-            Some(Value::Object(_)) => vec![Config::new(self.value.get_attr(name).cloned().unwrap_or(Value::Null))],
+            Some(Value::Object(_)) => vec![Config::new(
+                self.value.get_attr(name).cloned().unwrap_or(Value::Null),
+            )],
             _ => Vec::new(),
         }
     }
@@ -76,7 +84,9 @@ impl Private {
         serde_json::to_vec(self).unwrap_or_default()
     }
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.0.get(key).and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.0
+            .get(key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
     pub fn set<T: Serialize>(&mut self, key: &str, v: &T) {
         if let Ok(j) = serde_json::to_value(v) {
@@ -99,7 +109,12 @@ pub struct Ctx {
 
 impl Ctx {
     pub(crate) fn new(private: Private, stop: tokio::sync::watch::Receiver<bool>) -> Self {
-        Ctx { diags: Diagnostics::new(), private, stop, replace: Vec::new() }
+        Ctx {
+            diags: Diagnostics::new(),
+            private,
+            stop,
+            replace: Vec::new(),
+        }
     }
     /// For tests of handlers.
     pub fn detached() -> Self {
@@ -159,7 +174,14 @@ pub trait Resource: Send + Sync + 'static {
     /// Adjusts the plan the framework made (`plan`, with computed values already unknown
     /// where they will change). `prior` is `None` on create. Call
     /// [`Ctx::require_replace`] for changes that need a new resource.
-    async fn modify_plan(&self, _prior: Option<&Self::Model>, _plan: &mut Self::Model, _config: &Config, _ctx: &mut Ctx) {}
+    async fn modify_plan(
+        &self,
+        _prior: Option<&Self::Model>,
+        _plan: &mut Self::Model,
+        _config: &Config,
+        _ctx: &mut Ctx,
+    ) {
+    }
 
     /// Creates the resource. Return the state to record; on a partial failure return what
     /// exists together with the error, so nothing created goes unrecorded.
@@ -169,7 +191,12 @@ pub trait Resource: Send + Sync + 'static {
     async fn read(&self, state: Self::Model, ctx: &mut Ctx) -> Option<Self::Model>;
 
     /// Applies an in-place update.
-    async fn update(&self, prior: Self::Model, plan: Self::Model, ctx: &mut Ctx) -> Option<Self::Model>;
+    async fn update(
+        &self,
+        prior: Self::Model,
+        plan: Self::Model,
+        ctx: &mut Ctx,
+    ) -> Option<Self::Model>;
 
     /// Deletes the resource; an object that is already gone is success.
     async fn delete(&self, state: Self::Model, ctx: &mut Ctx);
@@ -178,14 +205,21 @@ pub trait Resource: Send + Sync + 'static {
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Self::Model> {
         ctx.diags.error(
             "Resource import not supported",
-            format!("{} cannot be imported (ID {id:?}); declare it in configuration instead.", self.type_name()),
+            format!(
+                "{} cannot be imported (ID {id:?}); declare it in configuration instead.",
+                self.type_name()
+            ),
         );
         None
     }
 
     /// Converts state JSON written by schema `version` to the current schema's JSON.
     /// Called only for older versions; the default refuses them.
-    fn upgrade_state(&self, version: i64, _state: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn upgrade_state(
+        &self,
+        version: i64,
+        _state: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
         Err(format!(
             "state was written with schema version {version}, which this provider version cannot read; \
              current version is {}",
@@ -234,13 +268,23 @@ pub trait DynResource: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
     async fn validate(&self, config: &Config, diags: &mut Diagnostics);
-    async fn modify_plan(&self, prior: &Value, plan: Value, config: &Config, ctx: &mut Ctx) -> Value;
+    async fn modify_plan(
+        &self,
+        prior: &Value,
+        plan: Value,
+        config: &Config,
+        ctx: &mut Ctx,
+    ) -> Value;
     async fn create(&self, plan: Value, ctx: &mut Ctx) -> Option<Value>;
     async fn read(&self, state: Value, ctx: &mut Ctx) -> Option<Value>;
     async fn update(&self, prior: Value, plan: Value, ctx: &mut Ctx) -> Option<Value>;
     async fn delete(&self, state: Value, ctx: &mut Ctx);
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Value>;
-    fn upgrade_state(&self, version: i64, state: serde_json::Value) -> Result<serde_json::Value, String>;
+    fn upgrade_state(
+        &self,
+        version: i64,
+        state: serde_json::Value,
+    ) -> Result<serde_json::Value, String>;
 }
 
 /// Object-safe form of [`DataSource`].
@@ -310,12 +354,18 @@ fn encode<M: Serialize>(m: &M, ty: &Type, diags: &mut Diagnostics) -> Option<Val
 
 /// Wraps a typed [`Resource`] for the framework.
 pub fn resource<R: Resource>(r: R) -> Arc<dyn DynResource> {
-    Arc::new(ResourceAdapter { ty: r.schema().value_type(), inner: r })
+    Arc::new(ResourceAdapter {
+        ty: r.schema().value_type(),
+        inner: r,
+    })
 }
 
 /// Wraps a typed [`DataSource`] for the framework.
 pub fn data_source<D: DataSource>(d: D) -> Arc<dyn DynDataSource> {
-    Arc::new(DataSourceAdapter { ty: d.schema().value_type(), inner: d })
+    Arc::new(DataSourceAdapter {
+        ty: d.schema().value_type(),
+        inner: d,
+    })
 }
 
 struct ResourceAdapter<R> {
@@ -334,14 +384,27 @@ impl<R: Resource> DynResource for ResourceAdapter<R> {
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         self.inner.validate(config, diags).await
     }
-    async fn modify_plan(&self, prior: &Value, plan: Value, config: &Config, ctx: &mut Ctx) -> Value {
-        let prior_m: Option<R::Model> =
-            if prior.is_null() { None } else { decode(prior.clone(), "prior state", &mut ctx.diags) };
+    async fn modify_plan(
+        &self,
+        prior: &Value,
+        plan: Value,
+        config: &Config,
+        ctx: &mut Ctx,
+    ) -> Value {
+        let prior_m: Option<R::Model> = if prior.is_null() {
+            None
+        } else {
+            decode(prior.clone(), "prior state", &mut ctx.diags)
+        };
         if !prior.is_null() && prior_m.is_none() {
             return plan;
         }
-        let Some(mut m) = decode::<R::Model>(plan.clone(), "plan", &mut ctx.diags) else { return plan };
-        self.inner.modify_plan(prior_m.as_ref(), &mut m, config, ctx).await;
+        let Some(mut m) = decode::<R::Model>(plan.clone(), "plan", &mut ctx.diags) else {
+            return plan;
+        };
+        self.inner
+            .modify_plan(prior_m.as_ref(), &mut m, config, ctx)
+            .await;
         encode(&m, &self.ty, &mut ctx.diags).unwrap_or(plan)
     }
     async fn create(&self, plan: Value, ctx: &mut Ctx) -> Option<Value> {
@@ -369,7 +432,11 @@ impl<R: Resource> DynResource for ResourceAdapter<R> {
         let out = self.inner.import(id, ctx).await?;
         encode(&out, &self.ty, &mut ctx.diags)
     }
-    fn upgrade_state(&self, version: i64, state: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn upgrade_state(
+        &self,
+        version: i64,
+        state: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
         self.inner.upgrade_state(version, state)
     }
 }

@@ -23,8 +23,10 @@ pub fn type_to_json(t: &Type) -> serde_json::Value {
         Type::Set(e) => json!(["set", type_to_json(e)]),
         Type::Map(e) => json!(["map", type_to_json(e)]),
         Type::Object(a) => {
-            let m: serde_json::Map<String, serde_json::Value> =
-                a.iter().map(|(k, v)| (k.clone(), type_to_json(v))).collect();
+            let m: serde_json::Map<String, serde_json::Value> = a
+                .iter()
+                .map(|(k, v)| (k.clone(), type_to_json(v)))
+                .collect();
             json!(["object", m])
         }
         Type::Tuple(ts) => json!(["tuple", ts.iter().map(type_to_json).collect::<Vec<_>>()]),
@@ -48,11 +50,13 @@ pub fn type_from_json(j: &serde_json::Value) -> Result<Type, String> {
             (Some("set"), e) => Ok(Type::set(type_from_json(e)?)),
             (Some("map"), e) => Ok(Type::map(type_from_json(e)?)),
             (Some("object"), J::Object(m)) => Ok(Type::Object(
-                m.iter().map(|(k, v)| Ok((k.clone(), type_from_json(v)?))).collect::<Result<_, String>>()?,
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), type_from_json(v)?)))
+                    .collect::<Result<_, String>>()?,
             )),
-            (Some("tuple"), J::Array(ts)) => {
-                Ok(Type::Tuple(ts.iter().map(type_from_json).collect::<Result<_, _>>()?))
-            }
+            (Some("tuple"), J::Array(ts)) => Ok(Type::Tuple(
+                ts.iter().map(type_from_json).collect::<Result<_, _>>()?,
+            )),
             _ => Err(format!("invalid type {j}")),
         },
         _ => Err(format!("invalid type {j}")),
@@ -61,7 +65,11 @@ pub fn type_from_json(j: &serde_json::Value) -> Result<Type, String> {
 
 fn err<T>(path: &str, msg: impl Into<String>) -> Result<T, CodecError> {
     Err(CodecError {
-        path: if path.is_empty() { String::new() } else { format!("{path}: ") },
+        path: if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        },
         msg: msg.into(),
     })
 }
@@ -89,7 +97,12 @@ fn enc(out: &mut String, v: &Value, ty: &Type, path: &str) -> Result<(), CodecEr
             Ok(())
         }
         (Value::Dynamic(t, inner), want) if t == want => enc(out, inner, t, path),
-        (v, Type::Dynamic) => enc(out, &Value::Dynamic(v.infer_type(), Box::new(v.clone())), ty, path),
+        (v, Type::Dynamic) => enc(
+            out,
+            &Value::Dynamic(v.infer_type(), Box::new(v.clone())),
+            ty,
+            path,
+        ),
         (Value::Bool(b), Type::Bool) => {
             out.push_str(if *b { "true" } else { "false" });
             Ok(())
@@ -145,7 +158,11 @@ fn enc(out: &mut String, v: &Value, ty: &Type, path: &str) -> Result<(), CodecEr
                 }
                 out.push_str(&serde_json::to_string(k).expect("key JSON"));
                 out.push(':');
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 enc(out, m.get(k).unwrap_or(&Value::Null), at, &sub)?;
             }
             out.push('}');
@@ -157,7 +174,8 @@ fn enc(out: &mut String, v: &Value, ty: &Type, path: &str) -> Result<(), CodecEr
 
 /// Decodes cty JSON as a value of type `ty`. Missing object attributes are null.
 pub fn decode(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
-    let raw: &RawValue = serde_json::from_slice(bytes).or_else(|e| err("", format!("invalid JSON: {e}")))?;
+    let raw: &RawValue =
+        serde_json::from_slice(bytes).or_else(|e| err("", format!("invalid JSON: {e}")))?;
     dec(raw, ty, "")
 }
 
@@ -166,7 +184,10 @@ fn dec(raw: &RawValue, ty: &Type, path: &str) -> Result<Value, CodecError> {
     if text == "null" {
         return Ok(Value::Null);
     }
-    let parse_err = |e: serde_json::Error| CodecError { path: path.to_string(), msg: format!("invalid JSON: {e}") };
+    let parse_err = |e: serde_json::Error| CodecError {
+        path: path.to_string(),
+        msg: format!("invalid JSON: {e}"),
+    };
     match ty {
         Type::Bool => match text {
             "true" => Ok(Value::Bool(true)),
@@ -176,9 +197,13 @@ fn dec(raw: &RawValue, ty: &Type, path: &str) -> Result<Value, CodecError> {
         Type::Number => {
             if text.starts_with('"') {
                 let s: String = serde_json::from_str(text).map_err(parse_err)?;
-                return Number::from_str(&s).map(Value::Number).or_else(|e| err(path, e));
+                return Number::from_str(&s)
+                    .map(Value::Number)
+                    .or_else(|e| err(path, e));
             }
-            Number::from_str(text).map(Value::Number).or_else(|e| err(path, e))
+            Number::from_str(text)
+                .map(Value::Number)
+                .or_else(|e| err(path, e))
         }
         Type::String => {
             if !text.starts_with('"') {
@@ -188,7 +213,9 @@ fn dec(raw: &RawValue, ty: &Type, path: &str) -> Result<Value, CodecError> {
                 }
                 return err(path, format!("expected a string, found {text}"));
             }
-            Ok(Value::String(serde_json::from_str(text).map_err(parse_err)?))
+            Ok(Value::String(
+                serde_json::from_str(text).map_err(parse_err)?,
+            ))
         }
         Type::Dynamic => {
             #[derive(serde::Deserialize)]
@@ -198,8 +225,12 @@ fn dec(raw: &RawValue, ty: &Type, path: &str) -> Result<Value, CodecError> {
                 #[serde(rename = "type")]
                 ty: serde_json::Value,
             }
-            let d: Dyn = serde_json::from_str(text)
-                .or_else(|e| err(path, format!("a dynamic value must be {{\"value\",\"type\"}}: {e}")))?;
+            let d: Dyn = serde_json::from_str(text).or_else(|e| {
+                err(
+                    path,
+                    format!("a dynamic value must be {{\"value\",\"type\"}}: {e}"),
+                )
+            })?;
             let t = type_from_json(&d.ty).or_else(|e| err(path, e))?;
             Ok(Value::Dynamic(t.clone(), Box::new(dec(d.value, &t, path)?)))
         }
@@ -210,21 +241,35 @@ fn dec(raw: &RawValue, ty: &Type, path: &str) -> Result<Value, CodecError> {
                 .enumerate()
                 .map(|(i, it)| dec(it, et, &format!("{path}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(if matches!(ty, Type::List(_)) { Value::List(vals) } else { Value::Set(vals) })
+            Ok(if matches!(ty, Type::List(_)) {
+                Value::List(vals)
+            } else {
+                Value::Set(vals)
+            })
         }
         Type::Tuple(ts) => {
             let items: Vec<&RawValue> = serde_json::from_str(text).map_err(parse_err)?;
             if items.len() != ts.len() {
-                return err(path, format!("tuple needs {} elements, has {}", ts.len(), items.len()));
+                return err(
+                    path,
+                    format!("tuple needs {} elements, has {}", ts.len(), items.len()),
+                );
             }
             Ok(Value::Tuple(
-                items.iter().zip(ts).enumerate().map(|(i, (it, t))| dec(it, t, &format!("{path}[{i}]"))).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .zip(ts)
+                    .enumerate()
+                    .map(|(i, (it, t))| dec(it, t, &format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
             ))
         }
         Type::Map(et) => {
             let m: BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(parse_err)?;
             Ok(Value::Map(
-                m.into_iter().map(|(k, it)| Ok((k.clone(), dec(it, et, &format!("{path}[{k:?}]"))?))).collect::<Result<_, CodecError>>()?,
+                m.into_iter()
+                    .map(|(k, it)| Ok((k.clone(), dec(it, et, &format!("{path}[{k:?}]"))?)))
+                    .collect::<Result<_, CodecError>>()?,
             ))
         }
         Type::Object(attrs) => {
@@ -234,7 +279,11 @@ fn dec(raw: &RawValue, ty: &Type, path: &str) -> Result<Value, CodecError> {
             }
             let mut out = BTreeMap::new();
             for (k, at) in attrs {
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 let v = match m.get(k) {
                     Some(raw) => dec(raw, at, &sub)?,
                     None => Value::Null,
@@ -254,15 +303,28 @@ mod tests {
     fn big_numbers_keep_every_digit() {
         let ty = Type::object([("n", Type::Number)]);
         let v = decode(br#"{"n": 12345678901234567890123.45678901234567890}"#, &ty).unwrap();
-        assert_eq!(v.get_attr("n").unwrap().to_string(), "12345678901234567890123.4567890123456789");
+        assert_eq!(
+            v.get_attr("n").unwrap().to_string(),
+            "12345678901234567890123.4567890123456789"
+        );
         let back = String::from_utf8(encode(&v, &ty).unwrap()).unwrap();
         assert_eq!(back, r#"{"n":12345678901234567890123.4567890123456789}"#);
     }
 
     #[test]
     fn dynamic_json_has_value_and_type() {
-        let v = decode(br#"{"value": ["a"], "type": ["list", "string"]}"#, &Type::Dynamic).unwrap();
-        assert_eq!(v, Value::Dynamic(Type::list(Type::String), Box::new(Value::List(vec![Value::string("a")]))));
+        let v = decode(
+            br#"{"value": ["a"], "type": ["list", "string"]}"#,
+            &Type::Dynamic,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            Value::Dynamic(
+                Type::list(Type::String),
+                Box::new(Value::List(vec![Value::string("a")]))
+            )
+        );
         let s = String::from_utf8(encode(&v, &Type::Dynamic).unwrap()).unwrap();
         assert_eq!(s, r#"{"value":["a"],"type":["list","string"]}"#);
     }

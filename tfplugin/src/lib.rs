@@ -44,7 +44,10 @@ pub mod plugin_proto {
 
 pub use async_trait::async_trait;
 pub use diag::{Diagnostic, Diagnostics, Severity};
-pub use framework::{data_source, resource, Config, Ctx, DataSource, Function, Parameter, Private, Provider, Resource};
+pub use framework::{
+    data_source, resource, Config, Ctx, DataSource, Function, Parameter, Private, Provider,
+    Resource,
+};
 pub use model::{from_value, to_value, Attr};
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema, SchemaKind};
 pub use value::{AttributePath, Number, PathStep, Type, Value};

@@ -15,7 +15,9 @@ use tracing_subscriber::Layer;
 
 /// The level named by the environment, as Terraform's own variables set it.
 pub fn level_from_env() -> Option<Level> {
-    let raw = std::env::var("TF_LOG_PROVIDER").or_else(|_| std::env::var("TF_LOG")).unwrap_or_else(|_| "info".into());
+    let raw = std::env::var("TF_LOG_PROVIDER")
+        .or_else(|_| std::env::var("TF_LOG"))
+        .unwrap_or_else(|_| "info".into());
     match raw.to_ascii_lowercase().as_str() {
         "trace" | "json" => Some(Level::TRACE),
         "debug" => Some(Level::DEBUG),
@@ -28,7 +30,13 @@ pub fn level_from_env() -> Option<Level> {
 }
 
 /// Formats one event as an hclog JSON line.
-pub fn hclog_line(level: &Level, module: &str, message: &str, fields: &[(String, serde_json::Value)], timestamp: &str) -> String {
+pub fn hclog_line(
+    level: &Level,
+    module: &str,
+    message: &str,
+    fields: &[(String, serde_json::Value)],
+    timestamp: &str,
+) -> String {
     let mut m = serde_json::Map::new();
     m.insert("@level".into(), level.as_str().to_ascii_lowercase().into());
     m.insert("@message".into(), message.into());
@@ -106,7 +114,11 @@ pub fn init(module: &str) {
     let Some(max) = level_from_env() else { return };
     // Filter before the registry: spans and events of other crates below `max` (and their
     // chatter above debug) are never built.
-    let quiet = if max < Level::TRACE { Level::WARN } else { Level::TRACE };
+    let quiet = if max < Level::TRACE {
+        Level::WARN
+    } else {
+        Level::TRACE
+    };
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(max)
         .with_target("h2", quiet)
@@ -115,7 +127,13 @@ pub fn init(module: &str) {
         .with_target("tower", quiet)
         .with_target("tonic", quiet)
         .with_target("rustls", quiet);
-    let _ = tracing_subscriber::registry().with(filter).with(HclogLayer { module: module.to_string(), max }).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(HclogLayer {
+            module: module.to_string(),
+            max,
+        })
+        .try_init();
 }
 
 #[cfg(test)]
@@ -124,7 +142,13 @@ mod tests {
 
     #[test]
     fn lines_have_hclog_keys() {
-        let l = hclog_line(&Level::WARN, "provider", "disk low", &[("free".into(), 3.into())], "2026-01-01T00:00:00.000000Z");
+        let l = hclog_line(
+            &Level::WARN,
+            "provider",
+            "disk low",
+            &[("free".into(), 3.into())],
+            "2026-01-01T00:00:00.000000Z",
+        );
         let v: serde_json::Value = serde_json::from_str(&l).unwrap();
         assert_eq!(v["@level"], "warn");
         assert_eq!(v["@message"], "disk low");

@@ -109,7 +109,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Attr<T> {
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(Attr::Unknown)
             }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
                 T::deserialize(d).map(Attr::Known)
             }
         }
@@ -135,8 +138,14 @@ pub fn from_value<T: DeserializeOwned>(v: Value) -> Result<T, ModelError> {
 
 /// Encodes a model as a value of type `ty`.
 pub fn to_value<T: Serialize>(m: &T, ty: &Type) -> Result<Value, ModelError> {
-    let v = m.serialize(ValueSerializer).map_err(|e| ModelError { path: ".".into(), msg: e.0 })?;
-    v.conform(ty).map_err(|msg| ModelError { path: ".".into(), msg })
+    let v = m.serialize(ValueSerializer).map_err(|e| ModelError {
+        path: ".".into(),
+        msg: e.0,
+    })?;
+    v.conform(ty).map_err(|msg| ModelError {
+        path: ".".into(),
+        msg,
+    })
 }
 
 #[derive(Debug)]
@@ -174,7 +183,10 @@ impl ValueDeserializer {
 struct SeqAccess(std::vec::IntoIter<Value>);
 impl<'de> de::SeqAccess<'de> for SeqAccess {
     type Error = Error;
-    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         match self.0.next() {
             Some(v) => seed.deserialize(ValueDeserializer(v)).map(Some),
             None => Ok(None),
@@ -191,7 +203,10 @@ struct MapAccess {
 }
 impl<'de> de::MapAccess<'de> for MapAccess {
     type Error = Error;
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         match self.it.next() {
             Some((k, v)) => {
                 self.next = Some(v);
@@ -206,7 +221,10 @@ impl<'de> de::MapAccess<'de> for MapAccess {
 }
 
 fn unknown_err() -> Error {
-    Error("value is not known yet (it depends on something that will only be known after apply)".into())
+    Error(
+        "value is not known yet (it depends on something that will only be known after apply)"
+            .into(),
+    )
 }
 
 impl<'de> Deserializer<'de> for ValueDeserializer {
@@ -230,7 +248,10 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
             Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
                 v.visit_seq(SeqAccess(items.into_iter()))
             }
-            Value::Map(m) | Value::Object(m) => v.visit_map(MapAccess { it: m.into_iter(), next: None }),
+            Value::Map(m) | Value::Object(m) => v.visit_map(MapAccess {
+                it: m.into_iter(),
+                next: None,
+            }),
             Value::Dynamic(..) => unreachable!("unwrapped above"),
         }
     }
@@ -243,7 +264,11 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, Error> {
         if name == ATTR_TOKEN {
             return match self.0 {
                 Value::Null => v.visit_none(),
@@ -275,7 +300,9 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
         match self.unwrap_dynamic() {
             Value::String(s) => v.visit_enum(s.into_deserializer()),
             Value::Unknown(_) => Err(unknown_err()),
-            other => Err(Error(format!("expected a string naming a choice, found {other}"))),
+            other => Err(Error(format!(
+                "expected a string naming a choice, found {other}"
+            ))),
         }
     }
 
@@ -304,7 +331,9 @@ pub struct SeqSer(Vec<Value>);
 pub struct MapSer(BTreeMap<String, Value>, Option<String>);
 
 fn num_f(f: f64) -> Result<Value, Error> {
-    Number::from_f64(f).map(Value::Number).ok_or_else(|| Error(format!("{f} is not a finite number")))
+    Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| Error(format!("{f} is not a finite number")))
 }
 
 impl Serializer for ValueSerializer {
@@ -358,7 +387,9 @@ impl Serializer for ValueSerializer {
         Ok(Value::String(v.to_string()))
     }
     fn serialize_bytes(self, _v: &[u8]) -> Result<Value, Error> {
-        Err(Error("bytes have no Terraform type; encode them as a string".into()))
+        Err(Error(
+            "bytes have no Terraform type; encode them as a string".into(),
+        ))
     }
     fn serialize_none(self) -> Result<Value, Error> {
         Ok(Value::Null)
@@ -370,12 +401,25 @@ impl Serializer for ValueSerializer {
         Ok(Value::Null)
     }
     fn serialize_unit_struct(self, name: &'static str) -> Result<Value, Error> {
-        Ok(if name == UNKNOWN_TOKEN { Value::unknown() } else { Value::Null })
+        Ok(if name == UNKNOWN_TOKEN {
+            Value::unknown()
+        } else {
+            Value::Null
+        })
     }
-    fn serialize_unit_variant(self, _n: &'static str, _i: u32, variant: &'static str) -> Result<Value, Error> {
+    fn serialize_unit_variant(
+        self,
+        _n: &'static str,
+        _i: u32,
+        variant: &'static str,
+    ) -> Result<Value, Error> {
         Ok(Value::String(variant.to_string()))
     }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _n: &'static str, v: &T) -> Result<Value, Error> {
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _n: &'static str,
+        v: &T,
+    ) -> Result<Value, Error> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
@@ -385,7 +429,9 @@ impl Serializer for ValueSerializer {
         variant: &'static str,
         _v: &T,
     ) -> Result<Value, Error> {
-        Err(Error(format!("enum variant {variant} with data has no Terraform type")))
+        Err(Error(format!(
+            "enum variant {variant} with data has no Terraform type"
+        )))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqSer, Error> {
         Ok(SeqSer(Vec::with_capacity(len.unwrap_or(0))))
@@ -403,7 +449,9 @@ impl Serializer for ValueSerializer {
         variant: &'static str,
         _l: usize,
     ) -> Result<Self::SerializeTupleVariant, Error> {
-        Err(Error(format!("enum variant {variant} with data has no Terraform type")))
+        Err(Error(format!(
+            "enum variant {variant} with data has no Terraform type"
+        )))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<MapSer, Error> {
         Ok(MapSer(BTreeMap::new(), None))
@@ -418,7 +466,9 @@ impl Serializer for ValueSerializer {
         variant: &'static str,
         _l: usize,
     ) -> Result<Self::SerializeStructVariant, Error> {
-        Err(Error(format!("enum variant {variant} with data has no Terraform type")))
+        Err(Error(format!(
+            "enum variant {variant} with data has no Terraform type"
+        )))
     }
 }
 
@@ -470,7 +520,10 @@ impl ser::SerializeMap for MapSer {
         }
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), Error> {
-        let k = self.1.take().ok_or_else(|| Error("map value without a key".into()))?;
+        let k = self
+            .1
+            .take()
+            .ok_or_else(|| Error("map value without a key".into()))?;
         self.0.insert(k, v.serialize(ValueSerializer)?);
         Ok(())
     }
@@ -481,7 +534,11 @@ impl ser::SerializeMap for MapSer {
 impl ser::SerializeStruct for MapSer {
     type Ok = Value;
     type Error = Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        k: &'static str,
+        v: &T,
+    ) -> Result<(), Error> {
         self.0.insert(k.to_string(), v.serialize(ValueSerializer)?);
         Ok(())
     }
@@ -520,7 +577,11 @@ mod tests {
     }
 
     fn ty() -> Type {
-        let pool = Type::object([("name", Type::String), ("purpose", Type::String), ("size", Type::Number)]);
+        let pool = Type::object([
+            ("name", Type::String),
+            ("purpose", Type::String),
+            ("size", Type::Number),
+        ]);
         Type::object([
             ("id", Type::String),
             ("name", Type::String),
@@ -539,7 +600,11 @@ mod tests {
             note: None,
             weight: Attr::Known(0.25),
             tags: Attr::Null,
-            pools: vec![Pool { name: "gpu".into(), purpose: Attr::Known(Purpose::Inference), size: Attr::Unknown }],
+            pools: vec![Pool {
+                name: "gpu".into(),
+                purpose: Attr::Known(Purpose::Inference),
+                size: Attr::Unknown,
+            }],
         };
         let v = to_value(&m, &ty()).unwrap();
         assert!(v.get_attr("id").unwrap().is_unknown());
@@ -557,7 +622,11 @@ mod tests {
                 note: None,
                 weight: Attr::Null,
                 tags: Attr::Null,
-                pools: vec![Pool { name: "a".into(), purpose: Attr::Null, size: Attr::Null }],
+                pools: vec![Pool {
+                    name: "a".into(),
+                    purpose: Attr::Null,
+                    size: Attr::Null,
+                }],
             },
             &ty(),
         )
@@ -574,7 +643,11 @@ mod tests {
 
     #[test]
     fn bad_enum_choices_are_reported() {
-        let v = Value::object([("name", Value::string("a")), ("purpose", Value::string("gaming")), ("size", Value::Null)]);
+        let v = Value::object([
+            ("name", Value::string("a")),
+            ("purpose", Value::string("gaming")),
+            ("size", Value::Null),
+        ]);
         let e = from_value::<Pool>(v).unwrap_err();
         assert_eq!(e.path, "purpose");
         assert!(e.msg.contains("gaming"), "{e}");

@@ -21,7 +21,11 @@ pub struct CodecError {
 
 fn err<T>(path: &str, msg: impl Into<String>) -> Result<T, CodecError> {
     Err(CodecError {
-        path: if path.is_empty() { String::new() } else { format!("{path}: ") },
+        path: if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        },
         msg: msg.into(),
     })
 }
@@ -38,13 +42,19 @@ pub fn decode(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
     let mut r = Reader { buf: bytes, pos: 0 };
     let v = dec(&mut r, ty, "")?;
     if r.pos != bytes.len() {
-        return err("", format!("{} trailing bytes after the value", bytes.len() - r.pos));
+        return err(
+            "",
+            format!("{} trailing bytes after the value", bytes.len() - r.pos),
+        );
     }
     Ok(v)
 }
 
 fn wr<E: std::fmt::Display>(path: &str) -> impl Fn(E) -> CodecError + '_ {
-    move |e| CodecError { path: path.to_string(), msg: format!("write failed: {e}") }
+    move |e| CodecError {
+        path: path.to_string(),
+        msg: format!("write failed: {e}"),
+    }
 }
 
 fn enc(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &str) -> Result<(), CodecError> {
@@ -75,7 +85,10 @@ fn enc(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &str) -> Result<(), CodecE
         }
         (Value::Tuple(items), Type::Tuple(ts)) => {
             if items.len() != ts.len() {
-                return err(path, format!("tuple needs {} elements, has {}", ts.len(), items.len()));
+                return err(
+                    path,
+                    format!("tuple needs {} elements, has {}", ts.len(), items.len()),
+                );
             }
             e::write_array_len(out, items.len() as u32).map_err(wr(path))?;
             for (i, (it, t)) in items.iter().zip(ts).enumerate() {
@@ -98,7 +111,11 @@ fn enc(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &str) -> Result<(), CodecE
             e::write_map_len(out, attrs.len() as u32).map_err(wr(path))?;
             for (k, at) in attrs {
                 e::write_str(out, k).map_err(wr(path))?;
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 enc(out, m.get(k).unwrap_or(&Value::Null), at, &sub)?;
             }
             Ok(())
@@ -121,7 +138,12 @@ fn enc_number(out: &mut Vec<u8>, n: &Number, path: &str) -> Result<(), CodecErro
     Ok(())
 }
 
-fn enc_unknown(out: &mut Vec<u8>, r: &Refinements, ty: &Type, path: &str) -> Result<(), CodecError> {
+fn enc_unknown(
+    out: &mut Vec<u8>,
+    r: &Refinements,
+    ty: &Type,
+    path: &str,
+) -> Result<(), CodecError> {
     use rmp::encode as e;
     let mut body = Vec::new();
     let mut n = 0u32;
@@ -169,7 +191,8 @@ fn enc_unknown(out: &mut Vec<u8>, r: &Refinements, ty: &Type, path: &str) -> Res
     }
     let mut head = Vec::new();
     e::write_map_len(&mut head, n).map_err(wr(path))?;
-    e::write_ext_meta(out, (head.len() + body.len()) as u32, UNKNOWN_REFINED_EXT).map_err(wr(path))?;
+    e::write_ext_meta(out, (head.len() + body.len()) as u32, UNKNOWN_REFINED_EXT)
+        .map_err(wr(path))?;
     out.extend_from_slice(&head);
     out.extend_from_slice(&body);
     Ok(())
@@ -221,7 +244,13 @@ fn read_string(r: &mut Reader, path: &str) -> Result<String, CodecError> {
     let m = r.marker(path)?;
     if !matches!(
         m,
-        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 | Marker::Bin8 | Marker::Bin16 | Marker::Bin32
+        Marker::FixStr(_)
+            | Marker::Str8
+            | Marker::Str16
+            | Marker::Str32
+            | Marker::Bin8
+            | Marker::Bin16
+            | Marker::Bin32
     ) {
         return err(path, format!("expected a string, found {m:?}"));
     }
@@ -270,7 +299,9 @@ fn read_bool(r: &mut Reader, path: &str) -> Result<bool, CodecError> {
 }
 
 fn read_int(r: &mut Reader, path: &str) -> Result<i64, CodecError> {
-    read_number(r, path)?.as_i64().map_or_else(|| err(path, "expected an integer"), Ok)
+    read_number(r, path)?
+        .as_i64()
+        .map_or_else(|| err(path, "expected an integer"), Ok)
 }
 
 fn read_unknown(r: &mut Reader, m: Marker, ty: &Type, path: &str) -> Result<Value, CodecError> {
@@ -299,7 +330,10 @@ fn read_unknown(r: &mut Reader, m: Marker, ty: &Type, path: &str) -> Result<Valu
         return Ok(Value::unknown());
     }
     if code != UNKNOWN_REFINED_EXT {
-        return err(path, format!("unsupported msgpack extension type {code} of length {len}"));
+        return err(
+            path,
+            format!("unsupported msgpack extension type {code} of length {len}"),
+        );
     }
     if len > MAX_REFINEMENT_LEN {
         return err(path, "oversize unknown value refinement");
@@ -323,7 +357,10 @@ fn read_unknown(r: &mut Reader, m: Marker, ty: &Type, path: &str) -> Result<Valu
             3 | 4 => {
                 let m = br.marker(path)?;
                 if read_len(&mut br, m, path)? != Some(2) || !matches!(m, Marker::FixArray(_)) {
-                    return err(path, "number bound refinement must be a [number, bool] pair");
+                    return err(
+                        path,
+                        "number bound refinement must be a [number, bool] pair",
+                    );
                 }
                 let b = (read_number(&mut br, path)?, read_bool(&mut br, path)?);
                 if key == 3 {
@@ -372,12 +409,21 @@ fn skip(r: &mut Reader, path: &str) -> Result<(), CodecError> {
                 skip(r, path)?;
             }
         }
-        Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 | Marker::FixExt16
-        | Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => {
-            read_unknown(r, m, &Type::Dynamic, path).map(|_| ()).or(Ok::<(), CodecError>(()))?;
+        Marker::FixExt1
+        | Marker::FixExt2
+        | Marker::FixExt4
+        | Marker::FixExt8
+        | Marker::FixExt16
+        | Marker::Ext8
+        | Marker::Ext16
+        | Marker::Ext32 => {
+            read_unknown(r, m, &Type::Dynamic, path)
+                .map(|_| ())
+                .or(Ok::<(), CodecError>(()))?;
         }
         m => {
-            let n = read_len(r, m, path)?.map_or_else(|| err(path, format!("unexpected {m:?}")), Ok)?;
+            let n =
+                read_len(r, m, path)?.map_or_else(|| err(path, format!("unexpected {m:?}")), Ok)?;
             r.take(n, path)?;
         }
     }
@@ -391,8 +437,14 @@ fn dec(r: &mut Reader, ty: &Type, path: &str) -> Result<Value, CodecError> {
             r.pos += 1;
             return Ok(Value::Null);
         }
-        Marker::FixExt1 | Marker::FixExt2 | Marker::FixExt4 | Marker::FixExt8 | Marker::FixExt16
-        | Marker::Ext8 | Marker::Ext16 | Marker::Ext32 => {
+        Marker::FixExt1
+        | Marker::FixExt2
+        | Marker::FixExt4
+        | Marker::FixExt8
+        | Marker::FixExt16
+        | Marker::Ext8
+        | Marker::Ext16
+        | Marker::Ext32 => {
             r.pos += 1;
             return read_unknown(r, m, ty, path);
         }
@@ -404,7 +456,9 @@ fn dec(r: &mut Reader, ty: &Type, path: &str) -> Result<Value, CodecError> {
         Type::String => Ok(Value::String(read_string(r, path)?)),
         Type::Dynamic => {
             let m = r.marker(path)?;
-            if read_len(r, m, path)? != Some(2) || !matches!(m, Marker::FixArray(_) | Marker::Array16 | Marker::Array32) {
+            if read_len(r, m, path)? != Some(2)
+                || !matches!(m, Marker::FixArray(_) | Marker::Array16 | Marker::Array32)
+            {
                 return err(path, "a dynamic value must be a [type, value] pair");
             }
             let tj = read_string(r, path)?;
@@ -425,7 +479,11 @@ fn dec(r: &mut Reader, ty: &Type, path: &str) -> Result<Value, CodecError> {
             for i in 0..n {
                 items.push(dec(r, et, &format!("{path}[{i}]"))?);
             }
-            Ok(if matches!(ty, Type::List(_)) { Value::List(items) } else { Value::Set(items) })
+            Ok(if matches!(ty, Type::List(_)) {
+                Value::List(items)
+            } else {
+                Value::Set(items)
+            })
         }
         Type::Tuple(ts) => {
             let m = r.marker(path)?;
@@ -457,7 +515,11 @@ fn dec(r: &mut Reader, ty: &Type, path: &str) -> Result<Value, CodecError> {
             let mut out = BTreeMap::new();
             for _ in 0..n {
                 let k = read_string(r, path)?;
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 let Some(at) = attrs.get(&k) else {
                     return err(path, format!("unsupported attribute {k:?}"));
                 };
@@ -486,54 +548,89 @@ mod tests {
 
     #[test]
     fn plain_unknown_is_fixext1_zero() {
-        assert_eq!(encode(&Value::unknown(), &Type::String).unwrap(), vec![0xd4, 0, 0]);
-        assert_eq!(decode(&[0xd4, 0, 0], &Type::String).unwrap(), Value::unknown());
+        assert_eq!(
+            encode(&Value::unknown(), &Type::String).unwrap(),
+            vec![0xd4, 0, 0]
+        );
+        assert_eq!(
+            decode(&[0xd4, 0, 0], &Type::String).unwrap(),
+            Value::unknown()
+        );
     }
 
     #[test]
     fn refined_unknown_round_trips_and_never_sends_an_empty_map() {
-        let r = Refinements { is_null: Some(false), string_prefix: Some("https://".into()), ..Default::default() };
+        let r = Refinements {
+            is_null: Some(false),
+            string_prefix: Some("https://".into()),
+            ..Default::default()
+        };
         let b = encode(&Value::Unknown(r.clone()), &Type::String).unwrap();
         assert_eq!(b[0], 0xc7, "ext8");
         assert_eq!(b[2] as i8, UNKNOWN_REFINED_EXT);
         assert_eq!(decode(&b, &Type::String).unwrap(), Value::Unknown(r));
         // A string prefix on a number type is dropped rather than sent as an empty map.
-        let r2 = Refinements { string_prefix: Some("x".into()), ..Default::default() };
-        assert_eq!(encode(&Value::Unknown(r2), &Type::Number).unwrap(), vec![0xd4, 0, 0]);
+        let r2 = Refinements {
+            string_prefix: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            encode(&Value::Unknown(r2), &Type::Number).unwrap(),
+            vec![0xd4, 0, 0]
+        );
     }
 
     #[test]
     fn refinements_decode_as_terraform_sends_them() {
         // ext8 len 11 type 12: {1: false, 3: [0, true], 4: [10, false]}
-        let bytes = [0xc7, 11, 12, 0x83, 1, 0xc2, 3, 0x92, 0, 0xc3, 4, 0x92, 10, 0xc2];
+        let bytes = [
+            0xc7, 11, 12, 0x83, 1, 0xc2, 3, 0x92, 0, 0xc3, 4, 0x92, 10, 0xc2,
+        ];
         let v = decode(&bytes, &Type::Number).unwrap();
-        let Value::Unknown(r) = v else { panic!("not unknown") };
+        let Value::Unknown(r) = v else {
+            panic!("not unknown")
+        };
         assert_eq!(r.is_null, Some(false));
         assert_eq!(r.number_min, Some((Number::from_i64(0), true)));
         assert_eq!(r.number_max, Some((Number::from_i64(10), false)));
         // an unknown key (99) with an array value is skipped
         let bytes = [0xc7, 7, 12, 0x82, 99, 0x92, 1, 2, 5, 3];
         let v = decode(&bytes, &Type::list(Type::String));
-        let Value::Unknown(r) = v.unwrap() else { panic!() };
+        let Value::Unknown(r) = v.unwrap() else {
+            panic!()
+        };
         assert_eq!(r.length_min, Some(3));
     }
 
     #[test]
     fn numbers_pick_int_float_or_string() {
         assert_eq!(encode(&Value::number(5), &Type::Number).unwrap(), vec![5]);
-        let f = encode(&Value::Number(Number::from_f64(0.5).unwrap()), &Type::Number).unwrap();
+        let f = encode(
+            &Value::Number(Number::from_f64(0.5).unwrap()),
+            &Type::Number,
+        )
+        .unwrap();
         assert_eq!(f[0], 0xcb);
         let big: Number = "3.14159265358979323846264338327950288".parse().unwrap();
         let b = encode(&Value::Number(big.clone()), &Type::Number).unwrap();
-        assert!(matches!(Marker::from_u8(b[0]), Marker::FixStr(_) | Marker::Str8));
+        assert!(matches!(
+            Marker::from_u8(b[0]),
+            Marker::FixStr(_) | Marker::Str8
+        ));
         assert_eq!(decode(&b, &Type::Number).unwrap(), Value::Number(big));
         let u = encode(&Value::Number(Number::from_u64(u64::MAX)), &Type::Number).unwrap();
-        assert_eq!(decode(&u, &Type::Number).unwrap(), Value::Number(Number::from_u64(u64::MAX)));
+        assert_eq!(
+            decode(&u, &Type::Number).unwrap(),
+            Value::Number(Number::from_u64(u64::MAX))
+        );
     }
 
     #[test]
     fn dynamic_values_carry_their_type() {
-        let v = Value::Dynamic(Type::list(Type::String), Box::new(Value::List(vec![Value::string("a")])));
+        let v = Value::Dynamic(
+            Type::list(Type::String),
+            Box::new(Value::List(vec![Value::string("a")])),
+        );
         let b = encode(&v, &Type::Dynamic).unwrap();
         assert_eq!(decode(&b, &Type::Dynamic).unwrap(), v);
         assert_eq!(decode(&[0xc0], &Type::Dynamic).unwrap(), Value::Null);
@@ -545,7 +642,10 @@ mod tests {
         // {"a": "x"}
         let b = [0x81, 0xa1, b'a', 0xa1, b'x'];
         let v = decode(&b, &ty).unwrap();
-        assert_eq!(v, Value::object([("a", Value::string("x")), ("b", Value::Null)]));
+        assert_eq!(
+            v,
+            Value::object([("a", Value::string("x")), ("b", Value::Null)])
+        );
         let bad = [0x81, 0xa1, b'z', 0xc0];
         let e = decode(&bad, &ty).unwrap_err();
         assert!(e.to_string().contains("\"z\""), "{e}");

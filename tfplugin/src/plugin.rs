@@ -37,7 +37,8 @@ use crate::{plugin_proto, proto};
 
 /// The magic cookie go-plugin and Terraform agree on.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
-pub const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE_VALUE: &str =
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// go-plugin's core protocol version and our application protocol version.
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
 pub const PROTOCOL_VERSION: u32 = 6;
@@ -77,7 +78,10 @@ pub enum PluginError {
 /// Entry point for a provider binary's `main`: checks how it was started, serves, and
 /// returns the process exit code.
 pub fn run(provider: Arc<dyn Provider>, opts: ServeOptions, debug: bool) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: cannot start the async runtime: {e}", opts.binary_name);
@@ -120,7 +124,12 @@ fn not_by_terraform(opts: &ServeOptions) -> PluginError {
          then `terraform init` and `terraform plan`. To attach a debugger, run `{bin} --debug`.",
         bin = opts.binary_name,
         local = opts.address.rsplit('/').next().unwrap_or("provider"),
-        source = opts.address.split('/').skip(1).collect::<Vec<_>>().join("/"),
+        source = opts
+            .address
+            .split('/')
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("/"),
     ))
 }
 
@@ -130,7 +139,10 @@ pub fn check_launch(opts: &ServeOptions) -> Result<(), PluginError> {
         return Err(not_by_terraform(opts));
     }
     if let Ok(offered) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
-        if !offered.split(',').any(|v| v.trim() == PROTOCOL_VERSION.to_string()) {
+        if !offered
+            .split(',')
+            .any(|v| v.trim() == PROTOCOL_VERSION.to_string())
+        {
             return Err(PluginError::UnsupportedProtocol { offered });
         }
     }
@@ -138,20 +150,42 @@ pub fn check_launch(opts: &ServeOptions) -> Result<(), PluginError> {
 }
 
 /// Generates the self-signed server certificate for `localhost`, returning (cert DER, key DER).
-pub fn server_certificate() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), PluginError> {
-    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| PluginError::ServerCert(e.to_string()))?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| PluginError::ServerCert(e.to_string()))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "tfplugin");
+pub fn server_certificate() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), PluginError>
+{
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| PluginError::ServerCert(e.to_string()))?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string()])
+        .map_err(|e| PluginError::ServerCert(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "tfplugin");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyCertSign];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyCertSign,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::seconds(30);
     params.not_after = now + time::Duration::hours(262_980);
-    let cert = params.self_signed(&key).map_err(|e| PluginError::ServerCert(e.to_string()))?;
-    Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))))
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| PluginError::ServerCert(e.to_string()))?;
+    Ok((
+        cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    ))
 }
 
 /// Accepts exactly one client certificate (Terraform's), byte for byte.
@@ -163,7 +197,10 @@ pub struct PinnedClientCert {
 
 impl PinnedClientCert {
     pub fn new(pinned: CertificateDer<'static>) -> Self {
-        PinnedClientCert { pinned, provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()) }
+        PinnedClientCert {
+            pinned,
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        }
     }
 }
 
@@ -180,7 +217,9 @@ impl ClientCertVerifier for PinnedClientCert {
         if end_entity.as_ref() == self.pinned.as_ref() {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
     fn verify_tls12_signature(
@@ -189,7 +228,12 @@ impl ClientCertVerifier for PinnedClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -197,10 +241,17 @@ impl ClientCertVerifier for PinnedClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
     fn client_auth_mandatory(&self) -> bool {
         true
@@ -213,7 +264,8 @@ pub fn tls_config(
     server_cert: CertificateDer<'static>,
     server_key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, PluginError> {
-    let client = CertificateDer::from_pem_slice(client_cert_pem.as_bytes()).map_err(|e| PluginError::BadClientCert(e.to_string()))?;
+    let client = CertificateDer::from_pem_slice(client_cert_pem.as_bytes())
+        .map_err(|e| PluginError::BadClientCert(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -234,12 +286,20 @@ impl Connected for Conn {
     fn connect_info(&self) -> Self::ConnectInfo {}
 }
 impl AsyncRead for Conn {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut *self.0).poll_read(cx, buf)
     }
 }
 impl AsyncWrite for Conn {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -248,7 +308,11 @@ impl AsyncWrite for Conn {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut *self.0).poll_shutdown(cx)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut *self.0).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -266,7 +330,10 @@ impl Listener {
     fn describe(&self) -> (&'static str, String) {
         match self {
             Listener::Unix(_, p) => ("unix", p.display().to_string()),
-            Listener::Tcp(l) => ("tcp", l.local_addr().map(|a| a.to_string()).unwrap_or_default()),
+            Listener::Tcp(l) => (
+                "tcp",
+                l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            ),
         }
     }
     async fn accept(&self) -> std::io::Result<Box<dyn Io>> {
@@ -286,30 +353,50 @@ impl Drop for Listener {
 }
 
 fn listen() -> Result<Listener, PluginError> {
-    let dir = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let dir = std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let path = dir.join(format!("plugin{}-{nanos:x}", std::process::id()));
     match tokio::net::UnixListener::bind(&path) {
         Ok(l) => return Ok(Listener::Unix(l, path)),
-        Err(e) => tracing::warn!(error = %e, path = %path.display(), "cannot listen on a unix socket; falling back to TCP"),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot listen on a unix socket; falling back to TCP")
+        }
     }
-    let min: u16 = std::env::var("PLUGIN_MIN_PORT").ok().and_then(|v| v.parse().ok()).unwrap_or(10000);
-    let max: u16 = std::env::var("PLUGIN_MAX_PORT").ok().and_then(|v| v.parse().ok()).unwrap_or(25000);
+    let min: u16 = std::env::var("PLUGIN_MIN_PORT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10000);
+    let max: u16 = std::env::var("PLUGIN_MAX_PORT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25000);
     let mut last = None;
     for port in min..=max {
         match std::net::TcpListener::bind(("127.0.0.1", port)) {
             Ok(l) => {
                 l.set_nonblocking(true).map_err(PluginError::Listen)?;
-                return tokio::net::TcpListener::from_std(l).map(Listener::Tcp).map_err(PluginError::Listen);
+                return tokio::net::TcpListener::from_std(l)
+                    .map(Listener::Tcp)
+                    .map_err(PluginError::Listen);
             }
             Err(e) => last = Some(e),
         }
     }
-    Err(PluginError::Listen(last.unwrap_or_else(|| std::io::Error::other("no port in PLUGIN_MIN_PORT..PLUGIN_MAX_PORT"))))
+    Err(PluginError::Listen(last.unwrap_or_else(|| {
+        std::io::Error::other("no port in PLUGIN_MIN_PORT..PLUGIN_MAX_PORT")
+    })))
 }
 
 /// Accepts connections (completing TLS where configured) into a stream tonic serves.
-fn incoming(listener: Listener, tls: Option<tokio_rustls::TlsAcceptor>) -> ReceiverStream<std::io::Result<Conn>> {
+fn incoming(
+    listener: Listener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> ReceiverStream<std::io::Result<Conn>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         loop {
@@ -326,17 +413,19 @@ fn incoming(listener: Listener, tls: Option<tokio_rustls::TlsAcceptor>) -> Recei
             tokio::spawn(async move {
                 let conn = match tls {
                     None => Conn(io),
-                    Some(acc) => match tokio::time::timeout(Duration::from_secs(30), acc.accept(io)).await {
-                        Ok(Ok(s)) => Conn(Box::new(s)),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "TLS handshake with the plugin client failed");
-                            return;
+                    Some(acc) => {
+                        match tokio::time::timeout(Duration::from_secs(30), acc.accept(io)).await {
+                            Ok(Ok(s)) => Conn(Box::new(s)),
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "TLS handshake with the plugin client failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::warn!("TLS handshake with the plugin client timed out");
+                                return;
+                            }
                         }
-                        Err(_) => {
-                            tracing::warn!("TLS handshake with the plugin client timed out");
-                            return;
-                        }
-                    },
+                    }
                 };
                 let _ = conn_tx.send(Ok(conn)).await;
             });
@@ -352,7 +441,10 @@ struct Controller(Arc<Notify>);
 
 #[tonic::async_trait]
 impl plugin_proto::grpc_controller_server::GrpcController for Controller {
-    async fn shutdown(&self, _r: tonic::Request<plugin_proto::Empty>) -> Result<tonic::Response<plugin_proto::Empty>, tonic::Status> {
+    async fn shutdown(
+        &self,
+        _r: tonic::Request<plugin_proto::Empty>,
+    ) -> Result<tonic::Response<plugin_proto::Empty>, tonic::Status> {
         tracing::debug!("plugin client asked for shutdown");
         self.0.notify_one();
         Ok(tonic::Response::new(plugin_proto::Empty {}))
@@ -363,8 +455,12 @@ struct Stdio;
 
 #[tonic::async_trait]
 impl plugin_proto::grpc_stdio_server::GrpcStdio for Stdio {
-    type StreamStdioStream = futures::stream::Pending<Result<plugin_proto::StdioData, tonic::Status>>;
-    async fn stream_stdio(&self, _r: tonic::Request<()>) -> Result<tonic::Response<Self::StreamStdioStream>, tonic::Status> {
+    type StreamStdioStream =
+        futures::stream::Pending<Result<plugin_proto::StdioData, tonic::Status>>;
+    async fn stream_stdio(
+        &self,
+        _r: tonic::Request<()>,
+    ) -> Result<tonic::Response<Self::StreamStdioStream>, tonic::Status> {
         // Logs go to the real stderr as hclog JSON; nothing is relayed here.
         Ok(tonic::Response::new(futures::stream::pending()))
     }
@@ -377,14 +473,20 @@ async fn serve_on(
     shutdown: Arc<Notify>,
 ) -> Result<(), PluginError> {
     let (health, health_svc) = tonic_health::server::health_reporter();
-    health.set_service_status("plugin", tonic_health::ServingStatus::Serving).await;
+    health
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
     let provider_svc = proto::provider_server::ProviderServer::new(server)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let stream = incoming(listener, tls);
     tonic::transport::Server::builder()
         .add_service(provider_svc)
-        .add_service(plugin_proto::grpc_controller_server::GrpcControllerServer::new(Controller(shutdown.clone())))
+        .add_service(
+            plugin_proto::grpc_controller_server::GrpcControllerServer::new(Controller(
+                shutdown.clone(),
+            )),
+        )
         .add_service(plugin_proto::grpc_stdio_server::GrpcStdioServer::new(Stdio))
         .add_service(health_svc)
         .serve_with_incoming_shutdown(stream, async move { shutdown.notified().await })
@@ -417,7 +519,10 @@ pub async fn serve(provider: Arc<dyn Provider>, opts: &ServeOptions) -> Result<(
     let (network, addr) = listener.describe();
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|{network}|{addr}|grpc|{cert_b64}");
+        let _ = writeln!(
+            out,
+            "{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|{network}|{addr}|grpc|{cert_b64}"
+        );
         let _ = out.flush();
     }
     tracing::debug!(network, address = %addr, "plugin serving");
@@ -432,7 +537,10 @@ pub async fn serve(provider: Arc<dyn Provider>, opts: &ServeOptions) -> Result<(
 }
 
 /// Serves for a debugger: no TLS, prints `TF_REATTACH_PROVIDERS`, stops on Ctrl-C.
-pub async fn serve_debug(provider: Arc<dyn Provider>, opts: &ServeOptions) -> Result<(), PluginError> {
+pub async fn serve_debug(
+    provider: Arc<dyn Provider>,
+    opts: &ServeOptions,
+) -> Result<(), PluginError> {
     crate::logging::init("provider");
     let server = build_server(provider)?;
     let listener = listen()?;

@@ -23,7 +23,10 @@ pub enum Nesting {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrType {
     Type(Type),
-    Nested { nesting: Nesting, attributes: Vec<Attribute> },
+    Nested {
+        nesting: Nesting,
+        attributes: Vec<Attribute>,
+    },
 }
 
 /// One attribute of a block.
@@ -64,7 +67,10 @@ impl Attribute {
     /// An attribute whose value is an object (or list, set or map of objects) with its own attributes.
     pub fn nested(name: impl Into<String>, nesting: Nesting, attributes: Vec<Attribute>) -> Self {
         let mut a = Attribute::new(name, Type::Dynamic);
-        a.ty = AttrType::Nested { nesting, attributes };
+        a.ty = AttrType::Nested {
+            nesting,
+            attributes,
+        };
         a
     }
     pub fn description(mut self, d: impl Into<String>) -> Self {
@@ -113,8 +119,16 @@ impl Attribute {
     pub fn value_type(&self) -> Type {
         match &self.ty {
             AttrType::Type(t) => t.clone(),
-            AttrType::Nested { nesting, attributes } => {
-                let obj = Type::Object(attributes.iter().map(|a| (a.name.clone(), a.value_type())).collect());
+            AttrType::Nested {
+                nesting,
+                attributes,
+            } => {
+                let obj = Type::Object(
+                    attributes
+                        .iter()
+                        .map(|a| (a.name.clone(), a.value_type()))
+                        .collect(),
+                );
                 match nesting {
                     Nesting::Single | Nesting::Group => obj,
                     Nesting::List => Type::list(obj),
@@ -166,7 +180,14 @@ pub struct NestedBlock {
 
 impl NestedBlock {
     pub fn new(type_name: impl Into<String>, nesting: Nesting, block: Block) -> Self {
-        NestedBlock { type_name: type_name.into(), nesting, block, min_items: 0, max_items: 0, requires_replace: false }
+        NestedBlock {
+            type_name: type_name.into(),
+            nesting,
+            block,
+            min_items: 0,
+            max_items: 0,
+            requires_replace: false,
+        }
     }
     pub fn min_items(mut self, n: i64) -> Self {
         self.min_items = n;
@@ -221,8 +242,11 @@ impl Block {
         self
     }
     pub fn value_type(&self) -> Type {
-        let mut attrs: std::collections::BTreeMap<String, Type> =
-            self.attributes.iter().map(|a| (a.name.clone(), a.value_type())).collect();
+        let mut attrs: std::collections::BTreeMap<String, Type> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.value_type()))
+            .collect();
         for b in &self.blocks {
             attrs.insert(b.type_name.clone(), b.value_type());
         }
@@ -269,12 +293,24 @@ impl Schema {
         let mut problems = Vec::new();
         let reserved: &[&str] = match kind {
             SchemaKind::Provider => &["alias", "version"],
-            SchemaKind::Resource => {
-                &["connection", "count", "depends_on", "for_each", "lifecycle", "provider", "provisioner"]
-            }
+            SchemaKind::Resource => &[
+                "connection",
+                "count",
+                "depends_on",
+                "for_each",
+                "lifecycle",
+                "provider",
+                "provisioner",
+            ],
             SchemaKind::DataSource => &["count", "depends_on", "for_each", "lifecycle", "provider"],
         };
-        for name in self.block.attributes.iter().map(|a| &a.name).chain(self.block.blocks.iter().map(|b| &b.type_name)) {
+        for name in self
+            .block
+            .attributes
+            .iter()
+            .map(|a| &a.name)
+            .chain(self.block.blocks.iter().map(|b| &b.type_name))
+        {
             if reserved.contains(&name.as_str()) {
                 problems.push(format!("{name}: is a reserved name in {kind:?} schemas"));
             }
@@ -282,7 +318,13 @@ impl Schema {
         if self.version < 0 {
             problems.push(format!("schema version {} is negative", self.version));
         }
-        check_block(&self.block, &AttributePath::root(), kind, false, &mut problems);
+        check_block(
+            &self.block,
+            &AttributePath::root(),
+            kind,
+            false,
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(())
         } else {
@@ -292,10 +334,18 @@ impl Schema {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn check_block(b: &Block, at: &AttributePath, kind: SchemaKind, in_set: bool, out: &mut Vec<String>) {
+fn check_block(
+    b: &Block,
+    at: &AttributePath,
+    kind: SchemaKind,
+    in_set: bool,
+    out: &mut Vec<String>,
+) {
     let mut seen = BTreeSet::new();
     for a in &b.attributes {
         let p = at.clone().then_attr(&a.name);
@@ -307,22 +357,32 @@ fn check_block(b: &Block, at: &AttributePath, kind: SchemaKind, in_set: bool, ou
     for nb in &b.blocks {
         let p = at.clone().then_attr(&nb.type_name);
         if !valid_name(&nb.type_name) {
-            out.push(format!("{p}: block names may contain only lowercase letters, digits and underscores"));
+            out.push(format!(
+                "{p}: block names may contain only lowercase letters, digits and underscores"
+            ));
         }
         if !seen.insert(nb.type_name.clone()) {
-            out.push(format!("{p}: a block has the same name as another attribute or block"));
+            out.push(format!(
+                "{p}: a block has the same name as another attribute or block"
+            ));
         }
         match nb.nesting {
             Nesting::Single => {
                 if nb.min_items != nb.max_items {
-                    out.push(format!("{p}: min_items and max_items must match in single nesting mode"));
+                    out.push(format!(
+                        "{p}: min_items and max_items must match in single nesting mode"
+                    ));
                 } else if !(0..=1).contains(&nb.min_items) {
-                    out.push(format!("{p}: min_items and max_items must be 0 or 1 in single nesting mode"));
+                    out.push(format!(
+                        "{p}: min_items and max_items must be 0 or 1 in single nesting mode"
+                    ));
                 }
             }
             Nesting::Group => {
                 if nb.min_items != 0 || nb.max_items != 0 {
-                    out.push(format!("{p}: min_items and max_items cannot be used in group nesting mode"));
+                    out.push(format!(
+                        "{p}: min_items and max_items cannot be used in group nesting mode"
+                    ));
                 }
             }
             Nesting::List | Nesting::Set => {
@@ -330,19 +390,31 @@ fn check_block(b: &Block, at: &AttributePath, kind: SchemaKind, in_set: bool, ou
                     out.push(format!("{p}: min_items and max_items cannot be negative"));
                 }
                 if nb.max_items != 0 && nb.min_items > nb.max_items {
-                    out.push(format!("{p}: min_items must be less than or equal to max_items"));
+                    out.push(format!(
+                        "{p}: min_items must be less than or equal to max_items"
+                    ));
                 }
                 if nb.nesting == Nesting::Set && has_dynamic(&nb.block.value_type()) {
-                    out.push(format!("{p}: set blocks may not contain attributes of type dynamic"));
+                    out.push(format!(
+                        "{p}: set blocks may not contain attributes of type dynamic"
+                    ));
                 }
             }
             Nesting::Map => {
                 if nb.min_items != 0 || nb.max_items != 0 {
-                    out.push(format!("{p}: min_items and max_items must both be 0 in map nesting mode"));
+                    out.push(format!(
+                        "{p}: min_items and max_items must both be 0 in map nesting mode"
+                    ));
                 }
             }
         }
-        check_block(&nb.block, &p, kind, in_set || nb.nesting == Nesting::Set, out);
+        check_block(
+            &nb.block,
+            &p,
+            kind,
+            in_set || nb.nesting == Nesting::Set,
+            out,
+        );
     }
 }
 
@@ -356,9 +428,17 @@ fn has_dynamic(t: &Type) -> bool {
     }
 }
 
-fn check_attribute(a: &Attribute, p: &AttributePath, kind: SchemaKind, in_set: bool, out: &mut Vec<String>) {
+fn check_attribute(
+    a: &Attribute,
+    p: &AttributePath,
+    kind: SchemaKind,
+    in_set: bool,
+    out: &mut Vec<String>,
+) {
     if !valid_name(&a.name) {
-        out.push(format!("{p}: attribute names may contain only lowercase letters, digits and underscores"));
+        out.push(format!(
+            "{p}: attribute names may contain only lowercase letters, digits and underscores"
+        ));
     }
     if !a.optional && !a.required && !a.computed {
         out.push(format!("{p}: must be required, optional or computed"));
@@ -374,7 +454,9 @@ fn check_attribute(a: &Attribute, p: &AttributePath, kind: SchemaKind, in_set: b
             out.push(format!("{p}: write-only attributes cannot be computed"));
         }
         if kind != SchemaKind::Resource {
-            out.push(format!("{p}: write-only attributes are only allowed in managed resources"));
+            out.push(format!(
+                "{p}: write-only attributes are only allowed in managed resources"
+            ));
         }
         if in_set {
             out.push(format!("{p}: write-only attributes cannot be inside a set"));
@@ -384,15 +466,22 @@ fn check_attribute(a: &Attribute, p: &AttributePath, kind: SchemaKind, in_set: b
         out.push(format!("{p}: only computed attributes can be stable"));
     }
     if a.requires_replace && !(a.optional || a.required) {
-        out.push(format!("{p}: a purely computed attribute cannot require replacement"));
+        out.push(format!(
+            "{p}: a purely computed attribute cannot require replacement"
+        ));
     }
     match &a.ty {
         AttrType::Type(t) => {
             if in_set && has_dynamic(t) {
-                out.push(format!("{p}: attributes inside a set cannot be of type dynamic"));
+                out.push(format!(
+                    "{p}: attributes inside a set cannot be of type dynamic"
+                ));
             }
         }
-        AttrType::Nested { nesting, attributes } => {
+        AttrType::Nested {
+            nesting,
+            attributes,
+        } => {
             if *nesting == Nesting::Group {
                 out.push(format!("{p}: nested attributes cannot use group nesting"));
             }
@@ -416,18 +505,29 @@ mod tests {
     fn ok_schema() -> Schema {
         Schema::new(
             Block::new()
-                .attribute(Attribute::new("name", Type::String).required().requires_replace())
+                .attribute(
+                    Attribute::new("name", Type::String)
+                        .required()
+                        .requires_replace(),
+                )
                 .attribute(Attribute::new("id", Type::String).computed().stable())
-                .attribute(Attribute::nested(
-                    "gpu",
-                    Nesting::Single,
-                    vec![Attribute::new("count", Type::Number).optional()],
-                ).optional())
-                .block(NestedBlock::new(
-                    "node_pool",
-                    Nesting::List,
-                    Block::new().attribute(Attribute::new("purpose", Type::String).required()),
-                ).min_items(1).max_items(4)),
+                .attribute(
+                    Attribute::nested(
+                        "gpu",
+                        Nesting::Single,
+                        vec![Attribute::new("count", Type::Number).optional()],
+                    )
+                    .optional(),
+                )
+                .block(
+                    NestedBlock::new(
+                        "node_pool",
+                        Nesting::List,
+                        Block::new().attribute(Attribute::new("purpose", Type::String).required()),
+                    )
+                    .min_items(1)
+                    .max_items(4),
+                ),
         )
     }
 
@@ -438,7 +538,10 @@ mod tests {
         let t = s.value_type();
         let Type::Object(attrs) = t else { panic!() };
         assert_eq!(attrs["gpu"], Type::object([("count", Type::Number)]));
-        assert_eq!(attrs["node_pool"], Type::list(Type::object([("purpose", Type::String)])));
+        assert_eq!(
+            attrs["node_pool"],
+            Type::list(Type::object([("purpose", Type::String)]))
+        );
     }
 
     #[test]
@@ -452,8 +555,16 @@ mod tests {
                 .attribute(Attribute::new("count", Type::Number).optional())
                 .attribute(Attribute::new("wo", Type::String).write_only().computed())
                 .attribute(Attribute::new("dup", Type::String).optional())
-                .block(NestedBlock::new("dup", Nesting::Single, Block::new()).min_items(0).max_items(1))
-                .block(NestedBlock::new("one", Nesting::List, Block::new()).min_items(3).max_items(2))
+                .block(
+                    NestedBlock::new("dup", Nesting::Single, Block::new())
+                        .min_items(0)
+                        .max_items(1),
+                )
+                .block(
+                    NestedBlock::new("one", Nesting::List, Block::new())
+                        .min_items(3)
+                        .max_items(2),
+                )
                 .block(NestedBlock::new(
                     "s",
                     Nesting::Set,
@@ -480,7 +591,13 @@ mod tests {
 
     #[test]
     fn write_only_only_in_resources() {
-        let s = Schema::new(Block::new().attribute(Attribute::new("token", Type::String).optional().write_only()));
+        let s = Schema::new(
+            Block::new().attribute(
+                Attribute::new("token", Type::String)
+                    .optional()
+                    .write_only(),
+            ),
+        );
         assert!(s.check(SchemaKind::Resource).is_ok());
         assert!(s.check(SchemaKind::DataSource).is_err());
     }

@@ -53,7 +53,9 @@ impl ProviderServer {
             let s = r.schema();
             let name = r.type_name().to_string();
             if !name.starts_with(&prefix) {
-                problems.push(format!("resource {name}: type names must start with {prefix}"));
+                problems.push(format!(
+                    "resource {name}: type names must start with {prefix}"
+                ));
             }
             if let Err(p) = s.check(SchemaKind::Resource) {
                 problems.extend(p.into_iter().map(|l| format!("resource {name}: {l}")));
@@ -68,7 +70,9 @@ impl ProviderServer {
             let s = d.schema();
             let name = d.type_name().to_string();
             if !name.starts_with(&prefix) {
-                problems.push(format!("data source {name}: type names must start with {prefix}"));
+                problems.push(format!(
+                    "data source {name}: type names must start with {prefix}"
+                ));
             }
             if let Err(p) = s.check(SchemaKind::DataSource) {
                 problems.extend(p.into_iter().map(|l| format!("data source {name}: {l}")));
@@ -87,7 +91,15 @@ impl ProviderServer {
         }
         let (stop, _) = watch::channel(false);
         let provider_type = provider_schema.value_type();
-        Ok(ProviderServer { provider, provider_schema, provider_type, resources, data_sources, functions, stop })
+        Ok(ProviderServer {
+            provider,
+            provider_schema,
+            provider_type,
+            resources,
+            data_sources,
+            functions,
+            stop,
+        })
     }
 
     pub fn provider_schema(&self) -> &Schema {
@@ -97,7 +109,9 @@ impl ProviderServer {
         self.resources.iter().map(|(k, (_, s, _))| (k.as_str(), s))
     }
     pub fn data_source_schemas(&self) -> impl Iterator<Item = (&str, &Schema)> {
-        self.data_sources.iter().map(|(k, (_, s, _))| (k.as_str(), s))
+        self.data_sources
+            .iter()
+            .map(|(k, (_, s, _))| (k.as_str(), s))
     }
     pub fn function_list(&self) -> impl Iterator<Item = &Arc<dyn Function>> {
         self.functions.values()
@@ -108,15 +122,23 @@ impl ProviderServer {
     }
 
     fn resource(&self, name: &str) -> Result<&(Arc<dyn DynResource>, Schema, Type), Status> {
-        self.resources.get(name).ok_or_else(|| Status::not_found(format!("unknown resource type {name}")))
+        self.resources
+            .get(name)
+            .ok_or_else(|| Status::not_found(format!("unknown resource type {name}")))
     }
     fn data_source(&self, name: &str) -> Result<&(Arc<dyn DynDataSource>, Schema, Type), Status> {
-        self.data_sources.get(name).ok_or_else(|| Status::not_found(format!("unknown data source type {name}")))
+        self.data_sources
+            .get(name)
+            .ok_or_else(|| Status::not_found(format!("unknown data source type {name}")))
     }
 }
 
 /// Runs a handler future, turning a panic into an error diagnostic.
-async fn guarded<T>(what: &str, diags: &mut Diagnostics, fut: impl std::future::Future<Output = T>) -> Option<T> {
+async fn guarded<T>(
+    what: &str,
+    diags: &mut Diagnostics,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(v) => Some(v),
         Err(p) => {
@@ -135,8 +157,15 @@ async fn guarded<T>(what: &str, diags: &mut Diagnostics, fut: impl std::future::
     }
 }
 
-fn decode_dv(dv: Option<&proto::DynamicValue>, ty: &Type, what: &str, diags: &mut Diagnostics) -> Option<Value> {
-    let Some(dv) = dv else { return Some(Value::Null) };
+fn decode_dv(
+    dv: Option<&proto::DynamicValue>,
+    ty: &Type,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    let Some(dv) = dv else {
+        return Some(Value::Null);
+    };
     let res = if !dv.msgpack.is_empty() {
         msgpack::decode(&dv.msgpack, ty)
     } else if !dv.json.is_empty() {
@@ -155,9 +184,15 @@ fn decode_dv(dv: Option<&proto::DynamicValue>, ty: &Type, what: &str, diags: &mu
 
 fn encode_dv(v: &Value, ty: &Type, diags: &mut Diagnostics) -> Option<proto::DynamicValue> {
     match msgpack::encode(v, ty) {
-        Ok(b) => Some(proto::DynamicValue { msgpack: b, json: Vec::new() }),
+        Ok(b) => Some(proto::DynamicValue {
+            msgpack: b,
+            json: Vec::new(),
+        }),
         Err(e) => {
-            diags.error("Provider produced a value it cannot encode", format!("{e}. This is a bug in the provider."));
+            diags.error(
+                "Provider produced a value it cannot encode",
+                format!("{e}. This is a bug in the provider."),
+            );
             None
         }
     }
@@ -189,7 +224,11 @@ fn diags_to_proto(d: &Diagnostics) -> Vec<proto::Diagnostic> {
             },
             summary: d.summary.clone(),
             detail: d.detail.clone(),
-            attribute: d.attribute.as_ref().filter(|p| !p.is_root()).map(path_to_proto),
+            attribute: d
+                .attribute
+                .as_ref()
+                .filter(|p| !p.is_root())
+                .map(path_to_proto),
         })
         .collect()
 }
@@ -202,7 +241,10 @@ fn attr_to_proto(a: &Attribute) -> proto::schema::Attribute {
     use proto::schema::object::NestingMode as N;
     let (ty, nested) = match &a.ty {
         AttrType::Type(t) => (type_bytes(t), None),
-        AttrType::Nested { nesting, attributes } => (
+        AttrType::Nested {
+            nesting,
+            attributes,
+        } => (
             Vec::new(),
             Some(proto::schema::Object {
                 attributes: attributes.iter().map(attr_to_proto).collect(),
@@ -260,7 +302,10 @@ fn block_to_proto(b: &Block, version: i64) -> proto::schema::Block {
 
 /// The protocol form of a schema.
 pub fn schema_to_proto(s: &Schema) -> proto::Schema {
-    proto::Schema { version: s.version, block: Some(block_to_proto(&s.block, s.version)) }
+    proto::Schema {
+        version: s.version,
+        block: Some(block_to_proto(&s.block, s.version)),
+    }
 }
 
 fn function_to_proto(f: &dyn Function) -> proto::Function {
@@ -278,7 +323,9 @@ fn function_to_proto(f: &dyn Function) -> proto::Function {
             })
             .collect(),
         variadic_parameter: None,
-        r#return: Some(proto::function::Return { r#type: type_bytes(&f.return_type()) }),
+        r#return: Some(proto::function::Return {
+            r#type: type_bytes(&f.return_type()),
+        }),
         summary: f.summary(),
         description: f.description(),
         description_kind: proto::StringKind::Markdown as i32,
@@ -307,25 +354,57 @@ fn mark_computed(block: &Block, planned: &mut Value, config: &Value, prior: &Val
             // A stable computed value the configuration does not set is kept whole.
             continue;
         }
-        if let (AttrType::Nested { nesting, attributes }, Some(pv)) = (&a.ty, pm.get_mut(&a.name)) {
-            let inner = Block { attributes: attributes.clone(), ..Block::default() };
+        if let (
+            AttrType::Nested {
+                nesting,
+                attributes,
+            },
+            Some(pv),
+        ) = (&a.ty, pm.get_mut(&a.name))
+        {
+            let inner = Block {
+                attributes: attributes.clone(),
+                ..Block::default()
+            };
             mark_nested(&inner, *nesting, pv, cfg, pri, changed);
         }
     }
     for nb in &block.blocks {
         if let Some(pv) = pm.get_mut(&nb.type_name) {
-            mark_nested(&nb.block, nb.nesting, pv, obj_get(config, &nb.type_name), obj_get(prior, &nb.type_name), changed);
+            mark_nested(
+                &nb.block,
+                nb.nesting,
+                pv,
+                obj_get(config, &nb.type_name),
+                obj_get(prior, &nb.type_name),
+                changed,
+            );
         }
     }
 }
 
-fn mark_nested(block: &Block, nesting: Nesting, planned: &mut Value, config: &Value, prior: &Value, changed: bool) {
+fn mark_nested(
+    block: &Block,
+    nesting: Nesting,
+    planned: &mut Value,
+    config: &Value,
+    prior: &Value,
+    changed: bool,
+) {
     match (nesting, planned) {
-        (Nesting::Single | Nesting::Group, v @ Value::Object(_)) => mark_computed(block, v, config, prior, changed),
+        (Nesting::Single | Nesting::Group, v @ Value::Object(_)) => {
+            mark_computed(block, v, config, prior, changed)
+        }
         (Nesting::List, Value::List(items)) => {
             for (i, it) in items.iter_mut().enumerate() {
-                let c = config.elements().and_then(|e| e.get(i)).unwrap_or(&Value::Null);
-                let p = prior.elements().and_then(|e| e.get(i)).unwrap_or(&Value::Null);
+                let c = config
+                    .elements()
+                    .and_then(|e| e.get(i))
+                    .unwrap_or(&Value::Null);
+                let p = prior
+                    .elements()
+                    .and_then(|e| e.get(i))
+                    .unwrap_or(&Value::Null);
                 mark_computed(block, it, c, p, changed);
             }
         }
@@ -358,8 +437,12 @@ fn null_write_only(block: &Block, v: &mut Value) {
     for nb in &block.blocks {
         match m.get_mut(&nb.type_name) {
             Some(o @ Value::Object(_)) => null_write_only(&nb.block, o),
-            Some(Value::List(items) | Value::Set(items)) => items.iter_mut().for_each(|i| null_write_only(&nb.block, i)),
-            Some(Value::Map(items)) => items.values_mut().for_each(|i| null_write_only(&nb.block, i)),
+            Some(Value::List(items) | Value::Set(items)) => {
+                items.iter_mut().for_each(|i| null_write_only(&nb.block, i))
+            }
+            Some(Value::Map(items)) => items
+                .values_mut()
+                .for_each(|i| null_write_only(&nb.block, i)),
             _ => {}
         }
     }
@@ -373,14 +456,23 @@ fn with_write_only(block: &Block, plan: &mut Value, config: &Value) {
     }
 }
 
-fn replace_paths(block: &Block, prior: &Value, planned: &Value, at: &AttributePath, out: &mut Vec<AttributePath>) {
+fn replace_paths(
+    block: &Block,
+    prior: &Value,
+    planned: &Value,
+    at: &AttributePath,
+    out: &mut Vec<AttributePath>,
+) {
     for a in &block.attributes {
         if a.requires_replace && obj_get(prior, &a.name) != obj_get(planned, &a.name) {
             out.push(at.clone().then_attr(&a.name));
         }
     }
     for nb in &block.blocks {
-        let (p, n) = (obj_get(prior, &nb.type_name), obj_get(planned, &nb.type_name));
+        let (p, n) = (
+            obj_get(prior, &nb.type_name),
+            obj_get(planned, &nb.type_name),
+        );
         let path = at.clone().then_attr(&nb.type_name);
         if nb.requires_replace && p != n {
             out.push(path);
@@ -401,11 +493,16 @@ fn replace_paths(block: &Block, prior: &Value, planned: &Value, at: &AttributePa
 fn first_unknown(v: &Value, at: AttributePath) -> Option<AttributePath> {
     match v {
         Value::Unknown(_) => Some(at),
-        Value::Object(m) => m.iter().find_map(|(k, e)| first_unknown(e, at.clone().then_attr(k))),
-        Value::Map(m) => m.iter().find_map(|(k, e)| first_unknown(e, at.clone().then_key(k))),
-        Value::List(v) | Value::Tuple(v) | Value::Set(v) => {
-            v.iter().enumerate().find_map(|(i, e)| first_unknown(e, at.clone().then_index(i as i64)))
-        }
+        Value::Object(m) => m
+            .iter()
+            .find_map(|(k, e)| first_unknown(e, at.clone().then_attr(k))),
+        Value::Map(m) => m
+            .iter()
+            .find_map(|(k, e)| first_unknown(e, at.clone().then_key(k))),
+        Value::List(v) | Value::Tuple(v) | Value::Set(v) => v
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| first_unknown(e, at.clone().then_index(i as i64))),
         Value::Dynamic(_, v) => first_unknown(v, at),
         _ => None,
     }
@@ -416,20 +513,37 @@ fn same_set(a: &[Value], b: &[Value]) -> bool {
 }
 
 /// Every value known in `planned` must be equal in `actual`; returns the mismatches.
-fn inconsistencies(planned: &Value, actual: &Value, at: AttributePath, out: &mut Vec<(AttributePath, String, String)>) {
+fn inconsistencies(
+    planned: &Value,
+    actual: &Value,
+    at: AttributePath,
+    out: &mut Vec<(AttributePath, String, String)>,
+) {
     match (planned, actual) {
         (Value::Unknown(_), _) => {}
         (Value::Object(p), Value::Object(a)) => {
             for (k, pv) in p {
-                inconsistencies(pv, a.get(k).unwrap_or(&Value::Null), at.clone().then_attr(k), out);
+                inconsistencies(
+                    pv,
+                    a.get(k).unwrap_or(&Value::Null),
+                    at.clone().then_attr(k),
+                    out,
+                );
             }
         }
         (Value::Map(p), Value::Map(a)) if p.len() == a.len() => {
             for (k, pv) in p {
-                inconsistencies(pv, a.get(k).unwrap_or(&Value::Null), at.clone().then_key(k), out);
+                inconsistencies(
+                    pv,
+                    a.get(k).unwrap_or(&Value::Null),
+                    at.clone().then_key(k),
+                    out,
+                );
             }
         }
-        (Value::List(p), Value::List(a)) | (Value::Tuple(p), Value::Tuple(a)) if p.len() == a.len() => {
+        (Value::List(p), Value::List(a)) | (Value::Tuple(p), Value::Tuple(a))
+            if p.len() == a.len() =>
+        {
             for (i, (pv, av)) in p.iter().zip(a).enumerate() {
                 inconsistencies(pv, av, at.clone().then_index(i as i64), out);
             }
@@ -438,7 +552,11 @@ fn inconsistencies(planned: &Value, actual: &Value, at: AttributePath, out: &mut
             if planned.is_wholly_known() && !same_set(p, a) {
                 out.push((at, planned.to_string(), actual.to_string()));
             } else if p.len() != a.len() {
-                out.push((at, format!("{} elements", p.len()), format!("{} elements", a.len())));
+                out.push((
+                    at,
+                    format!("{} elements", p.len()),
+                    format!("{} elements", a.len()),
+                ));
             }
         }
         (Value::Dynamic(_, p), Value::Dynamic(_, a)) => inconsistencies(p, a, at, out),
@@ -464,13 +582,25 @@ fn check_apply_result(planned: &Value, new: &Value, diags: &mut Diagnostics, typ
         diags.error_at(
             path.clone(),
             "Provider returned an unknown value after apply",
-            format!("{type_name}: {path} is still unknown after apply. This is a bug in the provider."),
+            format!(
+                "{type_name}: {path} is still unknown after apply. This is a bug in the provider."
+            ),
         );
     }
 }
 
-fn check_config_kept(block: &Block, config: &Value, planned: &Value, diags: &mut Diagnostics, what: &str) {
-    for a in block.attributes.iter().filter(|a| !a.computed && !a.write_only) {
+fn check_config_kept(
+    block: &Block,
+    config: &Value,
+    planned: &Value,
+    diags: &mut Diagnostics,
+    what: &str,
+) {
+    for a in block
+        .attributes
+        .iter()
+        .filter(|a| !a.computed && !a.write_only)
+    {
         let (c, p) = (obj_get(config, &a.name), obj_get(planned, &a.name));
         if c.is_wholly_known() && c != p {
             diags.error_at(
@@ -488,75 +618,152 @@ type R<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl proto::provider_server::Provider for ProviderServer {
-    async fn get_metadata(&self, _r: Request<proto::get_metadata::Request>) -> R<proto::get_metadata::Response> {
+    async fn get_metadata(
+        &self,
+        _r: Request<proto::get_metadata::Request>,
+    ) -> R<proto::get_metadata::Response> {
         use proto::get_metadata::{DataSourceMetadata, FunctionMetadata, ResourceMetadata};
         Ok(Response::new(proto::get_metadata::Response {
             server_capabilities: Some(capabilities()),
             diagnostics: vec![],
-            data_sources: self.data_sources.keys().map(|k| DataSourceMetadata { type_name: k.clone() }).collect(),
-            resources: self.resources.keys().map(|k| ResourceMetadata { type_name: k.clone() }).collect(),
-            functions: self.functions.keys().map(|k| FunctionMetadata { name: k.clone() }).collect(),
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|k| DataSourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
+            resources: self
+                .resources
+                .keys()
+                .map(|k| ResourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
+            functions: self
+                .functions
+                .keys()
+                .map(|k| FunctionMetadata { name: k.clone() })
+                .collect(),
         }))
     }
 
-    async fn get_provider_schema(&self, _r: Request<proto::get_provider_schema::Request>) -> R<proto::get_provider_schema::Response> {
+    async fn get_provider_schema(
+        &self,
+        _r: Request<proto::get_provider_schema::Request>,
+    ) -> R<proto::get_provider_schema::Response> {
         Ok(Response::new(proto::get_provider_schema::Response {
             provider: Some(schema_to_proto(&self.provider_schema)),
-            resource_schemas: self.resources.iter().map(|(k, (_, s, _))| (k.clone(), schema_to_proto(s))).collect(),
-            data_source_schemas: self.data_sources.iter().map(|(k, (_, s, _))| (k.clone(), schema_to_proto(s))).collect(),
-            functions: self.functions.iter().map(|(k, f)| (k.clone(), function_to_proto(f.as_ref()))).collect(),
+            resource_schemas: self
+                .resources
+                .iter()
+                .map(|(k, (_, s, _))| (k.clone(), schema_to_proto(s)))
+                .collect(),
+            data_source_schemas: self
+                .data_sources
+                .iter()
+                .map(|(k, (_, s, _))| (k.clone(), schema_to_proto(s)))
+                .collect(),
+            functions: self
+                .functions
+                .iter()
+                .map(|(k, f)| (k.clone(), function_to_proto(f.as_ref())))
+                .collect(),
             diagnostics: vec![],
             provider_meta: None,
             server_capabilities: Some(capabilities()),
         }))
     }
 
-    async fn validate_provider_config(&self, r: Request<proto::validate_provider_config::Request>) -> R<proto::validate_provider_config::Response> {
+    async fn validate_provider_config(
+        &self,
+        r: Request<proto::validate_provider_config::Request>,
+    ) -> R<proto::validate_provider_config::Response> {
         let r = r.into_inner();
         let mut diags = Diagnostics::new();
-        if let Some(cfg) = decode_dv(r.config.as_ref(), &self.provider_type, "provider configuration", &mut diags) {
+        if let Some(cfg) = decode_dv(
+            r.config.as_ref(),
+            &self.provider_type,
+            "provider configuration",
+            &mut diags,
+        ) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
-            guarded("ValidateProviderConfig", &mut diags, self.provider.validate(&c, &mut d)).await;
+            guarded(
+                "ValidateProviderConfig",
+                &mut diags,
+                self.provider.validate(&c, &mut d),
+            )
+            .await;
             diags.extend(d);
         }
-        Ok(Response::new(proto::validate_provider_config::Response { diagnostics: diags_to_proto(&diags) }))
+        Ok(Response::new(proto::validate_provider_config::Response {
+            diagnostics: diags_to_proto(&diags),
+        }))
     }
 
-    async fn validate_resource_config(&self, r: Request<proto::validate_resource_config::Request>) -> R<proto::validate_resource_config::Response> {
+    async fn validate_resource_config(
+        &self,
+        r: Request<proto::validate_resource_config::Request>,
+    ) -> R<proto::validate_resource_config::Response> {
         let r = r.into_inner();
         let (res, _, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
-            guarded("ValidateResourceConfig", &mut diags, res.validate(&c, &mut d)).await;
+            guarded(
+                "ValidateResourceConfig",
+                &mut diags,
+                res.validate(&c, &mut d),
+            )
+            .await;
             diags.extend(d);
         }
-        Ok(Response::new(proto::validate_resource_config::Response { diagnostics: diags_to_proto(&diags) }))
+        Ok(Response::new(proto::validate_resource_config::Response {
+            diagnostics: diags_to_proto(&diags),
+        }))
     }
 
-    async fn validate_data_resource_config(&self, r: Request<proto::validate_data_resource_config::Request>) -> R<proto::validate_data_resource_config::Response> {
+    async fn validate_data_resource_config(
+        &self,
+        r: Request<proto::validate_data_resource_config::Request>,
+    ) -> R<proto::validate_data_resource_config::Response> {
         let r = r.into_inner();
         let (ds, _, ty) = self.data_source(&r.type_name)?;
         let mut diags = Diagnostics::new();
         if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
-            guarded("ValidateDataResourceConfig", &mut diags, ds.validate(&c, &mut d)).await;
+            guarded(
+                "ValidateDataResourceConfig",
+                &mut diags,
+                ds.validate(&c, &mut d),
+            )
+            .await;
             diags.extend(d);
         }
-        Ok(Response::new(proto::validate_data_resource_config::Response { diagnostics: diags_to_proto(&diags) }))
+        Ok(Response::new(
+            proto::validate_data_resource_config::Response {
+                diagnostics: diags_to_proto(&diags),
+            },
+        ))
     }
 
-    async fn upgrade_resource_state(&self, r: Request<proto::upgrade_resource_state::Request>) -> R<proto::upgrade_resource_state::Response> {
+    async fn upgrade_resource_state(
+        &self,
+        r: Request<proto::upgrade_resource_state::Request>,
+    ) -> R<proto::upgrade_resource_state::Response> {
         let r = r.into_inner();
         let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let raw = r.raw_state.unwrap_or_default();
         let mut upgraded = None;
         if raw.json.is_empty() && !raw.flatmap.is_empty() {
-            diags.error("Unsupported state format", "this provider cannot read legacy flatmap state; re-import the resource");
+            diags.error(
+                "Unsupported state format",
+                "this provider cannot read legacy flatmap state; re-import the resource",
+            );
         } else if r.version > schema.version {
             diags.error(
                 "State written by a newer provider",
@@ -587,26 +794,50 @@ impl proto::provider_server::Provider for ProviderServer {
                         null_write_only(&schema.block, &mut v);
                         upgraded = encode_dv(&v, ty, &mut diags);
                     }
-                    Err(e) => diags.error("Cannot read resource state", format!("{}: {e}", r.type_name)),
+                    Err(e) => diags.error(
+                        "Cannot read resource state",
+                        format!("{}: {e}", r.type_name),
+                    ),
                 }
             }
         }
-        Ok(Response::new(proto::upgrade_resource_state::Response { upgraded_state: upgraded, diagnostics: diags_to_proto(&diags) }))
+        Ok(Response::new(proto::upgrade_resource_state::Response {
+            upgraded_state: upgraded,
+            diagnostics: diags_to_proto(&diags),
+        }))
     }
 
-    async fn configure_provider(&self, r: Request<proto::configure_provider::Request>) -> R<proto::configure_provider::Response> {
+    async fn configure_provider(
+        &self,
+        r: Request<proto::configure_provider::Request>,
+    ) -> R<proto::configure_provider::Response> {
         let r = r.into_inner();
         let mut diags = Diagnostics::new();
-        if let Some(cfg) = decode_dv(r.config.as_ref(), &self.provider_type, "provider configuration", &mut diags) {
+        if let Some(cfg) = decode_dv(
+            r.config.as_ref(),
+            &self.provider_type,
+            "provider configuration",
+            &mut diags,
+        ) {
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
-            guarded("ConfigureProvider", &mut diags, self.provider.configure(&r.terraform_version, &c, &mut d)).await;
+            guarded(
+                "ConfigureProvider",
+                &mut diags,
+                self.provider.configure(&r.terraform_version, &c, &mut d),
+            )
+            .await;
             diags.extend(d);
         }
-        Ok(Response::new(proto::configure_provider::Response { diagnostics: diags_to_proto(&diags) }))
+        Ok(Response::new(proto::configure_provider::Response {
+            diagnostics: diags_to_proto(&diags),
+        }))
     }
 
-    async fn read_resource(&self, r: Request<proto::read_resource::Request>) -> R<proto::read_resource::Response> {
+    async fn read_resource(
+        &self,
+        r: Request<proto::read_resource::Request>,
+    ) -> R<proto::read_resource::Response> {
         let r = r.into_inner();
         let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
@@ -614,27 +845,46 @@ impl proto::provider_server::Provider for ProviderServer {
         let mut private = r.private.clone();
         if let Some(state) = decode_dv(r.current_state.as_ref(), ty, "state", &mut diags) {
             let mut ctx = self.ctx(&r.private);
-            let out = guarded("ReadResource", &mut diags, res.read(state, &mut ctx)).await.flatten();
+            let out = guarded("ReadResource", &mut diags, res.read(state, &mut ctx))
+                .await
+                .flatten();
             diags.extend(ctx.diags);
             let mut v = out.unwrap_or(Value::Null);
             null_write_only(&schema.block, &mut v);
             if let Some(p) = first_unknown(&v, AttributePath::root()) {
-                diags.error_at(p.clone(), "Provider returned an unknown value on read", format!("{}: {p}. This is a bug in the provider.", r.type_name));
+                diags.error_at(
+                    p.clone(),
+                    "Provider returned an unknown value on read",
+                    format!("{}: {p}. This is a bug in the provider.", r.type_name),
+                );
             }
             new_state = encode_dv(&v, ty, &mut diags);
             private = ctx.private.to_bytes();
         }
-        Ok(Response::new(proto::read_resource::Response { new_state, diagnostics: diags_to_proto(&diags), private, deferred: None }))
+        Ok(Response::new(proto::read_resource::Response {
+            new_state,
+            diagnostics: diags_to_proto(&diags),
+            private,
+            deferred: None,
+        }))
     }
 
-    async fn plan_resource_change(&self, r: Request<proto::plan_resource_change::Request>) -> R<proto::plan_resource_change::Response> {
+    async fn plan_resource_change(
+        &self,
+        r: Request<proto::plan_resource_change::Request>,
+    ) -> R<proto::plan_resource_change::Response> {
         let r = r.into_inner();
         let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut resp = proto::plan_resource_change::Response::default();
         let (Some(prior), Some(proposed), Some(config)) = (
             decode_dv(r.prior_state.as_ref(), ty, "prior state", &mut diags),
-            decode_dv(r.proposed_new_state.as_ref(), ty, "proposed state", &mut diags),
+            decode_dv(
+                r.proposed_new_state.as_ref(),
+                ty,
+                "proposed state",
+                &mut diags,
+            ),
             decode_dv(r.config.as_ref(), ty, "configuration", &mut diags),
         ) else {
             resp.diagnostics = diags_to_proto(&diags);
@@ -657,7 +907,12 @@ impl proto::provider_server::Provider for ProviderServer {
         mark_computed(&schema.block, &mut planned, &config, &prior, changed);
         let mut ctx = self.ctx(&r.prior_private);
         let cfg = Config::new(config.clone());
-        let modified = guarded("PlanResourceChange", &mut diags, res.modify_plan(&prior, planned.clone(), &cfg, &mut ctx)).await;
+        let modified = guarded(
+            "PlanResourceChange",
+            &mut diags,
+            res.modify_plan(&prior, planned.clone(), &cfg, &mut ctx),
+        )
+        .await;
         diags.extend(std::mem::take(&mut ctx.diags));
         if let Some(mut m) = modified {
             null_write_only(&schema.block, &mut m);
@@ -666,7 +921,13 @@ impl proto::provider_server::Provider for ProviderServer {
         check_config_kept(&schema.block, &config, &planned, &mut diags, "the plan");
         if !prior.is_null() {
             let mut paths = Vec::new();
-            replace_paths(&schema.block, &prior, &planned, &AttributePath::root(), &mut paths);
+            replace_paths(
+                &schema.block,
+                &prior,
+                &planned,
+                &AttributePath::root(),
+                &mut paths,
+            );
             for p in ctx.replace.drain(..) {
                 if !paths.contains(&p) {
                     paths.push(p);
@@ -680,7 +941,10 @@ impl proto::provider_server::Provider for ProviderServer {
         Ok(Response::new(resp))
     }
 
-    async fn apply_resource_change(&self, r: Request<proto::apply_resource_change::Request>) -> R<proto::apply_resource_change::Response> {
+    async fn apply_resource_change(
+        &self,
+        r: Request<proto::apply_resource_change::Request>,
+    ) -> R<proto::apply_resource_change::Response> {
         let r = r.into_inner();
         let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
@@ -695,16 +959,37 @@ impl proto::provider_server::Provider for ProviderServer {
         };
         let mut ctx = self.ctx(&r.planned_private);
         let new_state = if planned.is_null() {
-            guarded("ApplyResourceChange (delete)", &mut diags, res.delete(prior.clone(), &mut ctx)).await;
+            guarded(
+                "ApplyResourceChange (delete)",
+                &mut diags,
+                res.delete(prior.clone(), &mut ctx),
+            )
+            .await;
             // A failed delete keeps the object in state.
-            if ctx.diags.has_errors() || diags.has_errors() { prior.clone() } else { Value::Null }
+            if ctx.diags.has_errors() || diags.has_errors() {
+                prior.clone()
+            } else {
+                Value::Null
+            }
         } else {
             let mut plan_in = planned.clone();
             with_write_only(&schema.block, &mut plan_in, &config);
             let out = if prior.is_null() {
-                guarded("ApplyResourceChange (create)", &mut diags, res.create(plan_in, &mut ctx)).await.flatten()
+                guarded(
+                    "ApplyResourceChange (create)",
+                    &mut diags,
+                    res.create(plan_in, &mut ctx),
+                )
+                .await
+                .flatten()
             } else {
-                guarded("ApplyResourceChange (update)", &mut diags, res.update(prior.clone(), plan_in, &mut ctx)).await.flatten()
+                guarded(
+                    "ApplyResourceChange (update)",
+                    &mut diags,
+                    res.update(prior.clone(), plan_in, &mut ctx),
+                )
+                .await
+                .flatten()
             };
             let failed = ctx.diags.has_errors() || diags.has_errors();
             match out {
@@ -727,23 +1012,33 @@ impl proto::provider_server::Provider for ProviderServer {
         };
         diags.extend(std::mem::take(&mut ctx.diags));
         // Never hand Terraform an unknown value: on failure replace leftovers by null.
-        let new_state = if first_unknown(&new_state, AttributePath::root()).is_some() && diags.has_errors() {
-            strip_unknown(new_state)
-        } else {
-            new_state
-        };
+        let new_state =
+            if first_unknown(&new_state, AttributePath::root()).is_some() && diags.has_errors() {
+                strip_unknown(new_state)
+            } else {
+                new_state
+            };
         resp.new_state = encode_dv(&new_state, ty, &mut diags);
         resp.private = ctx.private.to_bytes();
         resp.diagnostics = diags_to_proto(&diags);
         Ok(Response::new(resp))
     }
 
-    async fn import_resource_state(&self, r: Request<proto::import_resource_state::Request>) -> R<proto::import_resource_state::Response> {
+    async fn import_resource_state(
+        &self,
+        r: Request<proto::import_resource_state::Request>,
+    ) -> R<proto::import_resource_state::Response> {
         let r = r.into_inner();
         let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut ctx = self.ctx(&[]);
-        let out = guarded("ImportResourceState", &mut diags, res.import(&r.id, &mut ctx)).await.flatten();
+        let out = guarded(
+            "ImportResourceState",
+            &mut diags,
+            res.import(&r.id, &mut ctx),
+        )
+        .await
+        .flatten();
         diags.extend(std::mem::take(&mut ctx.diags));
         let mut imported = Vec::new();
         if let Some(mut v) = out {
@@ -756,24 +1051,47 @@ impl proto::provider_server::Provider for ProviderServer {
                 });
             }
         } else if !diags.has_errors() {
-            diags.error("Cannot import non-existent remote object", format!("{}: nothing found for import ID {:?}", r.type_name, r.id));
+            diags.error(
+                "Cannot import non-existent remote object",
+                format!("{}: nothing found for import ID {:?}", r.type_name, r.id),
+            );
         }
-        Ok(Response::new(proto::import_resource_state::Response { imported_resources: imported, diagnostics: diags_to_proto(&diags), deferred: None }))
+        Ok(Response::new(proto::import_resource_state::Response {
+            imported_resources: imported,
+            diagnostics: diags_to_proto(&diags),
+            deferred: None,
+        }))
     }
 
-    async fn read_data_source(&self, r: Request<proto::read_data_source::Request>) -> R<proto::read_data_source::Response> {
+    async fn read_data_source(
+        &self,
+        r: Request<proto::read_data_source::Request>,
+    ) -> R<proto::read_data_source::Response> {
         let r = r.into_inner();
         let (ds, schema, ty) = self.data_source(&r.type_name)?;
         let mut diags = Diagnostics::new();
         let mut state = None;
         if let Some(config) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             let mut ctx = self.ctx(&[]);
-            let out = guarded("ReadDataSource", &mut diags, ds.read(config.clone(), &mut ctx)).await.flatten();
+            let out = guarded(
+                "ReadDataSource",
+                &mut diags,
+                ds.read(config.clone(), &mut ctx),
+            )
+            .await
+            .flatten();
             diags.extend(std::mem::take(&mut ctx.diags));
             if let Some(v) = out {
                 check_config_kept(&schema.block, &config, &v, &mut diags, "the data source");
                 if let Some(p) = first_unknown(&v, AttributePath::root()) {
-                    diags.error_at(p.clone(), "Provider returned an unknown value", format!("{}: {p} is unknown after read. This is a bug in the provider.", r.type_name));
+                    diags.error_at(
+                        p.clone(),
+                        "Provider returned an unknown value",
+                        format!(
+                            "{}: {p} is unknown after read. This is a bug in the provider.",
+                            r.type_name
+                        ),
+                    );
                 }
                 if !diags.has_errors() {
                     state = encode_dv(&v, ty, &mut diags);
@@ -782,19 +1100,36 @@ impl proto::provider_server::Provider for ProviderServer {
                 diags.error("Data source returned nothing", format!("{}: read returned no data without an error. This is a bug in the provider.", r.type_name));
             }
         }
-        Ok(Response::new(proto::read_data_source::Response { state, diagnostics: diags_to_proto(&diags), deferred: None }))
+        Ok(Response::new(proto::read_data_source::Response {
+            state,
+            diagnostics: diags_to_proto(&diags),
+            deferred: None,
+        }))
     }
 
-    async fn get_functions(&self, _r: Request<proto::get_functions::Request>) -> R<proto::get_functions::Response> {
+    async fn get_functions(
+        &self,
+        _r: Request<proto::get_functions::Request>,
+    ) -> R<proto::get_functions::Response> {
         Ok(Response::new(proto::get_functions::Response {
-            functions: self.functions.iter().map(|(k, f)| (k.clone(), function_to_proto(f.as_ref()))).collect(),
+            functions: self
+                .functions
+                .iter()
+                .map(|(k, f)| (k.clone(), function_to_proto(f.as_ref())))
+                .collect(),
             diagnostics: vec![],
         }))
     }
 
-    async fn call_function(&self, r: Request<proto::call_function::Request>) -> R<proto::call_function::Response> {
+    async fn call_function(
+        &self,
+        r: Request<proto::call_function::Request>,
+    ) -> R<proto::call_function::Response> {
         let r = r.into_inner();
-        let f = self.functions.get(&r.name).ok_or_else(|| Status::not_found(format!("unknown function {}", r.name)))?;
+        let f = self
+            .functions
+            .get(&r.name)
+            .ok_or_else(|| Status::not_found(format!("unknown function {}", r.name)))?;
         let params = f.parameters();
         let mut args = Vec::with_capacity(r.arguments.len());
         for (i, a) in r.arguments.iter().enumerate() {
@@ -803,44 +1138,79 @@ impl proto::provider_server::Provider for ProviderServer {
             match decode_dv(Some(a), &ty, "argument", &mut d) {
                 Some(v) => args.push(v),
                 None => {
-                    let text = d.iter().map(|x| x.detail.clone()).collect::<Vec<_>>().join("; ");
+                    let text = d
+                        .iter()
+                        .map(|x| x.detail.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     return Ok(Response::new(proto::call_function::Response {
                         result: None,
-                        error: Some(proto::FunctionError { text, function_argument: Some(i as i64) }),
+                        error: Some(proto::FunctionError {
+                            text,
+                            function_argument: Some(i as i64),
+                        }),
                     }));
                 }
             }
         }
         let f2 = f.clone();
-        let out = std::panic::catch_unwind(AssertUnwindSafe(move || f2.call(args)))
-            .unwrap_or_else(|_| Err((format!("the function {} panicked; this is a bug in the provider", r.name), None)));
+        let out = std::panic::catch_unwind(AssertUnwindSafe(move || f2.call(args))).unwrap_or_else(
+            |_| {
+                Err((
+                    format!(
+                        "the function {} panicked; this is a bug in the provider",
+                        r.name
+                    ),
+                    None,
+                ))
+            },
+        );
         let ret = f.return_type();
         Ok(Response::new(match out {
             Ok(v) => {
                 let mut d = Diagnostics::new();
                 match encode_dv(&v, &ret, &mut d) {
-                    Some(dv) => proto::call_function::Response { result: Some(dv), error: None },
+                    Some(dv) => proto::call_function::Response {
+                        result: Some(dv),
+                        error: None,
+                    },
                     None => proto::call_function::Response {
                         result: None,
-                        error: Some(proto::FunctionError { text: d.iter().map(|x| x.detail.clone()).collect(), function_argument: None }),
+                        error: Some(proto::FunctionError {
+                            text: d.iter().map(|x| x.detail.clone()).collect(),
+                            function_argument: None,
+                        }),
                     },
                 }
             }
-            Err((text, arg)) => proto::call_function::Response { result: None, error: Some(proto::FunctionError { text, function_argument: arg }) },
+            Err((text, arg)) => proto::call_function::Response {
+                result: None,
+                error: Some(proto::FunctionError {
+                    text,
+                    function_argument: arg,
+                }),
+            },
         }))
     }
 
-    async fn stop_provider(&self, _r: Request<proto::stop_provider::Request>) -> R<proto::stop_provider::Response> {
+    async fn stop_provider(
+        &self,
+        _r: Request<proto::stop_provider::Request>,
+    ) -> R<proto::stop_provider::Response> {
         tracing::info!("Terraform asked the provider to stop");
         let _ = self.stop.send(true);
-        Ok(Response::new(proto::stop_provider::Response { error: String::new() }))
+        Ok(Response::new(proto::stop_provider::Response {
+            error: String::new(),
+        }))
     }
 }
 
 fn strip_unknown(v: Value) -> Value {
     match v {
         Value::Unknown(_) => Value::Null,
-        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, strip_unknown(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, strip_unknown(v))).collect())
+        }
         Value::Map(m) => Value::Map(m.into_iter().map(|(k, v)| (k, strip_unknown(v))).collect()),
         Value::List(v) => Value::List(v.into_iter().map(strip_unknown).collect()),
         Value::Set(v) => Value::Set(v.into_iter().map(strip_unknown).collect()),
@@ -851,5 +1221,9 @@ fn strip_unknown(v: Value) -> Value {
 }
 
 fn capabilities() -> proto::ServerCapabilities {
-    proto::ServerCapabilities { plan_destroy: true, get_provider_schema_optional: false, move_resource_state: false }
+    proto::ServerCapabilities {
+        plan_destroy: true,
+        get_provider_schema_optional: false,
+        move_resource_state: false,
+    }
 }

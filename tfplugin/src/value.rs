@@ -51,8 +51,10 @@ impl Type {
             Type::Set(t) => format!("set({})", t.friendly()),
             Type::Map(t) => format!("map({})", t.friendly()),
             Type::Object(a) => {
-                let inner: Vec<String> =
-                    a.iter().map(|(k, v)| format!("{k} = {}", v.friendly())).collect();
+                let inner: Vec<String> = a
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", v.friendly()))
+                    .collect();
                 format!("object({{{}}})", inner.join(", "))
             }
             Type::Tuple(ts) => {
@@ -124,7 +126,9 @@ impl FromStr for Number {
         if t.is_empty() || t.contains(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))) {
             return Err(format!("{s:?} is not a number"));
         }
-        BigDecimal::from_str(t).map(Number).map_err(|_| format!("{s:?} is not a number"))
+        BigDecimal::from_str(t)
+            .map(Number)
+            .map_err(|_| format!("{s:?} is not a number"))
     }
 }
 
@@ -210,7 +214,9 @@ impl Value {
     pub fn is_wholly_known(&self) -> bool {
         match self {
             Value::Unknown(_) => false,
-            Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.iter().all(Value::is_wholly_known),
+            Value::List(v) | Value::Set(v) | Value::Tuple(v) => {
+                v.iter().all(Value::is_wholly_known)
+            }
             Value::Map(m) | Value::Object(m) => m.values().all(Value::is_wholly_known),
             Value::Dynamic(_, v) => v.is_wholly_known(),
             _ => true,
@@ -282,7 +288,9 @@ impl Value {
             Value::List(v) => Type::list(v.first().map_or(Type::Dynamic, Value::infer_type)),
             Value::Set(v) => Type::set(v.first().map_or(Type::Dynamic, Value::infer_type)),
             Value::Map(m) => Type::map(m.values().next().map_or(Type::Dynamic, Value::infer_type)),
-            Value::Object(m) => Type::Object(m.iter().map(|(k, v)| (k.clone(), v.infer_type())).collect()),
+            Value::Object(m) => {
+                Type::Object(m.iter().map(|(k, v)| (k.clone(), v.infer_type())).collect())
+            }
             Value::Tuple(v) => Type::Tuple(v.iter().map(Value::infer_type).collect()),
             Value::Dynamic(t, _) => t.clone(),
         }
@@ -306,12 +314,14 @@ impl Value {
             (Value::String(s), Type::String) => Ok(Value::String(s)),
             (Value::Number(n), Type::String) => Ok(Value::String(n.to_string())),
             (Value::Bool(b), Type::String) => Ok(Value::String(b.to_string())),
-            (Value::String(s), Type::Number) => {
-                Number::from_str(&s).map(Value::Number).map_err(|e| format!("{e}: expected a number"))
-            }
-            (Value::List(v) | Value::Set(v) | Value::Tuple(v), Type::List(et)) => {
-                Ok(Value::List(v.into_iter().map(|e| e.conform(et)).collect::<Result<_, _>>()?))
-            }
+            (Value::String(s), Type::Number) => Number::from_str(&s)
+                .map(Value::Number)
+                .map_err(|e| format!("{e}: expected a number")),
+            (Value::List(v) | Value::Set(v) | Value::Tuple(v), Type::List(et)) => Ok(Value::List(
+                v.into_iter()
+                    .map(|e| e.conform(et))
+                    .collect::<Result<_, _>>()?,
+            )),
             (Value::List(v) | Value::Set(v) | Value::Tuple(v), Type::Set(et)) => {
                 let mut out: Vec<Value> = Vec::with_capacity(v.len());
                 for e in v {
@@ -326,16 +336,26 @@ impl Value {
                 if v.len() != ts.len() {
                     return Err(format!("expected {} elements, got {}", ts.len(), v.len()));
                 }
-                Ok(Value::Tuple(v.into_iter().zip(ts).map(|(e, t)| e.conform(t)).collect::<Result<_, _>>()?))
+                Ok(Value::Tuple(
+                    v.into_iter()
+                        .zip(ts)
+                        .map(|(e, t)| e.conform(t))
+                        .collect::<Result<_, _>>()?,
+                ))
             }
             (Value::Map(m) | Value::Object(m), Type::Map(et)) => Ok(Value::Map(
-                m.into_iter().map(|(k, e)| Ok((k, e.conform(et)?))).collect::<Result<_, String>>()?,
+                m.into_iter()
+                    .map(|(k, e)| Ok((k, e.conform(et)?)))
+                    .collect::<Result<_, String>>()?,
             )),
             (Value::Map(mut m) | Value::Object(mut m), Type::Object(attrs)) => {
                 let mut out = BTreeMap::new();
                 for (name, at) in attrs {
                     let v = m.remove(name).unwrap_or(Value::Null);
-                    out.insert(name.clone(), v.conform(at).map_err(|e| format!("{name}: {e}"))?);
+                    out.insert(
+                        name.clone(),
+                        v.conform(at).map_err(|e| format!("{name}: {e}"))?,
+                    );
                 }
                 if let Some(extra) = m.keys().next() {
                     return Err(format!("unexpected attribute {extra:?}"));
@@ -468,19 +488,33 @@ mod tests {
     #[test]
     fn conform_builds_objects_and_sets() {
         let ty = Type::object([("a", Type::String), ("b", Type::set(Type::Number))]);
-        let v = Value::Map([("b".to_string(), Value::List(vec![Value::number(1), Value::number(1)]))].into());
+        let v = Value::Map(
+            [(
+                "b".to_string(),
+                Value::List(vec![Value::number(1), Value::number(1)]),
+            )]
+            .into(),
+        );
         let out = v.conform(&ty).unwrap();
         assert_eq!(
             out,
-            Value::object([("a", Value::Null), ("b", Value::Set(vec![Value::number(1)]))])
+            Value::object([
+                ("a", Value::Null),
+                ("b", Value::Set(vec![Value::number(1)]))
+            ])
         );
-        let bad = Value::object([("zzz", Value::Null)]).conform(&ty).unwrap_err();
+        let bad = Value::object([("zzz", Value::Null)])
+            .conform(&ty)
+            .unwrap_err();
         assert!(bad.contains("zzz"), "{bad}");
     }
 
     #[test]
     fn paths_print_like_terraform() {
-        let p = AttributePath::attr("node_pool").then_index(0).then_attr("gpu").then_key("x");
+        let p = AttributePath::attr("node_pool")
+            .then_index(0)
+            .then_attr("gpu")
+            .then_key("x");
         assert_eq!(p.to_string(), "node_pool[0].gpu[\"x\"]");
     }
 }

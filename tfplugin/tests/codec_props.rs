@@ -8,7 +8,12 @@ use tfplugin::value::{Number, Refinements, Type, Value};
 use tfplugin::{json, msgpack};
 
 fn leaf_type() -> impl Strategy<Value = Type> {
-    prop_oneof![Just(Type::Bool), Just(Type::Number), Just(Type::String), Just(Type::Dynamic)]
+    prop_oneof![
+        Just(Type::Bool),
+        Just(Type::Number),
+        Just(Type::String),
+        Just(Type::Dynamic)
+    ]
 }
 
 fn arb_type() -> impl Strategy<Value = Type> {
@@ -36,16 +41,43 @@ fn refinements(t: &Type) -> BoxedStrategy<Refinements> {
     let nullness = prop::option::of(Just(false));
     match t {
         Type::String => (nullness, prop::option::of("[a-z:/]{1,10}"))
-            .prop_map(|(is_null, string_prefix)| Refinements { is_null, string_prefix, ..Default::default() })
+            .prop_map(|(is_null, string_prefix)| Refinements {
+                is_null,
+                string_prefix,
+                ..Default::default()
+            })
             .boxed(),
-        Type::Number => (nullness, prop::option::of((arb_number(), any::<bool>())), prop::option::of((arb_number(), any::<bool>())))
-            .prop_map(|(is_null, number_min, number_max)| Refinements { is_null, number_min, number_max, ..Default::default() })
+        Type::Number => (
+            nullness,
+            prop::option::of((arb_number(), any::<bool>())),
+            prop::option::of((arb_number(), any::<bool>())),
+        )
+            .prop_map(|(is_null, number_min, number_max)| Refinements {
+                is_null,
+                number_min,
+                number_max,
+                ..Default::default()
+            })
             .boxed(),
-        t if t.is_collection() => (nullness, prop::option::of(0i64..10), prop::option::of(10i64..100))
-            .prop_map(|(is_null, length_min, length_max)| Refinements { is_null, length_min, length_max, ..Default::default() })
+        t if t.is_collection() => (
+            nullness,
+            prop::option::of(0i64..10),
+            prop::option::of(10i64..100),
+        )
+            .prop_map(|(is_null, length_min, length_max)| Refinements {
+                is_null,
+                length_min,
+                length_max,
+                ..Default::default()
+            })
             .boxed(),
         Type::Dynamic => Just(Refinements::default()).boxed(),
-        _ => nullness.prop_map(|is_null| Refinements { is_null, ..Default::default() }).boxed(),
+        _ => nullness
+            .prop_map(|is_null| Refinements {
+                is_null,
+                ..Default::default()
+            })
+            .boxed(),
     }
 }
 
@@ -60,10 +92,18 @@ fn arb_value(t: Type, known: bool) -> BoxedStrategy<Value> {
         Type::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
         Type::Number => arb_number().prop_map(Value::Number).boxed(),
         Type::String => ".{0,12}".prop_map(Value::String).boxed(),
-        Type::Dynamic => prop_oneof![Just(Type::String), Just(Type::Number), Just(Type::list(Type::Bool))]
-            .prop_flat_map(move |ct| arb_value(ct.clone(), known).prop_map(move |v| Value::Dynamic(ct.clone(), Box::new(v))))
+        Type::Dynamic => prop_oneof![
+            Just(Type::String),
+            Just(Type::Number),
+            Just(Type::list(Type::Bool))
+        ]
+        .prop_flat_map(move |ct| {
+            arb_value(ct.clone(), known).prop_map(move |v| Value::Dynamic(ct.clone(), Box::new(v)))
+        })
+        .boxed(),
+        Type::List(e) => prop::collection::vec(arb_value(*e, known), 0..3)
+            .prop_map(Value::List)
             .boxed(),
-        Type::List(e) => prop::collection::vec(arb_value(*e, known), 0..3).prop_map(Value::List).boxed(),
         Type::Set(e) => prop::collection::vec(arb_value(*e, known), 0..3)
             .prop_map(|v| {
                 let mut out: Vec<Value> = Vec::new();
@@ -75,16 +115,25 @@ fn arb_value(t: Type, known: bool) -> BoxedStrategy<Value> {
                 Value::Set(out)
             })
             .boxed(),
-        Type::Map(e) => prop::collection::btree_map(".{0,5}", arb_value(*e, known), 0..3).prop_map(Value::Map).boxed(),
+        Type::Map(e) => prop::collection::btree_map(".{0,5}", arb_value(*e, known), 0..3)
+            .prop_map(Value::Map)
+            .boxed(),
         Type::Object(attrs) => {
             let parts: Vec<BoxedStrategy<(String, Value)>> = attrs
                 .into_iter()
-                .map(|(k, at)| arb_value(at, known).prop_map(move |v| (k.clone(), v)).boxed())
+                .map(|(k, at)| {
+                    arb_value(at, known)
+                        .prop_map(move |v| (k.clone(), v))
+                        .boxed()
+                })
                 .collect();
-            parts.prop_map(|kv| Value::Object(kv.into_iter().collect::<BTreeMap<_, _>>())).boxed()
+            parts
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<BTreeMap<_, _>>()))
+                .boxed()
         }
         Type::Tuple(ts) => {
-            let parts: Vec<BoxedStrategy<Value>> = ts.into_iter().map(|t| arb_value(t, known)).collect();
+            let parts: Vec<BoxedStrategy<Value>> =
+                ts.into_iter().map(|t| arb_value(t, known)).collect();
             parts.prop_map(Value::Tuple).boxed()
         }
     };

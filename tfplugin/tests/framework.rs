@@ -47,14 +47,28 @@ impl tfplugin::Resource for ThingResource {
     fn schema(&self) -> Schema {
         Schema::new(
             Block::new()
-                .attribute(Attribute::new("name", Type::String).required().requires_replace())
+                .attribute(
+                    Attribute::new("name", Type::String)
+                        .required()
+                        .requires_replace(),
+                )
                 .attribute(Attribute::new("size", Type::Number).optional())
                 .attribute(Attribute::new("id", Type::String).computed().stable())
                 .attribute(Attribute::new("revision", Type::Number).computed())
-                .attribute(Attribute::new("secret", Type::String).optional().write_only())
+                .attribute(
+                    Attribute::new("secret", Type::String)
+                        .optional()
+                        .write_only(),
+                )
                 .attribute(Attribute::new("secret_len", Type::Number).computed())
                 .attribute(
-                    Attribute::nested("info", tfplugin::Nesting::Single, vec![Attribute::new("origin", Type::String).computed()]).computed().stable(),
+                    Attribute::nested(
+                        "info",
+                        tfplugin::Nesting::Single,
+                        vec![Attribute::new("origin", Type::String).computed()],
+                    )
+                    .computed()
+                    .stable(),
                 ),
         )
         .version(1)
@@ -62,7 +76,11 @@ impl tfplugin::Resource for ThingResource {
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         if let Attr::Known(n) = config.get::<i64>("size", diags) {
             if n < 0 {
-                diags.error_at(tfplugin::AttributePath::attr("size"), "Invalid size", "size must be 0 or more");
+                diags.error_at(
+                    tfplugin::AttributePath::attr("size"),
+                    "Invalid size",
+                    "size must be 0 or more",
+                );
             }
         }
     }
@@ -78,7 +96,9 @@ impl tfplugin::Resource for ThingResource {
             plan.revision = Attr::Known(1);
         }
         plan.secret_len = Attr::Known(plan.secret.known().map_or(0, |s| s.len() as i64));
-        plan.info = Attr::Known(Info { origin: "created".into() });
+        plan.info = Attr::Known(Info {
+            origin: "created".into(),
+        });
         Some(plan)
     }
     async fn read(&self, state: Thing, _ctx: &mut Ctx) -> Option<Thing> {
@@ -93,10 +113,17 @@ impl tfplugin::Resource for ThingResource {
         Some(plan)
     }
     async fn delete(&self, _state: Thing, _ctx: &mut Ctx) {}
-    fn upgrade_state(&self, version: i64, mut state: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn upgrade_state(
+        &self,
+        version: i64,
+        mut state: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
         assert_eq!(version, 0);
         // v0 called `size` `capacity`.
-        let cap = state.as_object_mut().and_then(|o| o.remove("capacity")).unwrap_or(serde_json::Value::Null);
+        let cap = state
+            .as_object_mut()
+            .and_then(|o| o.remove("capacity"))
+            .unwrap_or(serde_json::Value::Null);
         state["size"] = cap;
         Ok(state)
     }
@@ -111,7 +138,12 @@ impl Function for Upper {
         "Upper-cases a string.".into()
     }
     fn parameters(&self) -> Vec<Parameter> {
-        vec![Parameter { name: "s".into(), ty: Type::String, description: "input".into(), allow_null: false }]
+        vec![Parameter {
+            name: "s".into(),
+            ty: Type::String,
+            description: "input".into(),
+            allow_null: false,
+        }]
     }
     fn return_type(&self) -> Type {
         Type::String
@@ -159,14 +191,24 @@ impl SchemaType for ThingResource {
 }
 
 fn dv(v: &Value) -> Option<proto::DynamicValue> {
-    Some(proto::DynamicValue { msgpack: msgpack::encode(v, &ty()).unwrap(), json: vec![] })
+    Some(proto::DynamicValue {
+        msgpack: msgpack::encode(v, &ty()).unwrap(),
+        json: vec![],
+    })
 }
 
 fn undv(d: &Option<proto::DynamicValue>) -> Value {
     msgpack::decode(&d.as_ref().unwrap().msgpack, &ty()).unwrap()
 }
 
-fn obj(name: &str, size: Value, id: Value, revision: Value, secret: Value, secret_len: Value) -> Value {
+fn obj(
+    name: &str,
+    size: Value,
+    id: Value,
+    revision: Value,
+    secret: Value,
+    secret_len: Value,
+) -> Value {
     Value::object([
         ("name", Value::string(name)),
         ("size", size),
@@ -182,7 +224,11 @@ fn config(name: &str, size: Value, secret: Value) -> Value {
     obj(name, size, Value::Null, Value::Null, secret, Value::Null)
 }
 
-async fn plan(s: &ProviderServer, prior: &Value, cfg: &Value) -> proto::plan_resource_change::Response {
+async fn plan(
+    s: &ProviderServer,
+    prior: &Value,
+    cfg: &Value,
+) -> proto::plan_resource_change::Response {
     // Terraform proposes config merged with prior computed values.
     let mut proposed = cfg.clone();
     if let (Value::Object(p), Value::Object(pr)) = (&mut proposed, prior) {
@@ -202,7 +248,12 @@ async fn plan(s: &ProviderServer, prior: &Value, cfg: &Value) -> proto::plan_res
     .into_inner()
 }
 
-async fn apply(s: &ProviderServer, prior: &Value, planned: &Value, cfg: &Value) -> proto::apply_resource_change::Response {
+async fn apply(
+    s: &ProviderServer,
+    prior: &Value,
+    planned: &Value,
+    cfg: &Value,
+) -> proto::apply_resource_change::Response {
     s.apply_resource_change(Request::new(proto::apply_resource_change::Request {
         type_name: "test_thing".into(),
         prior_state: dv(prior),
@@ -216,7 +267,10 @@ async fn apply(s: &ProviderServer, prior: &Value, planned: &Value, cfg: &Value) 
 }
 
 fn errors(d: &[proto::Diagnostic]) -> String {
-    d.iter().map(|d| format!("{}: {}", d.summary, d.detail)).collect::<Vec<_>>().join("\n")
+    d.iter()
+        .map(|d| format!("{}: {}", d.summary, d.detail))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // MODE is process-global: tests that change it run in one test function.
@@ -232,7 +286,10 @@ async fn lifecycle_rules() {
     let planned = undv(&p.planned_state);
     assert!(planned.get_attr("id").unwrap().is_unknown());
     assert!(planned.get_attr("revision").unwrap().is_unknown());
-    assert!(planned.get_attr("secret").unwrap().is_null(), "write-only must be null in plans");
+    assert!(
+        planned.get_attr("secret").unwrap().is_null(),
+        "write-only must be null in plans"
+    );
     assert!(p.requires_replace.is_empty());
 
     // Apply sees the write-only value, but state never holds it.
@@ -254,17 +311,28 @@ async fn lifecycle_rules() {
     let planned = undv(&p.planned_state);
     assert!(planned.get_attr("revision").unwrap().is_unknown());
     assert_eq!(planned.get_attr("id"), Some(&Value::string("thing-a")));
-    assert_eq!(planned.get_attr("info"), Some(&Value::object([("origin", Value::string("created"))])));
+    assert_eq!(
+        planned.get_attr("info"),
+        Some(&Value::object([("origin", Value::string("created"))]))
+    );
     assert!(p.requires_replace.is_empty());
     let a = apply(&s, &state, &planned, &cfg2).await;
     assert!(a.diagnostics.is_empty(), "{}", errors(&a.diagnostics));
-    assert_eq!(undv(&a.new_state).get_attr("revision"), Some(&Value::number(2)));
+    assert_eq!(
+        undv(&a.new_state).get_attr("revision"),
+        Some(&Value::number(2))
+    );
 
     // Changing `name` requires replacement, with the path.
     let p = plan(&s, &state, &config("b", Value::number(1), Value::Null)).await;
     assert_eq!(p.requires_replace.len(), 1);
     let step = &p.requires_replace[0].steps[0];
-    assert_eq!(step.selector, Some(proto::attribute_path::step::Selector::AttributeName("name".into())));
+    assert_eq!(
+        step.selector,
+        Some(proto::attribute_path::step::Selector::AttributeName(
+            "name".into()
+        ))
+    );
 
     // A provider that changes a planned value gets a clear error naming it.
     MODE.store(INCONSISTENT, Ordering::SeqCst);
@@ -272,7 +340,11 @@ async fn lifecycle_rules() {
     let planned = undv(&plan(&s, &Value::Null, &cfg).await.planned_state);
     let a = apply(&s, &Value::Null, &planned, &cfg).await;
     let e = errors(&a.diagnostics);
-    assert!(e.contains("inconsistent result after apply") && e.contains("size was planned as 1 but apply produced 999"), "{e}");
+    assert!(
+        e.contains("inconsistent result after apply")
+            && e.contains("size was planned as 1 but apply produced 999"),
+        "{e}"
+    );
 
     // A value left unknown after apply is an error naming it, and the state sent back holds none.
     MODE.store(LEAVE_UNKNOWN, Ordering::SeqCst);
@@ -285,7 +357,10 @@ async fn lifecycle_rules() {
     MODE.store(PANIC, Ordering::SeqCst);
     let a = apply(&s, &Value::Null, &planned, &cfg).await;
     let e = errors(&a.diagnostics);
-    assert!(e.contains("panicked") && e.contains("boom in create"), "{e}");
+    assert!(
+        e.contains("panicked") && e.contains("boom in create"),
+        "{e}"
+    );
     MODE.store(OK, Ordering::SeqCst);
     let a = apply(&s, &Value::Null, &planned, &cfg).await;
     assert!(a.diagnostics.is_empty(), "{}", errors(&a.diagnostics));
@@ -311,9 +386,20 @@ async fn lifecycle_rules() {
 #[tokio::test]
 async fn read_of_a_gone_object_returns_null() {
     let s = server();
-    let st = obj("gone", Value::Null, Value::string("x"), Value::number(1), Value::Null, Value::number(0));
+    let st = obj(
+        "gone",
+        Value::Null,
+        Value::string("x"),
+        Value::number(1),
+        Value::Null,
+        Value::number(0),
+    );
     let r = s
-        .read_resource(Request::new(proto::read_resource::Request { type_name: "test_thing".into(), current_state: dv(&st), ..Default::default() }))
+        .read_resource(Request::new(proto::read_resource::Request {
+            type_name: "test_thing".into(),
+            current_state: dv(&st),
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -335,7 +421,12 @@ async fn validate_reports_attribute_paths() {
     assert_eq!(r.diagnostics.len(), 1);
     assert_eq!(r.diagnostics[0].summary, "Invalid size");
     let steps = &r.diagnostics[0].attribute.as_ref().unwrap().steps;
-    assert_eq!(steps[0].selector, Some(proto::attribute_path::step::Selector::AttributeName("size".into())));
+    assert_eq!(
+        steps[0].selector,
+        Some(proto::attribute_path::step::Selector::AttributeName(
+            "size".into()
+        ))
+    );
     // unknown values pass validation
     let r = s
         .validate_resource_config(Request::new(proto::validate_resource_config::Request {
@@ -356,23 +447,44 @@ async fn upgrade_state_runs_on_every_version() {
         s.upgrade_resource_state(Request::new(proto::upgrade_resource_state::Request {
             type_name: "test_thing".into(),
             version,
-            raw_state: Some(proto::RawState { json: json.as_bytes().to_vec(), flatmap: Default::default() }),
+            raw_state: Some(proto::RawState {
+                json: json.as_bytes().to_vec(),
+                flatmap: Default::default(),
+            }),
         }))
     };
     // current version: passed through, missing attributes null, big numbers exact
-    let r = up(1, r#"{"name":"a","size":12345678901234567890,"id":"i","revision":1}"#).await.unwrap().into_inner();
+    let r = up(
+        1,
+        r#"{"name":"a","size":12345678901234567890,"id":"i","revision":1}"#,
+    )
+    .await
+    .unwrap()
+    .into_inner();
     let v = undv(&r.upgraded_state);
-    assert_eq!(v.get_attr("size").unwrap().to_string(), "12345678901234567890");
+    assert_eq!(
+        v.get_attr("size").unwrap().to_string(),
+        "12345678901234567890"
+    );
     assert!(v.get_attr("secret_len").unwrap().is_null());
     // older version: the resource's upgrader renames capacity → size
-    let r = up(0, r#"{"name":"a","capacity":3,"id":"i","revision":1}"#).await.unwrap().into_inner();
+    let r = up(0, r#"{"name":"a","capacity":3,"id":"i","revision":1}"#)
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.diagnostics.is_empty(), "{}", errors(&r.diagnostics));
-    assert_eq!(undv(&r.upgraded_state).get_attr("size"), Some(&Value::number(3)));
+    assert_eq!(
+        undv(&r.upgraded_state).get_attr("size"),
+        Some(&Value::number(3))
+    );
     // newer version: refused clearly
     let r = up(7, "{}").await.unwrap().into_inner();
     assert!(errors(&r.diagnostics).contains("newer provider"));
     // an attribute the schema lacks is an error naming it
-    let r = up(1, r#"{"name":"a","bogus":1}"#).await.unwrap().into_inner();
+    let r = up(1, r#"{"name":"a","bogus":1}"#)
+        .await
+        .unwrap()
+        .into_inner();
     assert!(errors(&r.diagnostics).contains("bogus"));
 }
 
@@ -380,7 +492,11 @@ async fn upgrade_state_runs_on_every_version() {
 async fn import_is_refused_with_a_clear_error_by_default() {
     let s = server();
     let r = s
-        .import_resource_state(Request::new(proto::import_resource_state::Request { type_name: "test_thing".into(), id: "x".into(), ..Default::default() }))
+        .import_resource_state(Request::new(proto::import_resource_state::Request {
+            type_name: "test_thing".into(),
+            id: "x".into(),
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -391,20 +507,37 @@ async fn import_is_refused_with_a_clear_error_by_default() {
 #[tokio::test]
 async fn schema_and_functions_are_served() {
     let s = server();
-    let r = s.get_provider_schema(Request::new(proto::get_provider_schema::Request {})).await.unwrap().into_inner();
+    let r = s
+        .get_provider_schema(Request::new(proto::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner();
     let thing = &r.resource_schemas["test_thing"];
     assert_eq!(thing.version, 1);
-    let secret = thing.block.as_ref().unwrap().attributes.iter().find(|a| a.name == "secret").unwrap();
+    let secret = thing
+        .block
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .find(|a| a.name == "secret")
+        .unwrap();
     assert!(secret.write_only);
     assert_eq!(r.functions["upper"].summary, "Upper-cases a string.");
     let call = |arg: &str| {
         s.call_function(Request::new(proto::call_function::Request {
             name: "upper".into(),
-            arguments: vec![proto::DynamicValue { msgpack: msgpack::encode(&Value::string(arg), &Type::String).unwrap(), json: vec![] }],
+            arguments: vec![proto::DynamicValue {
+                msgpack: msgpack::encode(&Value::string(arg), &Type::String).unwrap(),
+                json: vec![],
+            }],
         }))
     };
     let ok = call("abc").await.unwrap().into_inner();
-    assert_eq!(msgpack::decode(&ok.result.unwrap().msgpack, &Type::String).unwrap(), Value::string("ABC"));
+    assert_eq!(
+        msgpack::decode(&ok.result.unwrap().msgpack, &Type::String).unwrap(),
+        Value::string("ABC")
+    );
     let bad = call("").await.unwrap().into_inner();
     assert_eq!(bad.error.unwrap().function_argument, Some(0));
 }
@@ -428,5 +561,8 @@ fn broken_schemas_are_refused_at_start_up() {
     let problems = ProviderServer::new(Arc::new(Bad)).err().expect("refused");
     let all = problems.join("\n");
     assert!(all.contains("provider: alias: is a reserved name"), "{all}");
-    assert!(all.contains("resource test_thing: type names must start with bad_"), "{all}");
+    assert!(
+        all.contains("resource test_thing: type names must start with bad_"),
+        "{all}"
+    );
 }

@@ -47,7 +47,10 @@ enum Cmd {
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// Runs a command, failing with its name when it fails.
@@ -63,13 +66,18 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 /// Builds the provider binary; returns its path.
 pub fn build_provider(release: bool) -> Result<PathBuf> {
     let mut c = Command::new(env!("CARGO"));
-    c.current_dir(root()).args(["build", "--quiet", "-p", "terraform-provider-modelplane"]);
+    c.current_dir(root())
+        .args(["build", "--quiet", "-p", "terraform-provider-modelplane"]);
     if release {
         c.arg("--release");
     }
     run(&mut c)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
-    Ok(target.join(if release { "release" } else { "debug" }).join("terraform-provider-modelplane"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join("terraform-provider-modelplane"))
 }
 
 /// Installs the provider binary into the project's filesystem mirror and writes a CLI
@@ -77,8 +85,18 @@ pub fn build_provider(release: bool) -> Result<PathBuf> {
 pub fn install_provider(binary: &Path) -> Result<PathBuf> {
     let tools = root().join(".tools");
     let version = env!("CARGO_PKG_VERSION");
-    let (os, arch) = (std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { "arm64" });
-    let dir = tools.join("mirror/registry.terraform.io/modelplane/modelplane").join(version).join(format!("{os}_{arch}"));
+    let (os, arch) = (
+        std::env::consts::OS,
+        if std::env::consts::ARCH == "x86_64" {
+            "amd64"
+        } else {
+            "arm64"
+        },
+    );
+    let dir = tools
+        .join("mirror/registry.terraform.io/modelplane/modelplane")
+        .join(version)
+        .join(format!("{os}_{arch}"));
     std::fs::create_dir_all(&dir)?;
     let dest = dir.join(format!("terraform-provider-modelplane_v{version}"));
     let tmp = dir.join(".incoming");
@@ -104,7 +122,10 @@ fn quickstart(destroy: bool) -> Result<()> {
     let dir = root().join("examples/quickstart");
     let tfc = |args: &[&str]| {
         let mut c = Command::new(&tf);
-        c.current_dir(&dir).env("TF_CLI_CONFIG_FILE", &cfg).env("CHECKPOINT_DISABLE", "1").args(args);
+        c.current_dir(&dir)
+            .env("TF_CLI_CONFIG_FILE", &cfg)
+            .env("CHECKPOINT_DISABLE", "1")
+            .args(args);
         c
     };
     // A rebuilt provider has a new checksum: let init record it again.
@@ -120,11 +141,19 @@ fn quickstart(destroy: bool) -> Result<()> {
     run(&mut tfc(&["apply", "-auto-approve", "-input=false"]))?;
     let applied = t.elapsed();
     // One real prediction through the endpoint the apply brought up.
-    let out = tfc(&["output", "-json"]).output().context("terraform output")?;
-    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).context("terraform output -json")?;
-    let url = outputs["url"]["value"].as_str().context("no `url` output")?;
-    let token_file = outputs["token_file"]["value"].as_str().context("no `token_file` output")?;
-    let token = std::fs::read_to_string(token_file).with_context(|| format!("reading {token_file}"))?;
+    let out = tfc(&["output", "-json"])
+        .output()
+        .context("terraform output")?;
+    let outputs: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("terraform output -json")?;
+    let url = outputs["url"]["value"]
+        .as_str()
+        .context("no `url` output")?;
+    let token_file = outputs["token_file"]["value"]
+        .as_str()
+        .context("no `token_file` output")?;
+    let token =
+        std::fs::read_to_string(token_file).with_context(|| format!("reading {token_file}"))?;
     let body = std::fs::read_to_string(dir.join("data/request.json"))?;
     let resp = reqwest::blocking::Client::new()
         .post(format!("{url}/v2/models/iris/infer"))
@@ -133,18 +162,44 @@ fn quickstart(destroy: bool) -> Result<()> {
         .body(body.clone())
         .send()
         .context("sending the prediction request")?;
-    let variant = resp.headers().get("x-modelplane-variant").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+    let variant = resp
+        .headers()
+        .get("x-modelplane-variant")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?")
+        .to_string();
     let status = resp.status();
     let answer: serde_json::Value = resp.json().context("reading the prediction")?;
     if !status.is_success() {
         bail!("the endpoint answered HTTP {status}: {answer}");
     }
-    let labels = answer["outputs"].as_array().and_then(|o| o.iter().find(|t| t["name"] == "label")).map(|t| t["data"].clone()).unwrap_or_default();
+    let labels = answer["outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|t| t["name"] == "label"))
+        .map(|t| t["data"].clone())
+        .unwrap_or_default();
     let species = ["setosa", "versicolor", "virginica"];
-    let names: Vec<&str> = labels.as_array().map(|l| l.iter().filter_map(|v| v.as_u64()).map(|i| species.get(i as usize).copied().unwrap_or("?")).collect()).unwrap_or_default();
-    println!("\nApplied in {:.1}s. One real prediction from {url}/v2/models/iris/infer:", applied.as_secs_f64());
-    println!("  request:  {}", body.split_whitespace().collect::<Vec<_>>().join(" "));
-    println!("  answer:   labels {labels} = {names:?} (variant {variant}, model iris v{})", answer["model_version"].as_str().unwrap_or("?"));
+    let names: Vec<&str> = labels
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_u64())
+                .map(|i| species.get(i as usize).copied().unwrap_or("?"))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "\nApplied in {:.1}s. One real prediction from {url}/v2/models/iris/infer:",
+        applied.as_secs_f64()
+    );
+    println!(
+        "  request:  {}",
+        body.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "  answer:   labels {labels} = {names:?} (variant {variant}, model iris v{})",
+        answer["model_version"].as_str().unwrap_or("?")
+    );
     println!(
         "\nTry it yourself:\n  {}\n\nTo run terraform yourself in examples/quickstart:\n  export TF_CLI_CONFIG_FILE={}\n  {} -chdir=examples/quickstart output\n\
          Remove everything with: cargo xtask quickstart --destroy",
@@ -158,7 +213,8 @@ fn quickstart(destroy: bool) -> Result<()> {
 fn docs(check: bool) -> Result<()> {
     let bin = build_provider(false)?;
     let mut c = Command::new(bin);
-    c.current_dir(root()).args(["docs", "--out", "docs", "--examples", "examples"]);
+    c.current_dir(root())
+        .args(["docs", "--out", "docs", "--examples", "examples"]);
     if check {
         c.arg("--check");
     }
@@ -189,12 +245,21 @@ fn test(args: Vec<String>) -> Result<()> {
     run(&mut c)?;
     // The CUDA backend must build everywhere, although only a GPU machine can run it.
     eprintln!("==> building modelplane-serve with --features cuda");
-    run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "-p", "modelplane-serve", "--features", "cuda"]))
+    run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "-p",
+        "modelplane-serve",
+        "--features",
+        "cuda",
+    ]))
 }
 
 /// A program on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn main() {

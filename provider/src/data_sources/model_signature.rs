@@ -2,7 +2,9 @@
 //! and outputs, so configurations can check what a model takes before serving it.
 
 use serde::{Deserialize, Serialize};
-use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, Nesting, Schema, Type};
+use tfplugin::{
+    Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, Nesting, Schema, Type,
+};
 
 use modelplane_serve::signature::{self, SignatureError};
 
@@ -39,7 +41,13 @@ pub fn signature_error(diags: &mut Diagnostics, attr: &str, e: SignatureError) {
 
 /// A signature's tensors in the schema's shape.
 pub fn tensors(v: Vec<signature::TensorSpec>) -> Vec<Tensor> {
-    v.into_iter().map(|t| Tensor { name: t.name, datatype: t.datatype, shape: t.shape }).collect()
+    v.into_iter()
+        .map(|t| Tensor {
+            name: t.name,
+            datatype: t.datatype,
+            shape: t.shape,
+        })
+        .collect()
 }
 
 /// Schema of one tensor in a signature, shared with `modelplane_model`.
@@ -87,7 +95,11 @@ impl tfplugin::DataSource for ModelSignature {
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         if let Attr::Known(p) = config.get::<String>("path", diags) {
             if p.trim().is_empty() {
-                diags.error_at(AttributePath::attr("path"), "Empty model path", "Set `path` to an .onnx file, e.g. \"${path.module}/model.onnx\".");
+                diags.error_at(
+                    AttributePath::attr("path"),
+                    "Empty model path",
+                    "Set `path` to an .onnx file, e.g. \"${path.module}/model.onnx\".",
+                );
             }
         }
     }
@@ -101,7 +113,11 @@ impl tfplugin::DataSource for ModelSignature {
                 return None;
             }
             Err(e) => {
-                ctx.diags.error_at(AttributePath::attr("path"), "Reading the model failed", e.to_string());
+                ctx.diags.error_at(
+                    AttributePath::attr("path"),
+                    "Reading the model failed",
+                    e.to_string(),
+                );
                 return None;
             }
         };

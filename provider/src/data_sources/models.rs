@@ -49,23 +49,53 @@ impl tfplugin::DataSource for Models {
 
     fn schema(&self) -> Schema {
         let version = vec![
-            Attribute::new("id", Type::String).computed().description("The version's id (`STORE_ID/NAME/VERSION`), what endpoint variants name."),
-            Attribute::new("name", Type::String).computed().description("Model name."),
-            Attribute::new("version", Type::String).computed().description("Version."),
-            Attribute::new("sha256", Type::String).computed().description("sha256 of the model file."),
-            Attribute::new("size_bytes", Type::Number).computed().description("Size of the model file."),
-            Attribute::new("created_at", Type::String).computed().description("When it was registered (RFC 3339)."),
-            Attribute::new("description", Type::String).computed().description("`lineage.description`."),
-            Attribute::new("tags", Type::map(Type::String)).computed().description("`lineage.tags`."),
-            Attribute::new("validated", Type::Bool).computed().description("Whether it passed a validation hook."),
-            Attribute::new("validation_metric", Type::String).computed().description("The validation metric, when validated."),
-            Attribute::new("validation_value", Type::Number).computed().description("Its value on the hold-out dataset."),
-            Attribute::new("has_baseline", Type::Bool).computed().description("Whether a drift baseline is stored with it."),
+            Attribute::new("id", Type::String).computed().description(
+                "The version's id (`STORE_ID/NAME/VERSION`), what endpoint variants name.",
+            ),
+            Attribute::new("name", Type::String)
+                .computed()
+                .description("Model name."),
+            Attribute::new("version", Type::String)
+                .computed()
+                .description("Version."),
+            Attribute::new("sha256", Type::String)
+                .computed()
+                .description("sha256 of the model file."),
+            Attribute::new("size_bytes", Type::Number)
+                .computed()
+                .description("Size of the model file."),
+            Attribute::new("created_at", Type::String)
+                .computed()
+                .description("When it was registered (RFC 3339)."),
+            Attribute::new("description", Type::String)
+                .computed()
+                .description("`lineage.description`."),
+            Attribute::new("tags", Type::map(Type::String))
+                .computed()
+                .description("`lineage.tags`."),
+            Attribute::new("validated", Type::Bool)
+                .computed()
+                .description("Whether it passed a validation hook."),
+            Attribute::new("validation_metric", Type::String)
+                .computed()
+                .description("The validation metric, when validated."),
+            Attribute::new("validation_value", Type::Number)
+                .computed()
+                .description("Its value on the hold-out dataset."),
+            Attribute::new("has_baseline", Type::Bool)
+                .computed()
+                .description("Whether a drift baseline is stored with it."),
         ];
         let entry = vec![
-            Attribute::new("name", Type::String).computed().description("Model name."),
-            Attribute::new("latest", Type::String).computed().description("Newest version (numeric versions compare as numbers)."),
-            Attribute::new("versions", Type::list(Type::String)).computed().description("Every version, oldest first."),
+            Attribute::new("name", Type::String)
+                .computed()
+                .description("Model name."),
+            Attribute::new("latest", Type::String)
+                .computed()
+                .description("Newest version (numeric versions compare as numbers)."),
+            Attribute::new("versions", Type::list(Type::String))
+                .computed()
+                .description("Every version, oldest first."),
         ];
         Schema::new(
             Block::new()
@@ -81,21 +111,27 @@ impl tfplugin::DataSource for Models {
         let store = match stores::open(&m.store) {
             Ok(s) => s,
             Err(e) => {
-                ctx.diags.error_at(AttributePath::attr("store"), "Invalid store", e.to_string());
+                ctx.diags
+                    .error_at(AttributePath::attr("store"), "Invalid store", e.to_string());
                 return None;
             }
         };
         match store.exists().await {
             Ok(true) => {}
             _ => {
-                ctx.diags.error_at(AttributePath::attr("store"), "Model store not found", format!("{} does not exist.", m.store));
+                ctx.diags.error_at(
+                    AttributePath::attr("store"),
+                    "Model store not found",
+                    format!("{} does not exist.", m.store),
+                );
                 return None;
             }
         }
         let list = match store.list().await {
             Ok(l) => l,
             Err(e) => {
-                ctx.diags.error("Cannot list the model store", e.to_string());
+                ctx.diags
+                    .error("Cannot list the model store", e.to_string());
                 return None;
             }
         };
@@ -105,7 +141,9 @@ impl tfplugin::DataSource for Models {
             if m.name.as_ref().is_some_and(|n| n != &name) {
                 continue;
             }
-            let Ok(Some(bytes)) = store.get(&name, &version, "model.json").await else { continue };
+            let Ok(Some(bytes)) = store.get(&name, &version, "model.json").await else {
+                continue;
+            };
             let j: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             let report = &j["validation"]["report"];
             versions.push(Version {
@@ -114,7 +152,9 @@ impl tfplugin::DataSource for Models {
                 size_bytes: j["size_bytes"].as_i64().unwrap_or(0),
                 created_at: j["created_at"].as_str().map(String::from),
                 description: j["lineage"]["description"].as_str().map(String::from),
-                tags: serde_json::from_value(j["lineage"]["tags"].clone()).ok().flatten(),
+                tags: serde_json::from_value(j["lineage"]["tags"].clone())
+                    .ok()
+                    .flatten(),
                 validated: report["passed"].as_bool().unwrap_or(false),
                 validation_metric: report["metric"].as_str().map(String::from),
                 validation_value: report["value"].as_f64(),
@@ -127,7 +167,11 @@ impl tfplugin::DataSource for Models {
                     e.versions.push(version.clone());
                     e.latest = version;
                 }
-                _ => entries.push(Entry { name, latest: version.clone(), versions: vec![version] }),
+                _ => entries.push(Entry {
+                    name,
+                    latest: version.clone(),
+                    versions: vec![version],
+                }),
             }
         }
         m.models = Attr::Known(entries);

@@ -41,8 +41,12 @@ pub fn inventory() -> Inventory {
         })
         .collect();
     Inventory {
-        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
-        cpus: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1),
         memory_bytes: mem_total().unwrap_or(0),
         gpus,
     }
@@ -58,21 +62,43 @@ fn mem_total() -> Option<i64> {
 /// Schema of the computed inventory attributes, shared by the cluster and the data source.
 pub fn inventory_attributes() -> Vec<Attribute> {
     let gpu = vec![
-        Attribute::new("index", Type::Number).computed().description("NVML device index."),
-        Attribute::new("name", Type::String).computed().description("Product name, e.g. `NVIDIA A10G`."),
-        Attribute::new("uuid", Type::String).computed().description("Device UUID (`GPU-…`)."),
-        Attribute::new("memory_bytes", Type::Number).computed().description("Total device memory in bytes."),
-        Attribute::new("driver_version", Type::String).computed().description("NVIDIA driver version."),
-        Attribute::new("cuda_version", Type::String).computed().description("Highest CUDA version the driver supports, e.g. `12.4`."),
-        Attribute::new("mig_enabled", Type::Bool).computed().description("Whether MIG mode is on; null on GPUs without MIG."),
+        Attribute::new("index", Type::Number)
+            .computed()
+            .description("NVML device index."),
+        Attribute::new("name", Type::String)
+            .computed()
+            .description("Product name, e.g. `NVIDIA A10G`."),
+        Attribute::new("uuid", Type::String)
+            .computed()
+            .description("Device UUID (`GPU-…`)."),
+        Attribute::new("memory_bytes", Type::Number)
+            .computed()
+            .description("Total device memory in bytes."),
+        Attribute::new("driver_version", Type::String)
+            .computed()
+            .description("NVIDIA driver version."),
+        Attribute::new("cuda_version", Type::String)
+            .computed()
+            .description("Highest CUDA version the driver supports, e.g. `12.4`."),
+        Attribute::new("mig_enabled", Type::Bool)
+            .computed()
+            .description("Whether MIG mode is on; null on GPUs without MIG."),
     ];
     vec![
-        Attribute::new("hostname", Type::String).computed().description("This machine's host name."),
-        Attribute::new("cpus", Type::Number).computed().description("Logical CPUs available to the provider."),
-        Attribute::new("memory_bytes", Type::Number).computed().description("Total memory in bytes."),
+        Attribute::new("hostname", Type::String)
+            .computed()
+            .description("This machine's host name."),
+        Attribute::new("cpus", Type::Number)
+            .computed()
+            .description("Logical CPUs available to the provider."),
+        Attribute::new("memory_bytes", Type::Number)
+            .computed()
+            .description("Total memory in bytes."),
         Attribute::nested("gpus", Nesting::List, gpu)
             .computed()
-            .description("NVIDIA GPUs found through NVML; empty where there is no driver or no GPU."),
+            .description(
+                "NVIDIA GPUs found through NVML; empty where there is no driver or no GPU.",
+            ),
     ]
 }
 
@@ -84,6 +110,9 @@ mod tests {
         assert!(inv.cpus >= 1);
         assert!(inv.memory_bytes > 0, "MemTotal read from /proc/meminfo");
         // No NVIDIA driver here means an empty list, not an error; with one, every GPU has a UUID.
-        assert!(inv.gpus.iter().all(|g| g.uuid.starts_with("GPU-") || g.uuid.starts_with("MIG-")));
+        assert!(inv
+            .gpus
+            .iter()
+            .all(|g| g.uuid.starts_with("GPU-") || g.uuid.starts_with("MIG-")));
     }
 }

@@ -21,10 +21,20 @@ pub fn unavailable(platform: &str) -> Option<String> {
     if ALL.contains(&platform) {
         return Some(format!(
             "platform {platform:?} is not available in this version of the provider; available: {}",
-            AVAILABLE.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+            AVAILABLE
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    Some(format!("unknown platform {platform:?}; use one of {}", ALL.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")))
+    Some(format!(
+        "unknown platform {platform:?}; use one of {}",
+        ALL.iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Splits a cluster ID (`PLATFORM/NAME`).

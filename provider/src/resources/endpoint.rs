@@ -10,10 +10,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting, PathStep, Schema, Type};
+use tfplugin::{
+    Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting,
+    PathStep, Schema, Type,
+};
 
 use modelplane_serve::batch::BatchConfig;
-use modelplane_serve::config::{AuthConfig, EndpointConfig, ModelConfig, ServeConfig, ShadowConfig, VariantConfig};
+use modelplane_serve::config::{
+    AuthConfig, EndpointConfig, ModelConfig, ServeConfig, ShadowConfig, VariantConfig,
+};
 
 use crate::local_endpoint::{self as le, Dir, Proc};
 use crate::{platforms, stores, ProviderConfig};
@@ -127,13 +132,27 @@ fn a(s: &str) -> PathStep {
 
 fn schema() -> Schema {
     let result = vec![
-        Attribute::new("requests", Type::Number).computed().description("Requests completed in the measured window."),
-        Attribute::new("errors", Type::Number).computed().description("Requests that failed."),
-        Attribute::new("rps", Type::Number).computed().description("Throughput, requests per second."),
-        Attribute::new("p50_ms", Type::Number).computed().description("Median latency, milliseconds."),
-        Attribute::new("p90_ms", Type::Number).computed().description("90th percentile latency, milliseconds."),
-        Attribute::new("p99_ms", Type::Number).computed().description("99th percentile latency, milliseconds."),
-        Attribute::new("max_ms", Type::Number).computed().description("Slowest request, milliseconds."),
+        Attribute::new("requests", Type::Number)
+            .computed()
+            .description("Requests completed in the measured window."),
+        Attribute::new("errors", Type::Number)
+            .computed()
+            .description("Requests that failed."),
+        Attribute::new("rps", Type::Number)
+            .computed()
+            .description("Throughput, requests per second."),
+        Attribute::new("p50_ms", Type::Number)
+            .computed()
+            .description("Median latency, milliseconds."),
+        Attribute::new("p90_ms", Type::Number)
+            .computed()
+            .description("90th percentile latency, milliseconds."),
+        Attribute::new("p99_ms", Type::Number)
+            .computed()
+            .description("99th percentile latency, milliseconds."),
+        Attribute::new("max_ms", Type::Number)
+            .computed()
+            .description("Slowest request, milliseconds."),
     ];
     Schema::new(
         Block::new()
@@ -256,7 +275,11 @@ fn fingerprint(name: &str, token: &str) -> String {
 
 /// Model references of a plan: `(variant name or "shadow", id)`.
 fn references(m: &Model) -> Vec<(String, Attr<String>)> {
-    let mut out: Vec<(String, Attr<String>)> = m.variant.iter().map(|v| (v.name.clone(), v.model.clone())).collect();
+    let mut out: Vec<(String, Attr<String>)> = m
+        .variant
+        .iter()
+        .map(|v| (v.name.clone(), v.model.clone()))
+        .collect();
     if let Some(s) = &m.shadow {
         out.push(("shadow".into(), s.model.clone()));
     }
@@ -281,7 +304,11 @@ impl Endpoint {
             let repo = match stores::open(&store) {
                 Ok(s) => s.repository(),
                 Err(e) => {
-                    diags.error_at(AttributePath::attr("variant"), "Invalid model reference", format!("{who}: {e}"));
+                    diags.error_at(
+                        AttributePath::attr("variant"),
+                        "Invalid model reference",
+                        format!("{who}: {e}"),
+                    );
                     return None;
                 }
             };
@@ -294,8 +321,15 @@ impl Endpoint {
         }
         let batching = {
             let d = BatchConfig::default();
-            let b = m.batching.clone().unwrap_or(Batching { max_batch_size: None, max_delay_ms: None });
-            BatchConfig { max_batch_size: b.max_batch_size.map_or(d.max_batch_size, |v| v as usize), max_delay_ms: b.max_delay_ms.map_or(d.max_delay_ms, |v| v as u64), ..d }
+            let b = m.batching.clone().unwrap_or(Batching {
+                max_batch_size: None,
+                max_delay_ms: None,
+            });
+            BatchConfig {
+                max_batch_size: b.max_batch_size.map_or(d.max_batch_size, |v| v as usize),
+                max_delay_ms: b.max_delay_ms.map_or(d.max_delay_ms, |v| v as u64),
+                ..d
+            }
         };
         let mut limits = modelplane_serve::config::Limits::default();
         if let Some(l) = &m.limits {
@@ -310,25 +344,53 @@ impl Endpoint {
         let (port, grpc_port) = (*m.port.known()? as u16, *m.grpc_port.known()? as u16);
         let mut models: Vec<ModelConfig> = Vec::new();
         for (_, name, version) in &refs {
-            if !models.iter().any(|mc| &mc.name == name && mc.version.as_deref() == Some(version)) {
-                models.push(ModelConfig { name: name.clone(), version: Some(version.clone()), batching: batching.clone(), device: Default::default() });
+            if !models
+                .iter()
+                .any(|mc| &mc.name == name && mc.version.as_deref() == Some(version))
+            {
+                models.push(ModelConfig {
+                    name: name.clone(),
+                    version: Some(version.clone()),
+                    batching: batching.clone(),
+                    device: Default::default(),
+                });
             }
         }
         let variants = m
             .variant
             .iter()
             .zip(&refs)
-            .map(|(v, (_, name, version))| VariantConfig { name: v.name.clone(), model: name.clone(), version: Some(version.clone()), weight: v.weight.known().copied().unwrap_or(0) as u32 })
+            .map(|(v, (_, name, version))| VariantConfig {
+                name: v.name.clone(),
+                model: name.clone(),
+                version: Some(version.clone()),
+                weight: v.weight.known().copied().unwrap_or(0) as u32,
+            })
             .collect();
-        let shadow = m.shadow.as_ref().and_then(|_| refs.last()).map(|(_, name, version)| ShadowConfig { model: name.clone(), version: Some(version.clone()) });
+        let shadow = m
+            .shadow
+            .as_ref()
+            .and_then(|_| refs.last())
+            .map(|(_, name, version)| ShadowConfig {
+                model: name.clone(),
+                version: Some(version.clone()),
+            });
         Some(ServeConfig {
             http: SocketAddr::from(([127, 0, 0, 1], port)),
             grpc: Some(SocketAddr::from(([127, 0, 0, 1], grpc_port))),
             repository: repository.unwrap_or_default(),
             models,
-            endpoints: vec![EndpointConfig { name: m.name.clone(), variants, shadow, sticky_header: m.sticky_header.clone() }],
+            endpoints: vec![EndpointConfig {
+                name: m.name.clone(),
+                variants,
+                shadow,
+                sticky_header: m.sticky_header.clone(),
+            }],
             limits,
-            auth: AuthConfig { token_env: None, token_file: Some(dir.path("token").display().to_string()) },
+            auth: AuthConfig {
+                token_env: None,
+                token_file: Some(dir.path("token").display().to_string()),
+            },
             monitoring: Default::default(),
             tls: None,
             reuse_port: true,
@@ -352,7 +414,12 @@ impl Endpoint {
 /// Whether two configurations differ in what a reload cannot change.
 fn needs_restart(old: &ServeConfig, new: &ServeConfig) -> bool {
     let batching = |c: &ServeConfig| c.models.first().map(|m| m.batching.clone());
-    old.http != new.http || old.grpc != new.grpc || old.limits != new.limits || old.auth != new.auth || batching(old) != batching(new) || old.monitoring != new.monitoring
+    old.http != new.http
+        || old.grpc != new.grpc
+        || old.limits != new.limits
+        || old.auth != new.auth
+        || batching(old) != batching(new)
+        || old.monitoring != new.monitoring
 }
 
 fn url_of(port: i64) -> String {
@@ -366,7 +433,8 @@ fn write_config(dir: &Dir, cfg: &ServeConfig) -> std::io::Result<()> {
 /// Starts a server on the folder's config.json and waits for it; on failure it is stopped
 /// and the error says why, with the log.
 async fn start(dir: &Dir, url: &str, ctx: &mut Ctx) -> Result<Proc, String> {
-    let p = le::spawn(dir, DRAIN_SECONDS).map_err(|e| format!("cannot start the server: {e}\n{}", dir.log_tail(20)))?;
+    let p = le::spawn(dir, DRAIN_SECONDS)
+        .map_err(|e| format!("cannot start the server: {e}\n{}", dir.log_tail(20)))?;
     let r = le::wait_ready(url, p, READY_TIMEOUT, ctx.stopped()).await;
     match r {
         Ok(()) => Ok(p),
@@ -374,24 +442,40 @@ async fn start(dir: &Dir, url: &str, ctx: &mut Ctx) -> Result<Proc, String> {
             le::stop(p, Duration::from_secs(2)).await;
             let what = match why {
                 le::NotReady::Exited => "the server exited before it was ready".to_string(),
-                le::NotReady::Timeout => format!("the server was not ready after {}s", READY_TIMEOUT.as_secs()),
-                le::NotReady::Interrupted => "interrupted (Terraform was asked to stop) while the server was starting".to_string(),
+                le::NotReady::Timeout => format!(
+                    "the server was not ready after {}s",
+                    READY_TIMEOUT.as_secs()
+                ),
+                le::NotReady::Interrupted => {
+                    "interrupted (Terraform was asked to stop) while the server was starting"
+                        .to_string()
+                }
             };
-            Err(format!("{what}. Last lines of {}:\n{}", dir.path("server.log").display(), dir.log_tail(20)))
+            Err(format!(
+                "{what}. Last lines of {}:\n{}",
+                dir.path("server.log").display(),
+                dir.log_tail(20)
+            ))
         }
     }
 }
 
 /// Runs the benchmark hook; `Err` holds the SLO verdict (measured against required).
 async fn benchmark(m: &Model, token: &str) -> Result<Option<BenchResult>, String> {
-    let Some(b) = &m.benchmark else { return Ok(None) };
-    let payload: serde_json::Value = serde_json::from_str(&b.payload).map_err(|e| format!("benchmark.payload is not JSON: {e}"))?;
+    let Some(b) = &m.benchmark else {
+        return Ok(None);
+    };
+    let payload: serde_json::Value = serde_json::from_str(&b.payload)
+        .map_err(|e| format!("benchmark.payload is not JSON: {e}"))?;
     let protocol = match b.protocol.as_deref() {
         Some("grpc") => modelplane_serve::bench::Protocol::Grpc,
         _ => modelplane_serve::bench::Protocol::Rest,
     };
     let url = match protocol {
-        modelplane_serve::bench::Protocol::Grpc => format!("http://{}", m.grpc_address.known().cloned().unwrap_or_default()),
+        modelplane_serve::bench::Protocol::Grpc => format!(
+            "http://{}",
+            m.grpc_address.known().cloned().unwrap_or_default()
+        ),
         _ => m.url.known().cloned().unwrap_or_default(),
     };
     let spec = modelplane_serve::bench::Spec {
@@ -408,7 +492,9 @@ async fn benchmark(m: &Model, token: &str) -> Result<Option<BenchResult>, String
         headers: Vec::new(),
         progress: false,
     };
-    let r = modelplane_serve::bench::run(&spec).await.map_err(|e| format!("the benchmark could not run: {e}"))?;
+    let r = modelplane_serve::bench::run(&spec)
+        .await
+        .map_err(|e| format!("the benchmark could not run: {e}"))?;
     let result = BenchResult {
         requests: r.requests as i64,
         errors: r.errors as i64,
@@ -421,7 +507,12 @@ async fn benchmark(m: &Model, token: &str) -> Result<Option<BenchResult>, String
     let mut misses = Vec::new();
     let total = (r.requests + r.errors).max(1) as f64;
     let error_rate = r.errors as f64 / total;
-    let slo = b.slo.clone().unwrap_or(Slo { p50_ms: None, p99_ms: None, min_rps: None, max_error_rate: None });
+    let slo = b.slo.clone().unwrap_or(Slo {
+        p50_ms: None,
+        p99_ms: None,
+        min_rps: None,
+        max_error_rate: None,
+    });
     if let Some(x) = slo.p50_ms {
         if r.p50_ms > x {
             misses.push(format!("p50 {:.3} ms > required {x} ms", r.p50_ms));
@@ -434,7 +525,10 @@ async fn benchmark(m: &Model, token: &str) -> Result<Option<BenchResult>, String
     }
     if let Some(x) = slo.min_rps {
         if r.rps < x {
-            misses.push(format!("throughput {:.1} req/s < required {x} req/s", r.rps));
+            misses.push(format!(
+                "throughput {:.1} req/s < required {x} req/s",
+                r.rps
+            ));
         }
     }
     let max_err = slo.max_error_rate.unwrap_or(0.0);
@@ -444,13 +538,20 @@ async fn benchmark(m: &Model, token: &str) -> Result<Option<BenchResult>, String
             error_rate,
             r.errors,
             r.requests + r.errors,
-            r.first_error.as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
+            r.first_error
+                .as_ref()
+                .map(|e| format!("; first error: {e}"))
+                .unwrap_or_default()
         ));
     }
     if misses.is_empty() {
         Ok(Some(result))
     } else {
-        Err(format!("SLO missed: {}.\nMeasured: {}", misses.join("; "), r.summary()))
+        Err(format!(
+            "SLO missed: {}.\nMeasured: {}",
+            misses.join("; "),
+            r.summary()
+        ))
     }
 }
 
@@ -476,21 +577,41 @@ struct Rollback {
 
 impl Rollback {
     async fn run(self) -> Result<(), String> {
-        let Some(old) = &self.old_cfg else { return Err("no previous configuration to go back to".to_string()) };
-        self.dir.write_secret("token", &self.old_token).map_err(|e| e.to_string())?;
+        let Some(old) = &self.old_cfg else {
+            return Err("no previous configuration to go back to".to_string());
+        };
+        self.dir
+            .write_secret("token", &self.old_token)
+            .map_err(|e| e.to_string())?;
         write_config(&self.dir, old).map_err(|e| e.to_string())?;
         match (self.restart, self.old_proc) {
-            (false, _) => le::admin(&self.url, &self.old_token, reqwest::Method::POST, "/v2/admin/reload").await.map(|_| ()),
+            (false, _) => le::admin(
+                &self.url,
+                &self.old_token,
+                reqwest::Method::POST,
+                "/v2/admin/reload",
+            )
+            .await
+            .map(|_| ()),
             (true, Some(oldp)) if oldp.alive() => {
                 // The old server still runs (the new one failed before it was stopped).
                 if let Some(newp) = self.started {
                     le::stop(newp, Duration::from_secs(DRAIN_SECONDS)).await;
                 }
-                self.dir.write_json("process.json", &oldp).map_err(|e| e.to_string())
+                self.dir
+                    .write_json("process.json", &oldp)
+                    .map_err(|e| e.to_string())
             }
             (true, _) => {
                 let p = le::spawn(&self.dir, DRAIN_SECONDS).map_err(|e| e.to_string())?;
-                le::wait_ready(&self.url, p, READY_TIMEOUT, std::future::pending()).await.map_err(|e| format!("the previous configuration did not start: {e:?}\n{}", self.dir.log_tail(20)))?;
+                le::wait_ready(&self.url, p, READY_TIMEOUT, std::future::pending())
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "the previous configuration did not start: {e:?}\n{}",
+                            self.dir.log_tail(20)
+                        )
+                    })?;
                 if let Some(newp) = self.started {
                     le::stop(newp, Duration::from_secs(DRAIN_SECONDS)).await;
                 }
@@ -505,19 +626,36 @@ impl Rollback {
 async fn digests(m: &Model) -> Attr<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (_, id) in references(m) {
-        let Attr::Known(id) = id else { return Attr::Unknown };
-        let Some((store, name, version)) = stores::parse_version_id(&id) else { return Attr::Unknown };
-        let Ok(s) = stores::open(&store) else { return Attr::Unknown };
-        let sha = recorded_sha256(s.as_ref(), &name, &version).await.ok().flatten().unwrap_or_default();
+        let Attr::Known(id) = id else {
+            return Attr::Unknown;
+        };
+        let Some((store, name, version)) = stores::parse_version_id(&id) else {
+            return Attr::Unknown;
+        };
+        let Ok(s) = stores::open(&store) else {
+            return Attr::Unknown;
+        };
+        let sha = recorded_sha256(s.as_ref(), &name, &version)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         out.insert(id, sha);
     }
     Attr::Known(out)
 }
 
 /// The sha256 a version's model.json records; `None` when the version is not in the store.
-async fn recorded_sha256(s: &dyn stores::Store, name: &str, version: &str) -> Result<Option<String>, stores::StoreError> {
+async fn recorded_sha256(
+    s: &dyn stores::Store,
+    name: &str,
+    version: &str,
+) -> Result<Option<String>, stores::StoreError> {
     Ok(s.get(name, version, "model.json").await?.map(|b| {
-        serde_json::from_slice::<serde_json::Value>(&b).ok().and_then(|j| j["sha256"].as_str().map(String::from)).unwrap_or_default()
+        serde_json::from_slice::<serde_json::Value>(&b)
+            .ok()
+            .and_then(|j| j["sha256"].as_str().map(String::from))
+            .unwrap_or_default()
     }))
 }
 
@@ -558,16 +696,27 @@ impl tfplugin::Resource for Endpoint {
             let name = v.get::<String>("name", diags);
             if let Attr::Known(n) = &name {
                 if !names.insert(n.clone()) {
-                    diags.error_at(at("name"), "Duplicate variant", format!("variant {n:?} is declared twice; variant names must be unique."));
+                    diags.error_at(
+                        at("name"),
+                        "Duplicate variant",
+                        format!("variant {n:?} is declared twice; variant names must be unique."),
+                    );
                 }
             }
             match v.get::<i64>("weight", diags) {
                 Attr::Known(w) => {
                     if !(0..=100).contains(&w) {
-                        diags.error_at(at("weight"), "Invalid weight", format!("weight {w} must be between 0 and 100."));
+                        diags.error_at(
+                            at("weight"),
+                            "Invalid weight",
+                            format!("weight {w} must be between 0 and 100."),
+                        );
                     }
                     total = total.map(|t| t + w);
-                    parts.push(format!("{} {w}", name.known().cloned().unwrap_or_else(|| format!("#{i}"))));
+                    parts.push(format!(
+                        "{} {w}",
+                        name.known().cloned().unwrap_or_else(|| format!("#{i}"))
+                    ));
                 }
                 _ => total = None,
             }
@@ -582,7 +731,10 @@ impl tfplugin::Resource for Endpoint {
                 diags.error_at(
                     AttributePath::attr("variant"),
                     "Variant weights must total 100",
-                    format!("the weights add up to {t} ({}); adjust them so that they total 100.", parts.join(" + ")),
+                    format!(
+                        "the weights add up to {t} ({}); adjust them so that they total 100.",
+                        parts.join(" + ")
+                    ),
                 );
             }
         }
@@ -590,18 +742,30 @@ impl tfplugin::Resource for Endpoint {
             for (f, def) in [("duration", "3s"), ("warmup", "500ms")] {
                 if let Attr::Known(d) = b.get::<String>(f, diags) {
                     if let Err(e) = parse_duration(&d) {
-                        diags.error_at(path(&[a("benchmark"), a(f)]), "Invalid duration", format!("{e}; e.g. {def:?}."));
+                        diags.error_at(
+                            path(&[a("benchmark"), a(f)]),
+                            "Invalid duration",
+                            format!("{e}; e.g. {def:?}."),
+                        );
                     }
                 }
             }
             if let Attr::Known(p) = b.get::<String>("protocol", diags) {
                 if p != "rest" && p != "grpc" {
-                    diags.error_at(path(&[a("benchmark"), a("protocol")]), "Invalid protocol", format!("protocol {p:?} must be \"rest\" or \"grpc\"."));
+                    diags.error_at(
+                        path(&[a("benchmark"), a("protocol")]),
+                        "Invalid protocol",
+                        format!("protocol {p:?} must be \"rest\" or \"grpc\"."),
+                    );
                 }
             }
             if let Attr::Known(c) = b.get::<i64>("concurrency", diags) {
                 if c < 1 {
-                    diags.error_at(path(&[a("benchmark"), a("concurrency")]), "Invalid concurrency", "concurrency must be 1 or more.");
+                    diags.error_at(
+                        path(&[a("benchmark"), a("concurrency")]),
+                        "Invalid concurrency",
+                        "concurrency must be 1 or more.",
+                    );
                 }
             }
             if let Attr::Known(p) = b.get::<String>("payload", diags) {
@@ -615,18 +779,35 @@ impl tfplugin::Resource for Endpoint {
         for (f, lo, hi) in [("port", 1, 65535), ("grpc_port", 1, 65535)] {
             if let Attr::Known(p) = config.get::<i64>(f, diags) {
                 if p < lo || p > hi {
-                    diags.error_at(AttributePath::attr(f), "Invalid port", format!("{f} {p} must be between {lo} and {hi}."));
+                    diags.error_at(
+                        AttributePath::attr(f),
+                        "Invalid port",
+                        format!("{f} {p} must be between {lo} and {hi}."),
+                    );
                 }
             }
         }
-        if let (Attr::Known(p), Attr::Known(g)) = (config.get::<i64>("port", diags), config.get::<i64>("grpc_port", diags)) {
+        if let (Attr::Known(p), Attr::Known(g)) = (
+            config.get::<i64>("port", diags),
+            config.get::<i64>("grpc_port", diags),
+        ) {
             if p == g {
-                diags.error_at(AttributePath::attr("grpc_port"), "Port clash", "port and grpc_port must differ.");
+                diags.error_at(
+                    AttributePath::attr("grpc_port"),
+                    "Port clash",
+                    "port and grpc_port must differ.",
+                );
             }
         }
     }
 
-    async fn modify_plan(&self, prior: Option<&Model>, plan: &mut Model, config: &Config, ctx: &mut Ctx) {
+    async fn modify_plan(
+        &self,
+        prior: Option<&Model>,
+        plan: &mut Model,
+        config: &Config,
+        ctx: &mut Ctx,
+    ) {
         // Model references that are known must exist: a typo is caught before anything runs.
         // Their digests are planned too: a version replaced under the same id is a change.
         let mut store_seen: Option<String> = None;
@@ -640,7 +821,11 @@ impl tfplugin::Resource for Endpoint {
                 digests = None;
                 continue;
             };
-            let at = if who == "shadow" && i == plan.variant.len() { path(&[a("shadow"), a("model")]) } else { path(&[a("variant"), PathStep::Index(i as i64), a("model")]) };
+            let at = if who == "shadow" && i == plan.variant.len() {
+                path(&[a("shadow"), a("model")])
+            } else {
+                path(&[a("variant"), PathStep::Index(i as i64), a("model")])
+            };
             if store_seen.as_ref().is_some_and(|s| s != &store) {
                 ctx.diags.error_at(at, "Models from different stores", format!("{who} serves {id}, from another store than the variants before it; an endpoint serves from one store."));
                 return;
@@ -649,7 +834,8 @@ impl tfplugin::Resource for Endpoint {
             let s = match stores::open(&store) {
                 Ok(s) => s,
                 Err(e) => {
-                    ctx.diags.error_at(at, "Invalid model reference", e.to_string());
+                    ctx.diags
+                        .error_at(at, "Invalid model reference", e.to_string());
                     return;
                 }
             };
@@ -682,8 +868,18 @@ impl tfplugin::Resource for Endpoint {
                 plan.status = Attr::Known("running".into());
                 plan.token_fingerprint = fp;
                 plan.id = plan.cluster.clone().map(|c| format!("{c}/{}", plan.name));
-                plan.state_path = Attr::Known(Dir::new(&self.state_dir(), &plan.name).0.display().to_string());
-                plan.token_file = Attr::Known(Dir::new(&self.state_dir(), &plan.name).path("token").display().to_string());
+                plan.state_path = Attr::Known(
+                    Dir::new(&self.state_dir(), &plan.name)
+                        .0
+                        .display()
+                        .to_string(),
+                );
+                plan.token_file = Attr::Known(
+                    Dir::new(&self.state_dir(), &plan.name)
+                        .path("token")
+                        .display()
+                        .to_string(),
+                );
                 if let Attr::Known(p) = plan.port {
                     plan.url = Attr::Known(url_of(p));
                 }
@@ -741,7 +937,10 @@ impl tfplugin::Resource for Endpoint {
             let _ = dir.remove();
         }
         if let Err(e) = dir.create() {
-            ctx.diags.error("Cannot create the endpoint's state folder", format!("{}: {e}", dir.0.display()));
+            ctx.diags.error(
+                "Cannot create the endpoint's state folder",
+                format!("{}: {e}", dir.0.display()),
+            );
             return None;
         }
         let cleanup = |dir: Dir| async move {
@@ -765,7 +964,11 @@ impl tfplugin::Resource for Endpoint {
                 match le::free_port() {
                     Ok(p) => *port = Attr::Known(i64::from(p)),
                     Err(e) => {
-                        ctx.diags.error_at(AttributePath::attr(name), "No free port", e.to_string());
+                        ctx.diags.error_at(
+                            AttributePath::attr(name),
+                            "No free port",
+                            e.to_string(),
+                        );
                         cleanup(dir).await;
                         return None;
                     }
@@ -774,13 +977,19 @@ impl tfplugin::Resource for Endpoint {
         }
         let port = *plan.port.known().expect("set above");
         plan.url = Attr::Known(url_of(port));
-        plan.grpc_address = Attr::Known(format!("127.0.0.1:{}", plan.grpc_port.known().expect("set above")));
+        plan.grpc_address = Attr::Known(format!(
+            "127.0.0.1:{}",
+            plan.grpc_port.known().expect("set above")
+        ));
         let Some(cfg) = self.serve_config(&plan, &dir, &mut ctx.diags) else {
             cleanup(dir).await;
             return None;
         };
-        if let Err(e) = write_config(&dir, &cfg).and_then(|_| dir.write_json("meta.json", &Self::meta(&plan, false))) {
-            ctx.diags.error("Cannot write the server configuration", e.to_string());
+        if let Err(e) = write_config(&dir, &cfg)
+            .and_then(|_| dir.write_json("meta.json", &Self::meta(&plan, false)))
+        {
+            ctx.diags
+                .error("Cannot write the server configuration", e.to_string());
             cleanup(dir).await;
             return None;
         }
@@ -817,14 +1026,18 @@ impl tfplugin::Resource for Endpoint {
         }
         let token = std::fs::read_to_string(dir.path("token")).unwrap_or_default();
         let url = state.url.known().cloned().unwrap_or_default();
-        let served = match le::admin(&url, token.trim(), reqwest::Method::GET, "/v2/admin/config").await {
-            Ok(j) => j,
-            Err(e) => {
-                ctx.diags.warning("Endpoint not answering", format!("{url}: {e}. The plan will restart it."));
-                state.status = Attr::Known("unreachable".into());
-                return Some(state);
-            }
-        };
+        let served =
+            match le::admin(&url, token.trim(), reqwest::Method::GET, "/v2/admin/config").await {
+                Ok(j) => j,
+                Err(e) => {
+                    ctx.diags.warning(
+                        "Endpoint not answering",
+                        format!("{url}: {e}. The plan will restart it."),
+                    );
+                    state.status = Attr::Known("unreachable".into());
+                    return Some(state);
+                }
+            };
         state.status = Attr::Known("running".into());
         if state.model_digests.is_null() {
             // Just imported: what the store holds is what was loaded.
@@ -834,9 +1047,21 @@ impl tfplugin::Resource for Endpoint {
         if let Ok(cfg) = serde_json::from_value::<ServeConfig>(served) {
             if let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) {
                 let store = format!("file://{}", cfg.repository);
-                let id = |model: &str, version: &Option<String>| stores::version_id(&store, model, version.as_deref().unwrap_or(""));
-                state.variant = ep.variants.iter().map(|v| Variant { name: v.name.clone(), model: Attr::Known(id(&v.model, &v.version)), weight: Attr::Known(i64::from(v.weight)) }).collect();
-                state.shadow = ep.shadow.as_ref().map(|s| Shadow { model: Attr::Known(id(&s.model, &s.version)) });
+                let id = |model: &str, version: &Option<String>| {
+                    stores::version_id(&store, model, version.as_deref().unwrap_or(""))
+                };
+                state.variant = ep
+                    .variants
+                    .iter()
+                    .map(|v| Variant {
+                        name: v.name.clone(),
+                        model: Attr::Known(id(&v.model, &v.version)),
+                        weight: Attr::Known(i64::from(v.weight)),
+                    })
+                    .collect();
+                state.shadow = ep.shadow.as_ref().map(|s| Shadow {
+                    model: Attr::Known(id(&s.model, &s.version)),
+                });
                 state.sticky_header = ep.sticky_header.clone();
             }
         }
@@ -847,19 +1072,28 @@ impl tfplugin::Resource for Endpoint {
         let dir = Dir::new(&self.state_dir(), &plan.name);
         if !dir.exists() {
             if let Err(e) = dir.create() {
-                ctx.diags.error("Cannot create the endpoint's state folder", format!("{}: {e}", dir.0.display()));
+                ctx.diags.error(
+                    "Cannot create the endpoint's state folder",
+                    format!("{}: {e}", dir.0.display()),
+                );
                 return Some(prior);
             }
         }
         let old_token = std::fs::read_to_string(dir.path("token")).unwrap_or_default();
         let token = match plan.token_wo.known() {
             Some(t) => t.clone(),
-            None if plan.token_fingerprint == prior.token_fingerprint && !old_token.trim().is_empty() => old_token.trim().to_string(),
+            None if plan.token_fingerprint == prior.token_fingerprint
+                && !old_token.trim().is_empty() =>
+            {
+                old_token.trim().to_string()
+            }
             None => le::new_token(),
         };
         plan.token_wo = Attr::Null;
         let old_cfg: Option<ServeConfig> = dir.read_json("config.json");
-        let Some(new_cfg) = self.serve_config(&plan, &dir, &mut ctx.diags) else { return Some(prior) };
+        let Some(new_cfg) = self.serve_config(&plan, &dir, &mut ctx.diags) else {
+            return Some(prior);
+        };
         let url = url_of(*plan.port.known().unwrap_or(&0));
         let old_proc = dir.process().filter(Proc::alive);
         let token_changed = token != old_token.trim();
@@ -872,32 +1106,49 @@ impl tfplugin::Resource for Endpoint {
         // Apply the change.
         let applied: Result<Option<Proc>, String> = async {
             if token_changed {
-                dir.write_secret("token", &token).map_err(|e| format!("cannot write the token: {e}"))?;
+                dir.write_secret("token", &token)
+                    .map_err(|e| format!("cannot write the token: {e}"))?;
             }
-            write_config(&dir, &new_cfg).map_err(|e| format!("cannot write the configuration: {e}"))?;
+            write_config(&dir, &new_cfg)
+                .map_err(|e| format!("cannot write the configuration: {e}"))?;
             if restart {
                 let newp = start(&dir, &url, ctx).await?;
                 if let Some(old) = old_proc {
                     le::stop(old, Duration::from_secs(DRAIN_SECONDS)).await;
                 }
-                dir.write_json("process.json", &newp).map_err(|e| e.to_string())?;
+                dir.write_json("process.json", &newp)
+                    .map_err(|e| e.to_string())?;
                 Ok(Some(newp))
             } else {
-                le::admin(&url, &token, reqwest::Method::POST, "/v2/admin/reload").await.map_err(|e| format!("the server refused the new configuration: {e}"))?;
+                le::admin(&url, &token, reqwest::Method::POST, "/v2/admin/reload")
+                    .await
+                    .map_err(|e| format!("the server refused the new configuration: {e}"))?;
                 Ok(None)
             }
         }
         .await;
         let started = applied.as_ref().ok().cloned().flatten();
-        let back = Rollback { dir: dir.clone(), old_cfg: old_cfg.clone(), old_token: old_token.trim().to_string(), url: url_of(*prior.port.known().unwrap_or(&0)), restart, old_proc, started };
+        let back = Rollback {
+            dir: dir.clone(),
+            old_cfg: old_cfg.clone(),
+            old_token: old_token.trim().to_string(),
+            url: url_of(*prior.port.known().unwrap_or(&0)),
+            restart,
+            old_proc,
+            started,
+        };
         if let Err(e) = &applied {
             let back = back.run().await;
             ctx.diags.error(
                 "The endpoint change failed",
-                format!("{e}\n{}", match back {
-                    Ok(()) => "The previous configuration serves again.".to_string(),
-                    Err(b) => format!("Going back to the previous configuration failed too: {b}"),
-                }),
+                format!(
+                    "{e}\n{}",
+                    match back {
+                        Ok(()) => "The previous configuration serves again.".to_string(),
+                        Err(b) =>
+                            format!("Going back to the previous configuration failed too: {b}"),
+                    }
+                ),
             );
             return Some(prior);
         }
@@ -928,13 +1179,19 @@ impl tfplugin::Resource for Endpoint {
             le::stop(p, Duration::from_secs(DRAIN_SECONDS + 5)).await;
         }
         if let Err(e) = dir.remove() {
-            ctx.diags.error("Cannot remove the endpoint's state folder", format!("{}: {e}", dir.0.display()));
+            ctx.diags.error(
+                "Cannot remove the endpoint's state folder",
+                format!("{}: {e}", dir.0.display()),
+            );
         }
     }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
         let Some((cluster, name)) = id.rsplit_once('/') else {
-            ctx.diags.error("Invalid import ID", format!("{id:?} is not CLUSTER_ID/NAME (e.g. local/inference/digits)."));
+            ctx.diags.error(
+                "Invalid import ID",
+                format!("{id:?} is not CLUSTER_ID/NAME (e.g. local/inference/digits)."),
+            );
             return None;
         };
         if let Err(e) = platforms::parse_cluster_id(cluster) {
@@ -942,21 +1199,42 @@ impl tfplugin::Resource for Endpoint {
             return None;
         }
         let dir = Dir::new(&self.state_dir(), name);
-        let (Some(meta), Some(cfg)) = (dir.read_json::<Meta>("meta.json"), dir.read_json::<ServeConfig>("config.json")) else {
-            ctx.diags.error("Cannot import the endpoint", format!("no endpoint {name:?} on this machine (looked in {}).", dir.0.display()));
+        let (Some(meta), Some(cfg)) = (
+            dir.read_json::<Meta>("meta.json"),
+            dir.read_json::<ServeConfig>("config.json"),
+        ) else {
+            ctx.diags.error(
+                "Cannot import the endpoint",
+                format!(
+                    "no endpoint {name:?} on this machine (looked in {}).",
+                    dir.0.display()
+                ),
+            );
             return None;
         };
         let store = format!("file://{}", cfg.repository);
         let ep = cfg.endpoints.iter().find(|e| e.name == name)?;
-        let vid = |model: &str, version: &Option<String>| stores::version_id(&store, model, version.as_deref().unwrap_or(""));
+        let vid = |model: &str, version: &Option<String>| {
+            stores::version_id(&store, model, version.as_deref().unwrap_or(""))
+        };
         let port = i64::from(cfg.http.port());
         let grpc = cfg.grpc.map(|g| i64::from(g.port()));
         Some(Model {
             id: Attr::Known(format!("{cluster}/{name}")),
             name: name.to_string(),
             cluster: Attr::Known(meta.cluster.clone()),
-            variant: ep.variants.iter().map(|v| Variant { name: v.name.clone(), model: Attr::Known(vid(&v.model, &v.version)), weight: Attr::Known(i64::from(v.weight)) }).collect(),
-            shadow: ep.shadow.as_ref().map(|s| Shadow { model: Attr::Known(vid(&s.model, &s.version)) }),
+            variant: ep
+                .variants
+                .iter()
+                .map(|v| Variant {
+                    name: v.name.clone(),
+                    model: Attr::Known(vid(&v.model, &v.version)),
+                    weight: Attr::Known(i64::from(v.weight)),
+                })
+                .collect(),
+            shadow: ep.shadow.as_ref().map(|s| Shadow {
+                model: Attr::Known(vid(&s.model, &s.version)),
+            }),
             sticky_header: meta.sticky_header.clone(),
             batching: meta.batching.clone(),
             limits: meta.limits.clone(),

@@ -3,7 +3,10 @@
 //! accepted for parity with the cloud platforms.
 
 use serde::{Deserialize, Serialize};
-use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting, PathStep, Schema, Type};
+use tfplugin::{
+    Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting,
+    PathStep, Schema, Type,
+};
 
 use crate::platforms::{self, local::Gpu};
 
@@ -62,12 +65,14 @@ fn fill(mut m: Model, inv: platforms::local::Inventory) -> Model {
 }
 
 async fn inventory() -> platforms::local::Inventory {
-    tokio::task::spawn_blocking(platforms::local::inventory).await.unwrap_or_else(|_| platforms::local::Inventory {
-        hostname: String::new(),
-        cpus: 1,
-        memory_bytes: 0,
-        gpus: Vec::new(),
-    })
+    tokio::task::spawn_blocking(platforms::local::inventory)
+        .await
+        .unwrap_or_else(|_| platforms::local::Inventory {
+            hostname: String::new(),
+            cpus: 1,
+            memory_bytes: 0,
+            gpus: Vec::new(),
+        })
 }
 
 #[tfplugin::async_trait]
@@ -111,25 +116,52 @@ impl tfplugin::Resource for GpuCluster {
         let pools = config.elements("node_pool");
         let mut names = std::collections::BTreeSet::new();
         for (i, pool) in pools.iter().enumerate() {
-            let at = |a: &str| AttributePath(vec![PathStep::Attr("node_pool".into()), PathStep::Index(i as i64), PathStep::Attr(a.into())]);
+            let at = |a: &str| {
+                AttributePath(vec![
+                    PathStep::Attr("node_pool".into()),
+                    PathStep::Index(i as i64),
+                    PathStep::Attr(a.into()),
+                ])
+            };
             if let Attr::Known(p) = pool.get::<String>("purpose", diags) {
                 if !PURPOSES.contains(&p.as_str()) {
-                    diags.error_at(at("purpose"), "Invalid node pool purpose", format!("purpose {p:?} must be one of \"dev\", \"training\" or \"inference\"."));
+                    diags.error_at(
+                        at("purpose"),
+                        "Invalid node pool purpose",
+                        format!(
+                            "purpose {p:?} must be one of \"dev\", \"training\" or \"inference\"."
+                        ),
+                    );
                 }
             }
             if let Attr::Known(n) = pool.get::<String>("name", diags) {
                 if !names.insert(n.clone()) {
-                    diags.error_at(at("name"), "Duplicate node pool", format!("node_pool {n:?} is declared twice; pool names must be unique."));
+                    diags.error_at(
+                        at("name"),
+                        "Duplicate node pool",
+                        format!("node_pool {n:?} is declared twice; pool names must be unique."),
+                    );
                 }
             }
-            if let (Attr::Known(min), Attr::Known(max)) = (pool.get::<i64>("min_size", diags), pool.get::<i64>("max_size", diags)) {
+            if let (Attr::Known(min), Attr::Known(max)) = (
+                pool.get::<i64>("min_size", diags),
+                pool.get::<i64>("max_size", diags),
+            ) {
                 if min > max {
-                    diags.error_at(at("min_size"), "Invalid node pool size", format!("min_size ({min}) is larger than max_size ({max})."));
+                    diags.error_at(
+                        at("min_size"),
+                        "Invalid node pool size",
+                        format!("min_size ({min}) is larger than max_size ({max})."),
+                    );
                 }
             }
             if let Attr::Known(n) = pool.get::<i64>("gpu_count", diags) {
                 if n < 0 {
-                    diags.error_at(at("gpu_count"), "Invalid GPU count", "gpu_count must be 0 or more.");
+                    diags.error_at(
+                        at("gpu_count"),
+                        "Invalid GPU count",
+                        "gpu_count must be 0 or more.",
+                    );
                 }
             }
         }
@@ -144,7 +176,13 @@ impl tfplugin::Resource for GpuCluster {
         }
     }
 
-    async fn modify_plan(&self, _prior: Option<&Model>, plan: &mut Model, _config: &Config, _ctx: &mut Ctx) {
+    async fn modify_plan(
+        &self,
+        _prior: Option<&Model>,
+        plan: &mut Model,
+        _config: &Config,
+        _ctx: &mut Ctx,
+    ) {
         // Known at plan time, so endpoints can be planned against a new cluster.
         plan.id = Attr::Known(format!("{}/{}", plan.platform, plan.name));
     }

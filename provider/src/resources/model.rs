@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting, PathStep, Schema, Type};
+use tfplugin::{
+    Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting,
+    PathStep, Schema, Type,
+};
 
 use crate::data_sources::model_signature::{signature_error, tensor_attrs, tensors, Tensor};
 use crate::stores::{self, Source, Store, Upload};
@@ -74,7 +77,10 @@ pub struct Model {
 }
 
 fn at(block: &str, attr: &str) -> AttributePath {
-    AttributePath(vec![PathStep::Attr(block.into()), PathStep::Attr(attr.into())])
+    AttributePath(vec![
+        PathStep::Attr(block.into()),
+        PathStep::Attr(attr.into()),
+    ])
 }
 
 fn schema() -> Schema {
@@ -170,25 +176,38 @@ fn open_store(id: &str, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
 
 async fn digest(path: &str) -> std::io::Result<String> {
     let p = PathBuf::from(path);
-    tokio::task::spawn_blocking(move || modelplane_serve::signature::file_digest(&p).map(|d| d.0)).await.map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || modelplane_serve::signature::file_digest(&p).map(|d| d.0))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
-async fn signature(path: &str) -> Result<modelplane_serve::signature::Signature, modelplane_serve::signature::SignatureError> {
+async fn signature(
+    path: &str,
+) -> Result<modelplane_serve::signature::Signature, modelplane_serve::signature::SignatureError> {
     let p = PathBuf::from(path);
     tokio::task::spawn_blocking(move || modelplane_serve::signature::read(&p))
         .await
-        .unwrap_or_else(|e| Err(modelplane_serve::signature::SignatureError::Unreadable { path: path.into(), source: std::io::Error::other(e.to_string()) }))
+        .unwrap_or_else(|e| {
+            Err(modelplane_serve::signature::SignatureError::Unreadable {
+                path: path.into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
 }
 
 fn json_attr<T: Serialize>(a: &Attr<T>) -> serde_json::Value {
-    a.known().map(|v| serde_json::to_value(v).unwrap_or_default()).unwrap_or(serde_json::Value::Null)
+    a.known()
+        .map(|v| serde_json::to_value(v).unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn attr_from<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Attr<T> {
     if v.is_null() {
         return Attr::Null;
     }
-    serde_json::from_value(v.clone()).map(Attr::Known).unwrap_or(Attr::Null)
+    serde_json::from_value(v.clone())
+        .map(Attr::Known)
+        .unwrap_or(Attr::Null)
 }
 
 /// The model.json the store keeps (and import reads back).
@@ -234,8 +253,16 @@ fn known_str(a: &Attr<String>) -> Option<String> {
 }
 
 /// Runs the validation hook; an error diagnostic (with the report) when it fails.
-async fn run_validation(model_path: &str, sha256: &str, v: &ValidationSpec, diags: &mut Diagnostics) -> Option<ValidationReport> {
-    let metric = v.metric.known().and_then(|m| modelplane_serve::validate::Metric::parse(m))?;
+async fn run_validation(
+    model_path: &str,
+    sha256: &str,
+    v: &ValidationSpec,
+    diags: &mut Diagnostics,
+) -> Option<ValidationReport> {
+    let metric = v
+        .metric
+        .known()
+        .and_then(|m| modelplane_serve::validate::Metric::parse(m))?;
     let spec = modelplane_serve::validate::Spec {
         model: PathBuf::from(model_path),
         expected_sha256: Some(sha256.to_string()),
@@ -248,49 +275,108 @@ async fn run_validation(model_path: &str, sha256: &str, v: &ValidationSpec, diag
         output: known_str(&v.output),
         batch_size: 256,
     };
-    let r = match tokio::task::spawn_blocking(move || modelplane_serve::validate::run(&spec)).await {
+    let r = match tokio::task::spawn_blocking(move || modelplane_serve::validate::run(&spec)).await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            diags.error_at(AttributePath::attr("validation"), "Validation could not run", format!("{e}. Check the validation block (dataset, target, features, output)."));
+            diags.error_at(
+                AttributePath::attr("validation"),
+                "Validation could not run",
+                format!("{e}. Check the validation block (dataset, target, features, output)."),
+            );
             return None;
         }
         Err(e) => {
-            diags.error_at(AttributePath::attr("validation"), "Validation could not run", e.to_string());
+            diags.error_at(
+                AttributePath::attr("validation"),
+                "Validation could not run",
+                e.to_string(),
+            );
             return None;
         }
     };
     if !r.passed {
-        let mut detail = format!("{}\nmodel sha256 {}\ndataset sha256 {}\noutput scored: {}", r.summary(), r.model_sha256, r.dataset_sha256, r.output);
+        let mut detail = format!(
+            "{}\nmodel sha256 {}\ndataset sha256 {}\noutput scored: {}",
+            r.summary(),
+            r.model_sha256,
+            r.dataset_sha256,
+            r.output
+        );
         if let Some(c) = &r.confusion_matrix {
-            detail.push_str(&format!("\nconfusion matrix (rows: true label, columns: predicted), labels {:?}:", c.labels));
+            detail.push_str(&format!(
+                "\nconfusion matrix (rows: true label, columns: predicted), labels {:?}:",
+                c.labels
+            ));
             for row in &c.matrix {
                 detail.push_str(&format!("\n  {row:?}"));
             }
         }
-        detail.push_str("\nNothing was registered. Improve the model, or revisit the threshold if it is wrong.");
-        diags.error_at(AttributePath::attr("validation"), "Model failed validation", detail);
+        detail.push_str(
+            "\nNothing was registered. Improve the model, or revisit the threshold if it is wrong.",
+        );
+        diags.error_at(
+            AttributePath::attr("validation"),
+            "Model failed validation",
+            detail,
+        );
         return None;
     }
-    Some(ValidationReport { passed: true, metric: r.metric.clone(), value: r.value, rows: r.n as i64, dataset_sha256: r.dataset_sha256.clone(), summary: r.summary() })
+    Some(ValidationReport {
+        passed: true,
+        metric: r.metric.clone(),
+        value: r.value,
+        rows: r.n as i64,
+        dataset_sha256: r.dataset_sha256.clone(),
+        summary: r.summary(),
+    })
 }
 
-async fn compute_baseline(model_path: &str, b: &BaselineSpec, diags: &mut Diagnostics) -> Option<Vec<u8>> {
-    let (dataset, target, features, model) = (PathBuf::from(b.dataset.known()?), known_str(&b.target), b.features.known().cloned(), PathBuf::from(model_path));
-    match tokio::task::spawn_blocking(move || modelplane_serve::drift::compute(&dataset, target.as_deref(), features.as_deref(), Some(&model))).await {
+async fn compute_baseline(
+    model_path: &str,
+    b: &BaselineSpec,
+    diags: &mut Diagnostics,
+) -> Option<Vec<u8>> {
+    let (dataset, target, features, model) = (
+        PathBuf::from(b.dataset.known()?),
+        known_str(&b.target),
+        b.features.known().cloned(),
+        PathBuf::from(model_path),
+    );
+    match tokio::task::spawn_blocking(move || {
+        modelplane_serve::drift::compute(
+            &dataset,
+            target.as_deref(),
+            features.as_deref(),
+            Some(&model),
+        )
+    })
+    .await
+    {
         Ok(Ok(base)) => serde_json::to_vec_pretty(&base).ok(),
         Ok(Err(e)) => {
-            diags.error_at(at("baseline", "dataset"), "Baseline could not be computed", format!("{e}. Check the baseline block (dataset, target, features)."));
+            diags.error_at(
+                at("baseline", "dataset"),
+                "Baseline could not be computed",
+                format!("{e}. Check the baseline block (dataset, target, features)."),
+            );
             None
         }
         Err(e) => {
-            diags.error_at(at("baseline", "dataset"), "Baseline could not be computed", e.to_string());
+            diags.error_at(
+                at("baseline", "dataset"),
+                "Baseline could not be computed",
+                e.to_string(),
+            );
             None
         }
     }
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Registers the version: the artifact, baseline and model.json.
@@ -299,8 +385,15 @@ async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> 
     // A version already there: the same bytes are taken over (an interrupted apply); other
     // bytes are refused, versions being immutable; a broken folder is replaced.
     if let Ok(Some(meta)) = store.get(&m.name, &m.version, "model.json").await {
-        let recorded = serde_json::from_slice::<serde_json::Value>(&meta).ok().and_then(|j| j["sha256"].as_str().map(String::from));
-        let actual = store.digest(&m.name, &m.version, "model.onnx").await.ok().flatten().map(|d| d.0);
+        let recorded = serde_json::from_slice::<serde_json::Value>(&meta)
+            .ok()
+            .and_then(|j| j["sha256"].as_str().map(String::from));
+        let actual = store
+            .digest(&m.name, &m.version, "model.onnx")
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.0);
         match (recorded, actual) {
             (Some(r), Some(a)) if r == a && a != sha => {
                 diags.error_at(
@@ -325,17 +418,36 @@ async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> 
     m.created_at = Attr::Known(now());
     m.id = Attr::Known(stores::version_id(&store.uri(), &m.name, &m.version));
     m.uri = Attr::Known(store.version_uri(&m.name, &m.version));
-    let mut files = vec![Upload { name: "model.onnx".into(), from: Source::File(PathBuf::from(&m.source)) }];
+    let mut files = vec![Upload {
+        name: "model.onnx".into(),
+        from: Source::File(PathBuf::from(&m.source)),
+    }];
     if let Some(b) = &m.baseline {
-        let Some(bytes) = compute_baseline(&m.source, b, diags).await else { return false };
-        files.push(Upload { name: "baseline.json".into(), from: Source::Bytes(bytes) });
+        let Some(bytes) = compute_baseline(&m.source, b, diags).await else {
+            return false;
+        };
+        files.push(Upload {
+            name: "baseline.json".into(),
+            from: Source::Bytes(bytes),
+        });
     }
-    files.push(Upload { name: "model.json".into(), from: Source::Bytes(serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default()) });
+    files.push(Upload {
+        name: "model.json".into(),
+        from: Source::Bytes(serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default()),
+    });
     match store.put_version(&m.name, &m.version, files).await {
         Ok(()) => true,
         Err(stores::StoreError::Conflict(_)) => {
             // Registered meanwhile with the same bytes (checked above): rewrite the metadata.
-            store.put_file(&m.name, &m.version, "model.json", serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default()).await.is_ok()
+            store
+                .put_file(
+                    &m.name,
+                    &m.version,
+                    "model.json",
+                    serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default(),
+                )
+                .await
+                .is_ok()
         }
         Err(e) => {
             diags.error("Cannot upload the model version", e.to_string());
@@ -360,7 +472,11 @@ impl tfplugin::Resource for ModelVersion {
         for a in ["name", "version"] {
             if let Attr::Known(v) = config.get::<String>(a, diags) {
                 if let Err(e) = stores::check_segment(&v) {
-                    diags.error_at(AttributePath::attr(a), format!("Invalid {a}"), format!("{a} {v:?} {e}."));
+                    diags.error_at(
+                        AttributePath::attr(a),
+                        format!("Invalid {a}"),
+                        format!("{a} {v:?} {e}."),
+                    );
                 }
             }
         }
@@ -371,7 +487,11 @@ impl tfplugin::Resource for ModelVersion {
         }
         if let Attr::Known(s) = config.get::<String>("source", diags) {
             if s.trim().is_empty() {
-                diags.error_at(AttributePath::attr("source"), "Empty model source", "Set `source` to an .onnx file, e.g. \"${path.module}/model.onnx\".");
+                diags.error_at(
+                    AttributePath::attr("source"),
+                    "Empty model source",
+                    "Set `source` to an .onnx file, e.g. \"${path.module}/model.onnx\".",
+                );
             }
         }
         if let Some(v) = config.elements("validation").first() {
@@ -404,7 +524,13 @@ impl tfplugin::Resource for ModelVersion {
         }
     }
 
-    async fn modify_plan(&self, prior: Option<&Model>, plan: &mut Model, _config: &Config, ctx: &mut Ctx) {
+    async fn modify_plan(
+        &self,
+        prior: Option<&Model>,
+        plan: &mut Model,
+        _config: &Config,
+        ctx: &mut Ctx,
+    ) {
         // The artifact: read at plan time, so content changes replace the version.
         let sig = match signature(&plan.source).await {
             Ok(s) => s,
@@ -429,7 +555,11 @@ impl tfplugin::Resource for ModelVersion {
                 Attr::Known(d) => match digest(d).await {
                     Ok(sha) => plan.baseline_sha256 = Attr::Known(sha),
                     Err(e) => {
-                        ctx.diags.error_at(at("baseline", "dataset"), "Baseline dataset not readable", format!("{d}: {e}"));
+                        ctx.diags.error_at(
+                            at("baseline", "dataset"),
+                            "Baseline dataset not readable",
+                            format!("{d}: {e}"),
+                        );
                         return;
                     }
                 },
@@ -444,10 +574,19 @@ impl tfplugin::Resource for ModelVersion {
                     Attr::Known(d) => match digest(d).await {
                         Ok(sha) => match prior {
                             None => true,
-                            Some(p) => model_changed || p.validation != plan.validation || p.validation_report.known().map(|r| &r.dataset_sha256) != Some(&sha),
+                            Some(p) => {
+                                model_changed
+                                    || p.validation != plan.validation
+                                    || p.validation_report.known().map(|r| &r.dataset_sha256)
+                                        != Some(&sha)
+                            }
                         },
                         Err(e) => {
-                            ctx.diags.error_at(at("validation", "dataset"), "Validation dataset not readable", format!("{d}: {e}"));
+                            ctx.diags.error_at(
+                                at("validation", "dataset"),
+                                "Validation dataset not readable",
+                                format!("{d}: {e}"),
+                            );
                             return;
                         }
                     },
@@ -465,11 +604,22 @@ impl tfplugin::Resource for ModelVersion {
         match store.exists().await {
             Ok(true) => {}
             Ok(false) => {
-                ctx.diags.error_at(AttributePath::attr("store"), "Model store not found", format!("{} does not exist; create it with modelplane_model_store.", plan.store.known().cloned().unwrap_or_default()));
+                ctx.diags.error_at(
+                    AttributePath::attr("store"),
+                    "Model store not found",
+                    format!(
+                        "{} does not exist; create it with modelplane_model_store.",
+                        plan.store.known().cloned().unwrap_or_default()
+                    ),
+                );
                 return None;
             }
             Err(e) => {
-                ctx.diags.error_at(AttributePath::attr("store"), "Cannot read the model store", e.to_string());
+                ctx.diags.error_at(
+                    AttributePath::attr("store"),
+                    "Cannot read the model store",
+                    e.to_string(),
+                );
                 return None;
             }
         }
@@ -484,20 +634,34 @@ impl tfplugin::Resource for ModelVersion {
             ctx.diags.error_at(
                 AttributePath::attr("source"),
                 "Model file changed during apply",
-                format!("{} had sha256 {} at plan time and {} now. Run terraform apply again.", plan.source, plan.sha256.known().cloned().unwrap_or_default(), sig.sha256),
+                format!(
+                    "{} had sha256 {} at plan time and {} now. Run terraform apply again.",
+                    plan.source,
+                    plan.sha256.known().cloned().unwrap_or_default(),
+                    sig.sha256
+                ),
             );
             return None;
         }
         if let Some(v) = plan.validation.clone() {
-            plan.validation_report = Attr::Known(run_validation(&plan.source, &sig.sha256, &v, &mut ctx.diags).await?);
+            plan.validation_report =
+                Attr::Known(run_validation(&plan.source, &sig.sha256, &v, &mut ctx.diags).await?);
         } else {
             plan.validation_report = Attr::Null;
         }
-        plan.baseline_sha256 = match plan.baseline.as_ref().and_then(|b| b.dataset.known().cloned()) {
+        plan.baseline_sha256 = match plan
+            .baseline
+            .as_ref()
+            .and_then(|b| b.dataset.known().cloned())
+        {
             Some(d) => match digest(&d).await {
                 Ok(s) => Attr::Known(s),
                 Err(e) => {
-                    ctx.diags.error_at(at("baseline", "dataset"), "Baseline dataset not readable", format!("{d}: {e}"));
+                    ctx.diags.error_at(
+                        at("baseline", "dataset"),
+                        "Baseline dataset not readable",
+                        format!("{d}: {e}"),
+                    );
                     return None;
                 }
             },
@@ -511,11 +675,17 @@ impl tfplugin::Resource for ModelVersion {
 
     async fn read(&self, state: Model, ctx: &mut Ctx) -> Option<Model> {
         let store = open_store(state.store.known()?, &mut ctx.diags)?;
-        match store.digest(&state.name, &state.version, "model.onnx").await {
+        match store
+            .digest(&state.name, &state.version, "model.onnx")
+            .await
+        {
             Ok(Some((sha, _))) if Some(&sha) == state.sha256.known() => {}
             Ok(_) => return None,
             Err(e) => {
-                ctx.diags.warning("Cannot read the model version", format!("{e}; keeping the recorded state."));
+                ctx.diags.warning(
+                    "Cannot read the model version",
+                    format!("{e}; keeping the recorded state."),
+                );
                 return Some(state);
             }
         }
@@ -523,7 +693,10 @@ impl tfplugin::Resource for ModelVersion {
             Ok(Some(_)) => Some(state),
             Ok(None) => None,
             Err(e) => {
-                ctx.diags.warning("Cannot read the model version", format!("{e}; keeping the recorded state."));
+                ctx.diags.warning(
+                    "Cannot read the model version",
+                    format!("{e}; keeping the recorded state."),
+                );
                 Some(state)
             }
         }
@@ -543,21 +716,37 @@ impl tfplugin::Resource for ModelVersion {
             match &plan.baseline {
                 Some(b) => {
                     let bytes = compute_baseline(&plan.source, b, &mut ctx.diags).await;
-                    let Some(bytes) = bytes else { return Some(prior) };
-                    if let Err(e) = store.put_file(&plan.name, &plan.version, "baseline.json", bytes).await {
+                    let Some(bytes) = bytes else {
+                        return Some(prior);
+                    };
+                    if let Err(e) = store
+                        .put_file(&plan.name, &plan.version, "baseline.json", bytes)
+                        .await
+                    {
                         ctx.diags.error("Cannot write the baseline", e.to_string());
                         return Some(prior);
                     }
                 }
                 None => {
-                    if let Err(e) = store.delete_file(&plan.name, &plan.version, "baseline.json").await {
+                    if let Err(e) = store
+                        .delete_file(&plan.name, &plan.version, "baseline.json")
+                        .await
+                    {
                         ctx.diags.error("Cannot remove the baseline", e.to_string());
                         return Some(prior);
                     }
                 }
             }
         }
-        if let Err(e) = store.put_file(&plan.name, &plan.version, "model.json", serde_json::to_vec_pretty(&model_json(&plan)).unwrap_or_default()).await {
+        if let Err(e) = store
+            .put_file(
+                &plan.name,
+                &plan.version,
+                "model.json",
+                serde_json::to_vec_pretty(&model_json(&plan)).unwrap_or_default(),
+            )
+            .await
+        {
             ctx.diags.error("Cannot update model.json", e.to_string());
             return Some(prior);
         }
@@ -565,33 +754,52 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
-        let Some(store) = state.store.known().and_then(|s| open_store(s, &mut ctx.diags)) else { return };
+        let Some(store) = state
+            .store
+            .known()
+            .and_then(|s| open_store(s, &mut ctx.diags))
+        else {
+            return;
+        };
         if let Err(e) = store.delete_version(&state.name, &state.version).await {
-            ctx.diags.error("Cannot delete the model version", e.to_string());
+            ctx.diags
+                .error("Cannot delete the model version", e.to_string());
         }
     }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
         let Some((store_id, name, version)) = stores::parse_version_id(id) else {
-            ctx.diags.error("Invalid import ID", format!("{id:?} is not STORE_ID/NAME/VERSION (e.g. file:///var/lib/models/iris/2)."));
+            ctx.diags.error(
+                "Invalid import ID",
+                format!(
+                    "{id:?} is not STORE_ID/NAME/VERSION (e.g. file:///var/lib/models/iris/2)."
+                ),
+            );
             return None;
         };
         let store = open_store(&store_id, &mut ctx.diags)?;
         let meta = match store.get(&name, &version, "model.json").await {
             Ok(Some(b)) => b,
             Ok(None) => {
-                ctx.diags.error("Cannot import the model version", format!("{name}/{version} is not in the store {store_id}."));
+                ctx.diags.error(
+                    "Cannot import the model version",
+                    format!("{name}/{version} is not in the store {store_id}."),
+                );
                 return None;
             }
             Err(e) => {
-                ctx.diags.error("Cannot import the model version", e.to_string());
+                ctx.diags
+                    .error("Cannot import the model version", e.to_string());
                 return None;
             }
         };
         let j: serde_json::Value = match serde_json::from_slice(&meta) {
             Ok(j) => j,
             Err(e) => {
-                ctx.diags.error("Cannot import the model version", format!("model.json: {e}"));
+                ctx.diags.error(
+                    "Cannot import the model version",
+                    format!("model.json: {e}"),
+                );
                 return None;
             }
         };

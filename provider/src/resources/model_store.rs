@@ -29,7 +29,13 @@ impl ModelStore {
             Attr::Unknown => Attr::Unknown,
             Attr::Null => {
                 let cfg = self.config.get().cloned().unwrap_or_default();
-                Attr::Known(cfg.state_dir().join("stores").join(&m.name).display().to_string())
+                Attr::Known(
+                    cfg.state_dir()
+                        .join("stores")
+                        .join(&m.name)
+                        .display()
+                        .to_string(),
+                )
             }
         }
     }
@@ -96,17 +102,31 @@ impl tfplugin::Resource for ModelStore {
                 } else {
                     format!("unknown backend {b:?}; use \"local\".")
                 };
-                diags.error_at(AttributePath::attr("backend"), "Unsupported backend", detail);
+                diags.error_at(
+                    AttributePath::attr("backend"),
+                    "Unsupported backend",
+                    detail,
+                );
             }
         }
         if let Attr::Known(p) = config.get::<String>("path", diags) {
             if p.trim().is_empty() {
-                diags.error_at(AttributePath::attr("path"), "Empty path", "Set `path` to a directory, or leave it out for the default.");
+                diags.error_at(
+                    AttributePath::attr("path"),
+                    "Empty path",
+                    "Set `path` to a directory, or leave it out for the default.",
+                );
             }
         }
     }
 
-    async fn modify_plan(&self, prior: Option<&Model>, plan: &mut Model, _config: &Config, _ctx: &mut Ctx) {
+    async fn modify_plan(
+        &self,
+        prior: Option<&Model>,
+        plan: &mut Model,
+        _config: &Config,
+        _ctx: &mut Ctx,
+    ) {
         if prior.is_some() {
             return;
         }
@@ -120,7 +140,11 @@ impl tfplugin::Resource for ModelStore {
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
         let Attr::Known(p) = self.resolve_path(&plan) else {
-            ctx.diags.error_at(AttributePath::attr("path"), "Unknown path", "`path` must be known at apply.");
+            ctx.diags.error_at(
+                AttributePath::attr("path"),
+                "Unknown path",
+                "`path` must be known at apply.",
+            );
             return None;
         };
         let uri = format!("file://{p}");
@@ -128,7 +152,8 @@ impl tfplugin::Resource for ModelStore {
         plan.id = Attr::Known(uri);
         let store = open(&plan, &mut ctx.diags)?;
         if let Err(e) = store.create().await {
-            ctx.diags.error("Cannot create the model store", e.to_string());
+            ctx.diags
+                .error("Cannot create the model store", e.to_string());
             return None;
         }
         Some(plan)
@@ -140,7 +165,8 @@ impl tfplugin::Resource for ModelStore {
             Ok(true) => Some(state),
             Ok(false) => None,
             Err(e) => {
-                ctx.diags.error("Cannot read the model store", e.to_string());
+                ctx.diags
+                    .error("Cannot read the model store", e.to_string());
                 Some(state)
             }
         }
@@ -152,9 +178,12 @@ impl tfplugin::Resource for ModelStore {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
-        let Some(store) = open(&state, &mut ctx.diags) else { return };
+        let Some(store) = open(&state, &mut ctx.diags) else {
+            return;
+        };
         if let Err(e) = store.destroy(state.force_destroy.unwrap_or(false)).await {
-            ctx.diags.error("Cannot destroy the model store", e.to_string());
+            ctx.diags
+                .error("Cannot destroy the model store", e.to_string());
         }
     }
 
@@ -162,12 +191,18 @@ impl tfplugin::Resource for ModelStore {
         let store = match stores::open(id) {
             Ok(s) => s,
             Err(e) => {
-                ctx.diags.error("Invalid import ID", format!("{e}. Import a local store by its URI: file:///ABSOLUTE/PATH."));
+                ctx.diags.error(
+                    "Invalid import ID",
+                    format!("{e}. Import a local store by its URI: file:///ABSOLUTE/PATH."),
+                );
                 return None;
             }
         };
         let path = store.repository();
-        let name = std::path::Path::new(&path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // A store at the default place was declared without `path`.
         let default = self.resolve_path(&Model {
             id: Attr::Null,
@@ -177,7 +212,11 @@ impl tfplugin::Resource for ModelStore {
             force_destroy: None,
             uri: Attr::Null,
         });
-        let path = if default.known() == Some(&path) { Attr::Null } else { Attr::Known(path) };
+        let path = if default.known() == Some(&path) {
+            Attr::Null
+        } else {
+            Attr::Known(path)
+        };
         Some(Model {
             id: Attr::Known(store.uri()),
             name,

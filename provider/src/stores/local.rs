@@ -18,13 +18,21 @@ impl LocalStore {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Io { path: String::new(), source: std::io::Error::other(e.to_string()) }))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(StoreError::Io {
+            path: String::new(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
 }
 
 fn list_versions(root: &Path) -> Result<Vec<(String, String)>, StoreError> {
@@ -38,14 +46,22 @@ fn list_versions(root: &Path) -> Result<Vec<(String, String)>, StoreError> {
         if !n.path().is_dir() {
             continue;
         }
-        let Ok(versions) = std::fs::read_dir(n.path()) else { continue };
+        let Ok(versions) = std::fs::read_dir(n.path()) else {
+            continue;
+        };
         for v in versions.flatten() {
             if v.path().join("model.json").is_file() {
-                out.push((n.file_name().to_string_lossy().into_owned(), v.file_name().to_string_lossy().into_owned()));
+                out.push((
+                    n.file_name().to_string_lossy().into_owned(),
+                    v.file_name().to_string_lossy().into_owned(),
+                ));
             }
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| modelplane_serve::repository::version_order(&a.1, &b.1)));
+    out.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| modelplane_serve::repository::version_order(&a.1, &b.1))
+    });
     Ok(out)
 }
 
@@ -109,14 +125,20 @@ impl Store for LocalStore {
         blocking(move || list_versions(&root)).await
     }
 
-    async fn put_version(&self, name: &str, version: &str, files: Vec<Upload>) -> Result<(), StoreError> {
+    async fn put_version(
+        &self,
+        name: &str,
+        version: &str,
+        files: Vec<Upload>,
+    ) -> Result<(), StoreError> {
         let (parent, dir) = (self.root.join(name), self.dir(name, version));
         let tmp = parent.join(format!(".{version}.incoming-{}", std::process::id()));
         blocking(move || {
             std::fs::create_dir_all(&parent).map_err(io(&parent))?;
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-            let (meta, rest): (Vec<Upload>, Vec<Upload>) = files.into_iter().partition(|u| u.name == "model.json");
+            let (meta, rest): (Vec<Upload>, Vec<Upload>) =
+                files.into_iter().partition(|u| u.name == "model.json");
             for u in rest.into_iter().chain(meta) {
                 let to = tmp.join(&u.name);
                 match u.from {
@@ -140,7 +162,12 @@ impl Store for LocalStore {
         .await
     }
 
-    async fn get(&self, name: &str, version: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let p = self.dir(name, version).join(file);
         blocking(move || match std::fs::read(&p) {
             Ok(b) => Ok(Some(b)),
@@ -150,7 +177,12 @@ impl Store for LocalStore {
         .await
     }
 
-    async fn digest(&self, name: &str, version: &str, file: &str) -> Result<Option<(String, u64)>, StoreError> {
+    async fn digest(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<Option<(String, u64)>, StoreError> {
         let p = self.dir(name, version).join(file);
         blocking(move || match modelplane_serve::signature::file_digest(&p) {
             Ok(d) => Ok(Some(d)),
@@ -160,9 +192,18 @@ impl Store for LocalStore {
         .await
     }
 
-    async fn put_file(&self, name: &str, version: &str, file: &str, content: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_file(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+        content: Vec<u8>,
+    ) -> Result<(), StoreError> {
         let dir = self.dir(name, version);
-        let (p, tmp) = (dir.join(file), dir.join(format!(".{file}.incoming-{}", std::process::id())));
+        let (p, tmp) = (
+            dir.join(file),
+            dir.join(format!(".{file}.incoming-{}", std::process::id())),
+        );
         blocking(move || {
             std::fs::write(&tmp, content).map_err(io(&tmp))?;
             std::fs::rename(&tmp, &p).map_err(io(&p))
@@ -204,13 +245,46 @@ mod tests {
         let s = LocalStore::new(td.path().join("store"));
         s.create().await.unwrap();
         assert!(s.list().await.unwrap().is_empty());
-        s.put_version("iris", "10", vec![Upload { name: "model.json".into(), from: Source::Bytes(b"{}".to_vec()) }]).await.unwrap();
-        s.put_version("iris", "9", vec![Upload { name: "model.json".into(), from: Source::Bytes(b"{}".to_vec()) }]).await.unwrap();
-        assert_eq!(s.list().await.unwrap(), vec![("iris".into(), "9".into()), ("iris".into(), "10".into())]);
-        let again = s.put_version("iris", "9", vec![Upload { name: "model.json".into(), from: Source::Bytes(b"{}".to_vec()) }]).await;
+        s.put_version(
+            "iris",
+            "10",
+            vec![Upload {
+                name: "model.json".into(),
+                from: Source::Bytes(b"{}".to_vec()),
+            }],
+        )
+        .await
+        .unwrap();
+        s.put_version(
+            "iris",
+            "9",
+            vec![Upload {
+                name: "model.json".into(),
+                from: Source::Bytes(b"{}".to_vec()),
+            }],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.list().await.unwrap(),
+            vec![("iris".into(), "9".into()), ("iris".into(), "10".into())]
+        );
+        let again = s
+            .put_version(
+                "iris",
+                "9",
+                vec![Upload {
+                    name: "model.json".into(),
+                    from: Source::Bytes(b"{}".to_vec()),
+                }],
+            )
+            .await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
         let refused = s.destroy(false).await.unwrap_err().to_string();
-        assert!(refused.contains("2 model version(s)") && refused.contains("force_destroy"), "{refused}");
+        assert!(
+            refused.contains("2 model version(s)") && refused.contains("force_destroy"),
+            "{refused}"
+        );
         s.delete_version("iris", "9").await.unwrap();
         s.delete_version("iris", "9").await.unwrap();
         s.destroy(true).await.unwrap();
@@ -221,8 +295,20 @@ mod tests {
     async fn a_non_empty_directory_is_not_taken_over() {
         let td = tempfile::tempdir().unwrap();
         let s = LocalStore::new(td.path().to_path_buf());
-        s.put_version("m", "1", vec![Upload { name: "model.json".into(), from: Source::Bytes(b"{}".to_vec()) }]).await.unwrap();
+        s.put_version(
+            "m",
+            "1",
+            vec![Upload {
+                name: "model.json".into(),
+                from: Source::Bytes(b"{}".to_vec()),
+            }],
+        )
+        .await
+        .unwrap();
         let e = s.create().await.unwrap_err().to_string();
-        assert!(e.contains("already holds 1 model version") && e.contains("terraform import"), "{e}");
+        assert!(
+            e.contains("already holds 1 model version") && e.contains("terraform import"),
+            "{e}"
+        );
     }
 }

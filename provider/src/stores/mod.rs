@@ -51,13 +51,34 @@ pub trait Store: Send + Sync {
     async fn list(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Writes a version atomically: readers see all its files or none. `model.json` must be
     /// among the uploads; it is written last.
-    async fn put_version(&self, name: &str, version: &str, files: Vec<Upload>) -> Result<(), StoreError>;
+    async fn put_version(
+        &self,
+        name: &str,
+        version: &str,
+        files: Vec<Upload>,
+    ) -> Result<(), StoreError>;
     /// One file of a version; `None` when it does not exist.
-    async fn get(&self, name: &str, version: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn get(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// sha256 and size of one file of a version; `None` when it does not exist.
-    async fn digest(&self, name: &str, version: &str, file: &str) -> Result<Option<(String, u64)>, StoreError>;
+    async fn digest(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<Option<(String, u64)>, StoreError>;
     /// Replaces one file of an existing version (metadata updates).
-    async fn put_file(&self, name: &str, version: &str, file: &str, content: Vec<u8>) -> Result<(), StoreError>;
+    async fn put_file(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+        content: Vec<u8>,
+    ) -> Result<(), StoreError>;
     /// Removes one file of a version, if it is there.
     async fn delete_file(&self, name: &str, version: &str, file: &str) -> Result<(), StoreError>;
     /// Removes a version; one already gone is success.
@@ -73,7 +94,9 @@ pub const BACKENDS: &[&str] = &["local"];
 pub fn open(id: &str) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = id.strip_prefix("file://") {
         if !path.starts_with('/') {
-            return Err(StoreError::BadUri(format!("store ID {id:?} must be file:///ABSOLUTE/PATH")));
+            return Err(StoreError::BadUri(format!(
+                "store ID {id:?} must be file:///ABSOLUTE/PATH"
+            )));
         }
         return Ok(Box::new(local::LocalStore::new(PathBuf::from(path))));
     }
@@ -107,8 +130,13 @@ pub fn check_segment(s: &str) -> Result<(), String> {
     if s.starts_with('.') || s.starts_with('-') {
         return Err("must not start with '.' or '-'".into());
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("contains {c:?}; use letters, digits, '.', '_' and '-'"));
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "contains {c:?}; use letters, digits, '.', '_' and '-'"
+        ));
     }
     Ok(())
 }
@@ -121,7 +149,10 @@ mod tests {
     fn version_ids_round_trip() {
         let id = version_id("file:///var/lib/models", "iris", "2");
         assert_eq!(id, "file:///var/lib/models/iris/2");
-        assert_eq!(parse_version_id(&id), Some(("file:///var/lib/models".into(), "iris".into(), "2".into())));
+        assert_eq!(
+            parse_version_id(&id),
+            Some(("file:///var/lib/models".into(), "iris".into(), "2".into()))
+        );
         assert_eq!(parse_version_id("iris/2"), None);
         assert_eq!(parse_version_id("file:///x/iris/"), None);
     }
@@ -138,6 +169,10 @@ mod tests {
     fn only_store_uris_open() {
         assert!(open("file:///tmp/x").is_ok());
         assert!(open("file://relative").is_err());
-        assert!(open("acme-models").err().map(|e| e.to_string()).unwrap_or_default().contains("modelplane_model_store"));
+        assert!(open("acme-models")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("modelplane_model_store"));
     }
 }

@@ -9,7 +9,10 @@ use tfplugin::acctest::{Harness, ProviderUnderTest, TestCase};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// A path inside the repository, as an HCL string literal body.
@@ -35,7 +38,9 @@ pub fn harness() -> &'static Harness {
 /// Runs an acceptance test case through real Terraform, when `TF_ACC` is set.
 pub fn acc(name: &str, case: TestCase) {
     if !tfplugin::acctest::enabled() {
-        eprintln!("{name}: skipped; acceptance tests run with TF_ACC=1 (`cargo xtask test` sets it)");
+        eprintln!(
+            "{name}: skipped; acceptance tests run with TF_ACC=1 (`cargo xtask test` sets it)"
+        );
         return;
     }
     if let Err(e) = harness().run(name, &case) {
@@ -51,14 +56,22 @@ pub struct Local {
 
 impl Local {
     pub fn new(name: &str) -> Local {
-        Local { dir: tempfile::Builder::new().prefix(&format!("mp-{name}-")).tempdir().expect("temp dir") }
+        Local {
+            dir: tempfile::Builder::new()
+                .prefix(&format!("mp-{name}-"))
+                .tempdir()
+                .expect("temp dir"),
+        }
     }
     pub fn path(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
     /// The provider block pointing at this folder.
     pub fn provider(&self) -> String {
-        format!("provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n}}\n", self.dir.path().display().to_string())
+        format!(
+            "provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n}}\n",
+            self.dir.path().display().to_string()
+        )
     }
     /// Server processes still running for this folder.
     pub fn processes(&self) -> Vec<i32> {
@@ -69,7 +82,14 @@ impl Local {
         modelplane_provider::local_endpoint::Dir::new(self.dir.path(), endpoint).process()
     }
     pub fn token(&self, endpoint: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join("endpoints").join(endpoint).join("token")).unwrap_or_default()
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join("endpoints")
+                .join(endpoint)
+                .join("token"),
+        )
+        .unwrap_or_default()
     }
 }
 
@@ -83,8 +103,16 @@ impl Drop for Local {
 }
 
 /// A blocking HTTP call for checks: status and JSON body.
-pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> Result<(u16, serde_json::Value), String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+pub fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, serde_json::Value), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     rt.block_on(async {
         let c = reqwest::Client::new();
         let mut r = c.request(method.parse().map_err(|e| format!("{e}"))?, url);
@@ -92,7 +120,9 @@ pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) ->
             r = r.bearer_auth(t.trim());
         }
         if let Some(b) = body {
-            r = r.header("content-type", "application/json").body(b.to_string());
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = r.send().await.map_err(|e| format!("{url}: {e}"))?;
         let status = resp.status().as_u16();
@@ -107,6 +137,8 @@ pub fn qs(rel: &str) -> String {
 }
 
 /// A check from a closure.
-pub fn check(f: impl Fn(&tfplugin::acctest::Shown) -> Result<(), String> + Send + Sync + 'static) -> tfplugin::acctest::Check {
+pub fn check(
+    f: impl Fn(&tfplugin::acctest::Shown) -> Result<(), String> + Send + Sync + 'static,
+) -> tfplugin::acctest::Check {
     std::sync::Arc::new(f)
 }

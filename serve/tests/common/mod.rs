@@ -11,14 +11,24 @@ use modelplane_serve::app::App;
 use modelplane_serve::config::{ModelConfig, ServeConfig};
 use modelplane_serve::server::{serve, Listeners};
 
-pub const MODELS: &[&str] = &["iris", "digits_mlp", "diabetes_linear", "digits_cnn", "two_io"];
+pub const MODELS: &[&str] = &[
+    "iris",
+    "digits_mlp",
+    "diabetes_linear",
+    "digits_cnn",
+    "two_io",
+];
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models")
 }
 
 pub fn reference(model: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("reference").join(format!("{model}.json"))).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("reference").join(format!("{model}.json")))
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 pub fn config(repo: &str) -> ServeConfig {
@@ -26,7 +36,15 @@ pub fn config(repo: &str) -> ServeConfig {
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: Some("127.0.0.1:0".parse().unwrap()),
         repository: repo.to_string(),
-        models: MODELS.iter().map(|m| ModelConfig { name: m.to_string(), version: None, batching: Default::default(), device: Default::default() }).collect(),
+        models: MODELS
+            .iter()
+            .map(|m| ModelConfig {
+                name: m.to_string(),
+                version: None,
+                batching: Default::default(),
+                device: Default::default(),
+            })
+            .collect(),
         endpoints: vec![],
         limits: Default::default(),
         auth: Default::default(),
@@ -65,9 +83,22 @@ pub async fn start(cfg: ServeConfig) -> Running {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let a2 = app.clone();
     tokio::spawn(async move {
-        let _ = serve(a2, l, async move { let _ = rx.await; }, Duration::from_secs(5)).await;
+        let _ = serve(
+            a2,
+            l,
+            async move {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+        )
+        .await;
     });
-    Running { app, http, grpc, stop: Some(tx) }
+    Running {
+        app,
+        http,
+        grpc,
+        stop: Some(tx),
+    }
 }
 
 /// Compares two flat numeric arrays within a tolerance.
@@ -80,5 +111,9 @@ pub fn close(got: &[f64], want: &[f64], what: &str) {
 }
 
 pub fn as_f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }

@@ -58,7 +58,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn time_plan(tf: &Path, cfg: &Path, dir: &Path, repeat: usize) -> Result<Duration> {
     let tfc = |args: &[&str]| {
         let mut c = Command::new(tf);
-        c.current_dir(dir).env("TF_CLI_CONFIG_FILE", cfg).env("CHECKPOINT_DISABLE", "1").args(args).stdout(Stdio::null());
+        c.current_dir(dir)
+            .env("TF_CLI_CONFIG_FILE", cfg)
+            .env("CHECKPOINT_DISABLE", "1")
+            .args(args)
+            .stdout(Stdio::null());
         c
     };
     crate::run(&mut tfc(&["init", "-input=false"]))?;
@@ -80,7 +84,11 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
     let cfg = install_provider(&bin)?;
     let work = root().join("target/bench-provider");
     let _ = std::fs::remove_dir_all(&work);
-    let (a, b, c) = (work.join("modelplane"), work.join("terraform_data"), work.join("modelplane_model"));
+    let (a, b, c) = (
+        work.join("modelplane"),
+        work.join("terraform_data"),
+        work.join("modelplane_model"),
+    );
     for d in [&a, &b, &c] {
         std::fs::create_dir_all(d)?;
     }
@@ -93,8 +101,13 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
         work.join("state").display().to_string()
     );
     for i in 0..count {
-        ha.push_str(&format!("data \"modelplane_model_signature\" \"m{i}\" {{\n  path = {:?}\n}}\n", model.display().to_string()));
-        hb.push_str(&format!("resource \"terraform_data\" \"r{i}\" {{\n  input = \"r{i}\"\n}}\n"));
+        ha.push_str(&format!(
+            "data \"modelplane_model_signature\" \"m{i}\" {{\n  path = {:?}\n}}\n",
+            model.display().to_string()
+        ));
+        hb.push_str(&format!(
+            "resource \"terraform_data\" \"r{i}\" {{\n  input = \"r{i}\"\n}}\n"
+        ));
         hc.push_str(&format!(
             "resource \"modelplane_model\" \"m{i}\" {{\n  store   = modelplane_model_store.s.id\n  name    = \"m{i}\"\n  version = \"1\"\n  source  = {:?}\n  lineage {{\n    description = \"model {i}\"\n  }}\n}}\n",
             model.display().to_string()
@@ -110,12 +123,36 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
     let start = startup(&bin, 20)?;
     println!("\nbench provider ({}):", tf.display());
     println!("  {:<44} {:>10}", "case", "time");
-    println!("  {:<44} {:>9.2}s", format!("plan, {count} x terraform_data"), tb.as_secs_f64());
-    println!("  {:<44} {:>9.2}s", format!("plan, {count} x modelplane_model_signature"), ta.as_secs_f64());
-    println!("  {:<44} {:>9.2}x   (goal <= 1.30x)", "  ratio to terraform_data", ta.as_secs_f64() / tb.as_secs_f64());
-    println!("  {:<44} {:>9.2}s", format!("plan, {count} x modelplane_model"), tc.as_secs_f64());
-    println!("  {:<44} {:>9.2}x   (goal <= 1.30x)", "  ratio to terraform_data", tc.as_secs_f64() / tb.as_secs_f64());
-    println!("  {:<44} {:>8.1}ms  (median of 20, incl. certificate generation)", "provider start to handshake", start.as_secs_f64() * 1e3);
+    println!(
+        "  {:<44} {:>9.2}s",
+        format!("plan, {count} x terraform_data"),
+        tb.as_secs_f64()
+    );
+    println!(
+        "  {:<44} {:>9.2}s",
+        format!("plan, {count} x modelplane_model_signature"),
+        ta.as_secs_f64()
+    );
+    println!(
+        "  {:<44} {:>9.2}x   (goal <= 1.30x)",
+        "  ratio to terraform_data",
+        ta.as_secs_f64() / tb.as_secs_f64()
+    );
+    println!(
+        "  {:<44} {:>9.2}s",
+        format!("plan, {count} x modelplane_model"),
+        tc.as_secs_f64()
+    );
+    println!(
+        "  {:<44} {:>9.2}x   (goal <= 1.30x)",
+        "  ratio to terraform_data",
+        tc.as_secs_f64() / tb.as_secs_f64()
+    );
+    println!(
+        "  {:<44} {:>8.1}ms  (median of 20, incl. certificate generation)",
+        "provider start to handshake",
+        start.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 
@@ -151,8 +188,14 @@ fn quickstart(repeat: usize) -> Result<()> {
     }
     let total = median(times);
     println!("\nbench quickstart ({}):", tf.display());
-    println!("  {:<52} {:>8.2}s   (goal <= 5 s)", "apply from nothing to a ready, benchmarked endpoint", total.as_secs_f64());
-    println!("  (includes the 2 s load test of the quickstart's benchmark hook and two validations)");
+    println!(
+        "  {:<52} {:>8.2}s   (goal <= 5 s)",
+        "apply from nothing to a ready, benchmarked endpoint",
+        total.as_secs_f64()
+    );
+    println!(
+        "  (includes the 2 s load test of the quickstart's benchmark hook and two validations)"
+    );
     Ok(())
 }
 
@@ -184,7 +227,10 @@ fn startup(bin: &Path, n: usize) -> Result<Duration> {
     for _ in 0..n {
         let t = Instant::now();
         let mut child = Command::new(bin)
-            .env("TF_PLUGIN_MAGIC_COOKIE", "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2")
+            .env(
+                "TF_PLUGIN_MAGIC_COOKIE",
+                "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2",
+            )
             .env("PLUGIN_PROTOCOL_VERSIONS", "6")
             .env("PLUGIN_CLIENT_CERT", &pem)
             .stdout(Stdio::piped())

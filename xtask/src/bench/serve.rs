@@ -19,7 +19,10 @@ const MLSERVER: &[&str] = &["mlserver==1.7.1", "onnxruntime", "numpy"];
 const CONCURRENCY: &[usize] = &[1, 16, 64];
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 struct Proc(Child);
@@ -33,7 +36,9 @@ impl Drop for Proc {
 fn wait_ready(url: &str, what: &str) -> Result<()> {
     let until = Instant::now() + Duration::from_secs(90);
     while Instant::now() < until {
-        let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]).output();
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output();
         if let Ok(o) = out {
             if o.stdout == b"200" {
                 return Ok(());
@@ -46,18 +51,41 @@ fn wait_ready(url: &str, what: &str) -> Result<()> {
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
-fn load(serve: &Path, url: &str, model: &str, payload: &Path, conc: usize, seconds: u64) -> Result<Value> {
+fn load(
+    serve: &Path,
+    url: &str,
+    model: &str,
+    payload: &Path,
+    conc: usize,
+    seconds: u64,
+) -> Result<Value> {
     let out = Command::new(serve)
         .args(["bench", "--url", url, "--model", model, "--payload"])
         .arg(payload)
-        .args(["--concurrency", &conc.to_string(), "--duration", &format!("{seconds}s"), "--warmup", "1s", "--json"])
+        .args([
+            "--concurrency",
+            &conc.to_string(),
+            "--duration",
+            &format!("{seconds}s"),
+            "--warmup",
+            "1s",
+            "--json",
+        ])
         .output()
         .context("running modelplane-serve bench")?;
     if !out.status.success() {
-        bail!("bench against {url}: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "bench against {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
@@ -69,7 +97,14 @@ fn start_serve(serve: &Path, repo: &Path, model: &str) -> Result<(Proc, String)>
         Command::new(serve)
             .args(["serve", "--repository"])
             .arg(repo)
-            .args(["--model", model, "--http", &format!("127.0.0.1:{port}"), "--log-format", "text"])
+            .args([
+                "--model",
+                model,
+                "--http",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "text",
+            ])
             .env("MODELPLANE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -89,8 +124,16 @@ struct Row {
 
 pub fn run(seconds: u64, models: &[String]) -> Result<()> {
     eprintln!("==> building modelplane-serve (release)");
-    crate::run(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "--release", "-p", "modelplane-serve"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    crate::run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "modelplane-serve",
+    ]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let serve = target.join("release/modelplane-serve");
     let py = terraform::python_env("bench-kserve", KSERVE)?;
     let mpy = terraform::python_env("bench-mlserver", MLSERVER)?;
@@ -103,27 +146,47 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
     let mut rss = None;
     for model in models {
         let onnx = fixtures.join("repo").join(model).join("1/model.onnx");
-        let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("reference").join(format!("{model}.json")))?)?;
+        let reference: Value = serde_json::from_str(&std::fs::read_to_string(
+            fixtures.join("reference").join(format!("{model}.json")),
+        )?)?;
         // one row per request, as online inference sends them
         let mut inputs = reference["inputs"].clone();
         for i in inputs.as_array_mut().expect("inputs") {
             let shape = i["shape"].as_array().expect("shape").clone();
-            let row: usize = shape.iter().skip(1).map(|d| d.as_u64().unwrap_or(1) as usize).product();
-            let data: Vec<Value> = i["data"].as_array().expect("data").iter().take(row).cloned().collect();
+            let row: usize = shape
+                .iter()
+                .skip(1)
+                .map(|d| d.as_u64().unwrap_or(1) as usize)
+                .product();
+            let data: Vec<Value> = i["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .take(row)
+                .cloned()
+                .collect();
             let mut s = shape.clone();
             s[0] = Value::from(1);
             i["shape"] = Value::Array(s);
             i["data"] = Value::Array(data);
         }
         let payload = work.join(format!("{model}.json"));
-        std::fs::write(&payload, serde_json::json!({ "inputs": inputs }).to_string())?;
+        std::fs::write(
+            &payload,
+            serde_json::json!({ "inputs": inputs }).to_string(),
+        )?;
 
         // modelplane-serve
         let (mut p, url) = start_serve(&serve, &fixtures.join("repo"), model)?;
         let measure = |system: &'static str, url: &str, rows: &mut Vec<Row>| -> Result<()> {
             for &c in CONCURRENCY {
                 eprintln!("==> {model}: {system}, concurrency {c}");
-                rows.push(Row { system, model: model.clone(), conc: c, report: load(&serve, url, model, &payload, c, seconds)? });
+                rows.push(Row {
+                    system,
+                    model: model.clone(),
+                    conc: c,
+                    report: load(&serve, url, model, &payload, c, seconds)?,
+                });
             }
             Ok(())
         };
@@ -141,11 +204,27 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
             let vdir = repo.join(model).join("1");
             std::fs::create_dir_all(&vdir)?;
             for f in ["model.onnx", "model.json"] {
-                std::fs::copy(fixtures.join("repo").join(model).join("1").join(f), vdir.join(f))?;
+                std::fs::copy(
+                    fixtures.join("repo").join(model).join("1").join(f),
+                    vdir.join(f),
+                )?;
             }
-            let header = std::fs::read_to_string(&holdout)?.lines().next().unwrap_or_default().to_string();
+            let header = std::fs::read_to_string(&holdout)?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
             let target = header.rsplit(',').next().unwrap_or_default().to_string();
-            crate::run(Command::new(&serve).args(["baseline", "--dataset"]).arg(&holdout).args(["--target", &target, "--model"]).arg(&onnx).arg("--out").arg(vdir.join("baseline.json")).stdout(Stdio::null()))?;
+            crate::run(
+                Command::new(&serve)
+                    .args(["baseline", "--dataset"])
+                    .arg(&holdout)
+                    .args(["--target", &target, "--model"])
+                    .arg(&onnx)
+                    .arg("--out")
+                    .arg(vdir.join("baseline.json"))
+                    .stdout(Stdio::null()),
+            )?;
             let (_d, durl) = start_serve(&serve, &repo, model)?;
             measure("modelplane-serve + drift", &durl, &mut rows)?;
         }
@@ -155,7 +234,12 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         let _k = Proc(
             Command::new(&py)
                 .arg(peers.join("kserve_onnx.py"))
-                .args([model.as_str(), onnx.to_str().unwrap_or_default(), &hp.to_string(), &gp.to_string()])
+                .args([
+                    model.as_str(),
+                    onnx.to_str().unwrap_or_default(),
+                    &hp.to_string(),
+                    &gp.to_string(),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?,
@@ -200,11 +284,34 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
             .arg(&onnx)
             .arg("--payload")
             .arg(&payload)
-            .args(["--concurrency", "1", "--duration", &format!("{seconds}s"), "--warmup", "1s", "--json"])
+            .args([
+                "--concurrency",
+                "1",
+                "--duration",
+                &format!("{seconds}s"),
+                "--warmup",
+                "1s",
+                "--json",
+            ])
             .output()?;
-        rows.push(Row { system: "raw tract (in process)", model: model.clone(), conc: 1, report: serde_json::from_slice(&out.stdout)? });
-        let out = Command::new(&py).arg(peers.join("ort_raw.py")).arg(&onnx).arg(&payload).arg(seconds.to_string()).output()?;
-        rows.push(Row { system: "raw onnxruntime (in process)", model: model.clone(), conc: 1, report: serde_json::from_slice(&out.stdout)? });
+        rows.push(Row {
+            system: "raw tract (in process)",
+            model: model.clone(),
+            conc: 1,
+            report: serde_json::from_slice(&out.stdout)?,
+        });
+        let out = Command::new(&py)
+            .arg(peers.join("ort_raw.py"))
+            .arg(&onnx)
+            .arg(&payload)
+            .arg(seconds.to_string())
+            .output()?;
+        rows.push(Row {
+            system: "raw onnxruntime (in process)",
+            model: model.clone(),
+            conc: 1,
+            report: serde_json::from_slice(&out.stdout)?,
+        });
     }
 
     println!("\nbench serve: one-row requests over REST JSON, {seconds}s per case after a 1 s warm-up, same load generator\n");
@@ -212,25 +319,53 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
     println!("|---|---|---:|---:|---:|---:|---:|");
     for r in &rows {
         let f = |k: &str| r.report[k].as_f64().unwrap_or(f64::NAN);
-        println!("| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} |", r.model, r.system, r.conc, f("rps"), f("p50_ms"), f("p99_ms"), f("errors"));
+        println!(
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {} |",
+            r.model,
+            r.system,
+            r.conc,
+            f("rps"),
+            f("p50_ms"),
+            f("p99_ms"),
+            f("errors")
+        );
     }
     println!("\nRatios (modelplane-serve against the better Python server at the same concurrency; raw tract at concurrency 1):\n");
     println!("| model | concurrency | throughput ratio (goal >= 5x) | p99 ratio (goal <= 0.2x) | p50 vs raw tract (goal <= 1.15x) |");
     println!("|---|---:|---:|---:|---:|");
     for model in models {
         for &c in CONCURRENCY {
-            let get = |sys: &str, conc: usize| rows.iter().find(|r| r.model == *model && r.system == sys && r.conc == conc).map(|r| &r.report);
-            let Some(mp) = get("modelplane-serve", c) else { continue };
+            let get = |sys: &str, conc: usize| {
+                rows.iter()
+                    .find(|r| r.model == *model && r.system == sys && r.conc == conc)
+                    .map(|r| &r.report)
+            };
+            let Some(mp) = get("modelplane-serve", c) else {
+                continue;
+            };
             let best = ["KServe (onnxruntime)", "MLServer (onnxruntime)"]
                 .iter()
                 .filter_map(|s| get(s, c))
-                .max_by(|a, b| a["rps"].as_f64().unwrap_or(0.0).total_cmp(&b["rps"].as_f64().unwrap_or(0.0)));
+                .max_by(|a, b| {
+                    a["rps"]
+                        .as_f64()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b["rps"].as_f64().unwrap_or(0.0))
+                });
             let (tr, pr) = match best {
-                Some(b) => (mp["rps"].as_f64().unwrap_or(0.0) / b["rps"].as_f64().unwrap_or(1.0), mp["p99_ms"].as_f64().unwrap_or(0.0) / b["p99_ms"].as_f64().unwrap_or(1.0)),
+                Some(b) => (
+                    mp["rps"].as_f64().unwrap_or(0.0) / b["rps"].as_f64().unwrap_or(1.0),
+                    mp["p99_ms"].as_f64().unwrap_or(0.0) / b["p99_ms"].as_f64().unwrap_or(1.0),
+                ),
                 None => (f64::NAN, f64::NAN),
             };
             let raw = if c == 1 {
-                get("raw tract (in process)", 1).map_or("-".to_string(), |t| format!("{:.2}x", mp["p50_ms"].as_f64().unwrap_or(0.0) / t["p50_ms"].as_f64().unwrap_or(1.0)))
+                get("raw tract (in process)", 1).map_or("-".to_string(), |t| {
+                    format!(
+                        "{:.2}x",
+                        mp["p50_ms"].as_f64().unwrap_or(0.0) / t["p50_ms"].as_f64().unwrap_or(1.0)
+                    )
+                })
             } else {
                 "-".into()
             };
@@ -241,16 +376,26 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         .iter()
         .flat_map(|m| CONCURRENCY.iter().map(move |c| (m, *c)))
         .filter_map(|(m, c)| {
-            let get = |sys: &str| rows.iter().find(|r| r.model == *m && r.system == sys && r.conc == c).and_then(|r| r.report["rps"].as_f64());
+            let get = |sys: &str| {
+                rows.iter()
+                    .find(|r| r.model == *m && r.system == sys && r.conc == c)
+                    .and_then(|r| r.report["rps"].as_f64())
+            };
             let (plain, with) = (get("modelplane-serve")?, get("modelplane-serve + drift")?);
-            Some(format!("{m} c={c}: {:+.1}% throughput", (with / plain - 1.0) * 100.0))
+            Some(format!(
+                "{m} c={c}: {:+.1}% throughput",
+                (with / plain - 1.0) * 100.0
+            ))
         })
         .collect();
     if !drift.is_empty() {
         println!("\nDrift statistics cost (goal < 5%): {}", drift.join("; "));
     }
     if let Some((m, kib)) = rss {
-        println!("\nmodelplane-serve RSS after the {m} runs: {:.1} MiB (goal < 50 MiB)", kib as f64 / 1024.0);
+        println!(
+            "\nmodelplane-serve RSS after the {m} runs: {:.1} MiB (goal < 50 MiB)",
+            kib as f64 / 1024.0
+        );
     }
     Ok(())
 }
