@@ -8,12 +8,14 @@
 //! | `modelplane_model_store` | `resources/model_store.rs` | `docs/resources/model_store.md` | `examples/resources/modelplane_model_store/` | `tests/model_store.rs` |
 //! | `modelplane_model` | `resources/model.rs` | `docs/resources/model.md` | `examples/resources/modelplane_model/` | `tests/model.rs` |
 //! | `modelplane_endpoint` | `resources/endpoint.rs` | `docs/resources/endpoint.md` | `examples/resources/modelplane_endpoint/` | `tests/endpoint.rs` |
+//! | `modelplane_monitor` | `resources/monitor.rs` | `docs/resources/monitor.md` | `examples/resources/modelplane_monitor/` | `tests/monitor.rs` |
 //! | `modelplane_gpu_inventory` (data) | `data_sources/gpu_inventory.rs` | `docs/data-sources/gpu_inventory.md` | `examples/data-sources/modelplane_gpu_inventory/` | `tests/gpu_cluster.rs` |
 //! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/models.rs` |
 //! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` | `tests/model_signature.rs` |
 //!
-//! Behind them: [`platforms`] (where endpoints run), [`stores`] (where versions live) and
-//! [`local_endpoint`] (the supervised server processes of the `local` platform).
+//! Behind them: [`platforms`] (where endpoints run), [`stores`] (where versions live),
+//! [`local_endpoint`] (the supervised server processes of the `local` platform) and
+//! [`monitoring`] (rules, routes and dashboards, and the managed Prometheus and Alertmanager).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -24,6 +26,7 @@ use tfplugin::{
 
 pub mod data_sources;
 pub mod local_endpoint;
+pub mod monitoring;
 pub mod platforms;
 pub mod resources;
 pub mod stores;
@@ -204,6 +207,9 @@ impl tfplugin::Provider for Modelplane {
             }),
             tfplugin::resource(resources::model::ModelVersion),
             tfplugin::resource(resources::endpoint::Endpoint {
+                config: self.config.clone(),
+            }),
+            tfplugin::resource(resources::monitor::Monitor {
                 config: self.config.clone(),
             }),
         ]

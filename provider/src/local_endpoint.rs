@@ -104,7 +104,11 @@ impl Dir {
     }
     /// The last `n` lines of the server's log.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(self.path("server.log")).unwrap_or_default();
+        self.file_tail("server.log", n)
+    }
+    /// The last `n` lines of a file in the folder.
+    pub fn file_tail(&self, f: &str, n: usize) -> String {
+        let text = std::fs::read_to_string(self.path(f)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
@@ -184,19 +188,30 @@ fn prune_binaries(bin_dir: &Path, keep: &Path) {
 /// Starts a detached server on `config.json` in its own process group, so that neither
 /// Terraform's Ctrl-C nor the provider's exit reaches it. Its output goes to `server.log`.
 pub fn spawn(dir: &Dir, drain_seconds: u64) -> std::io::Result<Proc> {
-    use std::os::unix::process::CommandExt;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.path("server.log"))?;
     let state_dir = dir.0.parent().and_then(Path::parent).unwrap_or(&dir.0);
     let mut cmd = server_command(state_dir)?;
     cmd.arg("serve")
         .arg("--config")
         .arg(dir.path("config.json"))
         .arg("--drain-seconds")
-        .arg(drain_seconds.to_string())
-        .current_dir(&dir.0)
+        .arg(drain_seconds.to_string());
+    spawn_detached(dir, cmd, "server.log", "process.json")
+}
+
+/// Starts `cmd` detached, in its own process group and in the folder `dir`, with its output
+/// appended to `log`, and records its pid and start time in `process_file`.
+pub fn spawn_detached(
+    dir: &Dir,
+    mut cmd: std::process::Command,
+    log: &str,
+    process_file: &str,
+) -> std::io::Result<Proc> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path(log))?;
+    cmd.current_dir(&dir.0)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -211,9 +226,9 @@ pub fn spawn(dir: &Dir, drain_seconds: u64) -> std::io::Result<Proc> {
         let _ = child.wait();
     });
     let start_time =
-        start.ok_or_else(|| std::io::Error::other("the server exited at once; see server.log"))?;
+        start.ok_or_else(|| std::io::Error::other("the process exited at once; see its log"))?;
     let p = Proc { pid, start_time };
-    dir.write_json("process.json", &p)?;
+    dir.write_json(process_file, &p)?;
     Ok(p)
 }
 
@@ -270,16 +285,27 @@ pub async fn wait_ready(
     timeout: Duration,
     interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<(), NotReady> {
+    wait_http(&format!("{url}/v2/health/ready"), p, timeout, interrupted).await
+}
+
+/// Waits until `GET probe` answers 2xx, the process exits, `timeout` passes or
+/// `interrupted` resolves.
+pub async fn wait_http(
+    probe: &str,
+    p: Proc,
+    timeout: Duration,
+    interrupted: impl std::future::Future<Output = ()>,
+) -> Result<(), NotReady> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|_| NotReady::Exited)?;
-    let probe = async {
+    let poll = async {
         loop {
             if !p.alive() {
                 return Err(NotReady::Exited);
             }
-            if let Ok(r) = http.get(format!("{url}/v2/health/ready")).send().await {
+            if let Ok(r) = http.get(probe).send().await {
                 if r.status().is_success() {
                     return Ok(());
                 }
@@ -288,7 +314,7 @@ pub async fn wait_ready(
         }
     };
     tokio::select! {
-        r = probe => r,
+        r = poll => r,
         _ = tokio::time::sleep(timeout) => Err(NotReady::Timeout),
         _ = interrupted => Err(NotReady::Interrupted),
     }
@@ -325,7 +351,12 @@ pub async fn admin(
 
 /// Every live server process started for a state folder under `state_dir` (by command line).
 pub fn processes_under(state_dir: &Path) -> Vec<i32> {
-    let needle = state_dir.join("endpoints").display().to_string();
+    processes_mentioning(&state_dir.join("endpoints"))
+}
+
+/// Every live process whose command line names a path under `folder`.
+pub fn processes_mentioning(folder: &Path) -> Vec<i32> {
+    let needle = folder.display().to_string();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -58,6 +58,12 @@ pub struct Limits {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Monitoring {
+    pub drift_window: Option<String>,
+    pub feedback_window: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Slo {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -96,6 +102,7 @@ pub struct Model {
     pub sticky_header: Option<String>,
     pub batching: Option<Batching>,
     pub limits: Option<Limits>,
+    pub monitoring: Option<Monitoring>,
     pub benchmark: Option<Benchmark>,
     pub port: Attr<i64>,
     pub grpc_port: Attr<i64>,
@@ -119,6 +126,8 @@ struct Meta {
     sticky_header: Option<String>,
     batching: Option<Batching>,
     limits: Option<Limits>,
+    #[serde(default)]
+    monitoring: Option<Monitoring>,
     benchmark: Option<Benchmark>,
     benchmark_result: Option<BenchResult>,
 }
@@ -237,6 +246,22 @@ fn schema() -> Schema {
                     .attribute(Attribute::new("workers", Type::Number).optional().description("Concurrent model computations (default: the CPUs).")),
             ))
             .block(NestedBlock::new(
+                "monitoring",
+                Nesting::Single,
+                Block::new()
+                    .description(
+                        "Windows of the statistics the server exports for a `modelplane_monitor`. Changing them restarts the \
+                         server (without downtime); the statistics start again from empty.",
+                    )
+                    .attribute(Attribute::new("drift_window", Type::String).optional().description(
+                        "Sliding window of the drift statistics (PSI and KS per feature and of the predictions against the \
+                         model's baseline), e.g. `15m` (default `5m`).",
+                    ))
+                    .attribute(Attribute::new("feedback_window", Type::String).optional().description(
+                        "Window of the rolling accuracy and mean absolute error from ground-truth feedback, e.g. `1h` (default `1h`).",
+                    )),
+            ))
+            .block(NestedBlock::new(
                 "benchmark",
                 Nesting::Single,
                 Block::new()
@@ -341,6 +366,20 @@ impl Endpoint {
             }
             limits.workers = l.workers.map(|v| v as usize);
         }
+        let mut monitoring = modelplane_serve::config::MonitoringConfig::default();
+        if let Some(mo) = &m.monitoring {
+            let secs = |d: &Option<String>| {
+                d.as_deref()
+                    .and_then(|d| parse_duration(d).ok())
+                    .map(|d| d.as_secs().max(1))
+            };
+            if let Some(s) = secs(&mo.drift_window) {
+                monitoring.drift_window_seconds = s;
+            }
+            if let Some(s) = secs(&mo.feedback_window) {
+                monitoring.feedback_window_seconds = s;
+            }
+        }
         let (port, grpc_port) = (*m.port.known()? as u16, *m.grpc_port.known()? as u16);
         let mut models: Vec<ModelConfig> = Vec::new();
         for (_, name, version) in &refs {
@@ -391,7 +430,7 @@ impl Endpoint {
                 token_env: None,
                 token_file: Some(dir.path("token").display().to_string()),
             },
-            monitoring: Default::default(),
+            monitoring,
             tls: None,
             reuse_port: true,
         })
@@ -405,6 +444,7 @@ impl Endpoint {
             sticky_header: m.sticky_header.clone(),
             batching: m.batching.clone(),
             limits: m.limits.clone(),
+            monitoring: m.monitoring.clone(),
             benchmark: m.benchmark.clone(),
             benchmark_result: m.benchmark_result.known().cloned(),
         }
@@ -736,6 +776,25 @@ impl tfplugin::Resource for Endpoint {
                         parts.join(" + ")
                     ),
                 );
+            }
+        }
+        if let Some(mo) = config.elements("monitoring").first() {
+            for (f, def) in [("drift_window", "5m"), ("feedback_window", "1h")] {
+                if let Attr::Known(d) = mo.get::<String>(f, diags) {
+                    match parse_duration(&d) {
+                        Err(e) => diags.error_at(
+                            path(&[a("monitoring"), a(f)]),
+                            "Invalid duration",
+                            format!("{e}; e.g. {def:?}."),
+                        ),
+                        Ok(v) if v < Duration::from_secs(1) => diags.error_at(
+                            path(&[a("monitoring"), a(f)]),
+                            "Invalid duration",
+                            format!("{f} must be at least 1s."),
+                        ),
+                        Ok(_) => {}
+                    }
+                }
             }
         }
         if let Some(b) = config.elements("benchmark").first() {
@@ -1238,6 +1297,7 @@ impl tfplugin::Resource for Endpoint {
             sticky_header: meta.sticky_header.clone(),
             batching: meta.batching.clone(),
             limits: meta.limits.clone(),
+            monitoring: meta.monitoring.clone(),
             benchmark: meta.benchmark.clone(),
             port: Attr::Known(port),
             grpc_port: grpc.into(),

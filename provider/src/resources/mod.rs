@@ -4,3 +4,4 @@ pub mod endpoint;
 pub mod gpu_cluster;
 pub mod model;
 pub mod model_store;
+pub mod monitor;

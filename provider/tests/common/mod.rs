@@ -77,6 +77,10 @@ impl Local {
     pub fn processes(&self) -> Vec<i32> {
         modelplane_provider::local_endpoint::processes_under(self.dir.path())
     }
+    /// Prometheus and Alertmanager processes of managed monitors under this folder.
+    pub fn monitor_processes(&self) -> Vec<i32> {
+        modelplane_provider::local_endpoint::processes_mentioning(&self.dir.path().join("monitors"))
+    }
     /// The recorded server process of an endpoint.
     pub fn process(&self, endpoint: &str) -> Option<modelplane_provider::local_endpoint::Proc> {
         modelplane_provider::local_endpoint::Dir::new(self.dir.path(), endpoint).process()
@@ -96,7 +100,7 @@ impl Local {
 impl Drop for Local {
     fn drop(&mut self) {
         // Never leave a server behind, whatever the test did.
-        for pid in self.processes() {
+        for pid in self.processes().into_iter().chain(self.monitor_processes()) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
