@@ -9,6 +9,7 @@
 //! | `process.json` | pid and the process's start time, so a reused pid is not mistaken for it |
 //! | `meta.json` | what the server's configuration does not hold (cluster, benchmark, …), and whether creation finished |
 //! | `server.log` | the server's log (JSON lines) |
+//! | `targets.json` | the metrics address as Prometheus `file_sd` targets, for monitors |
 //!
 //! Servers bind with `SO_REUSEPORT`, so a restart starts the new process on the same ports,
 //! waits for it to be ready, then stops the old one: the URL never changes.
@@ -112,6 +113,23 @@ impl Dir {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
+}
+
+/// Writes `targets.json`: the server's metrics address as Prometheus `file_sd` targets,
+/// labelled with the endpoint's name.
+pub fn write_targets(
+    dir: &Dir,
+    cfg: &modelplane_serve::config::ServeConfig,
+) -> std::io::Result<()> {
+    let name = cfg
+        .endpoints
+        .first()
+        .map(|e| e.name.clone())
+        .unwrap_or_default();
+    dir.write_json(
+        "targets.json",
+        &serde_json::json!([{ "targets": [cfg.http.to_string()], "labels": { "endpoint": name } }]),
+    )
 }
 
 fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {

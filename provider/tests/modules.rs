@@ -3,25 +3,8 @@
 
 mod common;
 
-use common::{acc, check, http, repo, Local};
+use common::{acc, check, http, relative_source, repo, Local};
 use tfplugin::acctest::{attr_equals, Step, TestCase};
-
-/// `source` of a repository folder, relative to the test's working directory (module
-/// sources must be relative paths).
-fn relative_source(rel: &str) -> String {
-    // The working directory is TEMP_DIR/tfacc-…: one `..` per component of TEMP_DIR
-    // (the root included) climbs from it to `/`.
-    let up = std::env::temp_dir().components().count();
-    format!(
-        "{}{}",
-        "../".repeat(up),
-        repo()
-            .join(rel)
-            .display()
-            .to_string()
-            .trim_start_matches('/')
-    )
-}
 
 fn predicts(l: &Local, address: &'static str, endpoint: &'static str) -> tfplugin::acctest::Check {
     let dir = l.path();

@@ -270,6 +270,11 @@ fn loaded_rules(base: &str) -> Result<Vec<(String, String)>, String> {
 
 /// Waits until Prometheus scrapes the endpoint with the `endpoint` label.
 fn scrapes_endpoint(base: &str) -> Result<(), String> {
+    scrapes_endpoint_at(base, None)
+}
+
+/// Waits until Prometheus scrapes the endpoint (on `port`, when given).
+fn scrapes_endpoint_at(base: &str, port: Option<u16>) -> Result<(), String> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let d = prom_api(base, "/api/v1/targets", &[])?;
@@ -277,7 +282,15 @@ fn scrapes_endpoint(base: &str) -> Result<(), String> {
             .as_array()
             .into_iter()
             .flatten()
-            .any(|t| t["labels"]["endpoint"] == "iris" && t["health"] == "up");
+            .any(|t| {
+                t["labels"]["endpoint"] == "iris"
+                    && t["health"] == "up"
+                    && port.is_none_or(|p| {
+                        t["scrapeUrl"]
+                            .as_str()
+                            .is_some_and(|u| u.contains(&format!("127.0.0.1:{p}/")))
+                    })
+            });
         if up {
             return Ok(());
         }
@@ -507,6 +520,17 @@ fn monitor_lifecycle() {
     let receiver = format!("\n  on_alert {{\n    webhook = {:?}\n  }}\n", hook.url);
     let v1 = monitor(&l, &format!("{}{receiver}", drift_alert("0.2")));
     let v2 = monitor(&l, &format!("{}\n  alert {{\n    name           = \"silent\"\n    no_traffic_for = \"10m\"\n  }}\n{receiver}", drift_alert("0.3")));
+    // The endpoint moves to another port: the monitor follows without a change of its own.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let moved = v2.replace(
+        "  cluster = modelplane_gpu_cluster.c.id\n",
+        &format!("  cluster = modelplane_gpu_cluster.c.id\n  port    = {port}\n"),
+    );
+    assert_ne!(moved, v2);
     let seen = Arc::new(Mutex::new(None));
     let (st1, st2, st3, st4) = (l.path(), l.path(), l.path(), l.path());
     let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
@@ -554,14 +578,26 @@ fn monitor_lifecycle() {
                         }
                         Ok(())
                     })),
-                Step::new(v2.clone()).import(ImportStep {
+                Step::new(moved.clone())
+                    .plan_check(plan_action(ENDPOINT, "update"))
+                    .plan_check(check(|s| match s.planned_actions().get(ADDR) {
+                        None => Ok(()),
+                        Some(a) if a.iter().all(|a| a == "no-op") => Ok(()),
+                        Some(a) => Err(format!(
+                            "the monitor should not change when its endpoint moves: {a:?}"
+                        )),
+                    }))
+                    .check(check(move |s| {
+                        scrapes_endpoint_at(&prometheus_url(s), Some(port))
+                    })),
+                Step::new(moved.clone()).import(ImportStep {
                     address: ADDR.into(),
                     id: Some("local/c/iris".into()),
                     id_from: None,
                     ignore: vec![],
                 }),
                 // Prometheus dies: refresh reports it, the plan starts it again on the same port.
-                Step::new(v2.clone())
+                Step::new(moved)
                     .pre(move |_| {
                         let p = prometheus_pid(&st3).unwrap();
                         unsafe { libc::kill(p.pid, libc::SIGKILL) };
@@ -764,4 +800,92 @@ fn monitor_bad_input_is_caught_at_plan() {
             ..Default::default()
         },
     );
+}
+
+/// `examples/monitoring` with its retraining receiver: drifted traffic starts a job with the
+/// alert's facts in its environment.
+#[test]
+fn monitoring_example_triggers_retraining() {
+    if !have_prometheus("monitoring_example") {
+        return;
+    }
+    let l = Local::new("monitoring-example");
+    let work = tempfile::tempdir().unwrap();
+    let (log, out) = (
+        work.path().join("jobs.jsonl"),
+        work.path().join("retrained"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut receiver = std::process::Command::new("python3")
+        .arg(common::repo().join("examples/monitoring/retrain_receiver.py"))
+        .args(["--port", &port.to_string(), "--log"])
+        .arg(&log)
+        .arg("--command")
+        .arg(format!("echo \"$MODELPLANE_MODEL $MODELPLANE_VERSION $MODELPLANE_ALERT $MODELPLANE_FEATURE\" >> {}", out.display()))
+        .spawn()
+        .expect("python3 runs the receiver");
+    let config = format!(
+        "module \"ex\" {{\n  source          = {:?}\n  state_dir       = {:?}\n  retrain_webhook = \"http://127.0.0.1:{port}/retrain\"\n  alert_after     = \"0s\"\n  drift_window    = \"10s\"\n  interval        = \"1s\"\n}}\n",
+        common::relative_source("examples/monitoring"),
+        l.path().display().to_string()
+    );
+    let state = l.path();
+    let result = std::panic::catch_unwind(|| {
+        acc(
+            "monitoring_example",
+            TestCase {
+                steps: vec![Step::new(config)
+                    .check(attr_equals(
+                        "module.ex.modelplane_monitor.iris",
+                        "status",
+                        "running",
+                    ))
+                    .check(check(move |s| {
+                        let c = Client {
+                            url: s
+                                .attr("module.ex.modelplane_endpoint.iris", "url")
+                                .and_then(|v| v.as_str().map(String::from))
+                                .unwrap_or_default(),
+                            token: std::fs::read_to_string(state.join("endpoints/iris/token"))
+                                .unwrap_or_default(),
+                        };
+                        let shifted = rows(true);
+                        let until = Instant::now() + Duration::from_secs(60);
+                        loop {
+                            let ran = std::fs::read_to_string(&out).unwrap_or_default();
+                            if ran.lines().any(|l| l.starts_with("iris 1 drift ")) {
+                                let jobs = std::fs::read_to_string(&log).unwrap_or_default();
+                                let job: Value =
+                                    serde_json::from_str(jobs.lines().next().unwrap_or(""))
+                                        .map_err(|e| format!("{e}: {jobs}"))?;
+                                if job["endpoint_id"] != "local/monitoring/iris"
+                                    || job["threshold"] != "0.25"
+                                {
+                                    return Err(format!("job: {job}"));
+                                }
+                                return Ok(());
+                            }
+                            if Instant::now() > until {
+                                return Err(format!(
+                                    "no retraining job within 60s; jobs: {:?}",
+                                    std::fs::read_to_string(&log)
+                                ));
+                            }
+                            c.infer("drifted", &shifted[..10])?;
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                    }))],
+                ..Default::default()
+            },
+        )
+    });
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
 }

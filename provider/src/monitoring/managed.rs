@@ -5,7 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | `monitor.json` | what the monitor declares (for import) |
-//! | `prometheus.yml`, `rules.yml`, `targets.json` | Prometheus's configuration, rules and `file_sd` targets |
+//! | `prometheus.yml`, `rules.yml` | Prometheus's configuration and rules (targets come from the endpoint's `targets.json`) |
 //! | `alertmanager.yml` | Alertmanager's route and receivers |
 //! | `dashboard.json` | the Grafana dashboard |
 //! | `prometheus.json`, `alertmanager.json` | pid and start time of each process |
@@ -99,31 +99,33 @@ impl Ports {
     }
 }
 
-/// Prometheus's configuration for a managed monitor.
-pub fn prometheus_config(spec: &Spec, dir: &Path, ports: Ports) -> serde_json::Value {
+/// Prometheus's configuration for a managed monitor; `targets_file` is the endpoint's.
+pub fn prometheus_config(
+    spec: &Spec,
+    dir: &Path,
+    targets_file: &Path,
+    ports: Ports,
+) -> serde_json::Value {
     json!({
         "global": { "scrape_interval": spec.scrape_interval, "evaluation_interval": spec.evaluation_interval },
         "rule_files": [dir.join("rules.yml")],
-        "scrape_configs": [spec.scrape_job(&dir.join("targets.json").display().to_string())],
+        "scrape_configs": [spec.scrape_job(&targets_file.display().to_string())],
         "alerting": { "alertmanagers": [{ "static_configs": [{ "targets": [format!("127.0.0.1:{}", ports.alertmanager)] }] }] },
     })
 }
 
-/// Writes every file of a managed monitor.
+/// Writes every file of a managed monitor; `targets_file` is the endpoint's.
 pub fn write_files(
     dir: &Dir,
     spec: &Spec,
-    targets: &[String],
+    targets_file: &Path,
     ports: Ports,
 ) -> std::io::Result<()> {
     dir.write("rules.yml", yaml(&spec.rules()).as_bytes())?;
-    dir.write_json("targets.json", &spec.targets(targets))?;
     dir.write("alertmanager.yml", yaml(&spec.alertmanager()).as_bytes())?;
     dir.write_json("dashboard.json", &super::dashboard::render(spec))?;
-    dir.write(
-        "prometheus.yml",
-        yaml(&prometheus_config(spec, &dir.0, ports)).as_bytes(),
-    )
+    let config = prometheus_config(spec, &dir.0, targets_file, ports);
+    dir.write("prometheus.yml", yaml(&config).as_bytes())
 }
 
 /// Starts Prometheus on the folder's files.

@@ -5,8 +5,8 @@
 //! dropped into an existing Prometheus's folders); the Kubernetes platform wraps the same
 //! rule groups in a `PrometheusRule` and the same scrape job in a `ServiceMonitor`.
 //!
-//! Every series the server exports carries `model` and `version`; the scrape job adds an
-//! `endpoint` label to the target, which every rule selects on.
+//! Every series the server exports carries `model` and `version`; the endpoint's targets
+//! add an `endpoint` label, which every rule selects on.
 
 pub mod dashboard;
 pub mod managed;
@@ -291,7 +291,8 @@ impl Spec {
         })
     }
 
-    /// The scrape job for the endpoint's servers, discovered from a `file_sd` targets file.
+    /// The scrape job for the endpoint's servers, discovered from the `file_sd` targets file
+    /// the endpoint keeps up to date (it labels them with `endpoint`).
     pub fn scrape_job(&self, targets_file: &str) -> Value {
         json!({
             "job_name": group_name(&self.endpoint),
@@ -299,11 +300,6 @@ impl Spec {
             "metrics_path": "/metrics",
             "file_sd_configs": [{ "files": [targets_file], "refresh_interval": "5s" }],
         })
-    }
-
-    /// The `file_sd` targets: the endpoint's metrics listeners, labelled with the endpoint.
-    pub fn targets(&self, addresses: &[String]) -> Value {
-        json!([{ "targets": addresses, "labels": { "endpoint": self.endpoint, "endpoint_id": self.endpoint_id } }])
     }
 
     /// The Alertmanager configuration: a root route that drops what no receiver wants, and

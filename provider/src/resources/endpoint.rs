@@ -466,8 +466,11 @@ fn url_of(port: i64) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// Writes the server's configuration, and the `file_sd` targets file that monitors'
+/// Prometheus reads, so that a moved endpoint is scraped at its new address at once.
 fn write_config(dir: &Dir, cfg: &ServeConfig) -> std::io::Result<()> {
-    dir.write_json("config.json", cfg)
+    dir.write_json("config.json", cfg)?;
+    le::write_targets(dir, cfg)
 }
 
 /// Starts a server on the folder's config.json and waits for it; on failure it is stopped

@@ -95,7 +95,6 @@ pub struct Model {
     pub evaluation_interval: Option<String>,
     pub prometheus_url: Attr<String>,
     pub alertmanager_url: Attr<String>,
-    pub targets: Attr<Vec<String>>,
     pub rules: Attr<String>,
     pub scrape_config: Attr<String>,
     pub alertmanager_config: Attr<String>,
@@ -155,7 +154,7 @@ fn schema() -> Schema {
         .attribute(Attribute::new("summary", Type::String).optional().description("The `summary` annotation (Prometheus template syntax); a sentence naming model, version and value by default."));
     let on_alert = Block::new()
         .description("Where alerts go: one Alertmanager route and receiver. Give at least one of `webhook`, `slack`, `email`, `pagerduty`.")
-        .attribute(Attribute::new("webhook", Type::String).optional().description("URL that receives Alertmanager's webhook payload (the retrain trigger): JSON with `status` and `alerts[]`, each with `labels` (`alertname`, `endpoint`, `model`, `version`, `variant` or `feature` where they apply, `severity`) and `annotations` (`summary`, `value`, `threshold`). See the resource's docs for an example."))
+        .attribute(Attribute::new("webhook", Type::String).optional().description("URL that receives Alertmanager's webhook payload (the retrain trigger): JSON with `status` and `alerts[]`, each with `labels` (`alertname`, `endpoint`, `model`, `version`, `variant` or `feature` where they apply, `severity`) and `annotations` (`summary`, `value`, `threshold`). `examples/monitoring` has the full field list and a receiver that starts retraining jobs."))
         .attribute(Attribute::new("severities", Type::list(Type::String)).optional().description("Only alerts with these `severity` labels (default: all)."))
         .attribute(Attribute::new("alerts", Type::list(Type::String)).optional().description("Only these alerts, by `name` (default: all)."))
         .attribute(Attribute::new("send_resolved", Type::Bool).optional().description("Also notify when an alert resolves (default true)."))
@@ -206,6 +205,8 @@ fn schema() -> Schema {
                  * **Refresh** reports `status = \"stopped\"` when a managed process died, and plans to start it.\n\
                  * The rendered rules, scrape job, Alertmanager configuration and dashboard are attributes too, for a \
                  Prometheus, Alertmanager or Grafana managed elsewhere.\n\n\
+                 The webhook payload is Alertmanager's (version 4); `examples/monitoring/README.md` lists its fields \
+                 and shows a receiver that starts one retraining job per alert.\n\n\
                  Import with the endpoint's id: `terraform import modelplane_monitor.NAME local/CLUSTER/ENDPOINT`.",
             )
             .attribute(Attribute::new("id", Type::String).computed().stable().description("The endpoint's id: one monitor per endpoint."))
@@ -214,7 +215,6 @@ fn schema() -> Schema {
             .attribute(Attribute::new("evaluation_interval", Type::String).optional().description("How often the alerting rules are evaluated (default `15s`)."))
             .attribute(Attribute::new("prometheus_url", Type::String).computed().stable().description("URL of the Prometheus that evaluates the rules (managed, or `existing_prometheus.url`)."))
             .attribute(Attribute::new("alertmanager_url", Type::String).computed().stable().description("URL of the managed Alertmanager; null with `existing_prometheus`."))
-            .attribute(Attribute::new("targets", Type::list(Type::String)).computed().description("The metrics addresses scraped (`HOST:PORT` of the endpoint's servers)."))
             .attribute(Attribute::new("rules", Type::String).computed().description("The Prometheus rule file (YAML); `promtool check rules` accepts it."))
             .attribute(Attribute::new("scrape_config", Type::String).computed().description("The scrape job (YAML, one `scrape_configs` entry) that discovers the endpoint's servers from the targets file."))
             .attribute(Attribute::new("alertmanager_config", Type::String).computed().description("The Alertmanager configuration (YAML); `amtool check-config` accepts it. Secrets are referenced by file, never included."))
@@ -339,9 +339,8 @@ fn endpoint_name(id: &str) -> Option<(String, String)> {
     Some((cluster.to_string(), name.to_string()))
 }
 
-/// What the endpoint runs, from its state folder: metrics addresses and served models.
+/// What the endpoint serves, from its state folder.
 struct Served {
-    targets: Vec<String>,
     /// `(store id, model, version)`.
     models: Vec<(String, String, String)>,
 }
@@ -351,7 +350,6 @@ fn served(state_dir: &std::path::Path, endpoint: &str) -> Option<Served> {
         Dir::new(state_dir, endpoint).read_json("config.json")?;
     let store = format!("file://{}", cfg.repository);
     Some(Served {
-        targets: vec![cfg.http.to_string()],
         models: cfg
             .models
             .iter()
@@ -463,15 +461,15 @@ impl Monitor {
         })
     }
 
-    /// Where the targets file goes.
+    /// The `file_sd` file the scrape job reads: the endpoint's own `targets.json`, or a link
+    /// to it in an existing Prometheus's `targets_dir`.
     fn targets_file(&self, m: &Model, spec: &Spec) -> String {
         match &m.existing_prometheus {
             Some(e) => std::path::Path::new(&crate::absolute(&e.targets_dir))
                 .join(format!("modelplane-{}.json", spec.endpoint))
                 .display()
                 .to_string(),
-            None => self
-                .dir(&spec.endpoint)
+            None => Dir::new(&self.state_dir(), &spec.endpoint)
                 .path("targets.json")
                 .display()
                 .to_string(),
@@ -511,10 +509,14 @@ impl Monitor {
         let dir = self.dir(&spec.endpoint);
         dir.create()
             .map_err(|e| format!("cannot create {}: {e}", dir.0.display()))?;
-        let targets = served(&self.state_dir(), &spec.endpoint)
-            .map(|s| s.targets)
-            .unwrap_or_default();
-        plan.targets = Attr::Known(targets.clone());
+        // The endpoint keeps its targets file current; one written before it did is made now.
+        let endpoint_dir = Dir::new(&self.state_dir(), &spec.endpoint);
+        if !endpoint_dir.path("targets.json").is_file() {
+            if let Some(cfg) = endpoint_dir.read_json("config.json") {
+                crate::local_endpoint::write_targets(&endpoint_dir, &cfg)
+                    .map_err(|e| format!("cannot write the endpoint's targets file: {e}"))?;
+            }
+        }
         match &plan.existing_prometheus {
             Some(e) => {
                 let rules_dir = std::path::PathBuf::from(crate::absolute(&e.rules_dir));
@@ -531,10 +533,10 @@ impl Monitor {
                 let targets_file = targets_dir.join(format!("modelplane-{}.json", spec.endpoint));
                 let old_rules = std::fs::read(&rules_file).ok();
                 write_atomic(&rules_file, monitoring::yaml(&spec.rules()).as_bytes())?;
-                write_atomic(
-                    &targets_file,
-                    &serde_json::to_vec_pretty(&spec.targets(&targets)).unwrap_or_default(),
-                )?;
+                // A link to the endpoint's own file, which follows the endpoint when it moves.
+                let _ = std::fs::remove_file(&targets_file);
+                std::os::unix::fs::symlink(endpoint_dir.path("targets.json"), &targets_file)
+                    .map_err(|e| format!("cannot link {}: {e}", targets_file.display()))?;
                 if let Err(e) = managed::reload(e.url.trim_end_matches('/')).await {
                     // Leave the Prometheus as it was.
                     match old_rules {
@@ -557,12 +559,13 @@ impl Monitor {
                     Some(p) => p,
                     None => managed::Ports::free().map_err(|e| format!("no free port: {e}"))?,
                 };
-                managed::write_files(&dir, &spec, &targets, ports).map_err(|e| {
-                    format!(
-                        "cannot write the monitor's files in {}: {e}",
-                        dir.0.display()
-                    )
-                })?;
+                managed::write_files(&dir, &spec, &endpoint_dir.path("targets.json"), ports)
+                    .map_err(|e| {
+                        format!(
+                            "cannot write the monitor's files in {}: {e}",
+                            dir.0.display()
+                        )
+                    })?;
                 dir.write_json("ports.json", &ports)
                     .map_err(|e| e.to_string())?;
                 let (p, a) = managed::processes(&dir);
@@ -864,9 +867,6 @@ impl tfplugin::Resource for Monitor {
                     None => {}
                 }
             }
-            plan.targets = Attr::Known(s.targets.clone());
-        } else {
-            plan.targets = Attr::Unknown;
         }
         if plan.existing_prometheus.is_none() {
             if let Err(e) = managed::binaries() {
@@ -969,14 +969,6 @@ impl tfplugin::Resource for Monitor {
                 );
                 let rules = std::fs::read_to_string(dir.path("rules.yml")).unwrap_or_default();
                 state.rules = Attr::Known(rules);
-                let targets: Option<serde_json::Value> = dir.read_json("targets.json");
-                state.targets = Attr::Known(
-                    targets
-                        .and_then(|t| {
-                            serde_json::from_value::<Vec<String>>(t[0]["targets"].clone()).ok()
-                        })
-                        .unwrap_or_default(),
-                );
             }
             Some(e) => {
                 let file = std::path::Path::new(&crate::absolute(&e.rules_dir))

@@ -20,6 +20,23 @@ pub fn repo_path(rel: &str) -> String {
     repo().join(rel).display().to_string()
 }
 
+/// `source` of a repository folder, relative to the test's working directory (module
+/// sources must be relative paths).
+pub fn relative_source(rel: &str) -> String {
+    // The working directory is TEMP_DIR/tfacc-…: one `..` per component of TEMP_DIR
+    // (the root included) climbs from it to `/`.
+    let up = std::env::temp_dir().components().count();
+    format!(
+        "{}{}",
+        "../".repeat(up),
+        repo()
+            .join(rel)
+            .display()
+            .to_string()
+            .trim_start_matches('/')
+    )
+}
+
 pub fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
