@@ -7,32 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{acc, check, harness, http, qs, Local};
+use common::{acc, check, cluster_and_store, harness, http, qs, Local};
 use tfplugin::acctest::{
     attr_equals, attr_matches, plan_action, ImportStep, Shown, Step, TestCase,
 };
 
 const ADDR: &str = "modelplane_endpoint.e";
 const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
-
-/// Provider, cluster `c` and store `s`.
-fn cluster_and_store(l: &Local) -> String {
-    format!(
-        r#"{}
-resource "modelplane_gpu_cluster" "c" {{
-  name     = "c"
-  platform = "local"
-}}
-
-resource "modelplane_model_store" "s" {{
-  name          = "models"
-  backend       = "local"
-  force_destroy = true
-}}
-"#,
-        l.provider()
-    )
-}
 
 /// Provider, cluster, store and two versions of the iris model.
 fn base(l: &Local) -> String {

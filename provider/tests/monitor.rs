@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{acc, check, http, qs, Local};
+use common::{acc, check, cluster_and_store, http, qs, Local};
 use serde_json::{json, Value};
 use tfplugin::acctest::{attr_equals, plan_action, ImportStep, Shown, Step, TestCase};
 
@@ -33,17 +33,6 @@ fn have_prometheus(test: &str) -> bool {
 fn served(l: &Local) -> String {
     format!(
         r#"{}
-resource "modelplane_gpu_cluster" "c" {{
-  name     = "c"
-  platform = "local"
-}}
-
-resource "modelplane_model_store" "s" {{
-  name          = "models"
-  backend       = "local"
-  force_destroy = true
-}}
-
 resource "modelplane_model" "v1" {{
   store   = modelplane_model_store.s.id
   name    = "iris"
@@ -72,7 +61,7 @@ resource "modelplane_endpoint" "e" {{
   }}
 }}
 "#,
-        l.provider(),
+        cluster_and_store(l),
         qs("model/iris-v1.onnx"),
         qs("data/train.csv")
     )
@@ -650,7 +639,8 @@ struct ExistingPrometheus {
 }
 
 impl ExistingPrometheus {
-    fn start() -> ExistingPrometheus {
+    /// A Prometheus; `lifecycle` enables `/-/reload`.
+    fn start(lifecycle: bool) -> ExistingPrometheus {
         let dir = tempfile::tempdir().unwrap();
         let (rules, targets) = (dir.path().join("rules.d"), dir.path().join("targets.d"));
         std::fs::create_dir_all(&rules).unwrap();
@@ -677,7 +667,7 @@ impl ExistingPrometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-lifecycle")
+            .args(lifecycle.then_some("--web.enable-lifecycle"))
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
             .spawn()
@@ -714,43 +704,63 @@ fn monitor_on_an_existing_prometheus() {
         return;
     }
     let l = Local::new("monitor-existing");
-    let p = ExistingPrometheus::start();
-    let block = format!(
-        "{}\n  existing_prometheus {{\n    url         = {:?}\n    rules_dir   = {:?}\n    targets_dir = {:?}\n  }}\n",
-        drift_alert("0.2"),
-        p.url,
-        p.rules.display().to_string(),
-        p.targets.display().to_string()
-    );
+    let p = ExistingPrometheus::start(true);
+    let locked = ExistingPrometheus::start(false);
+    let block = |p: &ExistingPrometheus| {
+        format!(
+            "{}\n  existing_prometheus {{\n    url         = {:?}\n    rules_dir   = {:?}\n    targets_dir = {:?}\n  }}\n",
+            drift_alert("0.2"),
+            p.url,
+            p.rules.display().to_string(),
+            p.targets.display().to_string()
+        )
+    };
+    let locked_rules = locked.rules.clone();
     let (url, url2, rules_dir) = (p.url.clone(), p.url.clone(), p.rules.clone());
     let st = l.path();
     acc(
         "monitor_existing",
         TestCase {
-            steps: vec![Step::new(monitor(&l, &block))
-                .check(attr_equals(ADDR, "prometheus_url", p.url.as_str()))
-                .check(check(move |s| {
-                    if !s.attr(ADDR, "alertmanager_url").is_none_or(|v| v.is_null()) {
-                        return Err(
-                            "alertmanager_url should be null with an existing Prometheus".into(),
+            steps: vec![
+                // A Prometheus that cannot reload: a clear error, and no file left in its folders.
+                Step::new(monitor(&l, &block(&locked))).expect_error("--web.enable-lifecycle"),
+                Step::new(monitor(&l, &block(&p)))
+                    .pre(move |_| {
+                        let left: Vec<_> = std::fs::read_dir(&locked_rules)
+                            .unwrap()
+                            .flatten()
+                            .map(|e| e.path())
+                            .collect();
+                        assert!(
+                            left.is_empty(),
+                            "files left in the failed Prometheus's rules_dir: {left:?}"
                         );
-                    }
-                    let rules = loaded_rules(&url)?;
-                    if !rules.iter().any(|(n, _)| n == "drift") {
-                        return Err(format!(
-                            "the existing Prometheus did not load the rules: {rules:?}"
-                        ));
-                    }
-                    scrapes_endpoint(&url)?;
-                    if !modelplane_provider::local_endpoint::processes_mentioning(
-                        &st.join("monitors"),
-                    )
-                    .is_empty()
-                    {
-                        return Err("a Prometheus was started although one exists".into());
-                    }
-                    Ok(())
-                }))],
+                    })
+                    .check(attr_equals(ADDR, "prometheus_url", p.url.as_str()))
+                    .check(check(move |s| {
+                        if !s.attr(ADDR, "alertmanager_url").is_none_or(|v| v.is_null()) {
+                            return Err(
+                                "alertmanager_url should be null with an existing Prometheus"
+                                    .into(),
+                            );
+                        }
+                        let rules = loaded_rules(&url)?;
+                        if !rules.iter().any(|(n, _)| n == "drift") {
+                            return Err(format!(
+                                "the existing Prometheus did not load the rules: {rules:?}"
+                            ));
+                        }
+                        scrapes_endpoint(&url)?;
+                        if !modelplane_provider::local_endpoint::processes_mentioning(
+                            &st.join("monitors"),
+                        )
+                        .is_empty()
+                        {
+                            return Err("a Prometheus was started although one exists".into());
+                        }
+                        Ok(())
+                    })),
+            ],
             check_destroy: Some(check(move |_| {
                 if rules_dir.join("modelplane-iris.yml").exists() {
                     return Err("the rule file is left after destroy".into());

@@ -944,7 +944,11 @@ impl tfplugin::Resource for Monitor {
             }
         }
         if let Err(e) = self.apply(&mut plan, None).await {
+            // Nothing is left behind: no process, no folder, no file in another Prometheus.
             managed::stop(&dir).await;
+            if let Some(ex) = &plan.existing_prometheus {
+                remove_existing_files(ex, &spec.endpoint);
+            }
             let _ = dir.remove();
             ctx.diags.error("The monitor did not start", e);
             return None;

@@ -163,3 +163,22 @@ pub fn check(
 ) -> tfplugin::acctest::Check {
     std::sync::Arc::new(f)
 }
+
+/// Provider, cluster `c` and store `s`.
+pub fn cluster_and_store(l: &Local) -> String {
+    format!(
+        r#"{}
+resource "modelplane_gpu_cluster" "c" {{
+  name     = "c"
+  platform = "local"
+}}
+
+resource "modelplane_model_store" "s" {{
+  name          = "models"
+  backend       = "local"
+  force_destroy = true
+}}
+"#,
+        l.provider()
+    )
+}
