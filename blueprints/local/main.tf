@@ -31,4 +31,5 @@ module "endpoint" {
   baseline   = each.value.baseline
   benchmark  = each.value.benchmark
   port       = each.value.port
+  monitoring = each.value.monitoring
 }

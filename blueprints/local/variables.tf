@@ -22,7 +22,7 @@ variable "force_destroy" {
 }
 
 variable "endpoints" {
-  description = "Models to serve: name => the inputs of modules/endpoint (versions, validation, baseline, benchmark, port)."
+  description = "Models to serve: name => the inputs of modules/endpoint (versions, validation, baseline, benchmark, port, monitoring)."
   type = map(object({
     versions = map(object({
       source      = string
@@ -52,6 +52,23 @@ variable "endpoints" {
       }))
     }))
     port = optional(number)
+    monitoring = optional(object({
+      p99_ms_above     = optional(number)
+      error_rate_above = optional(number)
+      drift_psi_above  = optional(number)
+      accuracy_below   = optional(number)
+      min_samples      = optional(number)
+      for              = optional(string, "10m")
+      interval         = optional(string, "15s")
+      drift_window     = optional(string, "15m")
+      feedback_window  = optional(string, "1h")
+      webhook          = optional(string)
+      existing_prometheus = optional(object({
+        url         = string
+        rules_dir   = string
+        targets_dir = string
+      }))
+    }))
   }))
 
   validation {

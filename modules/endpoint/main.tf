@@ -60,6 +60,14 @@ resource "modelplane_endpoint" "this" {
     }
   }
 
+  dynamic "monitoring" {
+    for_each = var.monitoring == null ? [] : [var.monitoring]
+    content {
+      drift_window    = monitoring.value.drift_window
+      feedback_window = monitoring.value.feedback_window
+    }
+  }
+
   batching {
     max_batch_size = var.batching.max_batch_size
     max_delay_ms   = var.batching.max_delay_ms
@@ -81,6 +89,56 @@ resource "modelplane_endpoint" "this" {
           max_error_rate = slo.value.max_error_rate
         }
       }
+    }
+  }
+}
+
+# Alerts: one per threshold given, sent to the webhook (e.g. a retraining trigger).
+locals {
+  alerts = var.monitoring == null ? {} : {
+    for name, a in {
+      latency  = { threshold = var.monitoring.p99_ms_above, severity = "warning" }
+      errors   = { threshold = var.monitoring.error_rate_above, severity = "critical" }
+      drift    = { threshold = var.monitoring.drift_psi_above, severity = "critical" }
+      accuracy = { threshold = var.monitoring.accuracy_below, severity = "critical" }
+    } : name => a if a.threshold != null
+  }
+}
+
+resource "modelplane_monitor" "this" {
+  count = var.monitoring == null ? 0 : 1
+
+  endpoint            = modelplane_endpoint.this.id
+  scrape_interval     = var.monitoring.interval
+  evaluation_interval = var.monitoring.interval
+
+  dynamic "alert" {
+    for_each = local.alerts
+    content {
+      name             = alert.key
+      p99_ms_above     = alert.key == "latency" ? alert.value.threshold : null
+      error_rate_above = alert.key == "errors" ? alert.value.threshold : null
+      psi_above        = alert.key == "drift" ? alert.value.threshold : null
+      accuracy_below   = alert.key == "accuracy" ? alert.value.threshold : null
+      min_samples      = contains(["drift", "accuracy"], alert.key) ? var.monitoring.min_samples : null
+      for              = var.monitoring.for
+      severity         = alert.value.severity
+    }
+  }
+
+  dynamic "on_alert" {
+    for_each = var.monitoring.webhook == null ? [] : [var.monitoring.webhook]
+    content {
+      webhook = on_alert.value
+    }
+  }
+
+  dynamic "existing_prometheus" {
+    for_each = var.monitoring.existing_prometheus == null ? [] : [var.monitoring.existing_prometheus]
+    content {
+      url         = existing_prometheus.value.url
+      rules_dir   = existing_prometheus.value.rules_dir
+      targets_dir = existing_prometheus.value.targets_dir
     }
   }
 }

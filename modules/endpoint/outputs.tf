@@ -37,3 +37,18 @@ output "benchmark" {
   description = "What the benchmark hook measured after the last change (null without a benchmark)."
   value       = modelplane_endpoint.this.benchmark_result
 }
+
+output "prometheus_url" {
+  description = "The Prometheus evaluating the endpoint's alerts (null without monitoring)."
+  value       = try(modelplane_monitor.this[0].prometheus_url, null)
+}
+
+output "alertmanager_url" {
+  description = "The managed Alertmanager (null without monitoring or with an existing Prometheus)."
+  value       = try(modelplane_monitor.this[0].alertmanager_url, null)
+}
+
+output "grafana_dashboard" {
+  description = "The endpoint's Grafana dashboard, JSON (null without monitoring)."
+  value       = try(modelplane_monitor.this[0].grafana_dashboard, null)
+}

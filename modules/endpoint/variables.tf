@@ -122,3 +122,37 @@ variable "benchmark" {
   })
   default = null
 }
+
+variable "monitoring" {
+  description = "Alerts on the endpoint (a `modelplane_monitor`): thresholds left null are not watched. The monitor runs Prometheus and Alertmanager from PATH, or uses `existing_prometheus`. Null: no monitor."
+  type = object({
+    p99_ms_above     = optional(number)
+    error_rate_above = optional(number)
+    drift_psi_above  = optional(number)
+    accuracy_below   = optional(number)
+    min_samples      = optional(number)
+    for              = optional(string, "10m")
+    interval         = optional(string, "15s")
+    drift_window     = optional(string, "15m")
+    feedback_window  = optional(string, "1h")
+    webhook          = optional(string)
+    existing_prometheus = optional(object({
+      url         = string
+      rules_dir   = string
+      targets_dir = string
+    }))
+  })
+  default = null
+
+  validation {
+    condition = var.monitoring == null || anytrue([
+      for t in ["p99_ms_above", "error_rate_above", "drift_psi_above", "accuracy_below"] : try(var.monitoring[t] != null, false)
+    ])
+    error_message = "monitoring needs at least one threshold: p99_ms_above, error_rate_above, drift_psi_above or accuracy_below."
+  }
+
+  validation {
+    condition     = var.monitoring == null || try(var.monitoring.webhook == null || can(regex("^https?://", var.monitoring.webhook)), false)
+    error_message = "monitoring.webhook must be an http(s) URL."
+  }
+}

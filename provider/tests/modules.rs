@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{acc, check, http, relative_source, repo, Local};
+use common::{acc, check, have_prometheus, http, relative_source, repo, Local};
 use tfplugin::acctest::{attr_equals, Step, TestCase};
 
 fn predicts(l: &Local, address: &'static str, endpoint: &'static str) -> tfplugin::acctest::Check {
@@ -73,6 +73,55 @@ fn blueprint_local_example() {
                 .check(attr_equals("module.ex.module.platform.modelplane_gpu_cluster.this", "id", "local/blueprint-example"))
                 .check(predicts(&l, "module.ex.module.platform.module.endpoint[\"iris\"].modelplane_endpoint.this", "iris"))
                 .check(predicts(&l, "module.ex.module.platform.module.endpoint[\"flowers\"].modelplane_endpoint.this", "flowers"))],
+            ..Default::default()
+        },
+    );
+}
+
+#[test]
+fn module_endpoint_monitored_example() {
+    if !have_prometheus("module_endpoint_monitored_example") {
+        return;
+    }
+    let l = Local::new("module-monitored");
+    let config = format!(
+        "module \"ex\" {{\n  source    = {:?}\n  state_dir = {:?}\n}}\n",
+        relative_source("modules/endpoint/examples/monitored"),
+        l.path().display().to_string()
+    );
+    const MON: &str = "module.ex.module.iris.modelplane_monitor.this[0]";
+    acc(
+        "module_endpoint_monitored_example",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(MON, "status", "running"))
+                .check(predicts(
+                    &l,
+                    "module.ex.module.iris.modelplane_endpoint.this",
+                    "iris",
+                ))
+                // One alert per threshold the example gives, loaded by the real Prometheus.
+                .check(check(|s| {
+                    let url = s
+                        .attr(MON, "prometheus_url")
+                        .and_then(|v| v.as_str().map(String::from))
+                        .ok_or("no prometheus_url")?;
+                    let (status, body) = http("GET", &format!("{url}/api/v1/rules"), None, None)?;
+                    let mut names: Vec<String> = body["data"]["groups"][0]["rules"]
+                        .as_array()
+                        .map(|r| {
+                            r.iter()
+                                .filter_map(|r| r["name"].as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    names.sort();
+                    if status == 200 && names == ["accuracy", "drift", "latency"] {
+                        Ok(())
+                    } else {
+                        Err(format!("HTTP {status}: rules {names:?}"))
+                    }
+                }))],
             ..Default::default()
         },
     );

@@ -9,24 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{acc, check, cluster_and_store, http, qs, Local};
+use common::{acc, check, cluster_and_store, have_prometheus, http, qs, Local};
 use serde_json::{json, Value};
 use tfplugin::acctest::{attr_equals, plan_action, ImportStep, Shown, Step, TestCase};
 
 const ADDR: &str = "modelplane_monitor.m";
 const ENDPOINT: &str = "modelplane_endpoint.e";
-
-/// Whether Prometheus and Alertmanager are installed; in CI they must be.
-fn have_prometheus(test: &str) -> bool {
-    match modelplane_provider::monitoring::managed::binaries() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{test}: {e}"),
-        Err(e) => {
-            eprintln!("{test}: skipped: {e}");
-            false
-        }
-    }
-}
 
 /// Provider, cluster, store, iris v1 with a baseline, and an endpoint `iris` with short
 /// statistics windows.

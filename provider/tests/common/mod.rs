@@ -182,3 +182,15 @@ resource "modelplane_model_store" "s" {{
         l.provider()
     )
 }
+
+/// Whether Prometheus and Alertmanager are installed; in CI they must be.
+pub fn have_prometheus(test: &str) -> bool {
+    match modelplane_provider::monitoring::managed::binaries() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{test}: {e}"),
+        Err(e) => {
+            eprintln!("{test}: skipped: {e}");
+            false
+        }
+    }
+}
