@@ -133,8 +133,7 @@ pub struct Spec {
     pub evaluation_interval: String,
 }
 
-/// The `alertname`s the typed conditions get when the user gives none are the user's
-/// `name`s; this is the group every rule of a monitor lives in.
+/// The name of the rule group (and scrape job) of the monitor of `endpoint`.
 pub fn group_name(endpoint: &str) -> String {
     format!("modelplane-{endpoint}")
 }

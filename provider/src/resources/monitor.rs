@@ -84,6 +84,31 @@ pub struct ExistingPrometheus {
     pub targets_dir: String,
 }
 
+impl ExistingPrometheus {
+    fn base_url(&self) -> String {
+        self.url.trim_end_matches('/').to_string()
+    }
+    /// The folders the monitor writes into, as `Dir`s (atomic writes).
+    fn rules_dir(&self) -> Dir {
+        Dir(crate::absolute(&self.rules_dir).into())
+    }
+    fn targets_dir(&self) -> Dir {
+        Dir(crate::absolute(&self.targets_dir).into())
+    }
+    /// The file names the monitor of `endpoint` uses in them.
+    fn rules_name(endpoint: &str) -> String {
+        format!("modelplane-{endpoint}.yml")
+    }
+    fn targets_name(endpoint: &str) -> String {
+        format!("modelplane-{endpoint}.json")
+    }
+    /// Takes the monitor's files out of the folders (Prometheus drops them on its next reload).
+    fn remove_files(&self, endpoint: &str) {
+        let _ = std::fs::remove_file(self.rules_dir().path(&Self::rules_name(endpoint)));
+        let _ = std::fs::remove_file(self.targets_dir().path(&Self::targets_name(endpoint)));
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Model {
     pub id: Attr<String>,
@@ -333,25 +358,23 @@ impl AlertBlock {
 }
 
 /// The endpoint's name from its id (`PLATFORM/CLUSTER/NAME`).
-fn endpoint_name(id: &str) -> Option<(String, String)> {
+fn endpoint_name(id: &str) -> Option<String> {
     let (cluster, name) = id.rsplit_once('/')?;
     platforms::parse_cluster_id(cluster).ok()?;
-    Some((cluster.to_string(), name.to_string()))
+    Some(name.to_string())
 }
 
-/// What the endpoint serves, from its state folder.
-struct Served {
-    /// `(store id, model, version)`.
-    models: Vec<(String, String, String)>,
-}
-
-fn served(state_dir: &std::path::Path, endpoint: &str) -> Option<Served> {
+/// The `(store id, model, version)`s the endpoint serves, from its state folder; `None`
+/// when there is no such endpoint on this machine.
+fn served_models(
+    state_dir: &std::path::Path,
+    endpoint: &str,
+) -> Option<Vec<(String, String, String)>> {
     let cfg: modelplane_serve::config::ServeConfig =
         Dir::new(state_dir, endpoint).read_json("config.json")?;
     let store = format!("file://{}", cfg.repository);
-    Some(Served {
-        models: cfg
-            .models
+    Some(
+        cfg.models
             .iter()
             .map(|m| {
                 (
@@ -361,13 +384,13 @@ fn served(state_dir: &std::path::Path, endpoint: &str) -> Option<Served> {
                 )
             })
             .collect(),
-    })
+    )
 }
 
 /// Feature names of the baselines of the served models (`None` when no model has one).
-async fn baseline_features(s: &Served) -> Option<BTreeSet<String>> {
+async fn baseline_features(models: &[(String, String, String)]) -> Option<BTreeSet<String>> {
     let mut out: Option<BTreeSet<String>> = None;
-    for (store, name, version) in &s.models {
+    for (store, name, version) in models {
         let Ok(st) = stores::open(store) else {
             continue;
         };
@@ -383,6 +406,44 @@ async fn baseline_features(s: &Served) -> Option<BTreeSet<String>> {
     out
 }
 
+/// Reports drift `features` missing from the baselines of the served `models` (errors), and
+/// drift alerts that cannot fire because no served model has a baseline (warnings).
+async fn check_features(
+    alerts: &[AlertBlock],
+    endpoint: &str,
+    models: &[(String, String, String)],
+    diags: &mut Diagnostics,
+) {
+    let known = baseline_features(models).await;
+    for (i, b) in alerts.iter().enumerate() {
+        let drift = b.psi_above.is_some()
+            || b.ks_above.is_some()
+            || b.prediction_psi_above.is_some()
+            || b.prediction_ks_above.is_some();
+        match &known {
+            None if drift => diags.warning_at(
+                at("alert", i, "name"),
+                "No baseline to drift from",
+                format!("alert {:?} watches drift, but no model that {endpoint} serves has a baseline, so it cannot fire. Give the modelplane_model a baseline block.", b.name),
+            ),
+            Some(k) => {
+                for f in b.features.iter().flatten().filter(|f| !k.contains(*f)) {
+                    diags.error_at(
+                        at("alert", i, "features"),
+                        "Unknown feature",
+                        format!(
+                            "alert {:?}: feature {f:?} is not in the baselines of the models {endpoint} serves (features: {}).",
+                            b.name,
+                            k.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+}
+
 impl Monitor {
     fn state_dir(&self) -> std::path::PathBuf {
         self.config.get().cloned().unwrap_or_default().state_dir()
@@ -395,7 +456,7 @@ impl Monitor {
     /// The monitor's spec, when everything it needs is known.
     fn spec(m: &Model) -> Option<Spec> {
         let endpoint_id = m.endpoint.known()?.clone();
-        let (_, endpoint) = endpoint_name(&endpoint_id)?;
+        let endpoint = endpoint_name(&endpoint_id)?;
         let alerts = m
             .alert
             .iter()
@@ -465,8 +526,9 @@ impl Monitor {
     /// to it in an existing Prometheus's `targets_dir`.
     fn targets_file(&self, m: &Model, spec: &Spec) -> String {
         match &m.existing_prometheus {
-            Some(e) => std::path::Path::new(&crate::absolute(&e.targets_dir))
-                .join(format!("modelplane-{}.json", spec.endpoint))
+            Some(e) => e
+                .targets_dir()
+                .path(&ExistingPrometheus::targets_name(&spec.endpoint))
                 .display()
                 .to_string(),
             None => Dir::new(&self.state_dir(), &spec.endpoint)
@@ -499,7 +561,8 @@ impl Monitor {
         );
     }
 
-    /// Writes the files and starts or reloads what evaluates them. `fresh` chooses new ports.
+    /// Writes the files and starts or reloads what evaluates them; a managed monitor keeps
+    /// `prior_ports`, or gets free ones.
     async fn apply(
         &self,
         plan: &mut Model,
@@ -519,37 +582,49 @@ impl Monitor {
         }
         match &plan.existing_prometheus {
             Some(e) => {
-                let rules_dir = std::path::PathBuf::from(crate::absolute(&e.rules_dir));
-                let targets_dir = std::path::PathBuf::from(crate::absolute(&e.targets_dir));
+                let (rules_dir, targets_dir) = (e.rules_dir(), e.targets_dir());
                 for (d, f) in [(&rules_dir, "rules_dir"), (&targets_dir, "targets_dir")] {
-                    if !d.is_dir() {
+                    if !d.exists() {
                         return Err(format!(
                             "existing_prometheus.{f} {} is not a folder",
-                            d.display()
+                            d.0.display()
                         ));
                     }
                 }
-                let rules_file = rules_dir.join(format!("modelplane-{}.yml", spec.endpoint));
-                let targets_file = targets_dir.join(format!("modelplane-{}.json", spec.endpoint));
-                let old_rules = std::fs::read(&rules_file).ok();
-                write_atomic(&rules_file, monitoring::yaml(&spec.rules()).as_bytes())?;
+                let rules_name = ExistingPrometheus::rules_name(&spec.endpoint);
+                let targets_file =
+                    targets_dir.path(&ExistingPrometheus::targets_name(&spec.endpoint));
+                let write_rules = |content: &[u8]| {
+                    rules_dir.write(&rules_name, content).map_err(|err| {
+                        format!(
+                            "cannot write {}: {err}",
+                            rules_dir.path(&rules_name).display()
+                        )
+                    })
+                };
+                let old_rules = std::fs::read(rules_dir.path(&rules_name)).ok();
+                write_rules(monitoring::yaml(&spec.rules()).as_bytes())?;
                 // A link to the endpoint's own file, which follows the endpoint when it moves.
+                let had_link = targets_file.symlink_metadata().is_ok();
                 let _ = std::fs::remove_file(&targets_file);
                 std::os::unix::fs::symlink(endpoint_dir.path("targets.json"), &targets_file)
-                    .map_err(|e| format!("cannot link {}: {e}", targets_file.display()))?;
-                if let Err(e) = managed::reload(e.url.trim_end_matches('/')).await {
+                    .map_err(|err| format!("cannot link {}: {err}", targets_file.display()))?;
+                if let Err(err) = managed::reload(&e.base_url()).await {
                     // Leave the Prometheus as it was.
                     match old_rules {
                         Some(old) => {
-                            let _ = write_atomic(&rules_file, &old);
+                            let _ = write_rules(&old);
                         }
                         None => {
-                            let _ = std::fs::remove_file(&rules_file);
+                            let _ = std::fs::remove_file(rules_dir.path(&rules_name));
                         }
                     }
-                    return Err(e);
+                    if !had_link {
+                        let _ = std::fs::remove_file(&targets_file);
+                    }
+                    return Err(err);
                 }
-                plan.prometheus_url = Attr::Known(e.url.trim_end_matches('/').to_string());
+                plan.prometheus_url = Attr::Known(e.base_url());
                 plan.alertmanager_url = Attr::Null;
                 dir.write_json("monitor.json", &*plan)
                     .map_err(|e| e.to_string())?;
@@ -569,12 +644,12 @@ impl Monitor {
                 dir.write_json("ports.json", &ports)
                     .map_err(|e| e.to_string())?;
                 let (p, a) = managed::processes(&dir);
-                if let Some(_a) = a {
+                if a.is_some() {
                     managed::reload(&ports.alertmanager_url())
                         .await
                         .map_err(|e| format!("Alertmanager refused the new configuration: {e}"))?;
                 }
-                if let Some(_p) = p {
+                if p.is_some() {
                     managed::reload(&ports.prometheus_url())
                         .await
                         .map_err(|e| format!("Prometheus refused the new configuration: {e}"))?;
@@ -591,13 +666,6 @@ impl Monitor {
         self.render(plan);
         Ok(())
     }
-}
-
-fn write_atomic(p: &std::path::Path, content: &[u8]) -> Result<(), String> {
-    let tmp = p.with_extension("tmp");
-    std::fs::write(&tmp, content)
-        .and_then(|_| std::fs::rename(&tmp, p))
-        .map_err(|e| format!("cannot write {}: {e}", p.display()))
 }
 
 #[tfplugin::async_trait]
@@ -829,44 +897,15 @@ impl tfplugin::Resource for Monitor {
         ctx: &mut Ctx,
     ) {
         plan.id = plan.endpoint.clone();
-        let Some(endpoint) = plan
-            .endpoint
-            .known()
-            .and_then(|e| endpoint_name(e))
-            .map(|(_, n)| n)
-        else {
+        let Some(endpoint) = plan.endpoint.known().and_then(|e| endpoint_name(e)) else {
             self.render(plan);
             return;
         };
         plan.state_path = Attr::Known(self.dir(&endpoint).0.display().to_string());
         // Drift features must exist in the baselines of what the endpoint serves. An endpoint
         // created in the same apply is checked at apply.
-        let served = served(&self.state_dir(), &endpoint);
-        if let Some(s) = &served {
-            let known = baseline_features(s).await;
-            for (i, b) in plan.alert.iter().enumerate() {
-                let drift = b.psi_above.is_some()
-                    || b.ks_above.is_some()
-                    || b.prediction_psi_above.is_some()
-                    || b.prediction_ks_above.is_some();
-                match &known {
-                    None if drift => ctx.diags.warning_at(
-                        at("alert", i, "name"),
-                        "No baseline to drift from",
-                        format!("alert {:?} watches drift, but no model that {endpoint} serves has a baseline, so it cannot fire. Give the modelplane_model a baseline block.", b.name),
-                    ),
-                    Some(k) => {
-                        for f in b.features.iter().flatten().filter(|f| !k.contains(*f)) {
-                            ctx.diags.error_at(
-                                at("alert", i, "features"),
-                                "Unknown feature",
-                                format!("alert {:?}: feature {f:?} is not in the baselines of the models {endpoint} serves (features: {}).", b.name, k.iter().cloned().collect::<Vec<_>>().join(", ")),
-                            );
-                        }
-                    }
-                    None => {}
-                }
-            }
+        if let Some(models) = served_models(&self.state_dir(), &endpoint) {
+            check_features(&plan.alert, &endpoint, &models, &mut ctx.diags).await;
         }
         if plan.existing_prometheus.is_none() {
             if let Err(e) = managed::binaries() {
@@ -879,7 +918,7 @@ impl tfplugin::Resource for Monitor {
             None => {
                 plan.status = Attr::Known("running".into());
                 if let Some(e) = &plan.existing_prometheus {
-                    plan.prometheus_url = Attr::Known(e.url.trim_end_matches('/').to_string());
+                    plan.prometheus_url = Attr::Known(e.base_url());
                     plan.alertmanager_url = Attr::Null;
                 } else {
                     plan.prometheus_url = Attr::Unknown;
@@ -892,7 +931,7 @@ impl tfplugin::Resource for Monitor {
                     prior.existing_prometheus.is_some() == plan.existing_prometheus.is_some();
                 match &plan.existing_prometheus {
                     Some(e) => {
-                        plan.prometheus_url = Attr::Known(e.url.trim_end_matches('/').to_string());
+                        plan.prometheus_url = Attr::Known(e.base_url());
                         plan.alertmanager_url = Attr::Null;
                     }
                     None if same_mode => {
@@ -921,7 +960,7 @@ impl tfplugin::Resource for Monitor {
             );
             return None;
         }
-        if served(&self.state_dir(), &spec.endpoint).is_none() {
+        let Some(models) = served_models(&self.state_dir(), &spec.endpoint) else {
             ctx.diags.error_at(
                 AttributePath::attr("endpoint"),
                 "Unknown endpoint",
@@ -931,23 +970,17 @@ impl tfplugin::Resource for Monitor {
                 ),
             );
             return None;
-        }
+        };
         // An endpoint created in the same apply has its features checked now.
-        if let Some(s) = served(&self.state_dir(), &spec.endpoint) {
-            if let Some(known) = baseline_features(&s).await {
-                for (i, b) in plan.alert.iter().enumerate() {
-                    if let Some(f) = b.features.iter().flatten().find(|f| !known.contains(*f)) {
-                        ctx.diags.error_at(at("alert", i, "features"), "Unknown feature", format!("alert {:?}: feature {f:?} is not in the baselines of the models {} serves (features: {}).", b.name, spec.endpoint, known.iter().cloned().collect::<Vec<_>>().join(", ")));
-                        return None;
-                    }
-                }
-            }
+        check_features(&plan.alert, &spec.endpoint, &models, &mut ctx.diags).await;
+        if ctx.diags.has_errors() {
+            return None;
         }
         if let Err(e) = self.apply(&mut plan, None).await {
             // Nothing is left behind: no process, no folder, no file in another Prometheus.
             managed::stop(&dir).await;
             if let Some(ex) = &plan.existing_prometheus {
-                remove_existing_files(ex, &spec.endpoint);
+                ex.remove_files(&spec.endpoint);
             }
             let _ = dir.remove();
             ctx.diags.error("The monitor did not start", e);
@@ -975,8 +1008,9 @@ impl tfplugin::Resource for Monitor {
                 state.rules = Attr::Known(rules);
             }
             Some(e) => {
-                let file = std::path::Path::new(&crate::absolute(&e.rules_dir))
-                    .join(format!("modelplane-{}.yml", spec.endpoint));
+                let file = e
+                    .rules_dir()
+                    .path(&ExistingPrometheus::rules_name(&spec.endpoint));
                 match std::fs::read_to_string(&file) {
                     Ok(r) => state.rules = Attr::Known(r),
                     Err(_) => {
@@ -1006,7 +1040,7 @@ impl tfplugin::Resource for Monitor {
             (&prior.existing_prometheus, &plan.existing_prometheus)
         {
             if old.rules_dir != new.rules_dir || old.targets_dir != new.targets_dir {
-                remove_existing_files(old, &spec.endpoint);
+                old.remove_files(&spec.endpoint);
             }
         }
         let ports = if plan.existing_prometheus.is_none() && !switched {
@@ -1026,7 +1060,7 @@ impl tfplugin::Resource for Monitor {
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
         self.teardown(&state, ctx).await;
-        if let Some((_, endpoint)) = state.endpoint.known().and_then(|e| endpoint_name(e)) {
+        if let Some(endpoint) = state.endpoint.known().and_then(|e| endpoint_name(e)) {
             if let Err(e) = self.dir(&endpoint).remove() {
                 ctx.diags
                     .error("Cannot remove the monitor's state folder", e.to_string());
@@ -1035,7 +1069,7 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
-        let Some((_, endpoint)) = endpoint_name(id) else {
+        let Some(endpoint) = endpoint_name(id) else {
             ctx.diags.error(
                 "Invalid import ID",
                 format!(
@@ -1059,29 +1093,18 @@ impl tfplugin::Resource for Monitor {
     }
 }
 
-fn remove_existing_files(e: &ExistingPrometheus, endpoint: &str) {
-    let _ = std::fs::remove_file(
-        std::path::Path::new(&crate::absolute(&e.rules_dir))
-            .join(format!("modelplane-{endpoint}.yml")),
-    );
-    let _ = std::fs::remove_file(
-        std::path::Path::new(&crate::absolute(&e.targets_dir))
-            .join(format!("modelplane-{endpoint}.json")),
-    );
-}
-
 impl Monitor {
     /// Stops the managed processes, or takes the files out of an existing Prometheus.
     async fn teardown(&self, m: &Model, ctx: &mut Ctx) {
-        let Some((_, endpoint)) = m.endpoint.known().and_then(|e| endpoint_name(e)) else {
+        let Some(endpoint) = m.endpoint.known().and_then(|e| endpoint_name(e)) else {
             return;
         };
         let dir = self.dir(&endpoint);
         match &m.existing_prometheus {
             None => managed::stop(&dir).await,
             Some(e) => {
-                remove_existing_files(e, &endpoint);
-                if let Err(err) = managed::reload(e.url.trim_end_matches('/')).await {
+                e.remove_files(&endpoint);
+                if let Err(err) = managed::reload(&e.base_url()).await {
                     ctx.diags.warning("Prometheus not reloaded", format!("the monitor's files were removed, but {err}; Prometheus keeps the rules until its next reload."));
                 }
             }
