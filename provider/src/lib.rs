@@ -157,7 +157,9 @@ fn provider_schema() -> Schema {
                         Attribute::new("region", Type::String).optional().description("AWS region, e.g. `eu-west-1`."),
                         Attribute::new("profile", Type::String).optional().description("Named profile from the shared config files."),
                         Attribute::new("endpoint_url", Type::String).optional().description(
-                            "Override of the service endpoint (S3-compatible stores, emulators).",
+                            "Override of the S3 endpoint for `s3` stores (emulators, VPC or FIPS endpoints). \
+                             On-prem S3-compatible servers are better declared with `backend = \"s3_compatible\"` \
+                             and the store's own `endpoint`.",
                         ),
                     ],
                 ),
@@ -170,6 +172,12 @@ fn provider_schema() -> Schema {
                     vec![
                         Attribute::new("subscription_id", Type::String).optional().description("Azure subscription ID."),
                         Attribute::new("tenant_id", Type::String).optional().description("Microsoft Entra tenant ID."),
+                        Attribute::new("storage_account_key", Type::String).optional().sensitive().description(
+                            "Shared key of the storage accounts of `azure_blob` stores, for emulators and \
+                             accounts without Entra ID access. Prefer the identity chain; the key can also \
+                             come from `AZURE_STORAGE_KEY` or `AZURE_STORAGE_CONNECTION_STRING`. Never \
+                             stored in state; servers get it through their environment.",
+                        ),
                     ],
                 ),
             )),
@@ -193,6 +201,19 @@ impl tfplugin::Provider for Modelplane {
                 diags,
             )
             .into_known();
+        let get = |block: &str, attr: &str, diags: &mut Diagnostics| {
+            config
+                .get_path::<String>(&tfplugin::AttributePath::attr(block).then_attr(attr), diags)
+                .into_known()
+        };
+        stores::set_connection(stores::Connection {
+            auth: modelplane_serve::objects::Auth {
+                aws_profile: get("aws", "profile", diags),
+                azure_account_key: get("azure", "storage_account_key", diags),
+            },
+            aws_region: get("aws", "region", diags),
+            aws_endpoint: get("aws", "endpoint_url", diags),
+        });
         let _ = self.config.set(ProviderConfig {
             terraform_version: terraform_version.to_string(),
             local_state_dir,

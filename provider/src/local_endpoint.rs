@@ -145,7 +145,9 @@ fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
 /// .terraform` leaves them running) and keep running the build that started them.
 fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
     if let Ok(bin) = std::env::var("MODELPLANE_SERVER_BIN") {
-        return Ok(std::process::Command::new(bin));
+        let mut c = std::process::Command::new(bin);
+        c.envs(crate::stores::server_env());
+        return Ok(c);
     }
     let exe = std::env::current_exe()?;
     let meta = std::fs::metadata(&exe)?;
@@ -178,6 +180,8 @@ fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
     }
     let mut c = std::process::Command::new(dest);
     c.arg("server");
+    // Credentials given in the provider block reach the server through its environment.
+    c.envs(crate::stores::server_env());
     Ok(c)
 }
 

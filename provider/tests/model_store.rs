@@ -2,7 +2,10 @@
 
 mod common;
 
+use common::emulators::{self, Emulator, AWS_PROFILE, AZURITE_ACCOUNT, AZURITE_KEY};
 use common::{acc, check, Local};
+use modelplane_serve::objects::{Auth, Location};
+use object_store::ObjectStoreExt;
 use tfplugin::acctest::{attr_equals, plan_action, plan_known, ImportStep, Step, TestCase};
 
 const ADDR: &str = "modelplane_model_store.s";
@@ -97,11 +100,524 @@ fn model_store_bad_input() {
         "model_store_bad_input",
         TestCase {
             steps: vec![
-                Step::new(format!("{p}\nresource \"modelplane_model_store\" \"s\" {{\n  name = \"m\"\n  backend = \"s3\"\n}}\n"))
-                    .expect_error("Unsupported backend(.|\\n)*\"s3\" is not available in this version"),
+                Step::new(format!("{p}\nresource \"modelplane_model_store\" \"s\" {{\n  name = \"m\"\n  backend = \"local\"\n  storage_account = \"acme\"\n}}\n"))
+                    .expect_error("`storage_account` applies to backend \"azure_blob\", not \"local\""),
                 Step::new(format!("{p}\nresource \"modelplane_model_store\" \"s\" {{\n  name = \"m\"\n  backend = \"ftp\"\n}}\n")).expect_error("unknown backend \"ftp\""),
                 Step::new(format!("{p}\nresource \"modelplane_model_store\" \"s\" {{\n  name = \"../m\"\n  backend = \"local\"\n}}\n")).expect_error("Invalid name"),
             ],
+            ..Default::default()
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Object stores: s3 and s3_compatible against moto, azure_blob against Azurite.
+
+const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn aws_auth() -> Auth {
+    Auth {
+        aws_profile: Some(AWS_PROFILE.into()),
+        azure_account_key: None,
+    }
+}
+
+fn azure_auth() -> Auth {
+    Auth {
+        aws_profile: None,
+        azure_account_key: Some(AZURITE_KEY.into()),
+    }
+}
+
+/// Provider with local state, the moto credentials' profile (and, for `s3` stores, the S3
+/// endpoint pointed at moto) and Azurite's account key.
+fn provider(l: &Local, moto: Option<&Emulator>) -> String {
+    let endpoint = moto
+        .map(|m| format!("    endpoint_url = {:?}\n", m.url()))
+        .unwrap_or_default();
+    let aws = format!(
+        "  aws {{\n    region       = \"us-east-1\"\n    profile      = {AWS_PROFILE:?}\n{endpoint}  }}\n"
+    );
+    format!(
+        "provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n{aws}  azure {{\n    storage_account_key = {AZURITE_KEY:?}\n  }}\n}}\n",
+        l.path().display().to_string()
+    )
+}
+
+/// A cluster, the iris model (with a baseline) in store `s`, and an endpoint serving it.
+fn served(endpoint: &str) -> String {
+    format!(
+        r#"
+resource "modelplane_gpu_cluster" "c" {{
+  name     = "c"
+  platform = "local"
+}}
+
+resource "modelplane_model" "m" {{
+  store   = modelplane_model_store.s.id
+  name    = "iris"
+  version = "1"
+  source  = {:?}
+  baseline {{
+    dataset = {:?}
+    target  = "species"
+  }}
+}}
+
+resource "modelplane_endpoint" "e" {{
+  name    = {endpoint:?}
+  cluster = modelplane_gpu_cluster.c.id
+  variant {{
+    name   = "stable"
+    model  = modelplane_model.m.id
+    weight = 100
+  }}
+}}
+"#,
+        common::qs("model/iris-v1.onnx"),
+        common::qs("data/train.csv"),
+    )
+}
+
+/// A real prediction from the endpoint: the model was fetched from the store.
+fn predicts(l: &Local, endpoint: &'static str) -> tfplugin::acctest::Check {
+    let dir = l.path();
+    check(move |s| {
+        let url = s
+            .attr("modelplane_endpoint.e", "url")
+            .and_then(|u| u.as_str().map(String::from))
+            .ok_or("endpoint has no url")?;
+        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
+            .map_err(|e| e.to_string())?;
+        let u = format!("{url}/v2/models/{endpoint}/infer");
+        let (status, body) = common::http("POST", &u, Some(&token), Some(REQUEST))?;
+        if status != 200 || body["outputs"][0]["data"] != serde_json::json!([0, 2]) {
+            return Err(format!("{u}: HTTP {status} {body}"));
+        }
+        // The artifact came through the cache, named by its sha256.
+        let sha = modelplane_serve::signature::file_digest(
+            &common::repo().join("examples/quickstart/model/iris-v1.onnx"),
+        )
+        .unwrap()
+        .0;
+        if !dir.join("cache").join(format!("{sha}.onnx")).is_file() {
+            return Err(format!(
+                "no cached artifact {sha}.onnx under {}",
+                dir.join("cache").display()
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Puts an object straight into a store (a version Terraform does not know, or drift).
+fn put_object(loc: &Location, auth: &Auth, key: &str, body: &[u8]) {
+    block_on(async {
+        let st = loc.open(auth).await.unwrap();
+        st.put(&loc.path(key), body.to_vec().into()).await.unwrap();
+    });
+}
+
+fn delete_object(loc: &Location, auth: &Auth, key: &str) {
+    block_on(async {
+        let st = loc.open(auth).await.unwrap();
+        st.delete(&loc.path(key)).await.unwrap();
+    });
+}
+
+fn object_exists(loc: &Location, auth: &Auth, key: &str) -> bool {
+    block_on(async {
+        let st = loc.open(auth).await.unwrap();
+        st.head(&loc.path(key)).await.is_ok()
+    })
+}
+
+/// The bucket's settings as S3 reports them.
+fn bucket_settings(loc: &Location) -> Result<String, String> {
+    block_on(async {
+        let c = modelplane_provider::stores::s3::client(loc, &aws_auth()).await;
+        let b = &loc.bucket;
+        let enc = c
+            .get_bucket_encryption()
+            .bucket(b)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let alg = enc
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .map(|d| d.sse_algorithm().as_str().to_string())
+            .unwrap_or_default();
+        let pab = c
+            .get_public_access_block()
+            .bucket(b)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let p = pab
+            .public_access_block_configuration()
+            .cloned()
+            .ok_or("no public access block")?;
+        let all_blocked = p.block_public_acls() == Some(true)
+            && p.ignore_public_acls() == Some(true)
+            && p.block_public_policy() == Some(true)
+            && p.restrict_public_buckets() == Some(true);
+        let lc = c
+            .get_bucket_lifecycle_configuration()
+            .bucket(b)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let days = lc
+            .rules()
+            .first()
+            .and_then(|r| r.noncurrent_version_expiration())
+            .and_then(|n| n.noncurrent_days())
+            .unwrap_or(-1);
+        // No tags at all is an error (NoSuchTagSet) in S3's API.
+        let mut tags: Vec<String> = match c.get_bucket_tagging().bucket(b).send().await {
+            Ok(t) => t
+                .tag_set()
+                .iter()
+                .map(|t| format!("{}={}", t.key(), t.value()))
+                .collect(),
+            Err(e) if format!("{e:?}").contains("NoSuchTagSet") => vec![],
+            Err(e) => return Err(format!("{e:?}")),
+        };
+        tags.sort();
+        let ver = modelplane_provider::stores::s3::versioning(loc, &aws_auth())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "versioning={ver} sse={alg} public_blocked={all_blocked} noncurrent_days={days} tags={}",
+            tags.join(",")
+        ))
+    })
+}
+
+fn bucket_exists(loc: &Location) -> bool {
+    block_on(modelplane_provider::stores::s3::exists(loc, &aws_auth())).unwrap_or(false)
+}
+
+fn s3_store(extra: &str) -> String {
+    format!(
+        "\nresource \"modelplane_model_store\" \"s\" {{\n  name    = \"acme-models\"\n  backend = \"s3\"\n{extra}}}\n"
+    )
+}
+
+/// `s3` through real Terraform against moto: create with every bucket setting, a model
+/// uploaded and served from S3, settings updated in place, an object deleted out of band,
+/// import, destroy refused while versions remain, then forced.
+#[test]
+fn s3_store_lifecycle() {
+    let Some(moto) = emulators::moto("s3_store_lifecycle") else {
+        return;
+    };
+    let l = Local::new("s3");
+    let want_id = format!(
+        "s3://acme-models?region=us-east-1&endpoint={}&path_style=true",
+        url::form_urlencoded::byte_serialize(moto.url().as_bytes()).collect::<String>()
+    );
+    let p = provider(&l, Some(&moto));
+    let v1 = format!(
+        "{p}{}{}",
+        s3_store("  noncurrent_version_days = 14\n  tags = { team = \"ml\" }\n"),
+        served("iris-s3")
+    );
+    let v2 = format!(
+        "{p}{}{}",
+        s3_store("  noncurrent_version_days = 7\n  tags = { team = \"ml\", env = \"prod\" }\n"),
+        served("iris-s3")
+    );
+    let forced = format!("{p}{}", s3_store("  force_destroy = true\n"));
+    let loc = Location::parse(&want_id).unwrap();
+    let (l1, l2, l3, l4, l5) = (
+        loc.clone(),
+        loc.clone(),
+        loc.clone(),
+        loc.clone(),
+        loc.clone(),
+    );
+    acc(
+        "s3_store_lifecycle",
+        TestCase {
+            steps: vec![
+                Step::new(v1.clone())
+                    .plan_check(plan_known(ADDR, "id", want_id.clone()))
+                    .check(attr_equals(ADDR, "versioning", "Enabled"))
+                    .check(attr_equals(ADDR, "region", "us-east-1"))
+                    .check(check(move |_| {
+                        let got = bucket_settings(&l1)?;
+                        let want = "versioning=Enabled sse=AES256 public_blocked=true noncurrent_days=14 tags=team=ml";
+                        if got != want {
+                            return Err(format!("bucket settings: {got}, want {want}"));
+                        }
+                        Ok(())
+                    }))
+                    .check(attr_equals("modelplane_model.m", "id", format!("{want_id}/iris/1")))
+                    .check(predicts(&l, "iris-s3")),
+                Step::new(v2.clone())
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(check(move |_| {
+                        let got = bucket_settings(&l2)?;
+                        if !got.contains("noncurrent_days=7 tags=env=prod,team=ml") {
+                            return Err(format!("bucket settings after update: {got}"));
+                        }
+                        Ok(())
+                    })),
+                // The artifact deleted behind Terraform's back: the model is uploaded again.
+                Step::new(v2.clone())
+                    .pre(move |_| delete_object(&l3, &aws_auth(), "iris/1/model.onnx"))
+                    .plan_check(plan_action("modelplane_model.m", "create"))
+                    .check(check(move |_| {
+                        if object_exists(&l4, &aws_auth(), "iris/1/model.onnx") {
+                            Ok(())
+                        } else {
+                            Err("model.onnx was not uploaded again".into())
+                        }
+                    }))
+                    .check(predicts(&l, "iris-s3"))
+                    .import(ImportStep {
+                        address: ADDR.into(),
+                        id: Some(want_id.clone()),
+                        id_from: None,
+                        ignore: vec![
+                            "force_destroy".into(),
+                            "noncurrent_version_days".into(),
+                            "tags".into(),
+                        ],
+                    }),
+                // A version Terraform does not manage keeps the store from being destroyed.
+                Step::new(format!("{p}{}", s3_store("")))
+                    .pre(move |_| put_object(&l5, &aws_auth(), "other/3/model.json", b"{}"))
+                    .expect_non_empty_plan(),
+                Step::new(p.clone()).expect_error(
+                    "still holds 1 model version\\(s\\) \\(other/3\\)(.|\\n)*force_destroy = true",
+                ),
+                Step::new(forced),
+            ],
+            check_destroy: Some(check(move |_| {
+                if bucket_exists(&loc) {
+                    Err("the bucket outlived destroy".into())
+                } else {
+                    Ok(())
+                }
+            })),
+            ..Default::default()
+        },
+    );
+}
+
+/// `s3_compatible` (path-style, own endpoint) adopting a bucket that exists: the model is
+/// served from it, and destroy leaves the bucket.
+#[test]
+fn s3_compatible_store_adopts_a_bucket() {
+    let Some(moto) = emulators::moto("s3_compatible_store_adopts_a_bucket") else {
+        return;
+    };
+    let l = Local::new("s3c");
+    let loc = Location::parse(&format!(
+        "s3://onprem-models?region=us-east-1&endpoint={}&path_style=true",
+        moto.url()
+    ))
+    .unwrap();
+    block_on(async {
+        let c = modelplane_provider::stores::s3::client(&loc, &aws_auth()).await;
+        c.create_bucket()
+            .bucket("onprem-models")
+            .send()
+            .await
+            .unwrap();
+    });
+    let config = format!(
+        r#"{}
+resource "modelplane_model_store" "s" {{
+  name     = "onprem-models"
+  backend  = "s3_compatible"
+  endpoint = {:?}
+  create   = false
+}}
+{}"#,
+        provider(&l, None),
+        moto.url(),
+        served("iris-onprem")
+    );
+    let (l1, l2) = (loc.clone(), loc.clone());
+    acc(
+        "s3_compatible_store_adopts_a_bucket",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(ADDR, "id", loc.uri()))
+                .check(attr_equals(ADDR, "versioning", "Enabled"))
+                .check(check(move |_| {
+                    let got = bucket_settings(&l1).unwrap_or_else(|e| e);
+                    if got.starts_with(
+                        "versioning=Enabled sse=AES256 public_blocked=true noncurrent_days=30",
+                    ) {
+                        Ok(())
+                    } else {
+                        Err(format!("adopted bucket settings: {got}"))
+                    }
+                }))
+                .check(predicts(&l, "iris-onprem"))
+                .import(ImportStep {
+                    address: ADDR.into(),
+                    id: Some(loc.uri()),
+                    id_from: None,
+                    ignore: vec!["create".into()],
+                })],
+            check_destroy: Some(check(move |_| {
+                match (
+                    bucket_exists(&l2),
+                    object_exists(&l2, &aws_auth(), "iris/1/model.json"),
+                ) {
+                    (true, false) => Ok(()),
+                    other => Err(format!(
+                        "want the adopted bucket kept and the model gone: {other:?}"
+                    )),
+                }
+            })),
+            ..Default::default()
+        },
+    );
+}
+
+/// `azure_blob` through real Terraform against Azurite (account key from the provider
+/// block): container created, versioning detected, model served from Blob storage, drift,
+/// destroy refused while versions remain, then forced.
+#[test]
+fn azure_blob_store_lifecycle() {
+    let Some(azurite) = emulators::azurite("azure_blob_store_lifecycle") else {
+        return;
+    };
+    let l = Local::new("az");
+    let endpoint = format!("{}/{AZURITE_ACCOUNT}", azurite.url());
+    let store = |force: bool| {
+        format!(
+            "\nresource \"modelplane_model_store\" \"s\" {{\n  name            = \"models\"\n  backend         = \"azure_blob\"\n  storage_account = {AZURITE_ACCOUNT:?}\n  endpoint        = {endpoint:?}\n  force_destroy   = {force}\n}}\n"
+        )
+    };
+    let p = provider(&l, None);
+    let full = format!("{p}{}{}", store(false), served("iris-az"));
+    let want_id = format!(
+        "az://{AZURITE_ACCOUNT}/models?endpoint={}",
+        url::form_urlencoded::byte_serialize(endpoint.as_bytes()).collect::<String>()
+    );
+    let loc = Location::parse(&want_id).unwrap();
+    let (l1, l2, l3, l4) = (loc.clone(), loc.clone(), loc.clone(), loc.clone());
+    acc(
+        "azure_blob_store_lifecycle",
+        TestCase {
+            steps: vec![
+                Step::new(full.clone())
+                    .plan_check(plan_known(ADDR, "id", want_id.clone()))
+                    // Azurite has no blob versioning: detected and reported.
+                    .check(attr_equals(ADDR, "versioning", "Disabled"))
+                    .check(attr_equals("modelplane_model.m", "id", format!("{want_id}/iris/1")))
+                    .check(predicts(&l, "iris-az"))
+                    .import(ImportStep {
+                        address: "modelplane_model.m".into(),
+                        id: Some(format!("{want_id}/iris/1")),
+                        id_from: None,
+                        ignore: vec!["source".into(), "baseline".into()],
+                    }),
+                Step::new(full.clone())
+                    .pre(move |_| delete_object(&l1, &azure_auth(), "iris/1/model.json"))
+                    .plan_check(plan_action("modelplane_model.m", "create"))
+                    .check(check(move |_| {
+                        if object_exists(&l2, &azure_auth(), "iris/1/model.json") {
+                            Ok(())
+                        } else {
+                            Err("model.json was not written again".into())
+                        }
+                    })),
+                Step::new(format!("{p}{}", store(false)))
+                    .pre(move |_| put_object(&l3, &azure_auth(), "other/3/model.json", b"{}"))
+                    .expect_non_empty_plan(),
+                Step::new(p.clone()).expect_error(
+                    "container models of storage account devstoreaccount1 still holds 1 model\\s+version\\(s\\)",
+                ),
+                Step::new(format!("{p}{}", store(true))),
+            ],
+            check_destroy: Some(check(move |_| {
+                match block_on(modelplane_provider::stores::azure::exists(&l4, &azure_auth())) {
+                    Ok(false) => Ok(()),
+                    other => Err(format!("the container outlived destroy: {other:?}")),
+                }
+            })),
+            ..Default::default()
+        },
+    );
+}
+
+/// Bad input: static rules at plan (names, attributes of another backend, missing settings),
+/// the rest at apply with a message naming the cause (missing bucket, unknown profile, wrong
+/// account key, unreachable endpoint). Nothing is created.
+#[test]
+fn object_store_bad_input() {
+    let (Some(moto), Some(azurite)) = (
+        emulators::moto("object_store_bad_input"),
+        emulators::azurite("object_store_bad_input"),
+    ) else {
+        return;
+    };
+    let l = Local::new("store-bad");
+    let p = provider(&l, Some(&moto));
+    let store =
+        |body: &str| format!("{p}\nresource \"modelplane_model_store\" \"s\" {{\n{body}}}\n");
+    let wrong_key = format!(
+        "provider \"modelplane\" {{\n  azure {{\n    storage_account_key = \"d3Jvbmcga2V5\"\n  }}\n}}\nresource \"modelplane_model_store\" \"s\" {{\n  name            = \"models\"\n  backend         = \"azure_blob\"\n  storage_account = \"{AZURITE_ACCOUNT}\"\n  endpoint        = \"{}/{AZURITE_ACCOUNT}\"\n}}\n",
+        azurite.url()
+    );
+    let bad_profile = format!(
+        "provider \"modelplane\" {{\n  aws {{\n    region       = \"us-east-1\"\n    profile      = \"nobody\"\n    endpoint_url = {:?}\n  }}\n}}\nresource \"modelplane_model_store\" \"s\" {{\n  name    = \"acme-models\"\n  backend = \"s3\"\n}}\n",
+        moto.url()
+    );
+    let closed = emulators::free_port();
+    let steps = vec![
+        Step::new(store("  name = \"Acme_Models\"\n  backend = \"s3\"\n"))
+            .expect_error("Invalid bucket name(.|\\n)*lowercase letters, digits"),
+        Step::new(store("  name = \"192.168.0.1\"\n  backend = \"s3\"\n"))
+            .expect_error("IP address"),
+        Step::new(store("  name = \"a--b\"\n  backend = \"azure_blob\"\n  storage_account = \"acme\"\n"))
+            .expect_error("Invalid container name(.|\\n)*two hyphens"),
+        Step::new(store("  name = \"models\"\n  backend = \"azure_blob\"\n"))
+            .expect_error("Missing storage account"),
+        Step::new(store("  name = \"models\"\n  backend = \"azure_blob\"\n  storage_account = \"Acme-Models\"\n"))
+            .expect_error("Invalid storage account name"),
+        Step::new(store("  name = \"models\"\n  backend = \"s3_compatible\"\n"))
+            .expect_error("Missing endpoint(.|\\n)*minio"),
+        Step::new(store("  name = \"models\"\n  backend = \"s3_compatible\"\n  endpoint = \"minio:9000\"\n"))
+            .expect_error("Invalid endpoint"),
+        Step::new(store("  name = \"models\"\n  backend = \"s3\"\n  path = \"/tmp/x\"\n"))
+            .expect_error("`path` applies to backend \"local\", not \"s3\""),
+        Step::new(store("  name = \"models\"\n  backend = \"gcs\"\n"))
+            .expect_error("unknown backend \"gcs\""),
+        Step::new(store("  name = \"models\"\n  backend = \"s3\"\n  noncurrent_version_days = -1\n"))
+            .expect_error("noncurrent_version_days = -1"),
+        // At apply: what only the service can say.
+        Step::new(store("  name = \"not-there\"\n  backend = \"s3\"\n  create = false\n"))
+            .expect_error("bucket not-there does not exist"),
+        Step::new(bad_profile).expect_error("(?i)profile(.|\\n)*nobody|nobody(.|\\n)*profile"),
+        Step::new(wrong_key).expect_error("refused \\(403\\)(.|\\n)*account key"),
+        Step::new(store(&format!(
+            "  name = \"models\"\n  backend = \"azure_blob\"\n  storage_account = \"acme\"\n  endpoint = \"http://127.0.0.1:{closed}/acme\"\n"
+        )))
+        .expect_error("Cannot create the model store"),
+    ];
+    acc(
+        "object_store_bad_input",
+        TestCase {
+            steps,
             ..Default::default()
         },
     );

@@ -190,7 +190,13 @@ impl App {
     ) -> Result<Arc<App>, String> {
         config.check()?;
         let token = config.auth.token()?;
-        let repo = repository::open(&config.repository).map_err(|e| e.to_string())?;
+        let cache = config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(repository::default_cache_dir);
+        let repo = repository::open(&config.repository, &cache)
+            .await
+            .map_err(|e| e.to_string())?;
         let workers = config.limits.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -301,9 +301,15 @@ struct ServeArgs {
     /// Configuration file (JSON); flags override its settings.
     #[arg(long, env = "MODELPLANE_CONFIG")]
     config: Option<PathBuf>,
-    /// Model repository (directory or file:// URL) with NAME/VERSION/model.onnx + model.json.
+    /// Model repository with NAME/VERSION/model.onnx + model.json: a directory, file://PATH,
+    /// s3://BUCKET[/PREFIX][?region=…&endpoint=…&path_style=true] or
+    /// az://ACCOUNT/CONTAINER[/PREFIX][?endpoint=…]. Credentials come from the AWS and Azure
+    /// standard chains.
     #[arg(long, env = "MODELPLANE_REPOSITORY")]
     repository: Option<String>,
+    /// Where artifacts from s3:// and az:// repositories are cached.
+    #[arg(long, env = "MODELPLANE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// A model to serve, as NAME or NAME:VERSION (newest version when omitted); repeatable.
     #[arg(long = "model", value_name = "NAME[:VERSION]")]
     models: Vec<String>,
@@ -343,6 +349,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc: None,
             repository: String::new(),
+            cache_dir: None,
             models: vec![],
             endpoints: vec![],
             limits: Default::default(),
@@ -360,6 +367,9 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
     }
     if let Some(r) = &args.repository {
         cfg.repository = r.clone();
+    }
+    if let Some(c) = &args.cache_dir {
+        cfg.cache_dir = Some(c.clone());
     }
     if let Some(h) = args.http {
         cfg.http = h;

@@ -17,8 +17,13 @@ pub struct ServeConfig {
     /// gRPC listen address; no gRPC when absent.
     #[serde(default)]
     pub grpc: Option<SocketAddr>,
-    /// Model repository: a directory or `file://` URL.
+    /// Model repository: a directory, `file://PATH`, `s3://BUCKET[/PREFIX][?…]` or
+    /// `az://ACCOUNT/CONTAINER[/PREFIX][?…]`.
     pub repository: String,
+    /// Where artifacts from a remote repository are cached (default
+    /// `$XDG_CACHE_HOME/modelplane/models`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<std::path::PathBuf>,
     /// Models to load (versions default to the newest).
     #[serde(default)]
     pub models: Vec<ModelConfig>,

@@ -123,6 +123,11 @@ impl Baseline {
         let t = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         serde_json::from_str(&t).map_err(|e| format!("{}: invalid baseline: {e}", path.display()))
     }
+
+    /// A baseline from the bytes of a `baseline.json`.
+    pub fn from_slice(bytes: &[u8]) -> Result<Baseline, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid baseline: {e}"))
+    }
 }
 
 /// Population stability index between reference proportions and observed counts.

@@ -9,6 +9,7 @@
 //! | [`tensor`] | OIP tensors ⇄ tract tensors (JSON, raw, typed) |
 //! | [`model`] | loading (sha256 check, tract optimisation, symbolic batch, warm-up) and running |
 //! | [`repository`] | where model versions live (`NAME/VERSION/model.onnx` + `model.json`) |
+//! | [`objects`] | S3 and Azure Blob locations, their credential chains, streaming transfers |
 //! | [`batch`] | dynamic batching and the worker pool |
 //! | [`app`] | what is served, traffic split, reload, the one inference path |
 //! | [`rest`], [`grpc`] | the Open Inference Protocol v2 over REST and gRPC |
@@ -29,6 +30,7 @@ pub mod gpu;
 pub mod grpc;
 pub mod metrics;
 pub mod model;
+pub mod objects;
 pub mod repository;
 pub mod rest;
 pub mod server;

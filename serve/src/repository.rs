@@ -34,8 +34,10 @@ pub enum RepoError {
     },
     #[error("{path}: invalid model.json: {reason}")]
     BadMeta { path: String, reason: String },
-    #[error("unsupported repository {0:?}: use a directory path or a file:// URL")]
+    #[error("unsupported repository {0:?}: use a directory, file://PATH, s3://BUCKET or az://ACCOUNT/CONTAINER")]
     Unsupported(String),
+    #[error("{location}: {reason}")]
+    Remote { location: String, reason: String },
 }
 
 /// A store of model versions.
@@ -57,15 +59,167 @@ pub trait ModelRepository: Send + Sync {
     ) -> Result<Option<crate::drift::Baseline>, RepoError>;
 }
 
-/// Opens a repository from a path or URL.
-pub fn open(location: &str) -> Result<Box<dyn ModelRepository>, RepoError> {
+/// Opens a repository from a path or URL: a directory, `file://PATH`, `s3://…` or `az://…`
+/// (see [`crate::objects`]). Remote artifacts are downloaded into `cache_dir`.
+pub async fn open(location: &str, cache_dir: &Path) -> Result<Box<dyn ModelRepository>, RepoError> {
     if let Some(p) = location.strip_prefix("file://") {
         return Ok(Box::new(LocalRepository::new(p)));
+    }
+    if location.starts_with("s3://") || location.starts_with("az://") {
+        let loc =
+            crate::objects::Location::parse(location).map_err(|reason| RepoError::Remote {
+                location: location.to_string(),
+                reason,
+            })?;
+        let store = loc
+            .open(&crate::objects::Auth::from_env())
+            .await
+            .map_err(|reason| RepoError::Remote {
+                location: location.to_string(),
+                reason,
+            })?;
+        return Ok(Box::new(ObjectRepository {
+            loc,
+            store,
+            cache: cache_dir.to_path_buf(),
+        }));
     }
     if location.contains("://") {
         return Err(RepoError::Unsupported(location.to_string()));
     }
     Ok(Box::new(LocalRepository::new(location)))
+}
+
+/// Where downloaded artifacts are kept: `$XDG_CACHE_HOME/modelplane/models`, else
+/// `~/.cache/modelplane/models`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("modelplane/models");
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".cache/modelplane/models")
+}
+
+/// A bucket or container (S3, S3-compatible, Azure Blob). Artifacts are downloaded once into
+/// a local cache, named by their sha256, so a version replaced in the store is fetched again
+/// and an unchanged one never is.
+pub struct ObjectRepository {
+    loc: crate::objects::Location,
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    cache: PathBuf,
+}
+
+impl ObjectRepository {
+    /// A repository on an open store (tests use `object_store`'s in-memory store).
+    pub fn new(
+        loc: crate::objects::Location,
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        cache: PathBuf,
+    ) -> Self {
+        ObjectRepository { loc, store, cache }
+    }
+
+    fn remote(&self, reason: String) -> RepoError {
+        RepoError::Remote {
+            location: self.loc.uri(),
+            reason,
+        }
+    }
+    fn not_found(&self, name: &str, version: &str) -> RepoError {
+        RepoError::NotFound {
+            name: name.into(),
+            version: version.into(),
+            root: self.loc.uri(),
+        }
+    }
+    async fn json(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        let at = self.loc.path(&format!("{name}/{version}/{file}"));
+        crate::objects::get_bytes(&self.store, &at)
+            .await
+            .map_err(|e| self.remote(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl ModelRepository for ObjectRepository {
+    fn location(&self) -> String {
+        self.loc.uri()
+    }
+
+    async fn versions(&self, name: &str) -> Result<Vec<String>, RepoError> {
+        let prefix = self.loc.path(name);
+        let paths = crate::objects::list(&self.store, &prefix)
+            .await
+            .map_err(|e| self.remote(e))?;
+        let mut out: Vec<String> = paths
+            .iter()
+            .filter_map(|p| {
+                let rel = p
+                    .as_ref()
+                    .strip_prefix(prefix.as_ref())?
+                    .trim_start_matches('/');
+                let (version, file) = rel.split_once('/')?;
+                (file == "model.json").then(|| version.to_string())
+            })
+            .collect();
+        out.sort_by(|a, b| version_order(a, b));
+        Ok(out)
+    }
+
+    async fn metadata(&self, name: &str, version: &str) -> Result<ModelMeta, RepoError> {
+        let bytes = self
+            .json(name, version, "model.json")
+            .await?
+            .ok_or_else(|| self.not_found(name, version))?;
+        serde_json::from_slice(&bytes).map_err(|e| RepoError::BadMeta {
+            path: format!("{}/{name}/{version}/model.json", self.loc.uri()),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn fetch(&self, name: &str, version: &str) -> Result<PathBuf, RepoError> {
+        let meta = self.metadata(name, version).await?;
+        let sha = meta.sha256.to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RepoError::BadMeta {
+                path: format!("{}/{name}/{version}/model.json", self.loc.uri()),
+                reason: format!("sha256 {sha:?} is not a sha256 digest"),
+            });
+        }
+        let local = self.cache.join(format!("{sha}.onnx"));
+        if local.is_file() {
+            return Ok(local);
+        }
+        let from = self.loc.path(&format!("{name}/{version}/model.onnx"));
+        match crate::objects::download_file(&self.store, &from, &local, Some(&sha)).await {
+            Ok(_) => Ok(local),
+            Err(crate::objects::DownloadError::NotFound) => Err(self.not_found(name, version)),
+            Err(crate::objects::DownloadError::Other(e)) => Err(self.remote(e)),
+        }
+    }
+
+    async fn baseline(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<crate::drift::Baseline>, RepoError> {
+        let Some(bytes) = self.json(name, version, "baseline.json").await? else {
+            return Ok(None);
+        };
+        crate::drift::Baseline::from_slice(&bytes)
+            .map(Some)
+            .map_err(|reason| RepoError::BadMeta {
+                path: format!("{}/{name}/{version}/baseline.json", self.loc.uri()),
+                reason,
+            })
+    }
 }
 
 /// Orders versions: numbers numerically, then other names lexically.
@@ -170,5 +324,58 @@ impl ModelRepository for LocalRepository {
                 path: p.display().to_string(),
                 reason,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+
+    fn meta(sha: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"name": "m", "version": "2", "sha256": sha}))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn remote_artifacts_are_verified_and_cached_by_digest() {
+        let mem: std::sync::Arc<dyn object_store::ObjectStore> =
+            std::sync::Arc::new(object_store::memory::InMemory::new());
+        let loc = crate::objects::Location::parse("s3://models/team?region=us-east-1").unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let repo = ObjectRepository::new(loc.clone(), mem.clone(), cache.path().to_path_buf());
+        let body = b"onnx bytes".to_vec();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+        for (v, with_meta) in [("2", true), ("10", true), ("3", false)] {
+            mem.put(&loc.path(&format!("m/{v}/model.onnx")), body.clone().into())
+                .await
+                .unwrap();
+            if with_meta {
+                mem.put(&loc.path(&format!("m/{v}/model.json")), meta(&sha).into())
+                    .await
+                    .unwrap();
+            }
+        }
+        // Only folders with a model.json are versions, in numeric order.
+        assert_eq!(repo.versions("m").await.unwrap(), vec!["2", "10"]);
+        let p = repo.fetch("m", "2").await.unwrap();
+        assert_eq!(p, cache.path().join(format!("{sha}.onnx")));
+        assert_eq!(std::fs::read(&p).unwrap(), body);
+        // A cached digest is not downloaded again.
+        mem.delete(&loc.path("m/2/model.onnx")).await.unwrap();
+        assert_eq!(repo.fetch("m", "2").await.unwrap(), p);
+        // Bytes that do not match model.json are refused, and nothing is left in the cache.
+        std::fs::remove_file(&p).unwrap();
+        mem.put(&loc.path("m/10/model.onnx"), b"tampered".to_vec().into())
+            .await
+            .unwrap();
+        let e = repo.fetch("m", "10").await.unwrap_err().to_string();
+        assert!(e.contains("replaced or damaged"), "{e}");
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
+        assert!(matches!(
+            repo.fetch("m", "7").await,
+            Err(RepoError::NotFound { .. })
+        ));
+        assert!(repo.baseline("m", "2").await.unwrap().is_none());
     }
 }

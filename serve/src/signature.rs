@@ -69,6 +69,14 @@ pub fn oip_datatype(onnx_elem_type: i32) -> Option<&'static str> {
 }
 
 /// sha256 (hex) and size of a file, read in chunks (never whole in memory).
+/// [`file_digest`] on a blocking thread.
+pub async fn file_digest_async(path: &Path) -> std::io::Result<(String, u64)> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || file_digest(&p))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();

@@ -51,6 +51,10 @@ impl Config {
             },
         }
     }
+    /// Whether a top-level attribute is null (not set). Unknown is not null.
+    pub fn is_null(&self, name: &str) -> bool {
+        matches!(self.value.get_attr(name), None | Some(Value::Null))
+    }
     /// Elements of a block or nested attribute list at `name` (empty when null or unknown).
     pub fn elements(&self, name: &str) -> Vec<Config> {
         match self.value.get_attr(name) {

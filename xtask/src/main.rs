@@ -221,6 +221,40 @@ fn docs(check: bool) -> Result<()> {
     run(&mut c)
 }
 
+/// The S3 emulator the object-store tests run against (boto3 comes with it, for the transfer
+/// benchmark's peer).
+pub const MOTO: &[&str] = &["moto[server]==5.1.18"];
+/// The Azure Blob Storage emulator (npm).
+pub const AZURITE: &str = "azurite@3.35.0";
+
+/// Installs Azurite into `.tools/azurite` (once) and returns its `azurite-blob` launcher.
+pub fn azurite() -> Result<PathBuf> {
+    let dir = root().join(".tools/azurite");
+    let bin = dir.join("node_modules/.bin/azurite-blob");
+    let stamp = dir.join(".installed");
+    if bin.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(AZURITE) {
+        return Ok(bin);
+    }
+    if which("npm").is_none() {
+        bail!("npm not found: install Node.js 18+ (Debian: apt-get install nodejs npm) for the Azurite emulator");
+    }
+    eprintln!("==> installing {AZURITE} into .tools/azurite");
+    std::fs::create_dir_all(&dir)?;
+    run(Command::new("npm")
+        .current_dir(&dir)
+        .args([
+            "install",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            ".",
+        ])
+        .arg(AZURITE))?;
+    std::fs::write(&stamp, AZURITE)?;
+    Ok(bin)
+}
+
 /// The standard Open Inference Protocol clients the server is tested with.
 pub const CLIENTS: &[&str] = &["tritonclient[http,grpc]==2.73.0", "kserve==0.21.0", "numpy"];
 
@@ -228,6 +262,8 @@ fn test(args: Vec<String>) -> Result<()> {
     let tf = terraform::ensure()?;
     eprintln!("==> terraform: {}", tf.display());
     let clients = terraform::python_env("clients-venv", CLIENTS)?;
+    let moto = terraform::python_env("moto-venv", MOTO)?;
+    let azurite = azurite()?;
     if which("promtool").is_none() {
         eprintln!("==> note: promtool not found (Debian package `prometheus`); metrics are not checked with it");
     }
@@ -245,6 +281,8 @@ fn test(args: Vec<String>) -> Result<()> {
         .env("TF_ACC", "1")
         .env("TF_ACC_TERRAFORM_PATH", &tf)
         .env("MODELPLANE_CLIENTS_PYTHON", &clients)
+        .env("MODELPLANE_MOTO_SERVER", moto.with_file_name("moto_server"))
+        .env("MODELPLANE_AZURITE_BLOB", &azurite)
         .env("CHECKPOINT_DISABLE", "1");
     if !args.is_empty() {
         c.arg("--").args(args);

@@ -417,6 +417,11 @@ impl Endpoint {
         Some(ServeConfig {
             http: SocketAddr::from(([127, 0, 0, 1], port)),
             grpc: Some(SocketAddr::from(([127, 0, 0, 1], grpc_port))),
+            // Artifacts of remote stores are downloaded once per sha256 and shared by endpoints.
+            cache_dir: repository
+                .as_deref()
+                .is_some_and(|r| r.contains("://"))
+                .then(|| self.state_dir().join("cache")),
             repository: repository.unwrap_or_default(),
             models,
             endpoints: vec![EndpointConfig {
@@ -1108,7 +1113,7 @@ impl tfplugin::Resource for Endpoint {
         // What the server really serves replaces the recorded split, so drift shows in the plan.
         if let Ok(cfg) = serde_json::from_value::<ServeConfig>(served) {
             if let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) {
-                let store = format!("file://{}", cfg.repository);
+                let store = stores::id_of_repository(&cfg.repository);
                 let id = |model: &str, version: &Option<String>| {
                     stores::version_id(&store, model, version.as_deref().unwrap_or(""))
                 };
@@ -1274,7 +1279,7 @@ impl tfplugin::Resource for Endpoint {
             );
             return None;
         };
-        let store = format!("file://{}", cfg.repository);
+        let store = stores::id_of_repository(&cfg.repository);
         let ep = cfg.endpoints.iter().find(|e| e.name == name)?;
         let vid = |model: &str, version: &Option<String>| {
             stores::version_id(&store, model, version.as_deref().unwrap_or(""))

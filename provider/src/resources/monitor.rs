@@ -372,7 +372,7 @@ fn served_models(
 ) -> Option<Vec<(String, String, String)>> {
     let cfg: modelplane_serve::config::ServeConfig =
         Dir::new(state_dir, endpoint).read_json("config.json")?;
-    let store = format!("file://{}", cfg.repository);
+    let store = stores::id_of_repository(&cfg.repository);
     Some(
         cfg.models
             .iter()

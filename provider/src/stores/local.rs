@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Source, Store, StoreError, Upload};
+use super::{Report, Settings, Source, Store, StoreError, Upload};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -81,7 +81,15 @@ impl Store for LocalStore {
         Ok(self.root.is_dir())
     }
 
-    async fn create(&self) -> Result<(), StoreError> {
+    async fn configure(&self, _settings: &Settings) -> Result<Report, StoreError> {
+        Ok(Report::default())
+    }
+
+    async fn inspect(&self) -> Result<Report, StoreError> {
+        Ok(Report::default())
+    }
+
+    async fn create(&self, _settings: &Settings) -> Result<Report, StoreError> {
         let root = self.root.clone();
         blocking(move || {
             std::fs::create_dir_all(&root).map_err(io(&root))?;
@@ -93,7 +101,7 @@ impl Store for LocalStore {
                     root.display()
                 )));
             }
-            Ok(())
+            Ok(Report::default())
         })
         .await
     }
@@ -243,7 +251,7 @@ mod tests {
     async fn versions_are_written_whole_and_listed() {
         let td = tempfile::tempdir().unwrap();
         let s = LocalStore::new(td.path().join("store"));
-        s.create().await.unwrap();
+        s.create(&Settings::default()).await.unwrap();
         assert!(s.list().await.unwrap().is_empty());
         s.put_version(
             "iris",
@@ -305,7 +313,11 @@ mod tests {
         )
         .await
         .unwrap();
-        let e = s.create().await.unwrap_err().to_string();
+        let e = s
+            .create(&Settings::default())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("already holds 1 model version") && e.contains("terraform import"),
             "{e}"

@@ -1,12 +1,77 @@
 //! Model stores: where immutable model versions live, as `NAME/VERSION/` folders holding
 //! `model.onnx`, `model.json` and optionally `baseline.json`. A store is named by its URI
-//! (the `id` of `modelplane_model_store`): `file:///abs/path` for `local`.
+//! (the `id` of `modelplane_model_store`), which says how to reach it and never holds a secret:
+//! `file:///abs/path` for `local`, `s3://BUCKET?region=…[&endpoint=…&path_style=true]` for
+//! `s3` and `s3_compatible`, `az://ACCOUNT/CONTAINER[?endpoint=…]` for `azure_blob`.
 //!
 //! Every backend implements [`Store`]; resources only ever talk to the trait.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
+pub mod azure;
 pub mod local;
+pub mod remote;
+pub mod s3;
+
+/// How this provider reaches object stores: credentials from the provider block (the rest
+/// comes from the standard chains).
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    pub auth: modelplane_serve::objects::Auth,
+    /// `aws.region`: the region of new `s3` stores when they set none.
+    pub aws_region: Option<String>,
+    /// `aws.endpoint_url`: an S3 endpoint override for `s3` stores (emulators, gateways).
+    pub aws_endpoint: Option<String>,
+}
+
+static CONNECTION: OnceLock<Connection> = OnceLock::new();
+
+/// Records the provider's settings (once, at configure).
+pub fn set_connection(c: Connection) {
+    let _ = CONNECTION.set(c);
+}
+
+/// The provider's settings for object stores.
+pub fn connection() -> Connection {
+    CONNECTION.get().cloned().unwrap_or_default()
+}
+
+/// Environment a server needs to reach its repository with this provider's credentials.
+pub fn server_env() -> Vec<(String, String)> {
+    let c = connection();
+    let mut env = Vec::new();
+    if let Some(p) = c.auth.aws_profile {
+        env.push(("AWS_PROFILE".to_string(), p));
+    }
+    if let Some(k) = c.auth.azure_account_key {
+        env.push(("AZURE_STORAGE_KEY".to_string(), k));
+    }
+    env
+}
+
+/// What a store's control plane applies on create and update.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `false` adopts an existing bucket or container.
+    pub create: bool,
+    /// SSE-KMS key; SSE-S3 when unset.
+    pub kms_key_id: Option<String>,
+    /// Days before replaced object versions are deleted; none keeps them.
+    pub noncurrent_version_days: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+    /// S3-compatible servers: a feature the server lacks is a warning, not an error.
+    pub lenient: bool,
+}
+
+/// What a store's control plane found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Versioning status (`Enabled`, `Suspended`, `Disabled`); `None` where there is none.
+    pub versioning: Option<String>,
+    pub warnings: Vec<String>,
+}
 
 /// What went wrong talking to a store, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +86,10 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// A file of a model version, by name inside its folder.
@@ -43,8 +112,13 @@ pub trait Store: Send + Sync {
     fn repository(&self) -> String;
     /// Whether the store itself exists.
     async fn exists(&self) -> Result<bool, StoreError>;
-    /// Creates the store; an existing, empty one is taken over.
-    async fn create(&self) -> Result<(), StoreError>;
+    /// Creates the store (or, with `create = false`, adopts an existing one) and applies the
+    /// settings.
+    async fn create(&self, settings: &Settings) -> Result<Report, StoreError>;
+    /// Applies changed settings to an existing store.
+    async fn configure(&self, settings: &Settings) -> Result<Report, StoreError>;
+    /// What the store's control plane reports now (versioning).
+    async fn inspect(&self) -> Result<Report, StoreError>;
     /// Deletes the store and, with `force`, every version in it.
     async fn destroy(&self, force: bool) -> Result<(), StoreError>;
     /// Every `(name, version)` with a `model.json`, sorted.
@@ -87,10 +161,10 @@ pub trait Store: Send + Sync {
     fn version_uri(&self, name: &str, version: &str) -> String;
 }
 
-/// The backends a store ID may name.
-pub const BACKENDS: &[&str] = &["local"];
+/// The backends of `modelplane_model_store`.
+pub const BACKENDS: &[&str] = &["local", "s3", "s3_compatible", "azure_blob"];
 
-/// Opens the store an ID names.
+/// Opens the store an ID names, with the provider's credentials.
 pub fn open(id: &str) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = id.strip_prefix("file://") {
         if !path.starts_with('/') {
@@ -100,9 +174,23 @@ pub fn open(id: &str) -> Result<Box<dyn Store>, StoreError> {
         }
         return Ok(Box::new(local::LocalStore::new(PathBuf::from(path))));
     }
+    if id.starts_with("s3://") || id.starts_with("az://") {
+        let loc = modelplane_serve::objects::Location::parse(id).map_err(StoreError::BadUri)?;
+        return Ok(Box::new(remote::RemoteStore::new(loc, connection().auth)));
+    }
     Err(StoreError::BadUri(format!(
-        "{id:?} is not a model store ID; use the `id` of a modelplane_model_store (e.g. file:///var/lib/models)"
+        "{id:?} is not a model store ID; use the `id` of a modelplane_model_store (e.g. \
+         file:///var/lib/models, s3://BUCKET?region=REGION or az://ACCOUNT/CONTAINER)"
     )))
+}
+
+/// The store ID of a server's `repository` (a directory for local stores, else the ID).
+pub fn id_of_repository(repository: &str) -> String {
+    if repository.contains("://") {
+        repository.to_string()
+    } else {
+        format!("file://{repository}")
+    }
 }
 
 /// A model version's ID: `STORE_ID/NAME/VERSION`.
@@ -168,6 +256,11 @@ mod tests {
     #[test]
     fn only_store_uris_open() {
         assert!(open("file:///tmp/x").is_ok());
+        assert!(open("s3://models?region=eu-west-1").is_ok());
+        assert!(open("az://acct/models").is_ok());
+        assert!(open("az://acct").is_err());
+        assert_eq!(id_of_repository("/srv/models"), "file:///srv/models");
+        assert_eq!(id_of_repository("s3://m?region=x"), "s3://m?region=x");
         assert!(open("file://relative").is_err());
         assert!(open("acme-models")
             .err()

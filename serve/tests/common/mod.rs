@@ -36,6 +36,7 @@ pub fn config(repo: &str) -> ServeConfig {
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: Some("127.0.0.1:0".parse().unwrap()),
         repository: repo.to_string(),
+        cache_dir: None,
         models: MODELS
             .iter()
             .map(|m| ModelConfig {
