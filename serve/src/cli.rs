@@ -51,6 +51,15 @@ enum Command {
         /// Path to the .onnx file.
         model: PathBuf,
     },
+    /// Copy one file to or from an object store, streamed in parts and checked by sha256,
+    /// with the credentials of the AWS and Azure chains: `copy model.onnx
+    /// 's3://BUCKET/iris/1/model.onnx?region=eu-west-1'` uploads, the reverse downloads.
+    Copy {
+        /// A local file, or an object as s3://BUCKET/KEY[?…] or az://ACCOUNT/CONTAINER/KEY[?…].
+        from: String,
+        /// A local file, or an object (one side must be local, the other remote).
+        to: String,
+    },
 }
 
 #[derive(Args)]
@@ -470,6 +479,16 @@ where
         },
         Command::Validate(a) => validate(a),
         Command::Bench(a) => bench(a),
+        Command::Copy { from, to } => match copy(&from, &to) {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Baseline {
             dataset,
             target,
@@ -569,4 +588,55 @@ mod tests {
         assert!(super::parse_duration("ten").is_err());
         assert!(super::parse_duration("5y").is_err());
     }
+}
+
+/// `copy`: one side local, the other an object (the location's path is the object's key).
+fn copy(from: &str, to: &str) -> Result<String, String> {
+    use crate::objects::{self, Auth, Location};
+    let remote = |u: &str| u.starts_with("s3://") || u.starts_with("az://");
+    let object = |u: &str| -> Result<(Location, object_store::path::Path), String> {
+        let mut loc = Location::parse(u)?;
+        if loc.prefix.is_empty() {
+            return Err(format!("{u}: name the object, e.g. s3://BUCKET/KEY"));
+        }
+        let key = std::mem::take(&mut loc.prefix);
+        Ok((loc, object_store::path::Path::from(key)))
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let t0 = std::time::Instant::now();
+        let (sha, n, what) = match (remote(from), remote(to)) {
+            (false, true) => {
+                let (loc, key) = object(to)?;
+                let store = loc.open(&Auth::from_env()).await?;
+                let (sha, n) =
+                    objects::upload_file(&store, &key, std::path::Path::new(from)).await?;
+                (sha, n, "uploaded")
+            }
+            (true, false) => {
+                let (loc, key) = object(from)?;
+                let store = loc.open(&Auth::from_env()).await?;
+                // The digest recorded at upload, when there is one, is checked.
+                let want = objects::digest_recorded(&store, &key).await?;
+                let (sha, n) =
+                    objects::download_file(&store, &key, std::path::Path::new(to), want.as_deref())
+                        .await
+                        .map_err(|e| match e {
+                            objects::DownloadError::NotFound => format!("{from}: no such object"),
+                            objects::DownloadError::Other(e) => e,
+                        })?;
+                (sha, n, "downloaded")
+            }
+            _ => {
+                return Err(
+                    "one side of copy must be a local file and the other s3://… or az://…".into(),
+                )
+            }
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        Ok(format!(
+            "{what} {n} bytes in {secs:.2} s ({:.0} MB/s), sha256 {sha}",
+            n as f64 / 1e6 / secs.max(1e-9)
+        ))
+    })
 }

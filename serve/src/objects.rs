@@ -558,6 +558,30 @@ pub async fn digest(
     Ok(Some((hex::encode(h.finalize()), n)))
 }
 
+/// The sha256 recorded in an object's metadata at upload, if any.
+pub async fn digest_recorded(
+    store: &Arc<dyn ObjectStore>,
+    at: &Path,
+) -> Result<Option<String>, String> {
+    match store
+        .get_opts(
+            at,
+            GetOptions {
+                head: true,
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(r) => Ok(r
+            .attributes
+            .get(&Attribute::Metadata(SHA256_METADATA.into()))
+            .map(|v| v.to_string())),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(format!("{at}: {e}")),
+    }
+}
+
 /// Downloads an object to a local file as it arrives (never whole in memory), checking its
 /// sha256. The file appears under its final name only when complete and verified.
 pub async fn download_file(

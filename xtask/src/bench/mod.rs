@@ -38,15 +38,24 @@ pub enum Which {
         #[arg(long, value_delimiter = ',', default_value = "iris,digits_mlp")]
         models: Vec<String>,
     },
+    /// Upload and download of a large artifact against moto (S3 API): modelplane's data plane
+    /// vs boto3's transfer manager, with each process's peak RSS.
+    Transfer {
+        /// Artifact size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mb: u64,
+    },
 }
 
 mod serve;
+mod transfer;
 
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Provider { count, repeat } => provider(count, repeat),
         Which::Serve { seconds, models } => serve::run(seconds, &models),
         Which::Quickstart { repeat } => quickstart(repeat),
+        Which::Transfer { size_mb } => transfer::run(size_mb),
     }
 }
 
