@@ -16,7 +16,7 @@
 //!   client secret (`AZURE_CLIENT_ID` / `AZURE_TENANT_ID` / `AZURE_CLIENT_SECRET`), managed
 //!   identity, then the Azure CLI.
 //!
-//! Transfers stream: uploads go through multipart (S3) or blocks (Azure) in 16 MiB parts,
+//! Transfers stream: uploads go through multipart (S3) or blocks (Azure) in 10 MiB parts,
 //! downloads are written to disk as they arrive, and both hash as they go. `object_store`
 //! retries failed requests with exponential backoff.
 
@@ -35,8 +35,9 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Part size for multipart uploads and the write buffer of downloads.
-pub const PART_SIZE: usize = 16 * 1024 * 1024;
+/// Part size for multipart uploads. With 4 parts in flight an upload holds about 50 MB,
+/// whatever the file's size; S3's 10,000-part limit puts the largest artifact at 97 GiB.
+pub const PART_SIZE: usize = 10 * 1024 * 1024;
 /// Parts in flight at once during an upload.
 const UPLOAD_CONCURRENCY: usize = 4;
 /// The user metadata key that carries an object's sha256.
@@ -602,7 +603,7 @@ pub async fn download_file(
     let part = to.with_extension(format!("part-{}", std::process::id()));
     let local = |e: std::io::Error| DownloadError::Other(format!("{}: {e}", part.display()));
     let file = tokio::fs::File::create(&part).await.map_err(local)?;
-    let mut w = tokio::io::BufWriter::with_capacity(PART_SIZE.min(4 << 20), file);
+    let mut w = tokio::io::BufWriter::with_capacity(4 << 20, file);
     let mut h = Sha256::new();
     let mut n = 0u64;
     let result = async {
