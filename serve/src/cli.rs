@@ -562,34 +562,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse() {
-        use std::time::Duration;
-        assert_eq!(
-            super::parse_duration("10s").unwrap(),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            super::parse_duration("500ms").unwrap(),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            super::parse_duration("2m").unwrap(),
-            Duration::from_secs(120)
-        );
-        assert!(super::parse_duration("ten").is_err());
-        assert!(super::parse_duration("5y").is_err());
-    }
-}
-
 /// `copy`: one side local, the other an object (the location's path is the object's key).
 fn copy(from: &str, to: &str) -> Result<String, String> {
     use crate::objects::{self, Auth, Location};
@@ -639,4 +611,32 @@ fn copy(from: &str, to: &str) -> Result<String, String> {
             n as f64 / 1e6 / secs.max(1e-9)
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_duration("10s").unwrap(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            super::parse_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            super::parse_duration("2m").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert!(super::parse_duration("ten").is_err());
+        assert!(super::parse_duration("5y").is_err());
+    }
 }
