@@ -589,7 +589,7 @@ fn copy(from: &str, to: &str) -> Result<String, String> {
                 let (loc, key) = object(from)?;
                 let store = loc.open(&Auth::from_env()).await?;
                 // The digest recorded at upload, when there is one, is checked.
-                let want = objects::digest_recorded(&store, &key).await?;
+                let want = objects::head(&store, &key).await?.and_then(|(sha, _)| sha);
                 let (sha, n) =
                     objects::download_file(&store, &key, std::path::Path::new(to), want.as_deref())
                         .await

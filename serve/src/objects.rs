@@ -517,32 +517,38 @@ pub async fn get_bytes(store: &Arc<dyn ObjectStore>, at: &Path) -> Result<Option
     }
 }
 
-/// Size and recorded sha256 (from the upload's metadata) of an object; `None` when it does not
-/// exist. An object written by other tools has no recorded digest, and is hashed by reading it.
+/// Size and the sha256 recorded in the metadata at upload (if any) of an object; `None` when
+/// it does not exist. One HEAD request.
+pub async fn head(
+    store: &Arc<dyn ObjectStore>,
+    at: &Path,
+) -> Result<Option<(Option<String>, u64)>, String> {
+    let options = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    match store.get_opts(at, options).await {
+        Ok(r) => Ok(Some((
+            r.attributes
+                .get(&Attribute::Metadata(SHA256_METADATA.into()))
+                .map(|v| v.to_string()),
+            r.meta.size,
+        ))),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(format!("{at}: {e}")),
+    }
+}
+
+/// Size and sha256 of an object; `None` when it does not exist. The digest recorded at upload
+/// is used; an object written by other tools is hashed by reading it.
 pub async fn digest(
     store: &Arc<dyn ObjectStore>,
     at: &Path,
 ) -> Result<Option<(String, u64)>, String> {
-    let head = match store
-        .get_opts(
-            at,
-            GetOptions {
-                head: true,
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(format!("{at}: {e}")),
-    };
-    let size = head.meta.size;
-    if let Some(v) = head
-        .attributes
-        .get(&Attribute::Metadata(SHA256_METADATA.into()))
-    {
-        return Ok(Some((v.to_string(), size)));
+    match head(store, at).await? {
+        None => return Ok(None),
+        Some((Some(sha), size)) => return Ok(Some((sha, size))),
+        Some((None, _)) => {}
     }
     let mut stream = match store.get(at).await {
         Ok(r) => r.into_stream(),
@@ -557,30 +563,6 @@ pub async fn digest(
         h.update(&chunk);
     }
     Ok(Some((hex::encode(h.finalize()), n)))
-}
-
-/// The sha256 recorded in an object's metadata at upload, if any.
-pub async fn digest_recorded(
-    store: &Arc<dyn ObjectStore>,
-    at: &Path,
-) -> Result<Option<String>, String> {
-    match store
-        .get_opts(
-            at,
-            GetOptions {
-                head: true,
-                ..Default::default()
-            },
-        )
-        .await
-    {
-        Ok(r) => Ok(r
-            .attributes
-            .get(&Attribute::Metadata(SHA256_METADATA.into()))
-            .map(|v| v.to_string())),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(format!("{at}: {e}")),
-    }
 }
 
 /// Downloads an object to a local file as it arrives (never whole in memory), checking its

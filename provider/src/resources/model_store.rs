@@ -176,9 +176,26 @@ fn open(m: &Model, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
     }
 }
 
-fn warn(report: &stores::Report, m: &Model, diags: &mut Diagnostics) {
-    for w in &report.warnings {
-        diags.warning(format!("Model store {}", m.name), w.clone());
+/// The state after the control plane applied a plan: its warnings shown, versioning
+/// recorded; `None` (with the error) when it failed.
+fn applied(
+    mut m: Model,
+    result: Result<stores::Report, stores::StoreError>,
+    summary: &str,
+    diags: &mut Diagnostics,
+) -> Option<Model> {
+    match result {
+        Ok(report) => {
+            for w in &report.warnings {
+                diags.warning(format!("Model store {}", m.name), w.clone());
+            }
+            m.versioning = report.versioning.map_or(Attr::Null, Attr::Known);
+            Some(m)
+        }
+        Err(e) => {
+            diags.error(summary, e.to_string());
+            None
+        }
     }
 }
 
@@ -482,18 +499,13 @@ impl tfplugin::Resource for ModelStore {
                 .map_or(Attr::Null, Attr::Known);
         }
         let store = open(&plan, &mut ctx.diags)?;
-        match store.create(&plan.settings()).await {
-            Ok(report) => {
-                warn(&report, &plan, &mut ctx.diags);
-                plan.versioning = report.versioning.map_or(Attr::Null, Attr::Known);
-                Some(plan)
-            }
-            Err(e) => {
-                ctx.diags
-                    .error("Cannot create the model store", e.to_string());
-                None
-            }
-        }
+        let result = store.create(&plan.settings()).await;
+        applied(
+            plan,
+            result,
+            "Cannot create the model store",
+            &mut ctx.diags,
+        )
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
@@ -514,21 +526,16 @@ impl tfplugin::Resource for ModelStore {
         }
     }
 
-    async fn update(&self, _prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+    async fn update(&self, _prior: Model, plan: Model, ctx: &mut Ctx) -> Option<Model> {
         // Encryption, lifecycle, tags and force_destroy change in place.
         let store = open(&plan, &mut ctx.diags)?;
-        match store.configure(&plan.settings()).await {
-            Ok(report) => {
-                warn(&report, &plan, &mut ctx.diags);
-                plan.versioning = report.versioning.map_or(Attr::Null, Attr::Known);
-                Some(plan)
-            }
-            Err(e) => {
-                ctx.diags
-                    .error("Cannot update the model store", e.to_string());
-                None
-            }
-        }
+        let result = store.configure(&plan.settings()).await;
+        applied(
+            plan,
+            result,
+            "Cannot update the model store",
+            &mut ctx.diags,
+        )
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {

@@ -111,14 +111,10 @@ impl Store for LocalStore {
         blocking(move || {
             let versions = list_versions(&root)?;
             if !versions.is_empty() && !force {
-                let shown: Vec<String> = versions.iter().take(5).map(|(n, v)| format!("{n}/{v}")).collect();
-                return Err(StoreError::Conflict(format!(
-                    "the store at {} still holds {} model version(s) ({}{}); destroy those modelplane_model resources first, or set force_destroy = true to delete them with the store",
-                    root.display(),
-                    versions.len(),
-                    shown.join(", "),
-                    if versions.len() > 5 { ", …" } else { "" }
-                )));
+                return Err(super::still_holds(
+                    &format!("the store at {}", root.display()),
+                    &versions,
+                ));
             }
             match std::fs::remove_dir_all(&root) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&root)(e)),

@@ -161,6 +161,22 @@ pub trait Store: Send + Sync {
     fn version_uri(&self, name: &str, version: &str) -> String;
 }
 
+/// The error of a destroy that would delete model versions without `force_destroy`.
+pub fn still_holds(what: &str, versions: &[(String, String)]) -> StoreError {
+    let shown: Vec<String> = versions
+        .iter()
+        .take(5)
+        .map(|(n, v)| format!("{n}/{v}"))
+        .collect();
+    StoreError::Conflict(format!(
+        "{what} still holds {} model version(s) ({}{}); destroy those modelplane_model \
+         resources first, or set force_destroy = true to delete them with the store",
+        versions.len(),
+        shown.join(", "),
+        if versions.len() > 5 { ", …" } else { "" }
+    ))
+}
+
 /// The backends of `modelplane_model_store`.
 pub const BACKENDS: &[&str] = &["local", "s3", "s3_compatible", "azure_blob"];
 

@@ -148,19 +148,7 @@ impl Store for RemoteStore {
         if !force {
             let versions = self.list().await?;
             if !versions.is_empty() {
-                let shown: Vec<String> = versions
-                    .iter()
-                    .take(5)
-                    .map(|(n, v)| format!("{n}/{v}"))
-                    .collect();
-                return Err(StoreError::Conflict(format!(
-                    "{} still holds {} model version(s) ({}{}); destroy those modelplane_model \
-                     resources first, or set force_destroy = true to delete them with the store",
-                    self.what(),
-                    versions.len(),
-                    shown.join(", "),
-                    if versions.len() > 5 { ", …" } else { "" }
-                )));
+                return Err(super::still_holds(&self.what(), &versions));
             }
         }
         match self.loc.service {
