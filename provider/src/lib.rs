@@ -5,7 +5,7 @@
 //! | Terraform type | code | docs | example | tests |
 //! |---|---|---|---|---|
 //! | `modelplane_gpu_cluster` | `resources/gpu_cluster.rs` | `docs/resources/gpu_cluster.md` | `examples/resources/modelplane_gpu_cluster/` | `tests/gpu_cluster.rs` |
-//! | `modelplane_model_store` | `resources/model_store.rs` | `docs/resources/model_store.md` | `examples/resources/modelplane_model_store/` | `tests/model_store.rs` |
+//! | `modelplane_model_store` | `resources/model_store.rs` | `docs/resources/model_store.md` | `examples/resources/modelplane_model_store/` | `tests/model_store.rs`, `tests/model_store_cloud.rs` |
 //! | `modelplane_model` | `resources/model.rs` | `docs/resources/model.md` | `examples/resources/modelplane_model/` | `tests/model.rs` |
 //! | `modelplane_endpoint` | `resources/endpoint.rs` | `docs/resources/endpoint.md` | `examples/resources/modelplane_endpoint/` | `tests/endpoint.rs` |
 //! | `modelplane_monitor` | `resources/monitor.rs` | `docs/resources/monitor.md` | `examples/resources/modelplane_monitor/` | `tests/monitor.rs` |

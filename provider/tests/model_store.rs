@@ -3,6 +3,7 @@
 mod common;
 
 use common::emulators::{self, Emulator, AWS_PROFILE, AZURITE_ACCOUNT, AZURITE_KEY};
+use common::stores::{predicts, served};
 use common::{acc, check, Local};
 use modelplane_serve::objects::{Auth, Location};
 use object_store::ObjectStoreExt;
@@ -113,8 +114,6 @@ fn model_store_bad_input() {
 // ---------------------------------------------------------------------------------------
 // Object stores: s3 and s3_compatible against moto, azure_blob against Azurite.
 
-const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
-
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -150,72 +149,6 @@ fn provider(l: &Local, moto: Option<&Emulator>) -> String {
         "provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n{aws}  azure {{\n    storage_account_key = {AZURITE_KEY:?}\n  }}\n}}\n",
         l.path().display().to_string()
     )
-}
-
-/// A cluster, the iris model (with a baseline) in store `s`, and an endpoint serving it.
-fn served(endpoint: &str) -> String {
-    format!(
-        r#"
-resource "modelplane_gpu_cluster" "c" {{
-  name     = "c"
-  platform = "local"
-}}
-
-resource "modelplane_model" "m" {{
-  store   = modelplane_model_store.s.id
-  name    = "iris"
-  version = "1"
-  source  = {:?}
-  baseline {{
-    dataset = {:?}
-    target  = "species"
-  }}
-}}
-
-resource "modelplane_endpoint" "e" {{
-  name    = {endpoint:?}
-  cluster = modelplane_gpu_cluster.c.id
-  variant {{
-    name   = "stable"
-    model  = modelplane_model.m.id
-    weight = 100
-  }}
-}}
-"#,
-        common::qs("model/iris-v1.onnx"),
-        common::qs("data/train.csv"),
-    )
-}
-
-/// A real prediction from the endpoint: the model was fetched from the store.
-fn predicts(l: &Local, endpoint: &'static str) -> tfplugin::acctest::Check {
-    let dir = l.path();
-    check(move |s| {
-        let url = s
-            .attr("modelplane_endpoint.e", "url")
-            .and_then(|u| u.as_str().map(String::from))
-            .ok_or("endpoint has no url")?;
-        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
-            .map_err(|e| e.to_string())?;
-        let u = format!("{url}/v2/models/{endpoint}/infer");
-        let (status, body) = common::http("POST", &u, Some(&token), Some(REQUEST))?;
-        if status != 200 || body["outputs"][0]["data"] != serde_json::json!([0, 2]) {
-            return Err(format!("{u}: HTTP {status} {body}"));
-        }
-        // The artifact came through the cache, named by its sha256.
-        let sha = modelplane_serve::signature::file_digest(
-            &common::repo().join("examples/quickstart/model/iris-v1.onnx"),
-        )
-        .unwrap()
-        .0;
-        if !dir.join("cache").join(format!("{sha}.onnx")).is_file() {
-            return Err(format!(
-                "no cached artifact {sha}.onnx under {}",
-                dir.join("cache").display()
-            ));
-        }
-        Ok(())
-    })
 }
 
 /// Puts an object straight into a store (a version Terraform does not know, or drift).

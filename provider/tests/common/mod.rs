@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod emulators;
+pub mod stores;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
