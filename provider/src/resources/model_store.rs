@@ -482,7 +482,12 @@ impl tfplugin::Resource for ModelStore {
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        let Attr::Known(uri) = self.resolve_uri(&plan).await else {
+        // The URI planned is the one created (no second region lookup that could differ).
+        let uri = match &plan.uri {
+            Attr::Known(u) => Attr::Known(u.clone()),
+            _ => self.resolve_uri(&plan).await,
+        };
+        let Attr::Known(uri) = uri else {
             ctx.diags.error_at(
                 AttributePath::attr("path"),
                 "Unknown store location",
@@ -512,8 +517,13 @@ impl tfplugin::Resource for ModelStore {
         let store = open(&state, &mut ctx.diags)?;
         match store.exists().await {
             Ok(true) => {
-                if let Ok(r) = store.inspect().await {
-                    state.versioning = r.versioning.map_or(Attr::Null, Attr::Known);
+                // A backend that cannot tell cheaply keeps what create or update recorded.
+                if let Ok(stores::Report {
+                    versioning: Some(v),
+                    ..
+                }) = store.inspect().await
+                {
+                    state.versioning = Attr::Known(v);
                 }
                 Some(state)
             }
