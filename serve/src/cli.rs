@@ -60,6 +60,35 @@ enum Command {
         /// A local file, or an object (one side must be local, the other remote).
         to: String,
     },
+    /// Exit 0 when the server of a configuration is ready (`GET /v2/health/ready`), 1 when
+    /// not: the health check of container engines, which the image runs without a shell.
+    Health {
+        /// The server's configuration (its `http` address is probed).
+        #[arg(long, default_value = "/etc/modelplane/config.json")]
+        config: PathBuf,
+    },
+    /// Write the container image of a server binary as an OCI image layout, without a
+    /// container engine (see `cargo xtask image`).
+    Image {
+        /// The server binary to package (default: this one).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Output folder (an OCI image layout; replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Tag recorded in the layout (default: the version).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Source revision for the `org.opencontainers.image.revision` label.
+        #[arg(long)]
+        revision: Option<String>,
+        /// Creation time (RFC 3339) for `created`; default the epoch, for reproducible digests.
+        #[arg(long)]
+        created: Option<String>,
+        /// gzip level of the layer (0–9).
+        #[arg(long, default_value_t = 9)]
+        compression: u32,
+    },
 }
 
 #[derive(Args)]
@@ -453,6 +482,52 @@ async fn serve(args: ServeArgs, cfg: ServeConfig) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// The health check: probes the readiness of the server a configuration describes.
+fn health(config: &std::path::Path) -> ExitCode {
+    let cfg = match ServeConfig::from_file(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut addr = cfg.http;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    // With TLS on, the listener accepting connections is the check (the probe speaks plain HTTP).
+    if cfg.tls.is_some() {
+        return match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{addr}: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let url = format!("http://{addr}/v2/health/ready");
+    let ready = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+        .and_then(|rt| {
+            rt.block_on(async {
+                let c = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(3))
+                    .build()
+                    .ok()?;
+                Some(c.get(&url).send().await.ok()?.status().is_success())
+            })
+        })
+        .unwrap_or(false);
+    if ready {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{url}: not ready");
+        ExitCode::from(1)
+    }
+}
+
 /// Runs the command line `args` (the first item is the program name) and returns its exit code.
 pub fn main_from<I, T>(args: I) -> ExitCode
 where
@@ -478,6 +553,43 @@ where
             }
         },
         Command::Validate(a) => validate(a),
+        Command::Health { config } => health(&config),
+        Command::Image {
+            binary,
+            out,
+            tag,
+            revision,
+            created,
+            compression,
+        } => {
+            let binary = match binary.map_or_else(std::env::current_exe, Ok) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: cannot find this binary: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let version = env!("CARGO_PKG_VERSION").to_string();
+            let spec = crate::image::Spec {
+                binary,
+                tag: tag.unwrap_or_else(|| version.clone()),
+                version,
+                revision,
+                source: env!("CARGO_PKG_REPOSITORY").to_string(),
+                created,
+                compression,
+            };
+            match crate::image::build(&spec, &out) {
+                Ok(b) => {
+                    println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Bench(a) => bench(a),
         Command::Copy { from, to } => match copy(&from, &to) {
             Ok(msg) => {

@@ -15,6 +15,7 @@
 //! | [`rest`], [`grpc`] | the Open Inference Protocol v2 over REST and gRPC |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`server`] | listeners, signals, graceful shutdown |
+//! | [`image`] | the bundled container image, as an OCI image layout built without an engine |
 //! | [`cli`] | the `modelplane-serve` command line |
 
 pub mod app;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod feedback;
 pub mod gpu;
 pub mod grpc;
+pub mod image;
 pub mod metrics;
 pub mod model;
 pub mod objects;
