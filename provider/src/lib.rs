@@ -9,6 +9,7 @@
 //! | `modelplane_model` | `resources/model.rs` | `docs/resources/model.md` | `examples/resources/modelplane_model/` | `tests/model.rs` |
 //! | `modelplane_endpoint` | `resources/endpoint.rs` | `docs/resources/endpoint.md` | `examples/resources/modelplane_endpoint/` | `tests/endpoint.rs` |
 //! | `modelplane_monitor` | `resources/monitor.rs` | `docs/resources/monitor.md` | `examples/resources/modelplane_monitor/` | `tests/monitor.rs` |
+//! | `modelplane_serving_image` | `resources/serving_image.rs` | `docs/resources/serving_image.md` | `examples/resources/modelplane_serving_image/` | `tests/container.rs` |
 //! | `modelplane_gpu_inventory` (data) | `data_sources/gpu_inventory.rs` | `docs/data-sources/gpu_inventory.md` | `examples/data-sources/modelplane_gpu_inventory/` | `tests/gpu_cluster.rs` |
 //! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/models.rs` |
 //! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` | `tests/model_signature.rs` |
@@ -28,6 +29,7 @@ pub mod data_sources;
 pub mod local_endpoint;
 pub mod monitoring;
 pub mod platforms;
+pub mod registry;
 pub mod resources;
 pub mod stores;
 
@@ -230,6 +232,7 @@ impl tfplugin::Provider for Modelplane {
             tfplugin::resource(resources::endpoint::Endpoint {
                 config: self.config.clone(),
             }),
+            tfplugin::resource(resources::serving_image::ServingImage),
             tfplugin::resource(resources::monitor::Monitor {
                 config: self.config.clone(),
             }),

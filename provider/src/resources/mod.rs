@@ -5,3 +5,4 @@ pub mod gpu_cluster;
 pub mod model;
 pub mod model_store;
 pub mod monitor;
+pub mod serving_image;
