@@ -31,6 +31,7 @@ pub mod monitoring;
 pub mod platforms;
 pub mod registry;
 pub mod resources;
+pub mod servers;
 pub mod stores;
 
 /// The provider's registry address.
@@ -224,7 +225,9 @@ impl tfplugin::Provider for Modelplane {
 
     fn resources(&self) -> Vec<Arc<dyn tfplugin::framework::DynResource>> {
         vec![
-            tfplugin::resource(resources::gpu_cluster::GpuCluster),
+            tfplugin::resource(resources::gpu_cluster::GpuCluster {
+                config: self.config.clone(),
+            }),
             tfplugin::resource(resources::model_store::ModelStore {
                 config: self.config.clone(),
             }),

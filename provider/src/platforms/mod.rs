@@ -4,14 +4,16 @@
 //! | platform | module | status |
 //! |---|---|---|
 //! | `local` | [`local`] | this machine: endpoints are supervised server processes |
-//! | `container`, `kubernetes`, `aws`, `azure` | — | not in this version; refused at plan with a clear error |
+//! | `container` | [`container`] | this host's podman or docker: endpoints are containers of the bundled image |
+//! | `kubernetes`, `aws`, `azure` | — | not in this version; refused at plan with a clear error |
 
+pub mod container;
 pub mod local;
 
 /// Every platform name the schema accepts.
 pub const ALL: &[&str] = &["local", "container", "kubernetes", "aws", "azure"];
 /// The platforms this version can manage.
-pub const AVAILABLE: &[&str] = &["local"];
+pub const AVAILABLE: &[&str] = &["local", "container"];
 
 /// Why a platform cannot be used, or `None` when it can.
 pub fn unavailable(platform: &str) -> Option<String> {

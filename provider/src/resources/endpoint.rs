@@ -20,7 +20,9 @@ use modelplane_serve::config::{
     AuthConfig, EndpointConfig, ModelConfig, ServeConfig, ShadowConfig, VariantConfig,
 };
 
-use crate::local_endpoint::{self as le, Dir, Proc};
+use crate::local_endpoint::{self as le, Dir};
+use crate::platforms::container;
+use crate::servers::{self, Launcher, Server};
 use crate::{platforms, stores, ProviderConfig};
 
 pub struct Endpoint {
@@ -104,6 +106,8 @@ pub struct Model {
     pub limits: Option<Limits>,
     pub monitoring: Option<Monitoring>,
     pub benchmark: Option<Benchmark>,
+    pub image: Option<String>,
+    pub container: Option<container::Settings>,
     pub port: Attr<i64>,
     pub grpc_port: Attr<i64>,
     pub token_wo: Attr<String>,
@@ -115,6 +119,7 @@ pub struct Model {
     pub state_path: Attr<String>,
     pub benchmark_result: Attr<BenchResult>,
     pub model_digests: Attr<BTreeMap<String, String>>,
+    pub running_image: Attr<String>,
 }
 
 /// What the state folder keeps besides the server's configuration.
@@ -130,6 +135,10 @@ struct Meta {
     monitoring: Option<Monitoring>,
     benchmark: Option<Benchmark>,
     benchmark_result: Option<BenchResult>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    container: Option<container::Settings>,
 }
 
 fn path(steps: &[PathStep]) -> AttributePath {
@@ -209,6 +218,8 @@ fn schema() -> Schema {
                     .description("sha256 of every model version served, by model `id`. When a version is replaced with new bytes, this changes and the endpoint reloads them."),
             )
             .attribute(Attribute::nested("benchmark_result", Nesting::Single, result).computed().description("Figures of the last benchmark; null without a `benchmark` block."))
+            .attribute(Attribute::new("image", Type::String).optional().description("The serving image, on `container` clusters (required there; not used by `local`): best `modelplane_serving_image.NAME.reference`, which is pinned by digest. A reference by tag is pinned when the container starts: later restarts run the same digest until `image` changes."))
+            .attribute(Attribute::new("running_image", Type::String).computed().stable().description("On `container` clusters, the digest-pinned image the container runs; null on `local`."))
             .block(
                 NestedBlock::new(
                     "variant",
@@ -260,6 +271,21 @@ fn schema() -> Schema {
                     .attribute(Attribute::new("feedback_window", Type::String).optional().description(
                         "Window of the rolling accuracy and mean absolute error from ground-truth feedback, e.g. `1h` (default `1h`).",
                     )),
+            ))
+            .block(NestedBlock::new(
+                "container",
+                Nesting::Single,
+                Block::new()
+                    .description(
+                        "How the container runs, on `container` clusters. A change replaces the container (see the update notes). \
+                         Object-store credentials reach the container from the host's instance or workload identity, or through \
+                         `extra_args` (`--env-file`): the provider does not copy keys into engine metadata.",
+                    )
+                    .attribute(Attribute::new("cpus", Type::Number).optional().description("CPU limit, e.g. `1.5`."))
+                    .attribute(Attribute::new("memory", Type::String).optional().description("Memory limit, e.g. `512m` or `2g`."))
+                    .attribute(Attribute::new("restart", Type::String).optional().description("Restart policy: `no`, `on-failure`, `always` or `unless-stopped` (default). Rootless podman restarts after a reboot only through systemd."))
+                    .attribute(Attribute::new("gpus", Type::Number).optional().description("GPUs for the container: CDI devices `nvidia.com/gpu=0..N-1` on podman, `--gpus N` on docker (needs the NVIDIA Container Toolkit)."))
+                    .attribute(Attribute::new("extra_args", Type::list(Type::String)).optional().description("More arguments for the engine's `run`, before the image, e.g. `[\"--network\", \"host\"]`. On the host's network nothing is published and restarts start the new container before the old one stops.")),
             ))
             .block(NestedBlock::new(
                 "benchmark",
@@ -441,6 +467,39 @@ impl Endpoint {
         })
     }
 
+    /// How this plan's servers start: a local process, or a container of `image` (or of
+    /// `pinned`, the digest a running container of the same `image` already runs).
+    fn launcher(
+        &self,
+        m: &Model,
+        cfg: &ServeConfig,
+        pinned: Option<&str>,
+    ) -> Result<Launcher, String> {
+        let cluster = m.cluster.known().cloned().unwrap_or_default();
+        let (platform, name) = platforms::parse_cluster_id(&cluster)?;
+        if platform != "container" {
+            return Ok(Launcher::Local);
+        }
+        let engine = container::engine_of(&self.state_dir(), &name)?;
+        let (_, models, cache) = servers::container_view(cfg);
+        let image = pinned
+            .map(String::from)
+            .or_else(|| m.image.clone())
+            .ok_or("image is required on container clusters")?;
+        Ok(Launcher::Container(container::Launch {
+            engine,
+            endpoint: m.name.clone(),
+            image,
+            settings: m.container.clone().unwrap_or_default(),
+            ports: [cfg.http.port()]
+                .into_iter()
+                .chain(cfg.grpc.map(|g| g.port()))
+                .collect(),
+            models,
+            cache,
+        }))
+    }
+
     fn meta(m: &Model, ready: bool) -> Meta {
         Meta {
             cluster: m.cluster.known().cloned().unwrap_or_default(),
@@ -452,6 +511,8 @@ impl Endpoint {
             monitoring: m.monitoring.clone(),
             benchmark: m.benchmark.clone(),
             benchmark_result: m.benchmark_result.known().cloned(),
+            image: m.image.clone(),
+            container: m.container.clone(),
         }
     }
 }
@@ -475,19 +536,21 @@ fn url_of(port: i64) -> String {
 /// Prometheus reads, so that a moved endpoint is scraped at its new address at once.
 fn write_config(dir: &Dir, cfg: &ServeConfig) -> std::io::Result<()> {
     dir.write_json("config.json", cfg)?;
+    servers::publish(dir, cfg)?;
     le::write_targets(dir, cfg)
 }
 
-/// Starts a server on the folder's config.json and waits for it; on failure it is stopped
-/// and the error says why, with the log.
-async fn start(dir: &Dir, url: &str, ctx: &mut Ctx) -> Result<Proc, String> {
-    let p = le::spawn(dir, DRAIN_SECONDS)
-        .map_err(|e| format!("cannot start the server: {e}\n{}", dir.log_tail(20)))?;
-    let r = le::wait_ready(url, p, READY_TIMEOUT, ctx.stopped()).await;
+/// Starts a server on the folder's configuration and waits for it; on failure it is
+/// stopped and the error says why, with its last log lines.
+async fn start(launcher: &Launcher, dir: &Dir, url: &str, ctx: &mut Ctx) -> Result<Server, String> {
+    let server = launcher.spawn(dir, DRAIN_SECONDS).await?;
+    let r = servers::wait_ready(url, &server, READY_TIMEOUT, ctx.stopped()).await;
     match r {
-        Ok(()) => Ok(p),
+        Ok(()) => Ok(server),
         Err(why) => {
-            le::stop(p, Duration::from_secs(2)).await;
+            let log = server.log_tail(dir, 20).await;
+            let log_name = server.log_name(dir);
+            server.stop(Duration::from_secs(2)).await;
             let what = match why {
                 le::NotReady::Exited => "the server exited before it was ready".to_string(),
                 le::NotReady::Timeout => format!(
@@ -499,11 +562,14 @@ async fn start(dir: &Dir, url: &str, ctx: &mut Ctx) -> Result<Proc, String> {
                         .to_string()
                 }
             };
-            Err(format!(
-                "{what}. Last lines of {}:\n{}",
-                dir.path("server.log").display(),
-                dir.log_tail(20)
-            ))
+            let hint = if log.contains("Address already in use")
+                || log.contains("address already in use")
+            {
+                "\nA port of the endpoint is in use on this host: choose other port and grpc_port, or stop what holds them."
+            } else {
+                ""
+            };
+            Err(format!("{what}. Last lines of {log_name}:\n{log}{hint}"))
         }
     }
 }
@@ -619,8 +685,10 @@ struct Rollback {
     old_token: String,
     url: String,
     restart: bool,
-    old_proc: Option<Proc>,
-    started: Option<Proc>,
+    old_server: Option<Server>,
+    started: Option<Server>,
+    /// How the previous servers were started.
+    launcher: Launcher,
 }
 
 impl Rollback {
@@ -632,7 +700,11 @@ impl Rollback {
             .write_secret("token", &self.old_token)
             .map_err(|e| e.to_string())?;
         write_config(&self.dir, old).map_err(|e| e.to_string())?;
-        match (self.restart, self.old_proc) {
+        let old_alive = match &self.old_server {
+            Some(s) => s.alive().await,
+            None => false,
+        };
+        match (self.restart, self.old_server) {
             (false, _) => le::admin(
                 &self.url,
                 &self.old_token,
@@ -641,27 +713,34 @@ impl Rollback {
             )
             .await
             .map(|_| ()),
-            (true, Some(oldp)) if oldp.alive() => {
+            (true, Some(olds)) if old_alive => {
                 // The old server still runs (the new one failed before it was stopped).
-                if let Some(newp) = self.started {
-                    le::stop(newp, Duration::from_secs(DRAIN_SECONDS)).await;
+                if let Some(news) = self.started {
+                    news.stop(Duration::from_secs(DRAIN_SECONDS)).await;
                 }
                 self.dir
-                    .write_json("process.json", &oldp)
+                    .write_json("process.json", &olds)
                     .map_err(|e| e.to_string())
             }
             (true, _) => {
-                let p = le::spawn(&self.dir, DRAIN_SECONDS).map_err(|e| e.to_string())?;
-                le::wait_ready(&self.url, p, READY_TIMEOUT, std::future::pending())
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "the previous configuration did not start: {e:?}\n{}",
-                            self.dir.log_tail(20)
-                        )
-                    })?;
-                if let Some(newp) = self.started {
-                    le::stop(newp, Duration::from_secs(DRAIN_SECONDS)).await;
+                // Servers that cannot share the ports: the new one goes first.
+                let mut started = self.started;
+                if !self.launcher.overlaps() {
+                    if let Some(news) = started.take() {
+                        news.stop(Duration::from_secs(DRAIN_SECONDS)).await;
+                    }
+                }
+                let s = self.launcher.spawn(&self.dir, DRAIN_SECONDS).await?;
+                if let Err(e) =
+                    servers::wait_ready(&self.url, &s, READY_TIMEOUT, std::future::pending()).await
+                {
+                    let log = s.log_tail(&self.dir, 20).await;
+                    return Err(format!(
+                        "the previous configuration did not start: {e:?}\n{log}"
+                    ));
+                }
+                if let Some(news) = started {
+                    news.stop(Duration::from_secs(DRAIN_SECONDS)).await;
                 }
                 Ok(())
             }
@@ -732,6 +811,44 @@ impl tfplugin::Resource for Endpoint {
                     if let Some(why) = platforms::unavailable(&p) {
                         diags.error_at(AttributePath::attr("cluster"), "Unsupported platform", why);
                     }
+                    let image = config.get::<String>("image", diags);
+                    let has_container = !config.elements("container").is_empty();
+                    if p == "container" && image.is_null() {
+                        diags.error_at(AttributePath::attr("image"), "Missing image", "endpoints on a container cluster run an image: set image = modelplane_serving_image.NAME.reference (or another reference to the modelplane-serve image).");
+                    }
+                    if p == "local" && !image.is_null() {
+                        diags.error_at(AttributePath::attr("image"), "Not used on local", "a local cluster runs the server the provider carries; image applies to container clusters. Remove it, or run the endpoint on a container cluster.");
+                    }
+                    if p == "local" && has_container {
+                        diags.error_at(AttributePath::attr("container"), "Not used on local", "the container block applies to container clusters; remove it for a local cluster.");
+                    }
+                }
+            }
+        }
+        if let Some(c) = config.elements("container").first() {
+            let at = |x: &str| path(&[a("container"), a(x)]);
+            if let Attr::Known(r) = c.get::<String>("restart", diags) {
+                if !container::RESTART_POLICIES.contains(&r.as_str()) {
+                    diags.error_at(at("restart"), "Invalid restart policy", format!("restart {r:?} must be one of \"no\", \"on-failure\", \"always\" or \"unless-stopped\"."));
+                }
+            }
+            if let Attr::Known(m) = c.get::<String>("memory", diags) {
+                if let Err(e) = container::check_memory(&m) {
+                    diags.error_at(at("memory"), "Invalid memory limit", e);
+                }
+            }
+            if let Attr::Known(n) = c.get::<f64>("cpus", diags) {
+                if n <= 0.0 {
+                    diags.error_at(
+                        at("cpus"),
+                        "Invalid CPU limit",
+                        format!("cpus {n} must be more than 0, e.g. 1.5."),
+                    );
+                }
+            }
+            if let Attr::Known(n) = c.get::<i64>("gpus", diags) {
+                if n < 0 {
+                    diags.error_at(at("gpus"), "Invalid GPU count", "gpus must be 0 or more.");
                 }
             }
         }
@@ -930,8 +1047,17 @@ impl tfplugin::Resource for Endpoint {
             Attr::Null => Attr::Known("generated".to_string()),
             Attr::Unknown => Attr::Unknown,
         };
+        let on_container = plan
+            .cluster
+            .known()
+            .is_some_and(|c| c.starts_with("container/"));
         match prior {
             None => {
+                plan.running_image = if on_container {
+                    Attr::Unknown
+                } else {
+                    Attr::Null
+                };
                 plan.status = Attr::Known("running".into());
                 plan.token_fingerprint = fp;
                 plan.id = plan.cluster.clone().map(|c| format!("{c}/{}", plan.name));
@@ -968,6 +1094,12 @@ impl tfplugin::Resource for Endpoint {
                 if plan.port != prior.port {
                     plan.url = plan.port.clone().map(url_of);
                 }
+                if on_container
+                    && (plan.image != prior.image
+                        || prior.status.known().map(String::as_str) != Some("running"))
+                {
+                    plan.running_image = Attr::Unknown;
+                }
                 if plan.grpc_port != prior.grpc_port {
                     plan.grpc_address = plan.grpc_port.clone().map(|p| format!("127.0.0.1:{p}"));
                 }
@@ -983,7 +1115,7 @@ impl tfplugin::Resource for Endpoint {
         // A folder left by an interrupted create is cleaned up; a finished endpoint is not ours to take.
         if dir.exists() {
             let meta: Option<Meta> = dir.read_json("meta.json");
-            let live = dir.process().filter(Proc::alive);
+            let live = servers::live(&dir).await;
             if meta.as_ref().is_some_and(|m| m.ready) && live.is_some() {
                 ctx.diags.error_at(
                     AttributePath::attr("name"),
@@ -998,8 +1130,8 @@ impl tfplugin::Resource for Endpoint {
                 );
                 return None;
             }
-            if let Some(p) = live {
-                le::stop(p, Duration::from_secs(DRAIN_SECONDS)).await;
+            if let Some(s) = live {
+                s.stop(Duration::from_secs(DRAIN_SECONDS)).await;
             }
             let _ = dir.remove();
         }
@@ -1011,8 +1143,8 @@ impl tfplugin::Resource for Endpoint {
             return None;
         }
         let cleanup = |dir: Dir| async move {
-            if let Some(p) = dir.process() {
-                le::stop(p, Duration::from_secs(DRAIN_SECONDS)).await;
+            if let Some(s) = servers::recorded(&dir) {
+                s.stop(Duration::from_secs(DRAIN_SECONDS)).await;
             }
             let _ = dir.remove();
         };
@@ -1052,6 +1184,23 @@ impl tfplugin::Resource for Endpoint {
             cleanup(dir).await;
             return None;
         };
+        let launcher = match self.launcher(&plan, &cfg, None) {
+            Ok(l) => l,
+            Err(e) => {
+                ctx.diags
+                    .error_at(AttributePath::attr("cluster"), "Cannot run the endpoint", e);
+                cleanup(dir).await;
+                return None;
+            }
+        };
+        if let Launcher::Container(_) = launcher {
+            if let Err(e) = std::fs::create_dir_all(servers::etc(&dir)) {
+                ctx.diags
+                    .error("Cannot create the endpoint's state folder", e.to_string());
+                cleanup(dir).await;
+                return None;
+            }
+        }
         if let Err(e) = write_config(&dir, &cfg)
             .and_then(|_| dir.write_json("meta.json", &Self::meta(&plan, false)))
         {
@@ -1060,10 +1209,13 @@ impl tfplugin::Resource for Endpoint {
             cleanup(dir).await;
             return None;
         }
-        if let Err(e) = start(&dir, &url_of(port), ctx).await {
-            ctx.diags.error("The endpoint did not start", e);
-            cleanup(dir).await;
-            return None;
+        match start(&launcher, &dir, &url_of(port), ctx).await {
+            Ok(server) => plan.running_image = server.image().map(String::from).into(),
+            Err(e) => {
+                ctx.diags.error("The endpoint did not start", e);
+                cleanup(dir).await;
+                return None;
+            }
         }
         match measure(&plan, &token, ctx).await {
             Ok(r) => plan.benchmark_result = r.into(),
@@ -1087,10 +1239,11 @@ impl tfplugin::Resource for Endpoint {
         if !dir.exists() {
             return None;
         }
-        if dir.process().filter(Proc::alive).is_none() {
+        let Some(server) = servers::live(&dir).await else {
             state.status = Attr::Known("stopped".into());
             return Some(state);
-        }
+        };
+        state.running_image = server.image().map(String::from).into();
         let token = std::fs::read_to_string(dir.path("token")).unwrap_or_default();
         let url = state.url.known().cloned().unwrap_or_default();
         let served =
@@ -1113,7 +1266,11 @@ impl tfplugin::Resource for Endpoint {
         // What the server really serves replaces the recorded split, so drift shows in the plan.
         if let Ok(cfg) = serde_json::from_value::<ServeConfig>(served) {
             if let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) {
-                let store = stores::id_of_repository(&cfg.repository);
+                // A container sees its store at a mount: the host's configuration names it.
+                let repository = dir
+                    .read_json::<ServeConfig>("config.json")
+                    .map_or(cfg.repository.clone(), |c| c.repository);
+                let store = stores::id_of_repository(&repository);
                 let id = |model: &str, version: &Option<String>| {
                     stores::version_id(&store, model, version.as_deref().unwrap_or(""))
                 };
@@ -1162,16 +1319,50 @@ impl tfplugin::Resource for Endpoint {
             return Some(prior);
         };
         let url = url_of(*plan.port.known().unwrap_or(&0));
-        let old_proc = dir.process().filter(Proc::alive);
+        let old_server = servers::live(&dir).await;
+        // A container keeps the digest it runs while `image` stays the same.
+        let running = old_server
+            .as_ref()
+            .and_then(Server::image)
+            .map(String::from)
+            .or_else(|| prior.running_image.known().cloned());
+        let same_image = plan.image == prior.image;
+        let launchers = self
+            .launcher(&plan, &new_cfg, running.as_deref().filter(|_| same_image))
+            .and_then(|new| {
+                let old = match &old_cfg {
+                    Some(c) => self.launcher(&prior, c, running.as_deref())?,
+                    None => new.clone(),
+                };
+                Ok((new, old))
+            });
+        let (launcher, old_launcher) = match launchers {
+            Ok(l) => l,
+            Err(e) => {
+                ctx.diags
+                    .error_at(AttributePath::attr("cluster"), "Cannot run the endpoint", e);
+                return Some(prior);
+            }
+        };
+        if let Launcher::Container(_) = launcher {
+            if let Err(e) = std::fs::create_dir_all(servers::etc(&dir)) {
+                ctx.diags
+                    .error("Cannot create the endpoint's state folder", e.to_string());
+                return Some(prior);
+            }
+        }
         let token_changed = token != old_token.trim();
         // A server that refresh found unreachable is replaced, not asked to reload.
         let unreachable = prior.status.known().map(String::as_str) == Some("unreachable");
-        let restart = match (&old_cfg, old_proc) {
-            (Some(old), Some(_)) => unreachable || token_changed || needs_restart(old, &new_cfg),
+        let container_changed = !same_image || plan.container != prior.container;
+        let restart = match (&old_cfg, &old_server) {
+            (Some(old), Some(_)) => {
+                unreachable || token_changed || container_changed || needs_restart(old, &new_cfg)
+            }
             _ => true,
         };
         // Apply the change.
-        let applied: Result<Option<Proc>, String> = async {
+        let applied: Result<Option<Server>, String> = async {
             if token_changed {
                 dir.write_secret("token", &token)
                     .map_err(|e| format!("cannot write the token: {e}"))?;
@@ -1179,13 +1370,22 @@ impl tfplugin::Resource for Endpoint {
             write_config(&dir, &new_cfg)
                 .map_err(|e| format!("cannot write the configuration: {e}"))?;
             if restart {
-                let newp = start(&dir, &url, ctx).await?;
-                if let Some(old) = old_proc {
-                    le::stop(old, Duration::from_secs(DRAIN_SECONDS)).await;
+                // The new server starts before the old one stops where both can hold the
+                // ports; otherwise the old one goes first.
+                if !launcher.overlaps() {
+                    if let Some(old) = &old_server {
+                        old.stop(Duration::from_secs(DRAIN_SECONDS)).await;
+                    }
                 }
-                dir.write_json("process.json", &newp)
+                let news = start(&launcher, &dir, &url, ctx).await?;
+                if launcher.overlaps() {
+                    if let Some(old) = &old_server {
+                        old.stop(Duration::from_secs(DRAIN_SECONDS)).await;
+                    }
+                }
+                dir.write_json("process.json", &news)
                     .map_err(|e| e.to_string())?;
-                Ok(Some(newp))
+                Ok(Some(news))
             } else {
                 le::admin(&url, &token, reqwest::Method::POST, "/v2/admin/reload")
                     .await
@@ -1195,14 +1395,20 @@ impl tfplugin::Resource for Endpoint {
         }
         .await;
         let started = applied.as_ref().ok().cloned().flatten();
+        if let Some(s) = &started {
+            plan.running_image = s.image().map(String::from).into();
+        } else {
+            plan.running_image = running.filter(|_| same_image).into();
+        }
         let back = Rollback {
             dir: dir.clone(),
             old_cfg: old_cfg.clone(),
             old_token: old_token.trim().to_string(),
             url: url_of(*prior.port.known().unwrap_or(&0)),
             restart,
-            old_proc,
+            old_server: old_server.clone(),
             started,
+            launcher: old_launcher,
         };
         if let Err(e) = &applied {
             let back = back.run().await;
@@ -1242,8 +1448,22 @@ impl tfplugin::Resource for Endpoint {
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
         let dir = Dir::new(&self.state_dir(), &state.name);
-        if let Some(p) = dir.process() {
-            le::stop(p, Duration::from_secs(DRAIN_SECONDS + 5)).await;
+        if let Some(s) = servers::recorded(&dir) {
+            s.stop(Duration::from_secs(DRAIN_SECONDS + 5)).await;
+        }
+        // Containers a crash left unrecorded go too.
+        if let Some((platform, cluster)) = state
+            .cluster
+            .known()
+            .and_then(|c| platforms::parse_cluster_id(c).ok())
+        {
+            if platform == "container" {
+                if let Ok(engine) = container::engine_of(&self.state_dir(), &cluster) {
+                    for c in servers::containers_of(&engine, &state.name).await {
+                        engine.remove(&c, Duration::from_secs(2)).await;
+                    }
+                }
+            }
         }
         if let Err(e) = dir.remove() {
             ctx.diags.error(
@@ -1307,6 +1527,11 @@ impl tfplugin::Resource for Endpoint {
             limits: meta.limits.clone(),
             monitoring: meta.monitoring.clone(),
             benchmark: meta.benchmark.clone(),
+            image: meta.image.clone(),
+            container: meta.container.clone(),
+            running_image: servers::recorded(&dir)
+                .and_then(|s| s.image().map(String::from))
+                .into(),
             port: Attr::Known(port),
             grpc_port: grpc.into(),
             token_wo: Attr::Null,

@@ -1,6 +1,7 @@
 //! `modelplane_gpu_cluster`: the compute endpoints run on. On `local` it is this machine:
 //! its inventory (CPUs, memory, GPUs through NVML) is computed, and one `node_pool` is
-//! accepted for parity with the cloud platforms.
+//! accepted for parity with the cloud platforms. On `container` it is this host's container
+//! engine (podman or docker), with the same inventory plus the engine and its version.
 
 use serde::{Deserialize, Serialize};
 use tfplugin::{
@@ -8,9 +9,11 @@ use tfplugin::{
     PathStep, Schema, Type,
 };
 
-use crate::platforms::{self, local::Gpu};
+use crate::platforms::{self, container, local::Gpu};
 
-pub struct GpuCluster;
+pub struct GpuCluster {
+    pub config: std::sync::Arc<std::sync::OnceLock<crate::ProviderConfig>>,
+}
 
 pub const PURPOSES: &[&str] = &["dev", "training", "inference"];
 
@@ -36,6 +39,8 @@ pub struct Model {
     pub cpus: Attr<i64>,
     pub memory_bytes: Attr<i64>,
     pub gpus: Attr<Vec<Gpu>>,
+    pub engine: Attr<String>,
+    pub engine_version: Attr<String>,
 }
 
 fn node_pool_block() -> NestedBlock {
@@ -75,6 +80,12 @@ async fn inventory() -> platforms::local::Inventory {
         })
 }
 
+impl GpuCluster {
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.config.get().cloned().unwrap_or_default().state_dir()
+    }
+}
+
 #[tfplugin::async_trait]
 impl tfplugin::Resource for GpuCluster {
     type Model = Model;
@@ -88,8 +99,11 @@ impl tfplugin::Resource for GpuCluster {
             .description(
                 "A GPU cluster: the compute that endpoints run on. With `platform = \"local\"` it is this machine, \
                  and its inventory (CPUs, memory, and NVIDIA GPUs through NVML, with driver, CUDA version and MIG \
-                 mode) is computed; a machine without a driver has an empty `gpus` list. Endpoints name the cluster \
-                 by its `id` (`PLATFORM/NAME`).",
+                 mode) is computed; a machine without a driver has an empty `gpus` list. With \
+                 `platform = \"container\"` it is this host's container engine (edge boxes, single nodes): the same \
+                 inventory, plus `engine` and `engine_version`; endpoints on it are containers of the bundled image, \
+                 GPUs given through CDI (podman) or `--gpus` (docker). Endpoints name the cluster by its `id` \
+                 (`PLATFORM/NAME`).",
             )
             .attribute(Attribute::new("id", Type::String).computed().stable().description("`PLATFORM/NAME`, e.g. `local/inference`."))
             .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Cluster name: letters, digits, `.`, `_`, `-`."))
@@ -97,8 +111,10 @@ impl tfplugin::Resource for GpuCluster {
                 Attribute::new("platform", Type::String)
                     .required()
                     .requires_replace()
-                    .description("Where the cluster is: `local` (this machine); `container`, `kubernetes`, `aws` and `azure` are refused by this version."),
+                    .description("Where the cluster is: `local` (this machine) or `container` (this host's podman or docker); `kubernetes`, `aws` and `azure` are refused by this version."),
             )
+            .attribute(Attribute::new("engine", Type::String).optional_computed().requires_replace().description("On `container`: the engine, `podman` or `docker` (a name on PATH or a path). Default: the first of them on PATH. Null on `local`."))
+            .attribute(Attribute::new("engine_version", Type::String).computed().description("On `container`: the engine's version (docker's daemon version: a stopped daemon is an error)."))
             .block(node_pool_block());
         for a in platforms::local::inventory_attributes() {
             b = b.attribute(a.stable());
@@ -166,11 +182,33 @@ impl tfplugin::Resource for GpuCluster {
             }
         }
         if let Attr::Known(p) = config.get::<String>("platform", diags) {
-            if p == "local" && pools.len() > 1 {
+            if p == "local" && !config.get::<String>("engine", diags).is_null() {
+                diags.error_at(
+                    AttributePath::attr("engine"),
+                    "Not used on local",
+                    "engine applies to container clusters; remove it, or set platform = \"container\".",
+                );
+            }
+            if p == "container" {
+                if let Attr::Known(e) = config.get::<String>("engine", diags) {
+                    let name = std::path::Path::new(&e)
+                        .file_name()
+                        .and_then(|f| f.to_str())
+                        .unwrap_or("");
+                    if !container::ENGINES.iter().any(|k| name.contains(k)) {
+                        diags.error_at(
+                            AttributePath::attr("engine"),
+                            "Unknown container engine",
+                            format!("engine {e:?} is neither podman nor docker; use \"podman\" or \"docker\" (or a path to one)."),
+                        );
+                    }
+                }
+            }
+            if (p == "local" || p == "container") && pools.len() > 1 {
                 diags.error_at(
                     AttributePath::attr("node_pool"),
                     "Too many node pools",
-                    format!("the local platform is this one machine and takes at most one node_pool; {} are declared.", pools.len()),
+                    format!("the {p} platform is this one machine and takes at most one node_pool; {} are declared.", pools.len()),
                 );
             }
         }
@@ -185,9 +223,46 @@ impl tfplugin::Resource for GpuCluster {
     ) {
         // Known at plan time, so endpoints can be planned against a new cluster.
         plan.id = Attr::Known(format!("{}/{}", plan.platform, plan.name));
+        if plan.platform != "container" {
+            plan.engine = Attr::Null;
+            plan.engine_version = Attr::Null;
+        }
     }
 
-    async fn create(&self, plan: Model, ctx: &mut Ctx) -> Option<Model> {
+    async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if plan.platform == "container" {
+            let engine = match container::Engine::find(plan.engine.known().map(String::as_str)) {
+                Ok(e) => e,
+                Err(e) => {
+                    ctx.diags
+                        .error_at(AttributePath::attr("engine"), "No container engine", e);
+                    return None;
+                }
+            };
+            match engine.version().await {
+                Ok(v) => plan.engine_version = Attr::Known(v),
+                Err(e) => {
+                    ctx.diags.error_at(
+                        AttributePath::attr("engine"),
+                        "The container engine does not answer",
+                        e,
+                    );
+                    return None;
+                }
+            }
+            plan.engine = Attr::Known(engine.program.clone());
+            if let Err(e) = container::write_record(
+                &self.state_dir(),
+                &plan.name,
+                &container::ClusterRecord { engine },
+            ) {
+                ctx.diags.error("Cannot record the cluster", e.to_string());
+                return None;
+            }
+        } else {
+            plan.engine = Attr::Null;
+            plan.engine_version = Attr::Null;
+        }
         let inv = inventory().await;
         for (i, pool) in plan.node_pool.iter().enumerate() {
             if let Some(want) = pool.gpu_count {
@@ -209,7 +284,25 @@ impl tfplugin::Resource for GpuCluster {
         Some(fill(plan, inv))
     }
 
-    async fn read(&self, state: Model, _ctx: &mut Ctx) -> Option<Model> {
+    async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
+        if state.platform == "container" {
+            let engine = container::Engine::find(state.engine.known().map(String::as_str));
+            match engine {
+                Ok(engine) => {
+                    match engine.version().await {
+                        Ok(v) => state.engine_version = Attr::Known(v),
+                        Err(e) => ctx.diags.warning("The container engine does not answer", e),
+                    }
+                    state.engine = Attr::Known(engine.program.clone());
+                    let _ = container::write_record(
+                        &self.state_dir(),
+                        &state.name,
+                        &container::ClusterRecord { engine },
+                    );
+                }
+                Err(e) => ctx.diags.warning("No container engine", e),
+            }
+        }
         Some(fill(state, inventory().await))
     }
 
@@ -217,7 +310,11 @@ impl tfplugin::Resource for GpuCluster {
         self.create(plan, ctx).await
     }
 
-    async fn delete(&self, _state: Model, _ctx: &mut Ctx) {}
+    async fn delete(&self, state: Model, _ctx: &mut Ctx) {
+        if state.platform == "container" {
+            container::remove_record(&self.state_dir(), &state.name);
+        }
+    }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
         let (platform, name) = match platforms::parse_cluster_id(id) {
@@ -240,6 +337,8 @@ impl tfplugin::Resource for GpuCluster {
             cpus: Attr::Null,
             memory_bytes: Attr::Null,
             gpus: Attr::Null,
+            engine: Attr::Null,
+            engine_version: Attr::Null,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod containers;
 pub mod emulators;
 pub mod stores;
 
