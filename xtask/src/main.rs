@@ -38,6 +38,13 @@ enum Cmd {
     },
     /// Print the terraform binary the tasks use, installing one when none is found.
     Terraform,
+    /// Build the bundled inference image (release `modelplane-serve`, no shell, non-root) as
+    /// an OCI image layout, with no container engine; prints its digest and sizes.
+    Image {
+        /// Output folder (default target/image/modelplane-serve).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Benchmarks, each comparing side by side in one run.
     Bench {
         #[command(subcommand)]
@@ -301,6 +308,55 @@ fn test(args: Vec<String>) -> Result<()> {
     ]))
 }
 
+/// The cargo target folder.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Builds the release server and its image; returns the layout folder and what
+/// `modelplane-serve image` reported (digest, sizes).
+pub fn image(out: Option<PathBuf>) -> Result<(PathBuf, serde_json::Value)> {
+    eprintln!("==> building modelplane-serve (release)");
+    run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "modelplane-serve",
+    ]))?;
+    let serve = target_dir().join("release/modelplane-serve");
+    let out = out.unwrap_or_else(|| target_dir().join("image/modelplane-serve"));
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(root())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut c = Command::new(&serve);
+    c.arg("image").arg("--out").arg(&out);
+    if let Some(rev) = git(&["rev-parse", "HEAD"]) {
+        c.args(["--revision", &rev]);
+    }
+    // The commit's time, so that the same commit gives the same digest.
+    if let Some(t) = git(&["show", "-s", "--format=%cI", "HEAD"]) {
+        c.args(["--created", &t]);
+    }
+    eprintln!("==> writing the image");
+    let o = c.output().context("running modelplane-serve image")?;
+    if !o.status.success() {
+        bail!(
+            "modelplane-serve image: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok((out, serde_json::from_slice(&o.stdout)?))
+}
+
 /// A program on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -315,6 +371,13 @@ fn main() {
         Cmd::Test { args } => test(args),
         Cmd::Docs { check } => docs(check),
         Cmd::Terraform => terraform::ensure().map(|p| println!("{}", p.display())),
+        Cmd::Image { out } => image(out).map(|(dir, built)| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&built).unwrap_or_default()
+            );
+            eprintln!("==> OCI image layout in {}", dir.display());
+        }),
         Cmd::Bench { which } => bench::run(which),
     };
     if let Err(e) = res {

@@ -38,6 +38,24 @@ pub enum Which {
         #[arg(long, value_delimiter = ',', default_value = "iris,digits_mlp")]
         models: Vec<String>,
     },
+    /// The bundled image: its size (goal at most 30 MB), cold start to ready in a container
+    /// vs the same binary as a process, and throughput in the container vs the process on the
+    /// same model (goal within 10%). Needs podman or docker.
+    Container {
+        /// podman or docker.
+        #[arg(long, default_value = "podman")]
+        engine: String,
+        /// Arguments for the engine's `run` (the container shares the host's network, so both
+        /// servers are reached the same way).
+        #[arg(long = "run-arg", default_values_t = ["--network=host".to_string()])]
+        run_args: Vec<String>,
+        /// Cold starts to time, each way.
+        #[arg(long, default_value_t = 5)]
+        starts: usize,
+        /// Measured seconds of load per case.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Upload and download of a large artifact against moto (S3 API): modelplane's data plane
     /// vs boto3's transfer manager, with each process's peak RSS.
     Transfer {
@@ -47,6 +65,7 @@ pub enum Which {
     },
 }
 
+mod container;
 mod serve;
 mod transfer;
 
@@ -56,6 +75,12 @@ pub fn run(which: Which) -> Result<()> {
         Which::Serve { seconds, models } => serve::run(seconds, &models),
         Which::Quickstart { repeat } => quickstart(repeat),
         Which::Transfer { size_mb } => transfer::run(size_mb),
+        Which::Container {
+            engine,
+            run_args,
+            starts,
+            seconds,
+        } => container::run(&engine, &run_args, starts, seconds),
     }
 }
 
