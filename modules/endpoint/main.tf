@@ -43,6 +43,18 @@ resource "modelplane_endpoint" "this" {
   name    = var.name
   cluster = var.cluster_id
   port    = var.port
+  image   = var.image
+
+  dynamic "container" {
+    for_each = var.container == null ? [] : [var.container]
+    content {
+      cpus       = container.value.cpus
+      memory     = container.value.memory
+      restart    = container.value.restart
+      gpus       = container.value.gpus
+      extra_args = container.value.extra_args
+    }
+  }
 
   dynamic "variant" {
     for_each = var.versions

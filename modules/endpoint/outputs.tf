@@ -52,3 +52,8 @@ output "grafana_dashboard" {
   description = "The endpoint's Grafana dashboard, JSON (null without monitoring)."
   value       = try(modelplane_monitor.this[0].grafana_dashboard, null)
 }
+
+output "running_image" {
+  description = "On container clusters, the digest-pinned image the endpoint runs (null on local)."
+  value       = modelplane_endpoint.this.running_image
+}

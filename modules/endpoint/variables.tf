@@ -92,6 +92,29 @@ variable "lineage" {
   default = {}
 }
 
+variable "image" {
+  description = "The serving image, for container clusters (e.g. modelplane_serving_image.NAME.reference). Null on local clusters."
+  type        = string
+  default     = null
+}
+
+variable "container" {
+  description = "How the container runs on a container cluster: cpus, memory (e.g. \"2g\"), restart policy, gpus, extra_args for the engine's run. Null: the defaults (or a local cluster)."
+  type = object({
+    cpus       = optional(number)
+    memory     = optional(string)
+    restart    = optional(string)
+    gpus       = optional(number)
+    extra_args = optional(list(string))
+  })
+  default = null
+
+  validation {
+    condition     = try(var.container.restart == null || contains(["no", "on-failure", "always", "unless-stopped"], var.container.restart), true)
+    error_message = "container.restart must be no, on-failure, always or unless-stopped."
+  }
+}
+
 variable "port" {
   description = "REST port of the endpoint. Null: a free port is chosen."
   type        = number

@@ -126,3 +126,66 @@ fn module_endpoint_monitored_example() {
         },
     );
 }
+
+/// The edge blueprint's example: the bundled image pushed into a real registry, pulled and run
+/// by podman, serving a validated model.
+#[test]
+fn blueprint_edge_example() {
+    use common::containers;
+    if !containers::podman("blueprint_edge_example") {
+        return;
+    }
+    let Some(reg) = containers::registry("blueprint_edge_example", None) else {
+        return;
+    };
+    containers::remove_all("iris");
+    let l = Local::new("blueprint-edge");
+    let config = format!(
+        "module \"ex\" {{\n  source       = {:?}\n  state_dir    = {:?}\n  registry     = \"{}/modelplane/serve\"\n  image_source = {:?}\n  extra_args   = {}\n}}\n",
+        relative_source("blueprints/edge/examples/line-side"),
+        l.path().display().to_string(),
+        reg.host(),
+        containers::image_layout().display().to_string(),
+        containers::SANDBOX_ARGS,
+    );
+    const EP: &str = "module.ex.module.site.module.endpoint[\"iris\"].modelplane_endpoint.this";
+    acc(
+        "blueprint_edge_example",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(
+                    "module.ex.module.site.modelplane_gpu_cluster.this",
+                    "id",
+                    "container/line-1",
+                ))
+                .check(attr_equals(EP, "status", "running"))
+                .check(check(|s| {
+                    let pushed = s.attr(
+                        "module.ex.module.site.modelplane_serving_image.this",
+                        "reference",
+                    );
+                    let running = s.attr(EP, "running_image");
+                    match (pushed, running) {
+                        (Some(p), Some(r))
+                            if p == r && p.as_str().is_some_and(|p| p.contains("@sha256:")) =>
+                        {
+                            Ok(())
+                        }
+                        other => Err(format!(
+                            "the endpoint does not run the pushed image by digest: {other:?}"
+                        )),
+                    }
+                }))
+                .check(check(|_| match containers::containers_of("iris").len() {
+                    1 => Ok(()),
+                    n => Err(format!("{n} containers for the endpoint")),
+                }))
+                .check(predicts(&l, EP, "iris"))],
+            check_destroy: Some(check(|_| match containers::containers_of("iris").len() {
+                0 => Ok(()),
+                n => Err(format!("{n} containers left after destroy")),
+            })),
+            ..Default::default()
+        },
+    );
+}
