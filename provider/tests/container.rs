@@ -327,3 +327,51 @@ resource "modelplane_endpoint" "e" {{
     drop(held);
     containers::remove_all(NAME);
 }
+
+/// `serve/Containerfile` builds a working image from the same file list. The build stage
+/// (a Rust toolchain image from Docker Hub, out of reach here) is replaced by the files
+/// `modelplane-serve image --rootfs` writes, given as that stage's build context.
+#[test]
+fn containerfile_builds_the_image() {
+    if !containers::podman("containerfile_builds_the_image") {
+        return;
+    }
+    image_layout(); // builds modelplane-serve when needed
+    let target = std::path::PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-modelplane"));
+    let serve = target.parent().unwrap().join("modelplane-serve");
+    let ctx = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&serve)
+        .args(["image", "--compression", "1", "--rootfs"])
+        .arg(ctx.path().join("out/rootfs"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "image --rootfs: {out:?}");
+    let tag = format!("localhost/modelplane-containerfile:{}", std::process::id());
+    let out = std::process::Command::new("podman")
+        .args(["build", "-q", "--build-context"])
+        .arg(format!("build={}", ctx.path().display()))
+        .arg("-f")
+        .arg(common::repo().join("serve/Containerfile"))
+        .args(["-t", &tag])
+        .arg(common::repo().join("serve"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::process::Command::new("podman")
+        .args(["run", "--rm", "--network", "host", &tag, "--version"])
+        .output()
+        .unwrap();
+    let user = containers::inspect(&tag, "{{.Config.User}}");
+    let _ = std::process::Command::new("podman")
+        .args(["rmi", "-f", &tag])
+        .output();
+    assert!(
+        String::from_utf8_lossy(&run.stdout).starts_with("modelplane-serve "),
+        "{run:?}"
+    );
+    assert_eq!(user, "65532:65532");
+}

@@ -74,8 +74,12 @@ enum Command {
         #[arg(long)]
         binary: Option<PathBuf>,
         /// Output folder (an OCI image layout; replaced).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "rootfs")]
+        out: Option<PathBuf>,
+        /// Write the image's files as a folder tree here instead (what serve/Containerfile
+        /// copies into a `scratch` image).
+        #[arg(long, conflicts_with = "out")]
+        rootfs: Option<PathBuf>,
         /// Tag recorded in the layout (default: the version).
         #[arg(long)]
         tag: Option<String>,
@@ -557,6 +561,7 @@ where
         Command::Image {
             binary,
             out,
+            rootfs,
             tag,
             revision,
             created,
@@ -578,6 +583,22 @@ where
                 source: env!("CARGO_PKG_REPOSITORY").to_string(),
                 created,
                 compression,
+            };
+            if let Some(dir) = rootfs {
+                return match crate::image::write_rootfs(&spec, &dir) {
+                    Ok(bytes) => {
+                        println!("{}: {bytes} bytes", dir.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            let Some(out) = out else {
+                eprintln!("error: give --out or --rootfs");
+                return ExitCode::from(2);
             };
             match crate::image::build(&spec, &out) {
                 Ok(b) => {

@@ -125,13 +125,12 @@ fn shared_libraries(binary: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 /// The binary without its symbol table (`strip` from binutils), or as it is when `strip` is
 /// not installed.
 fn stripped(binary: &Path) -> Result<Vec<u8>, Error> {
+    // Unique per call: images may be built side by side in one process.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = std::env::temp_dir().join(format!(
         "modelplane-image-{}-{}",
         std::process::id(),
-        binary
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let ok = std::process::Command::new("strip")
         .arg("--strip-all")
@@ -347,6 +346,46 @@ pub fn build(spec: &Spec, out: &Path) -> Result<Built, Error> {
     })
 }
 
+/// Writes the image's files as a folder tree instead of a layout (owners and modes
+/// included, which needs root): what `serve/Containerfile` copies into a `scratch` image, so
+/// that `docker build` gives the same contents.
+pub fn write_rootfs(spec: &Spec, out: &Path) -> Result<u64, Error> {
+    let files = layer_entries(spec)?;
+    let mut size = 0;
+    for (path, e) in &files {
+        let p = out.join(path.trim_start_matches('/'));
+        match &e.data {
+            None => std::fs::create_dir_all(&p).map_err(io(p.display()))?,
+            Some(d) => {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent.display()))?;
+                }
+                std::fs::write(&p, d).map_err(io(p.display()))?;
+                size += d.len() as u64;
+            }
+        }
+    }
+    // Modes and owners after every file is in place (a 0700 folder would block its own
+    // contents otherwise); owners only where we may.
+    let root = running_as_root();
+    for (path, e) in files.iter().rev() {
+        let p = out.join(path.trim_start_matches('/'));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(e.mode))
+            .map_err(io(p.display()))?;
+        if root {
+            std::os::unix::fs::chown(&p, Some(e.owner), Some(e.owner)).map_err(io(p.display()))?;
+        }
+    }
+    Ok(size)
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
 /// The OCI name of this machine's architecture.
 pub fn arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -497,6 +536,26 @@ mod tests {
         let mut s = spec(&exe);
         s.revision = Some("def".into());
         assert_ne!(build(&s, &td.path().join("c")).unwrap().digest, a.digest);
+    }
+
+    #[test]
+    fn rootfs_holds_the_layer_files() {
+        let exe = std::env::current_exe().unwrap();
+        let td = tempfile::tempdir().unwrap();
+        write_rootfs(&spec(&exe), td.path()).unwrap();
+        for f in [
+            "modelplane-serve",
+            "etc/passwd",
+            "etc/ssl/certs/ca-certificates.crt",
+        ] {
+            assert!(td.path().join(f).is_file(), "{f}");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(td.path().join("tmp"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o1777);
     }
 
     #[test]
