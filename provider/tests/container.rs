@@ -375,3 +375,113 @@ fn containerfile_builds_the_image() {
     );
     assert_eq!(user, "65532:65532");
 }
+
+/// A container endpoint whose server fetches the model from an object store (moto, S3 API)
+/// into the mounted cache. The container's credentials come through `extra_args`, as an
+/// `--env-file` would give them on a real host (the provider copies no keys).
+#[test]
+fn container_endpoint_from_s3() {
+    const NAME: &str = "iris-s3";
+    if !containers::podman("container_endpoint_from_s3") {
+        return;
+    }
+    let Some(moto) = common::emulators::moto("container_endpoint_from_s3") else {
+        return;
+    };
+    let Some(reg) = containers::registry("container_endpoint_from_s3", None) else {
+        return;
+    };
+    common::emulators::aws_profile_env();
+    containers::remove_all(NAME);
+    let l = Local::new("container-s3");
+    let config = format!(
+        r#"provider "modelplane" {{
+  local {{
+    state_dir = {state:?}
+  }}
+  aws {{
+    region  = "us-east-1"
+    profile = {profile:?}
+  }}
+}}
+
+resource "modelplane_model_store" "s" {{
+  name          = "ctr-models"
+  backend       = "s3_compatible"
+  endpoint      = {moto:?}
+  force_destroy = true
+}}
+
+resource "modelplane_serving_image" "serve" {{
+  source     = {source:?}
+  repository = "{host}/modelplane/serve"
+  insecure   = true
+}}
+
+resource "modelplane_gpu_cluster" "edge" {{
+  name     = "edge"
+  platform = "container"
+}}
+
+resource "modelplane_model" "m" {{
+  store   = modelplane_model_store.s.id
+  name    = "iris"
+  version = "1"
+  source  = {model:?}
+}}
+
+resource "modelplane_endpoint" "e" {{
+  name    = {NAME:?}
+  cluster = modelplane_gpu_cluster.edge.id
+  image   = modelplane_serving_image.serve.reference
+  variant {{
+    name   = "stable"
+    model  = modelplane_model.m.id
+    weight = 100
+  }}
+  container {{
+    extra_args = ["--network", "host", "--tls-verify=false", "-e", "AWS_ACCESS_KEY_ID=testing", "-e", "AWS_SECRET_ACCESS_KEY=testing"]
+  }}
+}}
+"#,
+        state = l.path().display().to_string(),
+        profile = common::emulators::AWS_PROFILE,
+        moto = moto.url(),
+        source = image_layout().display().to_string(),
+        host = reg.host(),
+        model = common::qs("model/iris-v1.onnx"),
+    );
+    let cache = l.path().join("cache");
+    acc(
+        "container_endpoint_from_s3",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(predicts(&l, NAME))
+                .check(check(move |_| {
+                    let sha = modelplane_serve::signature::file_digest(
+                        &common::repo().join("examples/quickstart/model/iris-v1.onnx"),
+                    )
+                    .unwrap()
+                    .0;
+                    if cache.join(format!("{sha}.onnx")).is_file() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "no {sha}.onnx in the mounted cache {}",
+                            cache.display()
+                        ))
+                    }
+                }))],
+            check_destroy: Some(check(move |_| {
+                let left = containers::containers_of(NAME);
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("containers left after destroy: {left:?}"))
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    drop(reg);
+}

@@ -42,3 +42,24 @@ resource "modelplane_endpoint" "iris" {
 output "predict" {
   value = "curl -H \"Authorization: Bearer $(cat ${modelplane_endpoint.iris.token_file})\" -d @request.json ${modelplane_endpoint.iris.url}/v2/models/iris/infer"
 }
+
+# The same model on an edge box: a container of the bundled image, pinned by digest.
+resource "modelplane_endpoint" "iris_edge" {
+  name    = "iris-edge"
+  cluster = modelplane_gpu_cluster.line.id
+  image   = modelplane_serving_image.serve.reference
+  port    = 8080
+
+  variant {
+    name   = "stable"
+    model  = modelplane_model.iris_v1.id
+    weight = 100
+  }
+
+  container {
+    cpus    = 2
+    memory  = "1g"
+    restart = "unless-stopped"
+    gpus    = 0 # CDI devices on podman, --gpus on docker
+  }
+}

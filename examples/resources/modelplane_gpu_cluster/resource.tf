@@ -13,3 +13,14 @@ resource "modelplane_gpu_cluster" "inference" {
 output "gpus" {
   value = [for g in modelplane_gpu_cluster.inference.gpus : "${g.name} ${g.memory_bytes / 1073741824} GiB (driver ${g.driver_version}, CUDA ${g.cuda_version})"]
 }
+
+# An edge box: its podman (or docker) runs the endpoints as containers.
+resource "modelplane_gpu_cluster" "line" {
+  name     = "line-1"
+  platform = "container"
+  engine   = "podman" # default: the first of podman and docker on PATH
+}
+
+output "engine" {
+  value = "${modelplane_gpu_cluster.line.engine} ${modelplane_gpu_cluster.line.engine_version}"
+}

@@ -181,6 +181,14 @@ fn schema() -> Schema {
                  On a `local` cluster the server runs as a detached, supervised process that outlives Terraform \
                  (the provider binary carries the server, so nothing else is installed). Its state folder holds \
                  the configuration, the log, the token and the pid with its start time.\n\n\
+                 On a `container` cluster the server is a container of `image` (the bundled image, best pinned by \
+                 digest) run by the host's podman or docker, with the configuration and token mounted read-only at \
+                 `/etc/modelplane`, a local store at `/models` and the artifact cache at `/var/cache/modelplane`, \
+                 as the image's non-root user; ports are published on the host (or shared, on the host's network); \
+                 `container` sets limits, restart policy, GPUs and extra engine arguments. The same lifecycle \
+                 applies; a restart replaces the container, and with published ports the old container stops \
+                 before the new one starts (a gap of the new container's start), while on the host's network the \
+                 new one starts first.\n\n\
                  * **Create** starts the server and waits until it is ready; a failure shows the last log lines.\n\
                  * **Update**: a change of variants, weights or shadow is a hot reload that drops no request; a \
                  change that needs a restart (ports, batching, limits, token) starts a new server on the same ports, \
