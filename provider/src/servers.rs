@@ -79,7 +79,7 @@ pub async fn live(dir: &Dir) -> Option<Server> {
 #[derive(Clone, Debug)]
 pub enum Launcher {
     Local,
-    Container(container::Launch),
+    Container(Box<container::Launch>),
 }
 
 impl Launcher {
@@ -124,7 +124,9 @@ pub fn container_view(
     Option<std::path::PathBuf>,
 ) {
     let mut c = cfg.clone();
-    let any = |a: std::net::SocketAddr| std::net::SocketAddr::from(([0, 0, 0, 0], a.port()));
+    fn any(a: std::net::SocketAddr) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([0, 0, 0, 0], a.port()))
+    }
     c.http = any(cfg.http);
     c.grpc = cfg.grpc.map(any);
     c.auth.token_file = Some(format!("{}/token", container::CONFIG_MOUNT));
@@ -201,7 +203,7 @@ pub async fn wait_ready(
                 let mut n = 0u32;
                 loop {
                     // Asking the engine costs a process: every 10th round.
-                    if n % 10 == 0 && c.engine.running(&c.container).await != Some(true) {
+                    if n.is_multiple_of(10) && c.engine.running(&c.container).await != Some(true) {
                         return Err(NotReady::Exited);
                     }
                     n += 1;

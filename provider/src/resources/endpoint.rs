@@ -494,7 +494,7 @@ impl Endpoint {
             .map(String::from)
             .or_else(|| m.image.clone())
             .ok_or("image is required on container clusters")?;
-        Ok(Launcher::Container(container::Launch {
+        Ok(Launcher::Container(Box::new(container::Launch {
             engine,
             endpoint: m.name.clone(),
             image,
@@ -505,7 +505,7 @@ impl Endpoint {
                 .collect(),
             models,
             cache,
-        }))
+        })))
     }
 
     fn meta(m: &Model, ready: bool) -> Meta {
