@@ -318,13 +318,28 @@ pub async fn wait_http(
     timeout: Duration,
     interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<(), NotReady> {
+    wait_http_while(probe, |_| async move { p.alive() }, timeout, interrupted).await
+}
+
+/// Waits until `GET probe` answers 2xx, `alive(round)` answers false (the server is gone),
+/// `timeout` passes or `interrupted` resolves. Rounds are 50 ms apart.
+pub async fn wait_http_while<F, Fut>(
+    probe: &str,
+    mut alive: F,
+    timeout: Duration,
+    interrupted: impl std::future::Future<Output = ()>,
+) -> Result<(), NotReady>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|_| NotReady::Exited)?;
     let poll = async {
-        loop {
-            if !p.alive() {
+        for round in 0u32.. {
+            if !alive(round).await {
                 return Err(NotReady::Exited);
             }
             if let Ok(r) = http.get(probe).send().await {
@@ -334,6 +349,7 @@ pub async fn wait_http(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Err(NotReady::Timeout)
     };
     tokio::select! {
         r = poll => r,

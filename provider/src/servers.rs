@@ -194,32 +194,12 @@ pub async fn wait_ready(
     match server {
         Server::Process(p) => le::wait_ready(url, *p, timeout, interrupted).await,
         Server::Container(c) => {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .map_err(|_| NotReady::Exited)?;
             let probe = format!("{url}/v2/health/ready");
-            let poll = async {
-                let mut n = 0u32;
-                loop {
-                    // Asking the engine costs a process: every 10th round.
-                    if n.is_multiple_of(10) && c.engine.running(&c.container).await != Some(true) {
-                        return Err(NotReady::Exited);
-                    }
-                    n += 1;
-                    if let Ok(r) = http.get(&probe).send().await {
-                        if r.status().is_success() {
-                            return Ok(());
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            // Asking the engine costs a process: every 10th round.
+            let alive = |round: u32| async move {
+                !round.is_multiple_of(10) || c.engine.running(&c.container).await == Some(true)
             };
-            tokio::select! {
-                r = poll => r,
-                _ = tokio::time::sleep(timeout) => Err(NotReady::Timeout),
-                _ = interrupted => Err(NotReady::Interrupted),
-            }
+            le::wait_http_while(&probe, alive, timeout, interrupted).await
         }
     }
 }

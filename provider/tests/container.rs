@@ -5,18 +5,18 @@
 mod common;
 
 use common::containers::{self, image_layout, Registry, SANDBOX_ARGS};
-use common::{acc, check, Local};
+use common::{acc, check, predicts, Local};
 use tfplugin::acctest::{attr_equals, plan_action, Step, TestCase};
 
 const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
 
-/// The image pushed to `reg`, a container cluster, the iris model in a local store and an
-/// endpoint `name` running the pushed image; `container_extra` goes into its container block.
-fn config(l: &Local, reg: &Registry, name: &str, container_extra: &str, extra: &str) -> String {
+/// The bundled image pushed to the registry at `host` (resource `serve`) and a container
+/// cluster `edge` on this host's podman.
+fn image_and_cluster(host: &str) -> String {
     format!(
-        r#"{provider}
+        r#"
 resource "modelplane_serving_image" "serve" {{
-  source     = {source:?}
+  source     = {:?}
   repository = "{host}/modelplane/serve"
   insecure   = true
 }}
@@ -25,61 +25,80 @@ resource "modelplane_gpu_cluster" "edge" {{
   name     = "edge"
   platform = "container"
 }}
+"#,
+        image_layout().display().to_string()
+    )
+}
 
+/// A local store `s` with iris version 1 in it (resource `m`).
+fn local_store_and_iris() -> String {
+    format!(
+        r#"
 resource "modelplane_model_store" "s" {{
   name          = "models"
   backend       = "local"
   force_destroy = true
 }}
+{}"#,
+        iris()
+    )
+}
 
+/// Iris version 1 in store `s` (resource `m`).
+fn iris() -> String {
+    format!(
+        r#"
 resource "modelplane_model" "m" {{
   store   = modelplane_model_store.s.id
   name    = "iris"
   version = "1"
-  source  = {model:?}
+  source  = {:?}
 }}
+"#,
+        common::qs("model/iris-v1.onnx")
+    )
+}
 
+/// Endpoint `e` named `name` on cluster `edge`, serving model `m` from `image`, with the
+/// `container` block's body and `extra` attributes or blocks.
+fn endpoint(name: &str, image: &str, container: &str, extra: &str) -> String {
+    format!(
+        r#"
 resource "modelplane_endpoint" "e" {{
   name    = {name:?}
   cluster = modelplane_gpu_cluster.edge.id
-  image   = modelplane_serving_image.serve.reference
+  image   = {image}
   variant {{
     name   = "stable"
     model  = modelplane_model.m.id
     weight = 100
   }}
   container {{
-    memory     = "1g"
-    extra_args = {SANDBOX_ARGS}
-    {container_extra}
+    {container}
   }}
   {extra}
 }}
-"#,
-        provider = l.provider(),
-        source = image_layout().display().to_string(),
-        host = reg.host(),
-        model = common::qs("model/iris-v1.onnx"),
+"#
     )
 }
 
-/// A real prediction from the container.
-fn predicts(l: &Local, endpoint: &'static str) -> tfplugin::acctest::Check {
-    let dir = l.path();
-    check(move |s| {
-        let url = s
-            .attr("modelplane_endpoint.e", "url")
-            .and_then(|u| u.as_str().map(String::from))
-            .ok_or("endpoint has no url")?;
-        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
-            .map_err(|e| e.to_string())?;
-        let u = format!("{url}/v2/models/{endpoint}/infer");
-        let (status, body) = common::http("POST", &u, Some(&token), Some(REQUEST))?;
-        if status != 200 || body["outputs"][0]["data"] != serde_json::json!([0, 2]) {
-            return Err(format!("{u}: HTTP {status} {body}"));
-        }
-        Ok(())
-    })
+const PUSHED: &str = "modelplane_serving_image.serve.reference";
+
+/// The image pushed to `reg`, a container cluster, iris in a local store and an endpoint
+/// `name` running the pushed image; `container_extra` goes into its container block.
+fn config(l: &Local, reg: &Registry, name: &str, container_extra: &str, extra: &str) -> String {
+    format!(
+        "{}{}{}{}",
+        l.provider(),
+        image_and_cluster(&reg.host()),
+        local_store_and_iris(),
+        endpoint(
+            name,
+            PUSHED,
+            &format!("memory = \"1g\"\n    extra_args = {SANDBOX_ARGS}\n    {container_extra}"),
+            extra
+        )
+    )
 }
 
 /// The endpoint runs in exactly one container, of the pushed image by digest, as the image's
@@ -149,7 +168,7 @@ fn container_endpoint_lifecycle() {
                     .check(attr_equals("modelplane_gpu_cluster.edge", "engine", "podman"))
                     .check(attr_equals("modelplane_endpoint.e", "status", "running"))
                     .check(one_container(NAME, seen.clone()))
-                    .check(predicts(&l, NAME)),
+                    .check(predicts(&l, "modelplane_endpoint.e", NAME)),
                 // A change the SLO refuses is rolled back: the first container keeps serving.
                 Step::new(config(
                     &l,
@@ -172,7 +191,7 @@ fn container_endpoint_lifecycle() {
                             other => Err(format!("the rolled-back container has a CPU limit: {other}")),
                         }
                     }))
-                    .check(predicts(&l, NAME)),
+                    .check(predicts(&l, "modelplane_endpoint.e", NAME)),
                 // A container setting replaces the container; the old one is gone.
                 Step::new(config(&l, &reg, NAME, "cpus = 1", ""))
                     .plan_check(plan_action("modelplane_endpoint.e", "update"))
@@ -186,7 +205,7 @@ fn container_endpoint_lifecycle() {
                             Err(format!("the container was not replaced with cpus = 1: {v:?}, NanoCpus {cpus}"))
                         }
                     }))
-                    .check(predicts(&l, NAME)),
+                    .check(predicts(&l, "modelplane_endpoint.e", NAME)),
                 // Drift: the container removed out of band is noticed and started again.
                 Step::new(config(&l, &reg, NAME, "cpus = 1", ""))
                     .pre(move |_| {
@@ -199,7 +218,7 @@ fn container_endpoint_lifecycle() {
                     })
                     .plan_check(plan_action("modelplane_endpoint.e", "update"))
                     .check(one_container(NAME, k2))
-                    .check(predicts(&l, NAME)),
+                    .check(predicts(&l, "modelplane_endpoint.e", NAME)),
             ],
             check_destroy: Some(check(move |_| {
                 let left = containers::containers_of(NAME);
@@ -241,47 +260,12 @@ fn container_bad_input() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let held_port = held.local_addr().unwrap().port();
     let sandbox = format!("extra_args = {SANDBOX_ARGS}");
-    let endpoint = |image_ref: &str, extra: &str, container: &str| {
+    let on_open = |image_ref: &str, extra: &str, container: &str| {
         format!(
-            r#"{p}
-resource "modelplane_gpu_cluster" "edge" {{
-  name     = "edge"
-  platform = "container"
-}}
-resource "modelplane_model_store" "s" {{
-  name          = "models"
-  backend       = "local"
-  force_destroy = true
-}}
-resource "modelplane_model" "m" {{
-  store   = modelplane_model_store.s.id
-  name    = "iris"
-  version = "1"
-  source  = {:?}
-}}
-resource "modelplane_serving_image" "serve" {{
-  source     = {:?}
-  repository = "{}/modelplane/serve"
-  insecure   = true
-}}
-resource "modelplane_endpoint" "e" {{
-  name    = "{NAME}"
-  cluster = modelplane_gpu_cluster.edge.id
-  image   = {image_ref:?}
-  {extra}
-  variant {{
-    name   = "stable"
-    model  = modelplane_model.m.id
-    weight = 100
-  }}
-  container {{
-    {container}
-  }}
-}}
-"#,
-            common::qs("model/iris-v1.onnx"),
-            image_layout().display().to_string(),
-            open.host(),
+            "{p}{}{}{}",
+            image_and_cluster(&open.host()),
+            local_store_and_iris(),
+            endpoint(NAME, image_ref, container, extra)
         )
     };
     let missing = format!(
@@ -303,22 +287,19 @@ resource "modelplane_endpoint" "e" {{
                     "test",
                 )),
                 // An image the registry does not have.
-                Step::new(endpoint(&missing, "", &sandbox)).expect_error("is not in its registry"),
+                Step::new(on_open(&format!("{missing:?}"), "", &sandbox))
+                    .expect_error("is not in its registry"),
                 // A port in use.
-                Step::new(endpoint(
-                    "${modelplane_serving_image.serve.reference}",
-                    &format!("port = {held_port}"),
-                    &sandbox,
-                ))
-                .expect_error("(port|ports)(.|\\n)*in use"),
+                Step::new(on_open(PUSHED, &format!("port = {held_port}"), &sandbox))
+                    .expect_error("(port|ports)(.|\\n)*in use"),
                 // Plan-time errors name the attribute.
                 Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name = \"c\"\n  platform = \"container\"\n  engine = \"containerd\"\n}}\n"))
                     .expect_error("Unknown container engine"),
-                Step::new(endpoint("", "", &sandbox).replace("image   = \"\"\n", ""))
+                Step::new(on_open("null", "", &sandbox))
                     .expect_error("Missing image(.|\\n)*modelplane_serving_image"),
-                Step::new(endpoint("r.example.com/x:1", "", "memory = \"lots\""))
+                Step::new(on_open("\"r.example.com/x:1\"", "", "memory = \"lots\""))
                     .expect_error("Invalid memory limit(.|\\n)*memory size"),
-                Step::new(endpoint("r.example.com/x:1", "", "restart = \"sometimes\""))
+                Step::new(on_open("\"r.example.com/x:1\"", "", "restart = \"sometimes\""))
                     .expect_error("Invalid restart policy"),
             ],
             ..Default::default()
@@ -411,67 +392,24 @@ resource "modelplane_model_store" "s" {{
   endpoint      = {moto:?}
   force_destroy = true
 }}
-
-resource "modelplane_serving_image" "serve" {{
-  source     = {source:?}
-  repository = "{host}/modelplane/serve"
-  insecure   = true
-}}
-
-resource "modelplane_gpu_cluster" "edge" {{
-  name     = "edge"
-  platform = "container"
-}}
-
-resource "modelplane_model" "m" {{
-  store   = modelplane_model_store.s.id
-  name    = "iris"
-  version = "1"
-  source  = {model:?}
-}}
-
-resource "modelplane_endpoint" "e" {{
-  name    = {NAME:?}
-  cluster = modelplane_gpu_cluster.edge.id
-  image   = modelplane_serving_image.serve.reference
-  variant {{
-    name   = "stable"
-    model  = modelplane_model.m.id
-    weight = 100
-  }}
-  container {{
-    extra_args = ["--network", "host", "--tls-verify=false", "-e", "AWS_ACCESS_KEY_ID=testing", "-e", "AWS_SECRET_ACCESS_KEY=testing"]
-  }}
-}}
-"#,
+{rest}"#,
         state = l.path().display().to_string(),
         profile = common::emulators::AWS_PROFILE,
         moto = moto.url(),
-        source = image_layout().display().to_string(),
-        host = reg.host(),
-        model = common::qs("model/iris-v1.onnx"),
+        rest = image_and_cluster(&reg.host())
+            + &iris()
+            + &endpoint(
+                NAME,
+                PUSHED,
+                r#"extra_args = ["--network", "host", "--tls-verify=false", "-e", "AWS_ACCESS_KEY_ID=testing", "-e", "AWS_SECRET_ACCESS_KEY=testing"]"#,
+                ""
+            ),
     );
-    let cache = l.path().join("cache");
     acc(
         "container_endpoint_from_s3",
         TestCase {
-            steps: vec![Step::new(config)
-                .check(predicts(&l, NAME))
-                .check(check(move |_| {
-                    let sha = modelplane_serve::signature::file_digest(
-                        &common::repo().join("examples/quickstart/model/iris-v1.onnx"),
-                    )
-                    .unwrap()
-                    .0;
-                    if cache.join(format!("{sha}.onnx")).is_file() {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "no {sha}.onnx in the mounted cache {}",
-                            cache.display()
-                        ))
-                    }
-                }))],
+            // A prediction, from the artifact the server fetched into the mounted cache.
+            steps: vec![Step::new(config).check(common::stores::predicts(&l, NAME))],
             check_destroy: Some(check(move |_| {
                 let left = containers::containers_of(NAME);
                 if left.is_empty() {

@@ -3,33 +3,8 @@
 
 mod common;
 
-use common::{acc, check, have_prometheus, http, relative_source, repo, Local};
+use common::{acc, check, have_prometheus, http, predicts, relative_source, Local};
 use tfplugin::acctest::{attr_equals, Step, TestCase};
-
-fn predicts(l: &Local, address: &'static str, endpoint: &'static str) -> tfplugin::acctest::Check {
-    let dir = l.path();
-    check(move |s| {
-        let url = s
-            .attr(address, "url")
-            .and_then(|v| v.as_str().map(String::from))
-            .ok_or("no url")?;
-        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
-            .map_err(|e| e.to_string())?;
-        let body =
-            std::fs::read_to_string(repo().join("examples/quickstart/data/request.json")).unwrap();
-        let (status, answer) = http(
-            "POST",
-            &format!("{url}/v2/models/{endpoint}/infer"),
-            Some(&token),
-            Some(&body),
-        )?;
-        if status == 200 && answer["outputs"][0]["data"] == serde_json::json!([0, 2]) {
-            Ok(())
-        } else {
-            Err(format!("HTTP {status} {answer}"))
-        }
-    })
-}
 
 #[test]
 fn module_endpoint_example() {

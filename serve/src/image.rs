@@ -310,6 +310,13 @@ pub fn build(spec: &Spec, out: &Path) -> Result<Built, Error> {
             "ExposedPorts": { "8080/tcp": {}, "8081/tcp": {} },
             "WorkingDir": "/",
             "StopSignal": "SIGTERM",
+            // Docker's extension of the image config (OCI tools ignore it): the health check,
+            // in exec form because there is no shell.
+            "Healthcheck": {
+                "Test": ["CMD", BINARY, "health"],
+                "Interval": 10_000_000_000u64,
+                "Timeout": 5_000_000_000u64,
+            },
             "Labels": labels,
         },
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },

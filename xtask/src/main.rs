@@ -308,6 +308,19 @@ fn test(args: Vec<String>) -> Result<()> {
     ]))
 }
 
+/// Builds the release `modelplane-serve`; returns its path.
+pub fn build_serve_release() -> Result<PathBuf> {
+    eprintln!("==> building modelplane-serve (release)");
+    run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "modelplane-serve",
+    ]))?;
+    Ok(target_dir().join("release/modelplane-serve"))
+}
+
 /// The cargo target folder.
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -318,15 +331,7 @@ pub fn target_dir() -> PathBuf {
 /// Builds the release server and its image; returns the layout folder and what
 /// `modelplane-serve image` reported (digest, sizes).
 pub fn image(out: Option<PathBuf>) -> Result<(PathBuf, serde_json::Value)> {
-    eprintln!("==> building modelplane-serve (release)");
-    run(Command::new(env!("CARGO")).current_dir(root()).args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "modelplane-serve",
-    ]))?;
-    let serve = target_dir().join("release/modelplane-serve");
+    let serve = build_serve_release()?;
     let out = out.unwrap_or_else(|| target_dir().join("image/modelplane-serve"));
     let git = |args: &[&str]| {
         Command::new("git")

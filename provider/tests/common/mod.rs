@@ -156,6 +156,33 @@ pub fn http(
     })
 }
 
+/// A real prediction from the endpoint at `address` (its `url`) with the quickstart's
+/// request: iris classes 0 and 2.
+pub fn predicts(
+    l: &Local,
+    address: &'static str,
+    endpoint: &'static str,
+) -> tfplugin::acctest::Check {
+    let dir = l.path();
+    check(move |s| {
+        let url = s
+            .attr(address, "url")
+            .and_then(|v| v.as_str().map(String::from))
+            .ok_or("no url")?;
+        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
+            .map_err(|e| e.to_string())?;
+        let body =
+            std::fs::read_to_string(repo().join("examples/quickstart/data/request.json")).unwrap();
+        let u = format!("{url}/v2/models/{endpoint}/infer");
+        let (status, answer) = http("POST", &u, Some(&token), Some(&body))?;
+        if status == 200 && answer["outputs"][0]["data"] == serde_json::json!([0, 2]) {
+            Ok(())
+        } else {
+            Err(format!("{u}: HTTP {status} {answer}"))
+        }
+    })
+}
+
 /// The quickstart's files, as HCL string literal bodies.
 pub fn qs(rel: &str) -> String {
     repo_path(&format!("examples/quickstart/{rel}"))

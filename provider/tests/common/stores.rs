@@ -3,8 +3,6 @@
 
 use super::{check, Local};
 
-const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
-
 /// A cluster, the iris model (with a baseline) in store `s`, and an endpoint serving it.
 pub fn served(endpoint: &str) -> String {
     format!(
@@ -40,22 +38,13 @@ resource "modelplane_endpoint" "e" {{
     )
 }
 
-/// A real prediction from the endpoint: the model was fetched from the store.
+/// A real prediction from the endpoint, and the model came through the server's cache, named by
+/// its sha256: it was fetched from the store.
 pub fn predicts(l: &Local, endpoint: &'static str) -> tfplugin::acctest::Check {
+    let answers = super::predicts(l, "modelplane_endpoint.e", endpoint);
     let dir = l.path();
     check(move |s| {
-        let url = s
-            .attr("modelplane_endpoint.e", "url")
-            .and_then(|u| u.as_str().map(String::from))
-            .ok_or("endpoint has no url")?;
-        let token = std::fs::read_to_string(dir.join("endpoints").join(endpoint).join("token"))
-            .map_err(|e| e.to_string())?;
-        let u = format!("{url}/v2/models/{endpoint}/infer");
-        let (status, body) = super::http("POST", &u, Some(&token), Some(REQUEST))?;
-        if status != 200 || body["outputs"][0]["data"] != serde_json::json!([0, 2]) {
-            return Err(format!("{u}: HTTP {status} {body}"));
-        }
-        // The artifact came through the cache, named by its sha256.
+        answers(s)?;
         let sha = modelplane_serve::signature::file_digest(
             &super::repo().join("examples/quickstart/model/iris-v1.onnx"),
         )

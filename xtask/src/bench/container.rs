@@ -112,27 +112,26 @@ fn start_container<'a>(
 }
 
 fn load(serve: &Path, url: &str, payload: &Path, seconds: u64) -> Result<Value> {
-    let out = pinned(CLIENT_CPU, serve)
-        .args(["bench", "--url", url, "--model", MODEL, "--payload"])
-        .arg(payload)
-        .args([
-            "--concurrency",
-            &CONCURRENCY.to_string(),
-            "--duration",
-            &format!("{seconds}s"),
-            "--warmup",
-            "1s",
-            "--json",
-        ])
-        .output()
-        .context("running modelplane-serve bench")?;
-    if !out.status.success() {
-        bail!(
-            "bench against {url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    super::serve::load_from(
+        pinned(CLIENT_CPU, serve),
+        url,
+        MODEL,
+        payload,
+        CONCURRENCY,
+        seconds,
+    )
+}
+
+/// The server as a process on `port`, pinned to the servers' CPU.
+fn start_process(serve: &Path, repo: &Path, port: u16) -> Result<std::process::Child> {
+    Ok(pinned(SERVER_CPU, serve)
+        .args(["serve", "--repository"])
+        .arg(repo)
+        .args(["--model", MODEL, "--http", &format!("127.0.0.1:{port}")])
+        .env("MODELPLANE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
 }
 
 pub fn run(engine: &str, run_args: &[String], starts: usize, seconds: u64) -> Result<()> {
@@ -191,14 +190,7 @@ pub fn run(engine: &str, run_args: &[String], starts: usize, seconds: u64) -> Re
         eprintln!("==> cold start {}/{}", i + 1, starts.max(1));
         let port = free_port();
         let t0 = Instant::now();
-        let mut p = pinned(SERVER_CPU, &serve)
-            .args(["serve", "--repository"])
-            .arg(&repo)
-            .args(["--model", MODEL, "--http", &format!("127.0.0.1:{port}")])
-            .env("MODELPLANE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let mut p = start_process(&serve, &repo, port)?;
         let d = ready_after(&format!("http://127.0.0.1:{port}"), t0);
         let _ = p.kill();
         let _ = p.wait();
@@ -214,14 +206,7 @@ pub fn run(engine: &str, run_args: &[String], starts: usize, seconds: u64) -> Re
     // Throughput on the same model, one server at a time.
     eprintln!("==> load: the process");
     let port = free_port();
-    let mut p = pinned(SERVER_CPU, &serve)
-        .args(["serve", "--repository"])
-        .arg(&repo)
-        .args(["--model", MODEL, "--http", &format!("127.0.0.1:{port}")])
-        .env("MODELPLANE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut p = start_process(&serve, &repo, port)?;
     let url = format!("http://127.0.0.1:{port}");
     ready_after(&url, Instant::now())?;
     let local = load(&serve, &url, &payload, seconds);

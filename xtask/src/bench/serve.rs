@@ -4,7 +4,7 @@
 //! onnxruntime in process.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-fn load(
+pub(super) fn load(
     serve: &Path,
     url: &str,
     model: &str,
@@ -67,7 +67,19 @@ fn load(
     conc: usize,
     seconds: u64,
 ) -> Result<Value> {
-    let out = Command::new(serve)
+    load_from(Command::new(serve), url, model, payload, conc, seconds)
+}
+
+/// [`load`] with the load generator started by `cmd` (e.g. under taskset).
+pub(super) fn load_from(
+    mut cmd: Command,
+    url: &str,
+    model: &str,
+    payload: &Path,
+    conc: usize,
+    seconds: u64,
+) -> Result<Value> {
+    let out = cmd
         .args(["bench", "--url", url, "--model", model, "--payload"])
         .arg(payload)
         .args([
@@ -123,18 +135,8 @@ struct Row {
 }
 
 pub fn run(seconds: u64, models: &[String]) -> Result<()> {
-    eprintln!("==> building modelplane-serve (release)");
-    crate::run(Command::new(env!("CARGO")).current_dir(root()).args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "modelplane-serve",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let serve = target.join("release/modelplane-serve");
+    let serve = crate::build_serve_release()?;
+    let target = crate::target_dir();
     let py = terraform::python_env("bench-kserve", KSERVE)?;
     let mpy = terraform::python_env("bench-mlserver", MLSERVER)?;
     let peers = root().join("xtask/peers");
