@@ -6,7 +6,7 @@ mod common;
 
 use common::containers::{self, image_layout, Registry, SANDBOX_ARGS};
 use common::{acc, check, predicts, Local};
-use tfplugin::acctest::{attr_equals, plan_action, Step, TestCase};
+use tfplugin::acctest::{attr_equals, plan_action, ImportStep, Step, TestCase};
 
 const REQUEST: &str = r#"{"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}"#;
 
@@ -218,7 +218,13 @@ fn container_endpoint_lifecycle() {
                     })
                     .plan_check(plan_action("modelplane_endpoint.e", "update"))
                     .check(one_container(NAME, k2))
-                    .check(predicts(&l, "modelplane_endpoint.e", NAME)),
+                    .check(predicts(&l, "modelplane_endpoint.e", NAME))
+                    .import(ImportStep {
+                        address: "modelplane_endpoint.e".into(),
+                        id: Some(format!("container/edge/{NAME}")),
+                        id_from: None,
+                        ignore: vec![],
+                    }),
             ],
             check_destroy: Some(check(move |_| {
                 let left = containers::containers_of(NAME);
