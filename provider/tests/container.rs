@@ -429,3 +429,55 @@ resource "modelplane_model_store" "s" {{
     );
     drop(reg);
 }
+
+/// Bearer-token auth, as Docker Hub, Harbor, ECR and ACR use it: the registry sends the
+/// client to a token service, which takes the user's credentials and issues a token for the
+/// push. A wrong password is refused with the registry named; the right one pushes.
+#[test]
+fn serving_image_bearer_auth() {
+    let Some(reg) = containers::token_registry("serving_image_bearer_auth", "ci", "t0ken-pass")
+    else {
+        return;
+    };
+    let l = Local::new("image-bearer");
+    let layout = modelplane_serve::image::Layout::open(&image_layout()).unwrap();
+    let image = |pass: &str| {
+        format!(
+            "{}\nresource \"modelplane_serving_image\" \"serve\" {{\n  source = {:?}\n  repository = \"{}/modelplane/serve\"\n  insecure = true\n  username = \"ci\"\n  password_wo = {pass:?}\n}}\n",
+            l.provider(),
+            image_layout().display().to_string(),
+            reg.host()
+        )
+    };
+    acc(
+        "serving_image_bearer_auth",
+        TestCase {
+            steps: vec![
+                Step::new(image("wrong")).expect_error(
+                    "Cannot push the image(.|\\n)*registry 127.0.0.1:[0-9]+ refused the(.|\\n)*credentials",
+                ),
+                Step::new(image("t0ken-pass"))
+                    .check(attr_equals(
+                        "modelplane_serving_image.serve",
+                        "digest",
+                        layout.digest.clone(),
+                    ))
+                    // The registry has it: refresh found it (an empty plan), and so does a
+                    // client with a token.
+                    .check(check(|s| {
+                        let r = s
+                            .attr("modelplane_serving_image.serve", "reference")
+                            .and_then(|v| v.as_str().map(String::from))
+                            .ok_or("no reference")?;
+                        if r.contains("@sha256:") {
+                            Ok(())
+                        } else {
+                            Err(format!("reference {r} is not pinned"))
+                        }
+                    })),
+            ],
+            ..Default::default()
+        },
+    );
+    drop(reg);
+}

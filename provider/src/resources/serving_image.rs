@@ -56,7 +56,9 @@ impl tfplugin::Resource for ServingImage {
                      ECR, ACR. No container engine is needed. `reference` is pinned by digest, so what an endpoint \
                      runs cannot change under it.\n\n\
                      The digest is known at plan time (it is read from `source`), so endpoints plan against it. \
-                     Refresh checks the registry still has the image; when it does not, the plan pushes it again. \
+                     Refresh checks the registry still has the image (with the stored login; with `username` and the \
+                     write-only `password_wo` there is nothing to authenticate with, and the state is kept); when it \
+                     does not, the plan pushes it again. \
                      Destroy leaves the image in the registry (registries keep images for whoever still runs them, \
                      and most refuse deletes); remove it with the registry's own retention or garbage collection.",
                 )
@@ -185,6 +187,11 @@ impl tfplugin::Resource for ServingImage {
         let Attr::Known(reference) = &state.reference else {
             return Some(state);
         };
+        // The password is write-only: refresh has none to authenticate with, so an image pushed
+        // with username and password_wo is kept as recorded.
+        if state.username.is_some() {
+            return Some(state);
+        }
         match registry::resolve(reference, &state.access()).await {
             Ok(Some(_)) => Some(state),
             Ok(None) => None,

@@ -201,3 +201,178 @@ pub fn remove_all(endpoint: &str) {
             .output();
     }
 }
+
+/// A registry behind bearer-token auth, as Docker Hub, Harbor, ECR and ACR run it: the
+/// registry (docker-registry's `token` auth) trusts tokens signed by a key whose certificate
+/// it holds, and a token service on loopback issues them (ES256 JWTs) to `user` with
+/// `password` over basic auth. The service is the test's own: a few lines of the Docker
+/// token protocol, since no token server ships in Debian.
+pub fn token_registry(test: &str, user: &'static str, password: &'static str) -> Option<Registry> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::Engine as _;
+    use rcgen::PublicKeyData as _;
+
+    let Some(bin) = on_path("docker-registry") else {
+        missing(test, "docker-registry");
+        return None;
+    };
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let signer = std::sync::Arc::new(
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap(),
+    );
+    let kp = rcgen::KeyPair::try_from(pkcs8.as_ref()).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["modelplane-test-issuer".to_string()])
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap();
+    // The key id docker-registry computes for a trusted key (libtrust): base32 of the first
+    // 30 bytes of the SPKI's sha256, in groups of four.
+    let kid = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(kp.subject_public_key_info());
+        let b32 = base32(&h[..30]);
+        b32.as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("issuer.pem"), cert.pem()).unwrap();
+
+    // The token service.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let token_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/token",
+                axum::routing::get(
+                    move |headers: axum::http::HeaderMap,
+                          axum::extract::Query(q): axum::extract::Query<
+                        std::collections::HashMap<String, String>,
+                    >| {
+                        let signer = signer.clone();
+                        let kid = kid.clone();
+                        async move {
+                            let expected = format!(
+                                "Basic {}",
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(format!("{user}:{password}"))
+                            );
+                            let given = headers
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            if given != expected {
+                                return (
+                                    axum::http::StatusCode::UNAUTHORIZED,
+                                    "{\"details\":\"incorrect username or password\"}".to_string(),
+                                );
+                            }
+                            // scope=repository:NAME:ACTIONS
+                            let access: Vec<serde_json::Value> = q
+                                .get("scope")
+                                .map(|s| s.as_str())
+                                .unwrap_or("")
+                                .split(' ')
+                                .filter_map(|s| {
+                                    let mut p = s.splitn(3, ':');
+                                    let (t, n, a) = (p.next()?, p.next()?, p.next()?);
+                                    Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+                                })
+                                .collect();
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .unwrap()
+                                .as_secs();
+                            let b64 = |b: &[u8]| {
+                                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+                            };
+                            let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+                            let claims = serde_json::json!({
+                                "iss": "modelplane-test-issuer", "sub": user, "aud": "modelplane-test",
+                                "exp": now + 300, "nbf": now - 10, "iat": now,
+                                "jti": format!("{now}-{}", rand_suffix()), "access": access,
+                            });
+                            let input = format!(
+                                "{}.{}",
+                                b64(header.to_string().as_bytes()),
+                                b64(claims.to_string().as_bytes())
+                            );
+                            let sig = signer
+                                .sign(&SystemRandom::new(), input.as_bytes())
+                                .unwrap();
+                            let token = format!("{input}.{}", b64(sig.as_ref()));
+                            (
+                                axum::http::StatusCode::OK,
+                                serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string(),
+                            )
+                        }
+                    },
+                ),
+            );
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = axum::serve(l, app).await;
+        });
+    });
+
+    let port = free_port();
+    let config = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: modelplane-test\n    issuer: modelplane-test-issuer\n    rootcertbundle: {pem}\n",
+        data = dir.path().join("data").display(),
+        pem = dir.path().join("issuer.pem").display(),
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("docker-registry");
+    let r = Registry { child, port, dir };
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            panic!("docker-registry did not start: {}", r.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(r)
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(7);
+    h.finish()
+}
+
+/// RFC 4648 base32 without padding.
+fn base32(b: &[u8]) -> String {
+    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for &x in b {
+        buf = (buf << 8) | u32::from(x);
+        bits += 8;
+        while bits >= 5 {
+            out.push(A[((buf >> (bits - 5)) & 31) as usize] as char);
+            bits -= 5;
+        }
+    }
+    if bits > 0 {
+        out.push(A[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
