@@ -174,23 +174,6 @@ pub async fn resolve(reference: &str, access: &Access) -> Result<Option<String>,
     }
 }
 
-/// `REPOSITORY@DIGEST` of a reference given with a tag or a digest: a tag is resolved in the
-/// registry, so what runs cannot change under the same name.
-pub async fn pin(reference: &str, access: &Access) -> Result<String, String> {
-    let r = parse(reference)?;
-    let repo = format!("{}/{}", r.registry(), r.repository());
-    if let Some(d) = r.digest() {
-        return Ok(format!("{repo}@{d}"));
-    }
-    match resolve(reference, access).await? {
-        Some(d) => Ok(format!("{repo}@{d}")),
-        None => Err(format!(
-            "image {reference} not found in the registry {}; push it first (modelplane_serving_image) or check the name and tag",
-            r.registry()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,16 +200,5 @@ mod tests {
         };
         let s = format!("{a:?}");
         assert!(!s.contains("hunter2") && s.contains("redacted"), "{s}");
-    }
-
-    #[tokio::test]
-    async fn digests_pin_without_a_registry() {
-        let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(
-            pin(&format!("127.0.0.1:5000/serve@{d}"), &Access::default())
-                .await
-                .unwrap(),
-            format!("127.0.0.1:5000/serve@{d}")
-        );
     }
 }

@@ -1391,8 +1391,7 @@ impl tfplugin::Resource for Endpoint {
                         old.stop(Duration::from_secs(DRAIN_SECONDS)).await;
                     }
                 }
-                dir.write_json("process.json", &news)
-                    .map_err(|e| e.to_string())?;
+                // start() recorded it in process.json.
                 Ok(Some(news))
             } else {
                 le::admin(&url, &token, reqwest::Method::POST, "/v2/admin/reload")
