@@ -226,14 +226,7 @@ fn container_endpoint_lifecycle() {
                         ignore: vec![],
                     }),
             ],
-            check_destroy: Some(check(move |_| {
-                let left = containers::containers_of(NAME);
-                if left.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("containers left after destroy: {left:?}"))
-                }
-            })),
+            check_destroy: Some(containers::none_left(NAME)),
             ..Default::default()
         },
     );
@@ -416,14 +409,7 @@ resource "modelplane_model_store" "s" {{
         TestCase {
             // A prediction, from the artifact the server fetched into the mounted cache.
             steps: vec![Step::new(config).check(common::stores::predicts(&l, NAME))],
-            check_destroy: Some(check(move |_| {
-                let left = containers::containers_of(NAME);
-                if left.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("containers left after destroy: {left:?}"))
-                }
-            })),
+            check_destroy: Some(containers::none_left(NAME)),
             ..Default::default()
         },
     );

@@ -156,10 +156,7 @@ fn blueprint_edge_example() {
                     n => Err(format!("{n} containers for the endpoint")),
                 }))
                 .check(predicts(&l, EP, "iris"))],
-            check_destroy: Some(check(|_| match containers::containers_of("iris").len() {
-                0 => Ok(()),
-                n => Err(format!("{n} containers left after destroy")),
-            })),
+            check_destroy: Some(containers::none_left("iris")),
             ..Default::default()
         },
     );

@@ -54,7 +54,6 @@ pub fn registry(test: &str, user: Option<(&str, &str)>) -> Option<Registry> {
         return None;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
     let auth = match user {
         Some((u, p)) => {
             let hash = bcrypt::hash(p, 5).expect("bcrypt");
@@ -66,29 +65,7 @@ pub fn registry(test: &str, user: Option<(&str, &str)>) -> Option<Registry> {
         }
         None => String::new(),
     };
-    let config = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-        dir.path().join("data").display()
-    );
-    std::fs::write(dir.path().join("config.yml"), config).unwrap();
-    let log = std::fs::File::create(dir.path().join("log")).unwrap();
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(dir.path().join("config.yml"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("docker-registry");
-    let r = Registry { child, port, dir };
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t0.elapsed() > Duration::from_secs(20) {
-            panic!("docker-registry did not start: {}", r.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(r)
+    Some(start_registry(&bin, dir, free_port(), &auth))
 }
 
 /// Whether podman is here. This sandbox's quirks (no ulimit changes, runc) go into a
@@ -324,11 +301,24 @@ pub fn token_registry(test: &str, user: &'static str, password: &'static str) ->
         });
     });
 
-    let port = free_port();
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: modelplane-test\n    issuer: modelplane-test-issuer\n    rootcertbundle: {}\n",
+        dir.path().join("issuer.pem").display(),
+    );
+    Some(start_registry(&bin, dir, free_port(), &auth))
+}
+
+/// Starts docker-registry on `port` with filesystem storage in `dir` and the `auth` section
+/// given (YAML, or empty), and waits until it listens.
+fn start_registry(
+    bin: &std::path::Path,
+    dir: tempfile::TempDir,
+    port: u16,
+    auth: &str,
+) -> Registry {
     let config = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: modelplane-test\n    issuer: modelplane-test-issuer\n    rootcertbundle: {pem}\n",
-        data = dir.path().join("data").display(),
-        pem = dir.path().join("issuer.pem").display(),
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+        dir.path().join("data").display()
     );
     std::fs::write(dir.path().join("config.yml"), config).unwrap();
     let log = std::fs::File::create(dir.path().join("log")).unwrap();
@@ -348,7 +338,7 @@ pub fn token_registry(test: &str, user: &'static str, password: &'static str) ->
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(r)
+    r
 }
 
 fn rand_suffix() -> u64 {
@@ -375,4 +365,18 @@ fn base32(b: &[u8]) -> String {
         out.push(A[((buf << (5 - bits)) & 31) as usize] as char);
     }
     out
+}
+
+/// A destroy check: no container of the endpoint is left, running or not.
+pub fn none_left(endpoint: &'static str) -> tfplugin::acctest::Check {
+    super::check(move |_| {
+        let left = containers_of(endpoint);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "containers of {endpoint} left after destroy: {left:?}"
+            ))
+        }
+    })
 }
