@@ -439,6 +439,15 @@ fn serving_image_bearer_auth() {
         "serving_image_bearer_auth",
         TestCase {
             steps: vec![
+                // Plan-time errors name the attribute.
+                Step::new(image("x").replace("/modelplane/serve\"", "/modelplane/serve:1.0\""))
+                    .expect_error("Invalid repository(.|\\n)*holds a tag or digest"),
+                Step::new(image("x").replace(&format!("{}/modelplane/serve", reg.host()), "modelplane/serve"))
+                    .expect_error("Invalid repository(.|\\n)*registry host"),
+                Step::new(image("x").replace("username = \"ci\"\n", ""))
+                    .expect_error("Missing username"),
+                Step::new(image("x").replace(&image_layout().display().to_string(), "/nonexistent"))
+                    .expect_error("Invalid image source(.|\\n)*not an OCI image layout"),
                 Step::new(image("wrong")).expect_error(
                     "Cannot push the image(.|\\n)*registry 127.0.0.1:[0-9]+ refused the(.|\\n)*credentials",
                 ),
