@@ -45,6 +45,15 @@ pub struct ProviderConfig {
     pub terraform_version: String,
     /// `local.state_dir`: where the local platform keeps endpoint state.
     pub local_state_dir: Option<String>,
+    /// The `kubernetes` block: how to reach the API server.
+    pub kubernetes: platforms::kubernetes::Connection,
+}
+
+impl ProviderConfig {
+    /// A client for the `kubernetes` platform.
+    pub async fn kube_client(&self) -> Result<kube::Client, String> {
+        self.kubernetes.client().await
+    }
 }
 
 impl ProviderConfig {
@@ -143,11 +152,18 @@ fn provider_schema() -> Schema {
                 "kubernetes",
                 Nesting::Single,
                 block(
-                    "Settings for the `kubernetes` platform. Read by Kubernetes platform resources; unset means the \
-                     standard kubeconfig chain (`KUBECONFIG`, `~/.kube/config`, in-cluster).",
+                    "Settings for the `kubernetes` platform (and the Kubernetes side of EKS and AKS), read through \
+                     kube's client configuration. Unset means the standard chain: `KUBECONFIG`, `~/.kube/config`, \
+                     then the in-cluster service account. kubeconfig exec plugins (`aws eks get-token`, \
+                     `kubelogin`, `oc`) and auth providers work as in kubectl.",
                     vec![
-                        Attribute::new("config_path", Type::String).optional().description("Path to a kubeconfig file."),
-                        Attribute::new("context", Type::String).optional().description("kubeconfig context to use."),
+                        Attribute::new("config_path", Type::String).optional().description("Path to a kubeconfig file (instead of `KUBECONFIG` or `~/.kube/config`)."),
+                        Attribute::new("context", Type::String).optional().description("kubeconfig context to use (default: its current context)."),
+                        Attribute::new("in_cluster", Type::Bool).optional().description("Use the service account of the pod Terraform runs in."),
+                        Attribute::new("host", Type::String).optional().description("API server URL, e.g. `https://api.ocp.example:6443`, with `token` and `cluster_ca_certificate`; overrides the kubeconfig."),
+                        Attribute::new("token", Type::String).optional().sensitive().description("Bearer token for `host`. Never stored in state; prefer a kubeconfig with an exec plugin."),
+                        Attribute::new("cluster_ca_certificate", Type::String).optional().sensitive().description("PEM text of the CA that signed the API server's certificate, for `host`."),
+                        Attribute::new("insecure", Type::Bool).optional().description("Skip verification of the API server's certificate. For throwaway clusters only."),
                     ],
                 ),
             ))
@@ -217,9 +233,35 @@ impl tfplugin::Provider for Modelplane {
             aws_region: get("aws", "region", diags),
             aws_endpoint: get("aws", "endpoint_url", diags),
         });
+        let flag = |attr: &str, diags: &mut Diagnostics| {
+            config
+                .get_path::<bool>(
+                    &tfplugin::AttributePath::attr("kubernetes").then_attr(attr),
+                    diags,
+                )
+                .into_known()
+                .unwrap_or(false)
+        };
+        let kubernetes = platforms::kubernetes::Connection {
+            config_path: get("kubernetes", "config_path", diags),
+            context: get("kubernetes", "context", diags),
+            in_cluster: flag("in_cluster", diags),
+            host: get("kubernetes", "host", diags),
+            token: get("kubernetes", "token", diags),
+            cluster_ca_certificate: get("kubernetes", "cluster_ca_certificate", diags),
+            insecure: flag("insecure", diags),
+        };
+        if kubernetes.token.is_some() && kubernetes.host.is_none() {
+            diags.error_at(
+                tfplugin::AttributePath::attr("kubernetes").then_attr("token"),
+                "Token without host",
+                "kubernetes.token is used with kubernetes.host; set host too, or drop token and use a kubeconfig.",
+            );
+        }
         let _ = self.config.set(ProviderConfig {
             terraform_version: terraform_version.to_string(),
             local_state_dir,
+            kubernetes,
         });
     }
 

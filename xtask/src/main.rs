@@ -231,6 +231,8 @@ fn docs(check: bool) -> Result<()> {
 /// The S3 emulator the object-store tests run against (boto3 comes with it, for the transfer
 /// benchmark's peer).
 pub const MOTO: &[&str] = &["moto[server]==5.1.18"];
+/// The validator of Kubernetes objects against the official schemas (1.29 to 1.33).
+pub const KUBERNETES_VALIDATE: &[&str] = &["kubernetes-validate==1.33.1"];
 /// The Azure Blob Storage emulator (npm).
 pub const AZURITE: &str = "azurite@3.35.0";
 
@@ -271,6 +273,7 @@ fn test(args: Vec<String>) -> Result<()> {
     let clients = terraform::python_env("clients-venv", CLIENTS)?;
     let moto = terraform::python_env("moto-venv", MOTO)?;
     let azurite = azurite()?;
+    let kv = terraform::python_env("kubernetes-validate-venv", KUBERNETES_VALIDATE)?;
     if which("promtool").is_none() {
         eprintln!("==> note: promtool not found (Debian package `prometheus`); metrics are not checked with it");
     }
@@ -290,6 +293,10 @@ fn test(args: Vec<String>) -> Result<()> {
         .env("MODELPLANE_CLIENTS_PYTHON", &clients)
         .env("MODELPLANE_MOTO_SERVER", moto.with_file_name("moto_server"))
         .env("MODELPLANE_AZURITE_BLOB", &azurite)
+        .env(
+            "MODELPLANE_KUBERNETES_VALIDATE",
+            kv.with_file_name("kubernetes-validate"),
+        )
         .env("CHECKPOINT_DISABLE", "1");
     if !args.is_empty() {
         c.arg("--").args(args);

@@ -5,15 +5,17 @@
 //! |---|---|---|
 //! | `local` | [`local`] | this machine: endpoints are supervised server processes |
 //! | `container` | [`container`] | this host's podman or docker: endpoints are containers of the bundled image |
-//! | `kubernetes`, `aws`, `azure` | — | not in this version; refused at plan with a clear error |
+//! | `kubernetes` | [`kubernetes`] | an existing cluster: GPU partitions, endpoints as Deployments |
+//! | `aws`, `azure` | — | not in this version; refused at plan with a clear error |
 
 pub mod container;
+pub mod kubernetes;
 pub mod local;
 
 /// Every platform name the schema accepts.
 pub const ALL: &[&str] = &["local", "container", "kubernetes", "aws", "azure"];
 /// The platforms this version can manage.
-pub const AVAILABLE: &[&str] = &["local", "container"];
+pub const AVAILABLE: &[&str] = &["local", "container", "kubernetes"];
 
 /// Why a platform cannot be used, or `None` when it can.
 pub fn unavailable(platform: &str) -> Option<String> {

@@ -1,0 +1,233 @@
+//! The `kubernetes` platform: an existing cluster (on-prem, OpenShift, and the base of EKS and
+//! AKS). Clusters are adopted, not created: the provider manages GPU partitions on them
+//! ([`partitions`]), endpoints as Deployments of the bundled image ([`workload`]) and monitors
+//! as prometheus-operator objects or plain annotations ([`monitoring`]).
+//!
+//! Every object is written with server-side apply under the field manager `modelplane`, labelled
+//! `app.kubernetes.io/managed-by=modelplane`, and recorded in the Terraform state by its
+//! reference (`KIND/NAMESPACE/NAME`), so that an object a later plan no longer renders is
+//! deleted, and destroy removes exactly what was written.
+//!
+//! Everything here works on a [`kube::Client`]: the provider builds one from its `kubernetes`
+//! block ([`Connection`]); tests hand in an in-memory one.
+
+pub mod monitoring;
+pub mod objects;
+pub mod partitions;
+pub mod workload;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+
+pub use objects::{ObjectRef, Rendered};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "modelplane";
+/// The label every object the provider writes carries (`modelplane`).
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The cluster a partition namespace belongs to.
+pub const LABEL_CLUSTER: &str = "modelplane.io/cluster";
+/// The purpose of a partition namespace (`dev`, `training`, `inference`).
+pub const LABEL_PURPOSE: &str = "modelplane.io/purpose";
+/// The endpoint an object belongs to.
+pub const LABEL_ENDPOINT: &str = "modelplane.io/endpoint";
+/// The extended resource the NVIDIA device plugin (or GPU operator) advertises.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// How to reach the API server: the provider's `kubernetes` block. Unset fields fall back to
+/// the standard chain (`KUBECONFIG`, `~/.kube/config`, then the in-cluster service account).
+#[derive(Clone, Default)]
+pub struct Connection {
+    pub config_path: Option<String>,
+    pub context: Option<String>,
+    pub in_cluster: bool,
+    pub host: Option<String>,
+    pub token: Option<String>,
+    pub cluster_ca_certificate: Option<String>,
+    pub insecure: bool,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("config_path", &self.config_path)
+            .field("context", &self.context)
+            .field("in_cluster", &self.in_cluster)
+            .field("host", &self.host)
+            .field("token", &self.token.as_ref().map(|_| "(sensitive)"))
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// The client configuration, through kube's `Config` (kubeconfig files with their exec
+    /// plugins and auth providers, in-cluster, or an explicit host and token).
+    pub async fn config(&self) -> Result<kube::Config, String> {
+        let opts = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        let mut config = if let Some(host) = &self.host {
+            let uri: http::Uri = host.parse().map_err(|e| {
+                format!("kubernetes.host {host:?} is not a URL ({e}); e.g. \"https://api.cluster.example:6443\"")
+            })?;
+            let mut c = kube::Config::new(uri);
+            c.auth_info = AuthInfo {
+                token: self.token.clone().map(Into::into),
+                ..Default::default()
+            };
+            if let Some(pem) = &self.cluster_ca_certificate {
+                c.root_cert = Some(pem_certificates(pem).map_err(|e| {
+                    format!("kubernetes.cluster_ca_certificate: {e}; give the PEM text of the API server's CA")
+                })?);
+            }
+            c
+        } else if self.in_cluster {
+            kube::Config::incluster().map_err(|e| {
+                format!("kubernetes.in_cluster is set, but this is not a pod with a service account: {e}")
+            })?
+        } else if let Some(path) = &self.config_path {
+            let path = PathBuf::from(crate::absolute(path));
+            let kc = Kubeconfig::read_from(&path)
+                .map_err(|e| format!("kubernetes.config_path {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        } else if self.context.is_some() {
+            kube::Config::from_kubeconfig(&opts)
+                .await
+                .map_err(|e| format!("kubeconfig (KUBECONFIG or ~/.kube/config): {e}"))?
+        } else {
+            kube::Config::infer().await.map_err(|e| {
+                format!("no Kubernetes credentials: {e}. Set KUBECONFIG, or the provider's kubernetes block (config_path, host and token, or in_cluster)")
+            })?
+        };
+        if self.insecure {
+            config.accept_invalid_certs = true;
+        }
+        Ok(config)
+    }
+
+    /// A client for the configured cluster.
+    pub async fn client(&self) -> Result<kube::Client, String> {
+        let config = self.config().await?;
+        let url = config.cluster_url.to_string();
+        kube::Client::try_from(config).map_err(|e| format!("cannot make a client for {url}: {e}"))
+    }
+}
+
+/// The DER certificates in a PEM text.
+fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        match line {
+            "-----BEGIN CERTIFICATE-----" => cur = Some(String::new()),
+            "-----END CERTIFICATE-----" => {
+                let b64 = cur.take().ok_or("END without BEGIN")?;
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(|e| format!("not base64 inside the PEM block: {e}"))?,
+                );
+            }
+            l => {
+                if let Some(c) = cur.as_mut() {
+                    c.push_str(l);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    Ok(out)
+}
+
+/// A Kubernetes name (RFC 1123 label) made from a Modelplane name: lower case, `-` for
+/// anything else, at most 63 characters.
+pub fn dns_label(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(63);
+    out.trim_matches('-').to_string()
+}
+
+/// Whether `s` is a valid RFC 1123 label (namespace and Service names).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks a resource quantity (`500m`, `2`, `4Gi`, `1.5`).
+pub fn check_quantity(q: &str) -> Result<(), String> {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &q[digits.len()..];
+    const SUFFIXES: &[&str] = &[
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+    ];
+    if digits.is_empty() || digits.parse::<f64>().map_or(true, |v| v < 0.0) {
+        return Err(format!(
+            "{q:?} is not a Kubernetes quantity; e.g. \"500m\" or \"2\" for CPU, \"4Gi\" for memory"
+        ));
+    }
+    if !SUFFIXES.contains(&suffix) {
+        return Err(format!(
+            "{q:?} has the unknown suffix {suffix:?}; use m, k, M, G, T, Ki, Mi, Gi or Ti"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_quantities() {
+        assert_eq!(dns_label("Fraud_Detector.v2"), "fraud-detector-v2");
+        assert!(is_dns_label("ml-inference"));
+        assert!(!is_dns_label("ML"));
+        assert!(!is_dns_label("-a"));
+        assert!(check_quantity("500m").is_ok());
+        assert!(check_quantity("4Gi").is_ok());
+        assert!(check_quantity("1.5").is_ok());
+        assert!(check_quantity("4GB").is_err());
+        assert!(check_quantity("lots").is_err());
+        assert!(check_quantity("").is_err());
+    }
+
+    #[test]
+    fn pem_is_decoded_and_errors_are_plain() {
+        assert!(pem_certificates("nothing").is_err());
+        let der =
+            pem_certificates("-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n")
+                .unwrap();
+        assert_eq!(der, vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let c = Connection {
+            token: Some("s3cret".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}
