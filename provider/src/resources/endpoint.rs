@@ -20,8 +20,12 @@ use modelplane_serve::config::{
     AuthConfig, EndpointConfig, ModelConfig, ServeConfig, ShadowConfig, VariantConfig,
 };
 
+#[path = "endpoint_kubernetes.rs"]
+mod kubernetes;
+
 use crate::local_endpoint::{self as le, Dir};
 use crate::platforms::container;
+use crate::platforms::kubernetes::workload;
 use crate::servers::{self, Launcher, Server};
 use crate::{platforms, stores, ProviderConfig};
 
@@ -120,6 +124,8 @@ pub struct Model {
     pub benchmark_result: Attr<BenchResult>,
     pub model_digests: Attr<BTreeMap<String, String>>,
     pub running_image: Attr<String>,
+    pub objects: Attr<Vec<String>>,
+    pub kubernetes: Option<workload::Settings>,
 }
 
 /// What the state folder keeps besides the server's configuration.
@@ -227,7 +233,9 @@ fn schema() -> Schema {
             )
             .attribute(Attribute::nested("benchmark_result", Nesting::Single, result).computed().description("Figures of the last benchmark; null without a `benchmark` block."))
             .attribute(Attribute::new("image", Type::String).optional().description("The serving image, on `container` clusters (required there; not used by `local`): best `modelplane_serving_image.NAME.reference`, which is pinned by digest. A reference by tag is pinned when the container starts: later restarts run the same digest until `image` changes."))
-            .attribute(Attribute::new("running_image", Type::String).computed().stable().description("On `container` clusters, the digest-pinned image the container runs; null on `local`."))
+            .attribute(Attribute::new("running_image", Type::String).computed().stable().description("On `container` clusters, the digest-pinned image the container runs; on `kubernetes`, the image of the Deployment; null on `local`."))
+            .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote for the endpoint, as `APIVERSION/KIND/NAMESPACE/NAME`; null elsewhere."))
+            .block(kubernetes_block())
             .block(
                 NestedBlock::new(
                     "variant",
@@ -315,6 +323,39 @@ fn schema() -> Schema {
                             .attribute(Attribute::new("min_rps", Type::Number).optional().description("Lowest acceptable throughput, requests per second."))
                             .attribute(Attribute::new("max_error_rate", Type::Number).optional().description("Highest acceptable share of failed requests, 0–1 (default 0).")),
                     )),
+            )),
+    )
+}
+
+fn kubernetes_block() -> NestedBlock {
+    NestedBlock::new(
+        "kubernetes",
+        Nesting::Single,
+        Block::new()
+            .description("How the endpoint runs on a `kubernetes` cluster: a Deployment of `image` in a GPU partition's namespace, with a Service (HTTP and gRPC), a PodDisruptionBudget, a ServiceAccount, a HorizontalPodAutoscaler when `max_replicas` > `min_replicas`, and optional exposure. Models are fetched by the server from the store (an `s3`, `s3_compatible` or `azure_blob` store: pods cannot read this machine's folders).")
+            .attribute(Attribute::new("partition", Type::String).optional().description("The cluster partition (purpose) to run in. Default `inference`."))
+            .attribute(Attribute::new("min_replicas", Type::Number).optional().description("Replicas, or the autoscaler's minimum. Default 1."))
+            .attribute(Attribute::new("max_replicas", Type::Number).optional().description("The autoscaler's maximum; above `min_replicas`, a HorizontalPodAutoscaler scales on CPU. Default: `min_replicas` (no autoscaler)."))
+            .attribute(Attribute::new("target_cpu_percent", Type::Number).optional().description("Average CPU utilisation (of the request) the autoscaler aims at. Default 70."))
+            .attribute(Attribute::new("target_inflight", Type::Number).optional().description("Also scale on requests in flight per pod (`modelplane_inflight_requests`), when the cluster serves the custom metrics API (e.g. prometheus-adapter); checked at apply, with a warning when absent."))
+            .attribute(Attribute::new("cpu", Type::String).optional().description("CPU request per pod. Default `500m`."))
+            .attribute(Attribute::new("memory", Type::String).optional().description("Memory request and limit per pod. Default `1Gi`."))
+            .attribute(Attribute::new("gpus", Type::Number).optional().description("`nvidia.com/gpu` per pod. Default 0."))
+            .attribute(Attribute::new("service_account_annotations", Type::map(Type::String)).optional().description("Annotations of the endpoint's ServiceAccount, for IRSA (`eks.amazonaws.com/role-arn`) or Azure workload identity (`azure.workload.identity/client-id`), through which the server reads the store."))
+            .attribute(Attribute::new("env_from_secret", Type::String).optional().description("An existing Secret in the partition's namespace whose keys become the server's environment, e.g. `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` for an S3-compatible store. Its values never pass through Terraform."))
+            .attribute(Attribute::new("image_pull_secret", Type::String).optional().description("An existing Secret of type `kubernetes.io/dockerconfigjson` for a private registry."))
+            .attribute(Attribute::new("service_type", Type::String).optional().description("`ClusterIP` (default), `NodePort` or `LoadBalancer`."))
+            .attribute(Attribute::new("rollout_timeout", Type::String).optional().description("How long apply waits for the rollout before it fails with what the pods and events say. Default `10m`."))
+            .block(NestedBlock::new(
+                "expose",
+                Nesting::Single,
+                Block::new()
+                    .description("Exposure outside the cluster.")
+                    .attribute(Attribute::new("kind", Type::String).required().description("`ingress` (networking.k8s.io Ingress), `http_route` (Gateway API HTTPRoute) or `route` (OpenShift Route)."))
+                    .attribute(Attribute::new("host", Type::String).required().description("Host name clients use, e.g. `fraud.ml.example.com`."))
+                    .attribute(Attribute::new("class_name", Type::String).optional().description("`ingress`: the IngressClass."))
+                    .attribute(Attribute::new("gateway", Type::String).optional().description("`http_route` (required): the Gateway, `NAME` or `NAMESPACE/NAME`."))
+                    .attribute(Attribute::new("tls_secret", Type::String).optional().description("`ingress`: the TLS Secret for `host`; `route`: set to anything for edge TLS with the router's certificate.")),
             )),
     )
 }
@@ -794,6 +835,37 @@ async fn recorded_sha256(
     }))
 }
 
+/// Replaces the recorded split with what the server's configuration serves, so that drift
+/// shows in the plan. `repository` is the store as this machine names it.
+fn reflect_served(state: &mut Model, cfg: &ServeConfig, repository: &str) {
+    let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) else {
+        return;
+    };
+    let store = stores::id_of_repository(repository);
+    let id = |model: &str, version: &Option<String>| {
+        stores::version_id(&store, model, version.as_deref().unwrap_or(""))
+    };
+    state.variant = ep
+        .variants
+        .iter()
+        .map(|v| Variant {
+            name: v.name.clone(),
+            model: Attr::Known(id(&v.model, &v.version)),
+            weight: Attr::Known(i64::from(v.weight)),
+        })
+        .collect();
+    state.shadow = ep.shadow.as_ref().map(|s| Shadow {
+        model: Attr::Known(id(&s.model, &s.version)),
+    });
+    state.sticky_header = ep.sticky_header.clone();
+}
+
+fn on_kubernetes(m: &Model) -> bool {
+    m.cluster
+        .known()
+        .is_some_and(|c| c.starts_with("kubernetes/"))
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -821,6 +893,13 @@ impl tfplugin::Resource for Endpoint {
                     }
                     let image = config.get::<String>("image", diags);
                     let has_container = !config.elements("container").is_empty();
+                    if p == "kubernetes" && image.is_null() {
+                        diags.error_at(AttributePath::attr("image"), "Missing image", "endpoints on a kubernetes cluster run an image: set image = modelplane_serving_image.NAME.reference (a registry the nodes can pull from).");
+                    }
+                    if p == "kubernetes" && has_container {
+                        diags.error_at(AttributePath::attr("container"), "Not used on kubernetes", "the container block applies to container clusters; on kubernetes, set resources in the kubernetes block (cpu, memory, gpus).");
+                    }
+                    kubernetes::validate(config, p == "kubernetes", diags);
                     if p == "container" && image.is_null() {
                         diags.error_at(AttributePath::attr("image"), "Missing image", "endpoints on a container cluster run an image: set image = modelplane_serving_image.NAME.reference (or another reference to the modelplane-serve image).");
                     }
@@ -1116,9 +1195,21 @@ impl tfplugin::Resource for Endpoint {
         if plan.benchmark.is_none() {
             plan.benchmark_result = Attr::Null;
         }
+        if plan
+            .cluster
+            .known()
+            .is_some_and(|c| c.starts_with("kubernetes/"))
+        {
+            kubernetes::plan(prior, plan);
+        } else {
+            plan.objects = Attr::Null;
+        }
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if on_kubernetes(&plan) {
+            return self.create_kubernetes(plan, ctx).await;
+        }
         let dir = Dir::new(&self.state_dir(), &plan.name);
         // A folder left by an interrupted create is cleaned up; a finished endpoint is not ours to take.
         if dir.exists() {
@@ -1243,6 +1334,9 @@ impl tfplugin::Resource for Endpoint {
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
+        if on_kubernetes(&state) {
+            return self.read_kubernetes(state, ctx).await;
+        }
         let dir = Dir::new(&self.state_dir(), &state.name);
         if !dir.exists() {
             return None;
@@ -1273,34 +1367,19 @@ impl tfplugin::Resource for Endpoint {
         }
         // What the server really serves replaces the recorded split, so drift shows in the plan.
         if let Ok(cfg) = serde_json::from_value::<ServeConfig>(served) {
-            if let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) {
-                // A container sees its store at a mount: the host's configuration names it.
-                let repository = dir
-                    .read_json::<ServeConfig>("config.json")
-                    .map_or(cfg.repository.clone(), |c| c.repository);
-                let store = stores::id_of_repository(&repository);
-                let id = |model: &str, version: &Option<String>| {
-                    stores::version_id(&store, model, version.as_deref().unwrap_or(""))
-                };
-                state.variant = ep
-                    .variants
-                    .iter()
-                    .map(|v| Variant {
-                        name: v.name.clone(),
-                        model: Attr::Known(id(&v.model, &v.version)),
-                        weight: Attr::Known(i64::from(v.weight)),
-                    })
-                    .collect();
-                state.shadow = ep.shadow.as_ref().map(|s| Shadow {
-                    model: Attr::Known(id(&s.model, &s.version)),
-                });
-                state.sticky_header = ep.sticky_header.clone();
-            }
+            // A container sees its store at a mount: the host's configuration names it.
+            let repository = dir
+                .read_json::<ServeConfig>("config.json")
+                .map_or(cfg.repository.clone(), |c| c.repository);
+            reflect_served(&mut state, &cfg, &repository);
         }
         Some(state)
     }
 
     async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if on_kubernetes(&plan) {
+            return self.update_kubernetes(prior, plan, ctx).await;
+        }
         let dir = Dir::new(&self.state_dir(), &plan.name);
         if !dir.exists() {
             if let Err(e) = dir.create() {
@@ -1454,6 +1533,9 @@ impl tfplugin::Resource for Endpoint {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        if on_kubernetes(&state) {
+            return self.delete_kubernetes(state, ctx).await;
+        }
         let dir = Dir::new(&self.state_dir(), &state.name);
         if let Some(s) = servers::recorded(&dir) {
             s.stop(Duration::from_secs(DRAIN_SECONDS + 5)).await;
@@ -1490,6 +1572,13 @@ impl tfplugin::Resource for Endpoint {
         };
         if let Err(e) = platforms::parse_cluster_id(cluster) {
             ctx.diags.error("Invalid import ID", e);
+            return None;
+        }
+        if cluster.starts_with("kubernetes/") {
+            ctx.diags.error(
+                "Import not supported on kubernetes",
+                "this version cannot import an endpoint on a kubernetes cluster; remove its objects (kubectl delete deployment,service,configmap,secret,serviceaccount,hpa,pdb -l modelplane.io/endpoint=NAME) and let terraform apply create it.",
+            );
             return None;
         }
         let dir = Dir::new(&self.state_dir(), name);
@@ -1539,6 +1628,8 @@ impl tfplugin::Resource for Endpoint {
             running_image: servers::recorded(&dir)
                 .and_then(|s| s.image().map(String::from))
                 .into(),
+            objects: Attr::Null,
+            kubernetes: None,
             port: Attr::Known(port),
             grpc_port: grpc.into(),
             token_wo: Attr::Null,

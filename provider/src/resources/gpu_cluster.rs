@@ -1,7 +1,11 @@
 //! `modelplane_gpu_cluster`: the compute endpoints run on. On `local` it is this machine:
 //! its inventory (CPUs, memory, GPUs through NVML) is computed, and one `node_pool` is
 //! accepted for parity with the cloud platforms. On `container` it is this host's container
-//! engine (podman or docker), with the same inventory plus the engine and its version.
+//! engine (podman or docker), with the same inventory plus the engine and its version. On
+//! `kubernetes` it is an existing cluster, adopted: the provider manages its GPU partitions
+//! (see [`crate::platforms::kubernetes::partitions`]) and reads its nodes' GPUs.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tfplugin::{
@@ -9,6 +13,7 @@ use tfplugin::{
     PathStep, Schema, Type,
 };
 
+use crate::platforms::kubernetes::{self as k8s, objects, partitions};
 use crate::platforms::{self, container, local::Gpu};
 
 pub struct GpuCluster {
@@ -41,6 +46,93 @@ pub struct Model {
     pub gpus: Attr<Vec<Gpu>>,
     pub engine: Attr<String>,
     pub engine_version: Attr<String>,
+    pub partition: Vec<PartitionBlock>,
+    pub nodes: Attr<Vec<partitions::NodeInventory>>,
+    pub objects: Attr<Vec<String>>,
+}
+
+/// A GPU partition (`kubernetes` only).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartitionBlock {
+    pub purpose: String,
+    pub namespace: Attr<String>,
+    pub gpus: i64,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub max_gpus_per_pod: Option<i64>,
+    pub priority: Attr<i64>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub spot: Option<bool>,
+    pub toleration: Vec<partitions::Toleration>,
+}
+
+impl PartitionBlock {
+    fn spec(&self, cluster: &str) -> partitions::Partition {
+        partitions::Partition {
+            purpose: self.purpose.clone(),
+            namespace: self
+                .namespace
+                .known()
+                .cloned()
+                .unwrap_or_else(|| default_namespace(cluster, &self.purpose)),
+            gpus: self.gpus,
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            max_gpus_per_pod: self.max_gpus_per_pod,
+            priority: self
+                .priority
+                .known()
+                .copied()
+                .unwrap_or_else(|| partitions::default_priority(&self.purpose)),
+            node_selector: self.node_selector.clone().unwrap_or_default(),
+            tolerations: self.toleration.clone(),
+            spot: self.spot.unwrap_or(false),
+        }
+    }
+}
+
+/// The namespace of a partition when none is given: `CLUSTER-PURPOSE`.
+pub fn default_namespace(cluster: &str, purpose: &str) -> String {
+    k8s::dns_label(&format!("{cluster}-{purpose}"))
+}
+
+fn partition_block() -> NestedBlock {
+    NestedBlock::new(
+        "partition",
+        Nesting::List,
+        Block::new()
+            .description("A GPU partition of a `kubernetes` cluster, one per purpose: a namespace with a ResourceQuota on `nvidia.com/gpu` (and CPU, memory), a LimitRange, a PriorityClass, and the node selection and tolerations that its pods get.")
+            .attribute(Attribute::new("purpose", Type::String).required().description("`dev`, `training` or `inference`; one partition per purpose. Endpoints run in `inference` unless their `kubernetes.partition` says otherwise."))
+            .attribute(Attribute::new("namespace", Type::String).optional_computed().requires_replace().description("The namespace. Default: `CLUSTER-PURPOSE`. Created and owned by the provider: destroying the partition deletes the namespace and what runs in it."))
+            .attribute(Attribute::new("gpus", Type::Number).required().description("ResourceQuota on `requests.nvidia.com/gpu`: the most GPUs the partition's pods may request together."))
+            .attribute(Attribute::new("cpu", Type::String).optional().description("ResourceQuota on CPU requests and limits, e.g. `\"64\"`."))
+            .attribute(Attribute::new("memory", Type::String).optional().description("ResourceQuota on memory requests and limits, e.g. `\"256Gi\"`."))
+            .attribute(Attribute::new("max_gpus_per_pod", Type::Number).optional().description("LimitRange: the most GPUs one container may take. Default: `gpus`."))
+            .attribute(Attribute::new("priority", Type::Number).optional_computed().description("Value of the partition's PriorityClass. Default: inference 100000, training 10000, dev 1000 (dev never preempts)."))
+            .attribute(Attribute::new("node_selector", Type::map(Type::String)).optional().description("Node labels the partition's pods are placed on, e.g. `{ \"nvidia.com/gpu.product\" = \"NVIDIA-A100-SXM4-80GB\" }` or a node pool label."))
+            .attribute(Attribute::new("spot", Type::Bool).optional().description("Tolerate the taints of spot capacity (AKS `kubernetes.azure.com/scalesetpriority=spot`, EKS `eks.amazonaws.com/capacityType=SPOT`, GKE `cloud.google.com/gke-spot`, and `modelplane.io/spot`)."))
+            .block(NestedBlock::new(
+                "toleration",
+                Nesting::List,
+                Block::new()
+                    .description("A further taint the partition's pods tolerate (the `nvidia.com/gpu` taint of GPU node pools always is).")
+                    .attribute(Attribute::new("key", Type::String).required().description("Taint key."))
+                    .attribute(Attribute::new("operator", Type::String).optional().description("`Exists` or `Equal` (default `Equal` with a value, else `Exists`)."))
+                    .attribute(Attribute::new("value", Type::String).optional().description("Taint value, with `Equal`."))
+                    .attribute(Attribute::new("effect", Type::String).optional().description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`; unset tolerates all.")),
+            )),
+    )
+}
+
+fn node_type() -> Type {
+    Type::list(Type::object([
+        ("name", Type::String),
+        ("gpus", Type::Number),
+        ("product", Type::String),
+        ("memory_mib", Type::Number),
+        ("ready", Type::Bool),
+        ("spot", Type::Bool),
+    ]))
 }
 
 fn node_pool_block() -> NestedBlock {
@@ -62,6 +154,8 @@ fn node_pool_block() -> NestedBlock {
 
 fn fill(mut m: Model, inv: platforms::local::Inventory) -> Model {
     m.id = Attr::Known(format!("{}/{}", m.platform, m.name));
+    m.nodes = Attr::Null;
+    m.objects = Attr::Null;
     m.hostname = Attr::Known(inv.hostname);
     m.cpus = Attr::Known(inv.cpus);
     m.memory_bytes = Attr::Known(inv.memory_bytes);
@@ -102,8 +196,11 @@ impl tfplugin::Resource for GpuCluster {
                  mode) is computed; a machine without a driver has an empty `gpus` list. With \
                  `platform = \"container\"` it is this host's container engine (edge boxes, single nodes): the same \
                  inventory, plus `engine` and `engine_version`; endpoints on it are containers of the bundled image, \
-                 GPUs given through CDI (podman) or `--gpus` (docker). Endpoints name the cluster by its `id` \
-                 (`PLATFORM/NAME`).",
+                 GPUs given through CDI (podman) or `--gpus` (docker). With `platform = \"kubernetes\"` it adopts an \
+                 existing cluster (on-prem, OpenShift, or the cluster of EKS and AKS) and manages its GPU \
+                 `partition`s; `nodes` lists the GPUs each node advertises, and a warning says when the partitions \
+                 ask for more than the nodes have or no node runs the NVIDIA device plugin. Endpoints name the \
+                 cluster by its `id` (`PLATFORM/NAME`).",
             )
             .attribute(Attribute::new("id", Type::String).computed().stable().description("`PLATFORM/NAME`, e.g. `local/inference`."))
             .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Cluster name: letters, digits, `.`, `_`, `-`."))
@@ -111,11 +208,14 @@ impl tfplugin::Resource for GpuCluster {
                 Attribute::new("platform", Type::String)
                     .required()
                     .requires_replace()
-                    .description("Where the cluster is: `local` (this machine) or `container` (this host's podman or docker); `kubernetes`, `aws` and `azure` are refused by this version."),
+                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) or `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block); `aws` and `azure` are refused by this version."),
             )
             .attribute(Attribute::new("engine", Type::String).optional_computed().requires_replace().description("On `container`: the engine, `podman` or `docker` (a name on PATH or a path). Default: the first of them on PATH. Null on `local`."))
             .attribute(Attribute::new("engine_version", Type::String).computed().description("On `container`: the engine's version (docker's daemon version: a stopped daemon is an error)."))
-            .block(node_pool_block());
+            .attribute(Attribute::new("nodes", node_type()).computed().description("On `kubernetes`: every node with the GPUs it advertises (`nvidia.com/gpu` allocatable), its GPU product and memory (GPU feature discovery labels), readiness and whether it is spot capacity."))
+            .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote, as `APIVERSION/KIND/[NAMESPACE/]NAME`."))
+            .block(node_pool_block())
+            .block(partition_block());
         for a in platforms::local::inventory_attributes() {
             b = b.attribute(a.stable());
         }
@@ -204,6 +304,31 @@ impl tfplugin::Resource for GpuCluster {
                     }
                 }
             }
+            let parts = config.elements("partition");
+            if p != "kubernetes" && !parts.is_empty() {
+                diags.error_at(
+                    AttributePath::attr("partition"),
+                    "Not used on this platform",
+                    format!("partition blocks divide a Kubernetes cluster; the {p} platform has none. Remove them, or set platform = \"kubernetes\"."),
+                );
+            }
+            if p == "kubernetes" {
+                if !pools.is_empty() {
+                    diags.error_at(
+                        AttributePath::attr("node_pool"),
+                        "Not used on kubernetes",
+                        "an adopted Kubernetes cluster keeps the node pools it has; select their nodes with partition.node_selector instead of node_pool.",
+                    );
+                }
+                if !config.get::<String>("engine", diags).is_null() {
+                    diags.error_at(
+                        AttributePath::attr("engine"),
+                        "Not used on kubernetes",
+                        "engine applies to container clusters; remove it.",
+                    );
+                }
+                validate_partitions(&parts, diags);
+            }
             if (p == "local" || p == "container") && pools.len() > 1 {
                 diags.error_at(
                     AttributePath::attr("node_pool"),
@@ -216,13 +341,31 @@ impl tfplugin::Resource for GpuCluster {
 
     async fn modify_plan(
         &self,
-        _prior: Option<&Model>,
+        prior: Option<&Model>,
         plan: &mut Model,
         _config: &Config,
         _ctx: &mut Ctx,
     ) {
         // Known at plan time, so endpoints can be planned against a new cluster.
         plan.id = Attr::Known(format!("{}/{}", plan.platform, plan.name));
+        if plan.platform == "kubernetes" {
+            let name = plan.name.clone();
+            for p in &mut plan.partition {
+                if !p.namespace.is_known() && !p.namespace.is_unknown() {
+                    p.namespace = Attr::Known(default_namespace(&name, &p.purpose));
+                }
+                if p.priority.is_null() {
+                    p.priority = Attr::Known(partitions::default_priority(&p.purpose));
+                }
+            }
+            let changed = prior.is_none_or(|pr| pr.partition != plan.partition);
+            if changed {
+                plan.objects = Attr::Unknown;
+            }
+        } else {
+            plan.nodes = Attr::Null;
+            plan.objects = Attr::Null;
+        }
         if plan.platform != "container" {
             plan.engine = Attr::Null;
             plan.engine_version = Attr::Null;
@@ -230,6 +373,9 @@ impl tfplugin::Resource for GpuCluster {
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if plan.platform == "kubernetes" {
+            return self.apply_kubernetes(&[], plan, ctx).await;
+        }
         if plan.platform == "container" {
             let engine = match container::Engine::find(plan.engine.known().map(String::as_str)) {
                 Ok(e) => e,
@@ -285,6 +431,9 @@ impl tfplugin::Resource for GpuCluster {
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
+        if state.platform == "kubernetes" {
+            return Some(self.read_kubernetes(state, ctx).await);
+        }
         if state.platform == "container" {
             let engine = container::Engine::find(state.engine.known().map(String::as_str));
             match engine {
@@ -306,11 +455,30 @@ impl tfplugin::Resource for GpuCluster {
         Some(fill(state, inventory().await))
     }
 
-    async fn update(&self, _prior: Model, plan: Model, ctx: &mut Ctx) -> Option<Model> {
+    async fn update(&self, prior: Model, plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if plan.platform == "kubernetes" {
+            let before = objects::parse_all(prior.objects.known().map_or(&[][..], |v| v));
+            return self.apply_kubernetes(&before, plan, ctx).await;
+        }
         self.create(plan, ctx).await
     }
 
-    async fn delete(&self, state: Model, _ctx: &mut Ctx) {
+    async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        if state.platform == "kubernetes" {
+            let refs = objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
+            if refs.is_empty() {
+                // Nothing was written: nothing to reach the cluster for.
+                return;
+            }
+            let r = match self.kube_client().await {
+                Ok(c) => objects::delete(&c, &refs).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                ctx.diags.error("Cannot delete the partitions", e);
+            }
+            return;
+        }
         if state.platform == "container" {
             container::remove_record(&self.state_dir(), &state.name);
         }
@@ -328,7 +496,7 @@ impl tfplugin::Resource for GpuCluster {
             ctx.diags.error("Invalid import ID", why);
             return None;
         }
-        Some(Model {
+        let mut m = Model {
             id: Attr::Null,
             name,
             platform,
@@ -339,6 +507,310 @@ impl tfplugin::Resource for GpuCluster {
             gpus: Attr::Null,
             engine: Attr::Null,
             engine_version: Attr::Null,
-        })
+            partition: Vec::new(),
+            nodes: Attr::Null,
+            objects: Attr::Null,
+        };
+        if m.platform == "kubernetes" {
+            let client = match self.kube_client().await {
+                Ok(c) => c,
+                Err(e) => {
+                    ctx.diags.error("Cannot reach the cluster", e);
+                    return None;
+                }
+            };
+            match import_partitions(&client, &m.name).await {
+                Ok(parts) => {
+                    m.objects = Attr::Known(
+                        parts
+                            .iter()
+                            .flat_map(|p| objects::refs(&p.spec(&m.name).render(&m.name)))
+                            .map(|r| r.to_string())
+                            .collect(),
+                    );
+                    m.partition = parts;
+                }
+                Err(e) => {
+                    ctx.diags.error("Cannot import the cluster", e);
+                    return None;
+                }
+            }
+        }
+        Some(m)
     }
+}
+
+fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, part) in parts.iter().enumerate() {
+        let at = |a: &str| {
+            AttributePath(vec![
+                PathStep::Attr("partition".into()),
+                PathStep::Index(i as i64),
+                PathStep::Attr(a.into()),
+            ])
+        };
+        if let Attr::Known(p) = part.get::<String>("purpose", diags) {
+            if !PURPOSES.contains(&p.as_str()) {
+                diags.error_at(
+                    at("purpose"),
+                    "Invalid partition purpose",
+                    format!("purpose {p:?} must be one of \"dev\", \"training\" or \"inference\"."),
+                );
+            } else if !seen.insert(p.clone()) {
+                diags.error_at(
+                    at("purpose"),
+                    "Duplicate partition",
+                    format!(
+                        "the {p} partition is declared twice; declare one partition per purpose."
+                    ),
+                );
+            }
+        }
+        if let Attr::Known(n) = part.get::<String>("namespace", diags) {
+            if !k8s::is_dns_label(&n) {
+                diags.error_at(at("namespace"), "Invalid namespace", format!("namespace {n:?} must be a DNS label: lower-case letters, digits and '-', at most 63 characters, e.g. \"ml-inference\"."));
+            }
+        }
+        if let Attr::Known(g) = part.get::<i64>("gpus", diags) {
+            if g < 0 {
+                diags.error_at(at("gpus"), "Invalid GPU quota", "gpus must be 0 or more.");
+            }
+        }
+        if let Attr::Known(g) = part.get::<i64>("max_gpus_per_pod", diags) {
+            if g < 0 {
+                diags.error_at(
+                    at("max_gpus_per_pod"),
+                    "Invalid GPU limit",
+                    "max_gpus_per_pod must be 0 or more.",
+                );
+            }
+        }
+        if let Attr::Known(p) = part.get::<i64>("priority", diags) {
+            if !(0..=1_000_000_000).contains(&p) {
+                diags.error_at(at("priority"), "Invalid priority", format!("priority {p} must be between 0 and 1000000000 (higher values are reserved for the system)."));
+            }
+        }
+        for f in ["cpu", "memory"] {
+            if let Attr::Known(q) = part.get::<String>(f, diags) {
+                if let Err(e) = k8s::check_quantity(&q) {
+                    diags.error_at(at(f), "Invalid quantity", e);
+                }
+            }
+        }
+        for (j, t) in part.elements("toleration").iter().enumerate() {
+            let tat = |a: &str| {
+                AttributePath(vec![
+                    PathStep::Attr("partition".into()),
+                    PathStep::Index(i as i64),
+                    PathStep::Attr("toleration".into()),
+                    PathStep::Index(j as i64),
+                    PathStep::Attr(a.into()),
+                ])
+            };
+            if let Attr::Known(o) = t.get::<String>("operator", diags) {
+                if o != "Exists" && o != "Equal" {
+                    diags.error_at(
+                        tat("operator"),
+                        "Invalid toleration",
+                        format!("operator {o:?} must be \"Exists\" or \"Equal\"."),
+                    );
+                }
+                if o == "Exists" && !t.get::<String>("value", diags).is_null() {
+                    diags.error_at(tat("value"), "Invalid toleration", "a toleration with operator \"Exists\" takes no value; remove value or use \"Equal\".");
+                }
+            }
+            if let Attr::Known(e) = t.get::<String>("effect", diags) {
+                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&e.as_str()) {
+                    diags.error_at(tat("effect"), "Invalid toleration", format!("effect {e:?} must be \"NoSchedule\", \"PreferNoSchedule\" or \"NoExecute\"."));
+                }
+            }
+        }
+    }
+}
+
+/// Partitions as the cluster has them: namespaces labelled for the cluster, with their quota.
+async fn import_partitions(
+    client: &kube::Client,
+    cluster: &str,
+) -> Result<Vec<PartitionBlock>, String> {
+    let mut out = Vec::new();
+    for purpose in PURPOSES {
+        let (namespace, sched) = match partitions::find(client, cluster, purpose).await {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        let probe = partitions::Partition {
+            purpose: purpose.to_string(),
+            namespace: namespace.clone(),
+            gpus: 0,
+            cpu: None,
+            memory: None,
+            max_gpus_per_pod: None,
+            priority: partitions::default_priority(purpose),
+            node_selector: sched.node_selector.clone(),
+            tolerations: Vec::new(),
+            spot: false,
+        };
+        let Some(seen) = partitions::observe(client, &probe).await? else {
+            continue;
+        };
+        let spot = sched
+            .tolerations
+            .iter()
+            .any(|t| t.key == partitions::SPOT_TAINTS[0].0);
+        let base = partitions::Partition {
+            spot,
+            ..probe.clone()
+        }
+        .all_tolerations();
+        out.push(PartitionBlock {
+            purpose: purpose.to_string(),
+            namespace: Attr::Known(namespace),
+            gpus: seen.gpus.max(0),
+            cpu: seen.cpu,
+            memory: seen.memory,
+            max_gpus_per_pod: None,
+            priority: Attr::Known(partitions::default_priority(purpose)),
+            node_selector: (!sched.node_selector.is_empty()).then_some(sched.node_selector),
+            spot: spot.then_some(true),
+            toleration: sched
+                .tolerations
+                .into_iter()
+                .filter(|t| !base.contains(t))
+                .collect(),
+        });
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no namespace carries the label {}={cluster}; nothing to import",
+            k8s::LABEL_CLUSTER
+        ));
+    }
+    Ok(out)
+}
+
+impl GpuCluster {
+    async fn kube_client(&self) -> Result<kube::Client, String> {
+        self.config
+            .get()
+            .cloned()
+            .unwrap_or_default()
+            .kube_client()
+            .await
+    }
+
+    /// Writes the partitions, prunes what `before` had and the plan drops, and reads the
+    /// inventory.
+    async fn apply_kubernetes(
+        &self,
+        before: &[objects::ObjectRef],
+        mut plan: Model,
+        ctx: &mut Ctx,
+    ) -> Option<Model> {
+        let client = match self.kube_client().await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.diags.error("Cannot reach the cluster", e);
+                return None;
+            }
+        };
+        plan.engine = Attr::Null;
+        plan.engine_version = Attr::Null;
+        let specs: Vec<partitions::Partition> =
+            plan.partition.iter().map(|p| p.spec(&plan.name)).collect();
+        for (p, s) in plan.partition.iter_mut().zip(&specs) {
+            p.namespace = Attr::Known(s.namespace.clone());
+            p.priority = Attr::Known(s.priority);
+        }
+        let rendered: Vec<_> = specs.iter().flat_map(|p| p.render(&plan.name)).collect();
+        let (written, r) = objects::apply(&client, &rendered).await;
+        let mut recorded: Vec<objects::ObjectRef> = before.to_vec();
+        for w in &written {
+            if !recorded.contains(w) {
+                recorded.push(w.clone());
+            }
+        }
+        let r = match r {
+            Ok(()) => {
+                let new = objects::refs(&rendered);
+                let pruned = objects::prune(&client, before, &new).await;
+                if pruned.is_ok() {
+                    recorded = new;
+                }
+                pruned
+            }
+            Err(e) => Err(e),
+        };
+        plan.objects = Attr::Known(recorded.iter().map(|r| r.to_string()).collect());
+        match partitions::inventory(&client).await {
+            Ok(inv) => {
+                for w in partitions::capacity_warnings(&inv, &specs) {
+                    ctx.diags.warning("GPU capacity", w);
+                }
+                fill_kubernetes(&mut plan, inv);
+            }
+            Err(e) => {
+                ctx.diags.warning("No node inventory", e);
+                fill_kubernetes(
+                    &mut plan,
+                    partitions::Inventory {
+                        nodes: vec![],
+                        cpus: 0,
+                        memory_bytes: 0,
+                    },
+                );
+            }
+        }
+        if let Err(e) = r {
+            // What was written is in the state returned with the error, so nothing is lost.
+            ctx.diags.error("Cannot write the partitions", e);
+        }
+        Some(plan)
+    }
+
+    async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Model {
+        let client = match self.kube_client().await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.diags.warning(
+                    "Cannot reach the cluster",
+                    format!("{e}. The state is kept as it was."),
+                );
+                return state;
+            }
+        };
+        let mut kept = Vec::new();
+        for p in std::mem::take(&mut state.partition) {
+            match partitions::observe(&client, &p.spec(&state.name)).await {
+                // A deleted namespace drops the partition from state: the plan creates it again.
+                Ok(None) => {}
+                Ok(Some(seen)) => kept.push(PartitionBlock {
+                    gpus: seen.gpus,
+                    cpu: seen.cpu,
+                    memory: seen.memory,
+                    ..p
+                }),
+                Err(e) => {
+                    ctx.diags.warning("Cannot read a partition", e);
+                    kept.push(p);
+                }
+            }
+        }
+        state.partition = kept;
+        match partitions::inventory(&client).await {
+            Ok(inv) => fill_kubernetes(&mut state, inv),
+            Err(e) => ctx.diags.warning("No node inventory", e),
+        }
+        state
+    }
+}
+
+fn fill_kubernetes(m: &mut Model, inv: partitions::Inventory) {
+    m.id = Attr::Known(format!("{}/{}", m.platform, m.name));
+    m.hostname = Attr::Known(String::new());
+    m.cpus = Attr::Known(inv.cpus);
+    m.memory_bytes = Attr::Known(inv.memory_bytes);
+    m.gpus = Attr::Known(Vec::new());
+    m.nodes = Attr::Known(inv.nodes);
 }
