@@ -77,13 +77,100 @@ impl kube::Resource for NamespaceAlias {
     }
 }
 
+/// A custom resource kind the in-memory API server serves (as if its CRD were installed).
+macro_rules! custom_kind {
+    ($t:ident, $group:literal, $version:literal, $kind:literal, $plural:literal) => {
+        #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+        struct $t {
+            metadata: kube::api::ObjectMeta,
+        }
+        impl kube::Resource for $t {
+            type DynamicType = ();
+            type Scope = kube::core::NamespaceResourceScope;
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                $group.into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                $version.into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &kube::api::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+custom_kind!(
+    ServiceMonitor,
+    "monitoring.coreos.com",
+    "v1",
+    "ServiceMonitor",
+    "servicemonitors"
+);
+custom_kind!(
+    PrometheusRule,
+    "monitoring.coreos.com",
+    "v1",
+    "PrometheusRule",
+    "prometheusrules"
+);
+
+fn crd(
+    plural: &str,
+    group: &str,
+    kind: &str,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("{plural}.{group}") },
+        "spec": {
+            "group": group, "scope": "Namespaced",
+            "names": { "plural": plural, "kind": kind },
+            "versions": [{ "name": "v1", "served": true, "storage": true }],
+        },
+    }))
+    .unwrap()
+}
+
 /// The in-memory API server, with three nodes.
 ///
 /// kube-fake-client 0.3 parses `/api/v1/namespaces/NAME` as a namespaced path and refuses
 /// it, so Namespace objects cannot be written through it. Until that is fixed upstream, their
 /// requests go to another plural of the same kind; every other request goes to it unchanged.
 async fn client() -> kube::Client {
-    let fake = ClientBuilder::new()
+    client_with(ClientBuilder::new()).await
+}
+
+/// [`client`], with the prometheus-operator's CRDs installed.
+async fn client_with_operator() -> kube::Client {
+    client_with(
+        ClientBuilder::new()
+            .with_resource::<ServiceMonitor>()
+            .with_resource::<PrometheusRule>()
+            .with_object(crd(
+                "servicemonitors",
+                "monitoring.coreos.com",
+                "ServiceMonitor",
+            ))
+            .with_object(crd(
+                "prometheusrules",
+                "monitoring.coreos.com",
+                "PrometheusRule",
+            )),
+    )
+    .await
+}
+
+async fn client_with(builder: ClientBuilder) -> kube::Client {
+    let fake = builder
         .with_object(node("gpu-1", 2, "NVIDIA-L4"))
         .with_object(node("gpu-2", 2, "NVIDIA-L4"))
         .with_object(node("cpu-1", 0, ""))
@@ -693,6 +780,56 @@ fn restricted(objs: &[serde_json::Value]) {
                 .unwrap()
                 .iter()
                 .all(|p| p["hostPort"].is_null()));
+        }
+    }
+}
+
+/// Monitors: the operator's objects where its CRDs are installed (asked at apply), a rules
+/// ConfigMap elsewhere; both next to the endpoint, found by its name.
+#[tokio::test]
+async fn monitors_follow_what_the_cluster_serves() {
+    use modelplane_provider::platforms::kubernetes::monitoring::{self, MonitorObjects};
+    let rules =
+        json!({"groups": [{"name": "fraud", "rules": [{"alert": "Down", "expr": "up == 0"}]}]});
+    for (c, operator) in [
+        (client().await, false),
+        (client_with_operator().await, true),
+    ] {
+        assert_eq!(monitoring::has_operator(&c).await, operator);
+        apply_partitions(&c, &[partition("inference", 2)], &[]).await;
+        let ctl = controller(c.clone());
+        let w = endpoint(Settings::default(), "{}");
+        workload::deploy(&c, &w, &[], FAST).await.1.expect("deploy");
+        ctl.abort();
+        let ns = workload::locate(&c, "gpu", "fraud").await.unwrap();
+        assert_eq!(ns, "gpu-inference");
+        assert!(workload::locate(&c, "gpu", "other")
+            .await
+            .unwrap_err()
+            .contains("no endpoint \"other\""));
+        let objs = MonitorObjects {
+            name: "fraud",
+            namespace: &ns,
+            endpoint: "fraud",
+            rules: &rules,
+            alertmanager: Some("route: {receiver: x}\nreceivers: [{name: x}]\n"),
+            operator,
+            scrape_interval: "15s",
+        }
+        .render();
+        let (written, r) = objects::apply(&c, &objs).await;
+        r.expect("monitor objects");
+        let kinds: Vec<&str> = written.iter().map(|r| r.kind.as_str()).collect();
+        if operator {
+            assert_eq!(kinds, ["ServiceMonitor", "PrometheusRule", "Secret"]);
+            let rule = written[1].get(&c).await.unwrap().unwrap();
+            assert_eq!(rule["spec"]["groups"][0]["rules"][0]["alert"], "Down");
+        } else {
+            assert_eq!(kinds, ["ConfigMap", "Secret"]);
+        }
+        objects::delete(&c, &written).await.unwrap();
+        for r in &written {
+            assert!(r.get(&c).await.unwrap().is_none());
         }
     }
 }

@@ -16,6 +16,9 @@ use tfplugin::{
 
 use crate::local_endpoint::Dir;
 use crate::monitoring::{self, managed, Condition, DriftStat, Receiver, Spec};
+use crate::platforms::kubernetes::{
+    monitoring as k8s_monitoring, objects as k8s_objects, workload,
+};
 use crate::{platforms, stores, ProviderConfig};
 
 pub struct Monitor {
@@ -126,6 +129,9 @@ pub struct Model {
     pub grafana_dashboard: Attr<String>,
     pub state_path: Attr<String>,
     pub status: Attr<String>,
+    /// Absent from the `monitor.json` of monitors made before Kubernetes.
+    #[serde(default)]
+    pub objects: Attr<Vec<String>>,
 }
 
 /// The conditions of an `alert` block: exactly one is set.
@@ -245,7 +251,8 @@ fn schema() -> Schema {
             .attribute(Attribute::new("alertmanager_config", Type::String).computed().description("The Alertmanager configuration (YAML); `amtool check-config` accepts it. Secrets are referenced by file, never included."))
             .attribute(Attribute::new("grafana_dashboard", Type::String).computed().description("A Grafana dashboard (JSON): latency, throughput, errors, batch size, drift per feature, accuracy per variant. Its data source is the `datasource` variable."))
             .attribute(Attribute::new("state_path", Type::String).computed().stable().description("The monitor's state folder (configuration, logs, data of the managed processes)."))
-            .attribute(Attribute::new("status", Type::String).computed().description("`running`, or `stopped` when refresh found a managed process dead (the plan then starts it again)."))
+            .attribute(Attribute::new("status", Type::String).computed().description("`running`, or `stopped` when refresh found a managed process dead (the plan then starts it again); on `kubernetes`, `drifted` when an object it wrote is gone."))
+            .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: the objects written next to the endpoint (ServiceMonitor and PrometheusRule when the prometheus-operator's CRDs exist, else a ConfigMap of rules; a Secret with `alertmanager.yaml` when `on_alert` routes alerts); null elsewhere."))
             .block(NestedBlock::new("alert", Nesting::List, alert).min_items(1))
             .block(NestedBlock::new("on_alert", Nesting::List, on_alert))
             .block(NestedBlock::new(
@@ -686,8 +693,11 @@ impl tfplugin::Resource for Monitor {
                 None => diags.error_at(AttributePath::attr("endpoint"), "Invalid endpoint", format!("{e:?} is not the id of a modelplane_endpoint (PLATFORM/CLUSTER/NAME); use modelplane_endpoint.NAME.id.")),
                 Some(Err(why)) => diags.error_at(AttributePath::attr("endpoint"), "Invalid endpoint", format!("{e:?} is not the id of a modelplane_endpoint: {why}")),
                 Some(Ok((p, _))) => {
-                    if p != "local" {
-                        diags.error_at(AttributePath::attr("endpoint"), "Unsupported platform", format!("monitors run on the local platform so far; {p:?} endpoints are not supported yet."));
+                    if p != "local" && p != "kubernetes" {
+                        diags.error_at(AttributePath::attr("endpoint"), "Unsupported platform", format!("monitors run on the local and kubernetes platforms so far; {p:?} endpoints are not supported yet."));
+                    }
+                    if p == "kubernetes" && !config.elements("existing_prometheus").is_empty() {
+                        diags.error_at(AttributePath::attr("existing_prometheus"), "Not used on kubernetes", "on kubernetes the cluster's Prometheus finds the monitor through a ServiceMonitor (prometheus-operator) or the pods' scrape annotations; remove existing_prometheus.");
                     }
                 }
             }
@@ -897,6 +907,24 @@ impl tfplugin::Resource for Monitor {
         ctx: &mut Ctx,
     ) {
         plan.id = plan.endpoint.clone();
+        if on_kubernetes(plan) {
+            self.render(plan);
+            kube_scrape_config(plan);
+            plan.status = Attr::Known("running".into());
+            plan.prometheus_url = Attr::Null;
+            plan.alertmanager_url = Attr::Null;
+            plan.state_path = Attr::Null;
+            if prior.is_none_or(|p| {
+                p.alert != plan.alert
+                    || p.on_alert != plan.on_alert
+                    || p.scrape_interval != plan.scrape_interval
+                    || p.status != plan.status
+            }) {
+                plan.objects = Attr::Unknown;
+            }
+            return;
+        }
+        plan.objects = Attr::Null;
         let Some(endpoint) = plan.endpoint.known().and_then(|e| endpoint_name(e)) else {
             self.render(plan);
             return;
@@ -948,6 +976,9 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if on_kubernetes(&plan) {
+            return self.apply_kubernetes(&[], plan, ctx).await;
+        }
         let spec = Self::spec(&plan)?;
         let dir = self.dir(&spec.endpoint);
         if dir.read_json::<serde_json::Value>("monitor.json").is_some()
@@ -990,6 +1021,9 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
+        if on_kubernetes(&state) {
+            return Some(self.read_kubernetes(state, ctx).await);
+        }
         let spec = Self::spec(&state)?;
         let dir = self.dir(&spec.endpoint);
         dir.read_json::<serde_json::Value>("monitor.json")?;
@@ -1028,6 +1062,10 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        if on_kubernetes(&plan) {
+            let before = k8s_objects::parse_all(prior.objects.known().map_or(&[][..], |v| v));
+            return self.apply_kubernetes(&before, plan, ctx).await;
+        }
         let Some(spec) = Self::spec(&plan) else {
             return Some(prior);
         };
@@ -1059,6 +1097,20 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        if on_kubernetes(&state) {
+            let refs = k8s_objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
+            if refs.is_empty() {
+                return;
+            }
+            let r = match self.kube_client().await {
+                Ok(c) => k8s_objects::delete(&c, &refs).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                ctx.diags.error("Cannot delete the monitor", e);
+            }
+            return;
+        }
         self.teardown(&state, ctx).await;
         if let Some(endpoint) = state.endpoint.known().and_then(|e| endpoint_name(e)) {
             if let Err(e) = self.dir(&endpoint).remove() {
@@ -1109,5 +1161,145 @@ impl Monitor {
                 }
             }
         }
+    }
+}
+
+/// On kubernetes, `scrape_config` is a job for a Prometheus without the operator: the
+/// endpoint's pods, found through the Kubernetes API.
+fn kube_scrape_config(m: &mut Model) {
+    let Some(spec) = Monitor::spec(m) else {
+        return;
+    };
+    let instance = crate::platforms::kubernetes::dns_label(&spec.endpoint);
+    let job = serde_json::json!({
+        "job_name": format!("modelplane-{instance}"),
+        "scrape_interval": spec.scrape_interval,
+        "kubernetes_sd_configs": [{ "role": "pod" }],
+        "relabel_configs": [
+            { "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"], "regex": instance, "action": "keep" },
+            { "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "regex": "true", "action": "keep" },
+            { "source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "http", "action": "keep" },
+        ],
+    });
+    m.scrape_config = Attr::Known(monitoring::yaml(&job));
+}
+
+fn on_kubernetes(m: &Model) -> bool {
+    m.endpoint
+        .known()
+        .is_some_and(|e| e.starts_with("kubernetes/"))
+}
+
+impl Monitor {
+    async fn kube_client(&self) -> Result<kube::Client, String> {
+        self.config
+            .get()
+            .cloned()
+            .unwrap_or_default()
+            .kube_client()
+            .await
+    }
+
+    /// Writes the monitor's objects next to its endpoint: ServiceMonitor and PrometheusRule
+    /// where the prometheus-operator's CRDs exist (asked now, at apply), else a ConfigMap of
+    /// rules; a Secret with the Alertmanager configuration when alerts are routed.
+    async fn apply_kubernetes(
+        &self,
+        before: &[k8s_objects::ObjectRef],
+        mut plan: Model,
+        ctx: &mut Ctx,
+    ) -> Option<Model> {
+        let spec = Self::spec(&plan)?;
+        let endpoint_id = spec.endpoint_id.clone();
+        let cluster = endpoint_id
+            .rsplit_once('/')
+            .and_then(|(c, _)| platforms::parse_cluster_id(c).ok())
+            .map(|(_, name)| name)
+            .unwrap_or_default();
+        let client = match self.kube_client().await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.diags.error("Cannot reach the cluster", e);
+                return None;
+            }
+        };
+        let namespace = match workload::locate(&client, &cluster, &spec.endpoint).await {
+            Ok(ns) => ns,
+            Err(e) => {
+                ctx.diags
+                    .error_at(AttributePath::attr("endpoint"), "Unknown endpoint", e);
+                return None;
+            }
+        };
+        let operator = k8s_monitoring::has_operator(&client).await;
+        if !operator {
+            ctx.diags.warning(
+                "No prometheus-operator",
+                format!("the cluster has no ServiceMonitor and PrometheusRule CRDs, so the rules go into ConfigMap {}-rules in namespace {namespace} and the endpoint's pods carry prometheus.io/scrape annotations; mount the ConfigMap into the cluster's Prometheus as a rule file.", crate::platforms::kubernetes::dns_label(&spec.endpoint)),
+            );
+        }
+        let rules = spec.rules();
+        let am = (!spec.receivers.is_empty()).then(|| monitoring::yaml(&spec.alertmanager()));
+        let endpoint_object = crate::platforms::kubernetes::dns_label(&spec.endpoint);
+        let objs = k8s_monitoring::MonitorObjects {
+            name: &spec.endpoint,
+            namespace: &namespace,
+            endpoint: &endpoint_object,
+            rules: &rules,
+            alertmanager: am.as_deref(),
+            operator,
+            scrape_interval: &spec.scrape_interval,
+        }
+        .render();
+        let (written, r) = k8s_objects::apply(&client, &objs).await;
+        let mut recorded = before.to_vec();
+        for w in written {
+            if !recorded.contains(&w) {
+                recorded.push(w);
+            }
+        }
+        let r = match r {
+            Ok(()) => {
+                let new = k8s_objects::refs(&objs);
+                let pruned = k8s_objects::prune(&client, before, &new).await;
+                if pruned.is_ok() {
+                    recorded = new;
+                }
+                pruned
+            }
+            Err(e) => Err(e),
+        };
+        self.render(&mut plan);
+        kube_scrape_config(&mut plan);
+        plan.objects = Attr::Known(recorded.iter().map(|r| r.to_string()).collect());
+        plan.status = Attr::Known("running".into());
+        if let Err(e) = r {
+            ctx.diags.error("Cannot write the monitor", e);
+        }
+        Some(plan)
+    }
+
+    async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Model {
+        let client = match self.kube_client().await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.diags.warning(
+                    "Cannot reach the cluster",
+                    format!("{e}. The state is kept as it was."),
+                );
+                return state;
+            }
+        };
+        let refs = k8s_objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
+        for r in &refs {
+            match r.get(&client).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    state.status = Attr::Known("drifted".into());
+                }
+                Err(e) => ctx.diags.warning("Cannot read the monitor", e),
+            }
+        }
+        state
     }
 }

@@ -716,3 +716,26 @@ pub async fn observe(
     }
     Ok(Some(o))
 }
+
+/// The namespace an endpoint of `cluster` runs in: the partition namespace that has its
+/// Deployment.
+pub async fn locate(client: &kube::Client, cluster: &str, name: &str) -> Result<String, String> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let lp = ListParams::default().labels(&format!("{}={cluster}", super::LABEL_CLUSTER));
+    let list = namespaces
+        .list(&lp)
+        .await
+        .map_err(|e| format!("cannot list the partitions of cluster {cluster}: {e}"))?;
+    let n = super::dns_label(name);
+    for ns in list.items {
+        let ns = ns.metadata.name.unwrap_or_default();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        if let Ok(Some(_)) = deployments.get_opt(&n).await {
+            return Ok(ns);
+        }
+    }
+    Err(format!(
+        "no endpoint {name:?} runs in the partitions of cluster {cluster:?}; create the modelplane_endpoint first"
+    ))
+}
