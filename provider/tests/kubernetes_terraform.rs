@@ -103,3 +103,196 @@ fn kubernetes_cluster_partitions_on_a_real_cluster() {
         },
     );
 }
+
+/// The endpoint's rendered pod, run by `podman kube play`: the bundled image serves under the
+/// security context the provider writes (read-only root, every capability dropped, no
+/// privilege escalation, seccomp), as an arbitrary non-root UID as OpenShift assigns one, with
+/// its configuration from the ConfigMap and its token from the Secret. The one change to the
+/// rendered objects: the model store is a folder of this machine mounted at `/models`
+/// (in a cluster the server fetches from an object store).
+#[test]
+fn kubernetes_rendered_pod_runs_under_podman_kube_play() {
+    use modelplane_provider::platforms::kubernetes::partitions::Scheduling;
+    use modelplane_provider::platforms::kubernetes::workload::{Settings, Workload};
+    if !common::containers::podman("kubernetes_rendered_pod_runs_under_podman_kube_play") {
+        return;
+    }
+    let l = Local::new("k8s-play");
+    let store = l.path().join("store");
+    let config = format!(
+        "{}\nresource \"modelplane_model_store\" \"s\" {{\n  name = \"s\"\n  backend = \"local\"\n  path = {:?}\n  force_destroy = true\n}}\n\nresource \"modelplane_model\" \"m\" {{\n  store = modelplane_model_store.s.id\n  name = \"iris\"\n  version = \"1\"\n  source = {:?}\n}}\n",
+        l.provider(),
+        store.display().to_string(),
+        common::qs("model/iris-v1.onnx"),
+    );
+    let play = common::check(move |_| {
+        let layout = common::containers::image_layout();
+        let out = std::process::Command::new("podman")
+            .args(["pull", "-q"])
+            .arg(format!("oci:{}:test", layout.display()))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "podman pull: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let id = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
+        let image = "localhost/modelplane-serve:kube-play";
+        run(&["tag", &id, image])?;
+        let (http, grpc) = (
+            common::emulators::free_port(),
+            common::emulators::free_port(),
+        );
+        let cfg = serde_json::json!({
+            "http": format!("127.0.0.1:{http}"), "grpc": format!("127.0.0.1:{grpc}"),
+            "repository": "/models",
+            "models": [{ "name": "iris", "version": "1" }],
+            "endpoints": [{ "name": "kp", "variants": [{ "name": "stable", "model": "iris", "version": "1", "weight": 100 }] }],
+            "auth": { "token_file": "/var/run/secrets/modelplane/token" },
+        });
+        let w = Workload {
+            name: "kp".into(),
+            namespace: "default".into(),
+            scheduling: Scheduling {
+                priority_class: String::new(),
+                ..Default::default()
+            },
+            image: image.into(),
+            config: cfg.to_string(),
+            token: "kube-play-token".into(),
+            http_port: 8080,
+            grpc_port: 8081,
+            settings: Settings::default(),
+            custom_metrics: false,
+        };
+        let mut docs = Vec::new();
+        let secret_file = l.path().join("secret.yaml");
+        for mut o in w.render() {
+            match o["kind"].as_str() {
+                Some("ConfigMap") => docs.push(o),
+                // Podman reads Secret volumes from its own secret store, which holds the
+                // Kubernetes Secret; podman 4 writes `data` values without decoding them from
+                // base64 (and ignores `stringData`), so the store gets the decoded value.
+                Some("Secret") => {
+                    use base64::Engine as _;
+                    let mut o = o;
+                    let data = o["data"]["token"].as_str().unwrap_or_default().to_string();
+                    let token = base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .unwrap();
+                    o["data"] = serde_json::json!({ "token": String::from_utf8(token).unwrap() });
+                    std::fs::write(&secret_file, serde_yaml_ng::to_string(&o).unwrap())
+                        .map_err(|e| e.to_string())?;
+                    let _ = run(&["secret", "rm", "kp-token"]);
+                    run(&[
+                        "secret",
+                        "create",
+                        "kp-token",
+                        &secret_file.display().to_string(),
+                    ])?;
+                }
+                Some("Deployment") => {
+                    let pod = &mut o["spec"]["template"]["spec"];
+                    pod.as_object_mut().unwrap().remove("priorityClassName");
+                    // OpenShift's restricted-v2 picks the UID from the namespace's range.
+                    pod["securityContext"]["runAsUser"] = serde_json::json!(1000680000);
+                    pod["volumes"].as_array_mut().unwrap().push(serde_json::json!({
+                        "name": "models", "hostPath": { "path": store.display().to_string(), "type": "Directory" },
+                    }));
+                    // This sandbox has no container networking: the pod shares the host's, where
+                    // container ports cannot be mapped, and the server listens on free ports.
+                    let c = &mut pod["containers"][0];
+                    c.as_object_mut().unwrap().remove("ports");
+                    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+                        c[probe]["httpGet"]["port"] = serde_json::json!(http);
+                    }
+                    pod["containers"][0]["volumeMounts"].as_array_mut().unwrap().push(
+                        serde_json::json!({ "name": "models", "mountPath": "/models", "readOnly": true }),
+                    );
+                    docs.push(o);
+                }
+                _ => {}
+            }
+        }
+        let yaml: String = docs
+            .iter()
+            .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap()))
+            .collect();
+        let file = l.path().join("kube.yaml");
+        std::fs::write(&file, yaml).map_err(|e| e.to_string())?;
+        let file_s = file.display().to_string();
+        let played = run(&[
+            "--runtime",
+            "runc",
+            "kube",
+            "play",
+            "--network",
+            "host",
+            &file_s,
+        ]);
+        let result = played.and_then(|_| {
+            let url = format!("http://127.0.0.1:{http}");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                if let Ok((200, _)) = common::http("GET", &format!("{url}/v2/health/ready"), None, None) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    let logs = std::process::Command::new("podman").args(["logs", "kp-pod-server"]).output().ok();
+                    return Err(format!("the pod never got ready; podman ps -a:\n{}\nlogs: {:?}", run(&["ps", "-a"]).unwrap_or_default(), logs.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            let body = std::fs::read_to_string(common::repo().join("examples/quickstart/data/request.json")).unwrap();
+            let (status, answer) = common::http("POST", &format!("{url}/v2/models/kp/infer"), Some("kube-play-token"), Some(&body))?;
+            if status != 200 || answer["outputs"][0]["data"] != serde_json::json!([0, 2]) {
+                return Err(format!("infer: HTTP {status} {answer}"));
+            }
+            let (status, _) = common::http("POST", &format!("{url}/v2/models/kp/infer"), Some("wrong"), Some(&body))?;
+            if status != 401 {
+                return Err(format!("a wrong token got HTTP {status}"));
+            }
+            // What the engine applied: the UID, a read-only root and no capabilities.
+            let ids = run(&["ps", "-q", "--filter", "label=app.kubernetes.io/instance=kp"])?;
+            let id = ids.lines().next().ok_or("no container")?.to_string();
+            let user = run(&["inspect", "--format", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}}", &id])?;
+            if !user.starts_with("1000680000") || !user.contains("true") {
+                return Err(format!("container settings: {user}"));
+            }
+            Ok(())
+        });
+        let _ = run(&["kube", "down", &file_s]);
+        let _ = run(&["secret", "rm", "kp-token"]);
+        result
+    });
+    acc(
+        "kubernetes_rendered_pod_runs_under_podman_kube_play",
+        TestCase {
+            steps: vec![Step::new(config).check(play)],
+            ..Default::default()
+        },
+    );
+}
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("podman")
+        .args(args)
+        .output()
+        .map_err(|e| format!("podman: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "podman {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -292,7 +292,8 @@ impl Workload {
             "containers": [container],
             "volumes": [
                 { "name": "config", "configMap": { "name": format!("{n}-config") } },
-                { "name": "token", "secret": { "secretName": format!("{n}-token"), "defaultMode": 0o444 } },
+                // `optional` is the default, said out loud for podman's `kube play`, which needs it.
+                { "name": "token", "secret": { "secretName": format!("{n}-token"), "defaultMode": 0o444, "optional": false } },
                 { "name": "cache", "emptyDir": {} },
                 { "name": "tmp", "emptyDir": { "medium": "Memory", "sizeLimit": "64Mi" } },
             ],
