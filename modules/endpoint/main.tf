@@ -56,6 +56,36 @@ resource "modelplane_endpoint" "this" {
     }
   }
 
+  dynamic "kubernetes" {
+    for_each = var.kubernetes == null ? [] : [var.kubernetes]
+    content {
+      partition                   = kubernetes.value.partition
+      min_replicas                = kubernetes.value.min_replicas
+      max_replicas                = kubernetes.value.max_replicas
+      target_cpu_percent          = kubernetes.value.target_cpu_percent
+      target_inflight             = kubernetes.value.target_inflight
+      cpu                         = kubernetes.value.cpu
+      memory                      = kubernetes.value.memory
+      gpus                        = kubernetes.value.gpus
+      service_account_annotations = kubernetes.value.service_account_annotations
+      env_from_secret             = kubernetes.value.env_from_secret
+      image_pull_secret           = kubernetes.value.image_pull_secret
+      service_type                = kubernetes.value.service_type
+      rollout_timeout             = kubernetes.value.rollout_timeout
+
+      dynamic "expose" {
+        for_each = kubernetes.value.expose == null ? [] : [kubernetes.value.expose]
+        content {
+          kind       = expose.value.kind
+          host       = expose.value.host
+          class_name = expose.value.class_name
+          gateway    = expose.value.gateway
+          tls_secret = expose.value.tls_secret
+        }
+      }
+    }
+  }
+
   dynamic "variant" {
     for_each = var.versions
     content {
@@ -145,6 +175,7 @@ resource "modelplane_monitor" "this" {
     }
   }
 
+  # On kubernetes the cluster's Prometheus finds the endpoint by itself.
   dynamic "existing_prometheus" {
     for_each = var.monitoring.existing_prometheus == null ? [] : [var.monitoring.existing_prometheus]
     content {

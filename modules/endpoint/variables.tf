@@ -115,6 +115,38 @@ variable "container" {
   }
 }
 
+variable "kubernetes" {
+  description = "How the endpoint runs on a kubernetes cluster (the endpoint's `kubernetes` block): partition, replicas and autoscaling, resources, ServiceAccount annotations (IRSA, workload identity), the Secret with the store's credentials, exposure. Null: the defaults (or not a kubernetes cluster)."
+  type = object({
+    partition                   = optional(string)
+    min_replicas                = optional(number)
+    max_replicas                = optional(number)
+    target_cpu_percent          = optional(number)
+    target_inflight             = optional(number)
+    cpu                         = optional(string)
+    memory                      = optional(string)
+    gpus                        = optional(number)
+    service_account_annotations = optional(map(string))
+    env_from_secret             = optional(string)
+    image_pull_secret           = optional(string)
+    service_type                = optional(string)
+    rollout_timeout             = optional(string)
+    expose = optional(object({
+      kind       = string
+      host       = string
+      class_name = optional(string)
+      gateway    = optional(string)
+      tls_secret = optional(string)
+    }))
+  })
+  default = null
+
+  validation {
+    condition     = try(var.kubernetes.partition == null || contains(["dev", "training", "inference"], var.kubernetes.partition), true)
+    error_message = "kubernetes.partition must be dev, training or inference."
+  }
+}
+
 variable "port" {
   description = "REST port of the endpoint. Null: a free port is chosen."
   type        = number

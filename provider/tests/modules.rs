@@ -161,3 +161,116 @@ fn blueprint_edge_example() {
         },
     );
 }
+
+/// The on-prem Kubernetes blueprint's example, planned through real Terraform (no API server
+/// runs here; `kubernetes_terraform.rs` applies against one when `KUBECONFIG` names it): the
+/// partitions, the store, the pushed image and the endpoint's Kubernetes settings are what the
+/// example declares, and bad variables are refused at plan.
+#[test]
+fn blueprint_on_prem_kubernetes_example() {
+    if !tfplugin::acctest::enabled() {
+        eprintln!(
+            "blueprint_on_prem_kubernetes_example: skipped; acceptance tests run with TF_ACC=1"
+        );
+        return;
+    }
+    let layout = common::containers::image_layout();
+    let (wd, _guard) = common::harness()
+        .workdir("blueprint-k8s")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let write = |extra: &str| {
+        std::fs::write(
+            wd.dir.join("main.tf"),
+            format!(
+                "module \"ex\" {{\n  source       = {:?}\n  image_source = {:?}\n{extra}}}\n",
+                relative_source("blueprints/on-prem-kubernetes/examples/gpu-lab"),
+                layout.display().to_string(),
+            ),
+        )
+        .unwrap();
+    };
+    write("");
+    wd.ok(&["init", "-no-color"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    wd.ok(&["validate", "-no-color"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    wd.ok(&["plan", "-no-color", "-out", "plan.bin"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = wd.show(Some("plan.bin")).unwrap_or_else(|e| panic!("{e}"));
+    let planned = |address: &str, path: &str| shown.planned(address, path);
+    const CLUSTER: &str = "module.ex.module.lab.modelplane_gpu_cluster.this";
+    assert_eq!(
+        planned(CLUSTER, "id"),
+        Some(serde_json::json!("kubernetes/gpu"))
+    );
+    assert_eq!(
+        planned(CLUSTER, "partition").and_then(|p| p.as_array().map(Vec::len)),
+        Some(3)
+    );
+    let namespaces: Vec<_> = (0..3)
+        .filter_map(|i| planned(CLUSTER, &format!("partition.{i}.namespace")))
+        .collect();
+    assert!(
+        namespaces.contains(&serde_json::json!("gpu-inference")),
+        "{namespaces:?}"
+    );
+    const EP: &str = "module.ex.module.lab.module.endpoint[\"iris\"].modelplane_endpoint.this";
+    assert_eq!(
+        planned(EP, "kubernetes.env_from_secret"),
+        Some(serde_json::json!("minio-credentials"))
+    );
+    assert_eq!(
+        planned(EP, "kubernetes.max_replicas"),
+        Some(serde_json::json!(4))
+    );
+    assert_eq!(
+        planned(EP, "kubernetes.expose.kind"),
+        Some(serde_json::json!("ingress"))
+    );
+    assert_eq!(planned(EP, "port"), Some(serde_json::json!(8080)));
+    assert_eq!(
+        planned(
+            "module.ex.module.lab.modelplane_model_store.this",
+            "backend"
+        ),
+        Some(serde_json::json!("s3_compatible"))
+    );
+
+    // The blueprint's own variables refuse what cannot work.
+    let bad = |vars: &str, want: &str| {
+        std::fs::write(
+            wd.dir.join("main.tf"),
+            format!(
+                "module \"bp\" {{\n  source       = {:?}\n  image_source = {:?}\n  registry     = \"registry.ml.internal/serve\"\n  store        = {{ bucket = \"models\", endpoint = \"http://minio:9000\" }}\n{vars}\n}}\n",
+                relative_source("blueprints/on-prem-kubernetes"),
+                layout.display().to_string(),
+            ),
+        )
+        .unwrap();
+        let _ = wd.run(&["init", "-no-color"]);
+        let out = wd
+            .run(&["plan", "-no-color"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success() && text.contains(want),
+            "want {want:?}:\n{text}"
+        );
+    };
+    bad(
+        "  partitions = { training = { gpus = 2 } }",
+        "must include \"inference\"",
+    );
+    bad(
+        "  partitions = { serving = { gpus = 2 } }",
+        "partitions keys must be dev, training or inference",
+    );
+    bad(
+        "  name = \"GPU_Lab\"\n  partitions = { inference = { gpus = 1 } }",
+        "lower-case letters, digits and '-'",
+    );
+}

@@ -1200,7 +1200,7 @@ impl tfplugin::Resource for Endpoint {
             .known()
             .is_some_and(|c| c.starts_with("kubernetes/"))
         {
-            kubernetes::plan(prior, plan);
+            kubernetes::plan(prior, plan, config, &mut ctx.diags);
         } else {
             plan.objects = Attr::Null;
         }

@@ -157,11 +157,17 @@ pub(super) fn validate(config: &Config, on_kubernetes: bool, diags: &mut Diagnos
 }
 
 /// Plan changes on kubernetes: fixed default ports, addresses known after apply.
-pub(super) fn plan(prior: Option<&Model>, plan: &mut Model) {
-    if !plan.port.is_known() && !plan.port.is_unknown() {
+pub(super) fn plan(
+    prior: Option<&Model>,
+    plan: &mut Model,
+    config: &Config,
+    diags: &mut Diagnostics,
+) {
+    // Ports left unset are the image's, known now.
+    if config.get::<i64>("port", diags).is_null() {
         plan.port = Attr::Known(i64::from(workload::HTTP_PORT));
     }
-    if !plan.grpc_port.is_known() && !plan.grpc_port.is_unknown() {
+    if config.get::<i64>("grpc_port", diags).is_null() {
         plan.grpc_port = Attr::Known(i64::from(workload::GRPC_PORT));
     }
     plan.state_path = Attr::Null;

@@ -343,18 +343,25 @@ impl tfplugin::Resource for GpuCluster {
         &self,
         prior: Option<&Model>,
         plan: &mut Model,
-        _config: &Config,
-        _ctx: &mut Ctx,
+        config: &Config,
+        ctx: &mut Ctx,
     ) {
         // Known at plan time, so endpoints can be planned against a new cluster.
         plan.id = Attr::Known(format!("{}/{}", plan.platform, plan.name));
         if plan.platform == "kubernetes" {
             let name = plan.name.clone();
-            for p in &mut plan.partition {
-                if !p.namespace.is_known() && !p.namespace.is_unknown() {
+            let configured = config.elements("partition");
+            for (i, p) in plan.partition.iter_mut().enumerate() {
+                // Unset in the configuration: the default, known now.
+                let unset = |attr: &str, diags: &mut Diagnostics| {
+                    configured
+                        .get(i)
+                        .is_some_and(|c| c.get::<serde_json::Value>(attr, diags).is_null())
+                };
+                if unset("namespace", &mut ctx.diags) {
                     p.namespace = Attr::Known(default_namespace(&name, &p.purpose));
                 }
-                if p.priority.is_null() {
+                if unset("priority", &mut ctx.diags) {
                     p.priority = Attr::Known(partitions::default_priority(&p.purpose));
                 }
             }
