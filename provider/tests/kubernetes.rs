@@ -418,6 +418,19 @@ async fn an_endpoint_is_deployed_updated_observed_and_deleted() {
     assert_eq!(observed.token.as_deref(), Some("t0ken"));
     assert!(observed.missing.is_empty());
 
+    // Import reads the settings back from the objects.
+    let (seen, ports, found) = workload::settings_of(&c, "gpu-inference", "fraud")
+        .await
+        .unwrap();
+    assert_eq!(
+        (seen.min_replicas, seen.max_replicas, seen.gpus),
+        (Some(2), Some(4), Some(1))
+    );
+    assert_eq!(seen.partition.as_deref(), Some("inference"));
+    assert_eq!(seen.memory.as_deref(), Some("1Gi"));
+    assert_eq!(ports, (8080, 8081));
+    assert_eq!(found.len(), refs.len(), "{found:?}");
+
     // Drift: the Service is deleted by hand; the read names it.
     let svc = ObjectRef::parse("v1/Service/gpu-inference/fraud").unwrap();
     svc.api(&c)

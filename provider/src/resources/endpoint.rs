@@ -1575,11 +1575,7 @@ impl tfplugin::Resource for Endpoint {
             return None;
         }
         if cluster.starts_with("kubernetes/") {
-            ctx.diags.error(
-                "Import not supported on kubernetes",
-                "this version cannot import an endpoint on a kubernetes cluster; remove its objects (kubectl delete deployment,service,configmap,secret,serviceaccount,hpa,pdb -l modelplane.io/endpoint=NAME) and let terraform apply create it.",
-            );
-            return None;
+            return self.import_kubernetes(cluster, name, ctx).await;
         }
         let dir = Dir::new(&self.state_dir(), name);
         let (Some(meta), Some(cfg)) = (

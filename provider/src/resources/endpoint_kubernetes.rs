@@ -449,6 +449,95 @@ impl Endpoint {
         Some(state)
     }
 
+    /// Imports `kubernetes/CLUSTER/NAME`: the endpoint's objects in its partition, the split
+    /// its configuration serves, its image, replicas and resources. What cannot be read back
+    /// (ServiceAccount annotations, exposure) shows as a change in the next plan.
+    pub(super) async fn import_kubernetes(
+        &self,
+        cluster_id: &str,
+        name: &str,
+        ctx: &mut Ctx,
+    ) -> Option<Model> {
+        let client = match self.kube_client().await {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.diags.error("Cannot reach the cluster", e);
+                return None;
+            }
+        };
+        let (_, cluster) = platforms::parse_cluster_id(cluster_id).ok()?;
+        let found = async {
+            let ns = workload::locate(&client, &cluster, name).await?;
+            let o = workload::observe(&client, &ns, name, &[])
+                .await?
+                .ok_or_else(|| format!("the Deployment of {name} is gone"))?;
+            let seen = workload::settings_of(&client, &ns, name).await?;
+            Ok::<_, String>((ns, o, seen))
+        }
+        .await;
+        let (ns, o, (settings, ports, refs)) = match found {
+            Ok(f) => f,
+            Err(e) => {
+                ctx.diags.error("Cannot import the endpoint", e);
+                return None;
+            }
+        };
+        let cfg: Option<ServeConfig> = o
+            .config
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok());
+        let Some(cfg) = cfg else {
+            ctx.diags.error(
+                "Cannot import the endpoint",
+                format!("ConfigMap {ns}/{}-config holds no server configuration; is this a Modelplane endpoint?", k8s::dns_label(name)),
+            );
+            return None;
+        };
+        let mut m = Model {
+            id: Attr::Known(format!("{cluster_id}/{name}")),
+            name: name.to_string(),
+            cluster: Attr::Known(cluster_id.to_string()),
+            variant: Vec::new(),
+            shadow: None,
+            sticky_header: None,
+            batching: None,
+            limits: None,
+            monitoring: None,
+            benchmark: None,
+            image: o.image.clone(),
+            container: None,
+            port: Attr::Known(i64::from(ports.0)),
+            grpc_port: Attr::Known(i64::from(ports.1)),
+            token_wo: Attr::Null,
+            token_fingerprint: Attr::Known(
+                o.token
+                    .as_deref()
+                    .map_or_else(|| "generated".to_string(), |t| fingerprint(name, t)),
+            ),
+            url: Attr::Known(format!(
+                "http://{}.{ns}.svc.cluster.local:{}",
+                k8s::dns_label(name),
+                ports.0
+            )),
+            grpc_address: Attr::Known(format!(
+                "{}.{ns}.svc.cluster.local:{}",
+                k8s::dns_label(name),
+                ports.1
+            )),
+            status: Attr::Known("running".into()),
+            token_file: Attr::Null,
+            state_path: Attr::Null,
+            benchmark_result: Attr::Null,
+            model_digests: Attr::Null,
+            running_image: o.image.clone().into(),
+            objects: Attr::Known(refs.iter().map(|r| r.to_string()).collect()),
+            kubernetes: Some(settings),
+        };
+        super::reflect_served(&mut m, &cfg, &cfg.repository);
+        m.model_digests = digests(&m).await;
+        Some(m)
+    }
+
     pub(super) async fn delete_kubernetes(&self, state: Model, ctx: &mut Ctx) {
         let refs = objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
         if refs.is_empty() {

@@ -740,3 +740,96 @@ pub async fn locate(client: &kube::Client, cluster: &str, name: &str) -> Result<
         "no endpoint {name:?} runs in the partitions of cluster {cluster:?}; create the modelplane_endpoint first"
     ))
 }
+
+/// What an endpoint's objects say of its settings, its Service ports and which of its objects
+/// exist (for import).
+pub async fn settings_of(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Settings, (u16, u16), Vec<ObjectRef>), String> {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    let n = super::dns_label(name);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let d = deployments
+        .get(&n)
+        .await
+        .map_err(|e| format!("cannot read Deployment {namespace}/{n}: {e}"))?;
+    let mut s = Settings::default();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if let Ok(ns) = namespaces.get(namespace).await {
+        s.partition = ns
+            .metadata
+            .labels
+            .and_then(|l| l.get(super::LABEL_PURPOSE).cloned());
+    }
+    let spec = d.spec.clone().unwrap_or_default();
+    if let Some(c) = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.containers.first())
+    {
+        let res = c.resources.clone().unwrap_or_default();
+        let req = res.requests.unwrap_or_default();
+        s.cpu = req.get("cpu").map(|q| q.0.clone());
+        s.memory = req.get("memory").map(|q| q.0.clone());
+        s.gpus = req.get(GPU_RESOURCE).and_then(|q| q.0.parse().ok());
+        s.env_from_secret = c
+            .env_from
+            .as_ref()
+            .and_then(|e| e.first())
+            .and_then(|e| e.secret_ref.as_ref())
+            .map(|r| r.name.clone());
+    }
+    s.image_pull_secret = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.image_pull_secrets.as_ref())
+        .and_then(|p| p.first())
+        .map(|p| p.name.clone());
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
+    match hpas.get_opt(&n).await {
+        Ok(Some(h)) => {
+            let hs = h.spec.unwrap_or_default();
+            s.min_replicas = hs.min_replicas.map(i64::from);
+            s.max_replicas = Some(i64::from(hs.max_replicas));
+        }
+        _ => s.min_replicas = spec.replicas.map(i64::from),
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let mut ports = (HTTP_PORT, GRPC_PORT);
+    if let Ok(Some(svc)) = services.get_opt(&n).await {
+        for p in svc.spec.unwrap_or_default().ports.unwrap_or_default() {
+            match p.name.as_deref() {
+                Some("http") => ports.0 = p.port as u16,
+                Some("grpc") => ports.1 = p.port as u16,
+                _ => {}
+            }
+        }
+    }
+    let mut refs = Vec::new();
+    for (api_version, kind, object) in [
+        ("v1", "ServiceAccount", n.clone()),
+        ("v1", "ConfigMap", format!("{n}-config")),
+        ("v1", "Secret", format!("{n}-token")),
+        ("apps/v1", "Deployment", n.clone()),
+        ("v1", "Service", n.clone()),
+        ("policy/v1", "PodDisruptionBudget", n.clone()),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", n.clone()),
+        ("networking.k8s.io/v1", "Ingress", n.clone()),
+    ] {
+        let r = ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some(namespace.to_string()),
+            name: object,
+        };
+        if let Ok(Some(_)) = r.get(client).await {
+            refs.push(r);
+        }
+    }
+    Ok((s, ports, refs))
+}
