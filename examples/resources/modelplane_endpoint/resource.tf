@@ -63,3 +63,33 @@ resource "modelplane_endpoint" "iris_edge" {
     gpus    = 0 # CDI devices on podman, --gpus on docker
   }
 }
+
+# The same model on Kubernetes: a Deployment in the cluster's inference partition, fetching
+# the model from an object store (here a MinIO store), two to six replicas, exposed through
+# an Ingress. Its in-cluster URL is http://iris.gpu-inference.svc.cluster.local:8080.
+resource "modelplane_endpoint" "iris_k8s" {
+  name    = "iris"
+  cluster = modelplane_gpu_cluster.shared.id
+  image   = modelplane_serving_image.serve.reference
+
+  variant {
+    name   = "stable"
+    model  = modelplane_model.iris_minio.id
+    weight = 100
+  }
+
+  kubernetes {
+    min_replicas    = 2
+    max_replicas    = 6
+    cpu             = "500m"
+    memory          = "1Gi"
+    env_from_secret = "minio-credentials" # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    rollout_timeout = "5m"
+
+    expose {
+      kind       = "ingress"
+      host       = "iris.ml.example.com"
+      class_name = "nginx"
+    }
+  }
+}

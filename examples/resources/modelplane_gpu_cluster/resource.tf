@@ -24,3 +24,43 @@ resource "modelplane_gpu_cluster" "line" {
 output "engine" {
   value = "${modelplane_gpu_cluster.line.engine} ${modelplane_gpu_cluster.line.engine_version}"
 }
+
+# An on-prem Kubernetes or OpenShift cluster (the provider's kubernetes block, or KUBECONFIG,
+# says which), adopted and divided into GPU partitions: a namespace per purpose with its GPU
+# quota, limits, priority, node selection and tolerations.
+resource "modelplane_gpu_cluster" "shared" {
+  name     = "gpu"
+  platform = "kubernetes"
+
+  partition {
+    purpose          = "inference" # namespace gpu-inference
+    gpus             = 4
+    cpu              = "32"
+    memory           = "128Gi"
+    max_gpus_per_pod = 1
+    node_selector    = { "nvidia.com/gpu.product" = "NVIDIA-L4" }
+  }
+
+  partition {
+    purpose       = "training"
+    gpus          = 8
+    spot          = true # tolerate the spot taints of AKS, EKS and GKE
+    node_selector = { "nvidia.com/gpu.product" = "NVIDIA-A100-SXM4-80GB" }
+
+    toleration {
+      key    = "dedicated"
+      value  = "training"
+      effect = "NoSchedule"
+    }
+  }
+
+  partition {
+    purpose   = "dev"
+    namespace = "ml-sandbox"
+    gpus      = 1
+  }
+}
+
+output "gpu_nodes" {
+  value = [for n in modelplane_gpu_cluster.shared.nodes : "${n.name}: ${n.gpus} x ${coalesce(n.product, "?")}" if n.gpus > 0]
+}

@@ -67,3 +67,19 @@ resource "modelplane_monitor" "iris" {
 output "prometheus" {
   value = modelplane_monitor.iris.prometheus_url
 }
+
+# On Kubernetes: a ServiceMonitor and a PrometheusRule next to the endpoint where the
+# prometheus-operator runs (found at apply), else a ConfigMap of rules; routes go into a
+# Secret holding alertmanager.yaml.
+resource "modelplane_monitor" "iris_k8s" {
+  endpoint = modelplane_endpoint.iris_k8s.id
+
+  alert {
+    name         = "slow"
+    p99_ms_above = 50
+  }
+
+  on_alert {
+    webhook = "https://retrain.ml.example.com/hooks/iris"
+  }
+}
