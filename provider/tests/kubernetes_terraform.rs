@@ -296,3 +296,90 @@ fn run(args: &[&str]) -> Result<String, String> {
         ))
     }
 }
+
+/// Against the cluster `KUBECONFIG` names, an endpoint end to end: partitions, a model in an
+/// S3-compatible store the pods can reach, the Deployment rolled out, a change rolled out,
+/// destroy. It needs, besides `KUBECONFIG`:
+///
+/// - `MODELPLANE_K8S_IMAGE`: the bundled image where the nodes can pull it (for kind:
+///   `cargo xtask image`, push it to a registry the cluster reaches, or `kind load`);
+/// - `MODELPLANE_K8S_STORE_ENDPOINT`: an S3-compatible server reachable from here and from the
+///   pods (e.g. MinIO in the cluster, port-forwarded), with `AWS_ACCESS_KEY_ID` and
+///   `AWS_SECRET_ACCESS_KEY` set here;
+/// - the namespace `mp-acc-inference` with a Secret `store-credentials` holding the same keys
+///   (the partition adopts the namespace).
+#[test]
+fn kubernetes_cluster_endpoint_on_a_real_cluster() {
+    let vars = [
+        "KUBECONFIG",
+        "MODELPLANE_K8S_IMAGE",
+        "MODELPLANE_K8S_STORE_ENDPOINT",
+    ];
+    if let Some(v) = vars.iter().find(|v| std::env::var_os(v).is_none()) {
+        eprintln!("kubernetes_cluster_endpoint_on_a_real_cluster: skipped; {v} is not set (see the test's documentation)");
+        return;
+    }
+    let image = std::env::var("MODELPLANE_K8S_IMAGE").unwrap();
+    let store = std::env::var("MODELPLANE_K8S_STORE_ENDPOINT").unwrap();
+    let l = Local::new("k8s-real-endpoint");
+    let config = |replicas: i64| {
+        let mut c = cluster(
+            &l,
+            "",
+            "  partition {\n    purpose = \"inference\"\n    gpus = 0\n  }",
+        );
+        c.push_str(&format!(
+            r#"
+resource "modelplane_model_store" "s" {{
+  name          = "modelplane-acc"
+  backend       = "s3_compatible"
+  endpoint      = {store:?}
+  force_destroy = true
+}}
+
+resource "modelplane_model" "m" {{
+  store   = modelplane_model_store.s.id
+  name    = "iris"
+  version = "1"
+  source  = {:?}
+}}
+
+resource "modelplane_endpoint" "e" {{
+  name    = "iris"
+  cluster = modelplane_gpu_cluster.k.id
+  image   = {image:?}
+  variant {{
+    name   = "stable"
+    model  = modelplane_model.m.id
+    weight = 100
+  }}
+  kubernetes {{
+    min_replicas    = {replicas}
+    env_from_secret = "store-credentials"
+    rollout_timeout = "5m"
+  }}
+}}
+"#,
+            common::qs("model/iris-v1.onnx"),
+        ));
+        c
+    };
+    const EP: &str = "modelplane_endpoint.e";
+    acc(
+        "kubernetes_cluster_endpoint_on_a_real_cluster",
+        TestCase {
+            steps: vec![
+                Step::new(config(1))
+                    .check(attr_equals(EP, "status", "running"))
+                    .check(attr_equals(
+                        EP,
+                        "url",
+                        "http://iris.mp-acc-inference.svc.cluster.local:8080",
+                    ))
+                    .check(attr_equals(EP, "running_image", image.clone())),
+                Step::new(config(2)).check(attr_equals(EP, "kubernetes.min_replicas", 2)),
+            ],
+            ..Default::default()
+        },
+    );
+}
