@@ -265,6 +265,42 @@ impl Endpoint {
         })
     }
 
+    /// Deploys `w` over `before`, waits for the rollout and runs the benchmark hook; returns
+    /// what is written and, on failure, the summary (`summaries`: rollout, benchmark) and why.
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_out(
+        &self,
+        client: &kube::Client,
+        w: &workload::Workload,
+        before: &[objects::ObjectRef],
+        plan: &mut Model,
+        token: &str,
+        ctx: &mut Ctx,
+        summaries: (&'static str, &'static str),
+    ) -> (
+        Vec<objects::ObjectRef>,
+        Option<(&'static str, String)>,
+        workload::Wait,
+    ) {
+        let wait = workload::Wait {
+            timeout: w.settings.rollout_timeout(),
+            poll: Duration::from_secs(2),
+        };
+        let (written, r) = workload::deploy(client, w, before, wait).await;
+        Self::fill(w, &written, plan);
+        let failure = match r {
+            Err(e) => Some((summaries.0, e)),
+            Ok(()) => match measure(plan, token, ctx).await {
+                Ok(b) => {
+                    plan.benchmark_result = b.into();
+                    None
+                }
+                Err(e) => Some((summaries.1, e)),
+            },
+        };
+        (written, failure, wait)
+    }
+
     fn fill(w: &workload::Workload, objs: &[objects::ObjectRef], m: &mut Model) {
         m.url = Attr::Known(format!("http://{}:{}", w.service_host(), w.http_port));
         m.grpc_address = Attr::Known(format!("{}:{}", w.service_host(), w.grpc_port));
@@ -288,22 +324,20 @@ impl Endpoint {
         let w = self
             .workload(&client, &plan, &token, &mut ctx.diags)
             .await?;
-        let wait = workload::Wait {
-            timeout: w.settings.rollout_timeout(),
-            poll: Duration::from_secs(2),
-        };
-        let (written, r) = workload::deploy(&client, &w, &[], wait).await;
-        Self::fill(&w, &written, &mut plan);
-        let failure = match r {
-            Err(e) => Some(("The endpoint did not roll out", e)),
-            Ok(()) => match measure(&plan, &token, ctx).await {
-                Ok(b) => {
-                    plan.benchmark_result = b.into();
-                    None
-                }
-                Err(e) => Some(("Benchmark failed: the endpoint was not created", e)),
-            },
-        };
+        let (written, failure, _) = self
+            .roll_out(
+                &client,
+                &w,
+                &[],
+                &mut plan,
+                &token,
+                ctx,
+                (
+                    "The endpoint did not roll out",
+                    "Benchmark failed: the endpoint was not created",
+                ),
+            )
+            .await;
         if let Some((summary, e)) = failure {
             // Undo: nothing stays that the state would not record.
             return match objects::delete(&client, &written).await {
@@ -356,22 +390,20 @@ impl Endpoint {
         let w = self
             .workload(&client, &plan, &token, &mut ctx.diags)
             .await?;
-        let wait = workload::Wait {
-            timeout: w.settings.rollout_timeout(),
-            poll: Duration::from_secs(2),
-        };
-        let (written, r) = workload::deploy(&client, &w, &before, wait).await;
-        Self::fill(&w, &written, &mut plan);
-        let failure = match r {
-            Err(e) => Some(("The endpoint change failed", e)),
-            Ok(()) => match measure(&plan, &token, ctx).await {
-                Ok(b) => {
-                    plan.benchmark_result = b.into();
-                    None
-                }
-                Err(e) => Some(("Benchmark failed: the change was rolled back", e)),
-            },
-        };
+        let (written, failure, wait) = self
+            .roll_out(
+                &client,
+                &w,
+                &before,
+                &mut plan,
+                &token,
+                ctx,
+                (
+                    "The endpoint change failed",
+                    "Benchmark failed: the change was rolled back",
+                ),
+            )
+            .await;
         if let Some((summary, e)) = failure {
             let old_token = old_token.unwrap_or(token);
             let mut diags = Diagnostics::default();
@@ -539,16 +571,8 @@ impl Endpoint {
     }
 
     pub(super) async fn delete_kubernetes(&self, state: Model, ctx: &mut Ctx) {
-        let refs = objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
-        if refs.is_empty() {
-            // Nothing was written: nothing to reach the cluster for.
-            return;
-        }
-        let r = match self.kube_client().await {
-            Ok(c) => objects::delete(&c, &refs).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = r {
+        let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
+        if let Err(e) = objects::delete_recorded(&conn, state.objects.known()).await {
             ctx.diags.error("Cannot delete the endpoint", e);
         }
     }

@@ -472,16 +472,8 @@ impl tfplugin::Resource for GpuCluster {
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
         if state.platform == "kubernetes" {
-            let refs = objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
-            if refs.is_empty() {
-                // Nothing was written: nothing to reach the cluster for.
-                return;
-            }
-            let r = match self.kube_client().await {
-                Ok(c) => objects::delete(&c, &refs).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
+            let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
+            if let Err(e) = objects::delete_recorded(&conn, state.objects.known()).await {
                 ctx.diags.error("Cannot delete the partitions", e);
             }
             return;
@@ -731,24 +723,7 @@ impl GpuCluster {
             p.priority = Attr::Known(s.priority);
         }
         let rendered: Vec<_> = specs.iter().flat_map(|p| p.render(&plan.name)).collect();
-        let (written, r) = objects::apply(&client, &rendered).await;
-        let mut recorded: Vec<objects::ObjectRef> = before.to_vec();
-        for w in &written {
-            if !recorded.contains(w) {
-                recorded.push(w.clone());
-            }
-        }
-        let r = match r {
-            Ok(()) => {
-                let new = objects::refs(&rendered);
-                let pruned = objects::prune(&client, before, &new).await;
-                if pruned.is_ok() {
-                    recorded = new;
-                }
-                pruned
-            }
-            Err(e) => Err(e),
-        };
+        let (recorded, r) = objects::converge(&client, before, &rendered).await;
         plan.objects = Attr::Known(recorded.iter().map(|r| r.to_string()).collect());
         match partitions::inventory(&client).await {
             Ok(inv) => {

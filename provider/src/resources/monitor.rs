@@ -1098,15 +1098,8 @@ impl tfplugin::Resource for Monitor {
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
         if on_kubernetes(&state) {
-            let refs = k8s_objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
-            if refs.is_empty() {
-                return;
-            }
-            let r = match self.kube_client().await {
-                Ok(c) => k8s_objects::delete(&c, &refs).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
+            let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
+            if let Err(e) = k8s_objects::delete_recorded(&conn, state.objects.known()).await {
                 ctx.diags.error("Cannot delete the monitor", e);
             }
             return;
@@ -1251,24 +1244,7 @@ impl Monitor {
             scrape_interval: &spec.scrape_interval,
         }
         .render();
-        let (written, r) = k8s_objects::apply(&client, &objs).await;
-        let mut recorded = before.to_vec();
-        for w in written {
-            if !recorded.contains(&w) {
-                recorded.push(w);
-            }
-        }
-        let r = match r {
-            Ok(()) => {
-                let new = k8s_objects::refs(&objs);
-                let pruned = k8s_objects::prune(&client, before, &new).await;
-                if pruned.is_ok() {
-                    recorded = new;
-                }
-                pruned
-            }
-            Err(e) => Err(e),
-        };
+        let (recorded, r) = k8s_objects::converge(&client, before, &objs).await;
         self.render(&mut plan);
         kube_scrape_config(&mut plan);
         plan.objects = Attr::Known(recorded.iter().map(|r| r.to_string()).collect());

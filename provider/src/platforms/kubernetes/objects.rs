@@ -271,6 +271,44 @@ pub async fn prune(
     delete(client, &gone).await
 }
 
+/// Applies `objects`, then deletes what `before` recorded and they no longer include. Returns
+/// what the state must record: the new objects when all went well, else everything that may
+/// exist (what `before` had and what was written).
+pub async fn converge(
+    client: &kube::Client,
+    before: &[ObjectRef],
+    objects: &[Rendered],
+) -> (Vec<ObjectRef>, Result<(), String>) {
+    let (written, r) = apply(client, objects).await;
+    let mut recorded = before.to_vec();
+    for w in written {
+        if !recorded.contains(&w) {
+            recorded.push(w);
+        }
+    }
+    if let Err(e) = r {
+        return (recorded, Err(e));
+    }
+    let new = refs(objects);
+    match prune(client, before, &new).await {
+        Ok(()) => (new, Ok(())),
+        Err(e) => (recorded, Err(e)),
+    }
+}
+
+/// Deletes the objects a resource recorded in state (`objects`); with none recorded the
+/// cluster is not contacted.
+pub async fn delete_recorded(
+    connection: &super::Connection,
+    recorded: Option<&Vec<String>>,
+) -> Result<(), String> {
+    let refs = parse_all(recorded.map_or(&[][..], |v| v));
+    if refs.is_empty() {
+        return Ok(());
+    }
+    delete(&connection.client().await?, &refs).await
+}
+
 /// The references of rendered objects.
 pub fn refs(objects: &[Rendered]) -> Vec<ObjectRef> {
     objects
