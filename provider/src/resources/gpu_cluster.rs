@@ -217,6 +217,22 @@ impl tfplugin::Resource for GpuCluster {
             .block(node_pool_block())
             .block(partition_block());
         for a in platforms::local::inventory_attributes() {
+            let on_kubernetes = match a.name.as_str() {
+                "hostname" => Some("On `kubernetes`: the API server's URL."),
+                "cpus" => {
+                    Some("On `kubernetes`: allocatable CPU cores of all nodes, rounded down.")
+                }
+                "memory_bytes" => Some("On `kubernetes`: allocatable memory of all nodes."),
+                "gpus" => Some("On `kubernetes`: empty; see `nodes`."),
+                _ => None,
+            };
+            let a = match on_kubernetes {
+                Some(k) => {
+                    let d = format!("{} {k}", a.description);
+                    a.description(d)
+                }
+                None => a,
+            };
             b = b.attribute(a.stable());
         }
         Schema::new(b)
@@ -699,6 +715,15 @@ impl GpuCluster {
             .await
     }
 
+    /// The API server's URL, shown as the cluster's `hostname`.
+    async fn api_server(&self) -> String {
+        let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
+        conn.config()
+            .await
+            .map(|c| c.cluster_url.to_string())
+            .unwrap_or_default()
+    }
+
     /// Writes the partitions, prunes what `before` had and the plan drops, and reads the
     /// inventory.
     async fn apply_kubernetes(
@@ -730,18 +755,16 @@ impl GpuCluster {
                 for w in partitions::capacity_warnings(&inv, &specs) {
                     ctx.diags.warning("GPU capacity", w);
                 }
-                fill_kubernetes(&mut plan, inv);
+                fill_kubernetes(&mut plan, inv, self.api_server().await);
             }
             Err(e) => {
                 ctx.diags.warning("No node inventory", e);
-                fill_kubernetes(
-                    &mut plan,
-                    partitions::Inventory {
-                        nodes: vec![],
-                        cpus: 0,
-                        memory_bytes: 0,
-                    },
-                );
+                let none = partitions::Inventory {
+                    nodes: vec![],
+                    cpus: 0,
+                    memory_bytes: 0,
+                };
+                fill_kubernetes(&mut plan, none, self.api_server().await);
             }
         }
         if let Err(e) = r {
@@ -769,8 +792,8 @@ impl GpuCluster {
                 Ok(None) => {}
                 Ok(Some(seen)) => kept.push(PartitionBlock {
                     gpus: seen.gpus,
-                    cpu: seen.cpu,
-                    memory: seen.memory,
+                    cpu: same_quantity(p.cpu.clone(), seen.cpu),
+                    memory: same_quantity(p.memory.clone(), seen.memory),
                     ..p
                 }),
                 Err(e) => {
@@ -781,18 +804,48 @@ impl GpuCluster {
         }
         state.partition = kept;
         match partitions::inventory(&client).await {
-            Ok(inv) => fill_kubernetes(&mut state, inv),
+            Ok(inv) => fill_kubernetes(&mut state, inv, self.api_server().await),
             Err(e) => ctx.diags.warning("No node inventory", e),
         }
         state
     }
 }
 
-fn fill_kubernetes(m: &mut Model, inv: partitions::Inventory) {
+/// The API server writes quantities its own way (`0.5` comes back as `500m`): the declared
+/// text is kept while the values are equal, so only a real change shows in the plan.
+fn same_quantity(declared: Option<String>, seen: Option<String>) -> Option<String> {
+    match (&declared, &seen) {
+        (Some(d), Some(s))
+            if partitions::quantity(d).is_some()
+                && partitions::quantity(d) == partitions::quantity(s) =>
+        {
+            declared
+        }
+        _ => seen,
+    }
+}
+
+fn fill_kubernetes(m: &mut Model, inv: partitions::Inventory, api_server: String) {
     m.id = Attr::Known(format!("{}/{}", m.platform, m.name));
-    m.hostname = Attr::Known(String::new());
+    m.hostname = Attr::Known(api_server);
     m.cpus = Attr::Known(inv.cpus);
     m.memory_bytes = Attr::Known(inv.memory_bytes);
     m.gpus = Attr::Known(Vec::new());
     m.nodes = Attr::Known(inv.nodes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_quantity;
+
+    #[test]
+    fn quantities_written_differently_are_not_drift() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(same_quantity(s("0.5"), s("500m")), s("0.5"));
+        assert_eq!(same_quantity(s("64Gi"), s("64Gi")), s("64Gi"));
+        assert_eq!(same_quantity(s("1Gi"), s("1024Mi")), s("1Gi"));
+        assert_eq!(same_quantity(s("2"), s("4")), s("4"));
+        assert_eq!(same_quantity(None, s("4")), s("4"));
+        assert_eq!(same_quantity(s("4"), None), None);
+    }
 }
