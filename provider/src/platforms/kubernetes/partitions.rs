@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{Rendered, GPU_RESOURCE, LABEL_CLUSTER, LABEL_PURPOSE};
 
@@ -385,15 +385,6 @@ pub fn capacity_warnings(inv: &Inventory, partitions: &[Partition]) -> Vec<Strin
     out
 }
 
-/// Whether a value was rendered by [`Partition::render`] for `purpose` (tests, reads).
-pub fn purpose_of(obj: &Value) -> Option<&str> {
-    obj.pointer(&format!(
-        "/metadata/labels/{}",
-        LABEL_PURPOSE.replace('/', "~1")
-    ))
-    .and_then(Value::as_str)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,7 +420,7 @@ mod tests {
         assert_eq!(objs[2]["spec"]["hard"]["limits.memory"], "128Gi");
         assert_eq!(objs[3]["spec"]["limits"][0]["max"]["nvidia.com/gpu"], "1");
         assert_eq!(objs[0]["value"], 100_000);
-        assert_eq!(purpose_of(&objs[1]), Some("inference"));
+        assert_eq!(objs[1]["metadata"]["labels"][LABEL_PURPOSE], "inference");
         let sched: Scheduling = serde_json::from_str(
             objs[1]["metadata"]["annotations"][SCHEDULING_ANNOTATION]
                 .as_str()

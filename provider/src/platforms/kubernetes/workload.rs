@@ -662,7 +662,6 @@ pub struct Observed {
     pub image: Option<String>,
     pub config: Option<String>,
     pub token: Option<String>,
-    pub ready_replicas: i64,
     /// Recorded objects that no longer exist.
     pub missing: Vec<ObjectRef>,
 }
@@ -691,11 +690,6 @@ pub async fn observe(
             .and_then(|s| s.template.spec.as_ref())
             .and_then(|p| p.containers.first())
             .and_then(|c| c.image.clone()),
-        ready_replicas: d
-            .status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .map_or(0, i64::from),
         ..Default::default()
     };
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
