@@ -2,7 +2,7 @@
 //! Terraform: the bundled image is built here, pushed by the provider into a real registry
 //! (Debian's docker-registry), pulled and run by podman.
 
-mod common;
+use crate::common;
 
 use common::containers::{self, image_layout, Registry, SANDBOX_ARGS};
 use common::{acc, check, predicts, Local};

@@ -1,7 +1,7 @@
 //! Acceptance tests of `modelplane_endpoint` on the local platform, through real Terraform:
 //! real server processes, real inference, real benchmarks.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Acceptance tests of `modelplane_gpu_cluster` and `modelplane_gpu_inventory` through real
 //! Terraform.
 
-mod common;
+use crate::common;
 
 use common::{acc, Local};
 use tfplugin::acctest::{

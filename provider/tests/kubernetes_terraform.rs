@@ -5,10 +5,10 @@
 //! (`k3d cluster create`) or OpenShift Local (`crc start`, then `oc login`):
 //!
 //! ```sh
-//! KUBECONFIG=~/.kube/config cargo xtask test --test kubernetes_terraform
+//! KUBECONFIG=~/.kube/config cargo xtask test kubernetes_terraform::
 //! ```
 
-mod common;
+use crate::common;
 
 use common::{acc, Local};
 use tfplugin::acctest::{attr_equals, attr_set, Step, TestCase};

@@ -1,7 +1,7 @@
 //! Acceptance tests of `modelplane_model` (and the `modelplane_models` catalogue) through
 //! real Terraform.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! Acceptance tests of `modelplane_model_signature` through real Terraform.
 
-mod common;
+use crate::common;
 
 use common::{acc, repo, repo_path};
 use tfplugin::acctest::{attr_equals, Step, TestCase};

@@ -1,6 +1,6 @@
 //! Acceptance tests of `modelplane_model_store` through real Terraform.
 
-mod common;
+use crate::common;
 
 use common::emulators::{self, Emulator, AWS_PROFILE, AZURITE_ACCOUNT, AZURITE_KEY};
 use common::stores::{predicts, served};

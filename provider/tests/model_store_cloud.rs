@@ -8,7 +8,7 @@
 //!
 //! The emulator tests in `model_store.rs` cover the same paths on every run.
 
-mod common;
+use crate::common;
 
 use common::stores::{predicts, served};
 use common::{acc, Local};

@@ -1,7 +1,7 @@
 //! The HCL modules and blueprints, applied through real Terraform: each one's example is
 //! used as a module from a test directory, serves real predictions, and is destroyed.
 
-mod common;
+use crate::common;
 
 use common::{acc, check, have_prometheus, http, predicts, relative_source, Local};
 use tfplugin::acctest::{attr_equals, Step, TestCase};

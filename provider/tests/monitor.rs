@@ -2,7 +2,7 @@
 //! with real Prometheus and Alertmanager (Debian packages `prometheus` and
 //! `prometheus-alertmanager`): served traffic → metrics → rules → Alertmanager → webhook.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

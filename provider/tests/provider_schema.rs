@@ -1,7 +1,7 @@
 //! `terraform providers schema -json` lists the provider, its blocks and data sources, with
 //! descriptions, through a real `terraform init`.
 
-mod common;
+use crate::common;
 
 #[test]
 fn providers_schema_json_lists_everything_with_descriptions() {

@@ -1,6 +1,6 @@
 //! The load generator against a running server, over both protocols.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! Needs a Python with `tritonclient[http,grpc]`, `kserve` and `numpy`, named by
 //! `MODELPLANE_CLIENTS_PYTHON` (`cargo xtask test` installs one); skipped otherwise.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! Drift against a baseline and quality from feedback, end to end through the server's
 //! metrics.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

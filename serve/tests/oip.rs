@@ -1,7 +1,7 @@
 //! The Open Inference Protocol over REST (JSON and binary) and gRPC, against onnxruntime's
 //! reference outputs for the fixture models, and every malformed request we could think of.
 
-mod common;
+use crate::common;
 
 use common::*;
 use modelplane_serve::grpc::pb;

@@ -1,6 +1,6 @@
 //! REST and gRPC over TLS with a certificate from PEM files.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Traffic split, pinning, sticky routing, shadowing, batching, back-pressure, auth and
 //! reload without a failed request.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
