@@ -11,7 +11,7 @@
 //! | `modelplane_monitor` | `resources/monitor.rs` | `docs/resources/monitor.md` | `examples/resources/modelplane_monitor/` | `tests/monitor.rs` |
 //! | `modelplane_serving_image` | `resources/serving_image.rs` | `docs/resources/serving_image.md` | `examples/resources/modelplane_serving_image/` | `tests/container.rs` |
 //! | `modelplane_gpu_inventory` (data) | `data_sources/gpu_inventory.rs` | `docs/data-sources/gpu_inventory.md` | `examples/data-sources/modelplane_gpu_inventory/` | `tests/gpu_cluster.rs` |
-//! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/models.rs` |
+//! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/model.rs` |
 //! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` | `tests/model_signature.rs` |
 //!
 //! Behind them: [`platforms`] (where endpoints run), [`stores`] (where versions live),
@@ -49,11 +49,46 @@ pub struct ProviderConfig {
     pub kubernetes: platforms::kubernetes::Connection,
 }
 
-impl ProviderConfig {
-    /// A client for the `kubernetes` platform.
-    pub async fn kube_client(&self) -> Result<kube::Client, String> {
-        self.kubernetes.client().await
+/// Why a resource reaches the `kubernetes` platform, which decides what failing to means.
+#[derive(Clone, Copy, Debug)]
+pub enum Reach {
+    /// To change something: failing is an error.
+    Change,
+    /// To refresh: failing is a warning, and the state stays as it was.
+    Refresh,
+}
+
+/// A client for the `kubernetes` platform, from the provider's `kubernetes` block, and the API
+/// server's URL. When there is none, the reason goes into `diags` as [`Reach`] says.
+pub async fn kube_connect(
+    config: &OnceLock<ProviderConfig>,
+    reach: Reach,
+    diags: &mut Diagnostics,
+) -> Option<(kube::Client, String)> {
+    let unset = platforms::kubernetes::Connection::default();
+    let conn = config.get().map_or(&unset, |c| &c.kubernetes);
+    match conn.connect().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            match reach {
+                Reach::Change => diags.error("Cannot reach the cluster", e),
+                Reach::Refresh => diags.warning(
+                    "Cannot reach the cluster",
+                    format!("{e}. The state is kept as it was."),
+                ),
+            }
+            None
+        }
     }
+}
+
+/// [`kube_connect`] without the URL.
+pub async fn kube_client(
+    config: &OnceLock<ProviderConfig>,
+    reach: Reach,
+    diags: &mut Diagnostics,
+) -> Option<kube::Client> {
+    kube_connect(config, reach, diags).await.map(|(c, _)| c)
 }
 
 impl ProviderConfig {

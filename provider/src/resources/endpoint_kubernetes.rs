@@ -196,15 +196,6 @@ pub(super) fn plan(
 }
 
 impl Endpoint {
-    async fn kube_client(&self) -> Result<kube::Client, String> {
-        self.config
-            .get()
-            .cloned()
-            .unwrap_or_default()
-            .kube_client()
-            .await
-    }
-
     /// The workload of a plan: its partition, the server's configuration, the token.
     async fn workload(
         &self,
@@ -312,13 +303,7 @@ impl Endpoint {
     }
 
     pub(super) async fn create_kubernetes(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.error("Cannot reach the cluster", e);
-                return None;
-            }
-        };
+        let client = crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
         let token = plan.token_wo.known().cloned().unwrap_or_else(le::new_token);
         plan.token_wo = Attr::Null;
         let w = self
@@ -364,21 +349,15 @@ impl Endpoint {
         mut plan: Model,
         ctx: &mut Ctx,
     ) -> Option<Model> {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.error("Cannot reach the cluster", e);
-                return Some(prior);
-            }
+        let Some(client) =
+            crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await
+        else {
+            return Some(prior);
         };
         let before = objects::parse_all(prior.objects.known().map_or(&[][..], |v| v));
         let namespace = namespace_of(&before);
         let old_token = match &namespace {
-            Some(ns) => workload::observe(&client, ns, &prior.name, &[])
-                .await
-                .ok()
-                .flatten()
-                .and_then(|o| o.token),
+            Some(ns) => workload::token(&client, ns, &prior.name).await,
             None => None,
         };
         let token = match (plan.token_wo.known(), &old_token) {
@@ -434,15 +413,10 @@ impl Endpoint {
     }
 
     pub(super) async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.warning(
-                    "Cannot reach the cluster",
-                    format!("{e}. The state is kept as it was."),
-                );
-                return Some(state);
-            }
+        let Some(client) =
+            crate::kube_client(&self.config, crate::Reach::Refresh, &mut ctx.diags).await
+        else {
+            return Some(state);
         };
         let recorded = objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
         let ns = namespace_of(&recorded)?;
@@ -490,13 +464,7 @@ impl Endpoint {
         name: &str,
         ctx: &mut Ctx,
     ) -> Option<Model> {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.error("Cannot reach the cluster", e);
-                return None;
-            }
-        };
+        let client = crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
         let (_, cluster) = platforms::parse_cluster_id(cluster_id).ok()?;
         let found = async {
             let ns = workload::locate(&client, &cluster, name).await?;

@@ -527,13 +527,8 @@ impl tfplugin::Resource for GpuCluster {
             objects: Attr::Null,
         };
         if m.platform == "kubernetes" {
-            let client = match self.kube_client().await {
-                Ok(c) => c,
-                Err(e) => {
-                    ctx.diags.error("Cannot reach the cluster", e);
-                    return None;
-                }
-            };
+            let client =
+                crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
             match import_partitions(&client, &m.name).await {
                 Ok(parts) => {
                     m.objects = Attr::Known(
@@ -706,24 +701,6 @@ async fn import_partitions(
 }
 
 impl GpuCluster {
-    async fn kube_client(&self) -> Result<kube::Client, String> {
-        self.config
-            .get()
-            .cloned()
-            .unwrap_or_default()
-            .kube_client()
-            .await
-    }
-
-    /// The API server's URL, shown as the cluster's `hostname`.
-    async fn api_server(&self) -> String {
-        let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
-        conn.config()
-            .await
-            .map(|c| c.cluster_url.to_string())
-            .unwrap_or_default()
-    }
-
     /// Writes the partitions, prunes what `before` had and the plan drops, and reads the
     /// inventory.
     async fn apply_kubernetes(
@@ -732,13 +709,8 @@ impl GpuCluster {
         mut plan: Model,
         ctx: &mut Ctx,
     ) -> Option<Model> {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.error("Cannot reach the cluster", e);
-                return None;
-            }
-        };
+        let (client, api_server) =
+            crate::kube_connect(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
         plan.engine = Attr::Null;
         plan.engine_version = Attr::Null;
         let specs: Vec<partitions::Partition> =
@@ -755,7 +727,7 @@ impl GpuCluster {
                 for w in partitions::capacity_warnings(&inv, &specs) {
                     ctx.diags.warning("GPU capacity", w);
                 }
-                fill_kubernetes(&mut plan, inv, self.api_server().await);
+                fill_kubernetes(&mut plan, inv, api_server);
             }
             Err(e) => {
                 ctx.diags.warning("No node inventory", e);
@@ -764,7 +736,7 @@ impl GpuCluster {
                     cpus: 0,
                     memory_bytes: 0,
                 };
-                fill_kubernetes(&mut plan, none, self.api_server().await);
+                fill_kubernetes(&mut plan, none, api_server);
             }
         }
         if let Err(e) = r {
@@ -775,15 +747,10 @@ impl GpuCluster {
     }
 
     async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Model {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.warning(
-                    "Cannot reach the cluster",
-                    format!("{e}. The state is kept as it was."),
-                );
-                return state;
-            }
+        let Some((client, api_server)) =
+            crate::kube_connect(&self.config, crate::Reach::Refresh, &mut ctx.diags).await
+        else {
+            return state;
         };
         let mut kept = Vec::new();
         for p in std::mem::take(&mut state.partition) {
@@ -804,7 +771,7 @@ impl GpuCluster {
         }
         state.partition = kept;
         match partitions::inventory(&client).await {
-            Ok(inv) => fill_kubernetes(&mut state, inv, self.api_server().await),
+            Ok(inv) => fill_kubernetes(&mut state, inv, api_server),
             Err(e) => ctx.diags.warning("No node inventory", e),
         }
         state

@@ -1197,15 +1197,6 @@ fn on_kubernetes(m: &Model) -> bool {
 }
 
 impl Monitor {
-    async fn kube_client(&self) -> Result<kube::Client, String> {
-        self.config
-            .get()
-            .cloned()
-            .unwrap_or_default()
-            .kube_client()
-            .await
-    }
-
     /// Writes the monitor's objects next to its endpoint: ServiceMonitor and PrometheusRule
     /// where the prometheus-operator's CRDs exist (asked now, at apply), else a ConfigMap of
     /// rules; a Secret with the Alertmanager configuration when alerts are routed.
@@ -1222,13 +1213,7 @@ impl Monitor {
             .and_then(|(c, _)| platforms::parse_cluster_id(c).ok())
             .map(|(_, name)| name)
             .unwrap_or_default();
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.error("Cannot reach the cluster", e);
-                return None;
-            }
-        };
+        let client = crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
         let namespace = match workload::locate(&client, &cluster, &spec.endpoint).await {
             Ok(ns) => ns,
             Err(e) => {
@@ -1269,15 +1254,10 @@ impl Monitor {
     }
 
     async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Model {
-        let client = match self.kube_client().await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.diags.warning(
-                    "Cannot reach the cluster",
-                    format!("{e}. The state is kept as it was."),
-                );
-                return state;
-            }
+        let Some(client) =
+            crate::kube_client(&self.config, crate::Reach::Refresh, &mut ctx.diags).await
+        else {
+            return state;
         };
         let refs = k8s_objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
         for r in &refs {

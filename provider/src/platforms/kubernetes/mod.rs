@@ -113,35 +113,27 @@ impl Connection {
 
     /// A client for the configured cluster.
     pub async fn client(&self) -> Result<kube::Client, String> {
+        self.connect().await.map(|(client, _)| client)
+    }
+
+    /// A client and the API server's URL, from one reading of the configuration.
+    pub async fn connect(&self) -> Result<(kube::Client, String), String> {
         let config = self.config().await?;
         let url = config.cluster_url.to_string();
-        kube::Client::try_from(config).map_err(|e| format!("cannot make a client for {url}: {e}"))
+        match kube::Client::try_from(config) {
+            Ok(client) => Ok((client, url)),
+            Err(e) => Err(format!("cannot make a client for {url}: {e}")),
+        }
     }
 }
 
 /// The DER certificates in a PEM text.
 fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
-    use base64::Engine as _;
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        match line {
-            "-----BEGIN CERTIFICATE-----" => cur = Some(String::new()),
-            "-----END CERTIFICATE-----" => {
-                let b64 = cur.take().ok_or("END without BEGIN")?;
-                out.push(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .map_err(|e| format!("not base64 inside the PEM block: {e}"))?,
-                );
-            }
-            l => {
-                if let Some(c) = cur.as_mut() {
-                    c.push_str(l);
-                }
-            }
-        }
-    }
+    use rustls_pki_types::pem::PemObject as _;
+    let out = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM text ({e})"))?;
     if out.is_empty() {
         return Err("no certificate in it".into());
     }

@@ -279,6 +279,20 @@ pub async fn converge(
     before: &[ObjectRef],
     objects: &[Rendered],
 ) -> (Vec<ObjectRef>, Result<(), String>) {
+    let (recorded, r) = write(client, before, objects).await;
+    if let Err(e) = r {
+        return (recorded, Err(e));
+    }
+    settle(client, before, objects, recorded).await
+}
+
+/// The first half of [`converge`]: applies `objects`. What to record is `before` and every
+/// object written, so that a failure half way loses nothing.
+pub async fn write(
+    client: &kube::Client,
+    before: &[ObjectRef],
+    objects: &[Rendered],
+) -> (Vec<ObjectRef>, Result<(), String>) {
     let (written, r) = apply(client, objects).await;
     let mut recorded = before.to_vec();
     for w in written {
@@ -286,9 +300,18 @@ pub async fn converge(
             recorded.push(w);
         }
     }
-    if let Err(e) = r {
-        return (recorded, Err(e));
-    }
+    (recorded, r)
+}
+
+/// The second half of [`converge`], after a successful [`write`] (and whatever must hold
+/// before the old objects go): prunes what `before` had and `objects` no longer do. Then
+/// the record is `objects`; if pruning fails, it stays `recorded`.
+pub async fn settle(
+    client: &kube::Client,
+    before: &[ObjectRef],
+    objects: &[Rendered],
+    recorded: Vec<ObjectRef>,
+) -> (Vec<ObjectRef>, Result<(), String>) {
     let new = refs(objects);
     match prune(client, before, &new).await {
         Ok(()) => (new, Ok(())),

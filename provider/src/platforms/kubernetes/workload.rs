@@ -443,24 +443,15 @@ pub async fn deploy(
     wait: Wait,
 ) -> (Vec<ObjectRef>, Result<(), String>) {
     let objs = w.render();
-    let (written, r) = objects::apply(client, &objs).await;
-    let mut all: Vec<ObjectRef> = prior.to_vec();
-    for r in &written {
-        if !all.contains(r) {
-            all.push(r.clone());
-        }
-    }
+    let (recorded, r) = objects::write(client, prior, &objs).await;
     if let Err(e) = r {
-        return (all, Err(e));
+        return (recorded, Err(e));
     }
+    // The old objects go only once the new revision serves.
     if let Err(e) = wait_rollout(client, w, wait).await {
-        return (all, Err(e));
+        return (recorded, Err(e));
     }
-    let new = objects::refs(&objs);
-    if let Err(e) = objects::prune(client, prior, &new).await {
-        return (all, Err(e));
-    }
-    (new, Ok(()))
+    objects::settle(client, prior, &objs, recorded).await
 }
 
 /// Waits until the Deployment runs the current revision everywhere: the controller saw the
@@ -666,6 +657,16 @@ pub struct Observed {
     pub missing: Vec<ObjectRef>,
 }
 
+/// The endpoint's token, from its Secret (none when the Secret or the key is missing).
+pub async fn token(client: &kube::Client, namespace: &str, name: &str) -> Option<String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let n = super::dns_label(name);
+    let s = secrets.get_opt(&format!("{n}-token")).await.ok()??;
+    s.data?
+        .get("token")
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+}
+
 /// Reads an endpoint back: its Deployment's image, its configuration and token, and which of
 /// the recorded objects are gone. `None` when the Deployment is gone.
 pub async fn observe(
@@ -697,13 +698,7 @@ pub async fn observe(
     if let Ok(Some(cm)) = cms.get_opt(&format!("{n}-config")).await {
         o.config = cm.data.and_then(|d| d.get("config.json").cloned());
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    if let Ok(Some(s)) = secrets.get_opt(&format!("{n}-token")).await {
-        o.token = s.data.and_then(|d| {
-            d.get("token")
-                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        });
-    }
+    o.token = token(client, namespace, name).await;
     for r in recorded {
         if let Ok(None) = r.get(client).await {
             o.missing.push(r.clone());
