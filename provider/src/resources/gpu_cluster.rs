@@ -783,8 +783,7 @@ impl GpuCluster {
 fn same_quantity(declared: Option<String>, seen: Option<String>) -> Option<String> {
     match (&declared, &seen) {
         (Some(d), Some(s))
-            if partitions::quantity(d).is_some()
-                && partitions::quantity(d) == partitions::quantity(s) =>
+            if k8s::quantity(d).is_some() && k8s::quantity(d) == k8s::quantity(s) =>
         {
             declared
         }

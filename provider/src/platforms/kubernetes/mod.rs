@@ -167,24 +167,50 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Checks a resource quantity (`500m`, `2`, `4Gi`, `1.5`).
+/// The suffixes of Kubernetes quantities and what each multiplies by.
+const QUANTITY_SUFFIXES: &[(&str, f64)] = &[
+    ("", 1.0),
+    ("m", 1e-3),
+    ("k", 1e3),
+    ("M", 1e6),
+    ("G", 1e9),
+    ("T", 1e12),
+    ("P", 1e15),
+    ("E", 1e18),
+    ("Ki", 1024.0),
+    ("Mi", 1048576.0),
+    ("Gi", 1073741824.0),
+    ("Ti", 1099511627776.0),
+    ("Pi", 1125899906842624.0),
+    ("Ei", 1152921504606846976.0),
+];
+
+/// A quantity in base units (`500m` → 0.5, `4Gi` → 4·2³⁰); `None` when it is not one.
+pub fn quantity(q: &str) -> Option<f64> {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let v: f64 = digits.parse().ok().filter(|v: &f64| *v >= 0.0)?;
+    let (_, mult) = QUANTITY_SUFFIXES
+        .iter()
+        .find(|(s, _)| *s == &q[digits.len()..])?;
+    Some(v * mult)
+}
+
+/// Checks a resource quantity (`500m`, `2`, `4Gi`, `1.5`), saying what is wrong with it.
 pub fn check_quantity(q: &str) -> Result<(), String> {
+    if quantity(q).is_some() {
+        return Ok(());
+    }
     let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = &q[digits.len()..];
-    const SUFFIXES: &[&str] = &[
-        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
-    ];
     if digits.is_empty() || digits.parse::<f64>().map_or(true, |v| v < 0.0) {
-        return Err(format!(
+        Err(format!(
             "{q:?} is not a Kubernetes quantity; e.g. \"500m\" or \"2\" for CPU, \"4Gi\" for memory"
-        ));
-    }
-    if !SUFFIXES.contains(&suffix) {
-        return Err(format!(
+        ))
+    } else {
+        Err(format!(
             "{q:?} has the unknown suffix {suffix:?}; use m, k, M, G, T, Ki, Mi, Gi or Ti"
-        ));
+        ))
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -203,6 +229,12 @@ mod tests {
         assert!(check_quantity("4GB").is_err());
         assert!(check_quantity("lots").is_err());
         assert!(check_quantity("").is_err());
+        assert!(check_quantity("-1").is_err());
+        assert_eq!(quantity("500m"), Some(0.5));
+        assert_eq!(quantity("2Gi"), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(quantity("1Pi"), Some(1024f64.powi(5)));
+        assert_eq!(quantity("16"), Some(16.0));
+        assert_eq!(quantity("x"), None);
     }
 
     #[test]

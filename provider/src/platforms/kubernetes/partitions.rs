@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Rendered, GPU_RESOURCE, LABEL_CLUSTER, LABEL_PURPOSE};
+use super::{quantity, Rendered, GPU_RESOURCE, LABEL_CLUSTER, LABEL_PURPOSE};
 
 /// The annotation on a partition namespace with its [`Scheduling`].
 pub const SCHEDULING_ANNOTATION: &str = "modelplane.io/scheduling";
@@ -278,26 +278,6 @@ impl Inventory {
     }
 }
 
-/// Parses a quantity into a number of base units (`500m` → 0.5, `4Gi` → 4·2³⁰).
-pub fn quantity(q: &str) -> Option<f64> {
-    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let v: f64 = digits.parse().ok()?;
-    let mult = match &q[digits.len()..] {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        _ => return None,
-    };
-    Some(v * mult)
-}
-
 /// Lists nodes and reads their GPUs.
 pub async fn inventory(client: &kube::Client) -> Result<Inventory, String> {
     let api: Api<Node> = Api::all(client.clone());
@@ -434,14 +414,6 @@ mod tests {
             .any(|t| t.key == "kubernetes.azure.com/scalesetpriority"));
         assert!(sched.tolerations.iter().any(|t| t.key == GPU_RESOURCE));
         assert_eq!(sched.node_selector["nvidia.com/gpu.product"], "NVIDIA-L4");
-    }
-
-    #[test]
-    fn quantities_parse() {
-        assert_eq!(quantity("500m"), Some(0.5));
-        assert_eq!(quantity("2Gi"), Some(2.0 * 1024.0 * 1024.0 * 1024.0));
-        assert_eq!(quantity("16"), Some(16.0));
-        assert_eq!(quantity("x"), None);
     }
 
     #[test]
