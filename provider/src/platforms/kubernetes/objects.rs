@@ -4,6 +4,7 @@
 use std::fmt;
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersion;
 use kube::discovery::ApiResource;
 use serde_json::Value;
 
@@ -146,18 +147,12 @@ impl ObjectRef {
                     self.api_version, self.kind
                 )
             })?;
-        let (group, version) = match self.api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), self.api_version.clone()),
-        };
+        let gv: GroupVersion = self
+            .api_version
+            .parse()
+            .map_err(|e| format!("{}: {e}", self.api_version))?;
         Ok((
-            ApiResource {
-                group,
-                version,
-                api_version: self.api_version.clone(),
-                kind: self.kind.clone(),
-                plural: plural.to_string(),
-            },
+            ApiResource::from_gvk_with_plural(&gv.with_kind(&self.kind), plural),
             *namespaced,
         ))
     }
