@@ -585,6 +585,48 @@ async fn a_pod_without_gpus_to_schedule_on_waits_then_says_so() {
     );
 }
 
+/// Pods the partition's quota refuses are never created: only the ReplicaSet's warning events
+/// say why. Normal events, and warnings about other workloads, are not causes.
+#[tokio::test]
+async fn a_quota_that_refuses_pods_is_named_from_the_events() {
+    use k8s_openapi::api::core::v1::Event;
+    let c = client().await;
+    apply_partitions(&c, &[partition("inference", 2)], &[]).await;
+    let w = endpoint(Settings::default(), "{}");
+    let events: Api<Event> = Api::namespaced(c.clone(), "gpu-inference");
+    for (name, involved, kind, reason, message) in [
+        ("e1", "fraud-7d9", "Warning", "FailedCreate", "pods \"fraud-7d9-x\" is forbidden: exceeded quota: gpu-inference, requested: requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=2, limited: requests.nvidia.com/gpu=2"),
+        ("e2", "fraud-7d9", "Normal", "FailedCreate", "exceeded quota: a Normal event is no cause"),
+        ("e3", "other-5c4", "Warning", "FailedCreate", "exceeded quota: another workload's"),
+    ] {
+        let e: Event = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": { "name": name, "namespace": "gpu-inference" },
+            "involvedObject": { "kind": "ReplicaSet", "name": involved, "namespace": "gpu-inference" },
+            "type": kind, "reason": reason, "message": message,
+        }))
+        .unwrap();
+        events.create(&PostParams::default(), &e).await.unwrap();
+    }
+    let (_, r) = workload::deploy(
+        &c,
+        &w,
+        &[],
+        Wait {
+            timeout: Duration::from_millis(300),
+            poll: Duration::from_millis(50),
+        },
+    )
+    .await;
+    let e = r.expect_err("no pod can start");
+    assert!(
+        e.contains("the partition's quota refuses new pods: pods \"fraud-7d9-x\" is forbidden: exceeded quota"),
+        "{e}"
+    );
+    assert!(!e.contains("a Normal event"), "{e}");
+    assert!(!e.contains("another workload"), "{e}");
+}
+
 #[tokio::test]
 async fn the_api_servers_refusal_is_explained() {
     // An object of a kind whose CRD is not installed: the fake, like a real server, has no

@@ -85,6 +85,16 @@ impl Settings {
     }
 }
 
+/// The ConfigMap with the server's configuration, for an endpoint's objects named `n`.
+fn config_map_name(n: &str) -> String {
+    format!("{n}-config")
+}
+
+/// The Secret with the token, for an endpoint's objects named `n`.
+fn token_secret_name(n: &str) -> String {
+    format!("{n}-token")
+}
+
 /// Everything an endpoint's objects are made from.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -158,12 +168,12 @@ impl Workload {
             }),
             json!({
                 "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": self.meta(&format!("{n}-config")),
+                "metadata": self.meta(&config_map_name(&n)),
                 "data": { "config.json": self.config },
             }),
             json!({
                 "apiVersion": "v1", "kind": "Secret",
-                "metadata": self.meta(&format!("{n}-token")),
+                "metadata": self.meta(&token_secret_name(&n)),
                 "type": "Opaque",
                 "data": { "token": b64(&self.token) },
             }),
@@ -291,9 +301,9 @@ impl Workload {
             },
             "containers": [container],
             "volumes": [
-                { "name": "config", "configMap": { "name": format!("{n}-config") } },
+                { "name": "config", "configMap": { "name": config_map_name(&n) } },
                 // `optional` is the default, said out loud for podman's `kube play`, which needs it.
-                { "name": "token", "secret": { "secretName": format!("{n}-token"), "defaultMode": 0o444, "optional": false } },
+                { "name": "token", "secret": { "secretName": token_secret_name(&n), "defaultMode": 0o444, "optional": false } },
                 { "name": "cache", "emptyDir": {} },
                 { "name": "tmp", "emptyDir": { "medium": "Memory", "sizeLimit": "64Mi" } },
             ],
@@ -620,14 +630,16 @@ pub async fn diagnose(client: &kube::Client, w: &Workload) -> Vec<Cause> {
     // Pods never created (quota) or not scheduled say so in events.
     let events: Api<Event> = Api::namespaced(client.clone(), &w.namespace);
     let name = w.object_name();
+    // Only warnings: the API server filters them, and a busy namespace has many more events.
     for e in events
-        .list(&ListParams::default())
+        .list(&ListParams::default().fields("type=Warning"))
         .await
         .map(|l| l.items)
         .unwrap_or_default()
     {
+        // The Deployment's ReplicaSets and pods are named after it.
         let involved = e.involved_object.name.clone().unwrap_or_default();
-        if !involved.starts_with(&name) || e.type_.as_deref() != Some("Warning") {
+        if !involved.starts_with(&name) {
             continue;
         }
         let reason = e.reason.clone().unwrap_or_default();
@@ -661,7 +673,7 @@ pub struct Observed {
 pub async fn token(client: &kube::Client, namespace: &str, name: &str) -> Option<String> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let n = super::dns_label(name);
-    let s = secrets.get_opt(&format!("{n}-token")).await.ok()??;
+    let s = secrets.get_opt(&token_secret_name(&n)).await.ok()??;
     s.data?
         .get("token")
         .map(|b| String::from_utf8_lossy(&b.0).into_owned())
@@ -695,7 +707,7 @@ pub async fn observe(
     };
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(client.clone(), namespace);
-    if let Ok(Some(cm)) = cms.get_opt(&format!("{n}-config")).await {
+    if let Ok(Some(cm)) = cms.get_opt(&config_map_name(&n)).await {
         o.config = cm.data.and_then(|d| d.get("config.json").cloned());
     }
     o.token = token(client, namespace, name).await;
@@ -800,25 +812,72 @@ pub async fn settings_of(
         }
     }
     let mut refs = Vec::new();
-    for (api_version, kind, object) in [
-        ("v1", "ServiceAccount", n.clone()),
-        ("v1", "ConfigMap", format!("{n}-config")),
-        ("v1", "Secret", format!("{n}-token")),
-        ("apps/v1", "Deployment", n.clone()),
-        ("v1", "Service", n.clone()),
-        ("policy/v1", "PodDisruptionBudget", n.clone()),
-        ("autoscaling/v2", "HorizontalPodAutoscaler", n.clone()),
-        ("networking.k8s.io/v1", "Ingress", n.clone()),
-    ] {
-        let r = ObjectRef {
-            api_version: api_version.into(),
-            kind: kind.into(),
-            namespace: Some(namespace.to_string()),
-            name: object,
-        };
+    for r in possible_objects(namespace, name) {
         if let Ok(Some(_)) = r.get(client).await {
             refs.push(r);
         }
     }
     Ok((s, ports, refs))
+}
+
+/// Every object an endpoint may have, whatever its settings: what [`Workload::render`] writes
+/// with an autoscaler and each way of exposing it.
+fn possible_objects(namespace: &str, name: &str) -> Vec<ObjectRef> {
+    let mut out: Vec<ObjectRef> = Vec::new();
+    for kind in EXPOSE_KINDS {
+        let w = Workload {
+            name: name.into(),
+            namespace: namespace.into(),
+            scheduling: Scheduling::default(),
+            image: String::new(),
+            config: String::new(),
+            token: String::new(),
+            http_port: HTTP_PORT,
+            grpc_port: GRPC_PORT,
+            settings: Settings {
+                min_replicas: Some(1),
+                max_replicas: Some(2),
+                expose: Some(Expose {
+                    kind: kind.to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            custom_metrics: false,
+        };
+        for r in objects::refs(&w.render()) {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_looks_for_every_object_an_endpoint_may_have() {
+        let kinds: Vec<String> = possible_objects("ml", "Fraud")
+            .iter()
+            .map(|r| format!("{}/{}", r.kind, r.name))
+            .collect();
+        for want in [
+            "ServiceAccount/fraud",
+            "ConfigMap/fraud-config",
+            "Secret/fraud-token",
+            "Deployment/fraud",
+            "Service/fraud",
+            "PodDisruptionBudget/fraud",
+            "HorizontalPodAutoscaler/fraud",
+            "Ingress/fraud",
+            "HTTPRoute/fraud",
+            "Route/fraud",
+        ] {
+            assert!(kinds.contains(&want.to_string()), "{want} in {kinds:?}");
+        }
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
+    }
 }
