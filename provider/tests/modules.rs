@@ -178,18 +178,15 @@ fn blueprint_on_prem_kubernetes_example() {
     let (wd, _guard) = common::harness()
         .workdir("blueprint-k8s")
         .unwrap_or_else(|e| panic!("{e}"));
-    let write = |extra: &str| {
-        std::fs::write(
-            wd.dir.join("main.tf"),
-            format!(
-                "module \"ex\" {{\n  source       = {:?}\n  image_source = {:?}\n{extra}}}\n",
-                relative_source("blueprints/on-prem-kubernetes/examples/gpu-lab"),
-                layout.display().to_string(),
-            ),
-        )
-        .unwrap();
-    };
-    write("");
+    std::fs::write(
+        wd.dir.join("main.tf"),
+        format!(
+            "module \"ex\" {{\n  source       = {:?}\n  image_source = {:?}\n}}\n",
+            relative_source("blueprints/on-prem-kubernetes/examples/gpu-lab"),
+            layout.display().to_string(),
+        ),
+    )
+    .unwrap();
     wd.ok(&["init", "-no-color"])
         .unwrap_or_else(|e| panic!("{e}"));
     wd.ok(&["validate", "-no-color"])

@@ -349,11 +349,8 @@ impl Endpoint {
         mut plan: Model,
         ctx: &mut Ctx,
     ) -> Option<Model> {
-        let Some(client) =
-            crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await
-        else {
-            return Some(prior);
-        };
+        // On an error the prior state stays (the framework keeps it when nothing comes back).
+        let client = crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
         let before = objects::parse_all(prior.objects.known().map_or(&[][..], |v| v));
         let namespace = namespace_of(&before);
         let old_token = match &namespace {
