@@ -82,6 +82,21 @@ pub async fn kube_connect(
     }
 }
 
+/// Deletes the objects a resource recorded in state (its `objects`); the cluster is not
+/// contacted when none are recorded. A failure is an error under `summary`.
+pub async fn kube_delete_recorded(
+    config: &OnceLock<ProviderConfig>,
+    recorded: Option<&Vec<String>>,
+    summary: &str,
+    diags: &mut Diagnostics,
+) {
+    let unset = platforms::kubernetes::Connection::default();
+    let conn = config.get().map_or(&unset, |c| &c.kubernetes);
+    if let Err(e) = platforms::kubernetes::objects::delete_recorded(conn, recorded).await {
+        diags.error(summary, e);
+    }
+}
+
 /// [`kube_connect`] without the URL.
 pub async fn kube_client(
     config: &OnceLock<ProviderConfig>,

@@ -249,8 +249,11 @@ impl Endpoint {
             image: m.image.clone().unwrap_or_default(),
             config: serde_json::to_string_pretty(&cfg).unwrap_or_default(),
             token: token.to_string(),
-            http_port: m.port.known().copied().unwrap_or(8080) as u16,
-            grpc_port: m.grpc_port.known().copied().unwrap_or(8081) as u16,
+            http_port: m.port.known().map_or(workload::HTTP_PORT, |p| *p as u16),
+            grpc_port: m
+                .grpc_port
+                .known()
+                .map_or(workload::GRPC_PORT, |p| *p as u16),
             settings,
             custom_metrics,
         })
@@ -486,7 +489,7 @@ impl Endpoint {
         let Some(cfg) = cfg else {
             ctx.diags.error(
                 "Cannot import the endpoint",
-                format!("ConfigMap {ns}/{}-config holds no server configuration; is this a Modelplane endpoint?", k8s::dns_label(name)),
+                format!("ConfigMap {ns}/{} holds no server configuration; is this a Modelplane endpoint?", workload::config_map_name(&k8s::dns_label(name))),
             );
             return None;
         };
@@ -512,15 +515,11 @@ impl Endpoint {
                     .map_or_else(|| "generated".to_string(), |t| fingerprint(name, t)),
             ),
             url: Attr::Known(format!(
-                "http://{}.{ns}.svc.cluster.local:{}",
-                k8s::dns_label(name),
+                "http://{}:{}",
+                workload::service_host(&ns, name),
                 ports.0
             )),
-            grpc_address: Attr::Known(format!(
-                "{}.{ns}.svc.cluster.local:{}",
-                k8s::dns_label(name),
-                ports.1
-            )),
+            grpc_address: Attr::Known(format!("{}:{}", workload::service_host(&ns, name), ports.1)),
             status: Attr::Known("running".into()),
             token_file: Attr::Null,
             state_path: Attr::Null,
@@ -536,10 +535,13 @@ impl Endpoint {
     }
 
     pub(super) async fn delete_kubernetes(&self, state: Model, ctx: &mut Ctx) {
-        let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
-        if let Err(e) = objects::delete_recorded(&conn, state.objects.known()).await {
-            ctx.diags.error("Cannot delete the endpoint", e);
-        }
+        crate::kube_delete_recorded(
+            &self.config,
+            state.objects.known(),
+            "Cannot delete the endpoint",
+            &mut ctx.diags,
+        )
+        .await;
     }
 }
 

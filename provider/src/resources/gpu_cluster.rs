@@ -488,10 +488,13 @@ impl tfplugin::Resource for GpuCluster {
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
         if state.platform == "kubernetes" {
-            let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
-            if let Err(e) = objects::delete_recorded(&conn, state.objects.known()).await {
-                ctx.diags.error("Cannot delete the partitions", e);
-            }
+            crate::kube_delete_recorded(
+                &self.config,
+                state.objects.known(),
+                "Cannot delete the partitions",
+                &mut ctx.diags,
+            )
+            .await;
             return;
         }
         if state.platform == "container" {

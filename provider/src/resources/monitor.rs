@@ -1098,10 +1098,13 @@ impl tfplugin::Resource for Monitor {
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
         if on_kubernetes(&state) {
-            let conn = self.config.get().cloned().unwrap_or_default().kubernetes;
-            if let Err(e) = k8s_objects::delete_recorded(&conn, state.objects.known()).await {
-                ctx.diags.error("Cannot delete the monitor", e);
-            }
+            crate::kube_delete_recorded(
+                &self.config,
+                state.objects.known(),
+                "Cannot delete the monitor",
+                &mut ctx.diags,
+            )
+            .await;
             return;
         }
         self.teardown(&state, ctx).await;

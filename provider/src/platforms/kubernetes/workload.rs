@@ -86,7 +86,7 @@ impl Settings {
 }
 
 /// The ConfigMap with the server's configuration, for an endpoint's objects named `n`.
-fn config_map_name(n: &str) -> String {
+pub fn config_map_name(n: &str) -> String {
     format!("{n}-config")
 }
 
@@ -413,12 +413,13 @@ impl Workload {
 
     /// The address clients in the cluster use.
     pub fn service_host(&self) -> String {
-        format!(
-            "{}.{}.svc.cluster.local",
-            self.object_name(),
-            self.namespace
-        )
+        service_host(&self.namespace, &self.name)
     }
+}
+
+/// The in-cluster address of the Service of endpoint `name` in `namespace`.
+pub fn service_host(namespace: &str, name: &str) -> String {
+    format!("{}.{namespace}.svc.cluster.local", super::dns_label(name))
 }
 
 /// Whether the cluster serves the custom metrics API (for instance prometheus-adapter).
