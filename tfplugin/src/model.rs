@@ -113,7 +113,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Attr<T> {
                 self,
                 d: D,
             ) -> Result<Self::Value, D::Error> {
-                T::deserialize(d).map(Attr::Known)
+                // Terraform values arrive here known (null and unknown are visited above);
+                // other formats, JSON files among them, pass `null` through, which is `Null`.
+                Option::<T>::deserialize(d).map(|v| v.map_or(Attr::Null, Attr::Known))
             }
         }
         d.deserialize_newtype_struct(ATTR_TOKEN, V(std::marker::PhantomData))
@@ -557,6 +559,38 @@ mod tests {
     enum Purpose {
         Dev,
         Inference,
+    }
+
+    /// Models saved as JSON (a resource's own files) read back as they were written: a null
+    /// list or string is `Null`, not an error.
+    #[test]
+    fn json_files_round_trip_null_attributes() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Saved {
+            objects: Attr<Vec<String>>,
+            url: Attr<String>,
+            port: Attr<i64>,
+        }
+        for saved in [
+            Saved {
+                objects: Attr::Null,
+                url: Attr::Null,
+                port: Attr::Null,
+            },
+            Saved {
+                objects: Attr::Known(vec!["v1/Secret/ml/a".into()]),
+                url: Attr::Known("http://a".into()),
+                port: Attr::Known(8080),
+            },
+        ] {
+            let text = serde_json::to_string(&saved).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Saved>(&text).unwrap(),
+                saved,
+                "{text}"
+            );
+        }
+        assert!(serde_json::from_str::<Saved>(r#"{"objects":7,"url":null,"port":null}"#).is_err());
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
