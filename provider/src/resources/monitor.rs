@@ -1127,20 +1127,7 @@ impl tfplugin::Resource for Monitor {
             return None;
         };
         let dir = self.dir(&endpoint);
-        // `objects` is null on local monitors, which a JSON null cannot say for a list: it
-        // is left out, and defaults to null.
-        let m = dir
-            .read_json::<serde_json::Value>("monitor.json")
-            .map(|mut v| {
-                if v.get("objects").is_some_and(serde_json::Value::is_null) {
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("objects");
-                    }
-                }
-                v
-            })
-            .and_then(|v| serde_json::from_value::<Model>(v).ok());
-        let Some(m) = m else {
+        let Some(m) = dir.read_json::<Model>("monitor.json") else {
             ctx.diags.error(
                 "Cannot import the monitor",
                 format!(
