@@ -1195,11 +1195,7 @@ impl tfplugin::Resource for Endpoint {
         if plan.benchmark.is_none() {
             plan.benchmark_result = Attr::Null;
         }
-        if plan
-            .cluster
-            .known()
-            .is_some_and(|c| c.starts_with("kubernetes/"))
-        {
+        if on_kubernetes(plan) {
             kubernetes::plan(prior, plan, config, &mut ctx.diags);
         } else {
             plan.objects = Attr::Null;
