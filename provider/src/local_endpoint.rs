@@ -276,6 +276,22 @@ pub async fn stop(p: Proc, grace: Duration) {
     }
 }
 
+/// An error and its causes: an HTTP client's own text ("error sending request") does not say
+/// whether the connection was refused, reset or timed out.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
@@ -374,7 +390,7 @@ pub async fn admin(
         .bearer_auth(token)
         .send()
         .await
-        .map_err(|e| format!("{url}{path}: {e}"))?;
+        .map_err(|e| format!("{url}{path}: {}", with_causes(&e)))?;
     let status = r.status();
     let body: serde_json::Value = r.json().await.unwrap_or_default();
     if status.is_success() {
@@ -411,6 +427,17 @@ pub fn processes_mentioning(folder: &Path) -> Vec<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn an_unreachable_server_is_explained() {
+        let port = super::free_port().unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let e = super::admin(&url, "t", reqwest::Method::GET, "/v2/admin/config")
+            .await
+            .unwrap_err();
+        assert!(e.starts_with(&format!("{url}/v2/admin/config: ")), "{e}");
+        assert!(e.contains("Connection refused"), "{e}");
+    }
+
     use super::*;
 
     #[test]
