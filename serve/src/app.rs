@@ -76,6 +76,9 @@ pub struct Serving {
     /// name → version → batcher
     pub models: BTreeMap<String, BTreeMap<String, Arc<Batcher>>>,
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Models and endpoints that could not be loaded, by name, with the reason: they answer
+    /// not ready (503) while the others serve.
+    pub failed: BTreeMap<String, String>,
 }
 
 impl Serving {
@@ -143,6 +146,7 @@ async fn load_model(
     repo: &dyn ModelRepository,
     mc: &ModelConfig,
     drift_window: u64,
+    plan_cache_size: usize,
 ) -> Result<Model, String> {
     let version = match &mc.version {
         Some(v) => v.clone(),
@@ -171,9 +175,29 @@ async fn load_model(
         .baseline(&mc.name, &version)
         .await
         .map_err(|e| e.to_string())?;
-    let (name, v2, device) = (mc.name.clone(), version.clone(), mc.device);
+    let (name, v2) = (mc.name.clone(), version.clone());
+    // Declared shapes: the server's configuration, else what model.json records.
+    let declared = if mc.inputs.is_empty() {
+        match meta.extra.get("input_shapes") {
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                format!(
+                    "model {} v{version}: model.json: input_shapes: {e}",
+                    mc.name
+                )
+            })?,
+            None => Vec::new(),
+        }
+    } else {
+        mc.inputs.clone()
+    };
+    let options = crate::model::LoadOptions {
+        device: mc.device,
+        inputs: declared,
+        plan_cache_size,
+        plan_per_shape: mc.plan_per_shape,
+    };
     let mut m = tokio::task::spawn_blocking(move || {
-        Model::load_on(&name, &v2, &path, Some(&meta.sha256), device)
+        Model::load_with(&name, &v2, &path, Some(&meta.sha256), &options)
     })
     .await
     .map_err(|e| format!("loading model {}: {e}", mc.name))?
@@ -190,6 +214,7 @@ impl App {
     ) -> Result<Arc<App>, String> {
         config.check()?;
         let token = config.auth.token()?;
+        config.check_exposure(token.is_some())?;
         let cache = config
             .cache_dir
             .clone()
@@ -219,17 +244,20 @@ impl App {
             ),
             gpus: crate::gpu::Gpus::open(),
         });
-        let serving = app.build(&config, None).await?;
+        let serving = app.build(&config, None, config.strict).await?;
         *app.serving.write().expect("lock") = Arc::new(serving);
         app.ready.store(true, Ordering::SeqCst);
         Ok(app)
     }
 
-    /// Builds a snapshot, reusing models already loaded in `previous`.
+    /// Builds a snapshot, reusing models already loaded in `previous`. With `strict`, the
+    /// first model or endpoint that cannot be loaded fails the whole; without, it is recorded
+    /// in `failed` and the others are served.
     async fn build(
         &self,
         config: &ServeConfig,
         previous: Option<&Serving>,
+        strict: bool,
     ) -> Result<Serving, String> {
         let mut s = Serving::default();
         for mc in config.wanted_models() {
@@ -256,12 +284,37 @@ impl App {
             let batcher = match reuse {
                 Some(b) => b,
                 None => {
-                    let m = load_model(
+                    let loaded = load_model(
                         self.repo.as_ref(),
                         &mc,
                         config.monitoring.drift_window_seconds,
+                        config.limits.plan_cache_size,
                     )
-                    .await?;
+                    .await;
+                    let mut m = match loaded {
+                        Ok(m) => m,
+                        Err(reason) => {
+                            let version = mc.version.as_deref().unwrap_or("");
+                            self.metrics
+                                .model_load_failures
+                                .with_label_values(&[&mc.name, version])
+                                .inc();
+                            if strict {
+                                return Err(reason);
+                            }
+                            tracing::error!(model = %mc.name, version, reason = %reason, "model failed to load; serving the others");
+                            s.failed.insert(mc.name.clone(), reason);
+                            continue;
+                        }
+                    };
+                    if m.plans_per_shape() {
+                        let l = |r: &str| {
+                            self.metrics
+                                .plan_cache
+                                .with_label_values(&[&m.name, &m.version, r])
+                        };
+                        m.plan_cache_metrics = Some((l("hit"), l("miss")));
+                    }
                     tracing::info!(model = %m.name, version = %m.version, load_ms = m.load_time.as_millis() as u64, "model loaded");
                     self.metrics
                         .model_load_seconds
@@ -283,21 +336,39 @@ impl App {
         }
         for ec in &config.endpoints {
             let find = |model: &str, version: &Option<String>| {
-                s.model(model, version.as_deref())
-                    .cloned()
-                    .ok_or_else(|| format!("endpoint {}: model {model} is not loaded", ec.name))
+                s.model(model, version.as_deref()).cloned().ok_or_else(|| {
+                    match s.failed.get(model) {
+                        Some(reason) => format!(
+                            "endpoint {}: model {model} failed to load: {reason}",
+                            ec.name
+                        ),
+                        None => format!("endpoint {}: model {model} is not loaded", ec.name),
+                    }
+                })
             };
-            let mut variants = Vec::new();
-            for v in &ec.variants {
-                variants.push(Variant {
-                    name: v.name.clone(),
-                    weight: v.weight,
-                    batcher: find(&v.model, &v.version)?,
-                });
-            }
-            let shadow = match &ec.shadow {
-                Some(sh) => Some(find(&sh.model, &sh.version)?),
-                None => None,
+            let built = (|| -> Result<(Vec<Variant>, Option<Arc<Batcher>>), String> {
+                let mut variants = Vec::new();
+                for v in &ec.variants {
+                    variants.push(Variant {
+                        name: v.name.clone(),
+                        weight: v.weight,
+                        batcher: find(&v.model, &v.version)?,
+                    });
+                }
+                let shadow = match &ec.shadow {
+                    Some(sh) => Some(find(&sh.model, &sh.version)?),
+                    None => None,
+                };
+                Ok((variants, shadow))
+            })();
+            let (variants, shadow) = match built {
+                Ok(b) => b,
+                Err(reason) if strict => return Err(reason),
+                Err(reason) => {
+                    tracing::error!(endpoint = %ec.name, reason = %reason, "endpoint not served");
+                    s.failed.insert(ec.name.clone(), reason);
+                    continue;
+                }
             };
             s.endpoints.insert(
                 ec.name.clone(),
@@ -323,7 +394,9 @@ impl App {
         };
         config.check()?;
         let previous = self.snapshot();
-        let next = self.build(&config, Some(&previous)).await?;
+        // A reload is all or nothing: the previous configuration keeps serving when any
+        // model of the new one fails.
+        let next = self.build(&config, Some(&previous), true).await?;
         *self.serving.write().expect("lock") = Arc::new(next);
         *self.config.write().expect("lock") = Arc::new(config);
         tracing::info!("configuration reloaded");
@@ -386,6 +459,11 @@ impl App {
         pin: Option<&str>,
         sticky: Option<&str>,
     ) -> Result<Route, ServeError> {
+        if let Some(reason) = s.failed.get(model) {
+            return Err(ServeError::Unavailable(format!(
+                "{model} is not ready: {reason}"
+            )));
+        }
         if let Some(ep) = s.endpoints.get(model) {
             let v = match version {
                 Some(ver) => ep

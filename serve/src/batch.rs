@@ -257,9 +257,8 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
             }
         }
         Err(e) => {
-            let msg = e.to_string();
             for job in batch {
-                let _ = job.reply.send(Err(ServeError::Internal(msg.clone())));
+                let _ = job.reply.send(Err(e.clone()));
             }
         }
     }

@@ -364,6 +364,15 @@ struct ServeArgs {
     /// Most rows per batch for models given with --model.
     #[arg(long, default_value_t = 32)]
     max_batch_size: usize,
+    /// Serve without a token on an address other than loopback (anyone who reaches the port
+    /// may infer). Without it, such a server refuses to start; set a token (auth.token_env or
+    /// auth.token_file) instead.
+    #[arg(long)]
+    insecure: bool,
+    /// Refuse to start when any model fails to load (else the server serves the others and
+    /// the failed model answers not ready, with its reason).
+    #[arg(long)]
+    strict: bool,
     /// Where models given with --model compute.
     #[arg(long, value_enum, default_value = "cpu")]
     device: crate::model::Device,
@@ -398,6 +407,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             auth: Default::default(),
             monitoring: Default::default(),
             tls: None,
+            strict: false,
             reuse_port: false,
         },
     };
@@ -409,6 +419,12 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
     }
     if let Some(r) = &args.repository {
         cfg.repository = r.clone();
+    }
+    if args.insecure {
+        cfg.auth.none = true;
+    }
+    if args.strict {
+        cfg.strict = true;
     }
     if let Some(c) = &args.cache_dir {
         cfg.cache_dir = Some(c.clone());
@@ -425,14 +441,13 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             None => (m.clone(), None),
         };
         cfg.models.push(ModelConfig {
-            name,
-            version,
             batching: BatchConfig {
                 max_batch_size: args.max_batch_size,
                 max_delay_ms: args.max_delay_ms,
                 ..BatchConfig::default()
             },
             device: args.device,
+            ..ModelConfig::named(name, version)
         });
     }
     if cfg.repository.is_empty() {

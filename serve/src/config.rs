@@ -39,6 +39,10 @@ pub struct ServeConfig {
     /// Serve REST and gRPC over TLS.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Refuse to start when any model fails to load (Triton's `--exit-on-error`). Off, the
+    /// server starts and serves the others; a failed model answers not ready with its reason.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
     /// Bind with SO_REUSEPORT, so that a replacement server can take over the same ports
     /// before this one drains (a restart that keeps the URL and drops no connection).
     #[serde(default)]
@@ -103,6 +107,45 @@ pub struct ModelConfig {
     /// `cpu` (default) or `cuda`.
     #[serde(default)]
     pub device: crate::model::Device,
+    /// Shapes that pin what the model file leaves free, per input (like Triton's `dims`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputShape>,
+    /// Optimise the model for each concrete input shape (cached, `limits.plan_cache_size`
+    /// plans) instead of once with free dimensions. Models tract cannot optimise with free
+    /// dimensions are planned this way anyway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plan_per_shape: bool,
+}
+
+impl ModelConfig {
+    /// A model by name, with default settings.
+    pub fn named(name: impl Into<String>, version: Option<String>) -> ModelConfig {
+        ModelConfig {
+            name: name.into(),
+            version,
+            batching: BatchConfig::default(),
+            device: Default::default(),
+            inputs: Vec::new(),
+            plan_per_shape: false,
+        }
+    }
+}
+
+/// The declared shape of one input: each dimension a size (`3`), a name (`"height"`: free,
+/// and equal wherever the same name appears), or -1 (free, as the file says).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputShape {
+    pub name: String,
+    pub shape: Vec<Dim>,
+}
+
+/// One declared dimension.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(untagged)]
+pub enum Dim {
+    Size(i64),
+    Named(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -148,6 +191,14 @@ pub struct Limits {
     /// Concurrent model computations; defaults to the number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Plans kept per model that tract can only optimise for concrete input shapes (one plan
+    /// per distinct request shape, least recently used evicted).
+    #[serde(default = "default_plan_cache")]
+    pub plan_cache_size: usize,
+}
+
+fn default_plan_cache() -> usize {
+    16
 }
 
 fn default_body() -> usize {
@@ -163,6 +214,7 @@ impl Default for Limits {
             max_body_bytes: default_body(),
             request_timeout_ms: default_timeout(),
             workers: None,
+            plan_cache_size: default_plan_cache(),
         }
     }
 }
@@ -178,6 +230,10 @@ pub struct AuthConfig {
     /// File holding the token.
     #[serde(default)]
     pub token_file: Option<String>,
+    /// Serve without a token on an address other than loopback: say so explicitly (the
+    /// `--insecure` flag). Without a token the server listens only on loopback otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub none: bool,
 }
 
 impl AuthConfig {
@@ -231,10 +287,53 @@ impl ServeConfig {
                 }
             }
         }
+        for m in &self.models {
+            let mut names = std::collections::BTreeSet::new();
+            for i in &m.inputs {
+                if !names.insert(&i.name) {
+                    return Err(format!(
+                        "model {}: inputs: {:?} is declared twice",
+                        m.name, i.name
+                    ));
+                }
+                for d in &i.shape {
+                    match d {
+                        Dim::Size(n) if *n < -1 || *n == 0 => {
+                            return Err(format!("model {}: inputs: {:?} has dimension {n}; use a positive size, -1 or a name", m.name, i.name))
+                        }
+                        Dim::Named(s) if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.starts_with(|c: char| c.is_ascii_digit()) => {
+                            return Err(format!("model {}: inputs: {:?} has dimension name {s:?}; a name is letters, digits and _ (not starting with a digit)", m.name, i.name))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if self.limits.plan_cache_size == 0 {
+            return Err("limits.plan_cache_size must be at least 1".into());
+        }
         if self.limits.max_body_bytes == 0 || self.limits.request_timeout_ms == 0 {
             return Err(
                 "limits.max_body_bytes and limits.request_timeout_ms must be positive".into(),
             );
+        }
+        Ok(())
+    }
+
+    /// Without a token, only loopback addresses may be served, unless `auth.none` says
+    /// explicitly that anyone who reaches the port may use it.
+    pub fn check_exposure(&self, has_token: bool) -> Result<(), String> {
+        if has_token || self.auth.none {
+            return Ok(());
+        }
+        for (what, addr) in [("http", Some(self.http)), ("grpc", self.grpc)] {
+            if let Some(a) = addr {
+                if !a.ip().is_loopback() {
+                    return Err(format!(
+                        "{what} listens on {a}, beyond this machine, without authentication: set a token (auth.token_env or auth.token_file), or serve on 127.0.0.1, or pass --insecure (auth.none = true) to serve it open on purpose"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -247,12 +346,7 @@ impl ServeConfig {
                 .iter()
                 .any(|m| m.name == model && (m.version == *version || version.is_none()))
             {
-                out.push(ModelConfig {
-                    name: model.to_string(),
-                    version: version.clone(),
-                    batching: BatchConfig::default(),
-                    device: Default::default(),
-                });
+                out.push(ModelConfig::named(model, version.clone()));
             }
         };
         for e in &self.endpoints {

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ServeError {
     /// The request is malformed or does not fit the model (400 / INVALID_ARGUMENT).
     #[error("{0}")]

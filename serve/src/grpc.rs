@@ -133,6 +133,43 @@ fn contents_to_raw(
     })
 }
 
+/// Decodes a request's input tensors, raw or typed contents, checking every declared shape
+/// against the bytes present before anything is allocated. Public for the fuzz target.
+pub fn decode_inputs(req: &pb::ModelInferRequest) -> Result<Vec<NamedTensor>, ServeError> {
+    if !req.raw_input_contents.is_empty() && req.raw_input_contents.len() != req.inputs.len() {
+        return Err(ServeError::BadRequest(format!(
+            "raw_input_contents has {} entries for {} inputs",
+            req.raw_input_contents.len(),
+            req.inputs.len()
+        )));
+    }
+    let mut inputs = Vec::with_capacity(req.inputs.len());
+    for (i, input) in req.inputs.iter().enumerate() {
+        let dt = Datatype::parse(&input.datatype)
+            .map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
+        let tensor = match req.raw_input_contents.get(i) {
+            Some(raw) => tensor::from_raw(&input.name, dt, &input.shape, raw)?,
+            None => match &input.contents {
+                Some(c) => {
+                    let raw = contents_to_raw(&input.name, dt, c)?;
+                    tensor::from_raw(&input.name, dt, &input.shape, &raw)?
+                }
+                None => {
+                    return Err(ServeError::BadRequest(format!(
+                        "input {:?} has no contents: set raw_input_contents or contents",
+                        input.name
+                    )))
+                }
+            },
+        };
+        inputs.push(NamedTensor {
+            name: input.name.clone(),
+            tensor,
+        });
+    }
+    Ok(inputs)
+}
+
 #[tonic::async_trait]
 impl GrpcInferenceService for Service {
     async fn server_live(
@@ -158,7 +195,11 @@ impl GrpcInferenceService for Service {
         authorize(&self.0, &r)?;
         let r = r.into_inner();
         let ready =
-            crate::rest::model_is_ready(&self.0, &r.name, non_empty(&r.version).as_deref())?;
+            match crate::rest::model_is_ready(&self.0, &r.name, non_empty(&r.version).as_deref()) {
+                Ok(r) => r,
+                Err(ServeError::Unavailable(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
         Ok(Response::new(pb::ModelReadyResponse { ready }))
     }
 
@@ -237,36 +278,7 @@ impl GrpcInferenceService for Service {
                 .map(String::from)
         });
         let req = r.into_inner();
-        if !req.raw_input_contents.is_empty() && req.raw_input_contents.len() != req.inputs.len() {
-            return Err(ServeError::BadRequest(format!(
-                "raw_input_contents has {} entries for {} inputs",
-                req.raw_input_contents.len(),
-                req.inputs.len()
-            ))
-            .into());
-        }
-        let mut inputs = Vec::with_capacity(req.inputs.len());
-        for (i, input) in req.inputs.iter().enumerate() {
-            let dt = Datatype::parse(&input.datatype)
-                .map_err(|e| ServeError::BadRequest(format!("input {:?}: {e}", input.name)))?;
-            let raw = match req.raw_input_contents.get(i) {
-                Some(raw) => raw.clone(),
-                None => match &input.contents {
-                    Some(c) => contents_to_raw(&input.name, dt, c)?,
-                    None => {
-                        return Err(ServeError::BadRequest(format!(
-                            "input {:?} has no contents",
-                            input.name
-                        ))
-                        .into())
-                    }
-                },
-            };
-            inputs.push(NamedTensor {
-                name: input.name.clone(),
-                tensor: tensor::from_raw(&input.name, dt, &input.shape, &raw)?,
-            });
-        }
+        let inputs = decode_inputs(&req)?;
         let pin = pin_header.or_else(|| {
             req.parameters
                 .get("variant")

@@ -37,6 +37,11 @@ pub struct Metrics {
     pub feedback_samples: GaugeVec,
     /// Feedback items, by outcome (matched, unknown_id, invalid).
     pub feedback_total: IntCounterVec,
+    /// Models that failed to load, by model and version (a counter per attempt).
+    pub model_load_failures: IntCounterVec,
+    /// Plan-cache lookups of models planned per input shape, by model, version and result
+    /// (hit, miss).
+    pub plan_cache: IntCounterVec,
     /// Registered only when NVML loads.
     pub gpu: Option<GpuGauges>,
 }
@@ -159,8 +164,26 @@ impl Metrics {
             &["outcome"],
         )
         .expect("metric");
+        let model_load_failures = IntCounterVec::new(
+            Opts::new(
+                "modelplane_model_load_failures_total",
+                "Attempts to load a model that failed (the reason is in the log and the model's metadata).",
+            ),
+            &["model", "version"],
+        )
+        .expect("metric");
+        let plan_cache = IntCounterVec::new(
+            Opts::new(
+                "modelplane_plan_cache_lookups_total",
+                "Plan-cache lookups of models optimised per input shape, by result (hit, miss).",
+            ),
+            &["model", "version", "result"],
+        )
+        .expect("metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(model_load_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(plan_cache.clone()),
+            Box::new(requests.clone()),
             Box::new(request_seconds.clone()),
             Box::new(queue_seconds.clone()),
             Box::new(compute_seconds.clone()),
@@ -207,6 +230,8 @@ impl Metrics {
         });
         Metrics {
             gpu,
+            model_load_failures,
+            plan_cache,
             registry,
             requests,
             request_seconds,

@@ -48,17 +48,117 @@ pub enum Device {
     Cuda,
 }
 
+/// How a model is loaded, beyond its file.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub device: Device,
+    /// Declared input shapes that pin what the file leaves free.
+    pub inputs: Vec<crate::config::InputShape>,
+    /// Plans kept for a model that tract can only optimise for concrete shapes.
+    pub plan_cache_size: usize,
+    /// Optimise per concrete input shape even when tract can plan with free dimensions.
+    pub plan_per_shape: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            inputs: Vec::new(),
+            plan_cache_size: 16,
+            plan_per_shape: false,
+        }
+    }
+}
+
+/// The most elements any tensor of a run may have, inputs or intermediates: a request whose
+/// shapes would need more is refused before anything is allocated (2^32 elements is 16 GiB
+/// of FP32 in one tensor).
+pub const MAX_ELEMENTS: u64 = 1 << 32;
+
+/// One dimension of an input as the server checks it.
+#[derive(Clone, Debug)]
+enum InputDim {
+    Fixed(usize),
+    /// Free: its symbol, and the name messages use.
+    Free(Symbol, String),
+}
+
+/// A plan optimised with symbolic dimensions (one for every shape), or, for a model tract
+/// can only optimise for concrete shapes, one plan per distinct set of input shapes.
+enum Plan {
+    Symbolic {
+        plan: Arc<TypedRunnableModel>,
+        /// Shapes in the plan that depend on the free dimensions, checked per request so that
+        /// no shape runs that would make a dimension negative or a tensor absurdly large.
+        guarded: Vec<(String, TVec<TDim>)>,
+    },
+    PerShape {
+        source: Box<InferenceModel>,
+        device: Device,
+        cache: std::sync::Mutex<PlanCache>,
+    },
+}
+
+/// Least-recently-used plans by input shapes, with failures remembered too (a shape that
+/// cannot be planned is refused at once the next time).
+pub struct PlanCache {
+    capacity: usize,
+    tick: u64,
+    entries:
+        std::collections::HashMap<Vec<Vec<usize>>, (u64, Result<Arc<TypedRunnableModel>, String>)>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl PlanCache {
+    fn new(capacity: usize) -> Self {
+        PlanCache {
+            capacity: capacity.max(1),
+            tick: 0,
+            entries: Default::default(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+    fn get(&mut self, key: &[Vec<usize>]) -> Option<Result<Arc<TypedRunnableModel>, String>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.entries.get_mut(key)?;
+        e.0 = tick;
+        Some(e.1.clone())
+    }
+    fn put(&mut self, key: Vec<Vec<usize>>, v: Result<Arc<TypedRunnableModel>, String>) {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(key, (self.tick, v));
+    }
+}
+
 /// A model ready to run.
 pub struct Model {
     pub name: String,
     pub version: String,
     pub signature: Signature,
-    plan: Arc<TypedRunnableModel>,
+    plan: Plan,
+    /// Each input's dimensions: fixed sizes and free symbols.
+    dims: Vec<Vec<InputDim>>,
     /// Every input and output has a symbolic leading dimension: requests can be batched.
     pub batchable: bool,
     pub load_time: Duration,
     /// Drift statistics against the model's baseline, when it has one.
     pub drift: Option<crate::drift::DriftMonitor>,
+    /// Plan-cache counters, when the model plans per shape: (hits, misses).
+    pub plan_cache_metrics: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
 }
 
 impl std::fmt::Debug for Model {
@@ -77,19 +177,44 @@ fn tract_err(path: &Path, e: impl std::fmt::Display) -> LoadError {
     }
 }
 
+/// Runs `f`, turning a panic inside tract into an error with its message.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "no message".into());
+            Err(format!("{what}: tract panicked: {msg}"))
+        }
+    }
+}
+
+/// The element count of a shape, saturating (an absurd shape compares as absurd).
+fn volume(shape: impl IntoIterator<Item = u64>) -> u64 {
+    shape.into_iter().fold(1u64, |a, d| a.saturating_mul(d))
+}
+
 impl Model {
-    /// Loads on the CPU; see [`Model::load_on`].
+    /// Loads on the CPU; see [`Model::load_with`].
     pub fn load(
         name: &str,
         version: &str,
         path: &Path,
         expected_sha256: Option<&str>,
     ) -> Result<Model, LoadError> {
-        Model::load_on(name, version, path, expected_sha256, Device::Cpu)
+        Model::load_with(
+            name,
+            version,
+            path,
+            expected_sha256,
+            &LoadOptions::default(),
+        )
     }
 
-    /// Loads, checks the digest (when `expected_sha256` is given), optimises for `device`
-    /// and warms up.
+    /// Loads on `device`; see [`Model::load_with`].
     pub fn load_on(
         name: &str,
         version: &str,
@@ -97,8 +222,27 @@ impl Model {
         expected_sha256: Option<&str>,
         device: Device,
     ) -> Result<Model, LoadError> {
+        let o = LoadOptions {
+            device,
+            ..LoadOptions::default()
+        };
+        Model::load_with(name, version, path, expected_sha256, &o)
+    }
+
+    /// Loads, checks the digest (when `expected_sha256` is given), gives every free dimension
+    /// its own symbol (named as the file names it, pinned where `options.inputs` declares
+    /// it), optimises for `device` and warms up. A model tract cannot optimise with symbolic
+    /// shapes is kept and optimised per concrete request shape instead. Nothing tract does
+    /// here can panic the caller: a panic becomes a load error.
+    pub fn load_with(
+        name: &str,
+        version: &str,
+        path: &Path,
+        expected_sha256: Option<&str>,
+        options: &LoadOptions,
+    ) -> Result<Model, LoadError> {
         let started = Instant::now();
-        let sig = signature::read(path)?;
+        let mut sig = signature::read(path)?;
         if let Some(want) = expected_sha256 {
             if !want.eq_ignore_ascii_case(&sig.sha256) {
                 return Err(LoadError::DigestMismatch {
@@ -108,36 +252,112 @@ impl Model {
                 });
             }
         }
-        let mut model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| tract_err(path, e))?;
+        let tract_fail = |reason: String| LoadError::Tract {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut model = no_panic("reading the model", || {
+            tract_onnx::onnx()
+                .model_for_path(path)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .map_err(|e| {
+            tract_fail(format!(
+                "{e} (the model imports {})",
+                sig.opset_imports.join(", ")
+            ))
+        })?;
+        let unknown: Vec<String> = model
+            .nodes()
+            .iter()
+            .filter_map(|n| {
+                let op = n.op.name();
+                op.strip_prefix("Unimplemented(")
+                    .and_then(|o| o.strip_suffix(')'))
+                    .map(|o| format!("{o} (node {:?})", n.name))
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(tract_fail(format!(
+                "tract has no implementation of the operator{} {}; the model imports {}",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                sig.opset_imports.join(", ")
+            )));
+        }
+        apply_declared_shapes(&mut sig, &options.inputs).map_err(LoadError::Other)?;
+        // Symbols: one per free dimension, named as the file (or the declaration) names it;
+        // an unnamed leading dimension is the batch, `N`, shared by every input.
+        let mut dims = Vec::with_capacity(sig.inputs.len());
         for (i, spec) in sig.inputs.iter().enumerate() {
             let dt = Datatype::parse(&spec.datatype)
-                .map_err(|e| LoadError::Other(e.to_string()))?
+                .map_err(|e| LoadError::Other(format!("input {:?}: {e}", spec.name)))?
                 .to_tract();
-            let dims: TVec<TDim> = spec
-                .shape
+            let mut these = Vec::with_capacity(spec.shape.len());
+            for (j, d) in spec.shape.iter().enumerate() {
+                these.push(if *d >= 0 {
+                    InputDim::Fixed(*d as usize)
+                } else {
+                    let named = spec.dim_params.get(j).filter(|p| !p.is_empty());
+                    let label = match named {
+                        Some(p) => p.clone(),
+                        None if j == 0 => "N".to_string(),
+                        None => format!("{}[{j}]", spec.name),
+                    };
+                    let sym = match named {
+                        Some(p) => model.symbols.sym(p),
+                        None if j == 0 => model.symbols.sym("N"),
+                        None => model.symbols.new_with_prefix("free"),
+                    };
+                    InputDim::Free(sym, label)
+                });
+            }
+            let facts: TVec<TDim> = these
                 .iter()
-                .enumerate()
-                .map(|(j, d)| {
-                    if *d < 0 {
-                        model.symbols.sym(if j == 0 { "N" } else { "S" }).to_dim()
-                    } else {
-                        (*d as usize).to_dim()
-                    }
+                .map(|d| match d {
+                    InputDim::Fixed(n) => n.to_dim(),
+                    InputDim::Free(s, _) => s.to_dim(),
                 })
                 .collect();
             model
-                .set_input_fact(i, InferenceFact::dt_shape(dt, dims))
+                .set_input_fact(i, InferenceFact::dt_shape(dt, facts))
                 .map_err(|e| tract_err(path, e))?;
+            dims.push(these);
         }
-        let typed = model.into_optimized().map_err(|e| tract_err(path, e))?;
-        let typed = on_device(typed, device).map_err(|reason| LoadError::Tract {
-            path: path.display().to_string(),
-            reason,
-        })?;
-        let plan = typed.into_runnable().map_err(|e| tract_err(path, e))?;
-        let batchable = !sig.inputs.is_empty()
+        let free_beyond_batch = dims
+            .iter()
+            .any(|d| d.iter().skip(1).any(|x| matches!(x, InputDim::Free(..))));
+        let symbolic = if options.plan_per_shape {
+            Err("plan_per_shape is set".to_string())
+        } else {
+            let m = model.clone();
+            let device = options.device;
+            no_panic("optimising the model", move || {
+                let typed = m.into_optimized().map_err(|e| format!("{e:#}"))?;
+                let typed = on_device(typed, device)?;
+                typed.into_runnable().map_err(|e| format!("{e:#}"))
+            })
+        };
+        let plan = match symbolic {
+            Ok(plan) => {
+                let guarded = guarded_shapes(&plan);
+                Plan::Symbolic { plan, guarded }
+            }
+            Err(reason) => {
+                if options.device != Device::Cpu {
+                    // Only the CPU path plans per shape; say why the device failed.
+                    return Err(tract_fail(reason));
+                }
+                tracing::info!(model = name, version, reason = %reason, "tract cannot optimise this model with free dimensions; it is planned per input shape");
+                Plan::PerShape {
+                    source: Box::new(model),
+                    device: options.device,
+                    cache: std::sync::Mutex::new(PlanCache::new(options.plan_cache_size)),
+                }
+            }
+        };
+        let batchable = matches!(plan, Plan::Symbolic { .. })
+            && !sig.inputs.is_empty()
             && sig
                 .inputs
                 .iter()
@@ -148,15 +368,43 @@ impl Model {
             version: version.to_string(),
             signature: sig,
             plan,
+            dims,
             batchable,
             load_time: Duration::ZERO,
             drift: None,
+            plan_cache_metrics: None,
         };
-        m.warm_up().map_err(|e| tract_err(path, e))?;
+        // Warm up with batch 1, unless a free dimension other than the batch has no size
+        // that can be assumed (a 1x1 image is too small for most image models).
+        if !free_beyond_batch {
+            m.warm_up().map_err(|e| match e {
+                ServeError::BadRequest(reason) | ServeError::Internal(reason) => {
+                    tract_fail(format!("the warm-up run on zeros failed: {reason}"))
+                }
+                other => tract_fail(format!("the warm-up run on zeros failed: {other}")),
+            })?;
+        }
         Ok(Model {
             load_time: started.elapsed(),
             ..m
         })
+    }
+
+    /// True when tract plans this model per input shape (it could not optimise it with free
+    /// dimensions).
+    pub fn plans_per_shape(&self) -> bool {
+        matches!(self.plan, Plan::PerShape { .. })
+    }
+
+    /// Plan-cache counters (hits, misses) when the model plans per shape.
+    pub fn plan_cache_counts(&self) -> Option<(u64, u64)> {
+        match &self.plan {
+            Plan::PerShape { cache, .. } => {
+                let c = cache.lock().unwrap_or_else(|p| p.into_inner());
+                Some((c.hits, c.misses))
+            }
+            Plan::Symbolic { .. } => None,
+        }
     }
 
     /// Runs the model once on zeros (batch 1) so the first request pays no set-up cost.
@@ -175,10 +423,12 @@ impl Model {
                 Tensor::zero_dt(dt, &shape).map_err(|e| ServeError::Internal(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        self.check_dims(&inputs)?;
         self.run(inputs).map(|_| ())
     }
 
-    /// Orders and checks request tensors against the signature.
+    /// Orders and checks request tensors against the signature: names, datatypes, ranks,
+    /// fixed sizes, and free dimensions that must agree between inputs.
     pub fn prepare(&self, named: Vec<NamedTensor>) -> Result<Vec<Tensor>, ServeError> {
         let mut slots: Vec<Option<Tensor>> = vec![None; self.signature.inputs.len()];
         for nt in named {
@@ -203,23 +453,127 @@ impl Model {
                 )));
             }
         }
-        slots
+        let inputs = slots
             .into_iter()
             .zip(&self.signature.inputs)
             .map(|(t, s)| {
                 t.ok_or_else(|| ServeError::BadRequest(format!("input {:?} is missing", s.name)))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        self.check_dims(&inputs)?;
+        Ok(inputs)
+    }
+
+    /// The values of the free dimensions in `inputs`; a dimension given two different sizes
+    /// is the client's mistake, as is a size the plan cannot take.
+    fn check_dims(&self, inputs: &[Tensor]) -> Result<(), ServeError> {
+        let mut values = SymbolValues::default();
+        let mut seen: Vec<(&Symbol, usize, &str, &str)> = Vec::new();
+        for ((t, dims), spec) in inputs.iter().zip(&self.dims).zip(&self.signature.inputs) {
+            if volume(t.shape().iter().map(|d| *d.max(&1) as u64)) > MAX_ELEMENTS {
+                return Err(ServeError::BadRequest(format!(
+                    "input {:?} has shape {:?}: more than {MAX_ELEMENTS} elements",
+                    spec.name,
+                    t.shape()
+                )));
+            }
+            for (d, given) in dims.iter().zip(t.shape()) {
+                let InputDim::Free(sym, label) = d else {
+                    continue;
+                };
+                if let Some((_, before, other, _)) = seen.iter().find(|(s, ..)| *s == sym) {
+                    if *before != *given {
+                        return Err(ServeError::BadRequest(format!(
+                            "inputs {other:?} and {:?} disagree on dimension {label:?}: {before} vs {given}; the model needs the same size in both",
+                            spec.name
+                        )));
+                    }
+                    continue;
+                }
+                seen.push((sym, *given, &spec.name, label));
+                values.set(sym, *given as i64);
+            }
+        }
+        if let Plan::Symbolic { guarded, .. } = &self.plan {
+            for (node, shape) in guarded {
+                let mut concrete = Vec::with_capacity(shape.len());
+                for d in shape {
+                    match d.eval(&values).as_i64() {
+                        Some(v) if v < 0 => {
+                            return Err(ServeError::BadRequest(format!(
+                                "input shapes {:?} are too small for this model: {node} would get a dimension of {v}",
+                                inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+                            )))
+                        }
+                        Some(v) => concrete.push(v as u64),
+                        None => {}
+                    }
+                }
+                if volume(concrete.iter().map(|d| (*d).max(1))) > MAX_ELEMENTS {
+                    return Err(ServeError::BadRequest(format!(
+                        "input shapes {:?} are too large for this model: {node} would have shape {concrete:?}, more than {MAX_ELEMENTS} elements",
+                        inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan for these inputs: the symbolic one, or the one for their shapes (built on
+    /// first use and cached).
+    fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<TypedRunnableModel>, ServeError> {
+        let (source, device, cache) = match &self.plan {
+            Plan::Symbolic { plan, .. } => return Ok(plan.clone()),
+            Plan::PerShape {
+                source,
+                device,
+                cache,
+            } => (source, *device, cache),
+        };
+        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+        let built = match cached {
+            Some(r) => {
+                cache.lock().unwrap_or_else(|p| p.into_inner()).hits += 1;
+                if let Some((hits, _)) = &self.plan_cache_metrics {
+                    hits.inc();
+                }
+                r
+            }
+            None => {
+                let started = Instant::now();
+                let r = plan_concrete(source, inputs, device);
+                tracing::info!(model = %self.name, version = %self.version, shapes = ?key, ms = started.elapsed().as_millis() as u64, ok = r.is_ok(), "planned for new input shapes");
+                let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+                c.misses += 1;
+                if let Some((_, misses)) = &self.plan_cache_metrics {
+                    misses.inc();
+                }
+                c.put(key, r.clone());
+                r
+            }
+        };
+        built.map_err(|reason| {
+            ServeError::BadRequest(format!(
+                "model {} cannot run on input shapes {:?}: {reason}",
+                self.name,
+                inputs
+                    .iter()
+                    .map(|t| t.shape().to_vec())
+                    .collect::<Vec<_>>()
+            ))
+        })
     }
 
     /// Runs the plan; outputs come in signature order.
     pub fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
-        let out = self
-            .plan
-            .run(inputs.into_iter().map(|t| t.into_tvalue()).collect())
-            .map_err(|e| {
-                ServeError::Internal(format!("model {} v{}: {e:#}", self.name, self.version))
-            })?;
+        let plan = self.plan_for(&inputs)?;
+        let out = no_panic("running the model", || {
+            plan.run(inputs.into_iter().map(|t| t.into_tvalue()).collect())
+                .map_err(|e| format!("{e:#}"))
+        })
+        .map_err(|e| ServeError::Internal(format!("model {} v{}: {e}", self.name, self.version)))?;
         // tract may compute an output in another representation (an INT64 index as a
         // symbolic dimension, say): hand back what the signature declares.
         out.into_iter()
@@ -240,6 +594,120 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Shapes of the optimised plan that depend on free dimensions (beyond a bare symbol, which
+/// a request sets directly), one per distinct shape, labelled by a node that has it.
+fn guarded_shapes(plan: &TypedRunnableModel) -> Vec<(String, TVec<TDim>)> {
+    let mut out: Vec<(String, TVec<TDim>)> = Vec::new();
+    let model = plan.model();
+    for node in model.nodes() {
+        for o in &node.outputs {
+            let shape: TVec<TDim> = o.fact.shape.iter().cloned().collect();
+            let symbolic = shape.iter().any(|d| d.as_i64().is_none());
+            let only_bare = shape
+                .iter()
+                .all(|d| d.as_i64().is_some() || matches!(d, TDim::Sym(_)));
+            if symbolic && !only_bare && !out.iter().any(|(_, s)| *s == shape) {
+                out.push((format!("node {:?}", node.name), shape));
+            }
+        }
+    }
+    out
+}
+
+/// Optimises `source` for the concrete shapes of `inputs`, refusing shapes that would make a
+/// dimension negative or a tensor absurdly large.
+fn plan_concrete(
+    source: &InferenceModel,
+    inputs: &[Tensor],
+    device: Device,
+) -> Result<Arc<TypedRunnableModel>, String> {
+    no_panic("planning for these shapes", || {
+        let mut m = source.clone();
+        for (i, t) in inputs.iter().enumerate() {
+            m.set_input_fact(i, InferenceFact::dt_shape(t.datum_type(), t.shape()))
+                .map_err(|e| format!("{e:#}"))?;
+        }
+        let typed = m.into_typed().map_err(|e| format!("{e:#}"))?;
+        for node in typed.nodes() {
+            for o in &node.outputs {
+                let dims: Vec<i64> = o.fact.shape.iter().filter_map(|d| d.as_i64()).collect();
+                if let Some(neg) = dims.iter().find(|d| **d < 0) {
+                    return Err(format!(
+                        "they are too small: node {:?} would get a dimension of {neg}",
+                        node.name
+                    ));
+                }
+                if volume(dims.iter().map(|d| (*d as u64).max(1))) > MAX_ELEMENTS {
+                    return Err(format!(
+                        "they are too large: node {:?} would have shape {dims:?}, more than {MAX_ELEMENTS} elements",
+                        node.name
+                    ));
+                }
+            }
+        }
+        let typed = typed.into_optimized().map_err(|e| format!("{e:#}"))?;
+        let typed = on_device(typed, device)?;
+        typed.into_runnable().map_err(|e| format!("{e:#}"))
+    })
+}
+
+/// Applies declared input shapes to the signature: a size pins a free dimension, a name
+/// makes it a named free dimension; a declaration that contradicts the file is refused.
+fn apply_declared_shapes(
+    sig: &mut Signature,
+    declared: &[crate::config::InputShape],
+) -> Result<(), String> {
+    use crate::config::Dim;
+    for d in declared {
+        let Some(spec) = sig.inputs.iter_mut().find(|s| s.name == d.name) else {
+            let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "inputs: the model has no input {:?}; its inputs are {names:?}",
+                d.name
+            ));
+        };
+        if d.shape.len() != spec.shape.len() {
+            return Err(format!(
+                "inputs: {:?} is declared with {} dimensions, but the model's input has {} ({:?})",
+                d.name,
+                d.shape.len(),
+                spec.shape.len(),
+                spec.shape
+            ));
+        }
+        if spec.dim_params.len() != spec.shape.len() {
+            spec.dim_params = vec![String::new(); spec.shape.len()];
+        }
+        for (j, want) in d.shape.iter().enumerate() {
+            let file = spec.shape[j];
+            match want {
+                Dim::Size(-1) => {}
+                Dim::Size(n) if file >= 0 && file != *n => {
+                    return Err(format!(
+                        "inputs: {:?} dimension {j} is declared {n}, but the model fixes it at {file}",
+                        d.name
+                    ))
+                }
+                Dim::Size(n) => {
+                    spec.shape[j] = *n;
+                    spec.dim_params[j].clear();
+                }
+                Dim::Named(name) if file >= 0 => {
+                    return Err(format!(
+                        "inputs: {:?} dimension {j} is declared free ({name:?}), but the model fixes it at {file}",
+                        d.name
+                    ))
+                }
+                Dim::Named(name) => spec.dim_params[j] = name.clone(),
+            }
+        }
+        if spec.dim_params.iter().all(String::is_empty) {
+            spec.dim_params.clear();
+        }
+    }
+    Ok(())
 }
 
 impl Model {

@@ -140,16 +140,7 @@ async fn model_ready(
     Path(model): Path<String>,
 ) -> Result<Response, ServeError> {
     auth(&app, &h)?;
-    let r = model_is_ready(&app, &model, None)?;
-    Ok((
-        if r {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Json(json!({ "name": model, "ready": r })),
-    )
-        .into_response())
+    ready_response(&app, &model, None)
 }
 
 async fn model_ready_v(
@@ -158,16 +149,26 @@ async fn model_ready_v(
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Response, ServeError> {
     auth(&app, &h)?;
-    let r = model_is_ready(&app, &model, Some(&version))?;
-    Ok((
-        if r {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Json(json!({ "name": model, "ready": r })),
-    )
-        .into_response())
+    ready_response(&app, &model, Some(&version))
+}
+
+/// 200 when ready; 503 with the reason when not (a model that failed to load says why).
+fn ready_response(app: &App, model: &str, version: Option<&str>) -> Result<Response, ServeError> {
+    let (ready, reason) = match model_is_ready(app, model, version) {
+        Ok(r) => (r, None),
+        Err(ServeError::Unavailable(reason)) => (false, Some(reason)),
+        Err(e) => return Err(e),
+    };
+    let mut body = json!({ "name": model, "ready": ready });
+    if let Some(r) = reason {
+        body["error"] = json!(r);
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(body)).into_response())
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -303,8 +304,10 @@ fn decode(header_len: Option<usize>, body: &[u8]) -> Result<Parsed, ServeError> 
         None => body.len(),
     };
     let (head, mut binary) = body.split_at(header_len);
-    let req: JsonRequest = serde_json::from_slice(head)
-        .map_err(|e| ServeError::BadRequest(format!("invalid inference request JSON: {e}")))?;
+    // The error names the field (`inputs[0].shape: invalid type …`), not only a column.
+    let req: JsonRequest =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(head))
+            .map_err(|e| ServeError::BadRequest(format!("invalid inference request JSON: {e}")))?;
     if req.inputs.is_empty() {
         return Err(ServeError::BadRequest("the request has no inputs".into()));
     }

@@ -17,6 +17,10 @@ pub struct TensorSpec {
     pub datatype: String,
     /// Dimensions; -1 where the model leaves a dimension symbolic (e.g. the batch).
     pub shape: Vec<i64>,
+    /// The names the file gives its free dimensions (`batch`, `height`), one per dimension,
+    /// empty where a dimension is fixed or unnamed; empty when the file names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dim_params: Vec<String>,
 }
 
 /// What a model file is and what it takes and returns.
@@ -24,8 +28,13 @@ pub struct TensorSpec {
 pub struct Signature {
     pub sha256: String,
     pub size_bytes: u64,
-    /// The default-domain (`ai.onnx`) opset version.
+    /// The default-domain (`ai.onnx`) opset version; 0 when the model imports only other
+    /// domains.
     pub opset: i64,
+    /// Every operator set the model imports, as `DOMAIN vVERSION` (`ai.onnx v17`,
+    /// `com.microsoft v1`), for messages about operators tract does not know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opset_imports: Vec<String>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
 }
@@ -112,24 +121,42 @@ fn spec(v: &pb::ValueInfoProto, path: &Path) -> Result<TensorSpec, SignatureErro
             v.name, t.elem_type
         ))
     })?;
-    let shape = t
+    let dims = t
         .shape
         .as_ref()
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match d.value {
-                    Some(Dim::DimValue(n)) if n >= 0 => n,
-                    _ => -1,
-                })
-                .collect()
-        })
+        .map(|s| s.dim.as_slice())
         .unwrap_or_default();
+    let shape = dims
+        .iter()
+        .map(|d| match d.value {
+            Some(Dim::DimValue(n)) if n >= 0 => n,
+            _ => -1,
+        })
+        .collect();
+    let mut dim_params: Vec<String> = dims
+        .iter()
+        .map(|d| match &d.value {
+            Some(Dim::DimParam(p)) if is_identifier(p) => p.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    if dim_params.iter().all(String::is_empty) {
+        dim_params.clear();
+    }
     Ok(TensorSpec {
         name: v.name.clone(),
         datatype: datatype.to_string(),
         shape,
+        dim_params,
     })
+}
+
+/// A dimension name usable as a symbol: `batch`, `height`, `seq_len` (not `2*N`).
+fn is_identifier(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
 /// Reads the signature of the ONNX model at `path`.
@@ -173,12 +200,16 @@ pub fn read(path: &Path) -> Result<Signature, SignatureError> {
     if graph.output.is_empty() {
         return Err(not_onnx("the graph has no outputs".into()));
     }
+    if proto.opset_import.is_empty() {
+        return Err(not_onnx("it imports no opset".into()));
+    }
+    // A model made only of operators from other domains (com.microsoft, ai.onnx.ml) is
+    // still a model; whether tract runs those operators is told when it loads.
     let opset = proto
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map(|o| o.version)
-        .ok_or_else(|| not_onnx("no ai.onnx opset import".into()))?;
+        .map_or(0, |o| o.version);
     let initializers: std::collections::HashSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs = graph
@@ -192,10 +223,23 @@ pub fn read(path: &Path) -> Result<Signature, SignatureError> {
         .iter()
         .map(|o| spec(o, path))
         .collect::<Result<Vec<_>, _>>()?;
+    let opset_imports = proto
+        .opset_import
+        .iter()
+        .map(|o| {
+            let domain = if o.domain.is_empty() {
+                "ai.onnx"
+            } else {
+                &o.domain
+            };
+            format!("{domain} v{}", o.version)
+        })
+        .collect();
     Ok(Signature {
         sha256,
         size_bytes,
         opset,
+        opset_imports,
         inputs,
         outputs,
     })

@@ -127,19 +127,30 @@ impl NamedTensor {
     }
 }
 
+/// The element count of `shape`, refusing negative dimensions and shapes whose size (zero
+/// dimensions counted as one) is over [`crate::model::MAX_ELEMENTS`]: nothing is allocated
+/// for a shape before the data it claims has been seen.
 fn checked_count(shape: &[i64], name: &str) -> Result<usize, ServeError> {
-    let mut n: usize = 1;
+    let mut n: u64 = 1;
+    let mut extent: u64 = 1;
     for d in shape {
         if *d < 0 {
             return Err(ServeError::BadRequest(format!(
                 "input {name:?}: shape {shape:?} has a negative dimension"
             )));
         }
-        n = n.checked_mul(*d as usize).ok_or_else(|| {
-            ServeError::BadRequest(format!("input {name:?}: shape {shape:?} is too large"))
-        })?;
+        n = n.saturating_mul(*d as u64);
+        extent = extent.saturating_mul((*d as u64).max(1));
     }
-    Ok(n)
+    if extent > crate::model::MAX_ELEMENTS {
+        return Err(ServeError::BadRequest(format!(
+            "input {name:?}: shape {shape:?} is too large (more than {} elements)",
+            crate::model::MAX_ELEMENTS
+        )));
+    }
+    usize::try_from(n).map_err(|_| {
+        ServeError::BadRequest(format!("input {name:?}: shape {shape:?} is too large"))
+    })
 }
 
 fn ushape(shape: &[i64]) -> Vec<usize> {
@@ -156,6 +167,7 @@ fn flatten<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
 
 macro_rules! json_vec {
     ($items:expr, $name:expr, $conv:expr, $what:expr) => {{
+        // `items` were counted against the shape already: this allocates what the body holds.
         let mut v = Vec::with_capacity($items.len());
         for (i, it) in $items.iter().enumerate() {
             match $conv(*it) {
@@ -180,7 +192,9 @@ pub fn from_json(
     data: &serde_json::Value,
 ) -> Result<Tensor, ServeError> {
     let n = checked_count(shape, name)?;
-    let mut items = Vec::with_capacity(n);
+    // Flattened first, without reserving `n`: the shape is the client's claim, the data is
+    // what it sent.
+    let mut items = Vec::new();
     flatten(data, &mut items);
     if items.len() != n {
         return Err(ServeError::BadRequest(format!(
@@ -301,11 +315,12 @@ pub fn from_raw(
     let n = checked_count(shape, name)?;
     let s = ushape(shape);
     if let Some(size) = datatype.size() {
-        if raw.len() != n * size {
+        let needed = n.checked_mul(size);
+        if needed != Some(raw.len()) {
             return Err(ServeError::BadRequest(format!(
                 "input {name:?}: shape {shape:?} of {} needs {} bytes, got {}",
                 datatype.name(),
-                n * size,
+                needed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string()),
                 raw.len()
             )));
         }
@@ -318,11 +333,19 @@ pub fn from_raw(
         };
         return t.map_err(|e| ServeError::BadRequest(format!("input {name:?}: {e}")));
     }
+    // Every BYTES element takes at least its 4-byte length: a shape that claims more elements
+    // than the bytes can hold is refused before anything is reserved.
+    if n > raw.len() / 4 {
+        return Err(ServeError::BadRequest(format!(
+            "input {name:?}: shape {shape:?} needs {n} BYTES elements (4 bytes each at least), but only {} bytes were sent",
+            raw.len()
+        )));
+    }
     let mut items = Vec::with_capacity(n);
     let mut rest = raw;
     while rest.len() >= 4 {
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if rest.len() < 4 + len {
+        if rest.len() - 4 < len {
             return Err(ServeError::BadRequest(format!(
                 "input {name:?}: BYTES element is cut short"
             )));

@@ -235,14 +235,12 @@ async fn reload_under_load_drops_no_request() {
 async fn concurrent_requests_are_batched_and_split_back_correctly() {
     let mut cfg = config(fixtures().join("repo").to_str().unwrap());
     cfg.models = vec![ModelConfig {
-        name: "digits_mlp".into(),
-        version: None,
         batching: modelplane_serve::batch::BatchConfig {
             max_batch_size: 64,
             max_delay_ms: 20,
             queue_capacity: 1024,
         },
-        device: Default::default(),
+        ..ModelConfig::named("digits_mlp", None)
     }];
     let s = start(cfg).await;
     let r = reference("digits_mlp");
@@ -433,12 +431,7 @@ async fn an_endpoint_named_like_its_model() {
     cfg.endpoints[0].name = "iris".into();
     cfg.models = ["1", "2"]
         .iter()
-        .map(|v| ModelConfig {
-            name: "iris".into(),
-            version: Some(v.to_string()),
-            batching: Default::default(),
-            device: Default::default(),
-        })
+        .map(|v| ModelConfig::named("iris", Some(v.to_string())))
         .collect();
     let s = start(cfg).await;
     let c = reqwest::Client::new();

@@ -86,7 +86,7 @@ impl tfplugin::DataSource for ModelSignature {
                 )
                 .attribute(Attribute::new("sha256", Type::String).computed().description("sha256 of the file, lowercase hex."))
                 .attribute(Attribute::new("size_bytes", Type::Number).computed().description("Size of the file in bytes."))
-                .attribute(Attribute::new("opset", Type::Number).computed().description("Version of the default (`ai.onnx`) operator set the model imports."))
+                .attribute(Attribute::new("opset", Type::Number).computed().description("Version of the default (`ai.onnx`) operator set the model imports; 0 when it imports only other domains."))
                 .attribute(Attribute::nested("inputs", Nesting::List, tensor_attrs()).computed().description("The model's inputs, in order."))
                 .attribute(Attribute::nested("outputs", Nesting::List, tensor_attrs()).computed().description("The model's outputs, in order.")),
         )

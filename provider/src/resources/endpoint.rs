@@ -463,10 +463,8 @@ impl Endpoint {
                 .any(|mc| &mc.name == name && mc.version.as_deref() == Some(version))
             {
                 models.push(ModelConfig {
-                    name: name.clone(),
-                    version: Some(version.clone()),
                     batching: batching.clone(),
-                    device: Default::default(),
+                    ..ModelConfig::named(name.clone(), Some(version.clone()))
                 });
             }
         }
@@ -509,9 +507,13 @@ impl Endpoint {
             auth: AuthConfig {
                 token_env: None,
                 token_file: Some(dir.path("token").display().to_string()),
+                none: false,
             },
             monitoring,
             tls: None,
+            // An endpoint whose model does not load is an apply that fails, with the model's
+            // reason, not a server that serves part of what was declared.
+            strict: true,
             reuse_port: true,
         })
     }

@@ -231,6 +231,7 @@ impl Endpoint {
         cfg.auth = AuthConfig {
             token_env: None,
             token_file: Some(format!("{}/token", workload::TOKEN_DIR)),
+            none: false,
         };
         cfg.reuse_port = false;
         let custom_metrics =

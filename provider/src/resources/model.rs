@@ -116,7 +116,7 @@ fn schema() -> Schema {
             .attribute(Attribute::new("uri", Type::String).computed().stable().description("URI of the version's folder in the store."))
             .attribute(Attribute::new("sha256", Type::String).computed().description("sha256 of the model file, read at plan time; a change replaces the version."))
             .attribute(Attribute::new("size_bytes", Type::Number).computed().description("Size of the model file."))
-            .attribute(Attribute::new("opset", Type::Number).computed().description("The model's default (`ai.onnx`) opset."))
+            .attribute(Attribute::new("opset", Type::Number).computed().description("The model's default (`ai.onnx`) opset; 0 when it imports only other domains."))
             .attribute(Attribute::nested("inputs", Nesting::List, tensor_attrs()).computed().description("The model's inputs."))
             .attribute(Attribute::nested("outputs", Nesting::List, tensor_attrs()).computed().description("The model's outputs."))
             .attribute(Attribute::new("created_at", Type::String).computed().stable().description("When the version was registered (RFC 3339, UTC)."))

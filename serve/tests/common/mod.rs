@@ -39,18 +39,14 @@ pub fn config(repo: &str) -> ServeConfig {
         cache_dir: None,
         models: MODELS
             .iter()
-            .map(|m| ModelConfig {
-                name: m.to_string(),
-                version: None,
-                batching: Default::default(),
-                device: Default::default(),
-            })
+            .map(|m| ModelConfig::named(*m, None))
             .collect(),
         endpoints: vec![],
         limits: Default::default(),
         auth: Default::default(),
         monitoring: Default::default(),
         tls: None,
+        strict: false,
         reuse_port: false,
     }
 }
