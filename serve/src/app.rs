@@ -299,7 +299,11 @@ impl App {
                                 .model_load_failures
                                 .with_label_values(&[&mc.name, version])
                                 .inc();
-                            if strict {
+                            // On reload, a model that had already failed may fail again without
+                            // failing the reload of the others.
+                            let failed_before =
+                                previous.is_some_and(|p| p.failed.contains_key(&mc.name));
+                            if strict && !failed_before {
                                 return Err(reason);
                             }
                             tracing::error!(model = %mc.name, version, reason = %reason, "model failed to load; serving the others");
@@ -578,6 +582,7 @@ impl App {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
+        model.stats.finished(result.is_ok(), started.elapsed());
         self.metrics
             .requests
             .with_label_values(&labels(status))
@@ -722,4 +727,205 @@ impl App {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One entry of the repository index (Triton's repository extension).
+pub struct IndexEntry {
+    pub name: String,
+    pub version: String,
+    pub state: &'static str,
+    pub reason: String,
+}
+
+impl App {
+    /// Loaded models to report statistics for: all, one model's versions, or one version.
+    pub fn stats_of(
+        &self,
+        name: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<Vec<Arc<Model>>, ServeError> {
+        let s = self.snapshot();
+        let mut out = Vec::new();
+        for (n, versions) in &s.models {
+            if name.is_some_and(|w| w != n) {
+                continue;
+            }
+            for (v, b) in versions {
+                if version.is_some_and(|w| w != v) {
+                    continue;
+                }
+                out.push(b.model().clone());
+            }
+        }
+        if out.is_empty() {
+            if let Some(n) = name {
+                // An endpoint reports the models it routes to.
+                if let Some(ep) = s.endpoints.get(n) {
+                    return Ok(ep
+                        .variants
+                        .iter()
+                        .map(|v| v.batcher.model().clone())
+                        .collect());
+                }
+                return Err(match version {
+                    Some(v) => {
+                        ServeError::NotFound(format!("model {n} has no loaded version {v:?}"))
+                    }
+                    None => ServeError::NotFound(format!("unknown model {n:?}")),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Triton's model configuration of a model or endpoint: inputs and outputs with their
+    /// dimensions (without the batch dimension when the model batches), the largest batch
+    /// and the dynamic batching settings.
+    pub fn model_config(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<ModelConfigView, ServeError> {
+        let s = self.snapshot();
+        let route = self.route(&s, name, version, None, None)?;
+        let m = route.batcher.model().clone();
+        let cfg = self.config();
+        let batching = cfg
+            .models
+            .iter()
+            .find(|c| c.name == m.name && c.version.as_ref().is_none_or(|v| *v == m.version))
+            .map(|c| c.batching.clone())
+            .unwrap_or_default();
+        let max_batch = if m.batchable {
+            batching.max_batch_size
+        } else {
+            0
+        };
+        Ok(ModelConfigView {
+            name: name.to_string(),
+            model: m,
+            max_batch_size: max_batch,
+            max_queue_delay_us: batching.max_delay_ms * 1000,
+        })
+    }
+
+    /// Every model the server was asked to serve, with its state; with `ready_only`, only
+    /// those that serve.
+    pub fn repository_index(&self, ready_only: bool) -> Vec<IndexEntry> {
+        let s = self.snapshot();
+        let mut out = Vec::new();
+        for (n, versions) in &s.models {
+            for v in versions.keys() {
+                out.push(IndexEntry {
+                    name: n.clone(),
+                    version: v.clone(),
+                    state: "READY",
+                    reason: String::new(),
+                });
+            }
+        }
+        if !ready_only {
+            for (n, reason) in &s.failed {
+                out.push(IndexEntry {
+                    name: n.clone(),
+                    version: String::new(),
+                    state: "UNAVAILABLE",
+                    reason: reason.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Loads (or reloads) `name`'s newest version, like Triton's explicit model control: a
+    /// reload with the model added; on failure the previous configuration keeps serving.
+    pub async fn load_named(&self, name: &str) -> Result<(), ServeError> {
+        let mut cfg = (*self.config()).clone();
+        if !cfg.models.iter().any(|m| m.name == name) {
+            cfg.models.push(ModelConfig::named(name, None));
+        }
+        self.reload(Some(cfg))
+            .await
+            .map_err(|e| ServeError::BadRequest(format!("loading model {name}: {e}")))
+    }
+
+    /// Unloads `name` (every version); refused while an endpoint routes to it.
+    pub async fn unload_named(&self, name: &str) -> Result<(), ServeError> {
+        let mut cfg = (*self.config()).clone();
+        if let Some(ep) = cfg.endpoints.iter().find(|e| {
+            e.variants.iter().any(|v| v.model == name)
+                || e.shadow.as_ref().is_some_and(|s| s.model == name)
+        }) {
+            return Err(ServeError::BadRequest(format!(
+                "model {name} is served by endpoint {}; change the endpoint first",
+                ep.name
+            )));
+        }
+        let before = cfg.models.len();
+        cfg.models.retain(|m| m.name != name);
+        if before == cfg.models.len() && !self.snapshot().failed.contains_key(name) {
+            return Err(ServeError::NotFound(format!("model {name} is not loaded")));
+        }
+        self.reload(Some(cfg))
+            .await
+            .map_err(|e| ServeError::BadRequest(format!("unloading model {name}: {e}")))
+    }
+}
+
+/// What `GET /v2/models/{m}/config` and gRPC `ModelConfig` describe.
+pub struct ModelConfigView {
+    pub name: String,
+    pub model: Arc<Model>,
+    pub max_batch_size: usize,
+    pub max_queue_delay_us: u64,
+}
+
+impl ModelConfigView {
+    /// Dimensions as Triton writes them: without the batch dimension when the model batches.
+    pub fn dims(&self, shape: &[i64]) -> Vec<i64> {
+        if self.max_batch_size > 0 {
+            shape.iter().skip(1).copied().collect()
+        } else {
+            shape.to_vec()
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = |specs: &[crate::signature::TensorSpec]| {
+            specs
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "data_type": triton_type(&s.datatype),
+                        "dims": self.dims(&s.shape),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut v = serde_json::json!({
+            "name": self.name,
+            "platform": "onnx_onnxv1",
+            "backend": "tract",
+            "versions": [self.model.version],
+            "max_batch_size": self.max_batch_size,
+            "input": t(&self.model.signature.inputs),
+            "output": t(&self.model.signature.outputs),
+        });
+        if self.max_batch_size > 0 {
+            v["dynamic_batching"] = serde_json::json!({
+                "max_queue_delay_microseconds": self.max_queue_delay_us,
+            });
+        }
+        v
+    }
+}
+
+/// Triton's `DataType` name for an OIP datatype (`FP32` → `TYPE_FP32`, `BYTES` →
+/// `TYPE_STRING`).
+pub fn triton_type(oip: &str) -> String {
+    match oip {
+        "BYTES" => "TYPE_STRING".into(),
+        other => format!("TYPE_{other}"),
+    }
 }

@@ -199,10 +199,12 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
     let labels = [model.name.as_str(), model.version.as_str()];
     let now = Instant::now();
     for j in &batch {
+        let waited = now.duration_since(j.enqueued);
         metrics
             .queue_seconds
             .with_label_values(&labels)
-            .observe(now.duration_since(j.enqueued).as_secs_f64());
+            .observe(waited.as_secs_f64());
+        model.stats.queue.add(waited);
     }
     let rows: usize = batch.iter().map(|j| j.rows).sum();
     metrics
@@ -213,10 +215,12 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
         let job = batch.into_iter().next().expect("one job");
         let t = Instant::now();
         let r = model.run(job.inputs);
+        let took = t.elapsed();
         metrics
             .compute_seconds
             .with_label_values(&labels)
-            .observe(t.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
+        model.stats.executed(job.rows, took);
         let _ = job.reply.send(r);
         return;
     }
@@ -232,10 +236,12 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
     let result = stacked
         .map_err(|e| ServeError::Internal(format!("batching inputs: {e}")))
         .and_then(|inputs| model.run(inputs));
+    let took = t.elapsed();
     metrics
         .compute_seconds
         .with_label_values(&labels)
-        .observe(t.elapsed().as_secs_f64());
+        .observe(took.as_secs_f64());
+    model.stats.executed(rows, took);
     match result {
         Ok(outputs) if outputs.iter().all(|o| o.rank() > 0 && o.shape()[0] == rows) => {
             let mut start = 0;

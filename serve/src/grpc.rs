@@ -26,6 +26,8 @@ pub fn server(
 ) -> pb::grpc_inference_service_server::GrpcInferenceServiceServer<Service> {
     let max = app.max_body();
     pb::grpc_inference_service_server::GrpcInferenceServiceServer::new(Service(app))
+        // tritonclient compresses requests with gzip when asked to.
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max.max(64 << 20))
 }
@@ -170,8 +172,137 @@ pub fn decode_inputs(req: &pb::ModelInferRequest) -> Result<Vec<NamedTensor>, Se
     Ok(inputs)
 }
 
+fn authorize_admin<T>(app: &App, r: &Request<T>) -> Result<(), Status> {
+    app.authorize_admin(
+        r.metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map_err(Status::from)
+}
+
+fn pb_type(oip: &str) -> i32 {
+    use pb::DataType as D;
+    (match oip {
+        "BOOL" => D::TypeBool,
+        "UINT8" => D::TypeUint8,
+        "UINT16" => D::TypeUint16,
+        "UINT32" => D::TypeUint32,
+        "UINT64" => D::TypeUint64,
+        "INT8" => D::TypeInt8,
+        "INT16" => D::TypeInt16,
+        "INT32" => D::TypeInt32,
+        "INT64" => D::TypeInt64,
+        "FP16" => D::TypeFp16,
+        "FP32" => D::TypeFp32,
+        "FP64" => D::TypeFp64,
+        "BYTES" => D::TypeString,
+        "BF16" => D::TypeBf16,
+        _ => D::TypeInvalid,
+    }) as i32
+}
+
 #[tonic::async_trait]
 impl GrpcInferenceService for Service {
+    async fn model_config(
+        &self,
+        r: Request<pb::ModelConfigRequest>,
+    ) -> Result<Response<pb::ModelConfigResponse>, Status> {
+        authorize(&self.0, &r)?;
+        let r = r.into_inner();
+        let view = self
+            .0
+            .model_config(&r.name, non_empty(&r.version).as_deref())?;
+        let sig = &view.model.signature;
+        Ok(Response::new(pb::ModelConfigResponse {
+            config: Some(pb::ModelConfig {
+                name: view.name.clone(),
+                platform: "onnx_onnxv1".into(),
+                backend: "tract".into(),
+                max_batch_size: view.max_batch_size.min(i32::MAX as usize) as i32,
+                input: sig
+                    .inputs
+                    .iter()
+                    .map(|s| pb::ModelInput {
+                        name: s.name.clone(),
+                        data_type: pb_type(&s.datatype),
+                        dims: view.dims(&s.shape),
+                    })
+                    .collect(),
+                output: sig
+                    .outputs
+                    .iter()
+                    .map(|s| pb::ModelOutput {
+                        name: s.name.clone(),
+                        data_type: pb_type(&s.datatype),
+                        dims: view.dims(&s.shape),
+                    })
+                    .collect(),
+                dynamic_batching: (view.max_batch_size > 0).then(|| pb::ModelDynamicBatching {
+                    preferred_batch_size: vec![],
+                    max_queue_delay_microseconds: view.max_queue_delay_us,
+                }),
+            }),
+        }))
+    }
+
+    async fn model_statistics(
+        &self,
+        r: Request<pb::ModelStatisticsRequest>,
+    ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
+        authorize(&self.0, &r)?;
+        let r = r.into_inner();
+        let models = self.0.stats_of(
+            non_empty(&r.name).as_deref(),
+            non_empty(&r.version).as_deref(),
+        )?;
+        Ok(Response::new(pb::ModelStatisticsResponse {
+            model_stats: models
+                .iter()
+                .map(|m| m.stats.to_pb(&m.name, &m.version))
+                .collect(),
+        }))
+    }
+
+    async fn repository_index(
+        &self,
+        r: Request<pb::RepositoryIndexRequest>,
+    ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
+        authorize_admin(&self.0, &r)?;
+        let ready = r.get_ref().ready;
+        Ok(Response::new(pb::RepositoryIndexResponse {
+            models: self
+                .0
+                .repository_index(ready)
+                .into_iter()
+                .map(|e| pb::repository_index_response::ModelIndex {
+                    name: e.name,
+                    version: e.version,
+                    state: e.state.into(),
+                    reason: e.reason,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        r: Request<pb::RepositoryModelLoadRequest>,
+    ) -> Result<Response<pb::RepositoryModelLoadResponse>, Status> {
+        authorize_admin(&self.0, &r)?;
+        self.0.load_named(&r.get_ref().model_name).await?;
+        Ok(Response::new(pb::RepositoryModelLoadResponse {}))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        r: Request<pb::RepositoryModelUnloadRequest>,
+    ) -> Result<Response<pb::RepositoryModelUnloadResponse>, Status> {
+        authorize_admin(&self.0, &r)?;
+        self.0.unload_named(&r.get_ref().model_name).await?;
+        Ok(Response::new(pb::RepositoryModelUnloadResponse {}))
+    }
+
     async fn server_live(
         &self,
         _r: Request<pb::ServerLiveRequest>,
@@ -197,7 +328,9 @@ impl GrpcInferenceService for Service {
         let ready =
             match crate::rest::model_is_ready(&self.0, &r.name, non_empty(&r.version).as_deref()) {
                 Ok(r) => r,
-                Err(ServeError::Unavailable(_)) => false,
+                // Not ready, as tritonclient's REST client reads a 404: a model that is not
+                // loaded (or was unloaded) is simply not ready.
+                Err(ServeError::Unavailable(_) | ServeError::NotFound(_)) => false,
                 Err(e) => return Err(e.into()),
             };
         Ok(Response::new(pb::ModelReadyResponse { ready }))

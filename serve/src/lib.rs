@@ -37,6 +37,7 @@ pub mod repository;
 pub mod rest;
 pub mod server;
 pub mod signature;
+pub mod stats;
 pub mod tensor;
 pub mod tls;
 pub mod validate;

@@ -159,6 +159,8 @@ pub struct Model {
     pub drift: Option<crate::drift::DriftMonitor>,
     /// Plan-cache counters, when the model plans per shape: (hits, misses).
     pub plan_cache_metrics: Option<(prometheus::IntCounter, prometheus::IntCounter)>,
+    /// Request and compute statistics (Triton's statistics extension).
+    pub stats: crate::stats::ModelStats,
 }
 
 impl std::fmt::Debug for Model {
@@ -373,6 +375,7 @@ impl Model {
             load_time: Duration::ZERO,
             drift: None,
             plan_cache_metrics: None,
+            stats: Default::default(),
         };
         // Warm up with batch 1, unless a free dimension other than the batch has no size
         // that can be assumed (a 1x1 image is too small for most image models).

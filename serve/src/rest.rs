@@ -43,6 +43,23 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/models/{model}/infer", post(infer))
         .route("/v2/models/{model}/versions/{version}/infer", post(infer_v))
         .route("/v2/models/{model}/feedback", post(feedback))
+        .route("/v2/models/stats", get(stats_all))
+        .route("/v2/models/{model}/stats", get(stats_model))
+        .route(
+            "/v2/models/{model}/versions/{version}/stats",
+            get(stats_version),
+        )
+        .route("/v2/models/{model}/config", get(model_config))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(model_config_v),
+        )
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{model}/load", post(repository_load))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(repository_unload),
+        )
         .route("/v2/admin/reload", post(reload))
         .route("/v2/admin/config", get(admin_config))
         .route("/metrics", get(metrics))
@@ -52,10 +69,20 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .with_state(app)
+        // Requests may come compressed (`Content-Encoding: gzip` or `deflate`), as
+        // tritonclient sends them; the body limit applies to the decompressed bytes.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
 /// Server name and extensions, shared with gRPC.
-pub const EXTENSIONS: &[&str] = &["binary_tensor_data", "modelplane_traffic_split"];
+pub const EXTENSIONS: &[&str] = &[
+    "binary_tensor_data",
+    "statistics",
+    "model_configuration",
+    "model_repository",
+    "model_repository(unload_dependents)",
+    "modelplane_traffic_split",
+];
 
 async fn ready(State(app): State<Arc<App>>) -> Response {
     let r = app.is_ready();
@@ -169,6 +196,134 @@ fn ready_response(app: &App, model: &str, version: Option<&str>) -> Result<Respo
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok((code, Json(body)).into_response())
+}
+
+async fn stats_all(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    stats_json(&app, None, None)
+}
+
+async fn stats_model(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    stats_json(&app, Some(&model), None)
+}
+
+async fn stats_version(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    stats_json(&app, Some(&model), Some(&version))
+}
+
+/// Triton's statistics extension: `{"model_stats": [...]}`.
+fn stats_json(
+    app: &App,
+    model: Option<&str>,
+    version: Option<&str>,
+) -> Result<Json<Value>, ServeError> {
+    let models = app.stats_of(model, version)?;
+    Ok(Json(json!({
+        "model_stats": models.iter().map(|m| m.stats.to_json(&m.name, &m.version)).collect::<Vec<_>>()
+    })))
+}
+
+async fn model_config(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    Ok(Json(app.model_config(&model, None)?.to_json()))
+}
+
+async fn model_config_v(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ServeError> {
+    auth(&app, &h)?;
+    Ok(Json(app.model_config(&model, Some(&version))?.to_json()))
+}
+
+#[derive(Deserialize, Default)]
+struct IndexBody {
+    #[serde(default)]
+    ready: bool,
+}
+
+/// `POST /v2/repository/index` (Triton): the models and their state. Needs the admin token.
+async fn repository_index(
+    State(app): State<Arc<App>>,
+    req: Request,
+) -> Result<Json<Value>, ServeError> {
+    let (headers, body) = read_body(&app, req).await?;
+    app.authorize_admin(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let b: IndexBody = if body.iter().all(u8::is_ascii_whitespace) {
+        IndexBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ServeError::BadRequest(format!(
+                "invalid repository index JSON: {e}; expected {{\"ready\": true|false}}"
+            ))
+        })?
+    };
+    Ok(Json(Value::Array(
+        app.repository_index(b.ready)
+            .into_iter()
+            .map(|e| {
+                let mut v = json!({ "name": e.name, "state": e.state });
+                if !e.version.is_empty() {
+                    v["version"] = json!(e.version);
+                }
+                if !e.reason.is_empty() {
+                    v["reason"] = json!(e.reason);
+                }
+                v
+            })
+            .collect(),
+    )))
+}
+
+/// `POST /v2/repository/models/{m}/load` (Triton): loads the newest version of `m`.
+async fn repository_load(
+    State(app): State<Arc<App>>,
+    Path(model): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ServeError> {
+    let (headers, _) = read_body(&app, req).await?;
+    app.authorize_admin(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    app.load_named(&model).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /v2/repository/models/{m}/unload` (Triton): stops serving `m`.
+async fn repository_unload(
+    State(app): State<Arc<App>>,
+    Path(model): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ServeError> {
+    let (headers, _) = read_body(&app, req).await?;
+    app.authorize_admin(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    app.unload_named(&model).await?;
+    Ok(Json(json!({})))
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

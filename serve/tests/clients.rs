@@ -43,3 +43,52 @@ async fn standard_oip_clients_work_unmodified() {
         assert!(text.contains(client), "{text}");
     }
 }
+
+/// Triton's statistics, model configuration and repository extensions and compressed
+/// requests, driven by tritonclient (HTTP and gRPC, sync and aio) as Triton's example
+/// clients use them, against Triton's `simple` model.
+#[tokio::test]
+async fn triton_extensions_through_tritonclient() {
+    let Ok(python) = std::env::var("MODELPLANE_CLIENTS_PYTHON") else {
+        eprintln!("skipped: set MODELPLANE_CLIENTS_PYTHON to a Python with tritonclient (cargo xtask test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+    let mut cfg = config(fixtures().join("repo").to_str().unwrap());
+    cfg.models = ["iris", "simple", "unsupported"]
+        .iter()
+        .map(|m| modelplane_serve::config::ModelConfig::named(*m, None))
+        .collect();
+    cfg.auth.token_file = Some(dir.path().join("token").display().to_string());
+    let s = start(cfg).await;
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/triton_extensions.py");
+    for which in ["http", "grpc", "http_aio", "grpc_aio"] {
+        let out = tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(which)
+            .arg(s.http.to_string())
+            .arg(s.grpc.to_string())
+            .arg("t0ken")
+            .output()
+            .await
+            .unwrap();
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && t.contains(&format!("{which}: ok")),
+            "{which}: {t}"
+        );
+    }
+    // The repository calls need the token: without it they are refused.
+    let r = reqwest::Client::new()
+        .post(s.url("/v2/repository/models/iris/unload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

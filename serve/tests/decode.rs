@@ -41,3 +41,94 @@ fn a_good_binary_request_decodes() {
         "{e}"
     );
 }
+
+/// Dimensions a hostile client declares: ordinary, zero, negative, and sizes no body holds.
+fn dim() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        0i64..6,
+        Just(-1i64),
+        Just(1i64 << 20),
+        Just(1i64 << 32),
+        Just(1i64 << 40),
+        Just(1099511627776i64),
+        Just(i64::MAX),
+    ]
+}
+
+const DATATYPES: &[&str] = &[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
+    "FP32", "FP64", "BYTES",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The invariant of the fuzz targets: whatever shapes are declared, a decoded request
+    /// holds no more elements than the body has bytes, and nothing panics or aborts.
+    #[test]
+    fn declared_shapes_never_allocate_beyond_the_body(
+        shape in prop::collection::vec(dim(), 0..4),
+        dt in 0usize..13,
+        numbers in prop::collection::vec(-3i64..300, 0..12),
+        raw in prop::option::of(prop::collection::vec(any::<u8>(), 0..48)),
+    ) {
+        let datatype = DATATYPES[dt];
+        let mut input = serde_json::json!({ "name": "x", "shape": shape, "datatype": datatype });
+        let mut body;
+        let header_len = match &raw {
+            Some(bytes) => {
+                input["parameters"] = serde_json::json!({ "binary_data_size": bytes.len() });
+                let head = serde_json::json!({ "inputs": [input] }).to_string();
+                body = head.clone().into_bytes();
+                body.extend_from_slice(bytes);
+                Some(head.len())
+            }
+            None => {
+                input["data"] = if datatype == "BYTES" {
+                    serde_json::json!(numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                } else if datatype == "BOOL" {
+                    serde_json::json!(numbers.iter().map(|n| n % 2 == 0).collect::<Vec<_>>())
+                } else {
+                    serde_json::json!(numbers)
+                };
+                body = serde_json::json!({ "inputs": [input] }).to_string().into_bytes();
+                None
+            }
+        };
+        if let Ok(t) = modelplane_serve::rest::decode_infer_body(header_len, &body) {
+            let elements: usize = t.iter().map(|t| t.tensor.len()).sum();
+            prop_assert!(elements <= body.len());
+            prop_assert!(shape.iter().all(|d| *d >= 0));
+        }
+
+        // The same claim over gRPC, as raw contents and as typed contents.
+        use modelplane_serve::grpc::pb;
+        let tensor = pb::model_infer_request::InferInputTensor {
+            name: "x".into(),
+            datatype: datatype.into(),
+            shape: shape.clone(),
+            contents: Some(pb::InferTensorContents {
+                int_contents: numbers.iter().map(|n| *n as i32).collect(),
+                int64_contents: numbers.clone(),
+                uint_contents: numbers.iter().map(|n| n.unsigned_abs() as u32).collect(),
+                uint64_contents: numbers.iter().map(|n| n.unsigned_abs()).collect(),
+                fp32_contents: numbers.iter().map(|n| *n as f32).collect(),
+                fp64_contents: numbers.iter().map(|n| *n as f64).collect(),
+                bool_contents: numbers.iter().map(|n| n % 2 == 0).collect(),
+                bytes_contents: numbers.iter().map(|n| n.to_string().into_bytes()).collect(),
+            }),
+            ..Default::default()
+        };
+        let req = pb::ModelInferRequest {
+            model_name: "m".into(),
+            inputs: vec![tensor],
+            raw_input_contents: raw.clone().into_iter().collect(),
+            ..Default::default()
+        };
+        let size = prost::Message::encoded_len(&req);
+        if let Ok(t) = modelplane_serve::grpc::decode_inputs(&req) {
+            let elements: usize = t.iter().map(|t| t.tensor.len()).sum();
+            prop_assert!(elements <= size);
+        }
+    }
+}
