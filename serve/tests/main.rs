@@ -10,6 +10,7 @@ mod decode;
 mod drift;
 mod hostile;
 mod oip;
+mod real_models;
 mod shapes;
 mod shutdown;
 mod tls;

@@ -264,6 +264,20 @@ pub fn azurite() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Real models as PyPI packages ship them (magika's file-type model, rapidocr-onnxruntime's
+/// PP-OCR models), with onnxruntime for reference outputs and tritonclient to send them.
+pub const REAL_MODELS: &[&str] = &[
+    "magika==1.0.3",
+    "rapidocr-onnxruntime==1.4.4",
+    "onnxruntime==1.32.0",
+    "opencv-python==5.0.0.93",
+    "PyYAML==6.0.4",
+    "numpy==2.4.6",
+    "onnx==1.23.2",
+    "pillow==13.0.0",
+    "tritonclient[http,grpc]==2.73.0",
+];
+
 /// The standard Open Inference Protocol clients the server is tested with.
 pub const CLIENTS: &[&str] = &["tritonclient[http,grpc]==2.73.0", "kserve==0.21.0", "numpy"];
 
@@ -271,6 +285,7 @@ fn test(args: Vec<String>) -> Result<()> {
     let tf = terraform::ensure()?;
     eprintln!("==> terraform: {}", tf.display());
     let clients = terraform::python_env("clients-venv", CLIENTS)?;
+    let real_models = terraform::python_env("real-models-venv", REAL_MODELS)?;
     let moto = terraform::python_env("moto-venv", MOTO)?;
     let azurite = azurite()?;
     let kv = terraform::python_env("kubernetes-validate-venv", KUBERNETES_VALIDATE)?;
@@ -291,6 +306,7 @@ fn test(args: Vec<String>) -> Result<()> {
         .env("TF_ACC", "1")
         .env("TF_ACC_TERRAFORM_PATH", &tf)
         .env("MODELPLANE_CLIENTS_PYTHON", &clients)
+        .env("MODELPLANE_REAL_MODELS_PYTHON", &real_models)
         .env("MODELPLANE_MOTO_SERVER", moto.with_file_name("moto_server"))
         .env("MODELPLANE_AZURITE_BLOB", &azurite)
         .env(
