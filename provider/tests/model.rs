@@ -231,6 +231,12 @@ fn model_bad_input_is_caught_at_plan() {
                     .expect_error("No threshold(.|\\n)*min = 0.9"),
                 Step::new(m(&qs("model/iris-v1.onnx"), &format!("  validation {{\n    dataset = {holdout:?}\n    target = \"species\"\n    metric = \"f1\"\n    min = 1.5\n  }}\n")))
                     .expect_error("Impossible threshold(.|\\n)*f1 is at most 1, so min = 1.5 can never be met"),
+                Step::new(m(&qs("model/iris-v1.onnx"), "  input_shapes = { features = [1, 4] }\n"))
+                    .expect_error("Invalid input shapes(.|\\n)*no input \"features\"(.|\\n)*input \\[-1, 4\\]"),
+                Step::new(m(&qs("model/iris-v1.onnx"), "  input_shapes = { input = [1, 5] }\n"))
+                    .expect_error("Invalid input shapes(.|\\n)*dimension 1 is declared 5, but the model fixes it at 4"),
+                Step::new(m(&qs("model/iris-v1.onnx"), "  input_shapes = { input = [0, 4] }\n"))
+                    .expect_error("Invalid input shapes(.|\\n)*dimension 0; use a positive size, -1 or a name"),
                 Step::new(m(&qs("model/iris-v1.onnx"), "  validation {\n    dataset = \"/nonexistent/holdout.csv\"\n    target = \"species\"\n    metric = \"accuracy\"\n    min = 0.9\n  }\n"))
                     .expect_error("Validation dataset not readable(.|\\n)*/nonexistent/holdout.csv"),
             ],
@@ -310,6 +316,59 @@ data "modelplane_models" "iris" {{
                 ))
                 .check(attr_equals(ALL, "versions.2.validated", false))
                 .check(attr_equals("data.modelplane_models.iris", "versions.#", 2))],
+            ..Default::default()
+        },
+    );
+}
+
+/// Declared input shapes land in model.json, where every server of the version reads them;
+/// a change updates the metadata in place, and import reads them back.
+#[test]
+fn model_input_shapes_land_in_model_json() {
+    let l = Local::new("model-shapes");
+    let dir = l.path().join("stores/models/iris/1");
+    let id = format!("file://{}/stores/models/iris/1", l.path().display());
+    let m = |dims: &str| {
+        format!(
+            "{}\nresource \"modelplane_model\" \"m\" {{\n  store = modelplane_model_store.s.id\n  name = \"iris\"\n  version = \"1\"\n  source = \"model.onnx\"\n  input_shapes = {{ input = {dims} }}\n}}\n",
+            store(&l)
+        )
+    };
+    let shapes_in = |dir: std::path::PathBuf, want: serde_json::Value| {
+        check(move |_| {
+            let meta: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.join("model.json")).map_err(|e| e.to_string())?,
+            )
+            .unwrap();
+            if meta["input_shapes"] == want {
+                Ok(())
+            } else {
+                Err(format!("model.json input_shapes: {}", meta["input_shapes"]))
+            }
+        })
+    };
+    acc(
+        "model_input_shapes",
+        TestCase {
+            files: files(),
+            steps: vec![
+                Step::new(m("[\"batch\", 4]")).check(shapes_in(
+                    dir.clone(),
+                    serde_json::json!([{ "name": "input", "shape": ["batch", 4] }]),
+                )),
+                Step::new(m("[8, 4]"))
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(shapes_in(
+                        dir.clone(),
+                        serde_json::json!([{ "name": "input", "shape": [8, 4] }]),
+                    ))
+                    .import(ImportStep {
+                        address: ADDR.into(),
+                        id: Some(id.clone()),
+                        id_from: None,
+                        ignore: vec![],
+                    }),
+            ],
             ..Default::default()
         },
     );

@@ -178,7 +178,7 @@ async fn load_model(
     let (name, v2) = (mc.name.clone(), version.clone());
     // Declared shapes: the server's configuration, else what model.json records.
     let declared = if mc.inputs.is_empty() {
-        match meta.extra.get("input_shapes") {
+        match meta.extra.get("input_shapes").filter(|v| !v.is_null()) {
             Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
                 format!(
                     "model {} v{version}: model.json: input_shapes: {e}",

@@ -22,6 +22,21 @@ struct Cli {
 enum Command {
     /// Serve models over REST and gRPC.
     Serve(ServeArgs),
+    /// On a machine with an NVIDIA GPU: list the GPUs (NVML), then run each model on cuda
+    /// and on the CPU, compare the outputs (rtol 1e-3, atol 1e-4) and print the latencies
+    /// side by side. Fails at once where no GPU is present. Needs a build with
+    /// `--features cuda` (`cargo xtask device-check` makes one).
+    DeviceCheck {
+        /// .onnx models to run (repeatable).
+        #[arg(long = "model", required = true)]
+        models: Vec<PathBuf>,
+        /// The size of every free dimension other than the batch (which is 1).
+        #[arg(long, default_value_t = 64)]
+        free_size: usize,
+        /// Timed runs per model and device.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// Check a model against a hold-out dataset: exit 0 when the metric meets the threshold,
     /// 1 when it does not, 2 on an error.
     Validate(ValidateArgs),
@@ -572,6 +587,27 @@ where
             }
         },
         Command::Validate(a) => validate(a),
+        Command::DeviceCheck {
+            models,
+            free_size,
+            runs,
+        } => {
+            let checks: Vec<_> = models
+                .into_iter()
+                .map(|model| crate::device_check::Check {
+                    model,
+                    free_size,
+                    runs,
+                })
+                .collect();
+            match crate::device_check::run(&checks) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Health { config } => health(&config),
         Command::Image {
             binary,

@@ -24,6 +24,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod device_check;
 pub mod drift;
 pub mod error;
 pub mod feedback;

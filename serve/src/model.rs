@@ -346,8 +346,8 @@ impl Model {
                 Plan::Symbolic { plan, guarded }
             }
             Err(reason) => {
-                if options.device != Device::Cpu {
-                    // Only the CPU path plans per shape; say why the device failed.
+                if reason.contains("device = \"cuda\"") {
+                    // No CUDA here: planning per shape would only fail later.
                     return Err(tract_fail(reason));
                 }
                 tracing::info!(model = name, version, reason = %reason, "tract cannot optimise this model with free dimensions; it is planned per input shape");
@@ -658,7 +658,7 @@ fn plan_concrete(
 
 /// Applies declared input shapes to the signature: a size pins a free dimension, a name
 /// makes it a named free dimension; a declaration that contradicts the file is refused.
-fn apply_declared_shapes(
+pub fn apply_declared_shapes(
     sig: &mut Signature,
     declared: &[crate::config::InputShape],
 ) -> Result<(), String> {

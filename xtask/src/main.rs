@@ -45,6 +45,15 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The GPU check: builds `modelplane-serve --features cuda` (into target/cuda), then runs
+    /// its `device-check` on the fixture models and PP-OCR's detection model (from
+    /// .tools/real-models-venv): NVML inventory, cuda vs CPU outputs and latencies. Fails
+    /// clearly where no NVIDIA GPU is present. With --build-only, stops after the build
+    /// (what a GPU machine needs: target/cuda/release/modelplane-serve).
+    DeviceCheck {
+        #[arg(long)]
+        build_only: bool,
+    },
     /// Benchmarks, each comparing side by side in one run.
     Bench {
         #[command(subcommand)]
@@ -394,6 +403,45 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+fn device_check(build_only: bool) -> Result<()> {
+    eprintln!("==> building modelplane-serve --features cuda (release, target/cuda)");
+    run(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "modelplane-serve",
+        "--features",
+        "cuda",
+        "--target-dir",
+        "target/cuda",
+    ]))?;
+    let bin = root().join("target/cuda/release/modelplane-serve");
+    if build_only {
+        println!("{}", bin.display());
+        return Ok(());
+    }
+    let mut models: Vec<PathBuf> = ["iris", "digits_cnn", "free_hw_cnn", "two_io"]
+        .iter()
+        .map(|m| root().join(format!("tests/fixtures/models/repo/{m}/1/model.onnx")))
+        .collect();
+    // A real model: PP-OCR detection as rapidocr-onnxruntime ships it.
+    let py = terraform::python_env("real-models-venv", REAL_MODELS)?;
+    let repo = root().join("target/cuda/real-models");
+    run(Command::new(&py)
+        .arg(root().join("serve/tests/realmodels/real_models.py"))
+        .arg("repo")
+        .arg(&repo)
+        .stdout(std::process::Stdio::null()))?;
+    models.push(repo.join("ppocr_det/1/model.onnx"));
+    let mut c = Command::new(bin);
+    c.arg("device-check").args(["--free-size", "640"]);
+    for m in &models {
+        c.arg("--model").arg(m);
+    }
+    run(&mut c)
+}
+
 fn main() {
     let cli = Cli::parse();
     let res = match cli.command {
@@ -409,6 +457,7 @@ fn main() {
             eprintln!("==> OCI image layout in {}", dir.display());
         }),
         Cmd::Bench { which } => bench::run(which),
+        Cmd::DeviceCheck { build_only } => device_check(build_only),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

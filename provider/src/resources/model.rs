@@ -65,6 +65,7 @@ pub struct Model {
     pub lineage: Option<Lineage>,
     pub baseline: Option<BaselineSpec>,
     pub validation: Option<ValidationSpec>,
+    pub input_shapes: Attr<BTreeMap<String, Vec<String>>>,
     pub uri: Attr<String>,
     pub sha256: Attr<String>,
     pub size_bytes: Attr<i64>,
@@ -113,6 +114,7 @@ fn schema() -> Schema {
             .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Model name: letters, digits, `.`, `_`, `-`."))
             .attribute(Attribute::new("version", Type::String).required().requires_replace().description("Version: letters, digits, `.`, `_`, `-`. Numeric versions sort as numbers."))
             .attribute(Attribute::new("source", Type::String).required().description("Path to the `.onnx` file (use `${path.module}/…`). Moving the file without changing it is not a change."))
+            .attribute(Attribute::new("input_shapes", Type::map(Type::list(Type::String))).optional().description("Shapes that pin what the file leaves free, per input name: each dimension a size (`3`), a name (`\"height\"`: free, equal wherever the same name appears) or -1 (free). E.g. `{ x = [1, 3, 640, 640] }` for a detector that takes any size but is served at one. Recorded in model.json, where every server of this version reads it; changes update the metadata in place."))
             .attribute(Attribute::new("uri", Type::String).computed().stable().description("URI of the version's folder in the store."))
             .attribute(Attribute::new("sha256", Type::String).computed().description("sha256 of the model file, read at plan time; a change replaces the version."))
             .attribute(Attribute::new("size_bytes", Type::Number).computed().description("Size of the model file."))
@@ -221,6 +223,7 @@ fn model_json(m: &Model) -> serde_json::Value {
         "inputs": json_attr(&m.inputs),
         "outputs": json_attr(&m.outputs),
         "source": m.source,
+        "input_shapes": declared_shapes(m),
         "created_at": json_attr(&m.created_at),
         "lineage": m.lineage.as_ref().map(|l| json!({
             "code_commit": json_attr(&l.code_commit),
@@ -246,6 +249,61 @@ fn model_json(m: &Model) -> serde_json::Value {
             "report": json_attr(&m.validation_report),
         })),
     })
+}
+
+/// `input_shapes` as the server reads it from model.json: `[{"name", "shape": [3, "h"]}]`;
+/// null when none is declared.
+fn declared_shapes(m: &Model) -> serde_json::Value {
+    match m.input_shapes.known() {
+        Some(map) if !map.is_empty() => {
+            serde_json::to_value(input_shapes(map)).unwrap_or(serde_json::Value::Null)
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// Terraform's `list(string)` dimensions (`"3"`, `"height"`, `"-1"`) as the server's.
+fn input_shapes(map: &BTreeMap<String, Vec<String>>) -> Vec<modelplane_serve::config::InputShape> {
+    use modelplane_serve::config::Dim;
+    map.iter()
+        .map(|(name, dims)| modelplane_serve::config::InputShape {
+            name: name.clone(),
+            shape: dims
+                .iter()
+                .map(|d| match d.trim().parse::<i64>() {
+                    Ok(n) => Dim::Size(n),
+                    Err(_) => Dim::Named(d.trim().to_string()),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// model.json's `input_shapes` back as the attribute's map (import).
+fn shapes_from(v: &serde_json::Value) -> Attr<BTreeMap<String, Vec<String>>> {
+    let Ok(shapes) = serde_json::from_value::<Vec<modelplane_serve::config::InputShape>>(v.clone())
+    else {
+        return Attr::Null;
+    };
+    if shapes.is_empty() {
+        return Attr::Null;
+    }
+    Attr::Known(
+        shapes
+            .into_iter()
+            .map(|s| {
+                let dims = s
+                    .shape
+                    .into_iter()
+                    .map(|d| match d {
+                        modelplane_serve::config::Dim::Size(n) => n.to_string(),
+                        modelplane_serve::config::Dim::Named(n) => n,
+                    })
+                    .collect();
+                (s.name, dims)
+            })
+            .collect(),
+    )
 }
 
 fn known_str(a: &Attr<String>) -> Option<String> {
@@ -543,9 +601,38 @@ impl tfplugin::Resource for ModelVersion {
         if model_changed && prior.is_some() {
             ctx.require_replace(AttributePath::attr("sha256"));
         }
+        let plan_inputs = sig.inputs.clone();
         plan.sha256 = Attr::Known(sig.sha256);
         plan.size_bytes = Attr::Known(sig.size_bytes as i64);
         plan.opset = Attr::Known(sig.opset);
+        if let Some(map) = plan.input_shapes.known() {
+            let declared = input_shapes(map);
+            let mut pinned = modelplane_serve::signature::Signature {
+                inputs: plan_inputs.clone(),
+                ..Default::default()
+            };
+            let checked = modelplane_serve::config::ModelConfig {
+                inputs: declared.clone(),
+                ..modelplane_serve::config::ModelConfig::named(plan.name.clone(), None)
+            }
+            .check_inputs()
+            .and_then(|()| modelplane_serve::model::apply_declared_shapes(&mut pinned, &declared));
+            if let Err(e) = checked {
+                ctx.diags.error_at(
+                    AttributePath::attr("input_shapes"),
+                    "Invalid input shapes",
+                    format!(
+                        "{e}; the model's inputs are {}",
+                        plan_inputs
+                            .iter()
+                            .map(|i| format!("{} {:?}", i.name, i.shape))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                return;
+            }
+        }
         plan.inputs = Attr::Known(tensors(sig.inputs));
         plan.outputs = Attr::Known(tensors(sig.outputs));
         // The baseline: its dataset's digest, planned, decides whether it is recomputed.
@@ -834,6 +921,7 @@ impl tfplugin::Resource for ModelVersion {
             inputs: attr_from(&j["inputs"]),
             outputs: attr_from(&j["outputs"]),
             source: j["source"].as_str().unwrap_or_default().to_string(),
+            input_shapes: shapes_from(&j["input_shapes"]),
             created_at: attr_from(&j["created_at"]),
             baseline_sha256: attr_from(&j["baseline"]["dataset_sha256"]),
             validation_report: attr_from(&j["validation"]["report"]),
