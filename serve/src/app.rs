@@ -245,6 +245,16 @@ impl App {
             gpus: crate::gpu::Gpus::open(),
         });
         let serving = app.build(&config, None, config.strict).await?;
+        // One model's failure is that model's; but a server that could load none of what it
+        // was asked to serve has nothing to serve, and says why instead of starting.
+        if serving.models.is_empty() && !serving.failed.is_empty() {
+            return Err(serving
+                .failed
+                .iter()
+                .map(|(name, reason)| format!("{name}: {reason}"))
+                .collect::<Vec<_>>()
+                .join("; "));
+        }
         *app.serving.write().expect("lock") = Arc::new(serving);
         app.ready.store(true, Ordering::SeqCst);
         Ok(app)

@@ -186,7 +186,12 @@ mod tests {
         }
         let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/models/repo/iris/1/model.onnx");
-        let e = run(&[Check { model, free_size: 8, runs: 1 }]).unwrap_err();
+        let e = run(&[Check {
+            model,
+            free_size: 8,
+            runs: 1,
+        }])
+        .unwrap_err();
         assert!(e.contains("no NVIDIA GPU here"), "{e}");
     }
 }

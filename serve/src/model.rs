@@ -258,6 +258,9 @@ impl Model {
             path: path.display().to_string(),
             reason,
         };
+        if !sig.refusals.is_empty() {
+            return Err(tract_fail(sig.refusals.join("; ")));
+        }
         let mut model = no_panic("reading the model", || {
             tract_onnx::onnx()
                 .model_for_path(path)
@@ -379,13 +382,13 @@ impl Model {
         };
         // Warm up with batch 1, unless a free dimension other than the batch has no size
         // that can be assumed (a 1x1 image is too small for most image models).
+        // Synthetic inputs can be invalid for a model that is fine (a dropout ratio of 1, an
+        // index out of range): a failed warm-up is logged, not a refusal; the model's first
+        // real request tells.
         if !free_beyond_batch {
-            m.warm_up().map_err(|e| match e {
-                ServeError::BadRequest(reason) | ServeError::Internal(reason) => {
-                    tract_fail(format!("the warm-up run on zeros failed: {reason}"))
-                }
-                other => tract_fail(format!("the warm-up run on zeros failed: {other}")),
-            })?;
+            if let Err(e) = m.warm_up() {
+                tracing::warn!(model = name, version, reason = %e, "the warm-up run on ones failed; the model is served, its first request pays the set-up");
+            }
         }
         Ok(Model {
             load_time: started.elapsed(),
@@ -410,7 +413,9 @@ impl Model {
         }
     }
 
-    /// Runs the model once on zeros (batch 1) so the first request pays no set-up cost.
+    /// Runs the model once on ones (batch 1; empty strings for BYTES) so the first request
+    /// pays no set-up cost. Ones, not zeros: an integer division by an input must not divide
+    /// by zero.
     fn warm_up(&self) -> Result<(), ServeError> {
         let inputs = self
             .signature
@@ -423,7 +428,19 @@ impl Model {
                     .map(|d| if *d < 0 { 1 } else { *d as usize })
                     .collect();
                 let dt = Datatype::parse(&s.datatype)?.to_tract();
-                Tensor::zero_dt(dt, &shape).map_err(|e| ServeError::Internal(e.to_string()))
+                let internal = |e: TractError| ServeError::Internal(format!("{e:#}"));
+                if dt == DatumType::String {
+                    let n = shape.iter().product();
+                    return tract_onnx::prelude::tract_ndarray::ArrayD::from_shape_vec(
+                        shape,
+                        vec![String::new(); n],
+                    )
+                    .map(|a| a.into_tensor())
+                    .map_err(|e| ServeError::Internal(e.to_string()));
+                }
+                let n: usize = shape.iter().product();
+                let ones = Tensor::from_shape(&shape, &vec![1.0f64; n]).map_err(internal)?;
+                Ok(ones.cast_to_dt(dt).map_err(internal)?.into_owned())
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.check_dims(&inputs)?;
@@ -433,6 +450,18 @@ impl Model {
     /// Orders and checks request tensors against the signature: names, datatypes, ranks,
     /// fixed sizes, and free dimensions that must agree between inputs.
     pub fn prepare(&self, named: Vec<NamedTensor>) -> Result<Vec<Tensor>, ServeError> {
+        if named.is_empty() && !self.signature.inputs.is_empty() {
+            let names: Vec<&str> = self
+                .signature
+                .inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
+            return Err(ServeError::BadRequest(format!(
+                "the request has no inputs; model {} takes {names:?}",
+                self.name
+            )));
+        }
         let mut slots: Vec<Option<Tensor>> = vec![None; self.signature.inputs.len()];
         for nt in named {
             let Some(i) = self.signature.inputs.iter().position(|s| s.name == nt.name) else {

@@ -463,9 +463,6 @@ fn decode(header_len: Option<usize>, body: &[u8]) -> Result<Parsed, ServeError> 
     let req: JsonRequest =
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(head))
             .map_err(|e| ServeError::BadRequest(format!("invalid inference request JSON: {e}")))?;
-    if req.inputs.is_empty() {
-        return Err(ServeError::BadRequest("the request has no inputs".into()));
-    }
     let mut tensors = Vec::with_capacity(req.inputs.len());
     for input in &req.inputs {
         let dt = Datatype::parse(&input.datatype)

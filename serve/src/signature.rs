@@ -35,6 +35,10 @@ pub struct Signature {
     /// `com.microsoft v1`), for messages about operators tract does not know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub opset_imports: Vec<String>,
+    /// Operator settings tract would silently ignore, giving wrong answers: the server
+    /// refuses such a model instead (see [`ignored_settings`]).
+    #[serde(skip)]
+    pub refusals: Vec<String>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
 }
@@ -151,6 +155,59 @@ fn spec(v: &pb::ValueInfoProto, path: &Path) -> Result<TensorSpec, SignatureErro
     })
 }
 
+/// Operator settings that tract 0.23 accepts but does not implement, so that the model
+/// would load and answer wrongly (found by the ONNX backend node tests,
+/// serve/tests/conformance): RNN, GRU and LSTM `direction = "reverse"` (computed forward),
+/// SpaceToDepth `mode = "CRD"` (computed as DCR), Attention windows
+/// (`left_window_size`/`right_window_size`) and a causal Attention with a past key (the mask
+/// is not shifted), Swish `alpha` other than 1. Subgraphs are searched too.
+pub fn ignored_settings(graph: &pb::GraphProto, out: &mut Vec<String>) {
+    for node in &graph.node {
+        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+        let text = |name: &str| attr(name).map(|a| String::from_utf8_lossy(&a.s).into_owned());
+        let int = |name: &str| attr(name).map(|a| a.i);
+        let what = |setting: String| {
+            format!(
+                "node {:?} ({}): {setting}, which tract does not implement (it would answer wrongly)",
+                node.name, node.op_type
+            )
+        };
+        match node.op_type.as_str() {
+            "RNN" | "GRU" | "LSTM" if text("direction").as_deref() == Some("reverse") => {
+                out.push(what("direction = \"reverse\"".into()))
+            }
+            "SpaceToDepth" if text("mode").as_deref() == Some("CRD") => {
+                out.push(what("mode = \"CRD\"".into()))
+            }
+            "Attention" => {
+                for w in ["left_window_size", "right_window_size"] {
+                    if int(w).is_some_and(|v| v >= 0) {
+                        out.push(what(format!("{w} = {}", int(w).unwrap_or_default())));
+                    }
+                }
+                let past = node.input.get(4).is_some_and(|i| !i.is_empty());
+                if past && int("is_causal") == Some(1) {
+                    out.push(what("is_causal = 1 with a past_key input".into()));
+                }
+            }
+            "Swish" => {
+                if let Some(a) = attr("alpha").filter(|a| a.f != 1.0) {
+                    out.push(what(format!("alpha = {}", a.f)));
+                }
+            }
+            _ => {}
+        }
+        for a in &node.attribute {
+            if let Some(g) = &a.g {
+                ignored_settings(g, out);
+            }
+            for g in &a.graphs {
+                ignored_settings(g, out);
+            }
+        }
+    }
+}
+
 /// A dimension name usable as a symbol: `batch`, `height`, `seq_len` (not `2*N`).
 fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
@@ -235,11 +292,14 @@ pub fn read(path: &Path) -> Result<Signature, SignatureError> {
             format!("{domain} v{}", o.version)
         })
         .collect();
+    let mut refusals = Vec::new();
+    ignored_settings(graph, &mut refusals);
     Ok(Signature {
         sha256,
         size_bytes,
         opset,
         opset_imports,
+        refusals,
         inputs,
         outputs,
     })

@@ -6,6 +6,7 @@
 mod bench;
 mod clients;
 mod common;
+mod conformance;
 mod decode;
 mod drift;
 mod hostile;

@@ -23,9 +23,14 @@ Typical run:
   python onnx_node_cases.py generate /tmp/conf
   python onnx_node_cases.py ort /tmp/conf
   python onnx_node_cases.py config /tmp/conf 18080
-  modelplane-serve serve --config /tmp/conf/config.json &
-  python onnx_node_cases.py check /tmp/conf 127.0.0.1:18080
+  modelplane-serve serve --config /tmp/conf/config.json > /tmp/conf/server.log 2>&1 &
+  python onnx_node_cases.py check /tmp/conf 127.0.0.1:18080 --server-log /tmp/conf/server.log
   python onnx_node_cases.py compare /tmp/conf serve/tests/conformance/expected_failures.txt
+
+check waits for /v2/health/ready, then per case: GET /v2/models/<case>/ready (503: the load
+error is the result), the inputs by the binary tensor extension asking binary outputs, then the
+same as plain JSON (skipped when an input holds NaN/Inf, which JSON cannot carry; a JSON null
+answer is accepted where NaN/Inf is expected). At most 2 requests in flight.
 
 Needs the standard library, numpy, onnx (generate) and onnxruntime (ort only).
 Comparison follows onnx's backend runner: same shape and datatype, floats with
@@ -47,7 +52,6 @@ import shutil
 import sys
 import threading
 import time
-import traceback
 import warnings
 
 import numpy as np
@@ -471,11 +475,11 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def error_text(status: int, body: bytes) -> str:
+def error_text(status: int, body: bytes, n: int = 200) -> str:
     try:
-        return short(json.loads(body)["error"], 200)
+        return short(json.loads(body)["error"], n)
     except Exception:  # noqa: BLE001
-        return short(body[:200].decode("utf-8", "replace"), 200)
+        return short(body[:n].decode("utf-8", "replace"), n)
 
 
 def json_values(t: dict):
@@ -511,17 +515,28 @@ def check_outputs(case: dict, outputs: list, values: dict, via_json: bool, notes
         got = values[t["name"]]
         if via_json and t["datatype"] in FLOATS:
             flat = got if isinstance(got, list) else []
+            if len(flat) != exp.size:
+                problems.append(f"output {t['name']}: {len(flat)} JSON values for {exp.size} elements")
+                continue
             nulls = [i for i, x in enumerate(flat) if x is None]
             if nulls:
                 ef = exp.astype(np.float64).reshape(-1)
-                if all(not np.isfinite(ef[i]) for i in nulls):
-                    if np.isinf(ef[nulls]).any():
-                        notes.append(f"json: output {t['name']}: +-inf answered as null")
-                else:
-                    problems.append(f"mismatch output {t['name']}: null where a finite number is expected")
+                finite = [i for i in nulls if np.isfinite(ef[i])]
+                if finite:
+                    problems.append(
+                        f"mismatch output {t['name']} {len(finite)}/{ef.size} null where a finite number is expected, "
+                        f"first at {finite[0]}: null != {ef[finite[0]]:.6g}"
+                    )
                     continue
-            got = np.array([np.nan if x is None else x for x in flat], dtype=np.float64).reshape(t["shape"])
+                if np.isinf(ef[nulls]).any():
+                    notes.append(f"json: output {t['name']}: +-inf answered as null")
+                # JSON has no NaN/Inf: the server writes null; accepted where non-finite is expected
+                flat = [ef[i] if x is None else x for i, x in enumerate(flat)]
+            got = np.array(flat, dtype=np.float64).reshape(t["shape"])
         elif via_json:
+            if len(got) != exp.size:
+                problems.append(f"output {t['name']}: {len(got)} JSON values for {exp.size} elements")
+                continue
             if t["datatype"] == "BYTES":
                 a = np.empty(len(got), dtype=object)
                 a[:] = got
@@ -610,7 +625,7 @@ def check_one(client: Client, name: str, out: str) -> tuple[str, list]:
         status, _, body = client.request("GET", f"/v2/models/{name}/ready")
         if status != 200:
             if status == 503:
-                return f"load: {error_text(status, body)}", notes
+                return f"load: {error_text(status, body, 1000)}", notes
             return f"fail: ready: {status} {error_text(status, body)}", notes
         problems = []
         for how in (infer_binary, infer_json):
@@ -626,7 +641,21 @@ def check_one(client: Client, name: str, out: str) -> tuple[str, list]:
 
 
 # Categories of a server result (also the categories of the expected-failures list).
+def split_parts(body: str) -> list[tuple[str, str]]:
+    """'binary: A; json: B' -> [('binary', 'A'), ('json', 'B')]."""
+    out = []
+    for p in re.split(r"; (?=(?:binary|json): )", body):
+        m = re.match(r"(binary|json): (.*)", p, re.S)
+        out.append((m.group(1), m.group(2)) if m else ("", p))
+    return out
+
+
+def is_error_part(text: str) -> bool:
+    return bool(re.match(r"(\d{3} |exception |output \S+ undecodable|output \S+ has no data)", text))
+
+
 def category(result: str) -> str | None:
+    """unsupported op | load error | wrong answer | server error (None: pass)."""
     if result == "pass":
         return None
     if result.startswith("load: "):
@@ -634,15 +663,43 @@ def category(result: str) -> str | None:
             return "unsupported op"
         return "load error"
     body = result[len("fail: ") :] if result.startswith("fail: ") else result
-    parts = re.split(r"; (?=(?:binary|json): )", body)
-    if any(re.match(r"(binary|json): (\d{3} |exception |output .* undecodable|output .* no data)", p) for p in parts) or body.startswith(
-        ("harness", "ready")
-    ):
-        # wrong answers take precedence when one of the two ways answered wrongly
-        if any(re.match(r"(binary|json): (mismatch|output )", p) and "undecodable" not in p and "no data" not in p for p in parts):
-            return "wrong answer"
+    parts = split_parts(body)
+    if any(how == "" for how, _ in parts):  # harness or ready problems
         return "server error"
-    return "wrong answer"
+    # a wrong answer by either way outweighs an HTTP error by the other
+    if any(not is_error_part(text) for _, text in parts):
+        return "wrong answer"
+    return "server error"
+
+
+INTERNAL = "500 internal server error; see the server log"
+
+
+def add_log_errors(results: dict, log_path: str) -> dict:
+    """Replaces the server's opaque 500 text with the error it logged for that model."""
+    errors: dict[str, str] = {}
+    try:
+        with open(log_path, errors="replace") as f:
+            for line in f:
+                if '"internal error"' not in line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                err = str(rec.get("error") or (rec.get("fields") or {}).get("error") or "")
+                m = re.match(r"model (\S+) v\S+: (?:running the model: )?(.*)", err, re.S)
+                if m:
+                    errors[m.group(1)] = m.group(2)
+    except OSError as e:
+        print(f"cannot read the server log {log_path}: {e}", file=sys.stderr)
+        return results
+    out = {}
+    for name, v in results.items():
+        if INTERNAL in v and name in errors:
+            v = v.replace(INTERNAL, f"500 internal server error (log: {short(errors[name], 160)})")
+        out[name] = v
+    return out
 
 
 def wait_ready(client: Client, timeout: float) -> None:
@@ -682,6 +739,8 @@ def cmd_check(args) -> int:
             if args.verbose or (i % 200 == 0):
                 print(f"  [{i}/{len(names)}] {n}: {results[n][:120]}", file=sys.stderr)
     results = dict(sorted(results.items()))
+    if args.server_log:
+        results = add_log_errors(results, args.server_log)
     if args.only and os.path.exists(os.path.join(out, "server_results.json")):
         with open(os.path.join(out, "server_results.json")) as f:
             merged = json.load(f)
@@ -719,21 +778,112 @@ def read_expected(path: str) -> dict[str, str]:
     return listed
 
 
-def expected_reason(result: str) -> str:
+def load_reason(reason: str) -> str:
+    """The part of a server load error that says why, on one short line."""
+    r = " ".join(reason.split())
+    r = re.sub(r"^\S+ is not ready: ", "", r)
+    r = re.sub(r"^model \S+ v\S+: ", "", r)
+    r = re.sub(r"^\S*/model\.onnx: ", "", r)
+    r = re.sub(r"^tract cannot load this model: ", "", r)
+    m = re.search(r"tract has no implementation of the operators? (.*?)(?:; the model imports .*)?$", r)
+    if m:
+        ops = re.sub(r' \(node "(?:[^"\\]|\\.)*"\)', "", m.group(1))
+        return f"tract has no implementation of the operator {ops}"
+    r = re.sub(r" \(the model imports [^)]*\)", "", r)
+    # The server plans per input shape what tract cannot plan with free dimensions; planning
+    # for the warm-up's shapes is where a model that needs constant inputs fails.
+    r = re.sub(r"^the warm-up run on zeros failed: model \S+ cannot run on input shapes \[.*?\]\]: ", "planning for the input shapes: ", r)
+    r = re.sub(r"^the warm-up run on zeros failed: model \S+ v\S+: (?:running the model: )?", "warm-up run on zeros: ", r)
+    r = re.sub(r"^the warm-up run on zeros failed: ", "warm-up run on zeros: ", r)
+    r = re.sub(r'Translating node #\d+ "(?:[^"\\]|\\.)*" (\S+) ToTypedTranslator: ', r"\1: ", r)
+    r = re.sub(r'(Failed analyse for|codegen) node #\d+ "(?:[^"\\]|\\.)*" ', r"\1 ", r)
+    return r
+
+
+# What a failure's message does not say, found by hand and written in front of the measured
+# reason: an ignored attribute is one where the server answered exactly like onnxruntime on the
+# same model with that attribute changed; "without the warm-up the case passes" was seen with
+# the model given a free dimension, which makes the server skip its warm-up run on zeros.
+KNOWN_CAUSES = {
+    "test_gru_reverse": "direction=reverse ignored (answers as forward)",
+    "test_lstm_reverse": "direction=reverse ignored (answers as forward)",
+    "test_simple_rnn_reverse": "direction=reverse ignored (answers as forward)",
+    "test_spacetodepth_crd_mode_example": "mode=CRD ignored (answers DCR)",
+    "test_attention_local_window": "left/right_window_size ignored",
+    "test_attention_3d_local_window": "left/right_window_size ignored",
+    "test_attention_bidirectional_window": "left/right_window_size ignored",
+    "test_attention_local_window_with_past": "window ignored and is_causal mask not offset by the past length",
+    "test_attention_4d_causal_with_past_and_present": "is_causal with past_key: mask aligned top-left, not offset by the past length",
+    "test_swiglu_alpha_expanded": "Swish alpha ignored",
+    "test_celu_float16": "FP16 Celu drops the outer alpha: exp(x/alpha)-1, not alpha*(exp(x/alpha)-1)",
+    "test_slice_default_axes": "tract's dynamic Slice fails on the test inputs too, not only on the warm-up's zeros",
+    "test_constant": "the server refuses a request without inputs, so a model without inputs cannot be called",
+}
+CAUSE_PATTERNS = [
+    (r"^test_bitshift_.*(negative_shift|shift_ge_width)$", None,
+     "shift amount out of range: a debug build panics, a release build wraps the shift"),
+    (r"^test_dft_.*opset19$|^test_gru_(bidirectional|seq_length)$", r"max_abs_diff=\S+e-0[67]",
+     "numerical: ~1e-6 off on values near 0, atol=1e-7"),
+    (r"fp16", r"max_abs_diff=0\.00[0-9]+,", "numerical: an FP16 ulp or two"),
+    (r"", r"nan != 0", "NaN where a fully masked row must give 0"),
+    (r"", r"warm-up run on zeros: tract panicked: attempt to (divide|calculate the remainder)",
+     "only the server's warm-up on zeros divides by zero: without the warm-up the case passes"),
+    (r"", r"String doesn't implement num_traits::Zero",
+     "only the server's warm-up cannot make a zero string tensor: without the warm-up the case passes"),
+    (r"^test_training_dropout", r"Dropout in training mode",
+     "tract refuses training-mode Dropout at run time; the warm-up on zeros (training_mode=false) passed"),
+]
+
+
+def known_cause(name: str, text: str) -> str | None:
+    if name in KNOWN_CAUSES:
+        return KNOWN_CAUSES[name]
+    for name_re, result_re, cause in CAUSE_PATTERNS:
+        if re.search(name_re, name) and (result_re is None or re.search(result_re, text)):
+            return cause
+    return None
+
+
+def expected_reason(result: str, name: str = "") -> str:
+    reason = measured_reason(result)
+    cause = known_cause(name, reason)
+    if cause:
+        cat, _, rest = reason.partition(": ")
+        reason = f"{cat}: {cause}; {rest}"
+    return short(reason, 260)
+
+
+def measured_reason(result: str) -> str:
     cat = category(result)
     if result.startswith("load: "):
-        r = result[len("load: ") :]
-        m = re.search(r"tract has no implementation of the operators? ([^;]*)", r)
-        if m:
-            ops = re.sub(r' \(node "[^"]*"\)', "", m.group(1))
-            return f"{cat}: tract has no implementation of the operator {ops}"
-        # drop "model X v1: " and the file path the server puts in front of tract's message
-        r = re.sub(r"^model \S+ v\S+: ", "", r)
-        r = re.sub(r"(tract (?:error|failed) (?:at|on|for) )?\S*/model\.onnx:? ?", "", r)
-        r = re.sub(r"\(the model imports [^)]*\)", "", r)
-        return f"{cat}: {short(r, 200)}"
+        return f"{cat}: {short(load_reason(result[len('load: '):]), 200)}"
     body = result[len("fail: ") :] if result.startswith("fail: ") else result
-    return f"{cat}: {short(body, 200)}"
+    parts = dict(split_parts(body))
+    b, j = parts.get("binary"), parts.get("json")
+    if b and j:
+        # said once when both answers fail alike; JSON differs from binary only by its nulls
+        outs = lambda t: set(re.findall(r"output (\S+)", t))  # noqa: E731
+        if b == j:
+            said = b
+        elif not is_error_part(b) and not is_error_part(j) and outs(b) == outs(j):
+            said = f"{b} (json likewise)"
+        else:
+            said = f"{b} (and json: {j})"
+    elif b:
+        said = f"binary only: {b}"
+    elif j:
+        said = f"json only: {j}"
+    else:
+        said = body
+    return f"{cat}: {short(said, 200)}"
+
+
+def onnx_version(out: str) -> str:
+    try:
+        with open(os.path.join(out, "index.json")) as f:
+            return json.load(f)["onnx"]
+    except (OSError, ValueError, KeyError):
+        return "?"
 
 
 def cmd_expected_failures(args) -> int:
@@ -751,11 +901,13 @@ def cmd_expected_failures(args) -> int:
         "#",
         "# This list must only shrink: a case that fails and is not listed is a regression",
         "# (compare exits 1); a listed case that passes must be removed from the list.",
+        "# Written by 'onnx_node_cases.py expected-failures OUT FILE' from a check run; the cases are",
+        f"# those of onnx {onnx_version(args.out)} (another onnx version has other cases: regenerate).",
         f"# {len(results)} applicable cases, {sum(1 for v in results.values() if v != 'pass')} expected failures.",
     ]
     for name in sorted(results):
         if results[name] != "pass":
-            reason = expected_reason(results[name]).replace("\t", " ").replace("\n", " ")
+            reason = expected_reason(results[name], name).replace("\t", " ").replace("\n", " ")
             lines.append(f"{name}\t{reason}")
     with open(args.file, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -806,6 +958,7 @@ def main(argv=None) -> int:
     s.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request")
     s.add_argument("--wait", type=float, default=1800.0, help="seconds to wait for /v2/health/ready")
     s.add_argument("--only", help="regex: check only matching cases (merged into existing results)")
+    s.add_argument("--server-log", help="the server's JSON log: 500 answers get the error it logged")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_check)
     s = sub.add_parser("compare", help="compare server results with the expected failures")

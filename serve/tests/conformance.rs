@@ -1,0 +1,93 @@
+//! The ONNX backend node test cases (generated from the `onnx` wheel's case definitions, which
+//! ship no data) through the server over REST binary and JSON, as tract keeps its
+//! conformance: `serve/tests/conformance/expected_failures.txt` lists the cases expected to
+//! fail and why. A case that passed and starts failing fails this test; a listed case that
+//! passes is reported, so the list shrinks. onnxruntime's pass count on the same cases is
+//! printed beside the server's.
+//!
+//! Needs a Python with onnx, onnxruntime and numpy, named by `MODELPLANE_REAL_MODELS_PYTHON`
+//! (`cargo xtask test` installs one); skipped otherwise.
+
+use crate::common;
+
+use common::*;
+use modelplane_serve::config::ModelConfig;
+
+#[tokio::test]
+async fn onnx_backend_node_cases_pass_or_are_listed() {
+    let Ok(python) = std::env::var("MODELPLANE_REAL_MODELS_PYTHON") else {
+        eprintln!("skipped: set MODELPLANE_REAL_MODELS_PYTHON to a Python with onnx, onnxruntime and numpy (cargo xtask test does)");
+        return;
+    };
+    let here = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let script = here.join("onnx_node_cases.py");
+    // MODELPLANE_CONFORMANCE_DIR keeps the cases and results there, to rewrite the list with
+    // `onnx_node_cases.py expected-failures DIR serve/tests/conformance/expected_failures.txt`.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = match std::env::var("MODELPLANE_CONFORMANCE_DIR") {
+        Ok(d) => {
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            std::path::PathBuf::from(d)
+        }
+        Err(_) => tmp.path().to_path_buf(),
+    };
+    let py = |args: &[&str]| {
+        let o = std::process::Command::new(&python)
+            .arg(&script)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    };
+    let dir = out.as_path().to_str().unwrap();
+    let (ok, text) = py(&["generate", dir]);
+    assert!(ok, "{text}");
+    eprintln!("{text}");
+    let (ok, text) = py(&["ort", dir]);
+    assert!(ok, "{text}");
+    let mut names: Vec<String> = std::fs::read_dir(out.as_path().join("repo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() > 1500, "{} cases generated", names.len());
+    let mut cfg = config(out.as_path().join("repo").to_str().unwrap());
+    cfg.models = names
+        .iter()
+        .map(|n| ModelConfig::named(n.as_str(), None))
+        .collect();
+    cfg.limits.request_timeout_ms = 120_000;
+    let s = start(cfg).await;
+    let http = s.http.to_string();
+    let (dir2, python2, script2) = (dir.to_string(), python.clone(), script.clone());
+    // The check is a client of this process's server: run it off the runtime's threads.
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python2)
+            .arg(&script2)
+            .args(["check", &dir2, &http])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{text}");
+    let expected = here.join("expected_failures.txt");
+    let (ok, text) = py(&["compare", dir, expected.to_str().unwrap()]);
+    eprintln!("{text}");
+    assert!(
+        ok,
+        "cases that passed now fail (a regression), or are not listed:\n{text}"
+    );
+}
