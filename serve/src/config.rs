@@ -131,41 +131,40 @@ impl ModelConfig {
     }
 }
 
-impl ModelConfig {
-    /// Checks the declared input shapes on their own (against the model when it loads).
-    pub fn check_inputs(&self) -> Result<(), String> {
-        let mut names = std::collections::BTreeSet::new();
-        for i in &self.inputs {
-            if !names.insert(&i.name) {
-                return Err(format!(
-                    "model {}: inputs: {:?} is declared twice",
-                    self.name, i.name
-                ));
-            }
-            for d in &i.shape {
-                match d {
-                    Dim::Size(n) if *n < -1 || *n == 0 => {
-                        return Err(format!(
-                            "model {}: inputs: {:?} has dimension {n}; use a positive size, -1 or a name",
-                            self.name, i.name
-                        ))
-                    }
-                    Dim::Named(s)
-                        if s.is_empty()
-                            || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            || s.starts_with(|c: char| c.is_ascii_digit()) =>
-                    {
-                        return Err(format!(
-                            "model {}: inputs: {:?} has dimension name {s:?}; a name is letters, digits and _ (not starting with a digit)",
-                            self.name, i.name
-                        ))
-                    }
-                    _ => {}
+/// Checks declared input shapes on their own (against the model when it loads): no input
+/// twice, sizes positive or -1, names identifiers.
+pub fn check_input_shapes(model: &str, inputs: &[InputShape]) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for i in inputs {
+        if !names.insert(&i.name) {
+            return Err(format!(
+                "model {model}: inputs: {:?} is declared twice",
+                i.name
+            ));
+        }
+        for d in &i.shape {
+            match d {
+                Dim::Size(n) if *n < -1 || *n == 0 => {
+                    return Err(format!(
+                        "model {model}: inputs: {:?} has dimension {n}; use a positive size, -1 or a name",
+                        i.name
+                    ))
                 }
+                Dim::Named(s)
+                    if s.is_empty()
+                        || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        || s.starts_with(|c: char| c.is_ascii_digit()) =>
+                {
+                    return Err(format!(
+                        "model {model}: inputs: {:?} has dimension name {s:?}; a name is letters, digits and _ (not starting with a digit)",
+                        i.name
+                    ))
+                }
+                _ => {}
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The declared shape of one input: each dimension a size (`3`), a name (`"height"`: free,
@@ -325,7 +324,7 @@ impl ServeConfig {
             }
         }
         for m in &self.models {
-            m.check_inputs()?;
+            check_input_shapes(&m.name, &m.inputs)?;
         }
         if self.limits.plan_cache_size == 0 {
             return Err("limits.plan_cache_size must be at least 1".into());

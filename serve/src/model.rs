@@ -100,13 +100,15 @@ enum Plan {
     },
 }
 
+/// A plan, or why these shapes cannot be planned.
+type Planned = Result<Arc<TypedRunnableModel>, String>;
+
 /// Least-recently-used plans by input shapes, with failures remembered too (a shape that
 /// cannot be planned is refused at once the next time).
 pub struct PlanCache {
     capacity: usize,
     tick: u64,
-    entries:
-        std::collections::HashMap<Vec<Vec<usize>>, (u64, Result<Arc<TypedRunnableModel>, String>)>,
+    entries: std::collections::HashMap<Vec<Vec<usize>>, (u64, Planned)>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -121,14 +123,14 @@ impl PlanCache {
             misses: 0,
         }
     }
-    fn get(&mut self, key: &[Vec<usize>]) -> Option<Result<Arc<TypedRunnableModel>, String>> {
+    fn get(&mut self, key: &[Vec<usize>]) -> Option<Planned> {
         self.tick += 1;
         let tick = self.tick;
         let e = self.entries.get_mut(key)?;
         e.0 = tick;
         Some(e.1.clone())
     }
-    fn put(&mut self, key: Vec<Vec<usize>>, v: Result<Arc<TypedRunnableModel>, String>) {
+    fn put(&mut self, key: Vec<Vec<usize>>, v: Planned) {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
             if let Some(oldest) = self
                 .entries
@@ -290,7 +292,7 @@ impl Model {
                 sig.opset_imports.join(", ")
             )));
         }
-        apply_declared_shapes(&mut sig, &options.inputs).map_err(LoadError::Other)?;
+        apply_declared_shapes(&mut sig.inputs, &options.inputs).map_err(LoadError::Other)?;
         // Symbols: one per free dimension, named as the file (or the declaration) names it;
         // an unnamed leading dimension is the batch, `N`, shared by every input.
         let mut dims = Vec::with_capacity(sig.inputs.len());
@@ -332,27 +334,28 @@ impl Model {
         let free_beyond_batch = dims
             .iter()
             .any(|d| d.iter().skip(1).any(|x| matches!(x, InputDim::Free(..))));
+        // Optimised once with the free dimensions symbolic, when tract can; the device
+        // transform comes after, so that its failure (no CUDA here) is the load's failure and
+        // never mistaken for a model that needs per-shape plans.
         let symbolic = if options.plan_per_shape {
             Err("plan_per_shape is set".to_string())
         } else {
             let m = model.clone();
-            let device = options.device;
             no_panic("optimising the model", move || {
-                let typed = m.into_optimized().map_err(|e| format!("{e:#}"))?;
-                let typed = on_device(typed, device)?;
-                typed.into_runnable().map_err(|e| format!("{e:#}"))
+                m.into_optimized().map_err(|e| format!("{e:#}"))
             })
         };
         let plan = match symbolic {
-            Ok(plan) => {
+            Ok(typed) => {
+                let typed = on_device(typed, options.device).map_err(tract_fail)?;
+                let plan = no_panic("preparing the plan", move || {
+                    typed.into_runnable().map_err(|e| format!("{e:#}"))
+                })
+                .map_err(tract_fail)?;
                 let guarded = guarded_shapes(&plan);
                 Plan::Symbolic { plan, guarded }
             }
             Err(reason) => {
-                if reason.contains("device = \"cuda\"") {
-                    // No CUDA here: planning per shape would only fail later.
-                    return Err(tract_fail(reason));
-                }
                 tracing::info!(model = name, version, reason = %reason, "tract cannot optimise this model with free dimensions; it is planned per input shape");
                 Plan::PerShape {
                     source: Box::new(model),
@@ -528,25 +531,19 @@ impl Model {
         }
         if let Plan::Symbolic { guarded, .. } = &self.plan {
             for (node, shape) in guarded {
-                let mut concrete = Vec::with_capacity(shape.len());
-                for d in shape {
-                    match d.eval(&values).as_i64() {
-                        Some(v) if v < 0 => {
-                            return Err(ServeError::BadRequest(format!(
-                                "input shapes {:?} are too small for this model: {node} would get a dimension of {v}",
-                                inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
-                            )))
-                        }
-                        Some(v) => concrete.push(v as u64),
-                        None => {}
-                    }
-                }
-                if volume(concrete.iter().map(|d| (*d).max(1))) > MAX_ELEMENTS {
-                    return Err(ServeError::BadRequest(format!(
-                        "input shapes {:?} are too large for this model: {node} would have shape {concrete:?}, more than {MAX_ELEMENTS} elements",
-                        inputs.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>()
-                    )));
-                }
+                let concrete: Vec<i64> = shape
+                    .iter()
+                    .filter_map(|d| d.eval(&values).as_i64())
+                    .collect();
+                shape_fits(node, &concrete).map_err(|reason| {
+                    ServeError::BadRequest(format!(
+                        "input shapes {:?} are {reason}",
+                        inputs
+                            .iter()
+                            .map(|t| t.shape().to_vec())
+                            .collect::<Vec<_>>()
+                    ))
+                })?;
             }
         }
         Ok(())
@@ -564,10 +561,16 @@ impl Model {
             } => (source, *device, cache),
         };
         let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+        let cached = {
+            let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let r = c.get(&key);
+            if r.is_some() {
+                c.hits += 1;
+            }
+            r
+        };
         let built = match cached {
             Some(r) => {
-                cache.lock().unwrap_or_else(|p| p.into_inner()).hits += 1;
                 if let Some((hits, _)) = &self.plan_cache_metrics {
                     hits.inc();
                 }
@@ -648,6 +651,20 @@ fn guarded_shapes(plan: &TypedRunnableModel) -> Vec<(String, TVec<TDim>)> {
     out
 }
 
+/// Whether a tensor of `dims` (the known ones) can exist: no negative dimension (an input
+/// too small, say, for a convolution's window) and at most [`MAX_ELEMENTS`] elements.
+fn shape_fits(node: &str, dims: &[i64]) -> Result<(), String> {
+    if let Some(neg) = dims.iter().find(|d| **d < 0) {
+        return Err(format!("too small: {node} would get a dimension of {neg}"));
+    }
+    if volume(dims.iter().map(|d| (*d as u64).max(1))) > MAX_ELEMENTS {
+        return Err(format!(
+            "too large: {node} would have shape {dims:?}, more than {MAX_ELEMENTS} elements"
+        ));
+    }
+    Ok(())
+}
+
 /// Optimises `source` for the concrete shapes of `inputs`, refusing shapes that would make a
 /// dimension negative or a tensor absurdly large.
 fn plan_concrete(
@@ -665,18 +682,8 @@ fn plan_concrete(
         for node in typed.nodes() {
             for o in &node.outputs {
                 let dims: Vec<i64> = o.fact.shape.iter().filter_map(|d| d.as_i64()).collect();
-                if let Some(neg) = dims.iter().find(|d| **d < 0) {
-                    return Err(format!(
-                        "they are too small: node {:?} would get a dimension of {neg}",
-                        node.name
-                    ));
-                }
-                if volume(dims.iter().map(|d| (*d as u64).max(1))) > MAX_ELEMENTS {
-                    return Err(format!(
-                        "they are too large: node {:?} would have shape {dims:?}, more than {MAX_ELEMENTS} elements",
-                        node.name
-                    ));
-                }
+                shape_fits(&format!("node {:?}", node.name), &dims)
+                    .map_err(|reason| format!("they are {reason}"))?;
             }
         }
         let typed = typed.into_optimized().map_err(|e| format!("{e:#}"))?;
@@ -688,13 +695,13 @@ fn plan_concrete(
 /// Applies declared input shapes to the signature: a size pins a free dimension, a name
 /// makes it a named free dimension; a declaration that contradicts the file is refused.
 pub fn apply_declared_shapes(
-    sig: &mut Signature,
+    inputs: &mut [TensorSpec],
     declared: &[crate::config::InputShape],
 ) -> Result<(), String> {
     use crate::config::Dim;
     for d in declared {
-        let Some(spec) = sig.inputs.iter_mut().find(|s| s.name == d.name) else {
-            let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
+        let Some(spec) = inputs.iter_mut().find(|s| s.name == d.name) else {
+            let names: Vec<&str> = inputs.iter().map(|s| s.name.as_str()).collect();
             return Err(format!(
                 "inputs: the model has no input {:?}; its inputs are {names:?}",
                 d.name

@@ -80,7 +80,6 @@ pub const EXTENSIONS: &[&str] = &[
     "statistics",
     "model_configuration",
     "model_repository",
-    "model_repository(unload_dependents)",
     "modelplane_traffic_split",
 ];
 
@@ -102,6 +101,10 @@ async fn server_metadata() -> Json<Value> {
 
 fn auth(app: &App, h: &HeaderMap) -> Result<(), ServeError> {
     app.authorize(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+}
+
+fn admin(app: &App, h: &HeaderMap) -> Result<(), ServeError> {
+    app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
 }
 
 /// Metadata of a model or endpoint, as OIP describes it.
@@ -263,11 +266,7 @@ async fn repository_index(
     req: Request,
 ) -> Result<Json<Value>, ServeError> {
     let (headers, body) = read_body(&app, req).await?;
-    app.authorize_admin(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    admin(&app, &headers)?;
     let b: IndexBody = if body.iter().all(u8::is_ascii_whitespace) {
         IndexBody::default()
     } else {
@@ -301,11 +300,7 @@ async fn repository_load(
     req: Request,
 ) -> Result<Json<Value>, ServeError> {
     let (headers, _) = read_body(&app, req).await?;
-    app.authorize_admin(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    admin(&app, &headers)?;
     app.load_named(&model).await?;
     Ok(Json(json!({})))
 }
@@ -317,11 +312,7 @@ async fn repository_unload(
     req: Request,
 ) -> Result<Json<Value>, ServeError> {
     let (headers, _) = read_body(&app, req).await?;
-    app.authorize_admin(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    admin(&app, &headers)?;
     app.unload_named(&model).await?;
     Ok(Json(json!({})))
 }
@@ -336,7 +327,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn reload(State(app): State<Arc<App>>, h: HeaderMap) -> Result<Json<Value>, ServeError> {
-    app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    admin(&app, &h)?;
     app.reload(None).await.map_err(|e| {
         ServeError::BadRequest(format!(
             "reload failed, still serving the previous configuration: {e}"
@@ -351,7 +342,7 @@ async fn admin_config(
     State(app): State<Arc<App>>,
     h: HeaderMap,
 ) -> Result<Json<Value>, ServeError> {
-    app.authorize_admin(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))?;
+    admin(&app, &h)?;
     Ok(Json(
         serde_json::to_value(&*app.config()).unwrap_or_default(),
     ))

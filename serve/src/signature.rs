@@ -24,7 +24,7 @@ pub struct TensorSpec {
 }
 
 /// What a model file is and what it takes and returns.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     pub sha256: String,
     pub size_bytes: u64,

@@ -607,16 +607,11 @@ impl tfplugin::Resource for ModelVersion {
         plan.opset = Attr::Known(sig.opset);
         if let Some(map) = plan.input_shapes.known() {
             let declared = input_shapes(map);
-            let mut pinned = modelplane_serve::signature::Signature {
-                inputs: plan_inputs.clone(),
-                ..Default::default()
-            };
-            let checked = modelplane_serve::config::ModelConfig {
-                inputs: declared.clone(),
-                ..modelplane_serve::config::ModelConfig::named(plan.name.clone(), None)
-            }
-            .check_inputs()
-            .and_then(|()| modelplane_serve::model::apply_declared_shapes(&mut pinned, &declared));
+            let mut pinned = plan_inputs.clone();
+            let checked = modelplane_serve::config::check_input_shapes(&plan.name, &declared)
+                .and_then(|()| {
+                    modelplane_serve::model::apply_declared_shapes(&mut pinned, &declared)
+                });
             if let Err(e) = checked {
                 ctx.diags.error_at(
                     AttributePath::attr("input_shapes"),
