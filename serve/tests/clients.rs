@@ -18,21 +18,18 @@ async fn standard_oip_clients_work_unmodified() {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
     let mut text = String::new();
     for which in ["triton", "kserve"] {
-        let out = tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(which)
-            .arg(s.http.to_string())
-            .arg(s.grpc.to_string())
-            .arg(fixtures())
-            .output()
-            .await
-            .unwrap();
-        let t = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{which}: {t}");
+        let (ok, t) = common::python(
+            &python,
+            &[
+                script.clone().into_os_string(),
+                which.into(),
+                s.http.to_string().into(),
+                s.grpc.to_string().into(),
+                fixtures().into_os_string(),
+            ],
+        )
+        .await;
+        assert!(ok, "{which}: {t}");
         text.push_str(&t);
     }
     for client in [
@@ -65,24 +62,18 @@ async fn triton_extensions_through_tritonclient() {
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients/triton_extensions.py");
     for which in ["http", "grpc", "http_aio", "grpc_aio"] {
-        let out = tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(which)
-            .arg(s.http.to_string())
-            .arg(s.grpc.to_string())
-            .arg("t0ken")
-            .output()
-            .await
-            .unwrap();
-        let t = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && t.contains(&format!("{which}: ok")),
-            "{which}: {t}"
-        );
+        let (ok, t) = common::python(
+            &python,
+            &[
+                script.clone().into_os_string(),
+                which.into(),
+                s.http.to_string().into(),
+                s.grpc.to_string().into(),
+                "t0ken".into(),
+            ],
+        )
+        .await;
+        assert!(ok && t.contains(&format!("{which}: ok")), "{which}: {t}");
     }
     // The repository calls need the token: without it they are refused.
     let r = reqwest::Client::new()

@@ -32,24 +32,12 @@ async fn onnx_backend_node_cases_pass_or_are_listed() {
         }
         Err(_) => tmp.path().to_path_buf(),
     };
-    let py = |args: &[&str]| {
-        let o = std::process::Command::new(&python)
-            .arg(&script)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        (o.status.success(), text)
-    };
+    let script = script.to_str().unwrap();
     let dir = out.as_path().to_str().unwrap();
-    let (ok, text) = py(&["generate", dir]);
+    let (ok, text) = common::python(&python, &[script, "generate", dir]).await;
     assert!(ok, "{text}");
     eprintln!("{text}");
-    let (ok, text) = py(&["ort", dir]);
+    let (ok, text) = common::python(&python, &[script, "ort", dir]).await;
     assert!(ok, "{text}");
     let mut names: Vec<String> = std::fs::read_dir(out.as_path().join("repo"))
         .unwrap()
@@ -65,26 +53,16 @@ async fn onnx_backend_node_cases_pass_or_are_listed() {
     cfg.limits.request_timeout_ms = 120_000;
     let s = start(cfg).await;
     let http = s.http.to_string();
-    let (dir2, python2, script2) = (dir.to_string(), python.clone(), script.clone());
-    // The check is a client of this process's server: run it off the runtime's threads.
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python2)
-            .arg(&script2)
-            .args(["check", &dir2, &http])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    // The check is a client of this process's server, awaited without blocking it.
+    let (ok, text) = common::python(&python, &[script, "check", dir, &http]).await;
+    assert!(ok, "{text}");
     eprintln!("{text}");
     let expected = here.join("expected_failures.txt");
-    let (ok, text) = py(&["compare", dir, expected.to_str().unwrap()]);
+    let (ok, text) = common::python(
+        &python,
+        &[script, "compare", dir, expected.to_str().unwrap()],
+    )
+    .await;
     eprintln!("{text}");
     assert!(
         ok,

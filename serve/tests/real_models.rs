@@ -24,17 +24,12 @@ async fn real_models_from_pypi_packages_match_onnxruntime() {
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/realmodels/real_models.py");
     let repo = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg("repo")
-        .arg(repo.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = common::python(
+        &python,
+        &[script.as_os_str(), "repo".as_ref(), repo.path().as_os_str()],
+    )
+    .await;
+    assert!(ok, "{text}");
     let mut cfg = config(repo.path().to_str().unwrap());
     cfg.models = MODELS
         .iter()
@@ -50,22 +45,20 @@ async fn real_models_from_pypi_packages_match_onnxruntime() {
             "{m} is expected to need per-shape plans"
         );
     }
-    let out = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg("check")
-        .arg(s.http.to_string())
-        .arg(s.grpc.to_string())
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (http, grpc) = (s.http.to_string(), s.grpc.to_string());
+    let (ok, text) = common::python(
+        &python,
+        &[
+            script.as_os_str(),
+            "check".as_ref(),
+            http.as_ref(),
+            grpc.as_ref(),
+        ],
+    )
+    .await;
     eprintln!("{text}");
     assert!(
-        out.status.success() && text.contains("all 15 requests match onnxruntime"),
+        ok && text.contains("all 15 requests match onnxruntime"),
         "{text}"
     );
     // One plan per distinct shape, reused by the other transports: the recognition model

@@ -114,3 +114,19 @@ pub fn as_f64s(v: &serde_json::Value) -> Vec<f64> {
         .map(|x| x.as_f64().unwrap())
         .collect()
 }
+
+/// Runs a Python script (a stock client, a reference) and returns whether it succeeded and
+/// what it printed, stdout then stderr.
+pub async fn python<S: AsRef<std::ffi::OsStr>>(python: &str, args: &[S]) -> (bool, String) {
+    let out = tokio::process::Command::new(python)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
