@@ -14,9 +14,10 @@
 //! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/model.rs` |
 //! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` | `tests/model_signature.rs` |
 //!
-//! Behind them: [`platforms`] (where endpoints run), [`stores`] (where versions live),
-//! [`local_endpoint`] (the supervised server processes of the `local` platform) and
-//! [`monitoring`] (rules, routes and dashboards, and the managed Prometheus and Alertmanager).
+//! Behind them: [`ids`] (the IDs resources hand each other), [`platforms`] (where clusters and
+//! endpoints run, one module per platform behind one trait), [`stores`] (where versions live,
+//! one module per backend behind one trait) and [`monitoring`] (rules, routes and dashboards,
+//! and the managed Prometheus and Alertmanager).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -26,12 +27,11 @@ use tfplugin::{
 };
 
 pub mod data_sources;
-pub mod local_endpoint;
+pub mod ids;
 pub mod monitoring;
 pub mod platforms;
 pub mod registry;
 pub mod resources;
-pub mod servers;
 pub mod stores;
 
 /// The provider's registry address.
@@ -39,78 +39,92 @@ pub const ADDRESS: &str = "registry.terraform.io/modelplane/modelplane";
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Settings from the `provider "modelplane"` block, shared by every resource.
+/// Settings from the `provider "modelplane"` block, handed as values to the platforms and
+/// stores that use them (nothing is kept in a process-global).
 #[derive(Clone, Debug, Default)]
 pub struct ProviderConfig {
     pub terraform_version: String,
-    /// `local.state_dir`: where the local platform keeps endpoint state.
-    pub local_state_dir: Option<String>,
-    /// The `kubernetes` block: how to reach the API server.
-    pub kubernetes: platforms::kubernetes::Connection,
+    /// The `local` block.
+    pub local: LocalSettings,
+    /// The `kubernetes` block: how `kubernetes` clusters are reached.
+    pub kubernetes: platforms::kubernetes::KubeTarget,
+    /// The `aws` block.
+    pub aws: AwsSettings,
+    /// The `azure` block.
+    pub azure: AzureSettings,
 }
 
-/// Why a resource reaches the `kubernetes` platform, which decides what failing to means.
-#[derive(Clone, Copy, Debug)]
-pub enum Reach {
-    /// To change something: failing is an error.
-    Change,
-    /// To refresh: failing is a warning, and the state stays as it was.
-    Refresh,
+/// The `local` block.
+#[derive(Clone, Debug, Default)]
+pub struct LocalSettings {
+    /// Where the local platform keeps endpoint state.
+    pub state_dir: Option<String>,
 }
 
-/// A client for the `kubernetes` platform, from the provider's `kubernetes` block, and the API
-/// server's URL. When there is none, the reason goes into `diags` as [`Reach`] says.
-pub async fn kube_connect(
-    config: &OnceLock<ProviderConfig>,
-    reach: Reach,
-    diags: &mut Diagnostics,
-) -> Option<(kube::Client, String)> {
-    let unset = platforms::kubernetes::Connection::default();
-    let conn = config.get().map_or(&unset, |c| &c.kubernetes);
-    match conn.connect().await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            match reach {
-                Reach::Change => diags.error("Cannot reach the cluster", e),
-                Reach::Refresh => diags.warning(
-                    "Cannot reach the cluster",
-                    format!("{e}. The state is kept as it was."),
-                ),
-            }
-            None
-        }
+/// The `aws` block; credentials come from the AWS default chain.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// The `azure` block; credentials come from the Azure identity chain.
+#[derive(Clone, Default)]
+pub struct AzureSettings {
+    pub subscription_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub storage_account_key: Option<String>,
+}
+
+impl std::fmt::Debug for AzureSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureSettings")
+            .field("subscription_id", &self.subscription_id)
+            .field("tenant_id", &self.tenant_id)
+            .field(
+                "storage_account_key",
+                &self.storage_account_key.as_ref().map(|_| "(sensitive)"),
+            )
+            .finish()
     }
-}
-
-/// Deletes the objects a resource recorded in state (its `objects`); the cluster is not
-/// contacted when none are recorded. A failure is an error under `summary`.
-pub async fn kube_delete_recorded(
-    config: &OnceLock<ProviderConfig>,
-    recorded: Option<&Vec<String>>,
-    summary: &str,
-    diags: &mut Diagnostics,
-) {
-    let unset = platforms::kubernetes::Connection::default();
-    let conn = config.get().map_or(&unset, |c| &c.kubernetes);
-    if let Err(e) = platforms::kubernetes::objects::delete_recorded(conn, recorded).await {
-        diags.error(summary, e);
-    }
-}
-
-/// [`kube_connect`] without the URL.
-pub async fn kube_client(
-    config: &OnceLock<ProviderConfig>,
-    reach: Reach,
-    diags: &mut Diagnostics,
-) -> Option<kube::Client> {
-    kube_connect(config, reach, diags).await.map(|(c, _)| c)
 }
 
 impl ProviderConfig {
+    /// The provider's configuration, or the defaults before it is configured (validation).
+    pub fn of(config: &OnceLock<ProviderConfig>) -> ProviderConfig {
+        config.get().cloned().unwrap_or_default()
+    }
+
+    /// How this provider reaches object stores.
+    pub fn stores(&self) -> stores::Connection {
+        stores::Connection {
+            auth: modelplane_serve::objects::Auth {
+                aws_profile: self.aws.profile.clone(),
+                azure_account_key: self.azure.storage_account_key.clone(),
+            },
+            aws_region: self.aws.region.clone(),
+            aws_endpoint: self.aws.endpoint_url.clone(),
+        }
+    }
+
+    /// Environment a server on this machine needs to reach its store with this provider's
+    /// credentials.
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(p) = &self.aws.profile {
+            env.push(("AWS_PROFILE".to_string(), p.clone()));
+        }
+        if let Some(k) = &self.azure.storage_account_key {
+            env.push(("AZURE_STORAGE_KEY".to_string(), k.clone()));
+        }
+        env
+    }
+
     /// Where the local platform keeps its state: `local.state_dir`, else
     /// `$XDG_STATE_HOME/modelplane`, else `~/.local/state/modelplane`.
     pub fn state_dir(&self) -> PathBuf {
-        if let Some(d) = &self.local_state_dir {
+        if let Some(d) = &self.local.state_dir {
             return PathBuf::from(absolute(d));
         }
         if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
@@ -275,14 +289,6 @@ impl tfplugin::Provider for Modelplane {
                 .get_path::<String>(&tfplugin::AttributePath::attr(block).then_attr(attr), diags)
                 .into_known()
         };
-        stores::set_connection(stores::Connection {
-            auth: modelplane_serve::objects::Auth {
-                aws_profile: get("aws", "profile", diags),
-                azure_account_key: get("azure", "storage_account_key", diags),
-            },
-            aws_region: get("aws", "region", diags),
-            aws_endpoint: get("aws", "endpoint_url", diags),
-        });
         let flag = |attr: &str, diags: &mut Diagnostics| {
             config
                 .get_path::<bool>(
@@ -310,8 +316,20 @@ impl tfplugin::Provider for Modelplane {
         }
         let _ = self.config.set(ProviderConfig {
             terraform_version: terraform_version.to_string(),
-            local_state_dir,
-            kubernetes,
+            local: LocalSettings {
+                state_dir: local_state_dir,
+            },
+            kubernetes: platforms::kubernetes::KubeTarget::Config(kubernetes),
+            aws: AwsSettings {
+                region: get("aws", "region", diags),
+                profile: get("aws", "profile", diags),
+                endpoint_url: get("aws", "endpoint_url", diags),
+            },
+            azure: AzureSettings {
+                subscription_id: get("azure", "subscription_id", diags),
+                tenant_id: get("azure", "tenant_id", diags),
+                storage_account_key: get("azure", "storage_account_key", diags),
+            },
         });
     }
 
@@ -323,7 +341,9 @@ impl tfplugin::Provider for Modelplane {
             tfplugin::resource(resources::model_store::ModelStore {
                 config: self.config.clone(),
             }),
-            tfplugin::resource(resources::model::ModelVersion),
+            tfplugin::resource(resources::model::ModelVersion {
+                config: self.config.clone(),
+            }),
             tfplugin::resource(resources::endpoint::Endpoint {
                 config: self.config.clone(),
             }),
@@ -338,7 +358,9 @@ impl tfplugin::Provider for Modelplane {
         vec![
             tfplugin::data_source(data_sources::model_signature::ModelSignature),
             tfplugin::data_source(data_sources::gpu_inventory::GpuInventory),
-            tfplugin::data_source(data_sources::models::Models),
+            tfplugin::data_source(data_sources::models::Models {
+                config: self.config.clone(),
+            }),
         ]
     }
 }

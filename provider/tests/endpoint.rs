@@ -143,7 +143,7 @@ fn pid_is(
 ) -> tfplugin::acctest::Check {
     let dir = l.path();
     check(move |_| {
-        let p = modelplane_provider::local_endpoint::Dir::new(&dir, endpoint)
+        let p = modelplane_provider::platforms::local::process::Dir::new(&dir, endpoint)
             .process()
             .ok_or("no process.json")?;
         if !p.alive() {
@@ -169,7 +169,7 @@ fn pid_is(
 }
 
 fn start_alive(pid: i32) -> bool {
-    modelplane_provider::local_endpoint::start_time(pid).is_some()
+    modelplane_provider::platforms::local::process::start_time(pid).is_some()
 }
 
 /// Sends inference requests in a loop until stopped; counts successes and failures.
@@ -286,7 +286,7 @@ fn endpoint_lifecycle() {
             check_destroy: Some({
                 let d = l.path();
                 check(move |_| {
-                    let left = modelplane_provider::local_endpoint::processes_under(&d);
+                    let left = modelplane_provider::platforms::local::process::processes_under(&d);
                     if left.is_empty() { Ok(()) } else { Err(format!("servers left after destroy: {left:?}")) }
                 })
             }),
@@ -309,7 +309,7 @@ fn endpoint_drift_is_repaired() {
                 // The server dies: refresh sees it stopped, the plan starts it again.
                 Step::new(config.clone())
                     .pre(move |_| {
-                        let p = modelplane_provider::local_endpoint::Dir::new(&d1, "iris")
+                        let p = modelplane_provider::platforms::local::process::Dir::new(&d1, "iris")
                             .process()
                             .unwrap();
                         unsafe { libc::kill(p.pid, libc::SIGKILL) };
@@ -327,7 +327,7 @@ fn endpoint_drift_is_repaired() {
                 // Someone changes the split on the server: the plan puts it back.
                 Step::new(config)
                     .pre(move |_| {
-                        let dir = modelplane_provider::local_endpoint::Dir::new(&d2, "iris");
+                        let dir = modelplane_provider::platforms::local::process::Dir::new(&d2, "iris");
                         let mut cfg: serde_json::Value = dir.read_json("config.json").unwrap();
                         cfg["endpoints"][0]["variants"][0]["weight"] = 0.into();
                         cfg["endpoints"][0]["variants"][1]["weight"] = 100.into();
@@ -428,7 +428,7 @@ fn endpoint_slo_miss_on_create_leaves_nothing() {
                 Step::new(base(&l)),
                 Step::new(bad).expect_error("Benchmark failed: the endpoint was not created(.|\\n)*SLO missed: p99 [0-9.]+ ms > required"),
                 Step::new(base(&l)).pre(move |_| {
-                    assert!(modelplane_provider::local_endpoint::processes_under(&dir).is_empty(), "a server is left running");
+                    assert!(modelplane_provider::platforms::local::process::processes_under(&dir).is_empty(), "a server is left running");
                     assert!(!dir.join("endpoints/iris").exists(), "the state folder is left");
                 }),
             ],
@@ -453,7 +453,7 @@ fn endpoint_start_failure_shows_the_log() {
                 Step::new(endpoint(&l, "iris", 90, 10, &format!("  port = {port}\n")))
                     .expect_error(&format!("The endpoint did not start(.|\\n)*exited before it was ready(.|\\n)*server.log(.|\\n)*binding 127.0.0.1:{port}")),
                 Step::new(base(&l)).pre(move |_| {
-                    assert!(modelplane_provider::local_endpoint::processes_under(&dir).is_empty(), "a server is left running");
+                    assert!(modelplane_provider::platforms::local::process::processes_under(&dir).is_empty(), "a server is left running");
                     assert!(!dir.join("endpoints/iris").exists(), "the state folder is left");
                 }),
             ],

@@ -462,7 +462,7 @@ fn monitor_drift_accuracy_and_latency_alerts_reach_the_webhook() {
             check_destroy: Some(check({
                 let p = state.clone();
                 move |_| {
-                    let left = modelplane_provider::local_endpoint::processes_mentioning(
+                    let left = modelplane_provider::platforms::local::process::processes_mentioning(
                         &p.join("monitors"),
                     );
                     if !left.is_empty() {
@@ -482,8 +482,8 @@ fn monitor_drift_accuracy_and_latency_alerts_reach_the_webhook() {
 }
 
 /// The pid of the managed Prometheus.
-fn prometheus_pid(state: &Path) -> Option<modelplane_provider::local_endpoint::Proc> {
-    modelplane_provider::local_endpoint::Dir(state.join("monitors/iris"))
+fn prometheus_pid(state: &Path) -> Option<modelplane_provider::platforms::local::process::Proc> {
+    modelplane_provider::platforms::local::process::Dir(state.join("monitors/iris"))
         .read_json("prometheus.json")
 }
 
@@ -602,7 +602,7 @@ fn monitor_lifecycle() {
             check_destroy: Some(check({
                 let p = l.path();
                 move |_| {
-                    let left = modelplane_provider::local_endpoint::processes_mentioning(
+                    let left = modelplane_provider::platforms::local::process::processes_mentioning(
                         &p.join("monitors"),
                     );
                     if left.is_empty() {
@@ -739,7 +739,7 @@ fn monitor_on_an_existing_prometheus() {
                             ));
                         }
                         scrapes_endpoint(&url)?;
-                        if !modelplane_provider::local_endpoint::processes_mentioning(
+                        if !modelplane_provider::platforms::local::process::processes_mentioning(
                             &st.join("monitors"),
                         )
                         .is_empty()

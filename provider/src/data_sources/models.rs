@@ -6,7 +6,9 @@ use tfplugin::{Attr, Attribute, AttributePath, Block, Ctx, Nesting, Schema, Type
 
 use crate::stores;
 
-pub struct Models;
+pub struct Models {
+    pub config: std::sync::Arc<std::sync::OnceLock<crate::ProviderConfig>>,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Version {
@@ -108,7 +110,7 @@ impl tfplugin::DataSource for Models {
     }
 
     async fn read(&self, mut m: Model, ctx: &mut Ctx) -> Option<Model> {
-        let store = match stores::open(&m.store) {
+        let store = match stores::open(&m.store, &crate::ProviderConfig::of(&self.config).stores()) {
             Ok(s) => s,
             Err(e) => {
                 ctx.diags
@@ -147,7 +149,7 @@ impl tfplugin::DataSource for Models {
             let j: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             let report = &j["validation"]["report"];
             versions.push(Version {
-                id: stores::version_id(&store.uri(), &name, &version),
+                id: crate::ids::VersionId::new(&store.uri(), &name, &version).to_string(),
                 sha256: j["sha256"].as_str().unwrap_or_default().to_string(),
                 size_bytes: j["size_bytes"].as_i64().unwrap_or(0),
                 created_at: j["created_at"].as_str().map(String::from),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{yaml, Spec};
-use crate::local_endpoint::{self as le, Dir, NotReady, Proc};
+use crate::platforms::local::process::{self as le, Dir, NotReady, Proc};
 
 /// How long each process may take to answer `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,50 +1,446 @@
-//! Platforms: where clusters and endpoints run. A cluster ID is `PLATFORM/NAME`, so every
-//! resource that takes a `cluster` knows the platform from the ID alone.
+//! Platforms: where clusters and endpoints run. A cluster ID is `PLATFORM/NAME`
+//! ([`crate::ids::ClusterId`]), and [`resolve`] turns it and the provider's configuration into
+//! the [`Platform`] that serves it; resources only ever talk to the trait.
 //!
-//! | platform | module | status |
-//! |---|---|---|
-//! | `local` | [`local`] | this machine: endpoints are supervised server processes |
-//! | `container` | [`container`] | this host's podman or docker: endpoints are containers of the bundled image |
-//! | `kubernetes` | [`kubernetes`] | an existing cluster: GPU partitions, endpoints as Deployments |
-//! | `aws`, `azure` | — | not in this version; refused at plan with a clear error |
+//! | platform | module | what a cluster is | what an endpoint is |
+//! |---|---|---|---|
+//! | `local` | [`local`] | this machine | a supervised server process |
+//! | `container` | [`container`] | this host's podman or docker | a container of the bundled image |
+//! | `kubernetes` | [`kubernetes`] | an existing cluster, with GPU partitions | a Deployment, Service, … |
+//! | `aws`, `azure` | — | not in this version; refused at plan with a clear error | |
+//!
+//! A new platform is one module here, one arm in [`resolve`], and one fixture in the
+//! provider's scenario suite (`provider/tests/scenarios.rs`). What every platform shares —
+//! deploy, wait until ready, benchmark, roll back on a miss — is written once, in
+//! [`rollout`].
+
+use modelplane_serve::config::ServeConfig;
+use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics};
+
+use crate::ids::{ClusterId, PlatformKind};
+use crate::ProviderConfig;
 
 pub mod container;
 pub mod kubernetes;
 pub mod local;
+pub mod rollout;
 
-/// Every platform name the schema accepts.
-pub const ALL: &[&str] = &["local", "container", "kubernetes", "aws", "azure"];
-/// The platforms this version can manage.
-pub const AVAILABLE: &[&str] = &["local", "container", "kubernetes"];
-
-/// Why a platform cannot be used, or `None` when it can.
-pub fn unavailable(platform: &str) -> Option<String> {
-    if AVAILABLE.contains(&platform) {
-        return None;
-    }
-    if ALL.contains(&platform) {
-        return Some(format!(
-            "platform {platform:?} is not available in this version of the provider; available: {}",
-            AVAILABLE
-                .iter()
-                .map(|p| format!("{p:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    Some(format!(
-        "unknown platform {platform:?}; use one of {}",
-        ALL.iter()
-            .map(|p| format!("{p:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+/// What went wrong on a platform, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The platform is not in this version of the provider.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The platform's control plane cannot be reached (no credentials, no network).
+    #[error("{0}")]
+    Unreachable(String),
+    /// A value of the configuration the platform cannot use; `attribute` names it.
+    #[error("{message}")]
+    Invalid {
+        attribute: AttributePath,
+        message: String,
+    },
+    /// A refusal with its own summary, at an attribute where one is to blame.
+    #[error("{message}")]
+    Refused {
+        attribute: Option<AttributePath>,
+        summary: String,
+        message: String,
+    },
+    /// Anything else the platform refused or failed at.
+    #[error("{0}")]
+    Failed(String),
 }
 
-/// Splits a cluster ID (`PLATFORM/NAME`).
-pub fn parse_cluster_id(id: &str) -> Result<(String, String), String> {
-    match id.split_once('/') {
-        Some((p, n)) if !p.is_empty() && !n.is_empty() && !n.contains('/') => Ok((p.to_string(), n.to_string())),
-        _ => Err(format!("{id:?} is not a cluster ID; use the `id` of a modelplane_gpu_cluster (PLATFORM/NAME, e.g. \"local/inference\")")),
+impl PlatformError {
+    /// The one conversion into diagnostics: an error under `summary`, at the attribute the
+    /// error names.
+    pub fn report(&self, summary: &str, diags: &mut Diagnostics) {
+        match self {
+            PlatformError::Invalid { attribute, message } => {
+                diags.error_at(attribute.clone(), summary, message.clone())
+            }
+            PlatformError::Refused {
+                attribute: Some(at),
+                summary,
+                message,
+            } => diags.error_at(at.clone(), summary.clone(), message.clone()),
+            PlatformError::Refused {
+                attribute: None,
+                summary,
+                message,
+            } => diags.error(summary.clone(), message.clone()),
+            PlatformError::Unreachable(e) => diags.error("Cannot reach the cluster", e.clone()),
+            other => diags.error(summary, other.to_string()),
+        }
+    }
+}
+
+impl From<String> for PlatformError {
+    fn from(s: String) -> Self {
+        PlatformError::Failed(s)
+    }
+}
+
+impl From<std::io::Error> for PlatformError {
+    fn from(e: std::io::Error) -> Self {
+        PlatformError::Failed(e.to_string())
+    }
+}
+
+/// The platforms this version can manage.
+pub const AVAILABLE: &[PlatformKind] = &[
+    PlatformKind::Local,
+    PlatformKind::Container,
+    PlatformKind::Kubernetes,
+];
+
+/// The platform of a cluster, connected through the provider's configuration. Nothing is
+/// contacted until a method needs it, so resolving is cheap and works at validation, before
+/// the provider is configured. This is the only place that matches on the platform kind.
+pub fn resolve(
+    cluster: &ClusterId,
+    config: &ProviderConfig,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    Ok(match cluster.platform {
+        PlatformKind::Local => Box::new(local::host(cluster.clone(), config)),
+        PlatformKind::Container => Box::new(container::host(cluster.clone(), config)),
+        PlatformKind::Kubernetes => {
+            Box::new(kubernetes::Kubernetes::new(cluster.clone(), config))
+        }
+        PlatformKind::Aws | PlatformKind::Azure => {
+            return Err(PlatformError::Unavailable(format!(
+                "platform {:?} is not available in this version of the provider; available: {}",
+                cluster.platform.as_str(),
+                AVAILABLE
+                    .iter()
+                    .map(|p| format!("{:?}", p.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    })
+}
+
+/// [`resolve`] from the text of a cluster ID or a `platform` attribute.
+pub fn resolve_str(
+    cluster: &str,
+    config: &ProviderConfig,
+) -> Result<Box<dyn Platform>, PlatformError> {
+    let id: ClusterId = cluster
+        .parse()
+        .map_err(|e: crate::ids::IdError| PlatformError::Unavailable(e.to_string()))?;
+    resolve(&id, config)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+
+/// What a `modelplane_gpu_cluster` asks of its platform.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub engine: Option<String>,
+    /// GPUs per node of each declared node pool, in order (`None` where not given).
+    pub pool_gpus: Vec<Option<i64>>,
+    /// Pool names, in the same order.
+    pub pool_names: Vec<String>,
+    pub partitions: Vec<kubernetes::partitions::Partition>,
+}
+
+/// What a platform reports of a cluster.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterFacts {
+    pub hostname: String,
+    pub cpus: i64,
+    pub memory_bytes: i64,
+    pub gpus: Vec<local::Gpu>,
+    pub engine: Option<String>,
+    pub engine_version: Option<String>,
+    pub nodes: Option<Vec<kubernetes::partitions::NodeInventory>>,
+    pub objects: Option<Vec<String>>,
+}
+
+/// A recorded partition as refresh finds it.
+#[derive(Clone, Debug)]
+pub enum PartitionSeen {
+    /// Its namespace is gone: the plan creates it again.
+    Gone,
+    Seen(kubernetes::partitions::Partition),
+    /// It could not be read (a warning says why); the state keeps it.
+    Unknown,
+}
+
+/// The computed attributes of a cluster that a platform plans.
+pub struct ClusterPlan<'a> {
+    pub engine: &'a mut Attr<String>,
+    pub engine_version: &'a mut Attr<String>,
+    pub nodes: &'a mut Attr<Vec<kubernetes::partitions::NodeInventory>>,
+    pub objects: &'a mut Attr<Vec<String>>,
+    /// Whether the declared partitions differ from the prior state's (always on create).
+    pub partitions_changed: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+/// What an endpoint asks of its platform, in no platform's terms.
+#[derive(Clone, Debug)]
+pub struct EndpointSpec {
+    pub name: String,
+    /// What the server serves: models, split, shadow, batching, limits, statistics windows.
+    /// The platform sets where it listens, where its token and cache are.
+    pub serve: ServeConfig,
+    pub token: String,
+    /// REST and gRPC ports: `None` lets the platform choose.
+    pub port: Option<u16>,
+    pub grpc_port: Option<u16>,
+    pub image: Option<String>,
+    pub container: Option<container::Settings>,
+    pub kubernetes: Option<kubernetes::workload::Settings>,
+    /// What the resource keeps beside the deployment for import (written with
+    /// [`Platform::record`], read back by [`Platform::import_endpoint`]).
+    pub record: serde_json::Value,
+}
+
+/// Where a deployed endpoint answers, and what it is made of.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Deployment {
+    pub port: u16,
+    pub grpc_port: u16,
+    pub url: String,
+    pub grpc_address: String,
+    /// The digest-pinned image it runs, where it runs one.
+    pub running_image: Option<String>,
+    /// Every object written for it, where the platform writes objects.
+    pub objects: Option<Vec<String>>,
+    /// The state folder and token file, where they are on this machine.
+    pub state_path: Option<String>,
+    pub token_file: Option<String>,
+}
+
+/// What the previous apply left, for an update.
+#[derive(Clone, Debug)]
+pub struct Previous {
+    /// The previous configuration, when it can still be rendered.
+    pub spec: Option<EndpointSpec>,
+    pub deployment: Deployment,
+    /// Refresh found it not serving (`stopped`, `unreachable`, `missing`, `drifted`): it is
+    /// replaced, not reloaded.
+    pub serving: bool,
+}
+
+/// An endpoint as refresh finds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    /// Nothing of it is left, nothing recorded: it leaves the state.
+    Gone,
+    /// Its server or Deployment is gone, the rest is there: the plan starts it again.
+    Missing,
+    /// Its server is dead: the plan starts it again.
+    Stopped,
+    /// Its server runs but does not answer (why); the plan replaces it.
+    Unreachable(String),
+    Running(Box<Running>),
+}
+
+/// A running endpoint, as observed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Running {
+    /// The configuration it serves, with the store named as this machine names it.
+    pub serves: Option<ServeConfig>,
+    pub running_image: Option<String>,
+    /// Some object written for it is gone or changed.
+    pub drifted: bool,
+    /// Its token, where the platform keeps it readable (to notice a changed token).
+    pub token: Option<String>,
+}
+
+/// An endpoint found by import.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub serves: ServeConfig,
+    pub deployment: Deployment,
+    pub image: Option<String>,
+    pub kubernetes: Option<kubernetes::workload::Settings>,
+    pub token: Option<String>,
+    /// What the resource recorded with [`Platform::record`], where the platform keeps it.
+    pub record: Option<serde_json::Value>,
+}
+
+/// The computed attributes of an endpoint that a platform plans, and what they depend on.
+#[derive(Clone, Debug)]
+pub struct EndpointPlan {
+    pub name: String,
+    pub port: Attr<i64>,
+    pub grpc_port: Attr<i64>,
+    pub url: Attr<String>,
+    pub grpc_address: Attr<String>,
+    pub state_path: Attr<String>,
+    pub token_file: Attr<String>,
+    pub running_image: Attr<String>,
+    pub objects: Attr<Vec<String>>,
+    pub image: Option<String>,
+    pub container: Option<container::Settings>,
+    pub kubernetes: Option<kubernetes::workload::Settings>,
+    /// Whether the endpoint serves (status `running`).
+    pub serving: bool,
+    /// What it serves: the split, the shadow and the token's fingerprint, as one value that
+    /// changes when any of them does.
+    pub served: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitors
+
+/// Where a monitor of an endpoint on this platform runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorHost {
+    /// On this machine: a managed Prometheus and Alertmanager, or files for an existing one.
+    ThisMachine,
+    /// In the cluster, as objects next to the endpoint ([`Platform::apply_monitor`]).
+    Cluster,
+    /// Monitors are not supported here yet.
+    Unsupported,
+}
+
+/// What a monitor writes into a cluster.
+#[derive(Clone, Debug)]
+pub struct MonitorObjects {
+    pub endpoint: String,
+    /// Prometheus rule groups (`{"groups": [...]}`).
+    pub rules: serde_json::Value,
+    pub alertmanager: Option<String>,
+    pub scrape_interval: String,
+}
+
+/// A platform: clusters, endpoints and monitors on it. Every method has the resource's
+/// semantics: `converge_*` creates or updates to match, `observe_*` is refresh, `remove_*`
+/// is destroy, `import_*` is import.
+#[tfplugin::async_trait]
+pub trait Platform: Send + Sync {
+    fn cluster(&self) -> &ClusterId;
+
+    // --- clusters
+
+    /// Plan-time checks of a cluster's platform-specific attributes and blocks.
+    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics);
+    /// Plans the computed attributes of a cluster.
+    fn plan_cluster(&self, plan: ClusterPlan<'_>);
+    /// Creates or updates the cluster; `before` lists the objects the state records. On an
+    /// error, what was written comes back with it, so the state records it.
+    async fn converge_cluster(
+        &self,
+        spec: &ClusterSpec,
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)>;
+    /// Refresh: the facts, and each recorded partition as found. `Err` means unreachable:
+    /// the state stays as it was.
+    async fn observe_cluster(
+        &self,
+        spec: &ClusterSpec,
+        diags: &mut Diagnostics,
+    ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError>;
+    async fn remove_cluster(&self, objects: Option<&Vec<String>>) -> Result<(), PlatformError>;
+    /// The partitions an existing cluster has, and the objects that make them.
+    async fn import_cluster(
+        &self,
+    ) -> Result<(Vec<kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError>;
+
+    // --- endpoints
+
+    /// Plan-time checks of an endpoint's platform-specific attributes and blocks (`image`,
+    /// `container`, `kubernetes`).
+    fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics);
+    /// Plans the computed attributes of an endpoint. `config` is the endpoint's
+    /// configuration (to tell unset ports from computed ones).
+    fn plan_endpoint(
+        &self,
+        prior: Option<&EndpointPlan>,
+        plan: &mut EndpointPlan,
+        config: &Config,
+        diags: &mut Diagnostics,
+    );
+    /// Whether an endpoint of this name exists on the platform that the state does not
+    /// record, with what to do about it; called before a create.
+    async fn claimed(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// The token the deployed endpoint uses, to keep it across an update.
+    async fn endpoint_token(&self, name: &str, recorded: &Deployment) -> Option<String>;
+    /// Deploys `spec` (over `previous`, on an update) and waits until it is ready. What comes
+    /// back can always put back what was there before; see [`rollout`].
+    async fn deploy(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut Ctx,
+    ) -> rollout::Rollout;
+    /// Keeps the resource's record beside the deployment (for import); `ready` marks an
+    /// endpoint whose create finished.
+    async fn record(&self, _name: &str, _record: &serde_json::Value) {}
+    async fn observe_endpoint(
+        &self,
+        name: &str,
+        recorded: &Deployment,
+    ) -> Result<Observed, PlatformError>;
+    async fn remove_endpoint(&self, name: &str, recorded: &Deployment)
+        -> Result<(), PlatformError>;
+    async fn import_endpoint(&self, name: &str) -> Result<Imported, PlatformError>;
+
+    // --- monitors
+
+    fn monitor_host(&self) -> MonitorHost {
+        MonitorHost::Unsupported
+    }
+    /// Plan-time checks of a monitor's platform-specific settings.
+    fn validate_monitor(&self, _config: &Config, _diags: &mut Diagnostics) {}
+    /// Writes a monitor's objects next to its endpoint ([`MonitorHost::Cluster`]); returns
+    /// what is written, also on an error.
+    async fn apply_monitor(
+        &self,
+        _spec: &MonitorObjects,
+        _before: &[String],
+        _diags: &mut Diagnostics,
+    ) -> Result<Vec<String>, (PlatformError, Vec<String>)> {
+        Err((
+            PlatformError::Unavailable("monitors do not run in this platform's clusters".into()),
+            Vec::new(),
+        ))
+    }
+    /// Whether every recorded object of a monitor is still there.
+    async fn monitor_intact(&self, _objects: &[String]) -> Result<bool, PlatformError> {
+        Ok(true)
+    }
+    async fn remove_objects(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        Ok(())
+    }
+}
+
+/// The settings of a platform-specific block that does not belong on `here`.
+pub(crate) fn not_used_here(
+    config: &Config,
+    block: &str,
+    here: &str,
+    why: &str,
+    diags: &mut Diagnostics,
+) {
+    if !config.elements(block).is_empty() {
+        diags.error_at(
+            AttributePath::attr(block),
+            format!("Not used on {here}"),
+            why.to_string(),
+        );
+    }
+}
+
+/// Counts of what an inventory holds, for [`ClusterFacts`].
+pub(crate) fn this_machine(inv: local::Inventory) -> ClusterFacts {
+    ClusterFacts {
+        hostname: inv.hostname,
+        cpus: inv.cpus,
+        memory_bytes: inv.memory_bytes,
+        gpus: inv.gpus,
+        ..Default::default()
     }
 }

@@ -13,14 +13,15 @@ use tfplugin::{
     PathStep, Schema, Type,
 };
 
-use crate::platforms::kubernetes::{self as k8s, objects, partitions};
-use crate::platforms::{self, container, local::Gpu};
+use crate::ids::{ClusterId, IdError, PlatformKind};
+use crate::platforms::kubernetes::{self as k8s, partitions};
+use crate::platforms::{self, local::Gpu, ClusterFacts, ClusterPlan, ClusterSpec, PartitionSeen, Platform};
 
 pub struct GpuCluster {
     pub config: std::sync::Arc<std::sync::OnceLock<crate::ProviderConfig>>,
 }
 
-pub const PURPOSES: &[&str] = &["dev", "training", "inference"];
+pub use partitions::PURPOSES;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NodePool {
@@ -152,31 +153,86 @@ fn node_pool_block() -> NestedBlock {
     )
 }
 
-fn fill(mut m: Model, inv: platforms::local::Inventory) -> Model {
+/// Writes what the platform reports into the state.
+fn fill(m: &mut Model, f: ClusterFacts) {
     m.id = Attr::Known(format!("{}/{}", m.platform, m.name));
-    m.nodes = Attr::Null;
-    m.objects = Attr::Null;
-    m.hostname = Attr::Known(inv.hostname);
-    m.cpus = Attr::Known(inv.cpus);
-    m.memory_bytes = Attr::Known(inv.memory_bytes);
-    m.gpus = Attr::Known(inv.gpus);
-    m
+    m.hostname = Attr::Known(f.hostname);
+    m.cpus = Attr::Known(f.cpus);
+    m.memory_bytes = Attr::Known(f.memory_bytes);
+    m.gpus = Attr::Known(f.gpus);
+    if let Some(e) = f.engine {
+        m.engine = Attr::Known(e);
+    }
+    if let Some(v) = f.engine_version {
+        m.engine_version = Attr::Known(v);
+    }
+    m.nodes = f.nodes.into();
+    m.objects = f.objects.into();
 }
 
-async fn inventory() -> platforms::local::Inventory {
-    tokio::task::spawn_blocking(platforms::local::inventory)
-        .await
-        .unwrap_or_else(|_| platforms::local::Inventory {
-            hostname: String::new(),
-            cpus: 1,
-            memory_bytes: 0,
-            gpus: Vec::new(),
-        })
+impl PartitionBlock {
+    fn from_spec(p: partitions::Partition) -> Self {
+        PartitionBlock {
+            purpose: p.purpose,
+            namespace: Attr::Known(p.namespace),
+            gpus: p.gpus,
+            cpu: p.cpu,
+            memory: p.memory,
+            max_gpus_per_pod: p.max_gpus_per_pod,
+            priority: Attr::Known(p.priority),
+            node_selector: (!p.node_selector.is_empty()).then_some(p.node_selector),
+            spot: p.spot.then_some(true),
+            toleration: p.tolerations,
+        }
+    }
 }
 
 impl GpuCluster {
-    fn state_dir(&self) -> std::path::PathBuf {
-        self.config.get().cloned().unwrap_or_default().state_dir()
+    fn provider(&self) -> crate::ProviderConfig {
+        crate::ProviderConfig::of(&self.config)
+    }
+
+    /// The platform of a model; `None` (with diagnostics at `platform`) when there is none.
+    fn platform(&self, m: &Model, diags: &mut Diagnostics) -> Option<Box<dyn Platform>> {
+        let id = ClusterId::new(m.platform.parse::<PlatformKind>().ok()?, m.name.clone());
+        match platforms::resolve(&id, &self.provider()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e.to_string());
+                None
+            }
+        }
+    }
+
+    fn spec(m: &Model) -> ClusterSpec {
+        ClusterSpec {
+            engine: m.engine.known().cloned(),
+            pool_gpus: m.node_pool.iter().map(|p| p.gpu_count).collect(),
+            pool_names: m.node_pool.iter().map(|p| p.name.clone()).collect(),
+            partitions: m.partition.iter().map(|p| p.spec(&m.name)).collect(),
+        }
+    }
+
+    async fn converge(&self, before: &[String], mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        let platform = self.platform(&plan, &mut ctx.diags)?;
+        let spec = Self::spec(&plan);
+        for (p, s) in plan.partition.iter_mut().zip(&spec.partitions) {
+            p.namespace = Attr::Known(s.namespace.clone());
+            p.priority = Attr::Known(s.priority);
+        }
+        match platform.converge_cluster(&spec, before, &mut ctx.diags).await {
+            Ok(f) => {
+                fill(&mut plan, f);
+                Some(plan)
+            }
+            Err((e, partial)) => {
+                e.report("Cannot create the cluster", &mut ctx.diags);
+                // What was written is in the state returned with the error, so nothing is lost.
+                let f = partial?;
+                fill(&mut plan, f);
+                Some(plan)
+            }
+        }
     }
 }
 
@@ -240,11 +296,22 @@ impl tfplugin::Resource for GpuCluster {
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         crate::check_name(config, diags);
-        if let Attr::Known(p) = config.get::<String>("platform", diags) {
-            if let Some(why) = platforms::unavailable(&p) {
-                diags.error_at(AttributePath::attr("platform"), "Unsupported platform", why);
-            }
-        }
+        let platform = match config.get::<String>("platform", diags) {
+            Attr::Known(p) => match p.parse::<PlatformKind>() {
+                Err(e @ IdError::UnknownPlatform(_)) | Err(e @ IdError::Malformed(_)) => {
+                    diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e.to_string());
+                    None
+                }
+                Ok(kind) => match platforms::resolve(&ClusterId::new(kind, "-"), &crate::ProviderConfig::default()) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e.to_string());
+                        None
+                    }
+                },
+            },
+            _ => None,
+        };
         let pools = config.elements("node_pool");
         let mut names = std::collections::BTreeSet::new();
         for (i, pool) in pools.iter().enumerate() {
@@ -297,61 +364,8 @@ impl tfplugin::Resource for GpuCluster {
                 }
             }
         }
-        if let Attr::Known(p) = config.get::<String>("platform", diags) {
-            if p == "local" && !config.get::<String>("engine", diags).is_null() {
-                diags.error_at(
-                    AttributePath::attr("engine"),
-                    "Not used on local",
-                    "engine applies to container clusters; remove it, or set platform = \"container\".",
-                );
-            }
-            if p == "container" {
-                if let Attr::Known(e) = config.get::<String>("engine", diags) {
-                    let name = std::path::Path::new(&e)
-                        .file_name()
-                        .and_then(|f| f.to_str())
-                        .unwrap_or("");
-                    if !container::ENGINES.iter().any(|k| name.contains(k)) {
-                        diags.error_at(
-                            AttributePath::attr("engine"),
-                            "Unknown container engine",
-                            format!("engine {e:?} is neither podman nor docker; use \"podman\" or \"docker\" (or a path to one)."),
-                        );
-                    }
-                }
-            }
-            let parts = config.elements("partition");
-            if p != "kubernetes" && !parts.is_empty() {
-                diags.error_at(
-                    AttributePath::attr("partition"),
-                    "Not used on this platform",
-                    format!("partition blocks divide a Kubernetes cluster; the {p} platform has none. Remove them, or set platform = \"kubernetes\"."),
-                );
-            }
-            if p == "kubernetes" {
-                if !pools.is_empty() {
-                    diags.error_at(
-                        AttributePath::attr("node_pool"),
-                        "Not used on kubernetes",
-                        "an adopted Kubernetes cluster keeps the node pools it has; select their nodes with partition.node_selector instead of node_pool.",
-                    );
-                }
-                if !config.get::<String>("engine", diags).is_null() {
-                    diags.error_at(
-                        AttributePath::attr("engine"),
-                        "Not used on kubernetes",
-                        "engine applies to container clusters; remove it.",
-                    );
-                }
-                validate_partitions(&parts, diags);
-            }
-            if (p == "local" || p == "container") && pools.len() > 1 {
-                diags.error_at(
-                    AttributePath::attr("node_pool"),
-                    "Too many node pools",
-                    format!("the {p} platform is this one machine and takes at most one node_pool; {} are declared.", pools.len()),
-                );
-            }
+        if let Some(p) = platform {
+            p.validate_cluster(config, diags);
         }
     }
 
@@ -364,160 +378,118 @@ impl tfplugin::Resource for GpuCluster {
     ) {
         // Known at plan time, so endpoints can be planned against a new cluster.
         plan.id = Attr::Known(format!("{}/{}", plan.platform, plan.name));
-        if plan.platform == "kubernetes" {
-            let name = plan.name.clone();
-            let configured = config.elements("partition");
-            for (i, p) in plan.partition.iter_mut().enumerate() {
-                // Unset in the configuration: the default, known now.
-                let unset = |attr: &str, diags: &mut Diagnostics| {
-                    configured
-                        .get(i)
-                        .is_some_and(|c| c.get::<serde_json::Value>(attr, diags).is_null())
-                };
-                if unset("namespace", &mut ctx.diags) {
-                    p.namespace = Attr::Known(default_namespace(&name, &p.purpose));
-                }
-                if unset("priority", &mut ctx.diags) {
-                    p.priority = Attr::Known(partitions::default_priority(&p.purpose));
-                }
+        let name = plan.name.clone();
+        let configured = config.elements("partition");
+        for (i, p) in plan.partition.iter_mut().enumerate() {
+            // Unset in the configuration: the default, known now.
+            let unset = |attr: &str, diags: &mut Diagnostics| {
+                configured
+                    .get(i)
+                    .is_some_and(|c| c.get::<serde_json::Value>(attr, diags).is_null())
+            };
+            if unset("namespace", &mut ctx.diags) {
+                p.namespace = Attr::Known(default_namespace(&name, &p.purpose));
             }
-            let changed = prior.is_none_or(|pr| pr.partition != plan.partition);
-            if changed {
-                plan.objects = Attr::Unknown;
+            if unset("priority", &mut ctx.diags) {
+                p.priority = Attr::Known(partitions::default_priority(&p.purpose));
             }
-        } else {
-            plan.nodes = Attr::Null;
-            plan.objects = Attr::Null;
         }
-        if plan.platform != "container" {
-            plan.engine = Attr::Null;
-            plan.engine_version = Attr::Null;
-        }
+        let partitions_changed = prior.is_none_or(|pr| pr.partition != plan.partition);
+        let Some(platform) = self.platform(plan, &mut ctx.diags) else {
+            return;
+        };
+        platform.plan_cluster(ClusterPlan {
+            engine: &mut plan.engine,
+            engine_version: &mut plan.engine_version,
+            nodes: &mut plan.nodes,
+            objects: &mut plan.objects,
+            partitions_changed,
+        });
     }
 
-    async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        if plan.platform == "kubernetes" {
-            return self.apply_kubernetes(&[], plan, ctx).await;
-        }
-        if plan.platform == "container" {
-            let engine = match container::Engine::find(plan.engine.known().map(String::as_str)) {
-                Ok(e) => e,
-                Err(e) => {
-                    ctx.diags
-                        .error_at(AttributePath::attr("engine"), "No container engine", e);
-                    return None;
-                }
-            };
-            match engine.version().await {
-                Ok(v) => plan.engine_version = Attr::Known(v),
-                Err(e) => {
-                    ctx.diags.error_at(
-                        AttributePath::attr("engine"),
-                        "The container engine does not answer",
-                        e,
-                    );
-                    return None;
-                }
-            }
-            plan.engine = Attr::Known(engine.program.clone());
-            if let Err(e) = container::write_record(
-                &self.state_dir(),
-                &plan.name,
-                &container::ClusterRecord { engine },
-            ) {
-                ctx.diags.error("Cannot record the cluster", e.to_string());
-                return None;
-            }
-        } else {
-            plan.engine = Attr::Null;
-            plan.engine_version = Attr::Null;
-        }
-        let inv = inventory().await;
-        for (i, pool) in plan.node_pool.iter().enumerate() {
-            if let Some(want) = pool.gpu_count {
-                if want as usize > inv.gpus.len() {
-                    ctx.diags.error_at(
-                        AttributePath(vec![PathStep::Attr("node_pool".into()), PathStep::Index(i as i64), PathStep::Attr("gpu_count".into())]),
-                        "Not enough GPUs",
-                        format!(
-                            "node_pool {:?} asks for {want} GPU(s), but NVML finds {} on this machine{}. Lower gpu_count or run on a machine with GPUs.",
-                            pool.name,
-                            inv.gpus.len(),
-                            if inv.gpus.is_empty() { " (no NVIDIA driver or no GPU)" } else { "" }
-                        ),
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(fill(plan, inv))
+    async fn create(&self, plan: Model, ctx: &mut Ctx) -> Option<Model> {
+        self.converge(&[], plan, ctx).await
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
-        if state.platform == "kubernetes" {
-            return Some(self.read_kubernetes(state, ctx).await);
-        }
-        if state.platform == "container" {
-            let engine = container::Engine::find(state.engine.known().map(String::as_str));
-            match engine {
-                Ok(engine) => {
-                    match engine.version().await {
-                        Ok(v) => state.engine_version = Attr::Known(v),
-                        Err(e) => ctx.diags.warning("The container engine does not answer", e),
+        let Some(platform) = self.platform(&state, &mut ctx.diags) else {
+            return Some(state);
+        };
+        match platform.observe_cluster(&Self::spec(&state), &mut ctx.diags).await {
+            Err(e) => ctx.diags.warning(
+                "Cannot reach the cluster",
+                format!("{e}. The state is kept as it was."),
+            ),
+            Ok((facts, seen)) => {
+                if !seen.is_empty() {
+                    let mut kept = Vec::new();
+                    for (p, s) in std::mem::take(&mut state.partition).into_iter().zip(seen) {
+                        match s {
+                            PartitionSeen::Gone => {}
+                            PartitionSeen::Unknown => kept.push(p),
+                            PartitionSeen::Seen(s) => kept.push(PartitionBlock {
+                                gpus: s.gpus,
+                                cpu: s.cpu,
+                                memory: s.memory,
+                                ..p
+                            }),
+                        }
                     }
-                    state.engine = Attr::Known(engine.program.clone());
-                    let _ = container::write_record(
-                        &self.state_dir(),
-                        &state.name,
-                        &container::ClusterRecord { engine },
-                    );
+                    state.partition = kept;
                 }
-                Err(e) => ctx.diags.warning("No container engine", e),
+                if let Some(f) = facts {
+                    let objects = state.objects.clone();
+                    fill(&mut state, f);
+                    if state.objects.is_null() {
+                        // Refresh reads the inventory; the record of what was written stays.
+                        state.objects = objects;
+                    }
+                }
             }
         }
-        Some(fill(state, inventory().await))
+        Some(state)
     }
 
     async fn update(&self, prior: Model, plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        if plan.platform == "kubernetes" {
-            let before = objects::parse_all(prior.objects.known().map_or(&[][..], |v| v));
-            return self.apply_kubernetes(&before, plan, ctx).await;
-        }
-        self.create(plan, ctx).await
+        let before = prior.objects.known().cloned().unwrap_or_default();
+        self.converge(&before, plan, ctx).await
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
-        if state.platform == "kubernetes" {
-            crate::kube_delete_recorded(
-                &self.config,
-                state.objects.known(),
-                "Cannot delete the partitions",
-                &mut ctx.diags,
-            )
-            .await;
+        let Some(platform) = self.platform(&state, &mut ctx.diags) else {
             return;
-        }
-        if state.platform == "container" {
-            container::remove_record(&self.state_dir(), &state.name);
+        };
+        if let Err(e) = platform.remove_cluster(state.objects.known()).await {
+            e.report("Cannot delete the partitions", &mut ctx.diags);
         }
     }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
-        let (platform, name) = match platforms::parse_cluster_id(id) {
+        let id: ClusterId = match id.parse() {
             Ok(p) => p,
             Err(e) => {
-                ctx.diags.error("Invalid import ID", e);
+                ctx.diags.error("Invalid import ID", e.to_string());
                 return None;
             }
         };
-        if let Some(why) = platforms::unavailable(&platform) {
-            ctx.diags.error("Invalid import ID", why);
-            return None;
-        }
-        let mut m = Model {
+        let platform = match platforms::resolve(&id, &self.provider()) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.diags.error("Invalid import ID", e.to_string());
+                return None;
+            }
+        };
+        let (parts, objects) = match platform.import_cluster().await {
+            Ok(found) => found,
+            Err(e) => {
+                e.report("Cannot import the cluster", &mut ctx.diags);
+                return None;
+            }
+        };
+        Some(Model {
             id: Attr::Null,
-            name,
-            platform,
+            name: id.name,
+            platform: id.platform.to_string(),
             node_pool: Vec::new(),
             hostname: Attr::Null,
             cpus: Attr::Null,
@@ -525,296 +497,9 @@ impl tfplugin::Resource for GpuCluster {
             gpus: Attr::Null,
             engine: Attr::Null,
             engine_version: Attr::Null,
-            partition: Vec::new(),
+            partition: parts.into_iter().map(PartitionBlock::from_spec).collect(),
             nodes: Attr::Null,
-            objects: Attr::Null,
-        };
-        if m.platform == "kubernetes" {
-            let client =
-                crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
-            match import_partitions(&client, &m.name).await {
-                Ok(parts) => {
-                    m.objects = Attr::Known(
-                        parts
-                            .iter()
-                            .flat_map(|p| objects::refs(&p.spec(&m.name).render(&m.name)))
-                            .map(|r| r.to_string())
-                            .collect(),
-                    );
-                    m.partition = parts;
-                }
-                Err(e) => {
-                    ctx.diags.error("Cannot import the cluster", e);
-                    return None;
-                }
-            }
-        }
-        Some(m)
-    }
-}
-
-fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, part) in parts.iter().enumerate() {
-        let at = |a: &str| {
-            AttributePath(vec![
-                PathStep::Attr("partition".into()),
-                PathStep::Index(i as i64),
-                PathStep::Attr(a.into()),
-            ])
-        };
-        if let Attr::Known(p) = part.get::<String>("purpose", diags) {
-            if !PURPOSES.contains(&p.as_str()) {
-                diags.error_at(
-                    at("purpose"),
-                    "Invalid partition purpose",
-                    format!("purpose {p:?} must be one of \"dev\", \"training\" or \"inference\"."),
-                );
-            } else if !seen.insert(p.clone()) {
-                diags.error_at(
-                    at("purpose"),
-                    "Duplicate partition",
-                    format!(
-                        "the {p} partition is declared twice; declare one partition per purpose."
-                    ),
-                );
-            }
-        }
-        if let Attr::Known(n) = part.get::<String>("namespace", diags) {
-            if !k8s::is_dns_label(&n) {
-                diags.error_at(at("namespace"), "Invalid namespace", format!("namespace {n:?} must be a DNS label: lower-case letters, digits and '-', at most 63 characters, e.g. \"ml-inference\"."));
-            }
-        }
-        if let Attr::Known(g) = part.get::<i64>("gpus", diags) {
-            if g < 0 {
-                diags.error_at(at("gpus"), "Invalid GPU quota", "gpus must be 0 or more.");
-            }
-        }
-        if let Attr::Known(g) = part.get::<i64>("max_gpus_per_pod", diags) {
-            if g < 0 {
-                diags.error_at(
-                    at("max_gpus_per_pod"),
-                    "Invalid GPU limit",
-                    "max_gpus_per_pod must be 0 or more.",
-                );
-            }
-        }
-        if let Attr::Known(p) = part.get::<i64>("priority", diags) {
-            if !(0..=1_000_000_000).contains(&p) {
-                diags.error_at(at("priority"), "Invalid priority", format!("priority {p} must be between 0 and 1000000000 (higher values are reserved for the system)."));
-            }
-        }
-        for f in ["cpu", "memory"] {
-            if let Attr::Known(q) = part.get::<String>(f, diags) {
-                if let Err(e) = k8s::check_quantity(&q) {
-                    diags.error_at(at(f), "Invalid quantity", e);
-                }
-            }
-        }
-        for (j, t) in part.elements("toleration").iter().enumerate() {
-            let tat = |a: &str| {
-                AttributePath(vec![
-                    PathStep::Attr("partition".into()),
-                    PathStep::Index(i as i64),
-                    PathStep::Attr("toleration".into()),
-                    PathStep::Index(j as i64),
-                    PathStep::Attr(a.into()),
-                ])
-            };
-            if let Attr::Known(o) = t.get::<String>("operator", diags) {
-                if o != "Exists" && o != "Equal" {
-                    diags.error_at(
-                        tat("operator"),
-                        "Invalid toleration",
-                        format!("operator {o:?} must be \"Exists\" or \"Equal\"."),
-                    );
-                }
-                if o == "Exists" && !t.get::<String>("value", diags).is_null() {
-                    diags.error_at(tat("value"), "Invalid toleration", "a toleration with operator \"Exists\" takes no value; remove value or use \"Equal\".");
-                }
-            }
-            if let Attr::Known(e) = t.get::<String>("effect", diags) {
-                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&e.as_str()) {
-                    diags.error_at(tat("effect"), "Invalid toleration", format!("effect {e:?} must be \"NoSchedule\", \"PreferNoSchedule\" or \"NoExecute\"."));
-                }
-            }
-        }
-    }
-}
-
-/// Partitions as the cluster has them: namespaces labelled for the cluster, with their quota.
-async fn import_partitions(
-    client: &kube::Client,
-    cluster: &str,
-) -> Result<Vec<PartitionBlock>, String> {
-    let mut out = Vec::new();
-    for purpose in PURPOSES {
-        let (namespace, sched) = match partitions::find(client, cluster, purpose).await {
-            Ok(f) => f,
-            Err(_) => continue,
-        };
-        let probe = partitions::Partition {
-            purpose: purpose.to_string(),
-            namespace: namespace.clone(),
-            gpus: 0,
-            cpu: None,
-            memory: None,
-            max_gpus_per_pod: None,
-            priority: partitions::default_priority(purpose),
-            node_selector: sched.node_selector.clone(),
-            tolerations: Vec::new(),
-            spot: false,
-        };
-        let Some(seen) = partitions::observe(client, &probe).await? else {
-            continue;
-        };
-        let spot = sched
-            .tolerations
-            .iter()
-            .any(|t| t.key == partitions::SPOT_TAINTS[0].0);
-        let base = partitions::Partition {
-            spot,
-            ..probe.clone()
-        }
-        .all_tolerations();
-        out.push(PartitionBlock {
-            purpose: purpose.to_string(),
-            namespace: Attr::Known(namespace),
-            gpus: seen.gpus.max(0),
-            cpu: seen.cpu,
-            memory: seen.memory,
-            max_gpus_per_pod: None,
-            priority: Attr::Known(partitions::default_priority(purpose)),
-            node_selector: (!sched.node_selector.is_empty()).then_some(sched.node_selector),
-            spot: spot.then_some(true),
-            toleration: sched
-                .tolerations
-                .into_iter()
-                .filter(|t| !base.contains(t))
-                .collect(),
-        });
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "no namespace carries the label {}={cluster}; nothing to import",
-            k8s::LABEL_CLUSTER
-        ));
-    }
-    Ok(out)
-}
-
-impl GpuCluster {
-    /// Writes the partitions, prunes what `before` had and the plan drops, and reads the
-    /// inventory.
-    async fn apply_kubernetes(
-        &self,
-        before: &[objects::ObjectRef],
-        mut plan: Model,
-        ctx: &mut Ctx,
-    ) -> Option<Model> {
-        let (client, api_server) =
-            crate::kube_connect(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
-        plan.engine = Attr::Null;
-        plan.engine_version = Attr::Null;
-        let specs: Vec<partitions::Partition> =
-            plan.partition.iter().map(|p| p.spec(&plan.name)).collect();
-        for (p, s) in plan.partition.iter_mut().zip(&specs) {
-            p.namespace = Attr::Known(s.namespace.clone());
-            p.priority = Attr::Known(s.priority);
-        }
-        let rendered: Vec<_> = specs.iter().flat_map(|p| p.render(&plan.name)).collect();
-        let (recorded, r) = objects::converge(&client, before, &rendered).await;
-        plan.objects = Attr::Known(recorded.iter().map(|r| r.to_string()).collect());
-        match partitions::inventory(&client).await {
-            Ok(inv) => {
-                for w in partitions::capacity_warnings(&inv, &specs) {
-                    ctx.diags.warning("GPU capacity", w);
-                }
-                fill_kubernetes(&mut plan, inv, api_server);
-            }
-            Err(e) => {
-                ctx.diags.warning("No node inventory", e);
-                let none = partitions::Inventory {
-                    nodes: vec![],
-                    cpus: 0,
-                    memory_bytes: 0,
-                };
-                fill_kubernetes(&mut plan, none, api_server);
-            }
-        }
-        if let Err(e) = r {
-            // What was written is in the state returned with the error, so nothing is lost.
-            ctx.diags.error("Cannot write the partitions", e);
-        }
-        Some(plan)
-    }
-
-    async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Model {
-        let Some((client, api_server)) =
-            crate::kube_connect(&self.config, crate::Reach::Refresh, &mut ctx.diags).await
-        else {
-            return state;
-        };
-        let mut kept = Vec::new();
-        for p in std::mem::take(&mut state.partition) {
-            match partitions::observe(&client, &p.spec(&state.name)).await {
-                // A deleted namespace drops the partition from state: the plan creates it again.
-                Ok(None) => {}
-                Ok(Some(seen)) => kept.push(PartitionBlock {
-                    gpus: seen.gpus,
-                    cpu: same_quantity(p.cpu.clone(), seen.cpu),
-                    memory: same_quantity(p.memory.clone(), seen.memory),
-                    ..p
-                }),
-                Err(e) => {
-                    ctx.diags.warning("Cannot read a partition", e);
-                    kept.push(p);
-                }
-            }
-        }
-        state.partition = kept;
-        match partitions::inventory(&client).await {
-            Ok(inv) => fill_kubernetes(&mut state, inv, api_server),
-            Err(e) => ctx.diags.warning("No node inventory", e),
-        }
-        state
-    }
-}
-
-/// The API server writes quantities its own way (`0.5` comes back as `500m`): the declared
-/// text is kept while the values are equal, so only a real change shows in the plan.
-fn same_quantity(declared: Option<String>, seen: Option<String>) -> Option<String> {
-    match (&declared, &seen) {
-        (Some(d), Some(s))
-            if k8s::quantity(d).is_some() && k8s::quantity(d) == k8s::quantity(s) =>
-        {
-            declared
-        }
-        _ => seen,
-    }
-}
-
-fn fill_kubernetes(m: &mut Model, inv: partitions::Inventory, api_server: String) {
-    m.id = Attr::Known(format!("{}/{}", m.platform, m.name));
-    m.hostname = Attr::Known(api_server);
-    m.cpus = Attr::Known(inv.cpus);
-    m.memory_bytes = Attr::Known(inv.memory_bytes);
-    m.gpus = Attr::Known(Vec::new());
-    m.nodes = Attr::Known(inv.nodes);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_quantity;
-
-    #[test]
-    fn quantities_written_differently_are_not_drift() {
-        let s = |v: &str| Some(v.to_string());
-        assert_eq!(same_quantity(s("0.5"), s("500m")), s("0.5"));
-        assert_eq!(same_quantity(s("64Gi"), s("64Gi")), s("64Gi"));
-        assert_eq!(same_quantity(s("1Gi"), s("1024Mi")), s("1Gi"));
-        assert_eq!(same_quantity(s("2"), s("4")), s("4"));
-        assert_eq!(same_quantity(None, s("4")), s("4"));
-        assert_eq!(same_quantity(s("4"), None), None);
+            objects: objects.into(),
+        })
     }
 }

@@ -16,7 +16,9 @@ use tfplugin::{
 use crate::data_sources::model_signature::{signature_error, tensor_attrs, tensors, Tensor};
 use crate::stores::{self, Source, Store, Upload};
 
-pub struct ModelVersion;
+pub struct ModelVersion {
+    pub config: std::sync::Arc<std::sync::OnceLock<crate::ProviderConfig>>,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Lineage {
@@ -166,8 +168,18 @@ fn schema() -> Schema {
     )
 }
 
-fn open_store(id: &str, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
-    match stores::open(id) {
+impl ModelVersion {
+    fn conn(&self) -> stores::Connection {
+        crate::ProviderConfig::of(&self.config).stores()
+    }
+}
+
+fn open_store(
+    id: &str,
+    conn: &stores::Connection,
+    diags: &mut Diagnostics,
+) -> Option<Box<dyn Store>> {
+    match stores::open(id, conn) {
         Ok(s) => Some(s),
         Err(e) => {
             diags.error_at(AttributePath::attr("store"), "Invalid store", e.to_string());
@@ -474,7 +486,7 @@ async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> 
         }
     }
     m.created_at = Attr::Known(now());
-    m.id = Attr::Known(stores::version_id(&store.uri(), &m.name, &m.version));
+    m.id = Attr::Known(crate::ids::VersionId::new(&store.uri(), &m.name, &m.version).to_string());
     m.uri = Attr::Known(store.version_uri(&m.name, &m.version));
     let mut files = vec![Upload {
         name: "model.onnx".into(),
@@ -539,7 +551,7 @@ impl tfplugin::Resource for ModelVersion {
             }
         }
         if let Attr::Known(s) = config.get::<String>("store", diags) {
-            if let Err(e) = stores::open(&s) {
+            if let Err(e) = stores::open(&s, &self.conn()) {
                 diags.error_at(AttributePath::attr("store"), "Invalid store", e.to_string());
             }
         }
@@ -682,7 +694,7 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        let store = open_store(plan.store.known()?, &mut ctx.diags)?;
+        let store = open_store(plan.store.known()?, &self.conn(), &mut ctx.diags)?;
         match store.exists().await {
             Ok(true) => {}
             Ok(false) => {
@@ -756,7 +768,7 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn read(&self, state: Model, ctx: &mut Ctx) -> Option<Model> {
-        let store = open_store(state.store.known()?, &mut ctx.diags)?;
+        let store = open_store(state.store.known()?, &self.conn(), &mut ctx.diags)?;
         match store
             .digest(&state.name, &state.version, "model.onnx")
             .await
@@ -785,7 +797,7 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        let store = open_store(plan.store.known()?, &mut ctx.diags)?;
+        let store = open_store(plan.store.known()?, &self.conn(), &mut ctx.diags)?;
         let sha = plan.sha256.known().cloned().unwrap_or_default();
         if plan.validation_report.is_unknown() {
             let v = plan.validation.clone()?;
@@ -836,10 +848,11 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        let conn = self.conn();
         let Some(store) = state
             .store
             .known()
-            .and_then(|s| open_store(s, &mut ctx.diags))
+            .and_then(|s| open_store(s, &conn, &mut ctx.diags))
         else {
             return;
         };
@@ -850,7 +863,12 @@ impl tfplugin::Resource for ModelVersion {
     }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
-        let Some((store_id, name, version)) = stores::parse_version_id(id) else {
+        let Ok(crate::ids::VersionId {
+            store: store_id,
+            name,
+            version,
+        }) = id.parse::<crate::ids::VersionId>()
+        else {
             ctx.diags.error(
                 "Invalid import ID",
                 format!(
@@ -859,7 +877,7 @@ impl tfplugin::Resource for ModelVersion {
             );
             return None;
         };
-        let store = open_store(&store_id, &mut ctx.diags)?;
+        let store = open_store(&store_id, &self.conn(), &mut ctx.diags)?;
         let meta = match store.get(&name, &version, "model.json").await {
             Ok(Some(b)) => b,
             Ok(None) => {
@@ -907,7 +925,7 @@ impl tfplugin::Resource for ModelVersion {
             output: attr_from(&j["validation"]["output"]),
         });
         Some(Model {
-            id: Attr::Known(stores::version_id(&store.uri(), &name, &version)),
+            id: Attr::Known(crate::ids::VersionId::new(&store.uri(), &name, &version).to_string()),
             store: Attr::Known(store.uri()),
             uri: Attr::Known(store.version_uri(&name, &version)),
             sha256: attr_from(&j["sha256"]),

@@ -75,6 +75,10 @@ impl Model {
 }
 
 impl ModelStore {
+    fn conn(&self) -> stores::Connection {
+        crate::ProviderConfig::of(&self.config).stores()
+    }
+
     fn resolve_path(&self, m: &Model) -> Attr<String> {
         match &m.path {
             Attr::Known(p) => Attr::Known(crate::absolute(p)),
@@ -95,7 +99,7 @@ impl ModelStore {
     /// The store's URI, computed from its declaration; `Unknown` until its inputs are known.
     /// An `s3` store without a region takes the provider's, else the AWS region chain's.
     async fn resolve_uri(&self, m: &Model) -> Attr<String> {
-        let conn = stores::connection();
+        let conn = crate::ProviderConfig::of(&self.config).stores();
         match m.backend.as_str() {
             "local" => match self.resolve_path(m) {
                 Attr::Known(p) => Attr::Known(format!("file://{p}")),
@@ -165,9 +169,9 @@ impl ModelStore {
     }
 }
 
-fn open(m: &Model, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
+fn open(m: &Model, conn: &stores::Connection, diags: &mut Diagnostics) -> Option<Box<dyn Store>> {
     let uri = m.uri.known()?;
-    match stores::open(uri) {
+    match stores::open(uri, conn) {
         Ok(s) => Some(s),
         Err(e) => {
             diags.error("Invalid model store", e.to_string());
@@ -503,7 +507,7 @@ impl tfplugin::Resource for ModelStore {
                 .and_then(|l| l.region)
                 .map_or(Attr::Null, Attr::Known);
         }
-        let store = open(&plan, &mut ctx.diags)?;
+        let store = open(&plan, &self.conn(), &mut ctx.diags)?;
         let result = store.create(&plan.settings()).await;
         applied(
             plan,
@@ -514,7 +518,7 @@ impl tfplugin::Resource for ModelStore {
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
-        let store = open(&state, &mut ctx.diags)?;
+        let store = open(&state, &self.conn(), &mut ctx.diags)?;
         match store.exists().await {
             Ok(true) => {
                 // A backend that cannot tell cheaply keeps what create or update recorded.
@@ -538,7 +542,7 @@ impl tfplugin::Resource for ModelStore {
 
     async fn update(&self, _prior: Model, plan: Model, ctx: &mut Ctx) -> Option<Model> {
         // Encryption, lifecycle, tags and force_destroy change in place.
-        let store = open(&plan, &mut ctx.diags)?;
+        let store = open(&plan, &self.conn(), &mut ctx.diags)?;
         let result = store.configure(&plan.settings()).await;
         applied(
             plan,
@@ -553,7 +557,7 @@ impl tfplugin::Resource for ModelStore {
             // Adopted: it was there before Terraform and stays after.
             return;
         }
-        let Some(store) = open(&state, &mut ctx.diags) else {
+        let Some(store) = open(&state, &self.conn(), &mut ctx.diags) else {
             return;
         };
         if let Err(e) = store.destroy(state.force_destroy.unwrap_or(false)).await {
@@ -563,7 +567,7 @@ impl tfplugin::Resource for ModelStore {
     }
 
     async fn import(&self, id: &str, ctx: &mut Ctx) -> Option<Model> {
-        let store = match stores::open(id) {
+        let store = match stores::open(id, &self.conn()) {
             Ok(s) => s,
             Err(e) => {
                 ctx.diags.error(
@@ -596,7 +600,7 @@ impl tfplugin::Resource for ModelStore {
         };
         if !id.starts_with("file://") {
             let loc = Location::parse(id).ok()?;
-            let conn = stores::connection();
+            let conn = crate::ProviderConfig::of(&self.config).stores();
             let m = match loc.service {
                 Service::Azure => Model {
                     name: loc.bucket.clone(),

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 pub mod azure;
 pub mod local;
@@ -16,7 +15,7 @@ pub mod remote;
 pub mod s3;
 
 /// How this provider reaches object stores: credentials from the provider block (the rest
-/// comes from the standard chains).
+/// comes from the standard chains); see [`crate::ProviderConfig::stores`].
 #[derive(Clone, Debug, Default)]
 pub struct Connection {
     pub auth: modelplane_serve::objects::Auth,
@@ -24,31 +23,6 @@ pub struct Connection {
     pub aws_region: Option<String>,
     /// `aws.endpoint_url`: an S3 endpoint override for `s3` stores (emulators, gateways).
     pub aws_endpoint: Option<String>,
-}
-
-static CONNECTION: OnceLock<Connection> = OnceLock::new();
-
-/// Records the provider's settings (once, at configure).
-pub fn set_connection(c: Connection) {
-    let _ = CONNECTION.set(c);
-}
-
-/// The provider's settings for object stores.
-pub fn connection() -> Connection {
-    CONNECTION.get().cloned().unwrap_or_default()
-}
-
-/// Environment a server needs to reach its repository with this provider's credentials.
-pub fn server_env() -> Vec<(String, String)> {
-    let c = connection();
-    let mut env = Vec::new();
-    if let Some(p) = c.auth.aws_profile {
-        env.push(("AWS_PROFILE".to_string(), p));
-    }
-    if let Some(k) = c.auth.azure_account_key {
-        env.push(("AZURE_STORAGE_KEY".to_string(), k));
-    }
-    env
 }
 
 /// What a store's control plane applies on create and update.
@@ -181,7 +155,7 @@ pub fn still_holds(what: &str, versions: &[(String, String)]) -> StoreError {
 pub const BACKENDS: &[&str] = &["local", "s3", "s3_compatible", "azure_blob"];
 
 /// Opens the store an ID names, with the provider's credentials.
-pub fn open(id: &str) -> Result<Box<dyn Store>, StoreError> {
+pub fn open(id: &str, connection: &Connection) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = id.strip_prefix("file://") {
         if !path.starts_with('/') {
             return Err(StoreError::BadUri(format!(
@@ -192,7 +166,7 @@ pub fn open(id: &str) -> Result<Box<dyn Store>, StoreError> {
     }
     if id.starts_with("s3://") || id.starts_with("az://") {
         let loc = modelplane_serve::objects::Location::parse(id).map_err(StoreError::BadUri)?;
-        return Ok(Box::new(remote::RemoteStore::new(loc, connection().auth)));
+        return Ok(Box::new(remote::RemoteStore::new(loc, connection.auth.clone())));
     }
     Err(StoreError::BadUri(format!(
         "{id:?} is not a model store ID; use the `id` of a modelplane_model_store (e.g. \
@@ -209,22 +183,6 @@ pub fn id_of_repository(repository: &str) -> String {
     }
 }
 
-/// A model version's ID: `STORE_ID/NAME/VERSION`.
-pub fn version_id(store: &str, name: &str, version: &str) -> String {
-    format!("{}/{name}/{version}", store.trim_end_matches('/'))
-}
-
-/// Splits a model version ID into store ID, name and version.
-pub fn parse_version_id(id: &str) -> Option<(String, String, String)> {
-    let mut parts = id.rsplitn(3, '/');
-    let version = parts.next()?;
-    let name = parts.next()?;
-    let store = parts.next()?;
-    if version.is_empty() || name.is_empty() || !store.contains("://") {
-        return None;
-    }
-    Some((store.to_string(), name.to_string(), version.to_string()))
-}
 
 /// Checks a model name or version: letters, digits, `.`, `_`, `-`; not starting with `.`.
 pub fn check_segment(s: &str) -> Result<(), String> {
@@ -250,18 +208,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_ids_round_trip() {
-        let id = version_id("file:///var/lib/models", "iris", "2");
-        assert_eq!(id, "file:///var/lib/models/iris/2");
-        assert_eq!(
-            parse_version_id(&id),
-            Some(("file:///var/lib/models".into(), "iris".into(), "2".into()))
-        );
-        assert_eq!(parse_version_id("iris/2"), None);
-        assert_eq!(parse_version_id("file:///x/iris/"), None);
-    }
-
-    #[test]
     fn segments_are_checked() {
         assert!(check_segment("digits-v2.1_b").is_ok());
         assert!(check_segment("").is_err());
@@ -271,6 +217,7 @@ mod tests {
 
     #[test]
     fn only_store_uris_open() {
+        let open = |id: &str| open(id, &Connection::default());
         assert!(open("file:///tmp/x").is_ok());
         assert!(open("s3://models?region=eu-west-1").is_ok());
         assert!(open("az://acct/models").is_ok());

@@ -96,15 +96,15 @@ impl Local {
     }
     /// Server processes still running for this folder.
     pub fn processes(&self) -> Vec<i32> {
-        modelplane_provider::local_endpoint::processes_under(self.dir.path())
+        modelplane_provider::platforms::local::process::processes_under(self.dir.path())
     }
     /// Prometheus and Alertmanager processes of managed monitors under this folder.
     pub fn monitor_processes(&self) -> Vec<i32> {
-        modelplane_provider::local_endpoint::processes_mentioning(&self.dir.path().join("monitors"))
+        modelplane_provider::platforms::local::process::processes_mentioning(&self.dir.path().join("monitors"))
     }
     /// The recorded server process of an endpoint.
-    pub fn process(&self, endpoint: &str) -> Option<modelplane_provider::local_endpoint::Proc> {
-        modelplane_provider::local_endpoint::Dir::new(self.dir.path(), endpoint).process()
+    pub fn process(&self, endpoint: &str) -> Option<modelplane_provider::platforms::local::process::Proc> {
+        modelplane_provider::platforms::local::process::Dir::new(self.dir.path(), endpoint).process()
     }
     pub fn token(&self, endpoint: &str) -> String {
         std::fs::read_to_string(

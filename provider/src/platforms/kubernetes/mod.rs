@@ -8,9 +8,11 @@
 //! reference (`KIND/NAMESPACE/NAME`), so that an object a later plan no longer renders is
 //! deleted, and destroy removes exactly what was written.
 //!
-//! Everything here works on a [`kube::Client`]: the provider builds one from its `kubernetes`
-//! block ([`Connection`]); tests hand in an in-memory one.
+//! Everything here works on a [`kube::Client`], from a [`KubeTarget`]: the provider's
+//! `kubernetes` block ([`Connection`]), or a client handed in (tests use an in-memory one).
 
+pub mod cluster;
+pub mod endpoint;
 pub mod monitoring;
 pub mod objects;
 pub mod partitions;
@@ -20,6 +22,14 @@ use std::fmt;
 use std::path::PathBuf;
 
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use tfplugin::{Attr, Config, Ctx, Diagnostics};
+
+use crate::ids::ClusterId;
+use crate::platforms::rollout::Rollout;
+use crate::platforms::{
+    ClusterFacts, ClusterPlan, ClusterSpec, Deployment, EndpointPlan, EndpointSpec, Imported,
+    MonitorHost, MonitorObjects, Observed, PartitionSeen, Platform, PlatformError, Previous,
+};
 
 pub use objects::{ObjectRef, Rendered};
 
@@ -111,11 +121,6 @@ impl Connection {
         Ok(config)
     }
 
-    /// A client for the configured cluster.
-    pub async fn client(&self) -> Result<kube::Client, String> {
-        self.connect().await.map(|(client, _)| client)
-    }
-
     /// A client and the API server's URL, from one reading of the configuration.
     pub async fn connect(&self) -> Result<(kube::Client, String), String> {
         let config = self.config().await?;
@@ -124,6 +129,205 @@ impl Connection {
             Ok(client) => Ok((client, url)),
             Err(e) => Err(format!("cannot make a client for {url}: {e}")),
         }
+    }
+}
+
+/// How a `kubernetes` cluster is reached: a value per cluster, so that two clusters in one
+/// configuration each have their own.
+#[derive(Clone)]
+pub enum KubeTarget {
+    /// Through kube's client configuration: a kubeconfig, in-cluster, or host and token.
+    Config(Connection),
+    /// A client made elsewhere, and the API server's URL (an in-memory API server in tests).
+    Client(kube::Client, String),
+}
+
+impl Default for KubeTarget {
+    fn default() -> Self {
+        KubeTarget::Config(Connection::default())
+    }
+}
+
+impl fmt::Debug for KubeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KubeTarget::Config(c) => c.fmt(f),
+            KubeTarget::Client(_, url) => write!(f, "KubeTarget::Client({url})"),
+        }
+    }
+}
+
+impl KubeTarget {
+    /// A client and the API server's URL.
+    pub async fn connect(&self) -> Result<(kube::Client, String), String> {
+        match self {
+            KubeTarget::Config(c) => c.connect().await,
+            KubeTarget::Client(c, url) => Ok((c.clone(), url.clone())),
+        }
+    }
+}
+
+/// The `kubernetes` platform of one cluster.
+pub struct Kubernetes {
+    pub cluster: ClusterId,
+    pub target: KubeTarget,
+}
+
+impl Kubernetes {
+    pub fn new(cluster: ClusterId, config: &crate::ProviderConfig) -> Self {
+        Kubernetes {
+            cluster,
+            target: config.kubernetes.clone(),
+        }
+    }
+
+    /// A client and the API server's URL; failing is [`PlatformError::Unreachable`].
+    pub async fn connect(&self) -> Result<(kube::Client, String), PlatformError> {
+        self.target.connect().await.map_err(PlatformError::Unreachable)
+    }
+
+    /// Deletes recorded objects; the cluster is not contacted when none are recorded.
+    async fn delete_recorded(&self, recorded: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        let refs = objects::parse_all(recorded.map_or(&[][..], |v| v));
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let (client, _) = self.connect().await?;
+        objects::delete(&client, &refs)
+            .await
+            .map_err(PlatformError::Failed)
+    }
+}
+
+#[tfplugin::async_trait]
+impl Platform for Kubernetes {
+    fn cluster(&self) -> &ClusterId {
+        &self.cluster
+    }
+
+    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
+        cluster::validate(config, diags)
+    }
+
+    fn plan_cluster(&self, plan: ClusterPlan<'_>) {
+        if plan.partitions_changed {
+            *plan.objects = Attr::Unknown;
+        }
+        *plan.engine = Attr::Null;
+        *plan.engine_version = Attr::Null;
+    }
+
+    async fn converge_cluster(
+        &self,
+        spec: &ClusterSpec,
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
+        self.converge(spec, before, diags).await
+    }
+
+    async fn observe_cluster(
+        &self,
+        spec: &ClusterSpec,
+        diags: &mut Diagnostics,
+    ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError> {
+        self.observe(spec, diags).await
+    }
+
+    async fn remove_cluster(&self, objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        self.delete_recorded(objects).await
+    }
+
+    async fn import_cluster(
+        &self,
+    ) -> Result<(Vec<partitions::Partition>, Option<Vec<String>>), PlatformError> {
+        let (client, _) = self.connect().await?;
+        let parts = cluster::import_partitions(&client, &self.cluster.name)
+            .await
+            .map_err(PlatformError::Failed)?;
+        let objects = parts
+            .iter()
+            .flat_map(|p| objects::refs(&p.render(&self.cluster.name)))
+            .map(|r| r.to_string())
+            .collect();
+        Ok((parts, Some(objects)))
+    }
+
+    fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
+        endpoint::validate(config, diags)
+    }
+
+    fn plan_endpoint(
+        &self,
+        prior: Option<&EndpointPlan>,
+        plan: &mut EndpointPlan,
+        config: &Config,
+        diags: &mut Diagnostics,
+    ) {
+        endpoint::plan(prior, plan, config, diags)
+    }
+
+    async fn endpoint_token(&self, name: &str, recorded: &Deployment) -> Option<String> {
+        self.token_of(name, recorded).await
+    }
+
+    async fn deploy(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut Ctx,
+    ) -> Rollout {
+        self.deploy_endpoint(spec, previous, ctx).await
+    }
+
+    async fn observe_endpoint(
+        &self,
+        name: &str,
+        recorded: &Deployment,
+    ) -> Result<Observed, PlatformError> {
+        Kubernetes::observe_endpoint(self, name, recorded).await
+    }
+
+    async fn remove_endpoint(&self, _name: &str, recorded: &Deployment) -> Result<(), PlatformError> {
+        self.delete_recorded(recorded.objects.as_ref()).await
+    }
+
+    async fn import_endpoint(&self, name: &str) -> Result<Imported, PlatformError> {
+        Kubernetes::import_endpoint(self, name).await
+    }
+
+    fn monitor_host(&self) -> MonitorHost {
+        MonitorHost::Cluster
+    }
+
+    fn validate_monitor(&self, config: &Config, diags: &mut Diagnostics) {
+        crate::platforms::not_used_here(config, "existing_prometheus", "kubernetes", "on kubernetes the cluster's Prometheus finds the monitor through a ServiceMonitor (prometheus-operator) or the pods' scrape annotations; remove existing_prometheus.", diags);
+    }
+
+    async fn apply_monitor(
+        &self,
+        spec: &MonitorObjects,
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<Vec<String>, (PlatformError, Vec<String>)> {
+        self.apply_monitor_objects(spec, before, diags).await
+    }
+
+    async fn monitor_intact(&self, recorded: &[String]) -> Result<bool, PlatformError> {
+        let (client, _) = self.connect().await?;
+        let mut intact = true;
+        for r in objects::parse_all(recorded) {
+            match r.get(&client).await {
+                Ok(Some(_)) => {}
+                Ok(None) => intact = false,
+                Err(e) => return Err(PlatformError::Failed(e)),
+            }
+        }
+        Ok(intact)
+    }
+
+    async fn remove_objects(&self, recorded: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        self.delete_recorded(recorded).await
     }
 }
 

@@ -7,7 +7,68 @@
 
 use serde_json::{json, Value};
 
-use super::{objects, Rendered, LABEL_ENDPOINT};
+use tfplugin::{AttributePath, Diagnostics};
+
+use super::{objects, workload, Kubernetes, Rendered, LABEL_ENDPOINT};
+use crate::platforms::PlatformError;
+
+impl Kubernetes {
+    /// Writes a monitor's objects next to its endpoint: ServiceMonitor and PrometheusRule
+    /// where the prometheus-operator's CRDs exist (asked now, at apply), else a ConfigMap of
+    /// rules; a Secret with the Alertmanager configuration when alerts are routed.
+    pub(super) async fn apply_monitor_objects(
+        &self,
+        spec: &crate::platforms::MonitorObjects,
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<Vec<String>, (PlatformError, Vec<String>)> {
+        let (client, _) = self.connect().await.map_err(|e| (e, Vec::new()))?;
+        let namespace = workload::locate(&client, &self.cluster.name, &spec.endpoint)
+            .await
+            .map_err(|e| {
+                (
+                    PlatformError::Refused {
+                        attribute: Some(AttributePath::attr("endpoint")),
+                        summary: "Unknown endpoint".into(),
+                        message: e,
+                    },
+                    Vec::new(),
+                )
+            })?;
+        let operator = has_operator(&client).await;
+        let endpoint_object = super::dns_label(&spec.endpoint);
+        if !operator {
+            diags.warning(
+                "No prometheus-operator",
+                format!("the cluster has no ServiceMonitor and PrometheusRule CRDs, so the rules go into ConfigMap {endpoint_object}-rules in namespace {namespace} and the endpoint's pods carry prometheus.io/scrape annotations; mount the ConfigMap into the cluster's Prometheus as a rule file."),
+            );
+        }
+        let objs = MonitorObjects {
+            name: &spec.endpoint,
+            namespace: &namespace,
+            endpoint: &endpoint_object,
+            rules: &spec.rules,
+            alertmanager: spec.alertmanager.as_deref(),
+            operator,
+            scrape_interval: &spec.scrape_interval,
+        }
+        .render();
+        let before = objects::parse_all(before);
+        let (recorded, r) = objects::converge(&client, &before, &objs).await;
+        let recorded: Vec<String> = recorded.iter().map(|r| r.to_string()).collect();
+        match r {
+            Ok(()) => Ok(recorded),
+            Err(e) => Err((
+                PlatformError::Refused {
+                    attribute: None,
+                    summary: "Cannot write the monitor".into(),
+                    message: e,
+                },
+                recorded,
+            )),
+        }
+    }
+}
 
 /// Whether the prometheus-operator serves ServiceMonitor and PrometheusRule.
 pub async fn has_operator(client: &kube::Client) -> bool {

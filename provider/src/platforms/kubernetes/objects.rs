@@ -314,19 +314,6 @@ pub async fn settle(
     }
 }
 
-/// Deletes the objects a resource recorded in state (`objects`); with none recorded the
-/// cluster is not contacted.
-pub async fn delete_recorded(
-    connection: &super::Connection,
-    recorded: Option<&Vec<String>>,
-) -> Result<(), String> {
-    let refs = parse_all(recorded.map_or(&[][..], |v| v));
-    if refs.is_empty() {
-        return Ok(());
-    }
-    delete(&connection.client().await?, &refs).await
-}
-
 /// The references of rendered objects.
 pub fn refs(objects: &[Rendered]) -> Vec<ObjectRef> {
     objects

@@ -40,6 +40,9 @@ pub struct Toleration {
     pub effect: Option<String>,
 }
 
+/// The purposes a partition (and a node pool) can have.
+pub const PURPOSES: &[&str] = &["dev", "training", "inference"];
+
 /// A partition as the configuration declares it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Partition {

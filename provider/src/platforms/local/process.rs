@@ -143,10 +143,13 @@ fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
 /// The binary is first copied to `STATE_DIR/bin/` under a name unique to its build, so that
 /// running servers do not hold Terraform's plugin cache busy (an upgrade or `rm -rf
 /// .terraform` leaves them running) and keep running the build that started them.
-fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
+fn server_command(
+    state_dir: &Path,
+    env: &[(String, String)],
+) -> std::io::Result<std::process::Command> {
     if let Ok(bin) = std::env::var("MODELPLANE_SERVER_BIN") {
         let mut c = std::process::Command::new(bin);
-        c.envs(crate::stores::server_env());
+        c.envs(env.iter().cloned());
         return Ok(c);
     }
     let exe = std::env::current_exe()?;
@@ -181,7 +184,7 @@ fn server_command(state_dir: &Path) -> std::io::Result<std::process::Command> {
     let mut c = std::process::Command::new(dest);
     c.arg("server");
     // Credentials given in the provider block reach the server through its environment.
-    c.envs(crate::stores::server_env());
+    c.envs(env.iter().cloned());
     Ok(c)
 }
 
@@ -208,10 +211,11 @@ fn prune_binaries(bin_dir: &Path, keep: &Path) {
 }
 
 /// Starts a detached server on `config.json` in its own process group, so that neither
-/// Terraform's Ctrl-C nor the provider's exit reaches it. Its output goes to `server.log`.
-pub fn spawn(dir: &Dir, drain_seconds: u64) -> std::io::Result<Proc> {
+/// Terraform's Ctrl-C nor the provider's exit reaches it. Its output goes to `server.log`;
+/// `env` is added to its environment (credentials from the provider block).
+pub fn spawn(dir: &Dir, drain_seconds: u64, env: &[(String, String)]) -> std::io::Result<Proc> {
     let state_dir = dir.0.parent().and_then(Path::parent).unwrap_or(&dir.0);
-    let mut cmd = server_command(state_dir)?;
+    let mut cmd = server_command(state_dir, env)?;
     cmd.arg("serve")
         .arg("--config")
         .arg(dir.path("config.json"))

@@ -20,6 +20,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod platform;
+pub(crate) use platform::{converge, observe, validate_cluster, validate_endpoint};
+pub use platform::host;
+
 /// The engines this platform drives, in the order they are looked for.
 pub const ENGINES: &[&str] = &["podman", "docker"];
 /// Where the endpoint's configuration is mounted.
@@ -397,7 +401,7 @@ impl Launch {
         let name = format!(
             "modelplane-{}-{}",
             self.endpoint,
-            &crate::local_endpoint::new_token()[..8]
+            &crate::platforms::local::process::new_token()[..8]
         );
         let id = self
             .engine

@@ -14,12 +14,11 @@ use tfplugin::{
     PathStep, Schema, Type,
 };
 
-use crate::local_endpoint::Dir;
+use crate::ids::{EndpointId, IdError};
 use crate::monitoring::{self, managed, Condition, DriftStat, Receiver, Spec};
-use crate::platforms::kubernetes::{
-    monitoring as k8s_monitoring, objects as k8s_objects, workload,
-};
-use crate::{platforms, stores, ProviderConfig};
+use crate::platforms::local::process::Dir;
+use crate::platforms::{self, MonitorHost, Platform};
+use crate::{stores, ProviderConfig};
 
 pub struct Monitor {
     pub config: Arc<OnceLock<ProviderConfig>>,
@@ -366,9 +365,7 @@ impl AlertBlock {
 
 /// The endpoint's name from its id (`PLATFORM/CLUSTER/NAME`).
 fn endpoint_name(id: &str) -> Option<String> {
-    let (cluster, name) = id.rsplit_once('/')?;
-    platforms::parse_cluster_id(cluster).ok()?;
-    Some(name.to_string())
+    id.parse::<EndpointId>().ok().map(|e| e.name)
 }
 
 /// The `(store id, model, version)`s the endpoint serves, from its state folder; `None`
@@ -395,10 +392,13 @@ fn served_models(
 }
 
 /// Feature names of the baselines of the served models (`None` when no model has one).
-async fn baseline_features(models: &[(String, String, String)]) -> Option<BTreeSet<String>> {
+async fn baseline_features(
+    models: &[(String, String, String)],
+    conn: &stores::Connection,
+) -> Option<BTreeSet<String>> {
     let mut out: Option<BTreeSet<String>> = None;
     for (store, name, version) in models {
-        let Ok(st) = stores::open(store) else {
+        let Ok(st) = stores::open(store, conn) else {
             continue;
         };
         let Ok(Some(bytes)) = st.get(name, version, "baseline.json").await else {
@@ -419,9 +419,10 @@ async fn check_features(
     alerts: &[AlertBlock],
     endpoint: &str,
     models: &[(String, String, String)],
+    conn: &stores::Connection,
     diags: &mut Diagnostics,
 ) {
-    let known = baseline_features(models).await;
+    let known = baseline_features(models, conn).await;
     for (i, b) in alerts.iter().enumerate() {
         let drift = b.psi_above.is_some()
             || b.ks_above.is_some()
@@ -583,7 +584,7 @@ impl Monitor {
         let endpoint_dir = Dir::new(&self.state_dir(), &spec.endpoint);
         if !endpoint_dir.path("targets.json").is_file() {
             if let Some(cfg) = endpoint_dir.read_json("config.json") {
-                crate::local_endpoint::write_targets(&endpoint_dir, &cfg)
+                crate::platforms::local::process::write_targets(&endpoint_dir, &cfg)
                     .map_err(|e| format!("cannot write the endpoint's targets file: {e}"))?;
             }
         }
@@ -689,17 +690,16 @@ impl tfplugin::Resource for Monitor {
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         if let Attr::Known(e) = config.get::<String>("endpoint", diags) {
-            match e.rsplit_once('/').map(|(c, _)| platforms::parse_cluster_id(c)) {
-                None => diags.error_at(AttributePath::attr("endpoint"), "Invalid endpoint", format!("{e:?} is not the id of a modelplane_endpoint (PLATFORM/CLUSTER/NAME); use modelplane_endpoint.NAME.id.")),
-                Some(Err(why)) => diags.error_at(AttributePath::attr("endpoint"), "Invalid endpoint", format!("{e:?} is not the id of a modelplane_endpoint: {why}")),
-                Some(Ok((p, _))) => {
-                    if p != "local" && p != "kubernetes" {
-                        diags.error_at(AttributePath::attr("endpoint"), "Unsupported platform", format!("monitors run on the local and kubernetes platforms so far; {p:?} endpoints are not supported yet."));
+            match e.parse::<EndpointId>() {
+                Err(why @ IdError::UnknownPlatform(_)) => diags.error_at(AttributePath::attr("endpoint"), "Invalid endpoint", format!("{e:?} is not the id of a modelplane_endpoint: {why}")),
+                Err(_) => diags.error_at(AttributePath::attr("endpoint"), "Invalid endpoint", format!("{e:?} is not the id of a modelplane_endpoint (PLATFORM/CLUSTER/NAME); use modelplane_endpoint.NAME.id.")),
+                Ok(id) => match platforms::resolve(&id.cluster, &ProviderConfig::default()) {
+                    Ok(p) if p.monitor_host() == MonitorHost::Unsupported => {
+                        diags.error_at(AttributePath::attr("endpoint"), "Unsupported platform", format!("monitors run on the local and kubernetes platforms so far; {:?} endpoints are not supported yet.", id.cluster.platform.as_str()));
                     }
-                    if p == "kubernetes" && !config.elements("existing_prometheus").is_empty() {
-                        diags.error_at(AttributePath::attr("existing_prometheus"), "Not used on kubernetes", "on kubernetes the cluster's Prometheus finds the monitor through a ServiceMonitor (prometheus-operator) or the pods' scrape annotations; remove existing_prometheus.");
-                    }
-                }
+                    Ok(p) => p.validate_monitor(config, diags),
+                    Err(_) => diags.error_at(AttributePath::attr("endpoint"), "Unsupported platform", format!("monitors run on the local and kubernetes platforms so far; {:?} endpoints are not supported yet.", id.cluster.platform.as_str())),
+                },
             }
         }
         for f in ["scrape_interval", "evaluation_interval"] {
@@ -907,7 +907,7 @@ impl tfplugin::Resource for Monitor {
         ctx: &mut Ctx,
     ) {
         plan.id = plan.endpoint.clone();
-        if on_kubernetes(plan) {
+        if in_cluster(plan) {
             self.render(plan);
             kube_scrape_config(plan);
             plan.status = Attr::Known("running".into());
@@ -933,7 +933,7 @@ impl tfplugin::Resource for Monitor {
         // Drift features must exist in the baselines of what the endpoint serves. An endpoint
         // created in the same apply is checked at apply.
         if let Some(models) = served_models(&self.state_dir(), &endpoint) {
-            check_features(&plan.alert, &endpoint, &models, &mut ctx.diags).await;
+            check_features(&plan.alert, &endpoint, &models, &self.conn(), &mut ctx.diags).await;
         }
         if plan.existing_prometheus.is_none() {
             if let Err(e) = managed::binaries() {
@@ -976,7 +976,7 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        if on_kubernetes(&plan) {
+        if in_cluster(&plan) {
             return self.apply_kubernetes(&[], plan, ctx).await;
         }
         let spec = Self::spec(&plan)?;
@@ -1003,7 +1003,7 @@ impl tfplugin::Resource for Monitor {
             return None;
         };
         // An endpoint created in the same apply has its features checked now.
-        check_features(&plan.alert, &spec.endpoint, &models, &mut ctx.diags).await;
+        check_features(&plan.alert, &spec.endpoint, &models, &self.conn(), &mut ctx.diags).await;
         if ctx.diags.has_errors() {
             return None;
         }
@@ -1021,7 +1021,7 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
-        if on_kubernetes(&state) {
+        if in_cluster(&state) {
             return Some(self.read_kubernetes(state, ctx).await);
         }
         let spec = Self::spec(&state)?;
@@ -1062,8 +1062,8 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        if on_kubernetes(&plan) {
-            let before = k8s_objects::parse_all(prior.objects.known().map_or(&[][..], |v| v));
+        if in_cluster(&plan) {
+            let before = prior.objects.known().cloned().unwrap_or_default();
             return self.apply_kubernetes(&before, plan, ctx).await;
         }
         let Some(spec) = Self::spec(&plan) else {
@@ -1097,14 +1097,12 @@ impl tfplugin::Resource for Monitor {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
-        if on_kubernetes(&state) {
-            crate::kube_delete_recorded(
-                &self.config,
-                state.objects.known(),
-                "Cannot delete the monitor",
-                &mut ctx.diags,
-            )
-            .await;
+        if in_cluster(&state) {
+            if let Some(p) = platform_with(&state, &self.provider()) {
+                if let Err(e) = p.remove_objects(state.objects.known()).await {
+                    e.report("Cannot delete the monitor", &mut ctx.diags);
+                }
+            }
             return;
         }
         self.teardown(&state, ctx).await;
@@ -1180,84 +1178,76 @@ fn kube_scrape_config(m: &mut Model) {
     m.scrape_config = Attr::Known(monitoring::yaml(&job));
 }
 
-fn on_kubernetes(m: &Model) -> bool {
-    m.endpoint
-        .known()
-        .is_some_and(|e| e.starts_with("kubernetes/"))
+/// Whether the monitor's endpoint is on a platform whose monitors run in the cluster.
+fn in_cluster(m: &Model) -> bool {
+    platform_of(m).is_some_and(|p| p.monitor_host() == MonitorHost::Cluster)
+}
+
+/// The platform of the monitor's endpoint (connected lazily, so cheap to ask).
+fn platform_of(m: &Model) -> Option<Box<dyn Platform>> {
+    platform_with(m, &ProviderConfig::default())
+}
+
+fn platform_with(m: &Model, config: &ProviderConfig) -> Option<Box<dyn Platform>> {
+    let id = m.endpoint.known()?.parse::<EndpointId>().ok()?;
+    platforms::resolve(&id.cluster, config).ok()
 }
 
 impl Monitor {
-    /// Writes the monitor's objects next to its endpoint: ServiceMonitor and PrometheusRule
-    /// where the prometheus-operator's CRDs exist (asked now, at apply), else a ConfigMap of
-    /// rules; a Secret with the Alertmanager configuration when alerts are routed.
+    fn provider(&self) -> ProviderConfig {
+        ProviderConfig::of(&self.config)
+    }
+
+    fn conn(&self) -> stores::Connection {
+        self.provider().stores()
+    }
+
+    /// Writes the monitor's objects next to its endpoint, through its platform.
     async fn apply_kubernetes(
         &self,
-        before: &[k8s_objects::ObjectRef],
+        before: &[String],
         mut plan: Model,
         ctx: &mut Ctx,
     ) -> Option<Model> {
         let spec = Self::spec(&plan)?;
-        let endpoint_id = spec.endpoint_id.clone();
-        let cluster = endpoint_id
-            .rsplit_once('/')
-            .and_then(|(c, _)| platforms::parse_cluster_id(c).ok())
-            .map(|(_, name)| name)
-            .unwrap_or_default();
-        let client = crate::kube_client(&self.config, crate::Reach::Change, &mut ctx.diags).await?;
-        let namespace = match workload::locate(&client, &cluster, &spec.endpoint).await {
-            Ok(ns) => ns,
-            Err(e) => {
-                ctx.diags
-                    .error_at(AttributePath::attr("endpoint"), "Unknown endpoint", e);
-                return None;
+        let platform = platform_with(&plan, &self.provider())?;
+        let objects = platforms::MonitorObjects {
+            endpoint: spec.endpoint.clone(),
+            rules: spec.rules(),
+            alertmanager: (!spec.receivers.is_empty())
+                .then(|| monitoring::yaml(&spec.alertmanager())),
+            scrape_interval: spec.scrape_interval.clone(),
+        };
+        let recorded = match platform.apply_monitor(&objects, before, &mut ctx.diags).await {
+            Ok(r) => r,
+            Err((e, r)) => {
+                e.report("Cannot write the monitor", &mut ctx.diags);
+                if r.is_empty() {
+                    return None;
+                }
+                r
             }
         };
-        let operator = k8s_monitoring::has_operator(&client).await;
-        if !operator {
-            ctx.diags.warning(
-                "No prometheus-operator",
-                format!("the cluster has no ServiceMonitor and PrometheusRule CRDs, so the rules go into ConfigMap {}-rules in namespace {namespace} and the endpoint's pods carry prometheus.io/scrape annotations; mount the ConfigMap into the cluster's Prometheus as a rule file.", crate::platforms::kubernetes::dns_label(&spec.endpoint)),
-            );
-        }
-        let rules = spec.rules();
-        let am = (!spec.receivers.is_empty()).then(|| monitoring::yaml(&spec.alertmanager()));
-        let endpoint_object = crate::platforms::kubernetes::dns_label(&spec.endpoint);
-        let objs = k8s_monitoring::MonitorObjects {
-            name: &spec.endpoint,
-            namespace: &namespace,
-            endpoint: &endpoint_object,
-            rules: &rules,
-            alertmanager: am.as_deref(),
-            operator,
-            scrape_interval: &spec.scrape_interval,
-        }
-        .render();
-        let (recorded, r) = k8s_objects::converge(&client, before, &objs).await;
         self.render(&mut plan);
         kube_scrape_config(&mut plan);
-        plan.objects = Attr::Known(recorded.iter().map(|r| r.to_string()).collect());
+        plan.objects = Attr::Known(recorded);
         plan.status = Attr::Known("running".into());
-        if let Err(e) = r {
-            ctx.diags.error("Cannot write the monitor", e);
-        }
         Some(plan)
     }
 
     async fn read_kubernetes(&self, mut state: Model, ctx: &mut Ctx) -> Model {
-        let Some(client) =
-            crate::kube_client(&self.config, crate::Reach::Refresh, &mut ctx.diags).await
-        else {
+        let Some(platform) = platform_with(&state, &self.provider()) else {
             return state;
         };
-        let refs = k8s_objects::parse_all(state.objects.known().map_or(&[][..], |v| v));
-        for r in &refs {
-            match r.get(&client).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    state.status = Attr::Known("drifted".into());
-                }
-                Err(e) => ctx.diags.warning("Cannot read the monitor", e),
-            }
+        let recorded = state.objects.known().cloned().unwrap_or_default();
+        match platform.monitor_intact(&recorded).await {
+            Ok(true) => {}
+            Ok(false) => state.status = Attr::Known("drifted".into()),
+            Err(e @ platforms::PlatformError::Unreachable(_)) => ctx.diags.warning(
+                "Cannot reach the cluster",
+                format!("{e}. The state is kept as it was."),
+            ),
+            Err(e) => ctx.diags.warning("Cannot read the monitor", e.to_string()),
         }
         state
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use modelplane_serve::config::ServeConfig;
 
-use crate::local_endpoint::{self as le, Dir, NotReady, Proc};
+use super::process::{self as le, Dir, NotReady, Proc};
 use crate::platforms::container;
 
 /// A running server, as `process.json` records it.
@@ -78,7 +78,8 @@ pub async fn live(dir: &Dir) -> Option<Server> {
 /// How an endpoint's servers are started.
 #[derive(Clone, Debug)]
 pub enum Launcher {
-    Local,
+    /// A process, with this environment added (credentials from the provider block).
+    Local(Vec<(String, String)>),
     Container(Box<container::Launch>),
 }
 
@@ -88,7 +89,7 @@ impl Launcher {
     /// containers on the host's network; containers with published ports cannot.
     pub fn overlaps(&self) -> bool {
         match self {
-            Launcher::Local => true,
+            Launcher::Local(_) => true,
             Launcher::Container(l) => l.overlaps(),
         }
     }
@@ -96,8 +97,8 @@ impl Launcher {
     /// Starts a server on the folder's configuration and records it in `process.json`.
     pub async fn spawn(&self, dir: &Dir, drain_seconds: u64) -> Result<Server, String> {
         let s = match self {
-            Launcher::Local => Server::Process(
-                le::spawn(dir, drain_seconds)
+            Launcher::Local(env) => Server::Process(
+                le::spawn(dir, drain_seconds, env)
                     .map_err(|e| format!("cannot start the server: {e}\n{}", dir.log_tail(20)))?,
             ),
             Launcher::Container(l) => Server::Container(l.start(&etc(dir), drain_seconds).await?),

@@ -1,6 +1,6 @@
 //! The `local` platform: this machine. Inventory comes from the OS and NVML (loaded at run
 //! time: no driver means no GPUs, not an error); endpoints run as supervised server
-//! processes (see [`crate::local_endpoint`]).
+//! processes (see [`super::process`]).
 
 use serde::{Deserialize, Serialize};
 use tfplugin::{Attribute, Nesting, Type};

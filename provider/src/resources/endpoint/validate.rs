@@ -1,0 +1,193 @@
+//! Plan-time checks of `modelplane_endpoint` that its schema's validators do not cover; the
+//! platform checks its own attributes and blocks ([`crate::platforms::Platform::validate_endpoint`]).
+
+use std::time::Duration;
+
+use tfplugin::{Attr, AttributePath, Config, Diagnostics, PathStep};
+
+use super::schema::{a, path};
+use super::spec::parse_duration;
+use crate::ids::{ClusterId, IdError, VersionId};
+use crate::platforms::{self, container};
+use crate::ProviderConfig;
+
+pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
+    crate::check_name(config, diags);
+    if let Attr::Known(c) = config.get::<String>("cluster", diags) {
+        match c.parse::<ClusterId>() {
+            Err(e @ IdError::UnknownPlatform(_)) => diags.error_at(
+                AttributePath::attr("cluster"),
+                "Unsupported platform",
+                e.to_string(),
+            ),
+            Err(e) => diags.error_at(AttributePath::attr("cluster"), "Invalid cluster", e.to_string()),
+            Ok(id) => match platforms::resolve(&id, &ProviderConfig::default()) {
+                Ok(p) => p.validate_endpoint(config, diags),
+                Err(e) => diags.error_at(
+                    AttributePath::attr("cluster"),
+                    "Unsupported platform",
+                    e.to_string(),
+                ),
+            },
+        }
+    }
+    if let Some(c) = config.elements("container").first() {
+        let at = |x: &str| path(&[a("container"), a(x)]);
+        if let Attr::Known(r) = c.get::<String>("restart", diags) {
+            if !container::RESTART_POLICIES.contains(&r.as_str()) {
+                diags.error_at(at("restart"), "Invalid restart policy", format!("restart {r:?} must be one of \"no\", \"on-failure\", \"always\" or \"unless-stopped\"."));
+            }
+        }
+        if let Attr::Known(m) = c.get::<String>("memory", diags) {
+            if let Err(e) = container::check_memory(&m) {
+                diags.error_at(at("memory"), "Invalid memory limit", e);
+            }
+        }
+        if let Attr::Known(n) = c.get::<f64>("cpus", diags) {
+            if n <= 0.0 {
+                diags.error_at(
+                    at("cpus"),
+                    "Invalid CPU limit",
+                    format!("cpus {n} must be more than 0, e.g. 1.5."),
+                );
+            }
+        }
+        if let Attr::Known(n) = c.get::<i64>("gpus", diags) {
+            if n < 0 {
+                diags.error_at(at("gpus"), "Invalid GPU count", "gpus must be 0 or more.");
+            }
+        }
+    }
+    let variants = config.elements("variant");
+    let mut total = Some(0i64);
+    let mut parts = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, v) in variants.iter().enumerate() {
+        let at = |x: &str| path(&[a("variant"), PathStep::Index(i as i64), a(x)]);
+        let name = v.get::<String>("name", diags);
+        if let Attr::Known(n) = &name {
+            if !names.insert(n.clone()) {
+                diags.error_at(
+                    at("name"),
+                    "Duplicate variant",
+                    format!("variant {n:?} is declared twice; variant names must be unique."),
+                );
+            }
+        }
+        match v.get::<i64>("weight", diags) {
+            Attr::Known(w) => {
+                if !(0..=100).contains(&w) {
+                    diags.error_at(
+                        at("weight"),
+                        "Invalid weight",
+                        format!("weight {w} must be between 0 and 100."),
+                    );
+                }
+                total = total.map(|t| t + w);
+                parts.push(format!(
+                    "{} {w}",
+                    name.known().cloned().unwrap_or_else(|| format!("#{i}"))
+                ));
+            }
+            _ => total = None,
+        }
+        if let Attr::Known(id) = v.get::<String>("model", diags) {
+            if let Err(e) = id.parse::<VersionId>() {
+                diags.error_at(at("model"), "Invalid model reference", format!("{e}."));
+            }
+        }
+    }
+    if let Some(t) = total {
+        if t != 100 && !variants.is_empty() {
+            diags.error_at(
+                AttributePath::attr("variant"),
+                "Variant weights must total 100",
+                format!(
+                    "the weights add up to {t} ({}); adjust them so that they total 100.",
+                    parts.join(" + ")
+                ),
+            );
+        }
+    }
+    if let Some(mo) = config.elements("monitoring").first() {
+        for (f, def) in [("drift_window", "5m"), ("feedback_window", "1h")] {
+            if let Attr::Known(d) = mo.get::<String>(f, diags) {
+                match parse_duration(&d) {
+                    Err(e) => diags.error_at(
+                        path(&[a("monitoring"), a(f)]),
+                        "Invalid duration",
+                        format!("{e}; e.g. {def:?}."),
+                    ),
+                    Ok(v) if v < Duration::from_secs(1) => diags.error_at(
+                        path(&[a("monitoring"), a(f)]),
+                        "Invalid duration",
+                        format!("{f} must be at least 1s."),
+                    ),
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+    if let Some(b) = config.elements("benchmark").first() {
+        for (f, def) in [("duration", "3s"), ("warmup", "500ms")] {
+            if let Attr::Known(d) = b.get::<String>(f, diags) {
+                if let Err(e) = parse_duration(&d) {
+                    diags.error_at(
+                        path(&[a("benchmark"), a(f)]),
+                        "Invalid duration",
+                        format!("{e}; e.g. {def:?}."),
+                    );
+                }
+            }
+        }
+        if let Attr::Known(p) = b.get::<String>("protocol", diags) {
+            if p != "rest" && p != "grpc" {
+                diags.error_at(
+                    path(&[a("benchmark"), a("protocol")]),
+                    "Invalid protocol",
+                    format!("protocol {p:?} must be \"rest\" or \"grpc\"."),
+                );
+            }
+        }
+        if let Attr::Known(c) = b.get::<i64>("concurrency", diags) {
+            if c < 1 {
+                diags.error_at(
+                    path(&[a("benchmark"), a("concurrency")]),
+                    "Invalid concurrency",
+                    "concurrency must be 1 or more.",
+                );
+            }
+        }
+        if let Attr::Known(p) = b.get::<String>("payload", diags) {
+            match serde_json::from_str::<serde_json::Value>(&p) {
+                Err(e) => diags.error_at(path(&[a("benchmark"), a("payload")]), "Invalid payload", format!("payload is not JSON ({e}); give an Open Inference Protocol request such as {{\"inputs\": [{{\"name\": \"input\", \"shape\": [1, 4], \"datatype\": \"FP32\", \"data\": [5.1, 3.5, 1.4, 0.2]}}]}}.")),
+                Ok(j) if !j["inputs"].is_array() => diags.error_at(path(&[a("benchmark"), a("payload")]), "Invalid payload", "payload has no \"inputs\" array; it must be an Open Inference Protocol inference request."),
+                Ok(_) => {}
+            }
+        }
+    }
+    for (f, lo, hi) in [("port", 1, 65535), ("grpc_port", 1, 65535)] {
+        if let Attr::Known(p) = config.get::<i64>(f, diags) {
+            if p < lo || p > hi {
+                diags.error_at(
+                    AttributePath::attr(f),
+                    "Invalid port",
+                    format!("{f} {p} must be between {lo} and {hi}."),
+                );
+            }
+        }
+    }
+    if let (Attr::Known(p), Attr::Known(g)) = (
+        config.get::<i64>("port", diags),
+        config.get::<i64>("grpc_port", diags),
+    ) {
+        if p == g {
+            diags.error_at(
+                AttributePath::attr("grpc_port"),
+                "Port clash",
+                "port and grpc_port must differ.",
+            );
+        }
+    }
+}
+
