@@ -10,6 +10,7 @@
 //!   nothing may stay unknown, otherwise the provider's own error names the attribute
 //!   (instead of Terraform's "inconsistent result after apply");
 //! - write-only attributes are null in every plan and state;
+//! - attribute [`crate::Validator`]s are checked before a handler's own `validate`;
 //! - a panic in a handler becomes an error diagnostic; Terraform never hangs.
 
 use std::collections::BTreeMap;
@@ -687,6 +688,7 @@ impl proto::provider_server::Provider for ProviderServer {
             "provider configuration",
             &mut diags,
         ) {
+            crate::validators::check(&self.provider_schema.block, &cfg, &mut diags);
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded(
@@ -707,9 +709,10 @@ impl proto::provider_server::Provider for ProviderServer {
         r: Request<proto::validate_resource_config::Request>,
     ) -> R<proto::validate_resource_config::Response> {
         let r = r.into_inner();
-        let (res, _, ty) = self.resource(&r.type_name)?;
+        let (res, schema, ty) = self.resource(&r.type_name)?;
         let mut diags = Diagnostics::new();
         if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
+            crate::validators::check(&schema.block, &cfg, &mut diags);
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded(
@@ -730,9 +733,10 @@ impl proto::provider_server::Provider for ProviderServer {
         r: Request<proto::validate_data_resource_config::Request>,
     ) -> R<proto::validate_data_resource_config::Response> {
         let r = r.into_inner();
-        let (ds, _, ty) = self.data_source(&r.type_name)?;
+        let (ds, schema, ty) = self.data_source(&r.type_name)?;
         let mut diags = Diagnostics::new();
         if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
+            crate::validators::check(&schema.block, &cfg, &mut diags);
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded(
