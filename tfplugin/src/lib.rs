@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+pub mod codec;
 pub mod diag;
 pub mod docs;
 pub mod framework;

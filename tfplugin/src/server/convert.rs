@@ -6,7 +6,7 @@ use crate::framework::Function;
 use crate::proto;
 use crate::schema::{AttrType, Attribute, Block, Nesting, Schema};
 use crate::value::{AttributePath, PathStep, Type, Value};
-use crate::{json, msgpack};
+use crate::{codec, json, msgpack};
 
 pub(super) fn decode_dv(
     dv: Option<&proto::DynamicValue>,
@@ -89,7 +89,7 @@ pub(super) fn diags_to_proto(d: &Diagnostics) -> Vec<proto::Diagnostic> {
 }
 
 fn type_bytes(t: &Type) -> Vec<u8> {
-    serde_json::to_vec(&json::type_to_json(t)).expect("type JSON")
+    serde_json::to_vec(&codec::type_to_json(t)).expect("type JSON")
 }
 
 fn attr_to_proto(a: &Attribute) -> proto::schema::Attribute {
