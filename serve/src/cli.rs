@@ -680,7 +680,7 @@ where
             model,
             out,
         } => {
-            match crate::drift::compute(
+            match crate::baseline::compute(
                 &dataset,
                 target.as_deref(),
                 features.as_deref(),

@@ -4,6 +4,8 @@
 //!
 //! Bins are the baseline's: deciles for continuous values, one bin per value for small
 //! integer sets (class labels). KS is computed at bin resolution.
+//!
+//! Baselines that include a model's predictions are computed in the `baseline` module.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -310,44 +312,6 @@ impl DriftMonitor {
     pub fn stats(&self) -> DriftStats {
         self.stats_at(now_secs())
     }
-}
-
-/// Computes a baseline from a dataset, with the predictions of `model` on it when given.
-pub fn compute(
-    dataset: &Path,
-    target: Option<&str>,
-    features: Option<&[String]>,
-    model: Option<&Path>,
-) -> Result<Baseline, String> {
-    let table = Table::read(dataset).map_err(|e| e.to_string())?;
-    let predictions = match model {
-        None => None,
-        Some(mp) => {
-            let m =
-                crate::model::Model::load("baseline", "0", mp, None).map_err(|e| e.to_string())?;
-            let (_, x, _) = table
-                .split(target, features, dataset)
-                .map_err(|e| e.to_string())?;
-            let input = m
-                .signature
-                .inputs
-                .first()
-                .ok_or("the model has no inputs")?;
-            let dt = crate::tensor::Datatype::parse(&input.datatype).map_err(|e| e.to_string())?;
-            let mut preds = Vec::with_capacity(x.len());
-            for chunk in x.chunks(256) {
-                let t = crate::validate::input_tensor(dt, chunk).map_err(|e| e.to_string())?;
-                let out = m.run(vec![t]).map_err(|e| e.to_string())?;
-                preds.extend(
-                    m.predictions(&out)
-                        .ok_or("the model's outputs give no per-row prediction")?,
-                );
-            }
-            Some(preds)
-        }
-    };
-    Baseline::from_table(&table, target, features, predictions.as_deref(), dataset)
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

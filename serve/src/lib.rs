@@ -19,6 +19,7 @@
 //! | [`cli`] | the `modelplane-serve` command line |
 
 pub mod app;
+pub mod baseline;
 pub mod batch;
 pub mod bench;
 pub mod cli;

@@ -370,6 +370,31 @@ fn slice<T: tract_onnx::prelude::Datum>(t: &Tensor) -> Option<&[T]> {
     t.as_plain_ram()?.as_slice::<T>().ok()
 }
 
+/// Rows of numbers (a table's feature columns) as an `[N, features]` tensor of `dt`.
+pub(crate) fn from_rows(dt: Datatype, rows: &[Vec<f64>]) -> Result<Tensor, ServeError> {
+    let (n, f) = (rows.len(), rows.first().map_or(0, Vec::len));
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    let t = match dt {
+        Datatype::F32 => {
+            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as f32).collect::<Vec<_>>())
+        }
+        Datatype::F64 => Tensor::from_shape(&[n, f], &flat),
+        Datatype::I64 => {
+            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i64).collect::<Vec<_>>())
+        }
+        Datatype::I32 => {
+            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i32).collect::<Vec<_>>())
+        }
+        other => {
+            return Err(ServeError::BadRequest(format!(
+                "the model's input datatype {} cannot be fed from a table",
+                other.name()
+            )))
+        }
+    };
+    t.map_err(|e| ServeError::Internal(e.to_string()))
+}
+
 /// The tensor's elements as JSON numbers, bools or strings, flat and row-major.
 pub fn to_json(t: &Tensor) -> serde_json::Value {
     use serde_json::Value as J;

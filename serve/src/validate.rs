@@ -8,7 +8,7 @@ use tract_onnx::prelude::{DatumType, Tensor};
 
 use crate::dataset::Table;
 use crate::model::Model;
-use crate::tensor::Datatype;
+use crate::tensor::{self, Datatype};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -134,31 +134,6 @@ fn mismatch(s: impl Into<String>) -> ValidateError {
     ValidateError::Mismatch(s.into())
 }
 
-/// Rows of numbers as an `[N, features]` tensor of the model's input datatype.
-pub(crate) fn input_tensor(dt: Datatype, rows: &[Vec<f64>]) -> Result<Tensor, ValidateError> {
-    let (n, f) = (rows.len(), rows.first().map_or(0, Vec::len));
-    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
-    let t = match dt {
-        Datatype::F32 => {
-            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as f32).collect::<Vec<_>>())
-        }
-        Datatype::F64 => Tensor::from_shape(&[n, f], &flat),
-        Datatype::I64 => {
-            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i64).collect::<Vec<_>>())
-        }
-        Datatype::I32 => {
-            Tensor::from_shape(&[n, f], &flat.iter().map(|v| *v as i32).collect::<Vec<_>>())
-        }
-        other => {
-            return Err(mismatch(format!(
-                "the model's input datatype {} cannot be fed from a table",
-                other.name()
-            )))
-        }
-    };
-    t.map_err(|e| mismatch(e.to_string()))
-}
-
 fn as_f64(t: &Tensor) -> Result<Vec<f64>, ValidateError> {
     let c = t
         .cast_to_dt(DatumType::F64)
@@ -202,7 +177,9 @@ pub fn run(spec: &Spec) -> Result<Report, ValidateError> {
     let mut preds: Vec<f64> = Vec::with_capacity(x.len());
     for chunk in x.chunks(spec.batch_size.max(1)) {
         let outs = model
-            .run(vec![input_tensor(dt, chunk)?])
+            .run(vec![
+                tensor::from_rows(dt, chunk).map_err(|e| mismatch(e.to_string()))?
+            ])
             .map_err(|e| mismatch(e.to_string()))?;
         let o = &outs[oi];
         if spec.metric.is_classification() && o.rank() == 2 && o.shape()[1] > 1 {

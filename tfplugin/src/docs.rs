@@ -212,7 +212,12 @@ fn render_block(
             line.push_str(", Deprecated");
         }
         line.push_str(") ");
-        line.push_str(a.description.trim());
+        let ty = a.value_type();
+        let text: Vec<String> = std::iter::once(a.description.trim().to_string())
+            .chain(a.validators.iter().map(|v| v.description(&ty)))
+            .filter(|t| !t.is_empty())
+            .collect();
+        line.push_str(&text.join(" "));
         if let AttrType::Nested { attributes, .. } = &a.ty {
             let an = anchor("nestedatt", &a.name);
             let _ = write!(line, " (see [below for nested schema](#{an}))");
@@ -277,5 +282,56 @@ fn render_block(
             let _ = writeln!(s, "{l}");
         }
         let _ = writeln!(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Attribute, NestedBlock};
+    use crate::validators::Validator;
+    use crate::value::Type;
+
+    #[test]
+    fn validators_are_described_after_the_attribute_description() {
+        let schema = Schema::new(
+            Block::new()
+                .attribute(
+                    Attribute::new("weight", Type::Number)
+                        .optional()
+                        .description("Share of traffic.")
+                        .validate(Validator::between(0.0, 100.0)),
+                )
+                .attribute(
+                    Attribute::new("zones", Type::list(Type::String))
+                        .required()
+                        .validate(Validator::length(1, None))
+                        .validate(Validator::regex("^[a-z]+$", "a zone name")),
+                )
+                .block(NestedBlock::new(
+                    "container",
+                    Nesting::Single,
+                    Block::new().attribute(
+                        Attribute::new("restart", Type::String)
+                            .optional()
+                            .description("When to restart the container.")
+                            .validate(Validator::one_of(&[
+                                "no",
+                                "on-failure",
+                                "always",
+                                "unless-stopped",
+                            ])),
+                    ),
+                )),
+        );
+        let md = page("t", "h", &schema, None, None, "Schema");
+        for line in [
+            "- `zones` (List of String) At least 1 element. Each element: must be a zone name.\n",
+            "- `weight` (Number) Share of traffic. Between 0 and 100.\n",
+            "- `restart` (String) When to restart the container. One of `no`, `on-failure`, `always`, `unless-stopped`.\n",
+            "- `container` (Block) (see [below for nested schema](#nestedblock--container))\n",
+        ] {
+            assert!(md.contains(line), "missing {line:?} in:\n{md}");
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+pub mod codec;
 pub mod diag;
 pub mod docs;
 pub mod framework;
@@ -25,6 +26,7 @@ pub mod msgpack;
 pub mod plugin;
 pub mod schema;
 pub mod server;
+pub mod validators;
 pub mod value;
 
 #[cfg(feature = "acctest")]
@@ -50,4 +52,5 @@ pub use framework::{
 };
 pub use model::{from_value, to_value, Attr};
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema, SchemaKind};
+pub use validators::Validator;
 pub use value::{AttributePath, Number, PathStep, Type, Value};

@@ -5,30 +5,12 @@ use std::str::FromStr;
 
 use rmp::Marker;
 
-use crate::json::{type_from_json, type_to_json};
+pub use crate::codec::CodecError;
+use crate::codec::{err, type_from_json, type_to_json};
 use crate::value::{Number, Refinements, Type, Value};
 
 const UNKNOWN_REFINED_EXT: i8 = 12;
 const MAX_REFINEMENT_LEN: u32 = 1024;
-
-/// An error decoding or encoding a value, with where it happened.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{path}{msg}")]
-pub struct CodecError {
-    pub path: String,
-    pub msg: String,
-}
-
-fn err<T>(path: &str, msg: impl Into<String>) -> Result<T, CodecError> {
-    Err(CodecError {
-        path: if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}: ")
-        },
-        msg: msg.into(),
-    })
-}
 
 /// Encodes `value` of type `ty` as msgpack.
 pub fn encode(value: &Value, ty: &Type) -> Result<Vec<u8>, CodecError> {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::validators::Validator;
 use crate::value::{AttributePath, Type};
 
 /// How a nested attribute or block holds its objects.
@@ -46,6 +47,9 @@ pub struct Attribute {
     /// Computed value that does not change once set: the plan keeps the prior value
     /// instead of marking it unknown when other attributes change.
     pub stable: bool,
+    /// Rules the configured value must satisfy, checked by the framework before the
+    /// handler's own `validate` (see [`crate::validators`]).
+    pub validators: Vec<Validator>,
 }
 
 impl Attribute {
@@ -62,6 +66,7 @@ impl Attribute {
             deprecated: false,
             requires_replace: false,
             stable: false,
+            validators: Vec::new(),
         }
     }
     /// An attribute whose value is an object (or list, set or map of objects) with its own attributes.
@@ -112,6 +117,11 @@ impl Attribute {
     }
     pub fn stable(mut self) -> Self {
         self.stable = true;
+        self
+    }
+    /// Adds a rule for the configured value; may be called several times.
+    pub fn validate(mut self, v: Validator) -> Self {
+        self.validators.push(v);
         self
     }
 
@@ -469,6 +479,13 @@ fn check_attribute(
         out.push(format!(
             "{p}: a purely computed attribute cannot require replacement"
         ));
+    }
+    for v in &a.validators {
+        out.extend(
+            v.schema_problems(a)
+                .into_iter()
+                .map(|problem| format!("{p}: {problem}")),
+        );
     }
     match &a.ty {
         AttrType::Type(t) => {

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use tfplugin::framework::{DynResource, Function, Parameter};
 use tfplugin::proto::{self, provider_server::Provider as _};
 use tfplugin::server::ProviderServer;
-use tfplugin::{msgpack, Attr, Attribute, Block, Config, Ctx, Diagnostics, Schema, Type, Value};
+use tfplugin::{
+    msgpack, Attr, Attribute, Block, Config, Ctx, Diagnostics, Schema, Type, Validator, Value,
+};
 use tonic::Request;
 
 /// How the test resource misbehaves on apply.
@@ -52,7 +54,11 @@ impl tfplugin::Resource for ThingResource {
                         .required()
                         .requires_replace(),
                 )
-                .attribute(Attribute::new("size", Type::Number).optional())
+                .attribute(
+                    Attribute::new("size", Type::Number)
+                        .optional()
+                        .validate(Validator::at_most(1000.0).summary("Size too large")),
+                )
                 .attribute(Attribute::new("id", Type::String).computed().stable())
                 .attribute(Attribute::new("revision", Type::Number).computed())
                 .attribute(
@@ -423,6 +429,25 @@ async fn validate_reports_attribute_paths() {
     let steps = &r.diagnostics[0].attribute.as_ref().unwrap().steps;
     assert_eq!(
         steps[0].selector,
+        Some(proto::attribute_path::step::Selector::AttributeName(
+            "size".into()
+        ))
+    );
+    // attribute validators run before the resource's own validation
+    let r = s
+        .validate_resource_config(Request::new(proto::validate_resource_config::Request {
+            type_name: "test_thing".into(),
+            config: dv(&config("a", Value::number(2000), Value::Null)),
+            client_capabilities: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.diagnostics.len(), 1, "{}", errors(&r.diagnostics));
+    assert_eq!(r.diagnostics[0].summary, "Size too large");
+    assert_eq!(r.diagnostics[0].detail, "size 2000 must be 1000 or less.");
+    assert_eq!(
+        r.diagnostics[0].attribute.as_ref().unwrap().steps[0].selector,
         Some(proto::attribute_path::step::Selector::AttributeName(
             "size".into()
         ))

@@ -414,7 +414,7 @@ async fn compute_baseline(
         PathBuf::from(model_path),
     );
     match tokio::task::spawn_blocking(move || {
-        modelplane_serve::drift::compute(
+        modelplane_serve::baseline::compute(
             &dataset,
             target.as_deref(),
             features.as_deref(),
