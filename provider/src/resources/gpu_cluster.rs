@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tfplugin::{
     Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting,
-    PathStep, Schema, Type,
+    PathStep, Schema, Type, Validator,
 };
 
 use crate::ids::{ClusterId, IdError, PlatformKind};
@@ -103,13 +103,13 @@ fn partition_block() -> NestedBlock {
         Nesting::List,
         Block::new()
             .description("A GPU partition of a `kubernetes` cluster, one per purpose: a namespace with a ResourceQuota on `nvidia.com/gpu` (and CPU, memory), a LimitRange, a PriorityClass, and the node selection and tolerations that its pods get.")
-            .attribute(Attribute::new("purpose", Type::String).required().description("`dev`, `training` or `inference`; one partition per purpose. Endpoints run in `inference` unless their `kubernetes.partition` says otherwise."))
+            .attribute(Attribute::new("purpose", Type::String).required().validate(Validator::one_of(PURPOSES).summary("Invalid partition purpose")).description("`dev`, `training` or `inference`; one partition per purpose. Endpoints run in `inference` unless their `kubernetes.partition` says otherwise."))
             .attribute(Attribute::new("namespace", Type::String).optional_computed().requires_replace().description("The namespace. Default: `CLUSTER-PURPOSE`. Created and owned by the provider: destroying the partition deletes the namespace and what runs in it."))
-            .attribute(Attribute::new("gpus", Type::Number).required().description("ResourceQuota on `requests.nvidia.com/gpu`: the most GPUs the partition's pods may request together."))
+            .attribute(Attribute::new("gpus", Type::Number).required().validate(Validator::at_least(0.0).summary("Invalid GPU quota")).description("ResourceQuota on `requests.nvidia.com/gpu`: the most GPUs the partition's pods may request together."))
             .attribute(Attribute::new("cpu", Type::String).optional().description("ResourceQuota on CPU requests and limits, e.g. `\"64\"`."))
             .attribute(Attribute::new("memory", Type::String).optional().description("ResourceQuota on memory requests and limits, e.g. `\"256Gi\"`."))
-            .attribute(Attribute::new("max_gpus_per_pod", Type::Number).optional().description("LimitRange: the most GPUs one container may take. Default: `gpus`."))
-            .attribute(Attribute::new("priority", Type::Number).optional_computed().description("Value of the partition's PriorityClass. Default: inference 100000, training 10000, dev 1000 (dev never preempts)."))
+            .attribute(Attribute::new("max_gpus_per_pod", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid GPU limit")).description("LimitRange: the most GPUs one container may take. Default: `gpus`."))
+            .attribute(Attribute::new("priority", Type::Number).optional_computed().validate(Validator::between(0.0, 1_000_000_000.0).summary("Invalid priority")).description("Value of the partition's PriorityClass. Default: inference 100000, training 10000, dev 1000 (dev never preempts)."))
             .attribute(Attribute::new("node_selector", Type::map(Type::String)).optional().description("Node labels the partition's pods are placed on, e.g. `{ \"nvidia.com/gpu.product\" = \"NVIDIA-A100-SXM4-80GB\" }` or a node pool label."))
             .attribute(Attribute::new("spot", Type::Bool).optional().description("Tolerate the taints of spot capacity (AKS `kubernetes.azure.com/scalesetpriority=spot`, EKS `eks.amazonaws.com/capacityType=SPOT`, GKE `cloud.google.com/gke-spot`, and `modelplane.io/spot`)."))
             .block(NestedBlock::new(
@@ -118,9 +118,9 @@ fn partition_block() -> NestedBlock {
                 Block::new()
                     .description("A further taint the partition's pods tolerate (the `nvidia.com/gpu` taint of GPU node pools always is).")
                     .attribute(Attribute::new("key", Type::String).required().description("Taint key."))
-                    .attribute(Attribute::new("operator", Type::String).optional().description("`Exists` or `Equal` (default `Equal` with a value, else `Exists`)."))
+                    .attribute(Attribute::new("operator", Type::String).optional().validate(Validator::one_of(&["Exists", "Equal"]).summary("Invalid toleration")).description("`Exists` or `Equal` (default `Equal` with a value, else `Exists`)."))
                     .attribute(Attribute::new("value", Type::String).optional().description("Taint value, with `Equal`."))
-                    .attribute(Attribute::new("effect", Type::String).optional().description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`; unset tolerates all.")),
+                    .attribute(Attribute::new("effect", Type::String).optional().validate(Validator::one_of(&["NoSchedule", "PreferNoSchedule", "NoExecute"]).summary("Invalid toleration")).description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`; unset tolerates all.")),
             )),
     )
 }
@@ -143,9 +143,9 @@ fn node_pool_block() -> NestedBlock {
         Block::new()
             .description("A group of nodes. The `local` platform takes at most one (this machine); cloud platforms map it to node groups or pools.")
             .attribute(Attribute::new("name", Type::String).required().description("Pool name, unique in the cluster."))
-            .attribute(Attribute::new("purpose", Type::String).required().description("What the pool is for: `dev`, `training` or `inference`."))
+            .attribute(Attribute::new("purpose", Type::String).required().validate(Validator::one_of(PURPOSES).summary("Invalid node pool purpose")).description("What the pool is for: `dev`, `training` or `inference`."))
             .attribute(Attribute::new("instance_type", Type::String).optional().description("Machine type (EC2 instance type on AWS, VM size on Azure); ignored locally."))
-            .attribute(Attribute::new("gpu_count", Type::Number).optional().description("GPUs per node. Locally, a count above what NVML finds is an error."))
+            .attribute(Attribute::new("gpu_count", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid GPU count")).description("GPUs per node. Locally, a count above what NVML finds is an error."))
             .attribute(Attribute::new("gpu_type", Type::String).optional().description("GPU model, e.g. `nvidia-a10g`; informational locally."))
             .attribute(Attribute::new("min_size", Type::Number).optional().description("Fewest nodes; ignored locally."))
             .attribute(Attribute::new("max_size", Type::Number).optional().description("Most nodes; ignored locally."))
@@ -322,17 +322,6 @@ impl tfplugin::Resource for GpuCluster {
                     PathStep::Attr(a.into()),
                 ])
             };
-            if let Attr::Known(p) = pool.get::<String>("purpose", diags) {
-                if !PURPOSES.contains(&p.as_str()) {
-                    diags.error_at(
-                        at("purpose"),
-                        "Invalid node pool purpose",
-                        format!(
-                            "purpose {p:?} must be one of \"dev\", \"training\" or \"inference\"."
-                        ),
-                    );
-                }
-            }
             if let Attr::Known(n) = pool.get::<String>("name", diags) {
                 if !names.insert(n.clone()) {
                     diags.error_at(
@@ -351,15 +340,6 @@ impl tfplugin::Resource for GpuCluster {
                         at("min_size"),
                         "Invalid node pool size",
                         format!("min_size ({min}) is larger than max_size ({max})."),
-                    );
-                }
-            }
-            if let Attr::Known(n) = pool.get::<i64>("gpu_count", diags) {
-                if n < 0 {
-                    diags.error_at(
-                        at("gpu_count"),
-                        "Invalid GPU count",
-                        "gpu_count must be 0 or more.",
                     );
                 }
             }

@@ -130,13 +130,7 @@ pub(super) fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
             ])
         };
         if let Attr::Known(p) = part.get::<String>("purpose", diags) {
-            if !partitions::PURPOSES.contains(&p.as_str()) {
-                diags.error_at(
-                    at("purpose"),
-                    "Invalid partition purpose",
-                    format!("purpose {p:?} must be one of \"dev\", \"training\" or \"inference\"."),
-                );
-            } else if !seen.insert(p.clone()) {
+            if partitions::PURPOSES.contains(&p.as_str()) && !seen.insert(p.clone()) {
                 diags.error_at(
                     at("purpose"),
                     "Duplicate partition",
@@ -149,25 +143,6 @@ pub(super) fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
         if let Attr::Known(n) = part.get::<String>("namespace", diags) {
             if !super::is_dns_label(&n) {
                 diags.error_at(at("namespace"), "Invalid namespace", format!("namespace {n:?} must be a DNS label: lower-case letters, digits and '-', at most 63 characters, e.g. \"ml-inference\"."));
-            }
-        }
-        if let Attr::Known(g) = part.get::<i64>("gpus", diags) {
-            if g < 0 {
-                diags.error_at(at("gpus"), "Invalid GPU quota", "gpus must be 0 or more.");
-            }
-        }
-        if let Attr::Known(g) = part.get::<i64>("max_gpus_per_pod", diags) {
-            if g < 0 {
-                diags.error_at(
-                    at("max_gpus_per_pod"),
-                    "Invalid GPU limit",
-                    "max_gpus_per_pod must be 0 or more.",
-                );
-            }
-        }
-        if let Attr::Known(p) = part.get::<i64>("priority", diags) {
-            if !(0..=1_000_000_000).contains(&p) {
-                diags.error_at(at("priority"), "Invalid priority", format!("priority {p} must be between 0 and 1000000000 (higher values are reserved for the system)."));
             }
         }
         for f in ["cpu", "memory"] {
@@ -188,20 +163,8 @@ pub(super) fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
                 ])
             };
             if let Attr::Known(o) = t.get::<String>("operator", diags) {
-                if o != "Exists" && o != "Equal" {
-                    diags.error_at(
-                        tat("operator"),
-                        "Invalid toleration",
-                        format!("operator {o:?} must be \"Exists\" or \"Equal\"."),
-                    );
-                }
                 if o == "Exists" && !t.get::<String>("value", diags).is_null() {
                     diags.error_at(tat("value"), "Invalid toleration", "a toleration with operator \"Exists\" takes no value; remove value or use \"Equal\".");
-                }
-            }
-            if let Attr::Known(e) = t.get::<String>("effect", diags) {
-                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&e.as_str()) {
-                    diags.error_at(tat("effect"), "Invalid toleration", format!("effect {e:?} must be \"NoSchedule\", \"PreferNoSchedule\" or \"NoExecute\"."));
                 }
             }
         }

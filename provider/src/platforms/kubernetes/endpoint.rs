@@ -42,25 +42,7 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
     let Some(k) = config.elements("kubernetes").into_iter().next() else {
         return;
     };
-    if let Attr::Known(p) = k.get::<String>("partition", diags) {
-        if !partitions::PURPOSES.contains(&p.as_str()) {
-            diags.error_at(
-                at("partition"),
-                "Invalid partition",
-                format!("partition {p:?} must be one of \"dev\", \"training\" or \"inference\"."),
-            );
-        }
-    }
     let min = k.get::<i64>("min_replicas", diags);
-    if let Attr::Known(m) = min {
-        if m < 1 {
-            diags.error_at(
-                at("min_replicas"),
-                "Invalid replicas",
-                "min_replicas must be 1 or more.",
-            );
-        }
-    }
     if let (Attr::Known(lo), Attr::Known(hi)) = (min, k.get::<i64>("max_replicas", diags)) {
         if hi < lo {
             diags.error_at(
@@ -70,45 +52,11 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
             );
         }
     }
-    if let Attr::Known(t) = k.get::<i64>("target_cpu_percent", diags) {
-        if !(1..=1000).contains(&t) {
-            diags.error_at(
-                at("target_cpu_percent"),
-                "Invalid target",
-                format!("target_cpu_percent {t} must be between 1 and 1000."),
-            );
-        }
-    }
-    if let Attr::Known(t) = k.get::<i64>("target_inflight", diags) {
-        if t < 1 {
-            diags.error_at(
-                at("target_inflight"),
-                "Invalid target",
-                "target_inflight must be 1 or more.",
-            );
-        }
-    }
-    if let Attr::Known(g) = k.get::<i64>("gpus", diags) {
-        if g < 0 {
-            diags.error_at(at("gpus"), "Invalid GPU count", "gpus must be 0 or more.");
-        }
-    }
     for f in ["cpu", "memory"] {
         if let Attr::Known(q) = k.get::<String>(f, diags) {
             if let Err(e) = k8s::check_quantity(&q) {
                 diags.error_at(at(f), "Invalid quantity", e);
             }
-        }
-    }
-    if let Attr::Known(t) = k.get::<String>("service_type", diags) {
-        if !workload::SERVICE_TYPES.contains(&t.as_str()) {
-            diags.error_at(
-                at("service_type"),
-                "Invalid Service type",
-                format!(
-                    "service_type {t:?} must be \"ClusterIP\", \"NodePort\" or \"LoadBalancer\"."
-                ),
-            );
         }
     }
     if let Attr::Known(t) = k.get::<String>("rollout_timeout", diags) {
@@ -142,13 +90,6 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
     if let Some(e) = k.elements("expose").first() {
         let eat = |x: &str| at("expose").then_attr(x);
         if let Attr::Known(kind) = e.get::<String>("kind", diags) {
-            if !workload::EXPOSE_KINDS.contains(&kind.as_str()) {
-                diags.error_at(
-                    eat("kind"),
-                    "Invalid exposure",
-                    format!("kind {kind:?} must be \"ingress\", \"http_route\" or \"route\"."),
-                );
-            }
             if kind == "http_route" && e.get::<String>("gateway", diags).is_null() {
                 diags.error_at(eat("gateway"), "Missing gateway", "an http_route attaches to a Gateway: set gateway = \"NAME\" or \"NAMESPACE/NAME\".");
             }

@@ -1,6 +1,11 @@
 //! The schema of `modelplane_endpoint`.
 
-use tfplugin::{Attribute, AttributePath, Block, NestedBlock, Nesting, PathStep, Schema, Type};
+use tfplugin::{
+    Attribute, AttributePath, Block, NestedBlock, Nesting, PathStep, Schema, Type, Validator,
+};
+
+use crate::platforms::container::RESTART_POLICIES;
+use crate::platforms::kubernetes::{partitions::PURPOSES, workload};
 
 pub(super) fn path(steps: &[PathStep]) -> AttributePath {
     AttributePath(steps.to_vec())
@@ -65,8 +70,8 @@ pub(super) fn schema() -> Schema {
             .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Endpoint name, the model name clients call (`/v2/models/NAME/infer`). Unique on the cluster."))
             .attribute(Attribute::new("cluster", Type::String).required().requires_replace().description("The `id` of the `modelplane_gpu_cluster` to run on."))
             .attribute(Attribute::new("sticky_header", Type::String).optional().description("A request header whose value keeps a client on one variant (e.g. `x-user-id`)."))
-            .attribute(Attribute::new("port", Type::Number).optional_computed().stable().description("REST port on 127.0.0.1; a free one is chosen when not given."))
-            .attribute(Attribute::new("grpc_port", Type::Number).optional_computed().stable().description("gRPC port on 127.0.0.1; a free one is chosen when not given."))
+            .attribute(Attribute::new("port", Type::Number).optional_computed().stable().validate(Validator::between(1.0, 65535.0).summary("Invalid port")).description("REST port on 127.0.0.1; a free one is chosen when not given."))
+            .attribute(Attribute::new("grpc_port", Type::Number).optional_computed().stable().validate(Validator::between(1.0, 65535.0).summary("Invalid port")).description("gRPC port on 127.0.0.1; a free one is chosen when not given."))
             .attribute(
                 Attribute::new("token_wo", Type::String)
                     .optional()
@@ -99,7 +104,7 @@ pub(super) fn schema() -> Schema {
                         .description("A model version that serves a share of the traffic. Weights must total 100. Clients can pin a variant with the header `x-modelplane-variant: NAME`.")
                         .attribute(Attribute::new("name", Type::String).required().description("Variant name, e.g. `stable` or `canary`."))
                         .attribute(Attribute::new("model", Type::String).required().description("The `id` of a `modelplane_model`. Every variant and the shadow must come from the same store."))
-                        .attribute(Attribute::new("weight", Type::Number).required().description("Share of requests, 0–100; the weights of all variants total 100.")),
+                        .attribute(Attribute::new("weight", Type::Number).required().validate(Validator::between(0.0, 100.0).summary("Invalid weight")).description("Share of requests, 0–100; the weights of all variants total 100.")),
                 )
                 .min_items(1),
             )
@@ -154,8 +159,8 @@ pub(super) fn schema() -> Schema {
                     )
                     .attribute(Attribute::new("cpus", Type::Number).optional().description("CPU limit, e.g. `1.5`."))
                     .attribute(Attribute::new("memory", Type::String).optional().description("Memory limit, e.g. `512m` or `2g`."))
-                    .attribute(Attribute::new("restart", Type::String).optional().description("Restart policy: `no`, `on-failure`, `always` or `unless-stopped` (default). Rootless podman restarts after a reboot only through systemd."))
-                    .attribute(Attribute::new("gpus", Type::Number).optional().description("GPUs for the container: CDI devices `nvidia.com/gpu=0..N-1` on podman, `--gpus N` on docker (needs the NVIDIA Container Toolkit)."))
+                    .attribute(Attribute::new("restart", Type::String).optional().validate(Validator::one_of(RESTART_POLICIES).summary("Invalid restart policy")).description("Restart policy: `no`, `on-failure`, `always` or `unless-stopped` (default). Rootless podman restarts after a reboot only through systemd."))
+                    .attribute(Attribute::new("gpus", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid GPU count")).description("GPUs for the container: CDI devices `nvidia.com/gpu=0..N-1` on podman, `--gpus N` on docker (needs the NVIDIA Container Toolkit)."))
                     .attribute(Attribute::new("extra_args", Type::list(Type::String)).optional().description("More arguments for the engine's `run`, before the image, e.g. `[\"--network\", \"host\"]`. On the host's network nothing is published and restarts start the new container before the old one stops.")),
             ))
             .block(NestedBlock::new(
@@ -164,10 +169,10 @@ pub(super) fn schema() -> Schema {
                 Block::new()
                     .description("The benchmark hook: a load test after every create and update, against the endpoint itself.")
                     .attribute(Attribute::new("payload", Type::String).required().description("An Open Inference Protocol JSON inference request, e.g. `file(\"${path.module}/request.json\")`."))
-                    .attribute(Attribute::new("concurrency", Type::Number).optional().description("Requests in flight (default 4)."))
+                    .attribute(Attribute::new("concurrency", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid concurrency")).description("Requests in flight (default 4)."))
                     .attribute(Attribute::new("duration", Type::String).optional().description("How long to measure, e.g. `5s` (default `3s`)."))
                     .attribute(Attribute::new("warmup", Type::String).optional().description("Load before measuring, e.g. `1s` (default `500ms`)."))
-                    .attribute(Attribute::new("protocol", Type::String).optional().description("`rest` (default) or `grpc`."))
+                    .attribute(Attribute::new("protocol", Type::String).optional().validate(Validator::one_of(&["rest", "grpc"]).summary("Invalid protocol")).description("`rest` (default) or `grpc`."))
                     .block(NestedBlock::new(
                         "slo",
                         Nesting::Single,
@@ -188,25 +193,25 @@ fn kubernetes_block() -> NestedBlock {
         Nesting::Single,
         Block::new()
             .description("How the endpoint runs on a `kubernetes` cluster: a Deployment of `image` in a GPU partition's namespace, with a Service (HTTP and gRPC), a PodDisruptionBudget, a ServiceAccount, a HorizontalPodAutoscaler when `max_replicas` > `min_replicas`, and optional exposure. Models are fetched by the server from the store (an `s3`, `s3_compatible` or `azure_blob` store: pods cannot read this machine's folders).")
-            .attribute(Attribute::new("partition", Type::String).optional().description("The cluster partition (purpose) to run in. Default `inference`."))
-            .attribute(Attribute::new("min_replicas", Type::Number).optional().description("Replicas, or the autoscaler's minimum. Default 1."))
+            .attribute(Attribute::new("partition", Type::String).optional().validate(Validator::one_of(PURPOSES).summary("Invalid partition")).description("The cluster partition (purpose) to run in. Default `inference`."))
+            .attribute(Attribute::new("min_replicas", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid replicas")).description("Replicas, or the autoscaler's minimum. Default 1."))
             .attribute(Attribute::new("max_replicas", Type::Number).optional().description("The autoscaler's maximum; above `min_replicas`, a HorizontalPodAutoscaler scales on CPU. Default: `min_replicas` (no autoscaler)."))
-            .attribute(Attribute::new("target_cpu_percent", Type::Number).optional().description("Average CPU utilisation (of the request) the autoscaler aims at. Default 70."))
-            .attribute(Attribute::new("target_inflight", Type::Number).optional().description("Also scale on requests in flight per pod (`modelplane_inflight_requests`), when the cluster serves the custom metrics API (e.g. prometheus-adapter); checked at apply, with a warning when absent."))
+            .attribute(Attribute::new("target_cpu_percent", Type::Number).optional().validate(Validator::between(1.0, 1000.0).summary("Invalid target")).description("Average CPU utilisation (of the request) the autoscaler aims at. Default 70."))
+            .attribute(Attribute::new("target_inflight", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid target")).description("Also scale on requests in flight per pod (`modelplane_inflight_requests`), when the cluster serves the custom metrics API (e.g. prometheus-adapter); checked at apply, with a warning when absent."))
             .attribute(Attribute::new("cpu", Type::String).optional().description("CPU request per pod. Default `500m`."))
             .attribute(Attribute::new("memory", Type::String).optional().description("Memory request and limit per pod. Default `1Gi`."))
-            .attribute(Attribute::new("gpus", Type::Number).optional().description("`nvidia.com/gpu` per pod. Default 0."))
+            .attribute(Attribute::new("gpus", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid GPU count")).description("`nvidia.com/gpu` per pod. Default 0."))
             .attribute(Attribute::new("service_account_annotations", Type::map(Type::String)).optional().description("Annotations of the endpoint's ServiceAccount, for IRSA (`eks.amazonaws.com/role-arn`) or Azure workload identity (`azure.workload.identity/client-id`), through which the server reads the store."))
             .attribute(Attribute::new("env_from_secret", Type::String).optional().description("An existing Secret in the partition's namespace whose keys become the server's environment, e.g. `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` for an S3-compatible store. Its values never pass through Terraform."))
             .attribute(Attribute::new("image_pull_secret", Type::String).optional().description("An existing Secret of type `kubernetes.io/dockerconfigjson` for a private registry."))
-            .attribute(Attribute::new("service_type", Type::String).optional().description("`ClusterIP` (default), `NodePort` or `LoadBalancer`."))
+            .attribute(Attribute::new("service_type", Type::String).optional().validate(Validator::one_of(workload::SERVICE_TYPES).summary("Invalid Service type")).description("`ClusterIP` (default), `NodePort` or `LoadBalancer`."))
             .attribute(Attribute::new("rollout_timeout", Type::String).optional().description("How long apply waits for the rollout before it fails with what the pods and events say. Default `10m`."))
             .block(NestedBlock::new(
                 "expose",
                 Nesting::Single,
                 Block::new()
                     .description("Exposure outside the cluster.")
-                    .attribute(Attribute::new("kind", Type::String).required().description("`ingress` (networking.k8s.io Ingress), `http_route` (Gateway API HTTPRoute) or `route` (OpenShift Route)."))
+                    .attribute(Attribute::new("kind", Type::String).required().validate(Validator::one_of(workload::EXPOSE_KINDS).summary("Invalid exposure")).description("`ingress` (networking.k8s.io Ingress), `http_route` (Gateway API HTTPRoute) or `route` (OpenShift Route)."))
                     .attribute(Attribute::new("host", Type::String).required().description("Host name clients use, e.g. `fraud.ml.example.com`."))
                     .attribute(Attribute::new("class_name", Type::String).optional().description("`ingress`: the IngressClass."))
                     .attribute(Attribute::new("gateway", Type::String).optional().description("`http_route` (required): the Gateway, `NAME` or `NAMESPACE/NAME`."))

@@ -33,11 +33,6 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
     }
     if let Some(c) = config.elements("container").first() {
         let at = |x: &str| path(&[a("container"), a(x)]);
-        if let Attr::Known(r) = c.get::<String>("restart", diags) {
-            if !container::RESTART_POLICIES.contains(&r.as_str()) {
-                diags.error_at(at("restart"), "Invalid restart policy", format!("restart {r:?} must be one of \"no\", \"on-failure\", \"always\" or \"unless-stopped\"."));
-            }
-        }
         if let Attr::Known(m) = c.get::<String>("memory", diags) {
             if let Err(e) = container::check_memory(&m) {
                 diags.error_at(at("memory"), "Invalid memory limit", e);
@@ -50,11 +45,6 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
                     "Invalid CPU limit",
                     format!("cpus {n} must be more than 0, e.g. 1.5."),
                 );
-            }
-        }
-        if let Attr::Known(n) = c.get::<i64>("gpus", diags) {
-            if n < 0 {
-                diags.error_at(at("gpus"), "Invalid GPU count", "gpus must be 0 or more.");
             }
         }
     }
@@ -76,13 +66,6 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
         }
         match v.get::<i64>("weight", diags) {
             Attr::Known(w) => {
-                if !(0..=100).contains(&w) {
-                    diags.error_at(
-                        at("weight"),
-                        "Invalid weight",
-                        format!("weight {w} must be between 0 and 100."),
-                    );
-                }
                 total = total.map(|t| t + w);
                 parts.push(format!(
                     "{} {w}",
@@ -140,40 +123,11 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
                 }
             }
         }
-        if let Attr::Known(p) = b.get::<String>("protocol", diags) {
-            if p != "rest" && p != "grpc" {
-                diags.error_at(
-                    path(&[a("benchmark"), a("protocol")]),
-                    "Invalid protocol",
-                    format!("protocol {p:?} must be \"rest\" or \"grpc\"."),
-                );
-            }
-        }
-        if let Attr::Known(c) = b.get::<i64>("concurrency", diags) {
-            if c < 1 {
-                diags.error_at(
-                    path(&[a("benchmark"), a("concurrency")]),
-                    "Invalid concurrency",
-                    "concurrency must be 1 or more.",
-                );
-            }
-        }
         if let Attr::Known(p) = b.get::<String>("payload", diags) {
             match serde_json::from_str::<serde_json::Value>(&p) {
                 Err(e) => diags.error_at(path(&[a("benchmark"), a("payload")]), "Invalid payload", format!("payload is not JSON ({e}); give an Open Inference Protocol request such as {{\"inputs\": [{{\"name\": \"input\", \"shape\": [1, 4], \"datatype\": \"FP32\", \"data\": [5.1, 3.5, 1.4, 0.2]}}]}}.")),
                 Ok(j) if !j["inputs"].is_array() => diags.error_at(path(&[a("benchmark"), a("payload")]), "Invalid payload", "payload has no \"inputs\" array; it must be an Open Inference Protocol inference request."),
                 Ok(_) => {}
-            }
-        }
-    }
-    for (f, lo, hi) in [("port", 1, 65535), ("grpc_port", 1, 65535)] {
-        if let Attr::Known(p) = config.get::<i64>(f, diags) {
-            if p < lo || p > hi {
-                diags.error_at(
-                    AttributePath::attr(f),
-                    "Invalid port",
-                    format!("{f} {p} must be between {lo} and {hi}."),
-                );
             }
         }
     }
