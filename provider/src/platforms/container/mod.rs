@@ -21,8 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod platform;
-pub(crate) use platform::{converge, observe, validate_cluster, validate_endpoint};
-pub use platform::host;
+pub use platform::{host, Container};
 
 /// The engines this platform drives, in the order they are looked for.
 pub const ENGINES: &[&str] = &["podman", "docker"];

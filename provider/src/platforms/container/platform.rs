@@ -6,23 +6,32 @@ use std::path::Path;
 use tfplugin::{Attr, AttributePath, Config, Diagnostics};
 
 use crate::ids::ClusterId;
-use crate::platforms::local::{endpoint::Runs, Host};
-use crate::platforms::{ClusterFacts, ClusterSpec, PlatformError};
+use crate::platforms::local::{endpoint::Runs, host_platform, inventory_async, Host};
+use crate::platforms::{
+    ClusterFacts, ClusterPlan, ClusterSpec, MonitorHost, PartitionSeen, PlatformError,
+};
 use crate::ProviderConfig;
 
 use super::{write_record, ClusterRecord, Engine, ENGINES};
 
+/// The `container` platform of one cluster: this host's engine, endpoints as containers.
+pub struct Container {
+    pub host: Host,
+}
+
 /// The `container` platform of a cluster.
-pub fn host(cluster: ClusterId, config: &ProviderConfig) -> Host {
-    Host {
-        cluster,
-        state_dir: config.state_dir(),
-        runs: Runs::Container,
-        server_env: Vec::new(),
+pub fn host(cluster: ClusterId, config: &ProviderConfig) -> Container {
+    Container {
+        host: Host {
+            cluster,
+            state_dir: config.state_dir(),
+            runs: Runs::Container,
+            server_env: Vec::new(),
+        },
     }
 }
 
-pub(crate) fn validate_cluster(host: &Host, config: &Config, diags: &mut Diagnostics) {
+fn validate_cluster(host: &Host, config: &Config, diags: &mut Diagnostics) {
     if let Attr::Known(e) = config.get::<String>("engine", diags) {
         let name = Path::new(&e)
             .file_name()
@@ -40,7 +49,7 @@ pub(crate) fn validate_cluster(host: &Host, config: &Config, diags: &mut Diagnos
 }
 
 /// Finds the engine, asks its version and records it for the cluster's endpoints.
-pub(crate) async fn converge(host: &Host, spec: &ClusterSpec) -> Result<ClusterFacts, PlatformError> {
+async fn converge(host: &Host, spec: &ClusterSpec) -> Result<ClusterFacts, PlatformError> {
     let refused = |summary: &str, message: String| PlatformError::Refused {
         attribute: Some(AttributePath::attr("engine")),
         summary: summary.into(),
@@ -67,7 +76,7 @@ pub(crate) async fn converge(host: &Host, spec: &ClusterSpec) -> Result<ClusterF
 }
 
 /// The engine and its version as refresh finds them (warnings when it does not answer).
-pub(crate) async fn observe(
+async fn observe(
     host: &Host,
     spec: &ClusterSpec,
     diags: &mut Diagnostics,
@@ -92,9 +101,73 @@ pub(crate) async fn observe(
     }
 }
 
-pub(crate) fn validate_endpoint(config: &Config, diags: &mut Diagnostics) {
+fn validate_endpoint(config: &Config, diags: &mut Diagnostics) {
     if config.get::<String>("image", diags).is_null() {
         diags.error_at(AttributePath::attr("image"), "Missing image", "endpoints on a container cluster run an image: set image = modelplane_serving_image.NAME.reference (or another reference to the modelplane-serve image).");
     }
     crate::platforms::kubernetes::endpoint::refuse_block(config, diags);
 }
+
+host_platform!(Container, {
+    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
+        validate_cluster(&self.host, config, diags)
+    }
+
+    fn plan_cluster(&self, plan: ClusterPlan<'_>) {
+        *plan.nodes = Attr::Null;
+        *plan.objects = Attr::Null;
+    }
+
+    async fn converge_cluster(
+        &self,
+        spec: &ClusterSpec,
+        _before: &[String],
+        _diags: &mut Diagnostics,
+    ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
+        let engine = converge(&self.host, spec).await.map_err(|e| (e, None))?;
+        let machine = self.host.this_machine(spec).await.map_err(|e| (e, None))?;
+        Ok(ClusterFacts {
+            engine: engine.engine,
+            engine_version: engine.engine_version,
+            ..machine
+        })
+    }
+
+    async fn observe_cluster(
+        &self,
+        spec: &ClusterSpec,
+        diags: &mut Diagnostics,
+    ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError> {
+        let engine = observe(&self.host, spec, diags).await;
+        let machine = crate::platforms::this_machine(inventory_async().await);
+        let facts = match engine {
+            Some((program, version)) => ClusterFacts {
+                engine: Some(program),
+                engine_version: version,
+                ..machine
+            },
+            None => machine,
+        };
+        Ok((Some(facts), Vec::new()))
+    }
+
+    async fn remove_cluster(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        super::remove_record(&self.host.state_dir, &self.host.cluster.name);
+        Ok(())
+    }
+
+    async fn import_cluster(
+        &self,
+    ) -> Result<(Vec<crate::platforms::kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError>
+    {
+        Ok((Vec::new(), None))
+    }
+
+    fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
+        validate_endpoint(config, diags)
+    }
+
+    fn monitor_host(&self) -> MonitorHost {
+        MonitorHost::Unsupported
+    }
+});

@@ -8,26 +8,32 @@ pub mod inventory;
 pub mod process;
 pub mod server;
 
-use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics, PathStep};
+use tfplugin::{Attr, AttributePath, Config, Diagnostics, PathStep};
 
 pub use endpoint::Host;
 pub use inventory::{inventory, inventory_attributes, Gpu, Inventory};
 
 use crate::ids::ClusterId;
 use crate::platforms::{
-    rollout::Rollout, ClusterFacts, ClusterPlan, ClusterSpec, Deployment, EndpointPlan,
-    EndpointSpec, Imported, MonitorHost, Observed, PartitionSeen, Platform, PlatformError,
-    Previous,
+    ClusterFacts, ClusterPlan, ClusterSpec, EndpointPlan, MonitorHost, PartitionSeen,
+    PlatformError,
 };
 use crate::ProviderConfig;
 
+/// The `local` platform of one cluster: this machine, endpoints as processes.
+pub struct Local {
+    pub host: Host,
+}
+
 /// The `local` platform of a cluster.
-pub fn host(cluster: ClusterId, config: &ProviderConfig) -> Host {
-    Host {
-        cluster,
-        state_dir: config.state_dir(),
-        runs: endpoint::Runs::Process,
-        server_env: config.server_env(),
+pub fn host(cluster: ClusterId, config: &ProviderConfig) -> Local {
+    Local {
+        host: Host {
+            cluster,
+            state_dir: config.state_dir(),
+            runs: endpoint::Runs::Process,
+            server_env: config.server_env(),
+        },
     }
 }
 
@@ -125,16 +131,82 @@ impl Host {
     }
 }
 
-#[tfplugin::async_trait]
-impl Platform for Host {
-    fn cluster(&self) -> &ClusterId {
-        &self.cluster
-    }
+/// The endpoint side of the `Platform` trait for a platform whose endpoints run on this host
+/// through [`Host`]; `local` and `container` differ in how servers start, not in this.
+macro_rules! host_platform {
+    ($ty:ty, { $($items:tt)* }) => {
+    #[tfplugin::async_trait]
+    impl crate::platforms::Platform for $ty {
+        $($items)*
 
-    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
-        if self.runs == endpoint::Runs::Container {
-            return crate::platforms::container::validate_cluster(self, config, diags);
+        fn cluster(&self) -> &crate::ids::ClusterId {
+            &self.host.cluster
         }
+
+        fn plan_endpoint(
+            &self,
+            prior: Option<&crate::platforms::EndpointPlan>,
+            plan: &mut crate::platforms::EndpointPlan,
+            _config: &tfplugin::Config,
+            _diags: &mut tfplugin::Diagnostics,
+        ) {
+            self.host.plan_host_endpoint(prior, plan)
+        }
+
+        async fn claimed(&self, name: &str) -> Option<String> {
+            self.host.claimed(name).await
+        }
+
+        async fn endpoint_token(
+            &self,
+            name: &str,
+            _recorded: &crate::platforms::Deployment,
+        ) -> Option<String> {
+            self.host.token(name)
+        }
+
+        async fn deploy(
+            &self,
+            spec: &crate::platforms::EndpointSpec,
+            previous: Option<&crate::platforms::Previous>,
+            ctx: &mut tfplugin::Ctx,
+        ) -> crate::platforms::rollout::Rollout {
+            self.host.deploy(spec, previous, ctx).await
+        }
+
+        async fn record(&self, name: &str, record: &serde_json::Value) {
+            self.host.record(name, record).await
+        }
+
+        async fn observe_endpoint(
+            &self,
+            name: &str,
+            recorded: &crate::platforms::Deployment,
+        ) -> Result<crate::platforms::Observed, crate::platforms::PlatformError> {
+            self.host.observe(name, recorded).await
+        }
+
+        async fn remove_endpoint(
+            &self,
+            name: &str,
+            _recorded: &crate::platforms::Deployment,
+        ) -> Result<(), crate::platforms::PlatformError> {
+            self.host.remove(name).await
+        }
+
+        async fn import_endpoint(
+            &self,
+            name: &str,
+        ) -> Result<crate::platforms::Imported, crate::platforms::PlatformError> {
+            self.host.import(name).await
+        }
+    }
+    };
+}
+pub(crate) use host_platform;
+
+host_platform!(Local, {
+    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
         if !config.get::<String>("engine", diags).is_null() {
             diags.error_at(
                 AttributePath::attr("engine"),
@@ -142,16 +214,14 @@ impl Platform for Host {
                 "engine applies to container clusters; remove it, or set platform = \"container\".",
             );
         }
-        self.validate_host_cluster(config, diags);
+        self.host.validate_host_cluster(config, diags);
     }
 
     fn plan_cluster(&self, plan: ClusterPlan<'_>) {
         *plan.nodes = Attr::Null;
         *plan.objects = Attr::Null;
-        if self.runs == endpoint::Runs::Process {
-            *plan.engine = Attr::Null;
-            *plan.engine_version = Attr::Null;
-        }
+        *plan.engine = Attr::Null;
+        *plan.engine_version = Attr::Null;
     }
 
     async fn converge_cluster(
@@ -160,46 +230,19 @@ impl Platform for Host {
         _before: &[String],
         _diags: &mut Diagnostics,
     ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
-        let mut facts = match self.runs {
-            endpoint::Runs::Container => crate::platforms::container::converge(self, spec)
-                .await
-                .map_err(|e| (e, None))?,
-            endpoint::Runs::Process => ClusterFacts::default(),
-        };
-        let machine = self.this_machine(spec).await.map_err(|e| (e, None))?;
-        facts = ClusterFacts {
-            engine: facts.engine,
-            engine_version: facts.engine_version,
-            ..machine
-        };
-        Ok(facts)
+        self.host.this_machine(spec).await.map_err(|e| (e, None))
     }
 
     async fn observe_cluster(
         &self,
-        spec: &ClusterSpec,
-        diags: &mut Diagnostics,
+        _spec: &ClusterSpec,
+        _diags: &mut Diagnostics,
     ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError> {
-        let engine = match self.runs {
-            endpoint::Runs::Container => crate::platforms::container::observe(self, spec, diags).await,
-            endpoint::Runs::Process => None,
-        };
         let machine = crate::platforms::this_machine(inventory_async().await);
-        let facts = match engine {
-            Some((program, version)) => ClusterFacts {
-                engine: Some(program),
-                engine_version: version,
-                ..machine
-            },
-            None => machine,
-        };
-        Ok((Some(facts), Vec::new()))
+        Ok((Some(machine), Vec::new()))
     }
 
     async fn remove_cluster(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
-        if self.runs == endpoint::Runs::Container {
-            crate::platforms::container::remove_record(&self.state_dir, &self.cluster.name);
-        }
         Ok(())
     }
 
@@ -211,9 +254,6 @@ impl Platform for Host {
     }
 
     fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
-        if self.runs == endpoint::Runs::Container {
-            return crate::platforms::container::validate_endpoint(config, diags);
-        }
         if !config.get::<String>("image", diags).is_null() {
             diags.error_at(AttributePath::attr("image"), "Not used on local", "a local cluster runs the server the provider carries; image applies to container clusters. Remove it, or run the endpoint on a container cluster.");
         }
@@ -227,57 +267,7 @@ impl Platform for Host {
         crate::platforms::kubernetes::endpoint::refuse_block(config, diags);
     }
 
-    fn plan_endpoint(
-        &self,
-        prior: Option<&EndpointPlan>,
-        plan: &mut EndpointPlan,
-        _config: &Config,
-        _diags: &mut Diagnostics,
-    ) {
-        self.plan_host_endpoint(prior, plan)
-    }
-
-    async fn claimed(&self, name: &str) -> Option<String> {
-        Host::claimed(self, name).await
-    }
-
-    async fn endpoint_token(&self, name: &str, _recorded: &Deployment) -> Option<String> {
-        self.token(name)
-    }
-
-    async fn deploy(
-        &self,
-        spec: &EndpointSpec,
-        previous: Option<&Previous>,
-        ctx: &mut Ctx,
-    ) -> Rollout {
-        Host::deploy(self, spec, previous, ctx).await
-    }
-
-    async fn record(&self, name: &str, record: &serde_json::Value) {
-        Host::record(self, name, record).await
-    }
-
-    async fn observe_endpoint(
-        &self,
-        name: &str,
-        recorded: &Deployment,
-    ) -> Result<Observed, PlatformError> {
-        self.observe(name, recorded).await
-    }
-
-    async fn remove_endpoint(&self, name: &str, _recorded: &Deployment) -> Result<(), PlatformError> {
-        self.remove(name).await
-    }
-
-    async fn import_endpoint(&self, name: &str) -> Result<Imported, PlatformError> {
-        self.import(name).await
-    }
-
     fn monitor_host(&self) -> MonitorHost {
-        match self.runs {
-            endpoint::Runs::Process => MonitorHost::ThisMachine,
-            endpoint::Runs::Container => MonitorHost::Unsupported,
-        }
+        MonitorHost::ThisMachine
     }
-}
+});
