@@ -214,18 +214,36 @@ mod tests {
         assert_eq!(e.name, "digits");
         assert_eq!(e.to_string(), "local/inference/digits");
         let v: VersionId = "s3://m?region=x/iris/2".parse().unwrap();
-        assert_eq!((v.store.as_str(), v.name.as_str(), v.version.as_str()), ("s3://m?region=x", "iris", "2"));
+        assert_eq!(
+            (v.store.as_str(), v.name.as_str(), v.version.as_str()),
+            ("s3://m?region=x", "iris", "2")
+        );
         assert_eq!(v.to_string(), "s3://m?region=x/iris/2");
-        assert_eq!(VersionId::new("file:///x/", "a", "1").to_string(), "file:///x/a/1");
+        assert_eq!(
+            VersionId::new("file:///x/", "a", "1").to_string(),
+            "file:///x/a/1"
+        );
     }
 
     #[test]
     fn bad_ids_say_what_to_give() {
-        assert!("local".parse::<ClusterId>().unwrap_err().to_string().contains("PLATFORM/NAME"));
+        assert!("local"
+            .parse::<ClusterId>()
+            .unwrap_err()
+            .to_string()
+            .contains("PLATFORM/NAME"));
         assert!("local/a/b".parse::<ClusterId>().is_err());
-        assert!("gcp/a".parse::<ClusterId>().unwrap_err().to_string().contains("unknown platform \"gcp\""));
+        assert!("gcp/a"
+            .parse::<ClusterId>()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown platform \"gcp\""));
         assert!("local/a/".parse::<EndpointId>().is_err());
-        assert!("digits".parse::<EndpointId>().unwrap_err().to_string().contains("PLATFORM/CLUSTER/NAME"));
+        assert!("digits"
+            .parse::<EndpointId>()
+            .unwrap_err()
+            .to_string()
+            .contains("PLATFORM/CLUSTER/NAME"));
         assert!("iris/2".parse::<VersionId>().is_err());
         assert!("file:///x/iris/".parse::<VersionId>().is_err());
     }

@@ -309,9 +309,10 @@ fn endpoint_drift_is_repaired() {
                 // The server dies: refresh sees it stopped, the plan starts it again.
                 Step::new(config.clone())
                     .pre(move |_| {
-                        let p = modelplane_provider::platforms::local::process::Dir::new(&d1, "iris")
-                            .process()
-                            .unwrap();
+                        let p =
+                            modelplane_provider::platforms::local::process::Dir::new(&d1, "iris")
+                                .process()
+                                .unwrap();
                         unsafe { libc::kill(p.pid, libc::SIGKILL) };
                         while p.alive() {
                             std::thread::sleep(Duration::from_millis(20));
@@ -327,7 +328,8 @@ fn endpoint_drift_is_repaired() {
                 // Someone changes the split on the server: the plan puts it back.
                 Step::new(config)
                     .pre(move |_| {
-                        let dir = modelplane_provider::platforms::local::process::Dir::new(&d2, "iris");
+                        let dir =
+                            modelplane_provider::platforms::local::process::Dir::new(&d2, "iris");
                         let mut cfg: serde_json::Value = dir.read_json("config.json").unwrap();
                         cfg["endpoints"][0]["variants"][0]["weight"] = 0.into();
                         cfg["endpoints"][0]["variants"][1]["weight"] = 100.into();

@@ -29,7 +29,7 @@ fn node(name: &str, gpus: i64, product: &str) -> Node {
     .unwrap()
 }
 
-fn partition(purpose: &str, gpus: i64) -> Partition {
+pub(crate) fn partition(purpose: &str, gpus: i64) -> Partition {
     Partition {
         purpose: purpose.into(),
         namespace: format!("gpu-{purpose}"),
@@ -145,7 +145,7 @@ fn crd(
 /// kube-fake-client 0.3 parses `/api/v1/namespaces/NAME` as a namespaced path and refuses
 /// it, so Namespace objects cannot be written through it. Until that is fixed upstream, their
 /// requests go to another plural of the same kind; every other request goes to it unchanged.
-async fn client() -> kube::Client {
+pub(crate) async fn client() -> kube::Client {
     client_with(ClientBuilder::new()).await
 }
 
@@ -199,7 +199,7 @@ async fn client_with(builder: ClientBuilder) -> kube::Client {
     kube::Client::new(svc, "default")
 }
 
-async fn apply_partitions(
+pub(crate) async fn apply_partitions(
     c: &kube::Client,
     parts: &[Partition],
     before: &[ObjectRef],
@@ -312,7 +312,7 @@ fn endpoint(settings: Settings, config: &str) -> Workload {
 }
 
 /// Plays the Deployment controller: marks every Deployment of the namespace rolled out.
-fn controller(c: kube::Client) -> tokio::task::JoinHandle<()> {
+pub(crate) fn controller(c: kube::Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<Deployment> = Api::namespaced(c, "gpu-inference");
         loop {

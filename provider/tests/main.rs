@@ -18,3 +18,4 @@ mod model_store_cloud;
 mod modules;
 mod monitor;
 mod provider_schema;
+mod scenarios;

@@ -129,9 +129,12 @@ impl Ctx {
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
-    /// Resolves when Terraform asks the provider to stop.
+    /// Resolves when Terraform asks the provider to stop. Where nothing can ask any more (a
+    /// detached context), it never resolves.
     pub async fn stopped(&mut self) {
-        let _ = self.stop.wait_for(|s| *s).await;
+        if self.stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
     /// During planning: marks `path` as forcing replacement of the resource.
     pub fn require_replace(&mut self, path: AttributePath) {
@@ -465,5 +468,30 @@ impl<D: DataSource> DynDataSource for DataSourceAdapter<D> {
         let m = decode(config, "configuration", &mut ctx.diags)?;
         let out = self.inner.read(m, ctx).await?;
         encode(&out, &self.ty, &mut ctx.diags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ctx;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_detached_context_is_never_asked_to_stop() {
+        let mut ctx = Ctx::detached();
+        assert!(!ctx.stopping());
+        let waited = tokio::time::timeout(Duration::from_millis(50), ctx.stopped()).await;
+        assert!(waited.is_err(), "stopped() resolved without a stop request");
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_is_seen() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut ctx = Ctx::new(Default::default(), rx);
+        tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), ctx.stopped())
+            .await
+            .expect("stopped() resolves after a stop request");
+        assert!(ctx.stopping());
     }
 }

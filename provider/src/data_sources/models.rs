@@ -110,7 +110,8 @@ impl tfplugin::DataSource for Models {
     }
 
     async fn read(&self, mut m: Model, ctx: &mut Ctx) -> Option<Model> {
-        let store = match stores::open(&m.store, &crate::ProviderConfig::of(&self.config).stores()) {
+        let store = match stores::open(&m.store, &crate::ProviderConfig::of(&self.config).stores())
+        {
             Ok(s) => s,
             Err(e) => {
                 ctx.diags

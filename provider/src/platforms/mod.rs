@@ -105,9 +105,7 @@ pub fn resolve(
     Ok(match cluster.platform {
         PlatformKind::Local => Box::new(local::host(cluster.clone(), config)),
         PlatformKind::Container => Box::new(container::host(cluster.clone(), config)),
-        PlatformKind::Kubernetes => {
-            Box::new(kubernetes::Kubernetes::new(cluster.clone(), config))
-        }
+        PlatformKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(cluster.clone(), config)),
         PlatformKind::Aws | PlatformKind::Azure => {
             return Err(PlatformError::Unavailable(format!(
                 "platform {:?} is not available in this version of the provider; available: {}",

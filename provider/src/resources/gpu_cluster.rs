@@ -15,7 +15,9 @@ use tfplugin::{
 
 use crate::ids::{ClusterId, IdError, PlatformKind};
 use crate::platforms::kubernetes::{self as k8s, partitions};
-use crate::platforms::{self, local::Gpu, ClusterFacts, ClusterPlan, ClusterSpec, PartitionSeen, Platform};
+use crate::platforms::{
+    self, local::Gpu, ClusterFacts, ClusterPlan, ClusterSpec, PartitionSeen, Platform,
+};
 
 pub struct GpuCluster {
     pub config: std::sync::Arc<std::sync::OnceLock<crate::ProviderConfig>>,
@@ -198,7 +200,11 @@ impl GpuCluster {
         match platforms::resolve(&id, &self.provider()) {
             Ok(p) => Some(p),
             Err(e) => {
-                diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e.to_string());
+                diags.error_at(
+                    AttributePath::attr("platform"),
+                    "Unsupported platform",
+                    e.to_string(),
+                );
                 None
             }
         }
@@ -220,7 +226,10 @@ impl GpuCluster {
             p.namespace = Attr::Known(s.namespace.clone());
             p.priority = Attr::Known(s.priority);
         }
-        match platform.converge_cluster(&spec, before, &mut ctx.diags).await {
+        match platform
+            .converge_cluster(&spec, before, &mut ctx.diags)
+            .await
+        {
             Ok(f) => {
                 fill(&mut plan, f);
                 Some(plan)
@@ -299,13 +308,24 @@ impl tfplugin::Resource for GpuCluster {
         let platform = match config.get::<String>("platform", diags) {
             Attr::Known(p) => match p.parse::<PlatformKind>() {
                 Err(e @ IdError::UnknownPlatform(_)) | Err(e @ IdError::Malformed(_)) => {
-                    diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e.to_string());
+                    diags.error_at(
+                        AttributePath::attr("platform"),
+                        "Unsupported platform",
+                        e.to_string(),
+                    );
                     None
                 }
-                Ok(kind) => match platforms::resolve(&ClusterId::new(kind, "-"), &crate::ProviderConfig::default()) {
+                Ok(kind) => match platforms::resolve(
+                    &ClusterId::new(kind, "-"),
+                    &crate::ProviderConfig::default(),
+                ) {
                     Ok(p) => Some(p),
                     Err(e) => {
-                        diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e.to_string());
+                        diags.error_at(
+                            AttributePath::attr("platform"),
+                            "Unsupported platform",
+                            e.to_string(),
+                        );
                         None
                     }
                 },
@@ -395,7 +415,10 @@ impl tfplugin::Resource for GpuCluster {
         let Some(platform) = self.platform(&state, &mut ctx.diags) else {
             return Some(state);
         };
-        match platform.observe_cluster(&Self::spec(&state), &mut ctx.diags).await {
+        match platform
+            .observe_cluster(&Self::spec(&state), &mut ctx.diags)
+            .await
+        {
             Err(e) => ctx.diags.warning(
                 "Cannot reach the cluster",
                 format!("{e}. The state is kept as it was."),

@@ -166,7 +166,10 @@ pub fn open(id: &str, connection: &Connection) -> Result<Box<dyn Store>, StoreEr
     }
     if id.starts_with("s3://") || id.starts_with("az://") {
         let loc = modelplane_serve::objects::Location::parse(id).map_err(StoreError::BadUri)?;
-        return Ok(Box::new(remote::RemoteStore::new(loc, connection.auth.clone())));
+        return Ok(Box::new(remote::RemoteStore::new(
+            loc,
+            connection.auth.clone(),
+        )));
     }
     Err(StoreError::BadUri(format!(
         "{id:?} is not a model store ID; use the `id` of a modelplane_model_store (e.g. \
@@ -182,7 +185,6 @@ pub fn id_of_repository(repository: &str) -> String {
         format!("file://{repository}")
     }
 }
-
 
 /// Checks a model name or version: letters, digits, `.`, `_`, `-`; not starting with `.`.
 pub fn check_segment(s: &str) -> Result<(), String> {

@@ -100,11 +100,17 @@ impl Local {
     }
     /// Prometheus and Alertmanager processes of managed monitors under this folder.
     pub fn monitor_processes(&self) -> Vec<i32> {
-        modelplane_provider::platforms::local::process::processes_mentioning(&self.dir.path().join("monitors"))
+        modelplane_provider::platforms::local::process::processes_mentioning(
+            &self.dir.path().join("monitors"),
+        )
     }
     /// The recorded server process of an endpoint.
-    pub fn process(&self, endpoint: &str) -> Option<modelplane_provider::platforms::local::process::Proc> {
-        modelplane_provider::platforms::local::process::Dir::new(self.dir.path(), endpoint).process()
+    pub fn process(
+        &self,
+        endpoint: &str,
+    ) -> Option<modelplane_provider::platforms::local::process::Proc> {
+        modelplane_provider::platforms::local::process::Dir::new(self.dir.path(), endpoint)
+            .process()
     }
     pub fn token(&self, endpoint: &str) -> String {
         std::fs::read_to_string(

@@ -27,6 +27,7 @@ pub fn host(cluster: ClusterId, config: &ProviderConfig) -> Container {
             state_dir: config.state_dir(),
             runs: Runs::Container,
             server_env: Vec::new(),
+            server_program: None,
         },
     }
 }
@@ -55,18 +56,22 @@ async fn converge(host: &Host, spec: &ClusterSpec) -> Result<ClusterFacts, Platf
         summary: summary.into(),
         message,
     };
-    let engine = Engine::find(spec.engine.as_deref()).map_err(|e| refused("No container engine", e))?;
+    let engine =
+        Engine::find(spec.engine.as_deref()).map_err(|e| refused("No container engine", e))?;
     let version = engine
         .version()
         .await
         .map_err(|e| refused("The container engine does not answer", e))?;
     let program = engine.program.clone();
-    write_record(&host.state_dir, &host.cluster.name, &ClusterRecord { engine }).map_err(|e| {
-        PlatformError::Refused {
-            attribute: None,
-            summary: "Cannot record the cluster".into(),
-            message: e.to_string(),
-        }
+    write_record(
+        &host.state_dir,
+        &host.cluster.name,
+        &ClusterRecord { engine },
+    )
+    .map_err(|e| PlatformError::Refused {
+        attribute: None,
+        summary: "Cannot record the cluster".into(),
+        message: e.to_string(),
     })?;
     Ok(ClusterFacts {
         engine: Some(program),
@@ -91,7 +96,11 @@ async fn observe(
                 }
             };
             let program = engine.program.clone();
-            let _ = write_record(&host.state_dir, &host.cluster.name, &ClusterRecord { engine });
+            let _ = write_record(
+                &host.state_dir,
+                &host.cluster.name,
+                &ClusterRecord { engine },
+            );
             Some((program, version))
         }
         Err(e) => {
@@ -158,8 +167,13 @@ host_platform!(Container, {
 
     async fn import_cluster(
         &self,
-    ) -> Result<(Vec<crate::platforms::kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError>
-    {
+    ) -> Result<
+        (
+            Vec<crate::platforms::kubernetes::partitions::Partition>,
+            Option<Vec<String>>,
+        ),
+        PlatformError,
+    > {
         Ok((Vec::new(), None))
     }
 

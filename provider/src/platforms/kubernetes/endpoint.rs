@@ -106,7 +106,6 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
     }
 }
 
-
 /// Plan changes on kubernetes: fixed default ports, addresses known after apply.
 pub(super) fn plan(
     prior: Option<&EndpointPlan>,
@@ -252,7 +251,10 @@ impl Kubernetes {
             Ok((c, _)) => c,
             Err(e) => return nothing(e),
         };
-        let w = match self.workload(&client, spec, &spec.token, &mut ctx.diags).await {
+        let w = match self
+            .workload(&client, spec, &spec.token, &mut ctx.diags)
+            .await
+        {
             Ok(w) => w,
             Err(e) => return nothing(e),
         };

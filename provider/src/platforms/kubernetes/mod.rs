@@ -183,7 +183,10 @@ impl Kubernetes {
 
     /// A client and the API server's URL; failing is [`PlatformError::Unreachable`].
     pub async fn connect(&self) -> Result<(kube::Client, String), PlatformError> {
-        self.target.connect().await.map_err(PlatformError::Unreachable)
+        self.target
+            .connect()
+            .await
+            .map_err(PlatformError::Unreachable)
     }
 
     /// Deletes recorded objects; the cluster is not contacted when none are recorded.
@@ -288,7 +291,11 @@ impl Platform for Kubernetes {
         Kubernetes::observe_endpoint(self, name, recorded).await
     }
 
-    async fn remove_endpoint(&self, _name: &str, recorded: &Deployment) -> Result<(), PlatformError> {
+    async fn remove_endpoint(
+        &self,
+        _name: &str,
+        recorded: &Deployment,
+    ) -> Result<(), PlatformError> {
         self.delete_recorded(recorded.objects.as_ref()).await
     }
 

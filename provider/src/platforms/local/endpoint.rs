@@ -38,6 +38,8 @@ pub struct Host {
     pub runs: Runs,
     /// Environment servers get (credentials given in the provider block).
     pub server_env: Vec<(String, String)>,
+    /// The binary whose `server` subcommand runs servers; `None`: this one (the provider).
+    pub server_program: Option<PathBuf>,
 }
 
 pub fn url_of(port: i64) -> String {
@@ -70,7 +72,13 @@ impl Host {
 
     /// The server configuration of `spec` on this host: listeners on 127.0.0.1, the token in
     /// the state folder, artifacts of remote stores in the shared cache.
-    fn host_config(&self, spec: &EndpointSpec, dir: &Dir, port: u16, grpc_port: u16) -> ServeConfig {
+    fn host_config(
+        &self,
+        spec: &EndpointSpec,
+        dir: &Dir,
+        port: u16,
+        grpc_port: u16,
+    ) -> ServeConfig {
         let mut cfg = spec.serve.clone();
         cfg.http = SocketAddr::from(([127, 0, 0, 1], port));
         cfg.grpc = Some(SocketAddr::from(([127, 0, 0, 1], grpc_port)));
@@ -97,7 +105,10 @@ impl Host {
         pinned: Option<&str>,
     ) -> Result<Launcher, String> {
         if self.runs == Runs::Process {
-            return Ok(Launcher::Local(self.server_env.clone()));
+            return Ok(Launcher::Local {
+                env: self.server_env.clone(),
+                program: self.server_program.clone(),
+            });
         }
         let engine = container::engine_of(&self.state_dir, &self.cluster.name)?;
         let (_, models, cache) = server::container_view(cfg);
@@ -119,7 +130,13 @@ impl Host {
         })))
     }
 
-    fn deployment(&self, dir: &Dir, port: u16, grpc_port: u16, image: Option<String>) -> Deployment {
+    fn deployment(
+        &self,
+        dir: &Dir,
+        port: u16,
+        grpc_port: u16,
+        image: Option<String>,
+    ) -> Deployment {
         Deployment {
             port,
             grpc_port,
@@ -158,7 +175,12 @@ impl Host {
             .filter(|t| !t.is_empty())
     }
 
-    pub async fn deploy(&self, spec: &EndpointSpec, previous: Option<&Previous>, ctx: &mut Ctx) -> Rollout {
+    pub async fn deploy(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut Ctx,
+    ) -> Rollout {
         match previous {
             None => self.create(spec, ctx).await,
             Some(p) => self.update(spec, p, ctx).await,
@@ -191,7 +213,10 @@ impl Host {
         }
         let undo = Box::new(Cleanup(dir.clone()));
         if let Err(e) = dir.write_secret("token", &spec.token) {
-            return failed(PlatformError::Failed(format!("cannot write the token: {e}")), undo);
+            return failed(
+                PlatformError::Failed(format!("cannot write the token: {e}")),
+                undo,
+            );
         }
         let mut ports = [0u16; 2];
         for (slot, (given, name)) in ports
@@ -232,14 +257,17 @@ impl Host {
         if let Launcher::Container(_) = launcher {
             if let Err(e) = std::fs::create_dir_all(server::etc(&dir)) {
                 return failed(
-                    PlatformError::Failed(format!("cannot create the endpoint's state folder: {e}")),
+                    PlatformError::Failed(format!(
+                        "cannot create the endpoint's state folder: {e}"
+                    )),
                     undo,
                 );
             }
         }
         let mut record = spec.record.clone();
         record["ready"] = false.into();
-        if let Err(e) = write_config(&dir, &cfg).and_then(|_| dir.write_json("meta.json", &record)) {
+        if let Err(e) = write_config(&dir, &cfg).and_then(|_| dir.write_json("meta.json", &record))
+        {
             return failed(
                 PlatformError::Failed(format!("cannot write the server configuration: {e}")),
                 undo,
@@ -248,7 +276,12 @@ impl Host {
         let url = url_of(i64::from(port));
         match start(&launcher, &dir, &url, ctx).await {
             Ok(server) => Rollout {
-                deployment: Some(self.deployment(&dir, port, grpc_port, server.image().map(String::from))),
+                deployment: Some(self.deployment(
+                    &dir,
+                    port,
+                    grpc_port,
+                    server.image().map(String::from),
+                )),
                 result: Ok(()),
                 undo,
             },
@@ -381,7 +414,11 @@ impl Host {
         }
     }
 
-    pub async fn observe(&self, name: &str, recorded: &Deployment) -> Result<Observed, PlatformError> {
+    pub async fn observe(
+        &self,
+        name: &str,
+        recorded: &Deployment,
+    ) -> Result<Observed, PlatformError> {
         let dir = self.dir(name);
         if !dir.exists() {
             return Ok(Observed::Gone);
@@ -398,12 +435,14 @@ impl Host {
             };
         // What the server really serves, with the store as this host names it (a container
         // sees its store at a mount).
-        let serves = serde_json::from_value::<ServeConfig>(served).ok().map(|mut cfg| {
-            if let Some(host) = dir.read_json::<ServeConfig>("config.json") {
-                cfg.repository = host.repository;
-            }
-            cfg
-        });
+        let serves = serde_json::from_value::<ServeConfig>(served)
+            .ok()
+            .map(|mut cfg| {
+                if let Some(host) = dir.read_json::<ServeConfig>("config.json") {
+                    cfg.repository = host.repository;
+                }
+                cfg
+            });
         Ok(Observed::Running(Box::new(Running {
             serves,
             running_image: server.image().map(String::from),

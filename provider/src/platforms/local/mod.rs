@@ -15,8 +15,7 @@ pub use inventory::{inventory, inventory_attributes, Gpu, Inventory};
 
 use crate::ids::ClusterId;
 use crate::platforms::{
-    ClusterFacts, ClusterPlan, ClusterSpec, EndpointPlan, MonitorHost, PartitionSeen,
-    PlatformError,
+    ClusterFacts, ClusterPlan, ClusterSpec, EndpointPlan, MonitorHost, PartitionSeen, PlatformError,
 };
 use crate::ProviderConfig;
 
@@ -33,6 +32,7 @@ pub fn host(cluster: ClusterId, config: &ProviderConfig) -> Local {
             state_dir: config.state_dir(),
             runs: endpoint::Runs::Process,
             server_env: config.server_env(),
+            server_program: None,
         },
     }
 }
@@ -55,7 +55,10 @@ impl Host {
     }
 
     /// This machine's inventory, checked against the GPUs the node pools ask for.
-    pub(crate) async fn this_machine(&self, spec: &ClusterSpec) -> Result<ClusterFacts, PlatformError> {
+    pub(crate) async fn this_machine(
+        &self,
+        spec: &ClusterSpec,
+    ) -> Result<ClusterFacts, PlatformError> {
         let inv = inventory_async().await;
         for (i, want) in spec.pool_gpus.iter().enumerate() {
             if let Some(want) = want {
@@ -105,7 +108,11 @@ impl Host {
         plan.objects = Attr::Null;
         match prior {
             None => {
-                plan.running_image = if containers { Attr::Unknown } else { Attr::Null };
+                plan.running_image = if containers {
+                    Attr::Unknown
+                } else {
+                    Attr::Null
+                };
                 let dir = self.dir(&plan.name);
                 plan.state_path = Attr::Known(dir.0.display().to_string());
                 plan.token_file = Attr::Known(dir.path("token").display().to_string());
@@ -248,8 +255,13 @@ host_platform!(Local, {
 
     async fn import_cluster(
         &self,
-    ) -> Result<(Vec<crate::platforms::kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError>
-    {
+    ) -> Result<
+        (
+            Vec<crate::platforms::kubernetes::partitions::Partition>,
+            Option<Vec<String>>,
+        ),
+        PlatformError,
+    > {
         Ok((Vec::new(), None))
     }
 

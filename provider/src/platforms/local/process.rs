@@ -146,13 +146,17 @@ fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
 fn server_command(
     state_dir: &Path,
     env: &[(String, String)],
+    program: Option<&Path>,
 ) -> std::io::Result<std::process::Command> {
     if let Ok(bin) = std::env::var("MODELPLANE_SERVER_BIN") {
         let mut c = std::process::Command::new(bin);
         c.envs(env.iter().cloned());
         return Ok(c);
     }
-    let exe = std::env::current_exe()?;
+    let exe = match program {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?,
+    };
     let meta = std::fs::metadata(&exe)?;
     let mtime = meta
         .modified()
@@ -212,10 +216,16 @@ fn prune_binaries(bin_dir: &Path, keep: &Path) {
 
 /// Starts a detached server on `config.json` in its own process group, so that neither
 /// Terraform's Ctrl-C nor the provider's exit reaches it. Its output goes to `server.log`;
-/// `env` is added to its environment (credentials from the provider block).
-pub fn spawn(dir: &Dir, drain_seconds: u64, env: &[(String, String)]) -> std::io::Result<Proc> {
+/// `env` is added to its environment (credentials from the provider block); `program` is the
+/// binary whose `server` subcommand runs (default: this one).
+pub fn spawn(
+    dir: &Dir,
+    drain_seconds: u64,
+    env: &[(String, String)],
+    program: Option<&Path>,
+) -> std::io::Result<Proc> {
     let state_dir = dir.0.parent().and_then(Path::parent).unwrap_or(&dir.0);
-    let mut cmd = server_command(state_dir, env)?;
+    let mut cmd = server_command(state_dir, env, program)?;
     cmd.arg("serve")
         .arg("--config")
         .arg(dir.path("config.json"))

@@ -78,8 +78,12 @@ pub async fn live(dir: &Dir) -> Option<Server> {
 /// How an endpoint's servers are started.
 #[derive(Clone, Debug)]
 pub enum Launcher {
-    /// A process, with this environment added (credentials from the provider block).
-    Local(Vec<(String, String)>),
+    /// A process, with this environment added (credentials from the provider block), of
+    /// `program`'s `server` subcommand (default: this binary).
+    Local {
+        env: Vec<(String, String)>,
+        program: Option<std::path::PathBuf>,
+    },
     Container(Box<container::Launch>),
 }
 
@@ -89,7 +93,7 @@ impl Launcher {
     /// containers on the host's network; containers with published ports cannot.
     pub fn overlaps(&self) -> bool {
         match self {
-            Launcher::Local(_) => true,
+            Launcher::Local { .. } => true,
             Launcher::Container(l) => l.overlaps(),
         }
     }
@@ -97,8 +101,8 @@ impl Launcher {
     /// Starts a server on the folder's configuration and records it in `process.json`.
     pub async fn spawn(&self, dir: &Dir, drain_seconds: u64) -> Result<Server, String> {
         let s = match self {
-            Launcher::Local(env) => Server::Process(
-                le::spawn(dir, drain_seconds, env)
+            Launcher::Local { env, program } => Server::Process(
+                le::spawn(dir, drain_seconds, env, program.as_deref())
                     .map_err(|e| format!("cannot start the server: {e}\n{}", dir.log_tail(20)))?,
             ),
             Launcher::Container(l) => Server::Container(l.start(&etc(dir), drain_seconds).await?),

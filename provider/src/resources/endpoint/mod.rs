@@ -18,8 +18,7 @@ use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics, PathStep, Schema};
 use crate::ids::{ClusterId, EndpointId};
 use crate::platforms::kubernetes::workload;
 use crate::platforms::{
-    self, container, rollout, Deployment, EndpointPlan, EndpointSpec, Observed, Platform,
-    Previous,
+    self, container, rollout, Deployment, EndpointPlan, EndpointSpec, Observed, Platform, Previous,
 };
 use crate::ProviderConfig;
 use schema::{a, path};
@@ -112,7 +111,6 @@ struct Meta {
     container: Option<container::Settings>,
 }
 
-
 impl Endpoint {
     fn provider(&self) -> ProviderConfig {
         ProviderConfig::of(&self.config)
@@ -123,7 +121,11 @@ impl Endpoint {
     }
 
     /// The platform of a cluster ID; `None` (with diagnostics at `cluster`) when there is none.
-    fn platform(&self, cluster: &Attr<String>, diags: &mut Diagnostics) -> Option<Box<dyn Platform>> {
+    fn platform(
+        &self,
+        cluster: &Attr<String>,
+        diags: &mut Diagnostics,
+    ) -> Option<Box<dyn Platform>> {
         let c = cluster.known()?;
         match platforms::resolve_str(c, &self.provider()) {
             Ok(p) => Some(p),
@@ -376,7 +378,10 @@ impl tfplugin::Resource for Endpoint {
         }
         plan.model_digests = digests(&plan, &self.conn()).await;
         platform
-            .record(&plan.name, &serde_json::to_value(Self::meta(&plan, true)).unwrap_or_default())
+            .record(
+                &plan.name,
+                &serde_json::to_value(Self::meta(&plan, true)).unwrap_or_default(),
+            )
             .await;
         Some(plan)
     }
@@ -385,7 +390,10 @@ impl tfplugin::Resource for Endpoint {
         let Some(platform) = self.platform(&state.cluster, &mut ctx.diags) else {
             return Some(state);
         };
-        match platform.observe_endpoint(&state.name, &recorded(&state)).await {
+        match platform
+            .observe_endpoint(&state.name, &recorded(&state))
+            .await
+        {
             Err(e @ platforms::PlatformError::Unreachable(_)) => {
                 ctx.diags.warning(
                     "Cannot reach the cluster",
@@ -405,8 +413,7 @@ impl tfplugin::Resource for Endpoint {
             }
             Ok(Observed::Running(r)) => {
                 state.running_image = r.running_image.clone().into();
-                state.status =
-                    Attr::Known(if r.drifted { "drifted" } else { "running" }.into());
+                state.status = Attr::Known(if r.drifted { "drifted" } else { "running" }.into());
                 if state.model_digests.is_null() {
                     // Just imported: what the store holds is what was loaded.
                     state.model_digests = digests(&state, &self.conn()).await;
@@ -474,7 +481,10 @@ impl tfplugin::Resource for Endpoint {
         plan.status = Attr::Known("running".into());
         plan.model_digests = digests(&plan, &self.conn()).await;
         platform
-            .record(&plan.name, &serde_json::to_value(Self::meta(&plan, true)).unwrap_or_default())
+            .record(
+                &plan.name,
+                &serde_json::to_value(Self::meta(&plan, true)).unwrap_or_default(),
+            )
             .await;
         Some(plan)
     }
@@ -483,7 +493,10 @@ impl tfplugin::Resource for Endpoint {
         let Some(platform) = self.platform(&state.cluster, &mut ctx.diags) else {
             return;
         };
-        if let Err(e) = platform.remove_endpoint(&state.name, &recorded(&state)).await {
+        if let Err(e) = platform
+            .remove_endpoint(&state.name, &recorded(&state))
+            .await
+        {
             e.report("Cannot delete the endpoint", &mut ctx.diags);
         }
     }
@@ -535,7 +548,9 @@ impl tfplugin::Resource for Endpoint {
             limits: meta.as_ref().and_then(|m| m.limits.clone()),
             monitoring: meta.as_ref().and_then(|m| m.monitoring.clone()),
             benchmark: meta.as_ref().and_then(|m| m.benchmark.clone()),
-            image: meta.as_ref().map_or(found.image.clone(), |m| m.image.clone()),
+            image: meta
+                .as_ref()
+                .map_or(found.image.clone(), |m| m.image.clone()),
             container: meta.as_ref().and_then(|m| m.container.clone()),
             port: Attr::Null,
             grpc_port: Attr::Null,
@@ -546,7 +561,10 @@ impl tfplugin::Resource for Endpoint {
             status: Attr::Known("running".into()),
             token_file: Attr::Null,
             state_path: Attr::Null,
-            benchmark_result: meta.as_ref().and_then(|m| m.benchmark_result.clone()).into(),
+            benchmark_result: meta
+                .as_ref()
+                .and_then(|m| m.benchmark_result.clone())
+                .into(),
             model_digests: Attr::Null,
             running_image: Attr::Null,
             objects: Attr::Null,

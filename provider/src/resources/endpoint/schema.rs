@@ -219,4 +219,3 @@ fn kubernetes_block() -> NestedBlock {
             )),
     )
 }
-

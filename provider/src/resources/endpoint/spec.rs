@@ -60,7 +60,13 @@ pub(super) fn serve_config(
             version,
         }) = id.parse::<VersionId>()
         else {
-            diags.error_at(AttributePath::attr("variant"), "Invalid model reference", format!("{who}: {id:?} is not the id of a modelplane_model (STORE_ID/NAME/VERSION)."));
+            diags.error_at(
+                AttributePath::attr("variant"),
+                "Invalid model reference",
+                format!(
+                    "{who}: {id:?} is not the id of a modelplane_model (STORE_ID/NAME/VERSION)."
+                ),
+            );
             return None;
         };
         let repo = match stores::open(&store, conn) {
@@ -172,10 +178,12 @@ pub(super) fn serve_config(
     })
 }
 
-
 /// sha256 of every referenced model version, from the store's model.json; unknown while a
 /// reference is.
-pub(super) async fn digests(m: &Model, conn: &stores::Connection) -> Attr<BTreeMap<String, String>> {
+pub(super) async fn digests(
+    m: &Model,
+    conn: &stores::Connection,
+) -> Attr<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (_, id) in references(m) {
         let Attr::Known(id) = id else {
@@ -240,4 +248,3 @@ pub(super) fn reflect_served(state: &mut Model, cfg: &ServeConfig, repository: &
     });
     state.sticky_header = ep.sticky_header.clone();
 }
-

@@ -20,7 +20,11 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
                 "Unsupported platform",
                 e.to_string(),
             ),
-            Err(e) => diags.error_at(AttributePath::attr("cluster"), "Invalid cluster", e.to_string()),
+            Err(e) => diags.error_at(
+                AttributePath::attr("cluster"),
+                "Invalid cluster",
+                e.to_string(),
+            ),
             Ok(id) => match platforms::resolve(&id, &ProviderConfig::default()) {
                 Ok(p) => p.validate_endpoint(config, diags),
                 Err(e) => diags.error_at(
@@ -144,4 +148,3 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
         }
     }
 }
-

@@ -63,7 +63,10 @@ impl Monitor {
                 .then(|| monitoring::yaml(&spec.alertmanager())),
             scrape_interval: spec.scrape_interval.clone(),
         };
-        let recorded = match platform.apply_monitor(&objects, before, &mut ctx.diags).await {
+        let recorded = match platform
+            .apply_monitor(&objects, before, &mut ctx.diags)
+            .await
+        {
             Ok(r) => r,
             Err((e, r)) => {
                 e.report("Cannot write the monitor", &mut ctx.diags);
@@ -97,4 +100,3 @@ impl Monitor {
         state
     }
 }
-

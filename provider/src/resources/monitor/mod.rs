@@ -162,7 +162,6 @@ pub(super) const DRIFT_MIN_SAMPLES: u64 = 100;
 pub(super) const ACCURACY_MIN_SAMPLES: u64 = 30;
 pub(super) const DEFAULT_INTERVAL: &str = "15s";
 
-
 #[tfplugin::async_trait]
 impl tfplugin::Resource for Monitor {
     type Model = Model;
@@ -213,7 +212,14 @@ impl tfplugin::Resource for Monitor {
         // Drift features must exist in the baselines of what the endpoint serves. An endpoint
         // created in the same apply is checked at apply.
         if let Some(models) = served_models(&self.state_dir(), &endpoint) {
-            check_features(&plan.alert, &endpoint, &models, &self.conn(), &mut ctx.diags).await;
+            check_features(
+                &plan.alert,
+                &endpoint,
+                &models,
+                &self.conn(),
+                &mut ctx.diags,
+            )
+            .await;
         }
         if plan.existing_prometheus.is_none() {
             if let Err(e) = managed::binaries() {
@@ -283,7 +289,14 @@ impl tfplugin::Resource for Monitor {
             return None;
         };
         // An endpoint created in the same apply has its features checked now.
-        check_features(&plan.alert, &spec.endpoint, &models, &self.conn(), &mut ctx.diags).await;
+        check_features(
+            &plan.alert,
+            &spec.endpoint,
+            &models,
+            &self.conn(),
+            &mut ctx.diags,
+        )
+        .await;
         if ctx.diags.has_errors() {
             return None;
         }
@@ -418,4 +431,3 @@ impl tfplugin::Resource for Monitor {
         Some(m)
     }
 }
-

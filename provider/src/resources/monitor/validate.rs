@@ -244,12 +244,9 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
                 diags.error_at(
                     path(&[a("existing_prometheus"), a("url")]),
                     "Invalid URL",
-                    format!(
-                        "url {u:?} is not an http(s) URL, e.g. \"http://prometheus:9090\"."
-                    ),
+                    format!("url {u:?} is not an http(s) URL, e.g. \"http://prometheus:9090\"."),
                 );
             }
         }
     }
 }
-
