@@ -6,11 +6,8 @@
 //! | fixture | platform | what runs |
 //! |---|---|---|
 //! | [`local`] | `local` | real server processes of this checkout's provider binary |
+//! | [`container`] | `container` | real containers of the bundled image, pushed to a real registry, run by podman (skipped, saying so, without podman or the registry) |
 //! | [`kubernetes`] | `kubernetes` | the in-memory API server, with a stand-in Deployment controller |
-//!
-//! The `container` platform shares the `local` host lifecycle (`platforms/local/endpoint.rs`)
-//! and differs in how a server starts; its scenarios run through Terraform, with a real
-//! podman and registry, in `container.rs`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -19,6 +16,7 @@ use std::pin::Pin;
 use modelplane_provider::ids::{ClusterId, PlatformKind};
 use modelplane_provider::platforms::rollout::{self, Benchmark, Slo, Stage};
 use modelplane_provider::platforms::{
+    container,
     kubernetes::{KubeTarget, Kubernetes},
     local, Deployment, EndpointSpec, Observed, Platform, Previous,
 };
@@ -36,6 +34,7 @@ struct Fixture {
     /// The store the endpoint serves from, as its server names it.
     repository: String,
     image: Option<String>,
+    container: Option<container::Settings>,
     kubernetes: Option<modelplane_provider::platforms::kubernetes::workload::Settings>,
     /// Takes the endpoint's serving part away behind the provider's back.
     vanish: Act,
@@ -77,7 +76,7 @@ fn spec(f: &Fixture, weights: (u32, u32)) -> EndpointSpec {
         port: None,
         grpc_port: None,
         image: f.image.clone(),
-        container: None,
+        container: f.container.clone(),
         kubernetes: f.kubernetes.clone(),
         record: serde_json::json!({}),
     }
@@ -207,6 +206,7 @@ fn local_fixture() -> Fixture {
         platform: Box::new(host),
         repository: repo(),
         image: None,
+        container: None,
         kubernetes: None,
         vanish: Box::new(move |name| {
             let d = local::process::Dir::new(&kill_dir, &name);
@@ -234,6 +234,68 @@ fn local_fixture() -> Fixture {
     }
 }
 
+/// `container`: the bundled image of this checkout, pushed to a registry on this host and run
+/// by podman; `None` (said on stderr) where podman or the registry is missing.
+async fn container_fixture() -> Option<Fixture> {
+    use crate::common::containers;
+    const TEST: &str = "scenarios::container";
+    if !containers::podman(TEST) {
+        return None;
+    }
+    let reg = containers::registry(TEST, None)?;
+    containers::remove_all(NAME);
+    let layout = modelplane_serve::image::Layout::open(&containers::image_layout()).expect("image");
+    let repository = format!("{}/modelplane/scenario", reg.host());
+    let access = modelplane_provider::registry::Access {
+        insecure: true,
+        username: None,
+        password: None,
+    };
+    let digest = modelplane_provider::registry::push(&layout, &repository, "scenario", &access)
+        .await
+        .expect("push the image");
+    // A store of its own: the container reads it as the image's user.
+    let dir = tempfile::tempdir().expect("state folder");
+    let models = dir.path().join("models/iris/1");
+    std::fs::create_dir_all(&models).unwrap();
+    for f in ["model.onnx", "model.json"] {
+        std::fs::copy(format!("{}/iris/1/{f}", repo()), models.join(f)).unwrap();
+    }
+    let mut platform = container::host(
+        ClusterId::new(PlatformKind::Container, "scenarios"),
+        &Default::default(),
+    );
+    platform.host.state_dir = dir.path().join("state");
+    Some(Fixture {
+        platform: Box::new(platform),
+        repository: dir.path().join("models").display().to_string(),
+        image: Some(format!("{repository}@{digest}")),
+        container: Some(container::Settings {
+            memory: Some("1g".into()),
+            extra_args: Some(
+                ["--network", "host", "--tls-verify=false"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ..Default::default()
+        }),
+        kubernetes: None,
+        vanish: Box::new(|name| {
+            Box::pin(async move {
+                // Removed behind the provider's back, as `podman rm -f` by a person would.
+                containers::remove_all(&name);
+            })
+        }),
+        vanished: Box::new(|o| *o == Observed::Stopped),
+        destroyed: Box::new(|o| *o == Observed::Gone),
+        leftovers: Box::new(|_| {
+            let left = containers::containers_of(NAME);
+            Box::pin(async move { left.iter().map(|c| format!("container {c}")).collect() })
+        }),
+        _keep: Box::new((dir, reg)),
+    })
+}
+
 /// `kubernetes`: the in-memory API server, with the partition the endpoint runs in and a
 /// stand-in for the Deployment controller that marks rollouts done.
 async fn kubernetes_fixture() -> Fixture {
@@ -253,6 +315,7 @@ async fn kubernetes_fixture() -> Fixture {
         platform: Box::new(platform),
         repository: "s3://models?region=eu-west-1".into(),
         image: Some("registry.example/modelplane-serve@sha256:0123".into()),
+        container: None,
         kubernetes: Some(
             modelplane_provider::platforms::kubernetes::workload::Settings {
                 rollout_timeout: Some("10s".into()),
@@ -299,6 +362,13 @@ impl Drop for AbortOnDrop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local() {
     run(local_fixture()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container() {
+    if let Some(f) = container_fixture().await {
+        run(f).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
