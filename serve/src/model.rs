@@ -71,10 +71,8 @@ impl Default for LoadOptions {
     }
 }
 
-/// The most elements any tensor of a run may have, inputs or intermediates: a request whose
-/// shapes would need more is refused before anything is allocated (2^32 elements is 16 GiB
-/// of FP32 in one tensor).
-pub const MAX_ELEMENTS: u64 = 1 << 32;
+/// The most elements any tensor of a run may have (see [`crate::tensor::MAX_ELEMENTS`]).
+pub use crate::tensor::MAX_ELEMENTS;
 
 /// One dimension of an input as the server checks it.
 #[derive(Clone, Debug)]

@@ -6,6 +6,11 @@ use tract_onnx::prelude::{DatumType, IntoTensor, Tensor, TractResult};
 
 use crate::error::ServeError;
 
+/// The most elements any tensor of a run may have, inputs or intermediates: a request whose
+/// shapes would need more is refused before anything is allocated (2^32 elements is 16 GiB
+/// of FP32 in one tensor).
+pub const MAX_ELEMENTS: u64 = 1 << 32;
+
 /// OIP datatypes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Datatype {
@@ -128,7 +133,7 @@ impl NamedTensor {
 }
 
 /// The element count of `shape`, refusing negative dimensions and shapes whose size (zero
-/// dimensions counted as one) is over [`crate::model::MAX_ELEMENTS`]: nothing is allocated
+/// dimensions counted as one) is over [`MAX_ELEMENTS`]: nothing is allocated
 /// for a shape before the data it claims has been seen.
 fn checked_count(shape: &[i64], name: &str) -> Result<usize, ServeError> {
     let mut n: u64 = 1;
@@ -142,10 +147,10 @@ fn checked_count(shape: &[i64], name: &str) -> Result<usize, ServeError> {
         n = n.saturating_mul(*d as u64);
         extent = extent.saturating_mul((*d as u64).max(1));
     }
-    if extent > crate::model::MAX_ELEMENTS {
+    if extent > MAX_ELEMENTS {
         return Err(ServeError::BadRequest(format!(
             "input {name:?}: shape {shape:?} is too large (more than {} elements)",
-            crate::model::MAX_ELEMENTS
+            MAX_ELEMENTS
         )));
     }
     usize::try_from(n).map_err(|_| {
