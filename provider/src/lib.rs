@@ -7,8 +7,8 @@
 //! | `modelplane_gpu_cluster` | `resources/gpu_cluster.rs` | `docs/resources/gpu_cluster.md` | `examples/resources/modelplane_gpu_cluster/` | `tests/gpu_cluster.rs` |
 //! | `modelplane_model_store` | `resources/model_store.rs` | `docs/resources/model_store.md` | `examples/resources/modelplane_model_store/` | `tests/model_store.rs`, `tests/model_store_cloud.rs` |
 //! | `modelplane_model` | `resources/model.rs` | `docs/resources/model.md` | `examples/resources/modelplane_model/` | `tests/model.rs` |
-//! | `modelplane_endpoint` | `resources/endpoint.rs` | `docs/resources/endpoint.md` | `examples/resources/modelplane_endpoint/` | `tests/endpoint.rs` |
-//! | `modelplane_monitor` | `resources/monitor.rs` | `docs/resources/monitor.md` | `examples/resources/modelplane_monitor/` | `tests/monitor.rs` |
+//! | `modelplane_endpoint` | `resources/endpoint/` | `docs/resources/endpoint.md` | `examples/resources/modelplane_endpoint/` | `tests/endpoint.rs` |
+//! | `modelplane_monitor` | `resources/monitor/` | `docs/resources/monitor.md` | `examples/resources/modelplane_monitor/` | `tests/monitor.rs` |
 //! | `modelplane_serving_image` | `resources/serving_image.rs` | `docs/resources/serving_image.md` | `examples/resources/modelplane_serving_image/` | `tests/container.rs` |
 //! | `modelplane_gpu_inventory` (data) | `data_sources/gpu_inventory.rs` | `docs/data-sources/gpu_inventory.md` | `examples/data-sources/modelplane_gpu_inventory/` | `tests/gpu_cluster.rs` |
 //! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/model.rs` |

@@ -84,7 +84,7 @@ pub struct Ports {
 
 impl Ports {
     /// Two free loopback ports. Both listeners are held at once, so the two differ (two
-    /// calls of `local_endpoint::free_port` could return the same port).
+    /// calls of `platforms::local::process::free_port` could return the same port).
     pub fn free() -> std::io::Result<Ports> {
         let a = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         let b = std::net::TcpListener::bind(("127.0.0.1", 0))?;
