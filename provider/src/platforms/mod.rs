@@ -339,11 +339,16 @@ pub trait Platform: Send + Sync {
         spec: &ClusterSpec,
         diags: &mut Diagnostics,
     ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError>;
-    async fn remove_cluster(&self, objects: Option<&Vec<String>>) -> Result<(), PlatformError>;
-    /// The partitions an existing cluster has, and the objects that make them.
+    async fn remove_cluster(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        Ok(())
+    }
+    /// The partitions an existing cluster has, and the objects that make them (none, where
+    /// the platform has no partitions).
     async fn import_cluster(
         &self,
-    ) -> Result<(Vec<kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError>;
+    ) -> Result<(Vec<kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError> {
+        Ok((Vec::new(), None))
+    }
 
     // --- endpoints
 

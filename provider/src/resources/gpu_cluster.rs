@@ -13,7 +13,7 @@ use tfplugin::{
     PathStep, Schema, Type, Validator,
 };
 
-use crate::ids::{ClusterId, IdError, PlatformKind};
+use crate::ids::{ClusterId, PlatformKind};
 use crate::platforms::kubernetes::{self as k8s, partitions};
 use crate::platforms::{
     self, local::Gpu, ClusterFacts, ClusterPlan, ClusterSpec, PartitionSeen, Platform,
@@ -189,6 +189,29 @@ impl PartitionBlock {
     }
 }
 
+/// The platform named by `platform` for the cluster `name`; `None`, with an error at
+/// `platform`, when there is none.
+fn resolve(
+    platform: &str,
+    name: &str,
+    config: &crate::ProviderConfig,
+    diags: &mut Diagnostics,
+) -> Option<Box<dyn Platform>> {
+    let found = platform
+        .parse::<PlatformKind>()
+        .map_err(|e| e.to_string())
+        .and_then(|kind| {
+            platforms::resolve(&ClusterId::new(kind, name), config).map_err(|e| e.to_string())
+        });
+    match found {
+        Ok(p) => Some(p),
+        Err(e) => {
+            diags.error_at(AttributePath::attr("platform"), "Unsupported platform", e);
+            None
+        }
+    }
+}
+
 impl GpuCluster {
     fn provider(&self) -> crate::ProviderConfig {
         crate::ProviderConfig::of(&self.config)
@@ -196,18 +219,7 @@ impl GpuCluster {
 
     /// The platform of a model; `None` (with diagnostics at `platform`) when there is none.
     fn platform(&self, m: &Model, diags: &mut Diagnostics) -> Option<Box<dyn Platform>> {
-        let id = ClusterId::new(m.platform.parse::<PlatformKind>().ok()?, m.name.clone());
-        match platforms::resolve(&id, &self.provider()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                diags.error_at(
-                    AttributePath::attr("platform"),
-                    "Unsupported platform",
-                    e.to_string(),
-                );
-                None
-            }
-        }
+        resolve(&m.platform, &m.name, &self.provider(), diags)
     }
 
     fn spec(m: &Model) -> ClusterSpec {
@@ -306,30 +318,7 @@ impl tfplugin::Resource for GpuCluster {
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         crate::check_name(config, diags);
         let platform = match config.get::<String>("platform", diags) {
-            Attr::Known(p) => match p.parse::<PlatformKind>() {
-                Err(e @ IdError::UnknownPlatform(_)) | Err(e @ IdError::Malformed(_)) => {
-                    diags.error_at(
-                        AttributePath::attr("platform"),
-                        "Unsupported platform",
-                        e.to_string(),
-                    );
-                    None
-                }
-                Ok(kind) => match platforms::resolve(
-                    &ClusterId::new(kind, "-"),
-                    &crate::ProviderConfig::default(),
-                ) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        diags.error_at(
-                            AttributePath::attr("platform"),
-                            "Unsupported platform",
-                            e.to_string(),
-                        );
-                        None
-                    }
-                },
-            },
+            Attr::Known(p) => resolve(&p, "-", &crate::ProviderConfig::default(), diags),
             _ => None,
         };
         let pools = config.elements("node_pool");

@@ -165,18 +165,6 @@ host_platform!(Container, {
         Ok(())
     }
 
-    async fn import_cluster(
-        &self,
-    ) -> Result<
-        (
-            Vec<crate::platforms::kubernetes::partitions::Partition>,
-            Option<Vec<String>>,
-        ),
-        PlatformError,
-    > {
-        Ok((Vec::new(), None))
-    }
-
     fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
         validate_endpoint(config, diags)
     }

@@ -249,22 +249,6 @@ host_platform!(Local, {
         Ok((Some(machine), Vec::new()))
     }
 
-    async fn remove_cluster(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
-        Ok(())
-    }
-
-    async fn import_cluster(
-        &self,
-    ) -> Result<
-        (
-            Vec<crate::platforms::kubernetes::partitions::Partition>,
-            Option<Vec<String>>,
-        ),
-        PlatformError,
-    > {
-        Ok((Vec::new(), None))
-    }
-
     fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
         if !config.get::<String>("image", diags).is_null() {
             diags.error_at(AttributePath::attr("image"), "Not used on local", "a local cluster runs the server the provider carries; image applies to container clusters. Remove it, or run the endpoint on a container cluster.");

@@ -136,6 +136,14 @@ impl Endpoint {
         }
     }
 
+    /// After a successful create or update: the digests served, and the record kept beside
+    /// the deployment.
+    async fn finish(&self, platform: &dyn Platform, plan: &mut Model) {
+        plan.model_digests = digests(plan, &self.conn()).await;
+        let record = serde_json::to_value(Self::meta(plan, true)).unwrap_or_default();
+        platform.record(&plan.name, &record).await;
+    }
+
     fn meta(m: &Model, ready: bool) -> Meta {
         Meta {
             cluster: m.cluster.known().cloned().unwrap_or_default(),
@@ -376,13 +384,7 @@ impl tfplugin::Resource for Endpoint {
                 return Some(plan);
             }
         }
-        plan.model_digests = digests(&plan, &self.conn()).await;
-        platform
-            .record(
-                &plan.name,
-                &serde_json::to_value(Self::meta(&plan, true)).unwrap_or_default(),
-            )
-            .await;
+        self.finish(platform.as_ref(), &mut plan).await;
         Some(plan)
     }
 
@@ -479,13 +481,7 @@ impl tfplugin::Resource for Endpoint {
             }
         }
         plan.status = Attr::Known("running".into());
-        plan.model_digests = digests(&plan, &self.conn()).await;
-        platform
-            .record(
-                &plan.name,
-                &serde_json::to_value(Self::meta(&plan, true)).unwrap_or_default(),
-            )
-            .await;
+        self.finish(platform.as_ref(), &mut plan).await;
         Some(plan)
     }
 
