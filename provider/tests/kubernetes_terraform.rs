@@ -126,12 +126,21 @@ fn kubernetes_rendered_pod_runs_under_podman_kube_play() {
         common::qs("model/iris-v1.onnx"),
     );
     let play = common::check(move |_| {
-        let layout = common::containers::image_layout();
+        // podman names an image pulled from an `oci:` folder after the folder's path, and a
+        // name must be lower case: the layout is reached through a lower-case link, whatever
+        // the checkout's path.
+        let layout =
+            std::env::temp_dir().join(format!("modelplane-kube-play-{}", std::process::id()));
+        let _ = std::fs::remove_file(&layout);
+        std::os::unix::fs::symlink(common::containers::image_layout(), &layout)
+            .map_err(|e| format!("link to the image layout: {e}"))?;
         let out = std::process::Command::new("podman")
             .args(["pull", "-q"])
             .arg(format!("oci:{}:test", layout.display()))
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&layout);
+        let out = out?;
         if !out.status.success() {
             return Err(format!(
                 "podman pull: {}",

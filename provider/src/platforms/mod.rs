@@ -420,7 +420,7 @@ pub trait Platform: Send + Sync {
     }
 }
 
-/// The settings of a platform-specific block that does not belong on `here`.
+/// Refuses a platform-specific block on a platform (`here`) it does not belong to.
 pub(crate) fn not_used_here(
     config: &Config,
     block: &str,
@@ -437,7 +437,7 @@ pub(crate) fn not_used_here(
     }
 }
 
-/// Counts of what an inventory holds, for [`ClusterFacts`].
+/// The facts of a cluster that is this machine, from its inventory.
 pub(crate) fn this_machine(inv: local::Inventory) -> ClusterFacts {
     ClusterFacts {
         hostname: inv.hostname,
