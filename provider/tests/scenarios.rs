@@ -136,18 +136,20 @@ async fn run(f: Fixture) {
         deployment: d2.clone(),
         serving: true,
     };
-    let failure = rollout::apply(
-        p,
-        &spec(&f, (10, 90)),
-        Some(&now),
-        Some(&impossible),
-        &mut ctx,
-    )
-    .await
-    .expect_err("an impossible SLO fails the change");
+    // The refused change carries a new token too: the previous one must come back with it.
+    let mut refused = spec(&f, (10, 90));
+    refused.token = "another-token-9876543210".into();
+    let failure = rollout::apply(p, &refused, Some(&now), Some(&impossible), &mut ctx)
+        .await
+        .expect_err("an impossible SLO fails the change");
     assert_eq!(failure.stage, Stage::Benchmark, "{failure:?}");
     assert!(failure.restored.is_ok(), "{failure:?}");
     assert_eq!(served(p, &d2).await, [50, 50], "rolled back");
+    assert_eq!(
+        p.endpoint_token(NAME, &d2).await.as_deref(),
+        Some(second.token.as_str()),
+        "the previous token is back"
+    );
 
     // Import finds the endpoint and what it serves.
     let found = p.import_endpoint(NAME).await.expect("import");

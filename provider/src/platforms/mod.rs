@@ -219,7 +219,8 @@ pub struct Deployment {
 /// What the previous apply left, for an update.
 #[derive(Clone, Debug)]
 pub struct Previous {
-    /// The previous configuration, when it can still be rendered.
+    /// The previous configuration, with the token it served with, when it can still be
+    /// rendered.
     pub spec: Option<EndpointSpec>,
     pub deployment: Deployment,
     /// Refresh found it not serving (`stopped`, `unreachable`, `missing`, `drifted`): it is

@@ -270,15 +270,11 @@ impl Kubernetes {
                 written: written.clone(),
             }),
             Some(p) => {
-                // The previous objects, rendered again with the token they had.
-                let old_token = match namespace_of(&before) {
-                    Some(ns) => workload::token(&client, &ns, &spec.name).await,
-                    None => None,
-                }
-                .unwrap_or_else(|| spec.token.clone());
+                // The previous objects, rendered again with the token they had (the
+                // previous spec carries it: the Secret already holds the new one).
                 let mut diags = Diagnostics::default();
                 let old = match &p.spec {
-                    Some(s) => self.workload(&client, s, &old_token, &mut diags).await.ok(),
+                    Some(s) => self.workload(&client, s, &s.token, &mut diags).await.ok(),
                     None => None,
                 };
                 Box::new(Redeploy {
