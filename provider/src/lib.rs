@@ -67,6 +67,8 @@ pub struct AwsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
+    /// The URL of `aws` clusters' Kubernetes API servers, in place of the one EKS reports.
+    pub kubernetes_endpoint_url: Option<String>,
 }
 
 /// The `azure` block; credentials come from the Azure identity chain.
@@ -240,9 +242,14 @@ fn provider_schema() -> Schema {
                         Attribute::new("region", Type::String).optional().description("AWS region, e.g. `eu-west-1`."),
                         Attribute::new("profile", Type::String).optional().description("Named profile from the shared config files."),
                         Attribute::new("endpoint_url", Type::String).optional().description(
-                            "Override of the S3 endpoint for `s3` stores (emulators, VPC or FIPS endpoints). \
-                             On-prem S3-compatible servers are better declared with `backend = \"s3_compatible\"` \
-                             and the store's own `endpoint`.",
+                            "Override of the AWS endpoints (S3 for `s3` stores; EKS, IAM and STS for `aws` clusters): \
+                             emulators, VPC or FIPS endpoints. On-prem S3-compatible servers are better declared \
+                             with `backend = \"s3_compatible\"` and the store's own `endpoint`.",
+                        ),
+                        Attribute::new("kubernetes_endpoint_url", Type::String).optional().description(
+                            "The URL `aws` clusters' Kubernetes API is reached at, in place of the endpoint EKS \
+                             reports: a tunnel or proxy to a private endpoint (the EKS token is still sent). \
+                             The API server's certificate is then checked against the system's roots.",
                         ),
                     ],
                 ),
@@ -324,6 +331,7 @@ impl tfplugin::Provider for Modelplane {
                 region: get("aws", "region", diags),
                 profile: get("aws", "profile", diags),
                 endpoint_url: get("aws", "endpoint_url", diags),
+                kubernetes_endpoint_url: get("aws", "kubernetes_endpoint_url", diags),
             },
             azure: AzureSettings {
                 subscription_id: get("azure", "subscription_id", diags),

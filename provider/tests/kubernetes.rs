@@ -169,7 +169,7 @@ async fn client_with_operator() -> kube::Client {
     .await
 }
 
-async fn client_with(builder: ClientBuilder) -> kube::Client {
+pub(crate) async fn client_with(builder: ClientBuilder) -> kube::Client {
     let fake = builder
         .with_object(node("gpu-1", 2, "NVIDIA-L4"))
         .with_object(node("gpu-2", 2, "NVIDIA-L4"))

@@ -3,6 +3,7 @@
 //! are in the file named after it. One file's tests: a filter on the module's path, e.g.
 //! `cargo test -p terraform-provider-modelplane --test integration endpoint::`.
 
+mod aws;
 mod common;
 mod container;
 mod docs;

@@ -7,7 +7,8 @@
 //! | `local` | [`local`] | this machine | a supervised server process |
 //! | `container` | [`container`] | this host's podman or docker | a container of the bundled image |
 //! | `kubernetes` | [`kubernetes`] | an existing cluster, with GPU partitions | a Deployment, Service, … |
-//! | `aws`, `azure` | — | not in this version; refused at plan with a clear error | |
+//! | `aws` | [`aws`] | an EKS cluster with managed GPU node groups, created or adopted | as on `kubernetes` |
+//! | `azure` | — | not in this version; refused at plan with a clear error | |
 //!
 //! A new platform is one module here, one arm in [`resolve`], and one fixture in the
 //! provider's scenario suite (`provider/tests/scenarios.rs`). What every platform shares —
@@ -20,6 +21,7 @@ use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics};
 use crate::ids::{ClusterId, PlatformKind};
 use crate::ProviderConfig;
 
+pub mod aws;
 pub mod container;
 pub mod kubernetes;
 pub mod local;
@@ -47,6 +49,10 @@ pub enum PlatformError {
         summary: String,
         message: String,
     },
+    /// What the state records no longer exists (deleted outside Terraform): it leaves the
+    /// state, and the next plan creates it again.
+    #[error("{0}")]
+    Gone(String),
     /// Anything else the platform refused or failed at.
     #[error("{0}")]
     Failed(String),
@@ -93,6 +99,7 @@ pub const AVAILABLE: &[PlatformKind] = &[
     PlatformKind::Local,
     PlatformKind::Container,
     PlatformKind::Kubernetes,
+    PlatformKind::Aws,
 ];
 
 /// The platform of a cluster, connected through the provider's configuration. Nothing is
@@ -106,7 +113,8 @@ pub fn resolve(
         PlatformKind::Local => Box::new(local::host(cluster.clone(), config)),
         PlatformKind::Container => Box::new(container::host(cluster.clone(), config)),
         PlatformKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(cluster.clone(), config)),
-        PlatformKind::Aws | PlatformKind::Azure => {
+        PlatformKind::Aws => Box::new(aws::Aws::new(cluster.clone(), config)),
+        PlatformKind::Azure => {
             return Err(PlatformError::Unavailable(format!(
                 "platform {:?} is not available in this version of the provider; available: {}",
                 cluster.platform.as_str(),
@@ -143,6 +151,87 @@ pub struct ClusterSpec {
     /// Pool names, in the same order.
     pub pool_names: Vec<String>,
     pub partitions: Vec<kubernetes::partitions::Partition>,
+    /// The declared node pools, whole (cloud platforms create them).
+    pub pools: Vec<NodePoolSpec>,
+    /// The `aws` block.
+    pub aws: Option<aws::ClusterSettings>,
+    /// How long create, update and delete may wait for the platform (the `timeouts` block).
+    pub timeouts: Timeouts,
+}
+
+/// How long a cluster's create, update and delete may wait for the platform.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timeouts {
+    pub create: std::time::Duration,
+    pub update: std::time::Duration,
+    pub delete: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    /// EKS takes 10 to 15 minutes for a cluster and as long again for its node groups.
+    fn default() -> Self {
+        Timeouts {
+            create: std::time::Duration::from_secs(60 * 60),
+            update: std::time::Duration::from_secs(60 * 60),
+            delete: std::time::Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A taint of a node pool's nodes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+/// A node pool as declared: a managed node group on `aws`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodePoolSpec {
+    pub name: String,
+    pub purpose: String,
+    /// Instance types, the first being the pool's type for its AMI and GPUs.
+    pub instance_types: Vec<String>,
+    pub gpu_count: Option<i64>,
+    pub gpu_type: Option<String>,
+    pub min_size: Option<i64>,
+    pub max_size: Option<i64>,
+    pub desired_size: Option<i64>,
+    pub spot: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    /// Time-slicing: how many pods share one GPU.
+    pub gpu_sharing: Option<i64>,
+}
+
+/// A node group (or pool) as the cloud reports it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeGroupSeen {
+    pub name: String,
+    pub instance_types: Vec<String>,
+    pub capacity_type: String,
+    pub ami_type: String,
+    pub min_size: i64,
+    pub max_size: i64,
+    pub desired_size: i64,
+    pub status: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+}
+
+/// What a cloud platform reports of a cluster beyond its nodes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CloudFacts {
+    /// The cloud's ID of the cluster (the EKS ARN).
+    pub resource_id: String,
+    pub oidc_issuer: Option<String>,
+    /// A kubeconfig that holds no secret (an exec plugin fetches the token).
+    pub kubeconfig: String,
+    pub node_groups: Vec<NodeGroupSeen>,
+    /// The NVIDIA device plugin's version, where the provider installed it.
+    pub device_plugin_version: Option<String>,
 }
 
 /// What a platform reports of a cluster.
@@ -156,6 +245,7 @@ pub struct ClusterFacts {
     pub engine_version: Option<String>,
     pub nodes: Option<Vec<kubernetes::partitions::NodeInventory>>,
     pub objects: Option<Vec<String>>,
+    pub cloud: Option<CloudFacts>,
 }
 
 /// A recorded partition as refresh finds it.
@@ -174,8 +264,17 @@ pub struct ClusterPlan<'a> {
     pub engine_version: &'a mut Attr<String>,
     pub nodes: &'a mut Attr<Vec<kubernetes::partitions::NodeInventory>>,
     pub objects: &'a mut Attr<Vec<String>>,
+    pub resource_id: &'a mut Attr<String>,
+    pub oidc_issuer: &'a mut Attr<String>,
+    pub kubeconfig: &'a mut Attr<String>,
+    pub node_groups: &'a mut Attr<Vec<NodeGroupSeen>>,
+    pub device_plugin_version: &'a mut Attr<String>,
     /// Whether the declared partitions differ from the prior state's (always on create).
     pub partitions_changed: bool,
+    /// Whether the declared node pools differ from the prior state's (always on create).
+    pub pools_changed: bool,
+    /// Whether this is a create.
+    pub creating: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,105 @@ pub struct NodePool {
     pub min_size: Option<i64>,
     pub max_size: Option<i64>,
     pub spot: Option<bool>,
+    pub instance_types: Option<Vec<String>>,
+    pub desired_size: Option<i64>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub taint: Vec<TaintBlock>,
+    pub gpu_sharing: Option<GpuSharing>,
+}
+
+/// A node pool's taint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TaintBlock {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+/// Time-slicing of a GPU pool's GPUs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GpuSharing {
+    pub replicas: i64,
+}
+
+/// The `aws` block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AwsBlock {
+    pub kubernetes_version: Option<String>,
+    pub subnet_ids: Option<Vec<String>>,
+    pub security_group_ids: Option<Vec<String>>,
+    pub adopt: Option<bool>,
+    pub cluster_role_arn: Option<String>,
+    pub node_role_arn: Option<String>,
+}
+
+/// The `timeouts` block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimeoutsBlock {
+    pub create: Option<String>,
+    pub update: Option<String>,
+    pub delete: Option<String>,
+}
+
+impl NodePool {
+    fn spec(&self) -> platforms::NodePoolSpec {
+        platforms::NodePoolSpec {
+            name: self.name.clone(),
+            purpose: self.purpose.clone(),
+            instance_types: match (&self.instance_type, &self.instance_types) {
+                (Some(t), _) => vec![t.clone()],
+                (None, Some(v)) => v.clone(),
+                (None, None) => Vec::new(),
+            },
+            gpu_count: self.gpu_count,
+            gpu_type: self.gpu_type.clone(),
+            min_size: self.min_size,
+            max_size: self.max_size,
+            desired_size: self.desired_size,
+            spot: self.spot.unwrap_or(false),
+            labels: self.labels.clone().unwrap_or_default(),
+            taints: self
+                .taint
+                .iter()
+                .map(|t| platforms::Taint {
+                    key: t.key.clone(),
+                    value: t.value.clone(),
+                    effect: t.effect.clone(),
+                })
+                .collect(),
+            gpu_sharing: self.gpu_sharing.as_ref().map(|g| g.replicas),
+        }
+    }
+
+    fn from_spec(p: platforms::NodePoolSpec) -> Self {
+        let (instance_type, instance_types) = match p.instance_types.len() {
+            1 => (p.instance_types.into_iter().next(), None),
+            _ => (None, Some(p.instance_types)),
+        };
+        NodePool {
+            name: p.name,
+            purpose: p.purpose,
+            instance_type,
+            gpu_count: p.gpu_count,
+            gpu_type: p.gpu_type,
+            min_size: p.min_size,
+            max_size: p.max_size,
+            spot: p.spot.then_some(true),
+            instance_types,
+            desired_size: p.desired_size,
+            labels: (!p.labels.is_empty()).then_some(p.labels),
+            taint: p
+                .taints
+                .into_iter()
+                .map(|t| TaintBlock {
+                    key: t.key,
+                    value: t.value,
+                    effect: t.effect,
+                })
+                .collect(),
+            gpu_sharing: p.gpu_sharing.map(|replicas| GpuSharing { replicas }),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +151,13 @@ pub struct Model {
     pub partition: Vec<PartitionBlock>,
     pub nodes: Attr<Vec<partitions::NodeInventory>>,
     pub objects: Attr<Vec<String>>,
+    pub aws: Option<AwsBlock>,
+    pub timeouts: Option<TimeoutsBlock>,
+    pub resource_id: Attr<String>,
+    pub oidc_issuer: Attr<String>,
+    pub kubeconfig: Attr<String>,
+    pub node_groups: Attr<Vec<platforms::NodeGroupSeen>>,
+    pub device_plugin_version: Attr<String>,
 }
 
 /// A GPU partition (`kubernetes` only).
@@ -151,8 +257,92 @@ fn node_pool_block() -> NestedBlock {
             .attribute(Attribute::new("gpu_type", Type::String).optional().description("GPU model, e.g. `nvidia-a10g`; informational locally."))
             .attribute(Attribute::new("min_size", Type::Number).optional().description("Fewest nodes; ignored locally."))
             .attribute(Attribute::new("max_size", Type::Number).optional().description("Most nodes; ignored locally."))
-            .attribute(Attribute::new("spot", Type::Bool).optional().description("Use spot/preemptible capacity; ignored locally.")),
+            .attribute(Attribute::new("spot", Type::Bool).optional().description("Use spot/preemptible capacity; ignored locally. On `aws` the node group's capacity type (`SPOT`); it cannot change in place: rename the pool to move."))
+            .attribute(Attribute::new("instance_types", Type::list(Type::String)).optional().description("On `aws`: several instance types of one kind (they must share an AMI), instead of `instance_type`; spot pools are more likely to get capacity with several."))
+            .attribute(Attribute::new("desired_size", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid node pool size")).description("On `aws`: nodes to run now, between `min_size` and `max_size`. Honoured on create and on every change of it; left unset, it starts at `min_size` and then stays where the cluster autoscaler puts it (clamped into `[min_size, max_size]` when those change)."))
+            .attribute(Attribute::new("labels", Type::map(Type::String)).optional().description("On `aws`: Kubernetes labels of the pool's nodes. The provider adds `modelplane.io/node-pool`, `modelplane.io/purpose`, and on GPU pools `nvidia.com/gpu.present=true`."))
+            .block(NestedBlock::new(
+                "taint",
+                Nesting::List,
+                Block::new()
+                    .description("On `aws`: a taint of the pool's nodes. A GPU pool with no taint gets `nvidia.com/gpu=true:NoSchedule`; partitions and the device plugin tolerate it.")
+                    .attribute(Attribute::new("key", Type::String).required().description("Taint key."))
+                    .attribute(Attribute::new("value", Type::String).optional().description("Taint value."))
+                    .attribute(Attribute::new("effect", Type::String).required().validate(Validator::one_of(&["NoSchedule", "PreferNoSchedule", "NoExecute"]).summary("Invalid taint")).description("`NoSchedule`, `PreferNoSchedule` or `NoExecute`.")),
+            ))
+            .block(NestedBlock::new(
+                "gpu_sharing",
+                Nesting::Single,
+                Block::new()
+                    .description("On `aws`: time-slicing, so several small models share one GPU. The NVIDIA device plugin advertises each GPU as `replicas` units of `nvidia.com/gpu`; there is no memory isolation between them.")
+                    .attribute(Attribute::new("replicas", Type::Number).required().validate(Validator::between(2.0, 64.0).summary("Invalid GPU sharing")).description("Pods per GPU, 2 to 64.")),
+            )),
     )
+}
+
+fn aws_block() -> NestedBlock {
+    NestedBlock::new(
+        "aws",
+        Nesting::Single,
+        Block::new()
+            .description("The EKS cluster of `platform = \"aws\"`: created with its IAM roles (or given ones), creator access as cluster admin, and an IAM OIDC provider for IRSA; or, with `adopt`, an existing cluster in which only node groups and partitions are created. Credentials and region come from the provider's `aws` block and the AWS default chain.")
+            .attribute(Attribute::new("kubernetes_version", Type::String).optional().requires_replace().validate(Validator::regex(r"^1\.[0-9]{2}$", "a Kubernetes minor version such as \"1.33\"").summary("Invalid Kubernetes version")).description("Kubernetes version of a new cluster, e.g. `\"1.33\"`. Default: EKS's default."))
+            .attribute(Attribute::new("subnet_ids", Type::list(Type::String)).optional().requires_replace().description("Subnets of the cluster and its node groups (at least two, in different availability zones). The VPC is the network team's: give its subnets. Required unless `adopt`; with `adopt`, node groups use the cluster's subnets when unset."))
+            .attribute(Attribute::new("security_group_ids", Type::list(Type::String)).optional().requires_replace().description("Further security groups of the control plane's network interfaces."))
+            .attribute(Attribute::new("adopt", Type::Bool).optional().requires_replace().description("Use the existing EKS cluster of this `name`: node groups and partitions are created in it, and destroy removes only those."))
+            .attribute(Attribute::new("cluster_role_arn", Type::String).optional().requires_replace().description("The control plane's IAM role, instead of creating `NAME-eks-cluster` with `AmazonEKSClusterPolicy`."))
+            .attribute(Attribute::new("node_role_arn", Type::String).optional().description("The nodes' IAM role, instead of creating `NAME-eks-node` with `AmazonEKSWorkerNodePolicy`, `AmazonEKS_CNI_Policy` and `AmazonEC2ContainerRegistryReadOnly`.")),
+    )
+}
+
+fn timeouts_block() -> NestedBlock {
+    let d = |name: &str, default: &str| {
+        Attribute::new(name, Type::String)
+            .optional()
+            .validate(
+                Validator::custom("a duration such as `90m`, `1h` or `45s`", |v| {
+                    match v.as_str() {
+                        Some(s) => modelplane_serve::cli::parse_duration(s).map(|_| ()),
+                        None => Ok(()),
+                    }
+                })
+                .summary("Invalid timeout"),
+            )
+            .description(format!(
+                "How long {name} may wait for the cloud, e.g. `\"90m\"`. Default: `{default}`."
+            ))
+    };
+    NestedBlock::new(
+        "timeouts",
+        Nesting::Single,
+        Block::new()
+            .description("How long the cloud may take (on `aws`: the cluster and node groups to become ACTIVE, and the GPU nodes to advertise their GPUs).")
+            .attribute(d("create", "60m"))
+            .attribute(d("update", "60m"))
+            .attribute(d("delete", "30m")),
+    )
+}
+
+fn node_group_type() -> Type {
+    Type::list(Type::object([
+        ("name", Type::String),
+        ("instance_types", Type::list(Type::String)),
+        ("capacity_type", Type::String),
+        ("ami_type", Type::String),
+        ("min_size", Type::Number),
+        ("max_size", Type::Number),
+        ("desired_size", Type::Number),
+        ("status", Type::String),
+        ("labels", Type::map(Type::String)),
+        (
+            "taints",
+            Type::list(Type::object([
+                ("key", Type::String),
+                ("value", Type::String),
+                ("effect", Type::String),
+            ])),
+        ),
+    ]))
 }
 
 /// Writes what the platform reports into the state.
@@ -170,6 +360,22 @@ fn fill(m: &mut Model, f: ClusterFacts) {
     }
     m.nodes = f.nodes.into();
     m.objects = f.objects.into();
+    match f.cloud {
+        Some(c) => {
+            m.resource_id = Attr::Known(c.resource_id);
+            m.oidc_issuer = c.oidc_issuer.into();
+            m.kubeconfig = Attr::Known(c.kubeconfig);
+            m.node_groups = Attr::Known(c.node_groups);
+            m.device_plugin_version = c.device_plugin_version.into();
+        }
+        None => {
+            m.resource_id = Attr::Null;
+            m.oidc_issuer = Attr::Null;
+            m.kubeconfig = Attr::Null;
+            m.node_groups = Attr::Null;
+            m.device_plugin_version = Attr::Null;
+        }
+    }
 }
 
 impl PartitionBlock {
@@ -212,6 +418,38 @@ fn resolve(
     }
 }
 
+/// Node pools as refresh finds their node groups: a deleted one leaves the state (the plan
+/// creates it again), a resized one shows its sizes (the plan sizes it back). After an import
+/// (no pools in the state), the pools are the cluster's node groups.
+fn refresh_pools(state: &mut Model, groups: &[platforms::NodeGroupSeen]) {
+    if state.node_pool.is_empty() {
+        state.node_pool = platforms::aws::cluster::pools_of(groups)
+            .into_iter()
+            .map(NodePool::from_spec)
+            .collect();
+        return;
+    }
+    state
+        .node_pool
+        .retain(|p| groups.iter().any(|g| g.name == p.name));
+    for p in &mut state.node_pool {
+        let Some(g) = groups.iter().find(|g| g.name == p.name) else {
+            continue;
+        };
+        // Only what the configuration sets is compared; an unset desired size is the
+        // autoscaler's.
+        if p.min_size.is_some() {
+            p.min_size = Some(g.min_size);
+        }
+        if p.max_size.is_some() {
+            p.max_size = Some(g.max_size);
+        }
+        if p.desired_size.is_some() {
+            p.desired_size = Some(g.desired_size);
+        }
+    }
+}
+
 impl GpuCluster {
     fn provider(&self) -> crate::ProviderConfig {
         crate::ProviderConfig::of(&self.config)
@@ -223,11 +461,31 @@ impl GpuCluster {
     }
 
     fn spec(m: &Model) -> ClusterSpec {
+        let t = m.timeouts.as_ref();
+        let d = platforms::Timeouts::default();
+        let dur = |v: Option<&String>, default| {
+            v.and_then(|v| modelplane_serve::cli::parse_duration(v).ok())
+                .unwrap_or(default)
+        };
         ClusterSpec {
             engine: m.engine.known().cloned(),
             pool_gpus: m.node_pool.iter().map(|p| p.gpu_count).collect(),
             pool_names: m.node_pool.iter().map(|p| p.name.clone()).collect(),
             partitions: m.partition.iter().map(|p| p.spec(&m.name)).collect(),
+            pools: m.node_pool.iter().map(NodePool::spec).collect(),
+            aws: m.aws.as_ref().map(|a| platforms::aws::ClusterSettings {
+                kubernetes_version: a.kubernetes_version.clone(),
+                subnet_ids: a.subnet_ids.clone().unwrap_or_default(),
+                security_group_ids: a.security_group_ids.clone().unwrap_or_default(),
+                adopt: a.adopt.unwrap_or(false),
+                cluster_role_arn: a.cluster_role_arn.clone(),
+                node_role_arn: a.node_role_arn.clone(),
+            }),
+            timeouts: platforms::Timeouts {
+                create: dur(t.and_then(|t| t.create.as_ref()), d.create),
+                update: dur(t.and_then(|t| t.update.as_ref()), d.update),
+                delete: dur(t.and_then(|t| t.delete.as_ref()), d.delete),
+            },
         }
     }
 
@@ -285,14 +543,21 @@ impl tfplugin::Resource for GpuCluster {
                 Attribute::new("platform", Type::String)
                     .required()
                     .requires_replace()
-                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) or `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block); `aws` and `azure` are refused by this version."),
+                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) or `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block) or `aws` (an EKS cluster with managed node groups, see the `aws` block); `azure` is refused by this version."),
             )
             .attribute(Attribute::new("engine", Type::String).optional_computed().requires_replace().description("On `container`: the engine, `podman` or `docker` (a name on PATH or a path). Default: the first of them on PATH. Null on `local`."))
             .attribute(Attribute::new("engine_version", Type::String).computed().description("On `container`: the engine's version (docker's daemon version: a stopped daemon is an error)."))
             .attribute(Attribute::new("nodes", node_type()).computed().description("On `kubernetes`: every node with the GPUs it advertises (`nvidia.com/gpu` allocatable), its GPU product and memory (GPU feature discovery labels), readiness and whether it is spot capacity."))
             .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote, as `APIVERSION/KIND/[NAMESPACE/]NAME`."))
+            .attribute(Attribute::new("resource_id", Type::String).computed().stable().description("On `aws`: the EKS cluster's ARN."))
+            .attribute(Attribute::new("oidc_issuer", Type::String).computed().stable().description("On `aws`: the cluster's OIDC issuer URL (for IRSA trust policies)."))
+            .attribute(Attribute::new("kubeconfig", Type::String).computed().stable().description("On `aws`: a kubeconfig for the cluster. It holds no secret: its user runs `aws eks get-token` (the AWS CLI) for a token."))
+            .attribute(Attribute::new("node_groups", node_group_type()).computed().description("On `aws`: each node group as EKS reports it: instance types, capacity type (`ON_DEMAND`, `SPOT`), AMI type, sizes, status, labels and taints. Refresh shows a node group scaled or deleted outside Terraform."))
+            .attribute(Attribute::new("device_plugin_version", Type::String).computed().stable().description("On `aws`: the version of the NVIDIA device plugin the provider installed on the GPU pools (null without GPU pools)."))
             .block(node_pool_block())
-            .block(partition_block());
+            .block(partition_block())
+            .block(aws_block())
+            .block(timeouts_block());
         for a in platforms::local::inventory_attributes() {
             let on_kubernetes = match a.name.as_str() {
                 "hostname" => Some("On `kubernetes`: the API server's URL."),
@@ -384,6 +649,18 @@ impl tfplugin::Resource for GpuCluster {
             }
         }
         let partitions_changed = prior.is_none_or(|pr| pr.partition != plan.partition);
+        let pools_changed = prior.is_none_or(|pr| pr.node_pool != plan.node_pool);
+        // Cloud facts: none until a cloud platform plans them; kept across an update.
+        match prior {
+            None => {
+                plan.resource_id = Attr::Null;
+                plan.oidc_issuer = Attr::Null;
+                plan.kubeconfig = Attr::Null;
+                plan.node_groups = Attr::Null;
+                plan.device_plugin_version = Attr::Null;
+            }
+            Some(pr) => plan.node_groups = pr.node_groups.clone(),
+        }
         let Some(platform) = self.platform(plan, &mut ctx.diags) else {
             return;
         };
@@ -392,7 +669,14 @@ impl tfplugin::Resource for GpuCluster {
             engine_version: &mut plan.engine_version,
             nodes: &mut plan.nodes,
             objects: &mut plan.objects,
+            resource_id: &mut plan.resource_id,
+            oidc_issuer: &mut plan.oidc_issuer,
+            kubeconfig: &mut plan.kubeconfig,
+            node_groups: &mut plan.node_groups,
+            device_plugin_version: &mut plan.device_plugin_version,
             partitions_changed,
+            pools_changed,
+            creating: prior.is_none(),
         });
     }
 
@@ -408,6 +692,13 @@ impl tfplugin::Resource for GpuCluster {
             .observe_cluster(&Self::spec(&state), &mut ctx.diags)
             .await
         {
+            Err(platforms::PlatformError::Gone(e)) => {
+                ctx.diags.warning(
+                    "Cluster deleted outside Terraform",
+                    format!("{e}; it leaves the state, and the next plan creates it again."),
+                );
+                return None;
+            }
             Err(e) => ctx.diags.warning(
                 "Cannot reach the cluster",
                 format!("{e}. The state is kept as it was."),
@@ -428,6 +719,13 @@ impl tfplugin::Resource for GpuCluster {
                         }
                     }
                     state.partition = kept;
+                }
+                if let Some(groups) = facts
+                    .as_ref()
+                    .and_then(|f| f.cloud.as_ref())
+                    .map(|c| &c.node_groups)
+                {
+                    refresh_pools(&mut state, groups);
                 }
                 if let Some(f) = facts {
                     let objects = state.objects.clone();
@@ -492,6 +790,13 @@ impl tfplugin::Resource for GpuCluster {
             partition: parts.into_iter().map(PartitionBlock::from_spec).collect(),
             nodes: Attr::Null,
             objects: objects.into(),
+            aws: None,
+            timeouts: None,
+            resource_id: Attr::Null,
+            oidc_issuer: Attr::Null,
+            kubeconfig: Attr::Null,
+            node_groups: Attr::Null,
+            device_plugin_version: Attr::Null,
         })
     }
 }

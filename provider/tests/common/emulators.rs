@@ -143,7 +143,9 @@ pub fn moto(test: &str) -> Option<Emulator> {
     aws_profile_env();
     let port = free_port();
     let mut c = Command::new(bin);
-    c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    c.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // IAM role policies name AWS-managed policies (the EKS roles); moto has them on request.
+        .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
     Some(start(c, port, "moto_server"))
 }
 

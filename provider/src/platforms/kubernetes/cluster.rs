@@ -15,12 +15,28 @@ impl Kubernetes {
         before: &[String],
         diags: &mut Diagnostics,
     ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
+        self.converge_with(spec, &[], before, diags).await
+    }
+
+    /// [`converge`](Self::converge), with further objects written before the partitions
+    /// (a cloud platform's add-ons, such as the GPU device plugin).
+    pub(crate) async fn converge_with(
+        &self,
+        spec: &ClusterSpec,
+        extra: &[objects::Rendered],
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
         let (client, api_server) = self.connect().await.map_err(|e| (e, None))?;
         let before = objects::parse_all(before);
-        let rendered: Vec<_> = spec
-            .partitions
+        let rendered: Vec<_> = extra
             .iter()
-            .flat_map(|p| p.render(&self.cluster.name))
+            .cloned()
+            .chain(
+                spec.partitions
+                    .iter()
+                    .flat_map(|p| p.render(&self.cluster.name)),
+            )
             .collect();
         let (recorded, r) = objects::converge(&client, &before, &rendered).await;
         let inv = match partitions::inventory(&client).await {
@@ -55,7 +71,7 @@ impl Kubernetes {
         }
     }
 
-    pub(super) async fn observe(
+    pub(crate) async fn observe(
         &self,
         spec: &ClusterSpec,
         diags: &mut Diagnostics,
@@ -119,7 +135,7 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
     validate_partitions(&config.elements("partition"), diags);
 }
 
-pub(super) fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
+pub(crate) fn validate_partitions(parts: &[Config], diags: &mut Diagnostics) {
     let mut seen = std::collections::BTreeSet::new();
     for (i, part) in parts.iter().enumerate() {
         let at = |a: &str| {

@@ -140,6 +140,8 @@ pub enum KubeTarget {
     Config(Connection),
     /// A client made elsewhere, and the API server's URL (an in-memory API server in tests).
     Client(kube::Client, String),
+    /// An EKS cluster's API server, with a fresh EKS token for each connection.
+    Eks(crate::platforms::aws::EksTarget),
 }
 
 impl Default for KubeTarget {
@@ -153,6 +155,7 @@ impl fmt::Debug for KubeTarget {
         match self {
             KubeTarget::Config(c) => c.fmt(f),
             KubeTarget::Client(_, url) => write!(f, "KubeTarget::Client({url})"),
+            KubeTarget::Eks(e) => write!(f, "KubeTarget::Eks({})", e.cluster),
         }
     }
 }
@@ -163,6 +166,7 @@ impl KubeTarget {
         match self {
             KubeTarget::Config(c) => c.connect().await,
             KubeTarget::Client(c, url) => Ok((c.clone(), url.clone())),
+            KubeTarget::Eks(e) => e.connect().await,
         }
     }
 }
@@ -189,6 +193,22 @@ impl Kubernetes {
             .map_err(PlatformError::Unreachable)
     }
 
+    /// The partitions the cluster has, and the objects that make them.
+    pub async fn import_cluster_partitions(
+        &self,
+    ) -> Result<(Vec<partitions::Partition>, Vec<String>), PlatformError> {
+        let (client, _) = self.connect().await?;
+        let parts = cluster::import_partitions(&client, &self.cluster.name)
+            .await
+            .map_err(PlatformError::Failed)?;
+        let objects = parts
+            .iter()
+            .flat_map(|p| objects::refs(&p.render(&self.cluster.name)))
+            .map(|r| r.to_string())
+            .collect();
+        Ok((parts, objects))
+    }
+
     /// Deletes recorded objects; the cluster is not contacted when none are recorded.
     async fn delete_recorded(&self, recorded: Option<&Vec<String>>) -> Result<(), PlatformError> {
         let refs = objects::parse_all(recorded.map_or(&[][..], |v| v));
@@ -209,7 +229,14 @@ impl Platform for Kubernetes {
     }
 
     fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
-        cluster::validate(config, diags)
+        cluster::validate(config, diags);
+        crate::platforms::not_used_here(
+            config,
+            "aws",
+            "kubernetes",
+            "the aws block describes an EKS cluster; remove it, or set platform = \"aws\".",
+            diags,
+        );
     }
 
     fn plan_cluster(&self, plan: ClusterPlan<'_>) {
@@ -244,15 +271,7 @@ impl Platform for Kubernetes {
     async fn import_cluster(
         &self,
     ) -> Result<(Vec<partitions::Partition>, Option<Vec<String>>), PlatformError> {
-        let (client, _) = self.connect().await?;
-        let parts = cluster::import_partitions(&client, &self.cluster.name)
-            .await
-            .map_err(PlatformError::Failed)?;
-        let objects = parts
-            .iter()
-            .flat_map(|p| objects::refs(&p.render(&self.cluster.name)))
-            .map(|r| r.to_string())
-            .collect();
+        let (parts, objects) = self.import_cluster_partitions().await?;
         Ok((parts, Some(objects)))
     }
 

@@ -29,6 +29,7 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
     ("v1", "ServiceAccount", "serviceaccounts", true),
     ("v1", "Service", "services", true),
     ("apps/v1", "Deployment", "deployments", true),
+    ("apps/v1", "DaemonSet", "daemonsets", true),
     (
         "autoscaling/v2",
         "HorizontalPodAutoscaler",

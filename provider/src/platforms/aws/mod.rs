@@ -1,0 +1,449 @@
+//! The `aws` platform: an EKS cluster with managed node groups, created by the provider (or
+//! adopted with `aws.adopt`), and everything else as on [`kubernetes`](super::kubernetes):
+//! partitions, endpoints and monitors are Kubernetes objects in it, reached through a
+//! connection built here from `DescribeCluster` and an EKS token ([`token`]), with no `aws`
+//! CLI.
+//!
+//! | file | what |
+//! |---|---|
+//! | [`cluster`] | create, refresh, import and destroy of a cluster, in order; GPU readiness |
+//! | [`eks`] | the EKS and IAM calls: roles, the cluster, node groups, their waits |
+//! | [`nodegroup`] | a node pool as a node group: AMI type, labels, taints, sizes |
+//! | [`device_plugin`] | the NVIDIA device plugin, pinned, on GPU nodes only |
+//! | [`token`] | the presigned STS URL EKS takes as a bearer token |
+//!
+//! What the provider creates on AWS is recorded in the cluster's `objects` with an `aws:`
+//! prefix (`aws:iam-role/NAME`, `aws:eks-cluster/NAME`, `aws:oidc-provider/ARN`,
+//! `aws:eks-nodegroup/NAME`), next to the Kubernetes objects, so that destroy removes exactly
+//! what was created, in order, and nothing it adopted.
+
+pub mod cluster;
+pub mod device_plugin;
+pub mod eks;
+pub mod nodegroup;
+pub mod token;
+
+use std::time::Duration;
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use base64::Engine as _;
+use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics, PathStep};
+
+use crate::ids::ClusterId;
+use crate::platforms::kubernetes::{self, Connection, KubeTarget, Kubernetes};
+use crate::platforms::rollout::Rollout;
+use crate::platforms::{
+    ClusterFacts, ClusterPlan, ClusterSpec, Deployment, EndpointPlan, EndpointSpec, Imported,
+    MonitorHost, MonitorObjects, Observed, PartitionSeen, Platform, PlatformError, Previous,
+};
+use crate::AwsSettings;
+
+/// The `aws` block of a `modelplane_gpu_cluster`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterSettings {
+    /// Kubernetes version of a new cluster (`1.33`); EKS's default when unset.
+    pub kubernetes_version: Option<String>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    /// Take an existing cluster by name: only node groups and partitions are created in it.
+    pub adopt: bool,
+    /// Use these roles instead of creating them.
+    pub cluster_role_arn: Option<String>,
+    pub node_role_arn: Option<String>,
+}
+
+/// The AWS clients a cluster needs, from the provider's `aws` block and the default chain.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub eks: aws_sdk_eks::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub region: String,
+    pub credentials: Option<SharedCredentialsProvider>,
+    /// How often waits ask again.
+    pub poll: Duration,
+}
+
+impl Clients {
+    /// Clients from the standard chain (environment, profile, SSO, web identity, instance
+    /// role), with the `aws` block's region, profile and endpoint.
+    pub async fn load(settings: &AwsSettings) -> Result<Self, PlatformError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(p) = &settings.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &settings.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(u) = &settings.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let sdk = loader.load().await;
+        let Some(region) = sdk.region().map(|r| r.to_string()) else {
+            return Err(PlatformError::Unreachable(
+                "no AWS region: set the provider's aws.region, AWS_REGION, or a region in the AWS profile".into(),
+            ));
+        };
+        Ok(Clients {
+            eks: aws_sdk_eks::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            region,
+            credentials: sdk.credentials_provider(),
+            poll: Duration::from_secs(10),
+        })
+    }
+
+    /// An EKS token for `cluster`, from the current credentials.
+    pub async fn token(&self, cluster: &str) -> Result<String, String> {
+        let Some(provider) = &self.credentials else {
+            return Err("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID, run `aws sso login`, or run where an instance or pod role is available".into());
+        };
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("no AWS credentials: {e}"))?;
+        token::token(&creds, &self.region, cluster, std::time::SystemTime::now())
+    }
+}
+
+/// The Kubernetes API of an EKS cluster: its endpoint and CA from `DescribeCluster`, a fresh
+/// token for each connection. `kubernetes_endpoint_url` in the provider's `aws` block takes
+/// the place of the endpoint (a tunnel to a private endpoint).
+#[derive(Clone, Debug)]
+pub struct EksTarget {
+    pub settings: AwsSettings,
+    pub cluster: String,
+}
+
+impl EksTarget {
+    pub async fn connect(&self) -> Result<(kube::Client, String), String> {
+        let clients = Clients::load(&self.settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        let found = clients
+            .eks
+            .describe_cluster()
+            .name(&self.cluster)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "EKS cluster {:?}: {}",
+                    self.cluster,
+                    aws_sdk_eks::error::DisplayErrorContext(e)
+                )
+            })?;
+        let c = found
+            .cluster()
+            .ok_or_else(|| format!("EKS cluster {:?} not found", self.cluster))?;
+        let token = clients.token(&self.cluster).await?;
+        let (host, ca) = match &self.settings.kubernetes_endpoint_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let host = c.endpoint().map(String::from).ok_or_else(|| {
+                    format!(
+                        "EKS cluster {:?} has no API endpoint yet (status {:?})",
+                        self.cluster,
+                        c.status().map(|s| s.as_str())
+                    )
+                })?;
+                let ca = c
+                    .certificate_authority()
+                    .and_then(|a| a.data())
+                    .map(|d| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(d)
+                            .ok()
+                            .and_then(|pem| String::from_utf8(pem).ok())
+                            .ok_or_else(|| {
+                                format!(
+                                    "EKS cluster {:?}: its certificate authority is not base64 PEM",
+                                    self.cluster
+                                )
+                            })
+                    })
+                    .transpose()?;
+                (host, ca)
+            }
+        };
+        Connection {
+            host: Some(host),
+            token: Some(token),
+            cluster_ca_certificate: ca,
+            ..Default::default()
+        }
+        .connect()
+        .await
+    }
+}
+
+/// The `aws` platform of one cluster.
+pub struct Aws {
+    pub cluster: ClusterId,
+    pub settings: AwsSettings,
+    /// Clients handed in (tests); otherwise loaded from the settings when first needed.
+    pub clients: Option<Clients>,
+    /// The cluster's Kubernetes side: partitions, the device plugin, endpoints, monitors.
+    pub kube: Kubernetes,
+}
+
+impl Aws {
+    pub fn new(cluster: ClusterId, config: &crate::ProviderConfig) -> Self {
+        let target = KubeTarget::Eks(EksTarget {
+            settings: config.aws.clone(),
+            cluster: cluster.name.clone(),
+        });
+        Aws {
+            kube: Kubernetes {
+                cluster: cluster.clone(),
+                target,
+            },
+            cluster,
+            settings: config.aws.clone(),
+            clients: None,
+        }
+    }
+
+    async fn clients(&self) -> Result<Clients, PlatformError> {
+        match &self.clients {
+            Some(c) => Ok(c.clone()),
+            None => Clients::load(&self.settings).await,
+        }
+    }
+}
+
+/// Plan-time checks of an `aws` cluster.
+fn validate(config: &Config, diags: &mut Diagnostics) {
+    if !config.get::<String>("engine", diags).is_null() {
+        diags.error_at(
+            AttributePath::attr("engine"),
+            "Not used on aws",
+            "engine applies to container clusters; remove it.",
+        );
+    }
+    let aws = config.elements("aws");
+    let adopt = aws
+        .first()
+        .map(|a| a.get::<bool>("adopt", diags))
+        .and_then(|a| a.known().copied())
+        .unwrap_or(false);
+    let subnets = aws
+        .first()
+        .map(|a| a.get::<Vec<String>>("subnet_ids", diags));
+    let no_subnets = match &subnets {
+        None => true,
+        Some(Attr::Known(v)) => v.is_empty(),
+        Some(Attr::Null) => true,
+        Some(_) => false,
+    };
+    if no_subnets && !adopt {
+        diags.error_at(
+            AttributePath::attr("aws").then_attr("subnet_ids"),
+            "Missing subnets",
+            "a new EKS cluster needs aws.subnet_ids (at least two, in different availability zones; the VPC is the network team's). To use an existing cluster instead, set aws.adopt = true.",
+        );
+    }
+    for (i, pool) in config.elements("node_pool").iter().enumerate() {
+        let at = |a: &str| {
+            AttributePath(vec![
+                PathStep::Attr("node_pool".into()),
+                PathStep::Index(i as i64),
+                PathStep::Attr(a.into()),
+            ])
+        };
+        let one = pool.get::<String>("instance_type", diags);
+        let many = pool.get::<Vec<String>>("instance_types", diags);
+        let types = match (&one, &many) {
+            (Attr::Known(t), Attr::Null) => Some((vec![t.clone()], "instance_type")),
+            (Attr::Null, Attr::Known(v)) => Some((v.clone(), "instance_types")),
+            (Attr::Null, Attr::Null) => {
+                diags.error_at(at("instance_type"), "Missing instance type", "a node pool on aws needs instance_type (e.g. \"g5.xlarge\"), or instance_types for several of the same kind.");
+                None
+            }
+            (Attr::Known(_), Attr::Known(_)) => {
+                diags.error_at(
+                    at("instance_types"),
+                    "Conflicting instance types",
+                    "set instance_type or instance_types, not both.",
+                );
+                None
+            }
+            _ => None,
+        };
+        if let Some((types, attr)) = types {
+            match nodegroup::pool_family(&types) {
+                Err(e) => diags.error_at(at(attr), "Unsupported instance type", e),
+                Ok(f) => {
+                    if let Attr::Known(n) = pool.get::<i64>("gpu_count", diags) {
+                        if n > 0 && !f.has_nvidia_gpus() {
+                            diags.error_at(at("gpu_count"), "No GPUs on this instance type", format!("{} has no NVIDIA GPUs, but gpu_count is {n}; use a GPU family such as g5, g6 or p5, or drop gpu_count.", types[0]));
+                        }
+                    }
+                    let sharing = pool.elements("gpu_sharing");
+                    if !sharing.is_empty() && !f.has_nvidia_gpus() {
+                        diags.error_at(
+                            at("gpu_sharing"),
+                            "No GPUs to share",
+                            format!(
+                                "{} has no NVIDIA GPUs; gpu_sharing applies to GPU pools.",
+                                types[0]
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if let (Attr::Known(d), min, max) = (
+            pool.get::<i64>("desired_size", diags),
+            pool.get::<i64>("min_size", diags),
+            pool.get::<i64>("max_size", diags),
+        ) {
+            let min = min.known().copied().unwrap_or(1);
+            let max = max.known().copied().unwrap_or(min.max(1));
+            if d < min || d > max {
+                diags.error_at(
+                    at("desired_size"),
+                    "Invalid node pool size",
+                    format!(
+                        "desired_size ({d}) must be between min_size ({min}) and max_size ({max})."
+                    ),
+                );
+            }
+        }
+    }
+    kubernetes::cluster::validate_partitions(&config.elements("partition"), diags);
+}
+
+#[tfplugin::async_trait]
+impl Platform for Aws {
+    fn cluster(&self) -> &ClusterId {
+        &self.cluster
+    }
+
+    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
+        validate(config, diags)
+    }
+
+    fn plan_cluster(&self, plan: ClusterPlan<'_>) {
+        *plan.engine = Attr::Null;
+        *plan.engine_version = Attr::Null;
+        if plan.creating {
+            *plan.resource_id = Attr::Unknown;
+            *plan.oidc_issuer = Attr::Unknown;
+            *plan.kubeconfig = Attr::Unknown;
+            *plan.device_plugin_version = Attr::Unknown;
+        }
+        if plan.creating || plan.pools_changed {
+            *plan.node_groups = Attr::Unknown;
+            *plan.nodes = Attr::Unknown;
+            *plan.objects = Attr::Unknown;
+        }
+        if plan.partitions_changed {
+            *plan.objects = Attr::Unknown;
+        }
+    }
+
+    async fn converge_cluster(
+        &self,
+        spec: &ClusterSpec,
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
+        let clients = self.clients().await.map_err(|e| (e, None))?;
+        cluster::converge(self, &clients, spec, before, diags).await
+    }
+
+    async fn observe_cluster(
+        &self,
+        spec: &ClusterSpec,
+        diags: &mut Diagnostics,
+    ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError> {
+        let clients = self.clients().await?;
+        cluster::observe(self, &clients, spec, diags).await
+    }
+
+    async fn remove_cluster(&self, objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        let clients = self.clients().await?;
+        cluster::remove(self, &clients, objects.map_or(&[][..], |v| v)).await
+    }
+
+    async fn import_cluster(
+        &self,
+    ) -> Result<(Vec<kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError> {
+        // The node groups come back through refresh; import records the cluster and its
+        // partitions.
+        let clients = self.clients().await?;
+        cluster::import(self, &clients).await
+    }
+
+    fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
+        self.kube.validate_endpoint(config, diags)
+    }
+
+    fn plan_endpoint(
+        &self,
+        prior: Option<&EndpointPlan>,
+        plan: &mut EndpointPlan,
+        config: &Config,
+        diags: &mut Diagnostics,
+    ) {
+        self.kube.plan_endpoint(prior, plan, config, diags)
+    }
+
+    async fn endpoint_token(&self, name: &str, recorded: &Deployment) -> Option<String> {
+        self.kube.endpoint_token(name, recorded).await
+    }
+
+    async fn deploy(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut Ctx,
+    ) -> Rollout {
+        self.kube.deploy(spec, previous, ctx).await
+    }
+
+    async fn observe_endpoint(
+        &self,
+        name: &str,
+        recorded: &Deployment,
+    ) -> Result<Observed, PlatformError> {
+        Platform::observe_endpoint(&self.kube, name, recorded).await
+    }
+
+    async fn remove_endpoint(
+        &self,
+        name: &str,
+        recorded: &Deployment,
+    ) -> Result<(), PlatformError> {
+        self.kube.remove_endpoint(name, recorded).await
+    }
+
+    async fn import_endpoint(&self, name: &str) -> Result<Imported, PlatformError> {
+        Platform::import_endpoint(&self.kube, name).await
+    }
+
+    fn monitor_host(&self) -> MonitorHost {
+        MonitorHost::Cluster
+    }
+
+    fn validate_monitor(&self, config: &Config, diags: &mut Diagnostics) {
+        self.kube.validate_monitor(config, diags)
+    }
+
+    async fn apply_monitor(
+        &self,
+        spec: &MonitorObjects,
+        before: &[String],
+        diags: &mut Diagnostics,
+    ) -> Result<Vec<String>, (PlatformError, Vec<String>)> {
+        self.kube.apply_monitor(spec, before, diags).await
+    }
+
+    async fn monitor_intact(&self, recorded: &[String]) -> Result<bool, PlatformError> {
+        self.kube.monitor_intact(recorded).await
+    }
+
+    async fn remove_objects(&self, recorded: Option<&Vec<String>>) -> Result<(), PlatformError> {
+        self.kube.remove_objects(recorded).await
+    }
+}
