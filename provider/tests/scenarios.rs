@@ -301,20 +301,36 @@ async fn container_fixture() -> Option<Fixture> {
 /// `kubernetes`: the in-memory API server, with the partition the endpoint runs in and a
 /// stand-in for the Deployment controller that marks rollouts done.
 async fn kubernetes_fixture() -> Fixture {
+    kubernetes_fixture_as(PlatformKind::Kubernetes).await
+}
+
+/// The `kubernetes` fixture behind the platform `kind` (`kubernetes`, or `aws`, whose
+/// endpoints are the Kubernetes code; its AWS clients are not needed for endpoints).
+async fn kubernetes_fixture_as(kind: PlatformKind) -> Fixture {
     use k8s_openapi::api::apps::v1::Deployment as K8sDeployment;
     use kube::api::{Api, DeleteParams};
     let c = crate::kubernetes::client().await;
     crate::kubernetes::apply_partitions(&c, &[crate::kubernetes::partition("inference", 2)], &[])
         .await;
     let ctl = crate::kubernetes::controller(c.clone());
-    let platform = Kubernetes {
-        cluster: ClusterId::new(PlatformKind::Kubernetes, "gpu"),
+    let cluster = ClusterId::new(kind, "gpu");
+    let kube = Kubernetes {
+        cluster: cluster.clone(),
         target: KubeTarget::Client(c.clone(), "https://in-memory".into()),
+    };
+    let platform: Box<dyn Platform> = match kind {
+        PlatformKind::Aws => Box::new(modelplane_provider::platforms::aws::Aws {
+            cluster,
+            settings: Default::default(),
+            clients: None,
+            kube,
+        }),
+        _ => Box::new(kube),
     };
     let gone = c.clone();
     let left = c.clone();
     Fixture {
-        platform: Box::new(platform),
+        platform,
         repository: "s3://models?region=eu-west-1".into(),
         image: Some("registry.example/modelplane-serve@sha256:0123".into()),
         container: None,
@@ -376,4 +392,9 @@ async fn container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes() {
     run(kubernetes_fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws() {
+    run(kubernetes_fixture_as(PlatformKind::Aws).await).await;
 }
