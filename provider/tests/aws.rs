@@ -95,8 +95,6 @@ fn gpu_pool() -> NodePoolSpec {
 fn spec(pools: Vec<NodePoolSpec>, timeouts: Timeouts) -> ClusterSpec {
     ClusterSpec {
         engine: None,
-        pool_gpus: pools.iter().map(|p| p.gpu_count).collect(),
-        pool_names: pools.iter().map(|p| p.name.clone()).collect(),
         partitions: vec![],
         pools,
         aws: Some(ClusterSettings {

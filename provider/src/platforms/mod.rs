@@ -146,12 +146,8 @@ pub fn resolve_str(
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
     pub engine: Option<String>,
-    /// GPUs per node of each declared node pool, in order (`None` where not given).
-    pub pool_gpus: Vec<Option<i64>>,
-    /// Pool names, in the same order.
-    pub pool_names: Vec<String>,
     pub partitions: Vec<kubernetes::partitions::Partition>,
-    /// The declared node pools, whole (cloud platforms create them).
+    /// The declared node pools, in order (local checks their GPUs; cloud platforms create them).
     pub pools: Vec<NodePoolSpec>,
     /// The `aws` block.
     pub aws: Option<aws::ClusterSettings>,

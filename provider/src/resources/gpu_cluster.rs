@@ -469,8 +469,6 @@ impl GpuCluster {
         };
         ClusterSpec {
             engine: m.engine.known().cloned(),
-            pool_gpus: m.node_pool.iter().map(|p| p.gpu_count).collect(),
-            pool_names: m.node_pool.iter().map(|p| p.name.clone()).collect(),
             partitions: m.partition.iter().map(|p| p.spec(&m.name)).collect(),
             pools: m.node_pool.iter().map(NodePool::spec).collect(),
             aws: m.aws.as_ref().map(|a| platforms::aws::ClusterSettings {

@@ -371,7 +371,13 @@ async fn wait_gpus(
                 })
                 .count() as i64;
             if with_gpus < want {
-                waiting.push((pool.name.clone(), want, joined, with_gpus));
+                waiting.push((
+                    pool.name.clone(),
+                    want,
+                    joined,
+                    with_gpus,
+                    ng.ami_type.clone(),
+                ));
             }
         }
         if waiting.is_empty() {
@@ -380,11 +386,11 @@ async fn wait_gpus(
         if Instant::now() >= deadline {
             let why: Vec<String> = waiting
                 .iter()
-                .map(|(name, want, joined, gpus)| {
+                .map(|(name, want, joined, gpus, ami)| {
                     if *joined < *want && gpus == joined {
                         format!("node group {name:?}: {joined} of {want} node(s) have joined the cluster; check the node group's health in EKS, the subnets' capacity for the instance type, and the node role")
                     } else {
-                        format!("node group {name:?}: {joined} node(s) joined, {gpus} advertise {GPU_RESOURCE} (wanted {want}); the NVIDIA device plugin is not running there or the driver is missing: check the AMI type ({}) and the device plugin's pods in {}", nodegroup::Family::NvidiaX86.ami_type(), device_plugin::NAMESPACE)
+                        format!("node group {name:?}: {joined} node(s) joined, {gpus} advertise {GPU_RESOURCE} (wanted {want}); the NVIDIA device plugin is not running there or the driver is missing: check the AMI type (the node group has {ami}) and the device plugin's pods in {}", device_plugin::NAMESPACE)
                     }
                 })
                 .collect();

@@ -60,8 +60,8 @@ impl Host {
         spec: &ClusterSpec,
     ) -> Result<ClusterFacts, PlatformError> {
         let inv = inventory_async().await;
-        for (i, want) in spec.pool_gpus.iter().enumerate() {
-            if let Some(want) = want {
+        for (i, pool) in spec.pools.iter().enumerate() {
+            if let Some(want) = &pool.gpu_count {
                 if *want as usize > inv.gpus.len() {
                     return Err(PlatformError::Refused {
                         attribute: Some(AttributePath(vec![
@@ -72,7 +72,7 @@ impl Host {
                         summary: "Not enough GPUs".into(),
                         message: format!(
                             "node_pool {:?} asks for {want} GPU(s), but NVML finds {} on this machine{}. Lower gpu_count or run on a machine with GPUs.",
-                            spec.pool_names.get(i).cloned().unwrap_or_default(),
+                            pool.name,
                             inv.gpus.len(),
                             if inv.gpus.is_empty() { " (no NVIDIA driver or no GPU)" } else { "" }
                         ),
