@@ -41,7 +41,7 @@ use modelplane_provider::platforms::kubernetes::{KubeTarget, Kubernetes};
 use modelplane_provider::platforms::{ClusterSpec, NodePoolSpec, Platform, Timeouts};
 use modelplane_provider::AwsSettings;
 
-use crate::common::{acc, emulators, Local};
+use crate::common::{acc, block_on, emulators, Local};
 use tfplugin::acctest::{attr_equals, plan_action, ImportStep, Step, TestCase};
 
 const ACTIVE_ARN: &str = "arn:aws:eks:eu-west-1:111122223333:cluster/ml";
@@ -812,14 +812,6 @@ fn eks_client(moto: &emulators::Emulator) -> aws_sdk_eks::Client {
         ))
         .build();
     aws_sdk_eks::Client::from_conf(conf)
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 #[test]

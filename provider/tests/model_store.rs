@@ -4,7 +4,7 @@ use crate::common;
 
 use common::emulators::{self, Emulator, AWS_PROFILE, AZURITE_ACCOUNT, AZURITE_KEY};
 use common::stores::{predicts, served};
-use common::{acc, check, Local};
+use common::{acc, block_on, check, Local};
 use modelplane_serve::objects::{Auth, Location};
 use object_store::ObjectStoreExt;
 use tfplugin::acctest::{attr_equals, plan_action, plan_known, ImportStep, Step, TestCase};
@@ -113,14 +113,6 @@ fn model_store_bad_input() {
 
 // ---------------------------------------------------------------------------------------
 // Object stores: s3 and s3_compatible against moto, azure_blob against Azurite.
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 fn aws_auth() -> Auth {
     Auth {

@@ -12,6 +12,16 @@ use std::sync::OnceLock;
 use tfplugin::acctest::{Harness, ProviderUnderTest, TestCase};
 
 /// The repository root.
+/// Runs a future to completion on a runtime of its own, from a synchronous test (checks and
+/// set-up steps of Terraform test cases).
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
