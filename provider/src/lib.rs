@@ -355,7 +355,9 @@ impl tfplugin::Provider for Modelplane {
             tfplugin::resource(resources::endpoint::Endpoint {
                 config: self.config.clone(),
             }),
-            tfplugin::resource(resources::serving_image::ServingImage),
+            tfplugin::resource(resources::serving_image::ServingImage {
+                config: self.config.clone(),
+            }),
             tfplugin::resource(resources::monitor::Monitor {
                 config: self.config.clone(),
             }),

@@ -41,7 +41,7 @@ use modelplane_provider::platforms::kubernetes::{KubeTarget, Kubernetes};
 use modelplane_provider::platforms::{ClusterSpec, NodePoolSpec, Platform, Timeouts};
 use modelplane_provider::AwsSettings;
 
-use crate::common::{acc, block_on, emulators, Local};
+use crate::common::{acc, block_on, containers, emulators, Local};
 use tfplugin::acctest::{attr_equals, plan_action, ImportStep, Step, TestCase};
 
 const ACTIVE_ARN: &str = "arn:aws:eks:eu-west-1:111122223333:cluster/ml";
@@ -137,6 +137,12 @@ fn platform(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client, kube: Option<kub
         clients: Some(Clients {
             eks,
             iam,
+            ecr: aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::Config::builder()
+                    .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+                    .region(aws_sdk_ecr::config::Region::new("eu-west-1"))
+                    .build(),
+            ),
             region: "eu-west-1".into(),
             credentials: None,
             poll: Duration::from_millis(5),
@@ -999,6 +1005,11 @@ fn aws_bad_input_is_refused_at_plan() {
         Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name = \"c\"\n  platform = \"aws\"\n{body}\n}}\n")).expect_error(why)
     };
     let subnets = "  aws {\n    subnet_ids = [\"subnet-a\", \"subnet-b\"]\n  }\n";
+    // ECR: the name is checked, the ECR login cannot be mixed with a password, and a bare
+    // name needs `ecr`.
+    let image = |repository: &str, extra: &str| {
+        Step::new(format!("{p}\nresource \"modelplane_serving_image\" \"i\" {{\n  source = \"/nonexistent\"\n  repository = {repository:?}\n  {extra}\n  ecr {{}}\n}}\n"))
+    };
     acc(
         "aws_bad_input_is_refused_at_plan",
         TestCase {
@@ -1014,6 +1025,10 @@ fn aws_bad_input_is_refused_at_plan() {
                 bad(&format!("{subnets}  timeouts {{\n    create = \"soon\"\n  }}"), "Invalid timeout"),
                 bad("  aws {\n    subnet_ids = [\"subnet-a\"]\n    kubernetes_version = \"v1.33\"\n  }", "Invalid Kubernetes version"),
                 Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"l\" {{\n  name = \"here\"\n  platform = \"local\"\n{subnets}}}\n")).expect_error("aws block describes an EKS cluster"),
+                image("Ml/Serve", "").expect_error("Invalid ECR repository name(.|\\n)*lower-case"),
+                image("ml/serve", "username = \"AWS\"").expect_error("Conflicting registry login(.|\\n)*GetAuthorizationToken"),
+                image("ml/serve", "").expect_error("Invalid image source"),
+                Step::new(format!("{p}\nresource \"modelplane_serving_image\" \"i\" {{\n  source = \"/nonexistent\"\n  repository = \"ml/serve\"\n}}\n")).expect_error("does not start with a registry host"),
             ],
             ..Default::default()
         },
@@ -1085,4 +1100,150 @@ resource "modelplane_gpu_cluster" "eks" {{
             ..Default::default()
         },
     );
+}
+
+fn ecr_client(moto: &emulators::Emulator) -> aws_sdk_ecr::Client {
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+        .region(aws_sdk_ecr::config::Region::new("us-east-1"))
+        .endpoint_url(moto.url())
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
+fn ecr_lifecycle_count(ecr: &aws_sdk_ecr::Client) -> Result<u64, String> {
+    let p = block_on(
+        ecr.get_lifecycle_policy()
+            .repository_name("ml/modelplane-serve")
+            .send(),
+    )
+    .map_err(|e| format!("{}", aws_sdk_ecr::error::DisplayErrorContext(e)))?;
+    let doc: serde_json::Value = serde_json::from_str(p.lifecycle_policy_text().unwrap_or("{}"))
+        .map_err(|e| e.to_string())?;
+    doc["rules"][1]["selection"]["countNumber"]
+        .as_u64()
+        .ok_or(format!("lifecycle policy: {doc}"))
+}
+
+/// `modelplane_serving_image` with `ecr`: the repository is made on moto's ECR (immutable
+/// tags, scan on push, lifecycle policy) and the image goes to a real registry with the login
+/// `GetAuthorizationToken` gives (`AWS` and moto's token, which the registry's htpasswd
+/// holds): the ECR-style basic login end to end. Refresh logs in again to check the image;
+/// a repository deleted behind Terraform's back is created again.
+#[test]
+fn ecr_repository_and_push_with_the_ecr_login() {
+    const TEST: &str = "ecr_repository_and_push_with_the_ecr_login";
+    let Some(moto) = emulators::moto(TEST) else {
+        return;
+    };
+    let Some(reg) = containers::registry(TEST, Some(("AWS", "123456789012-auth-token"))) else {
+        return;
+    };
+    let l = Local::new("aws-ecr");
+    let p = format!(
+        "provider \"modelplane\" {{\n  local {{\n    state_dir = {:?}\n  }}\n  aws {{\n    region       = \"us-east-1\"\n    profile      = {:?}\n    endpoint_url = {:?}\n  }}\n}}\n",
+        l.path().display().to_string(),
+        emulators::AWS_PROFILE,
+        moto.url()
+    );
+    let image = |keep: u32| {
+        format!(
+            "{p}\nresource \"modelplane_serving_image\" \"serve\" {{\n  source     = {:?}\n  repository = \"{}/ml/modelplane-serve\"\n  tag        = \"ecr-test\"\n  insecure   = true\n  ecr {{\n    keep_images  = {keep}\n    force_delete = true\n  }}\n}}\n",
+            containers::image_layout().display().to_string(),
+            reg.host()
+        )
+    };
+    let ecr = ecr_client(&moto);
+    let (e1, e2, e3, e4) = (ecr.clone(), ecr.clone(), ecr.clone(), ecr.clone());
+    let host = reg.host();
+    acc(
+        TEST,
+        TestCase {
+            steps: vec![
+                Step::new(image(5))
+                    .check(attr_equals(
+                        "modelplane_serving_image.serve",
+                        "repository_arn",
+                        "arn:aws:ecr:us-east-1:123456789012:repository/ml/modelplane-serve",
+                    ))
+                    .check(std::sync::Arc::new(move |s: &tfplugin::acctest::Shown| {
+                        let r = s
+                            .attr("modelplane_serving_image.serve", "reference")
+                            .and_then(|v| v.as_str().map(String::from))
+                            .ok_or("no reference")?;
+                        if !r.starts_with(&format!("{host}/ml/modelplane-serve@sha256:")) {
+                            return Err(format!("reference {r}"));
+                        }
+                        let repos = block_on(
+                            e1.describe_repositories()
+                                .repository_names("ml/modelplane-serve")
+                                .send(),
+                        )
+                        .map_err(|e| e.to_string())?;
+                        let repo = &repos.repositories()[0];
+                        if repo.image_tag_mutability()
+                            != Some(&aws_sdk_ecr::types::ImageTagMutability::Immutable)
+                        {
+                            return Err(format!("tags are not immutable: {repo:?}"));
+                        }
+                        if !repo
+                            .image_scanning_configuration()
+                            .is_some_and(|c| c.scan_on_push())
+                        {
+                            return Err(format!("no scan on push: {repo:?}"));
+                        }
+                        match ecr_lifecycle_count(&e1)? {
+                            5 => Ok(()),
+                            n => Err(format!("lifecycle keeps {n} images, not 5")),
+                        }
+                    }) as tfplugin::acctest::Check),
+                // A lifecycle change is an in-place update.
+                Step::new(image(8))
+                    .plan_check(plan_action("modelplane_serving_image.serve", "update"))
+                    .check(std::sync::Arc::new(move |_s: &tfplugin::acctest::Shown| {
+                        match ecr_lifecycle_count(&e2)? {
+                            8 => Ok(()),
+                            n => Err(format!("lifecycle keeps {n} images, not 8")),
+                        }
+                    }) as tfplugin::acctest::Check),
+                // The repository deleted behind Terraform's back: refresh sees it gone and the
+                // apply makes it again.
+                Step::new(image(8))
+                    .pre(move |_| {
+                        block_on(
+                            e3.delete_repository()
+                                .repository_name("ml/modelplane-serve")
+                                .force(true)
+                                .send(),
+                        )
+                        .unwrap();
+                    })
+                    .plan_check(plan_action("modelplane_serving_image.serve", "create"))
+                    .check(std::sync::Arc::new(move |_s: &tfplugin::acctest::Shown| {
+                        ecr_lifecycle_count(&e4).map(|_| ())
+                    }) as tfplugin::acctest::Check),
+            ],
+            // force_delete: destroy deletes the repository.
+            check_destroy: Some(std::sync::Arc::new(move |_s: &tfplugin::acctest::Shown| {
+                match block_on(
+                    ecr.describe_repositories()
+                        .repository_names("ml/modelplane-serve")
+                        .send(),
+                ) {
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_repository_not_found_exception()) =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("the repository is still there: {other:?}")),
+                }
+            }) as tfplugin::acctest::Check),
+            ..Default::default()
+        },
+    );
+    drop(reg);
 }

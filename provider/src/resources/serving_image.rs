@@ -1,14 +1,31 @@
 //! `modelplane_serving_image`: pushes the bundled inference image (an OCI image layout, as
 //! `cargo xtask image` writes and each release ships) into a registry of the user's, and
-//! outputs the digest-pinned reference endpoints run.
+//! outputs the digest-pinned reference endpoints run. With an `ecr` block the repository is
+//! an ECR repository the resource creates ([`crate::platforms::aws::ecr`]) and the login
+//! comes from `GetAuthorizationToken`.
 
 use serde::{Deserialize, Serialize};
-use tfplugin::{Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, Schema, Type};
+use tfplugin::{
+    Attr, Attribute, AttributePath, Block, Config, Ctx, Diagnostics, NestedBlock, Nesting, Schema,
+    Type, Validator,
+};
 
+use crate::platforms::aws::{ecr, Clients};
 use crate::registry::{self, Access};
 use modelplane_serve::image::Layout;
 
-pub struct ServingImage;
+pub struct ServingImage {
+    pub config: std::sync::Arc<std::sync::OnceLock<crate::ProviderConfig>>,
+}
+
+/// The `ecr` block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EcrBlock {
+    pub scan_on_push: Option<bool>,
+    pub keep_images: Option<i64>,
+    pub untagged_days: Option<i64>,
+    pub force_delete: Option<bool>,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Model {
@@ -23,9 +40,51 @@ pub struct Model {
     pub reference: Attr<String>,
     pub tagged_reference: Attr<String>,
     pub version: Attr<String>,
+    pub ecr: Option<EcrBlock>,
+    pub repository_url: Attr<String>,
+    pub repository_arn: Attr<String>,
 }
 
+/// Whether `repository` starts with a registry host (`HOST[:PORT]/…`, `localhost/…`), by the
+/// rule container engines use.
+fn has_host(repository: &str) -> bool {
+    match repository.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+/// The ECR repository name in `repository`: its path after the host, or all of it.
+fn ecr_name(repository: &str) -> &str {
+    if has_host(repository) {
+        repository.split_once('/').map_or(repository, |(_, p)| p)
+    } else {
+        repository
+    }
+}
+
+const ECR_NAME: &str = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
+
 impl Model {
+    fn ecr_spec(&self) -> Option<ecr::RepositorySpec> {
+        self.ecr.as_ref().map(|e| ecr::RepositorySpec {
+            name: ecr_name(&self.repository).to_string(),
+            scan_on_push: e.scan_on_push.unwrap_or(true),
+            keep_images: e.keep_images.unwrap_or(30).clamp(1, 10_000) as u32,
+            untagged_days: e.untagged_days.unwrap_or(7).clamp(1, 3650) as u32,
+        })
+    }
+
+    /// Where the image goes, when known before the push: `repository` when it names a host,
+    /// else the ECR repository's URI (known once created).
+    fn target(&self) -> Option<String> {
+        if self.ecr.is_none() || has_host(&self.repository) {
+            Some(self.repository.clone())
+        } else {
+            self.repository_url.known().cloned()
+        }
+    }
+
     fn access(&self) -> Access {
         Access {
             insecure: self.insecure.unwrap_or(false),
@@ -37,6 +96,33 @@ impl Model {
 
 fn open(source: &str) -> Result<Layout, String> {
     Layout::open(std::path::Path::new(&crate::absolute(source))).map_err(|e| e.to_string())
+}
+
+impl ServingImage {
+    async fn clients(&self) -> Result<Clients, String> {
+        Clients::load(&crate::ProviderConfig::of(&self.config).aws)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// With `ecr`: the repository made to match the block, and the registry login.
+    async fn ecr(
+        &self,
+        spec: &ecr::RepositorySpec,
+        insecure: bool,
+    ) -> Result<(ecr::Repository, Access), String> {
+        let c = self.clients().await?;
+        let repo = ecr::ensure(&c.ecr, spec).await?;
+        let (user, password) = ecr::login(&c.ecr, &repo.registry_id).await?;
+        Ok((
+            repo,
+            Access {
+                insecure,
+                username: Some(user),
+                password: Some(password),
+            },
+        ))
+    }
 }
 
 #[tfplugin::async_trait]
@@ -60,7 +146,12 @@ impl tfplugin::Resource for ServingImage {
                      write-only `password_wo` there is nothing to authenticate with, and the state is kept); when it \
                      does not, the plan pushes it again. \
                      Destroy leaves the image in the registry (registries keep images for whoever still runs them, \
-                     and most refuse deletes); remove it with the registry's own retention or garbage collection.",
+                     and most refuse deletes); remove it with the registry's own retention or garbage collection.\n\n\
+                     With an `ecr` block, the repository is an Amazon ECR repository that the resource creates (or takes, \
+                     when one of that name exists) with immutable tags, scan on push and a lifecycle policy, and the login \
+                     is the `GetAuthorizationToken` one from the AWS default chain (the provider's `aws` block) — no \
+                     `docker login`, nothing secret in state. `repository` is then the ECR repository name \
+                     (`ml/modelplane-serve`), and the image goes to `ACCOUNT.dkr.ecr.REGION.amazonaws.com/ml/modelplane-serve`.",
                 )
                 .attribute(Attribute::new("id", Type::String).computed().stable().description("The digest-pinned reference."))
                 .attribute(
@@ -72,7 +163,7 @@ impl tfplugin::Resource for ServingImage {
                     Attribute::new("repository", Type::String)
                         .required()
                         .requires_replace()
-                        .description("Where to push: `HOST[:PORT]/PATH`, e.g. `registry.example.com/ml/modelplane-serve`. The host is required."),
+                        .description("Where to push: `HOST[:PORT]/PATH`, e.g. `registry.example.com/ml/modelplane-serve`. The host is required, except with `ecr`: there the name alone (`ml/modelplane-serve`) is the ECR repository, pushed to at its URI; a name with a host pushes to that host with the ECR login (a registry that mirrors ECR's)."),
                 )
                 .attribute(Attribute::new("tag", Type::String).optional_computed().description("Tag to push under (default: the image's version)."))
                 .attribute(Attribute::new("insecure", Type::Bool).optional().description("Talk to the registry over plain HTTP (a loopback or lab registry). Default false."))
@@ -87,11 +178,26 @@ impl tfplugin::Resource for ServingImage {
                 .attribute(Attribute::new("digest", Type::String).computed().description("`sha256:…` of the image manifest."))
                 .attribute(Attribute::new("reference", Type::String).computed().description("`REPOSITORY@sha256:…`: give this to endpoints."))
                 .attribute(Attribute::new("tagged_reference", Type::String).computed().description("`REPOSITORY:TAG`, for people."))
-                .attribute(Attribute::new("version", Type::String).computed().description("The server version in the image (its `org.opencontainers.image.version` label).")),
+                .attribute(Attribute::new("version", Type::String).computed().description("The server version in the image (its `org.opencontainers.image.version` label)."))
+                .attribute(Attribute::new("repository_url", Type::String).computed().description("Where the image is: `repository`, or with `ecr` and a bare name the ECR repository's URI."))
+                .attribute(Attribute::new("repository_arn", Type::String).computed().description("With `ecr`: the ECR repository's ARN (for IAM policies); null otherwise."))
+                .block(
+                    NestedBlock::new(
+                        "ecr",
+                        Nesting::Single,
+                        Block::new()
+                            .description("Push to Amazon ECR: the repository is created with immutable tags (a tag is never moved to other content), scan on push and a lifecycle policy, and the login comes from `GetAuthorizationToken`.")
+                            .attribute(Attribute::new("scan_on_push", Type::Bool).optional().description("Scan each pushed image for vulnerabilities (ECR basic scanning). Default true."))
+                            .attribute(Attribute::new("keep_images", Type::Number).optional().validate(Validator::between(1.0, 10000.0).summary("Invalid lifecycle policy")).description("The lifecycle policy keeps the newest this many images and expires older ones. Default 30. An endpoint still running an expired image cannot start new replicas: keep more than the versions you run."))
+                            .attribute(Attribute::new("untagged_days", Type::Number).optional().validate(Validator::between(1.0, 3650.0).summary("Invalid lifecycle policy")).description("Untagged images expire this many days after their push. Default 7."))
+                            .attribute(Attribute::new("force_delete", Type::Bool).optional().description("Destroy deletes the ECR repository and every image in it. Default false: destroy leaves the repository (and warns), and a later apply takes it again.")),
+                    ),
+                ),
         )
     }
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
+        let ecr = !config.elements("ecr").is_empty();
         if let Attr::Known(r) = config.get::<String>("repository", diags) {
             if r.contains('@') || r.rsplit('/').next().is_some_and(|last| last.contains(':')) {
                 diags.error_at(
@@ -99,9 +205,28 @@ impl tfplugin::Resource for ServingImage {
                     "Invalid repository",
                     format!("{r:?} holds a tag or digest; give the repository alone and the tag in `tag`."),
                 );
+            } else if ecr {
+                let name = ecr_name(&r);
+                if name.len() < 2
+                    || name.len() > 256
+                    || !regex::Regex::new(ECR_NAME).is_ok_and(|re| re.is_match(name))
+                {
+                    diags.error_at(
+                        AttributePath::attr("repository"),
+                        "Invalid ECR repository name",
+                        format!("{name:?} is not an ECR repository name: 2 to 256 lower-case letters, digits and `._-/`, each part starting and ending with a letter or digit, e.g. \"ml/modelplane-serve\"."),
+                    );
+                }
             } else if let Err(e) = registry::parse(&r) {
                 diags.error_at(AttributePath::attr("repository"), "Invalid repository", e);
             }
+        }
+        if ecr && !config.is_null("username") {
+            diags.error_at(
+                AttributePath::attr("username"),
+                "Conflicting registry login",
+                "with `ecr`, the login comes from ECR's GetAuthorizationToken; remove username and password_wo.",
+            );
         }
         if let (Attr::Null, Attr::Known(_)) = (
             config.get::<String>("username", diags),
@@ -117,7 +242,7 @@ impl tfplugin::Resource for ServingImage {
 
     async fn modify_plan(
         &self,
-        _prior: Option<&Model>,
+        prior: Option<&Model>,
         plan: &mut Model,
         _config: &Config,
         ctx: &mut Ctx,
@@ -133,12 +258,31 @@ impl tfplugin::Resource for ServingImage {
         if !plan.tag.is_known() {
             plan.tag = Attr::Known(layout.tag.clone().unwrap_or_else(|| "latest".into()));
         }
+        // The ECR repository's URI and ARN are known once it exists.
+        let same = prior
+            .filter(|p| p.repository == plan.repository && p.ecr.is_some() == plan.ecr.is_some());
+        plan.repository_arn = match (&plan.ecr, same) {
+            (None, _) => Attr::Null,
+            (Some(_), Some(p)) if p.repository_arn.is_known() => p.repository_arn.clone(),
+            (Some(_), _) => Attr::Unknown,
+        };
+        plan.repository_url = match (plan.ecr.is_some() && !has_host(&plan.repository), same) {
+            (false, _) => Attr::Known(plan.repository.clone()),
+            (true, Some(p)) if p.repository_url.is_known() => p.repository_url.clone(),
+            (true, _) => Attr::Unknown,
+        };
         plan.digest = Attr::Known(layout.digest.clone());
-        plan.reference = Attr::Known(format!("{}@{}", plan.repository, layout.digest));
-        plan.id = plan.reference.clone();
-        if let Attr::Known(t) = &plan.tag {
-            plan.tagged_reference = Attr::Known(format!("{}:{t}", plan.repository));
+        match (plan.target(), &plan.tag) {
+            (Some(target), Attr::Known(t)) => {
+                plan.reference = Attr::Known(format!("{target}@{}", layout.digest));
+                plan.tagged_reference = Attr::Known(format!("{target}:{t}"));
+            }
+            _ => {
+                plan.reference = Attr::Unknown;
+                plan.tagged_reference = Attr::Unknown;
+            }
         }
+        plan.id = plan.reference.clone();
         plan.version = Attr::Known(
             layout
                 .labels
@@ -158,41 +302,106 @@ impl tfplugin::Resource for ServingImage {
             }
         };
         let tag = plan.tag.known().cloned().unwrap_or_else(|| "latest".into());
-        let access = plan.access();
+        let mut access = plan.access();
+        let mut target = plan.repository.clone();
+        let spec = plan.ecr_spec();
+        if let Some(spec) = &spec {
+            match self.ecr(spec, plan.insecure.unwrap_or(false)).await {
+                Ok((repo, login)) => {
+                    access = login;
+                    if !has_host(&plan.repository) {
+                        target = repo.uri;
+                    }
+                    plan.repository_arn = Attr::Known(repo.arn);
+                }
+                Err(e) => {
+                    ctx.diags.error_at(
+                        AttributePath::attr("ecr"),
+                        "Cannot set up the ECR repository",
+                        e,
+                    );
+                    return None;
+                }
+            }
+        }
+        plan.repository_url = Attr::Known(target.clone());
+        plan.password_wo = Attr::Null;
         let pushed = tokio::select! {
-            r = registry::push(&layout, &plan.repository, &tag, &access) => r,
+            r = registry::push(&layout, &target, &tag, &access) => r,
             _ = ctx.stopped() => Err("interrupted: Terraform was asked to stop during the push".into()),
         };
         match pushed {
             Ok(digest) => {
-                plan.password_wo = Attr::Null;
                 plan.digest = Attr::Known(digest.clone());
-                plan.reference = Attr::Known(format!("{}@{digest}", plan.repository));
+                plan.reference = Attr::Known(format!("{target}@{digest}"));
                 plan.id = plan.reference.clone();
-                plan.tagged_reference = Attr::Known(format!("{}:{tag}", plan.repository));
+                plan.tagged_reference = Attr::Known(format!("{target}:{tag}"));
                 Some(plan)
             }
-            Err(e) => {
+            Err(mut e) => {
+                if spec.is_some() {
+                    e.push_str(&format!(
+                        ". The ECR repository's tags are immutable: if {target}:{tag} already names another image, set a new `tag`."
+                    ));
+                }
                 ctx.diags.error_at(
                     AttributePath::attr("repository"),
                     "Cannot push the image",
                     e,
                 );
-                None
+                // A repository created on ECR is recorded (the resource is tainted and
+                // replaced by the next apply, which takes the repository again).
+                spec.map(|_| {
+                    plan.reference = Attr::Null;
+                    plan.tagged_reference = Attr::Null;
+                    plan.id = Attr::Known(target.clone());
+                    plan
+                })
             }
         }
     }
 
-    async fn read(&self, state: Model, ctx: &mut Ctx) -> Option<Model> {
-        let Attr::Known(reference) = &state.reference else {
+    async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
+        let Attr::Known(reference) = state.reference.clone() else {
             return Some(state);
         };
-        // The password is write-only: refresh has none to authenticate with, so an image pushed
-        // with username and password_wo is kept as recorded.
-        if state.username.is_some() {
-            return Some(state);
-        }
-        match registry::resolve(reference, &state.access()).await {
+        let access = match state.ecr_spec() {
+            // ECR: the repository must still be there, and a fresh login checks the image.
+            Some(spec) => {
+                let found = async {
+                    let c = self.clients().await?;
+                    let Some(repo) = ecr::describe(&c.ecr, &spec.name).await? else {
+                        return Ok(None);
+                    };
+                    let (user, password) = ecr::login(&c.ecr, &repo.registry_id).await?;
+                    Ok::<_, String>(Some((repo, user, password)))
+                }
+                .await;
+                match found {
+                    Ok(None) => return None,
+                    Ok(Some((repo, user, password))) => {
+                        state.repository_arn = Attr::Known(repo.arn);
+                        Access {
+                            insecure: state.insecure.unwrap_or(false),
+                            username: Some(user),
+                            password: Some(password),
+                        }
+                    }
+                    Err(e) => {
+                        ctx.diags.warning(
+                            "Cannot check the ECR repository",
+                            format!("{e}. The state is kept as it was."),
+                        );
+                        return Some(state);
+                    }
+                }
+            }
+            // The password is write-only: refresh has none to authenticate with, so an image
+            // pushed with username and password_wo is kept as recorded.
+            None if state.username.is_some() => return Some(state),
+            None => state.access(),
+        };
+        match registry::resolve(&reference, &access).await {
             Ok(Some(_)) => Some(state),
             Ok(None) => None,
             Err(e) => {
@@ -214,5 +423,32 @@ impl tfplugin::Resource for ServingImage {
         }
     }
 
-    async fn delete(&self, _state: Model, _ctx: &mut Ctx) {}
+    async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        let (Some(spec), Some(e)) = (state.ecr_spec(), &state.ecr) else {
+            return;
+        };
+        if !e.force_delete.unwrap_or(false) {
+            ctx.diags.warning(
+                "ECR repository left in place",
+                format!(
+                    "{} and its images stay (ecr.force_delete is false); a later apply takes the repository again. Delete it with `aws ecr delete-repository --force --repository-name {}`, or set force_delete = true before destroying.",
+                    state.repository_url.known().cloned().unwrap_or_else(|| spec.name.clone()),
+                    spec.name
+                ),
+            );
+            return;
+        }
+        let deleted = async {
+            let c = self.clients().await?;
+            ecr::delete(&c.ecr, &spec.name).await
+        }
+        .await;
+        if let Err(e) = deleted {
+            ctx.diags.error_at(
+                AttributePath::attr("ecr"),
+                "Cannot delete the ECR repository",
+                e,
+            );
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! | [`nodegroup`] | a node pool as a node group: AMI type, labels, taints, sizes |
 //! | [`device_plugin`] | the NVIDIA device plugin, pinned, on GPU nodes only |
 //! | [`token`] | the presigned STS URL EKS takes as a bearer token |
+//! | [`ecr`] | ECR repositories and login, for `modelplane_serving_image` |
 //!
 //! What the provider creates on AWS is recorded in the cluster's `objects` with an `aws:`
 //! prefix (`aws:iam-role/NAME`, `aws:eks-cluster/NAME`, `aws:oidc-provider/ARN`,
@@ -19,6 +20,7 @@
 
 pub mod cluster;
 pub mod device_plugin;
+pub mod ecr;
 pub mod eks;
 pub mod nodegroup;
 pub mod token;
@@ -57,6 +59,7 @@ pub struct ClusterSettings {
 pub struct Clients {
     pub eks: aws_sdk_eks::Client,
     pub iam: aws_sdk_iam::Client,
+    pub ecr: aws_sdk_ecr::Client,
     pub region: String,
     pub credentials: Option<SharedCredentialsProvider>,
     /// How often waits ask again.
@@ -86,6 +89,7 @@ impl Clients {
         Ok(Clients {
             eks: aws_sdk_eks::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
             region,
             credentials: sdk.credentials_provider(),
             poll: Duration::from_secs(10),
