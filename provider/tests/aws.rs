@@ -1010,6 +1010,10 @@ fn aws_bad_input_is_refused_at_plan() {
     let image = |repository: &str, extra: &str| {
         Step::new(format!("{p}\nresource \"modelplane_serving_image\" \"i\" {{\n  source = \"/nonexistent\"\n  repository = {repository:?}\n  {extra}\n  ecr {{}}\n}}\n"))
     };
+    // An endpoint's aws block: only on aws, with a role ARN.
+    let endpoint = |cluster: &str, role: &str| {
+        Step::new(format!("{p}\nresource \"modelplane_endpoint\" \"e\" {{\n  name = \"e\"\n  cluster = {cluster:?}\n  image = \"registry.example/serve@sha256:00\"\n  variant {{\n    name = \"a\"\n    model = \"s3/b/m/1\"\n    weight = 100\n  }}\n  aws {{\n    role_arn = {role:?}\n  }}\n}}\n"))
+    };
     acc(
         "aws_bad_input_is_refused_at_plan",
         TestCase {
@@ -1025,6 +1029,9 @@ fn aws_bad_input_is_refused_at_plan() {
                 bad(&format!("{subnets}  timeouts {{\n    create = \"soon\"\n  }}"), "Invalid timeout"),
                 bad("  aws {\n    subnet_ids = [\"subnet-a\"]\n    kubernetes_version = \"v1.33\"\n  }", "Invalid Kubernetes version"),
                 Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"l\" {{\n  name = \"here\"\n  platform = \"local\"\n{subnets}}}\n")).expect_error("aws block describes an EKS cluster"),
+                endpoint("kubernetes/gpu", "arn:aws:iam::111122223333:role/r")
+                    .expect_error("aws block \\(the IRSA role of the server\\) applies to endpoints on aws"),
+                endpoint("aws/gpu", "role/r").expect_error("Invalid role ARN(.|\\n)*arn:aws:iam::ACCOUNT:role/NAME"),
                 image("Ml/Serve", "").expect_error("Invalid ECR repository name(.|\\n)*lower-case"),
                 image("ml/serve", "username = \"AWS\"").expect_error("Conflicting registry login(.|\\n)*GetAuthorizationToken"),
                 image("ml/serve", "").expect_error("Invalid image source"),
@@ -1246,4 +1253,152 @@ fn ecr_repository_and_push_with_the_ecr_login() {
         },
     );
     drop(reg);
+}
+
+/// An endpoint on an `aws` cluster whose models are in an `s3` store gets its own IRSA role:
+/// trusted by the cluster's OIDC provider for its ServiceAccount only, allowed to read the
+/// store's prefix only, annotated on the ServiceAccount, recorded in `objects`, and deleted
+/// with the endpoint. (The mocks answer only requests with the expected policies.)
+#[tokio::test]
+async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
+    use aws_sdk_iam::operation::{
+        create_role::CreateRoleOutput, delete_role::DeleteRoleOutput,
+        delete_role_policy::DeleteRolePolicyOutput, get_role::GetRoleError,
+        list_attached_role_policies::ListAttachedRolePoliciesOutput,
+        put_role_policy::PutRolePolicyOutput,
+    };
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use modelplane_provider::platforms::rollout;
+    use modelplane_provider::platforms::EndpointSpec;
+    use modelplane_serve::config::{EndpointConfig, ModelConfig, ServeConfig, VariantConfig};
+
+    let c = crate::kubernetes::client().await;
+    crate::kubernetes::apply_partitions(&c, &[crate::kubernetes::partition("inference", 2)], &[])
+        .await;
+    let _ctl = crate::kubernetes::controller(c.clone());
+    const ROLE: &str = "gpu-iris-s3-serve";
+    let describe = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
+        DescribeClusterOutput::builder()
+            .cluster(
+                eks::Cluster::builder()
+                    .name("gpu")
+                    .arn("arn:aws:eks:eu-west-1:111122223333:cluster/gpu")
+                    .identity(
+                        eks::Identity::builder()
+                            .oidc(
+                                eks::Oidc::builder()
+                                    .issuer("https://oidc.eks.eu-west-1.amazonaws.com/id/ABC123")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let get_role = mock!(aws_sdk_iam::Client::get_role).then_error(|| {
+        GetRoleError::NoSuchEntityException(
+            aws_sdk_iam::types::error::NoSuchEntityException::builder().build(),
+        )
+    });
+    let create = mock!(aws_sdk_iam::Client::create_role)
+        .match_requests(|r| {
+            let trust = r.assume_role_policy_document().unwrap_or("");
+            r.role_name() == Some(ROLE)
+                && trust.contains(
+                    "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC123",
+                )
+                && trust.contains("system:serviceaccount:gpu-inference:iris-s3")
+        })
+        .then_output(|| CreateRoleOutput::builder().role(role(ROLE)).build());
+    let put = mock!(aws_sdk_iam::Client::put_role_policy)
+        .match_requests(|r| {
+            r.role_name() == Some(ROLE)
+                && r.policy_document().is_some_and(|d| {
+                    d.contains("arn:aws:s3:::models/team-a/*") && !d.contains("s3:PutObject")
+                })
+        })
+        .then_output(|| PutRolePolicyOutput::builder().build());
+    let delete_policy = mock!(aws_sdk_iam::Client::delete_role_policy)
+        .match_requests(|r| r.role_name() == Some(ROLE))
+        .then_output(|| DeleteRolePolicyOutput::builder().build());
+    let attached = mock!(aws_sdk_iam::Client::list_attached_role_policies)
+        .then_output(|| ListAttachedRolePoliciesOutput::builder().build());
+    let delete_role = mock!(aws_sdk_iam::Client::delete_role)
+        .match_requests(|r| r.role_name() == Some(ROLE))
+        .then_output(|| DeleteRoleOutput::builder().build());
+    let eks_client = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&describe]);
+    let iam = mock_client!(
+        aws_sdk_iam,
+        RuleMode::MatchAny,
+        [
+            &get_role,
+            &create,
+            &put,
+            &delete_policy,
+            &attached,
+            &delete_role
+        ]
+    );
+    let mut aws = platform(eks_client, iam, Some(c.clone()));
+    aws.cluster = ClusterId::new(PlatformKind::Aws, "gpu");
+    aws.kube.cluster = aws.cluster.clone();
+
+    let spec = EndpointSpec {
+        name: "iris-s3".into(),
+        serve: ServeConfig {
+            repository: "s3://models/team-a?region=eu-west-1".into(),
+            models: vec![ModelConfig::named("iris", Some("1".to_string()))],
+            endpoints: vec![EndpointConfig {
+                name: "iris-s3".into(),
+                variants: vec![VariantConfig {
+                    name: "a".into(),
+                    model: "iris".into(),
+                    version: Some("1".into()),
+                    weight: 100,
+                }],
+                shadow: None,
+                sticky_header: None,
+            }],
+            ..serde_json::from_value(json!({"repository": ""})).unwrap()
+        },
+        token: "irsa-token-0123456789".into(),
+        port: None,
+        grpc_port: None,
+        image: Some("registry.example/modelplane-serve@sha256:0123".into()),
+        container: None,
+        kubernetes: Some(
+            modelplane_provider::platforms::kubernetes::workload::Settings {
+                rollout_timeout: Some("10s".into()),
+                ..Default::default()
+            },
+        ),
+        aws: None,
+        record: json!({}),
+    };
+    let mut ctx = tfplugin::Ctx::detached();
+    let (d, _) = rollout::apply(&aws, &spec, None, None, &mut ctx)
+        .await
+        .unwrap_or_else(|e| panic!("deploy: {e:?}"));
+    assert_eq!((create.num_calls(), put.num_calls()), (1, 1));
+    let objects = d.objects.clone().unwrap_or_default();
+    assert!(
+        objects.contains(&format!("aws:iam-role/{ROLE}")),
+        "the role is recorded: {objects:?}"
+    );
+    let sa = Api::<ServiceAccount>::namespaced(c.clone(), "gpu-inference")
+        .get("iris-s3")
+        .await
+        .unwrap();
+    assert_eq!(
+        sa.metadata.annotations.unwrap_or_default()["eks.amazonaws.com/role-arn"],
+        format!("arn:aws:iam::111122223333:role/{ROLE}")
+    );
+
+    aws.remove_endpoint("iris-s3", &d).await.unwrap();
+    assert_eq!(
+        (delete_policy.num_calls(), delete_role.num_calls()),
+        (1, 1),
+        "the role is deleted with the endpoint"
+    );
 }

@@ -78,6 +78,7 @@ fn spec(f: &Fixture, weights: (u32, u32)) -> EndpointSpec {
         image: f.image.clone(),
         container: f.container.clone(),
         kubernetes: f.kubernetes.clone(),
+        aws: None,
         record: serde_json::json!({}),
     }
 }
@@ -337,6 +338,14 @@ async fn kubernetes_fixture_as(kind: PlatformKind) -> Fixture {
         kubernetes: Some(
             modelplane_provider::platforms::kubernetes::workload::Settings {
                 rollout_timeout: Some("10s".into()),
+                // On aws, a given IRSA role (a created one is tested in aws.rs).
+                service_account_annotations: (kind == PlatformKind::Aws).then(|| {
+                    [(
+                        "eks.amazonaws.com/role-arn".to_string(),
+                        "arn:aws:iam::123456789012:role/scenario".to_string(),
+                    )]
+                    .into()
+                }),
                 ..Default::default()
             },
         ),

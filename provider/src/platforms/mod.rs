@@ -290,6 +290,8 @@ pub struct EndpointSpec {
     pub image: Option<String>,
     pub container: Option<container::Settings>,
     pub kubernetes: Option<kubernetes::workload::Settings>,
+    /// The `aws` block: the server's IRSA role.
+    pub aws: Option<aws::irsa::EndpointSettings>,
     /// What the resource keeps beside the deployment for import (written with
     /// [`Platform::record`], read back by [`Platform::import_endpoint`]).
     pub record: serde_json::Value,

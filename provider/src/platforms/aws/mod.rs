@@ -12,6 +12,7 @@
 //! | [`device_plugin`] | the NVIDIA device plugin, pinned, on GPU nodes only |
 //! | [`token`] | the presigned STS URL EKS takes as a bearer token |
 //! | [`ecr`] | ECR repositories and login, for `modelplane_serving_image` |
+//! | [`irsa`] | the IAM role an endpoint's server reads its `s3` store with |
 //!
 //! What the provider creates on AWS is recorded in the cluster's `objects` with an `aws:`
 //! prefix (`aws:iam-role/NAME`, `aws:eks-cluster/NAME`, `aws:oidc-provider/ARN`,
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod device_plugin;
 pub mod ecr;
 pub mod eks;
+pub mod irsa;
 pub mod nodegroup;
 pub mod token;
 
@@ -213,6 +215,149 @@ impl Aws {
             None => Clients::load(&self.settings).await,
         }
     }
+
+    /// The IAM role the endpoint's server reads its `s3` store with: none when its
+    /// ServiceAccount is annotated already or the store is not on S3; `aws.role_arn`; or a
+    /// role created for it ([`irsa`]). Returns the ARN and, for a created role, its name.
+    async fn endpoint_role(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+    ) -> Result<Option<(String, Option<String>)>, PlatformError> {
+        let annotated = spec
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.service_account_annotations.as_ref())
+            .is_some_and(|a| a.contains_key(irsa::ROLE_ANNOTATION));
+        let settings = spec.aws.clone().unwrap_or_default();
+        if annotated {
+            return Ok(None);
+        }
+        if let Some(arn) = settings.role_arn {
+            return Ok(Some((arn, None)));
+        }
+        let Some((bucket, prefix)) = irsa::s3_location(&spec.serve.repository) else {
+            return Ok(None);
+        };
+        if !settings.create_role() {
+            return Ok(None);
+        }
+        let (namespace, service_account) = self.kube.endpoint_identity(spec).await?;
+        let name = irsa::role_name(&self.cluster.name, &spec.name);
+        let recorded = previous
+            .and_then(|p| p.deployment.objects.as_ref())
+            .is_some_and(|o| o.contains(&format!("{}{name}", irsa::ROLE_ENTRY)));
+        let clients = self.clients().await?;
+        let arn = irsa::ensure(
+            &clients,
+            &irsa::RoleFor {
+                cluster: &self.cluster.name,
+                name: &name,
+                namespace: &namespace,
+                service_account: &service_account,
+                bucket: &bucket,
+                prefix: &prefix,
+                recorded,
+            },
+        )
+        .await?;
+        Ok(Some((arn, Some(name))))
+    }
+
+    /// The Kubernetes deploy, with the server's role annotated on its ServiceAccount; a
+    /// created role is recorded in `objects`, deleted again when the deploy is undone on a
+    /// create, and a role an earlier apply created and this one no longer uses is deleted
+    /// after a successful deploy.
+    async fn deploy_with_role(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut Ctx,
+    ) -> Rollout {
+        let role = match self.endpoint_role(spec, previous).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Rollout {
+                    deployment: None,
+                    result: Err(e),
+                    undo: Box::new(crate::platforms::rollout::NoUndo),
+                }
+            }
+        };
+        let mut spec = spec.clone();
+        let mut created = None;
+        if let Some((arn, name)) = role {
+            spec.kubernetes
+                .get_or_insert_with(Default::default)
+                .service_account_annotations
+                .get_or_insert_with(Default::default)
+                .insert(irsa::ROLE_ANNOTATION.into(), arn);
+            created = name;
+        }
+        let mut rollout = self.kube.deploy(&spec, previous, ctx).await;
+        let entry = created.as_ref().map(|n| format!("{}{n}", irsa::ROLE_ENTRY));
+        if let (Some(d), Some(e)) = (rollout.deployment.as_mut(), &entry) {
+            d.objects.get_or_insert_with(Vec::new).push(e.clone());
+        }
+        match (&rollout.result, previous) {
+            (Ok(()), Some(p)) => {
+                let before = p.deployment.objects.clone().unwrap_or_default();
+                if let Err(e) = self.delete_roles(&before, entry.as_deref()).await {
+                    ctx.diags.warning(
+                        "An IAM role the endpoint no longer uses is left",
+                        format!("{e}. Delete it by hand."),
+                    );
+                }
+            }
+            (Err(_), None) => {
+                if let (Some(name), Ok(clients)) = (created, self.clients().await) {
+                    rollout.undo = Box::new(DeleteRoleToo {
+                        inner: rollout.undo,
+                        clients,
+                        name,
+                    });
+                }
+            }
+            _ => {}
+        }
+        rollout
+    }
+
+    /// Deletes the roles recorded in `objects`, but `keep`.
+    async fn delete_roles(
+        &self,
+        objects: &[String],
+        keep: Option<&str>,
+    ) -> Result<(), PlatformError> {
+        let roles: Vec<&str> = objects
+            .iter()
+            .filter(|o| Some(o.as_str()) != keep)
+            .filter_map(|o| o.strip_prefix(irsa::ROLE_ENTRY))
+            .collect();
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let clients = self.clients().await?;
+        for r in roles {
+            irsa::delete(&clients, r).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Undoes a failed create: the Kubernetes objects, then the role made for them.
+struct DeleteRoleToo {
+    inner: Box<dyn crate::platforms::rollout::Undo>,
+    clients: Clients,
+    name: String,
+}
+
+#[tfplugin::async_trait]
+impl crate::platforms::rollout::Undo for DeleteRoleToo {
+    async fn undo(self: Box<Self>) -> Result<(), PlatformError> {
+        self.inner.undo().await?;
+        irsa::delete(&self.clients, &self.name).await
+    }
 }
 
 /// Plan-time checks of an `aws` cluster.
@@ -380,7 +525,8 @@ impl Platform for Aws {
     }
 
     fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
-        self.kube.validate_endpoint(config, diags)
+        kubernetes::endpoint::validate(config, diags);
+        irsa::validate(config, diags);
     }
 
     fn plan_endpoint(
@@ -403,7 +549,7 @@ impl Platform for Aws {
         previous: Option<&Previous>,
         ctx: &mut Ctx,
     ) -> Rollout {
-        self.kube.deploy(spec, previous, ctx).await
+        self.deploy_with_role(spec, previous, ctx).await
     }
 
     async fn observe_endpoint(
@@ -419,7 +565,9 @@ impl Platform for Aws {
         name: &str,
         recorded: &Deployment,
     ) -> Result<(), PlatformError> {
-        self.kube.remove_endpoint(name, recorded).await
+        self.kube.remove_endpoint(name, recorded).await?;
+        self.delete_roles(recorded.objects.as_deref().unwrap_or(&[]), None)
+            .await
     }
 
     async fn import_endpoint(&self, name: &str) -> Result<Imported, PlatformError> {

@@ -115,6 +115,7 @@ fn validate_endpoint(config: &Config, diags: &mut Diagnostics) {
         diags.error_at(AttributePath::attr("image"), "Missing image", "endpoints on a container cluster run an image: set image = modelplane_serving_image.NAME.reference (or another reference to the modelplane-serve image).");
     }
     crate::platforms::kubernetes::endpoint::refuse_block(config, diags);
+    crate::platforms::aws::irsa::refuse_block(config, "container", diags);
 }
 
 host_platform!(Container, {

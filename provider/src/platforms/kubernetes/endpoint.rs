@@ -34,7 +34,7 @@ pub fn refuse_block(config: &Config, diags: &mut Diagnostics) {
 }
 
 /// Plan-time checks of the `kubernetes` block.
-pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
+pub(crate) fn validate(config: &Config, diags: &mut Diagnostics) {
     if config.get::<String>("image", diags).is_null() {
         diags.error_at(AttributePath::attr("image"), "Missing image", "endpoints on a kubernetes cluster run an image: set image = modelplane_serving_image.NAME.reference (a registry the nodes can pull from).");
     }
@@ -228,6 +228,20 @@ impl Kubernetes {
             state_path: None,
             token_file: None,
         }
+    }
+
+    /// The namespace and ServiceAccount an endpoint's pods run in and as (its partition's
+    /// namespace, its name).
+    pub async fn endpoint_identity(
+        &self,
+        spec: &EndpointSpec,
+    ) -> Result<(String, String), PlatformError> {
+        let (client, _) = self.connect().await?;
+        let settings = spec.kubernetes.clone().unwrap_or_default();
+        let (namespace, _) = partitions::find(&client, &self.cluster.name, settings.partition())
+            .await
+            .map_err(|e| refused(at("partition"), "No such partition", e))?;
+        Ok((namespace, k8s::dns_label(&spec.name)))
     }
 
     pub(super) async fn token_of(&self, name: &str, recorded: &Deployment) -> Option<String> {

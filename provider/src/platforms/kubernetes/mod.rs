@@ -276,7 +276,8 @@ impl Platform for Kubernetes {
     }
 
     fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
-        endpoint::validate(config, diags)
+        endpoint::validate(config, diags);
+        crate::platforms::aws::irsa::refuse_block(config, "kubernetes", diags);
     }
 
     fn plan_endpoint(

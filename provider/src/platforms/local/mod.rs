@@ -268,6 +268,7 @@ host_platform!(Local, {
             diags,
         );
         crate::platforms::kubernetes::endpoint::refuse_block(config, diags);
+        crate::platforms::aws::irsa::refuse_block(config, "local", diags);
     }
 
     fn monitor_host(&self) -> MonitorHost {

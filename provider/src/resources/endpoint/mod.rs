@@ -89,6 +89,7 @@ pub struct Model {
     pub running_image: Attr<String>,
     pub objects: Attr<Vec<String>>,
     pub kubernetes: Option<workload::Settings>,
+    pub aws: Option<crate::platforms::aws::irsa::EndpointSettings>,
 }
 
 /// What the platform keeps beside the deployment for import: what the server's
@@ -172,6 +173,7 @@ impl Endpoint {
             image: m.image.clone(),
             container: m.container.clone(),
             kubernetes: m.kubernetes.clone(),
+            aws: m.aws.clone(),
             record: serde_json::to_value(Self::meta(m, true)).unwrap_or_default(),
         })
     }
@@ -565,6 +567,7 @@ impl tfplugin::Resource for Endpoint {
             running_image: Attr::Null,
             objects: Attr::Null,
             kubernetes: found.kubernetes.clone(),
+            aws: None,
         };
         fill(&mut m, found.deployment.clone());
         reflect_served(&mut m, &found.serves, &found.serves.repository);

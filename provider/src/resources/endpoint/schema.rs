@@ -96,6 +96,7 @@ pub(super) fn schema() -> Schema {
             .attribute(Attribute::new("running_image", Type::String).computed().stable().description("On `container` clusters, the digest-pinned image the container runs; on `kubernetes`, the image of the Deployment; null on `local`."))
             .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote for the endpoint, as `APIVERSION/KIND/NAMESPACE/NAME`; null elsewhere."))
             .block(kubernetes_block())
+            .block(aws_block())
             .block(
                 NestedBlock::new(
                     "variant",
@@ -184,6 +185,17 @@ pub(super) fn schema() -> Schema {
                             .attribute(Attribute::new("max_error_rate", Type::Number).optional().description("Highest acceptable share of failed requests, 0–1 (default 0).")),
                     )),
             )),
+    )
+}
+
+fn aws_block() -> NestedBlock {
+    NestedBlock::new(
+        "aws",
+        Nesting::Single,
+        Block::new()
+            .description("On an `aws` cluster, the IAM role the server reads its `s3` store with (IRSA: the role's ARN is annotated on the endpoint's ServiceAccount, and no key is written anywhere). Without this block, an endpoint whose models are in an `s3` store gets a role `CLUSTER-NAME-serve`, trusted by the cluster's OIDC provider for this ServiceAccount only and allowed to read the store's bucket and prefix only; it is recorded in `objects` and deleted with the endpoint. A `kubernetes.service_account_annotations` entry `eks.amazonaws.com/role-arn` takes precedence.")
+            .attribute(Attribute::new("role_arn", Type::String).optional().description("Use this IAM role (its trust policy must allow the cluster's OIDC provider and the ServiceAccount `system:serviceaccount:NAMESPACE:NAME`) instead of creating one."))
+            .attribute(Attribute::new("create_role", Type::Bool).optional().description("Create the role when `role_arn` is unset and the store is on S3. Default true; false leaves the server to the node role or `kubernetes.env_from_secret`.")),
     )
 }
 
