@@ -437,7 +437,13 @@ pub trait Platform: Send + Sync {
         spec: &ClusterSpec,
         diags: &mut Diagnostics,
     ) -> Result<(Option<ClusterFacts>, Vec<PartitionSeen>), PlatformError>;
-    async fn remove_cluster(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+    /// Destroy: removes what `objects` records, waiting at most `timeout` (the resource's
+    /// `timeouts.delete`) where it waits.
+    async fn remove_cluster(
+        &self,
+        _objects: Option<&Vec<String>>,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
         Ok(())
     }
     /// The partitions an existing cluster has, and the objects that make them (none, where

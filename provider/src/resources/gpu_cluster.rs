@@ -747,7 +747,11 @@ impl tfplugin::Resource for GpuCluster {
         let Some(platform) = self.platform(&state, &mut ctx.diags) else {
             return;
         };
-        if let Err(e) = platform.remove_cluster(state.objects.known()).await {
+        let timeout = Self::spec(&state).timeouts.delete;
+        if let Err(e) = platform
+            .remove_cluster(state.objects.known(), timeout)
+            .await
+        {
             e.report("Cannot delete the partitions", &mut ctx.diags);
         }
     }

@@ -5,7 +5,7 @@
 //! passes when the GPU nodes advertise their GPUs.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_eks::types as eks;
 use k8s_openapi::api::core::v1::Node;
@@ -459,11 +459,12 @@ pub(super) async fn remove(
     aws: &Aws,
     c: &Clients,
     objects: &[String],
+    timeout: Duration,
 ) -> Result<(), PlatformError> {
     let name = aws.cluster.name.as_str();
     let rec = Record::of(objects);
     let ours = rec.has(&format!("{CLUSTER}{name}"));
-    let deadline = Instant::now() + crate::platforms::Timeouts::default().delete;
+    let deadline = Instant::now() + timeout;
     if !rec.kube.is_empty() {
         if let Err(e) = aws.kube.remove_objects(Some(&rec.kube)).await {
             // A cluster the provider created takes its objects with it.

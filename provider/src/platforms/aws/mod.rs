@@ -510,9 +510,13 @@ impl Platform for Aws {
         cluster::observe(self, &clients, spec, diags).await
     }
 
-    async fn remove_cluster(&self, objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+    async fn remove_cluster(
+        &self,
+        objects: Option<&Vec<String>>,
+        timeout: Duration,
+    ) -> Result<(), PlatformError> {
         let clients = self.clients().await?;
-        cluster::remove(self, &clients, objects.map_or(&[][..], |v| v)).await
+        cluster::remove(self, &clients, objects.map_or(&[][..], |v| v), timeout).await
     }
 
     async fn import_cluster(

@@ -161,7 +161,11 @@ host_platform!(Container, {
         Ok((Some(facts), Vec::new()))
     }
 
-    async fn remove_cluster(&self, _objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+    async fn remove_cluster(
+        &self,
+        _objects: Option<&Vec<String>>,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
         super::remove_record(&self.host.state_dir, &self.host.cluster.name);
         Ok(())
     }

@@ -264,7 +264,11 @@ impl Platform for Kubernetes {
         self.observe(spec, diags).await
     }
 
-    async fn remove_cluster(&self, objects: Option<&Vec<String>>) -> Result<(), PlatformError> {
+    async fn remove_cluster(
+        &self,
+        objects: Option<&Vec<String>>,
+        _timeout: std::time::Duration,
+    ) -> Result<(), PlatformError> {
         self.delete_recorded(objects).await
     }
 
