@@ -808,16 +808,24 @@ const SYSTEM_POOL: &str = r#"  node_pool {
   }
 "#;
 
+/// A client of an AWS SDK crate talking to moto.
+macro_rules! moto_client {
+    ($sdk:ident, $moto:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version($sdk::config::BehaviorVersion::latest())
+                .region($sdk::config::Region::new("us-east-1"))
+                .endpoint_url($moto.url())
+                .credentials_provider($sdk::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .build(),
+        )
+    };
+}
+
 fn eks_client(moto: &emulators::Emulator) -> aws_sdk_eks::Client {
-    let conf = aws_sdk_eks::Config::builder()
-        .behavior_version(aws_sdk_eks::config::BehaviorVersion::latest())
-        .region(aws_sdk_eks::config::Region::new("us-east-1"))
-        .endpoint_url(moto.url())
-        .credentials_provider(aws_sdk_eks::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_eks::Client::from_conf(conf)
+    moto_client!(aws_sdk_eks, moto)
 }
 
 #[test]
@@ -1110,15 +1118,7 @@ resource "modelplane_gpu_cluster" "eks" {{
 }
 
 fn ecr_client(moto: &emulators::Emulator) -> aws_sdk_ecr::Client {
-    let conf = aws_sdk_ecr::Config::builder()
-        .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
-        .region(aws_sdk_ecr::config::Region::new("us-east-1"))
-        .endpoint_url(moto.url())
-        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_ecr::Client::from_conf(conf)
+    moto_client!(aws_sdk_ecr, moto)
 }
 
 fn ecr_lifecycle_count(ecr: &aws_sdk_ecr::Client) -> Result<u64, String> {

@@ -187,13 +187,7 @@ pub(super) async fn ensure_role(
                 .role_name(name)
                 .assume_role_policy_document(trust.to_string())
                 .description("Created by Modelplane for an EKS cluster")
-                .tags(
-                    aws_sdk_iam::types::Tag::builder()
-                        .key("managed-by")
-                        .value("modelplane")
-                        .build()
-                        .map_err(|e| PlatformError::Failed(e.to_string()))?,
-                )
+                .tags(managed_by()?)
                 .send()
                 .await
                 .map_err(|e| iam_error(&format!("CreateRole {name}"), e))?;
@@ -213,6 +207,15 @@ pub(super) async fn ensure_role(
             .map_err(|e| iam_error(&format!("AttachRolePolicy {name} {policy}"), e))?;
     }
     Ok(arn)
+}
+
+/// The tag on every IAM role the provider creates.
+pub(super) fn managed_by() -> Result<aws_sdk_iam::types::Tag, PlatformError> {
+    aws_sdk_iam::types::Tag::builder()
+        .key("managed-by")
+        .value("modelplane")
+        .build()
+        .map_err(|e| PlatformError::Failed(e.to_string()))
 }
 
 pub(super) async fn delete_role(c: &Clients, name: &str) -> Result<(), PlatformError> {

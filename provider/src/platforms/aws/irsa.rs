@@ -211,13 +211,7 @@ pub async fn ensure(c: &Clients, r: &RoleFor<'_>) -> Result<String, PlatformErro
                 .role_name(name)
                 .assume_role_policy_document(&trust)
                 .description("Created by Modelplane: an endpoint's server reads its model store")
-                .tags(
-                    aws_sdk_iam::types::Tag::builder()
-                        .key("managed-by")
-                        .value("modelplane")
-                        .build()
-                        .map_err(|e| PlatformError::Failed(e.to_string()))?,
-                )
+                .tags(eks::managed_by()?)
                 .send()
                 .await
                 .map_err(|e| iam_error(&format!("CreateRole {name}"), e))?;
