@@ -695,6 +695,11 @@ struct FakeApiServer {
 }
 
 fn fake_api_server(nodes: Vec<Node>) -> FakeApiServer {
+    fake_api_server_with(nodes, false)
+}
+
+/// With `controller`, Deployments in `gpu-inference` are marked rolled out (endpoints come up).
+fn fake_api_server_with(nodes: Vec<Node>, controller: bool) -> FakeApiServer {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -706,6 +711,9 @@ fn fake_api_server(nodes: Vec<Node>) -> FakeApiServer {
             b = b.with_object(n);
         }
         let client = crate::kubernetes::client_with(b).await;
+        if controller {
+            crate::kubernetes::controller(client.clone());
+        }
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let client = client.clone();
             async move {
@@ -1400,5 +1408,147 @@ async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
         (delete_policy.num_calls(), delete_role.num_calls()),
         (1, 1),
         "the role is deleted with the endpoint"
+    );
+}
+
+/// `blueprints/aws/examples/gpu-inference`, applied through real Terraform against moto (EKS,
+/// IAM, ECR, S3) and a Kubernetes API that plays the cluster (a GPU node in the `gpu` node
+/// group, Deployments rolled out): the cluster, its node groups, the device plugin and the
+/// partitions, the ECR repository and the image in it (pushed to a real registry with the
+/// ECR login), the S3 store, iris's endpoint with its IRSA role, and destroy in order.
+#[test]
+fn blueprint_aws_example_on_moto() {
+    const TEST: &str = "blueprint_aws_example_on_moto";
+    let Some(moto) = emulators::moto(TEST) else {
+        return;
+    };
+    let Some(reg) = containers::registry(TEST, Some(("AWS", "123456789012-auth-token"))) else {
+        return;
+    };
+    let kube = fake_api_server_with(vec![eks_node("ip-10-0-1-1", "gpu", 1)], true);
+    let config = format!(
+        "module \"ex\" {{\n  source                  = {:?}\n  profile                 = {:?}\n  subnet_ids              = [\"subnet-0a\", \"subnet-0b\"]\n  image_source            = {:?}\n  ecr_repository          = \"{}/modelplane-serve\"\n  registry_insecure       = true\n  aws_endpoint_url        = {:?}\n  kubernetes_endpoint_url = {:?}\n}}\n",
+        crate::common::relative_source("blueprints/aws/examples/gpu-inference"),
+        emulators::AWS_PROFILE,
+        containers::image_layout().display().to_string(),
+        reg.host(),
+        moto.url(),
+        kube.url,
+    );
+    const CLUSTER: &str = "module.ex.module.eks.modelplane_gpu_cluster.this";
+    const IMAGE: &str = "module.ex.module.eks.modelplane_serving_image.this";
+    const EP: &str = "module.ex.module.eks.module.endpoint[\"iris\"].modelplane_endpoint.this";
+    let eks = eks_client(&moto);
+    let ecr = ecr_client(&moto);
+    acc(
+        TEST,
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(CLUSTER, "id", "aws/gpu"))
+                .check(attr_equals(CLUSTER, "node_groups.0.name", "gpu"))
+                .check(attr_equals(
+                    CLUSTER,
+                    "node_groups.0.ami_type",
+                    "AL2023_x86_64_NVIDIA",
+                ))
+                .check(attr_equals(CLUSTER, "node_groups.1.name", "dev"))
+                .check(attr_equals(
+                    CLUSTER,
+                    "partition.1.namespace",
+                    "gpu-inference",
+                ))
+                .check(attr_equals(
+                    IMAGE,
+                    "repository_arn",
+                    "arn:aws:ecr:us-east-1:123456789012:repository/modelplane-serve",
+                ))
+                .check(attr_equals(EP, "status", "running"))
+                .check(std::sync::Arc::new(move |s: &tfplugin::acctest::Shown| {
+                    let objects = s.attr(EP, "objects").ok_or("no objects")?;
+                    let objects: Vec<String> =
+                        serde_json::from_value(objects).map_err(|e| e.to_string())?;
+                    if !objects.contains(&"aws:iam-role/gpu-iris-serve".to_string()) {
+                        return Err(format!("no IRSA role recorded: {objects:?}"));
+                    }
+                    let image = s.attr(EP, "image").ok_or("no image")?;
+                    let pushed = s.attr(IMAGE, "reference").ok_or("no reference")?;
+                    if image != pushed {
+                        return Err(format!("the endpoint runs {image}, not {pushed}"));
+                    }
+                    Ok(())
+                }) as tfplugin::acctest::Check)],
+            // Destroy in order: node groups before the cluster (moto refuses otherwise), the
+            // ECR repository with force_destroy.
+            check_destroy: Some(std::sync::Arc::new(move |_s: &tfplugin::acctest::Shown| {
+                let cluster = block_on(eks.describe_cluster().name("gpu").send());
+                if !matches!(&cluster, Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()))
+                {
+                    return Err(format!("the cluster is still there: {cluster:?}"));
+                }
+                let repo = block_on(
+                    ecr.describe_repositories()
+                        .repository_names("modelplane-serve")
+                        .send(),
+                );
+                if !matches!(&repo, Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()))
+                {
+                    return Err(format!("the ECR repository is still there: {repo:?}"));
+                }
+                Ok(())
+            }) as tfplugin::acctest::Check),
+            ..Default::default()
+        },
+    );
+    drop(reg);
+}
+
+/// The aws blueprint's variables refuse what cannot work, at plan, before anything is asked
+/// of AWS.
+#[test]
+fn blueprint_aws_refuses_bad_variables() {
+    if !tfplugin::acctest::enabled() {
+        eprintln!(
+            "blueprint_aws_refuses_bad_variables: skipped; acceptance tests run with TF_ACC=1"
+        );
+        return;
+    }
+    let (wd, _guard) = crate::common::harness()
+        .workdir("blueprint-aws-bad")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bad = |vars: &str, want: &str| {
+        std::fs::write(
+            wd.dir.join("main.tf"),
+            format!(
+                "provider \"modelplane\" {{\n  aws {{\n    region = \"us-east-1\"\n  }}\n}}\nmodule \"bp\" {{\n  source       = {:?}\n  image_source = \"/nonexistent\"\n  store        = {{ bucket = \"models\" }}\n  partitions   = {{ inference = {{ gpus = 1 }} }}\n{vars}\n}}\n",
+                crate::common::relative_source("blueprints/aws"),
+            ),
+        )
+        .unwrap();
+        let _ = wd.run(&["init", "-no-color"]);
+        let out = wd
+            .run(&["plan", "-no-color"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success() && text.contains(want),
+            "want {want:?}:\n{text}"
+        );
+    };
+    bad("  subnet_ids = [\"subnet-0a\"]", "at least two subnet ids");
+    bad(
+        "  subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  inference_pool = { min_size = 1, max_size = 2, desired_size = 5 }",
+        "desired_size must be between min_size and max_size",
+    );
+    bad(
+        "  subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  kubernetes_version = \"latest\"",
+        "minor version",
+    );
+    bad(
+        "  subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  ecr_repository = \"ML/Serve\"",
+        "ECR repository name",
     );
 }
