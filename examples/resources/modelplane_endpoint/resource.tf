@@ -93,3 +93,31 @@ resource "modelplane_endpoint" "iris_k8s" {
     }
   }
 }
+
+# On EKS: the same Kubernetes workload on the GPU node group (its taint tolerated, one GPU
+# requested). The model is in an S3 store; the server reads it with an IAM role made for this
+# endpoint alone (IRSA: trusted for its ServiceAccount, reading the store's prefix), so no
+# key exists anywhere. Give aws.role_arn to use a role of yours instead.
+resource "modelplane_endpoint" "fraud_eks" {
+  name    = "fraud"
+  cluster = modelplane_gpu_cluster.eks.id
+  image   = modelplane_serving_image.ecr.reference
+
+  variant {
+    name   = "stable"
+    model  = modelplane_model.fraud_s3.id
+    weight = 100
+  }
+
+  kubernetes {
+    min_replicas = 2
+    max_replicas = 8
+    gpus         = 1
+    memory       = "4Gi"
+  }
+
+  aws {
+    # role_arn  = "arn:aws:iam::111122223333:role/fraud-reader"
+    create_role = true # the default
+  }
+}

@@ -64,3 +64,69 @@ resource "modelplane_gpu_cluster" "shared" {
 output "gpu_nodes" {
   value = [for n in modelplane_gpu_cluster.shared.nodes : "${n.name}: ${n.gpus} x ${coalesce(n.product, "?")}" if n.gpus > 0]
 }
+
+# An EKS cluster created from nothing (the provider's aws block and the AWS default chain say
+# where and as whom): its IAM roles, an OIDC provider for IRSA, a GPU node group whose AMI
+# follows the instance type (AL2023 NVIDIA here), a CPU node group, the NVIDIA device plugin
+# on the GPU nodes, and partitions as on kubernetes. Create waits until the GPUs are
+# allocatable.
+resource "modelplane_gpu_cluster" "eks" {
+  name     = "ml-prod"
+  platform = "aws"
+
+  aws {
+    kubernetes_version = "1.33"
+    subnet_ids         = ["subnet-0a1b2c3d", "subnet-4e5f6a7b"] # the network team's VPC
+  }
+
+  node_pool {
+    name           = "gpu"
+    purpose        = "inference"
+    instance_types = ["g6.xlarge", "g5.xlarge"] # one GPU family: they share an AMI
+    gpu_count      = 1
+    spot           = true
+    min_size       = 1
+    max_size       = 8
+    desired_size   = 2 # honoured on create and on every change; clamped into [min, max]
+    labels         = { team = "fraud" }
+    # GPU pools get the taint nvidia.com/gpu=true:NoSchedule unless taints are given.
+
+    gpu_sharing {
+      replicas = 4 # time-slicing: four small models per GPU
+    }
+  }
+
+  node_pool {
+    name          = "system"
+    purpose       = "dev"
+    instance_type = "m7i.large"
+    min_size      = 1
+    max_size      = 2
+
+    taint {
+      key    = "dedicated"
+      value  = "system"
+      effect = "NoSchedule"
+    }
+  }
+
+  partition {
+    purpose          = "inference"
+    gpus             = 32
+    max_gpus_per_pod = 1
+    spot             = true
+  }
+
+  timeouts {
+    create = "45m"
+  }
+}
+
+output "eks" {
+  value = {
+    arn         = modelplane_gpu_cluster.eks.resource_id
+    oidc_issuer = modelplane_gpu_cluster.eks.oidc_issuer
+    node_groups = modelplane_gpu_cluster.eks.node_groups
+    kubeconfig  = modelplane_gpu_cluster.eks.kubeconfig # exec form: no secret in it
+  }
+}

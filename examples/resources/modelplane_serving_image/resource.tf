@@ -19,3 +19,19 @@ variable "registry_password" {
 output "image" {
   value = modelplane_serving_image.serve.reference # registry.plant.local/ml/modelplane-serve@sha256:…
 }
+
+# Into Amazon ECR: the repository is created (immutable tags, scan on push, a lifecycle
+# policy) and the login comes from GetAuthorizationToken through the AWS default chain.
+resource "modelplane_serving_image" "ecr" {
+  source     = "${path.module}/modelplane-serve.oci"
+  repository = "ml/modelplane-serve" # pushed to ACCOUNT.dkr.ecr.REGION.amazonaws.com/ml/modelplane-serve
+
+  ecr {
+    keep_images   = 50
+    untagged_days = 3
+  }
+}
+
+output "ecr_image" {
+  value = modelplane_serving_image.ecr.reference
+}
