@@ -219,7 +219,7 @@ fn platforms_plan(
     let partitions = "  partition {\n    purpose = \"inference\"\n    gpus    = 40\n  }\n  partition {\n    purpose = \"dev\"\n    gpus    = 4\n  }\n";
     let endpoints = || {
         (0..100)
-            .map(|i| format!("resource \"modelplane_endpoint\" \"e{i}\" {{\n  name    = \"e{i}\"\n  cluster = modelplane_gpu_cluster.c.id\n  image   = \"registry.example/modelplane-serve@sha256:{}\"\n  variant {{\n    name   = \"a\"\n    model  = \"s3/models/m{i}/1\"\n    weight = 100\n  }}\n  kubernetes {{\n    min_replicas = 2\n    max_replicas = 4\n  }}\n}}\n", "0".repeat(64)))
+            .map(|i| format!("resource \"modelplane_endpoint\" \"e{i}\" {{\n  name    = \"e{i}\"\n  cluster = modelplane_gpu_cluster.c.id\n  image   = \"registry.example/modelplane-serve@sha256:{}\"\n  variant {{\n    name   = \"a\"\n    model  = \"s3://models/m{i}/1\"\n    weight = 100\n  }}\n  kubernetes {{\n    min_replicas = 2\n    max_replicas = 4\n  }}\n}}\n", "0".repeat(64)))
             .collect::<String>()
     };
     let pools: String = (0..10)
