@@ -4,6 +4,7 @@
 //! `cargo test -p terraform-provider-modelplane --test integration endpoint::`.
 
 mod aws;
+mod azure;
 mod common;
 mod container;
 mod docs;

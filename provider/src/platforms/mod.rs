@@ -22,6 +22,7 @@ use crate::ids::{ClusterId, PlatformKind};
 use crate::ProviderConfig;
 
 pub mod aws;
+pub mod azure;
 pub mod container;
 pub mod kubernetes;
 pub mod local;
