@@ -328,3 +328,116 @@ fn arm_refuses_plain_http() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// Checks bodies with Microsoft's models (`azure_contract.py` on PyPI
+/// azure-mgmt-containerservice, in the venv `cargo xtask test` makes); one verdict per body.
+fn contract(bodies: &[(&str, Value)]) -> Option<Vec<String>> {
+    let Some(python) = std::env::var_os("MODELPLANE_AZURE_MODELS_PYTHON") else {
+        let msg = "azure contract: MODELPLANE_AZURE_MODELS_PYTHON is not set (`cargo xtask test` installs azure-mgmt-containerservice and sets it)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("{msg}; skipped");
+        return None;
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/azure_contract.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run azure_contract.py");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        for (model, body) in bodies {
+            writeln!(stdin, "{}", json!({"model": model, "body": body})).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "azure_contract.py: {out:?}");
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// Every body the AKS code sends passes Microsoft's models of the api-version it targets:
+/// a new cluster, and agent pools (GPU on demand, GPU spot with labels and taints, CPU). A
+/// misnamed field is caught (the check is shown failing on one).
+#[test]
+fn aks_bodies_pass_microsofts_models() {
+    use modelplane_provider::platforms::azure::aks;
+    use modelplane_provider::platforms::{NodePoolSpec, Taint};
+    let pool = |name: &str, vm: &str, gpus: i64, spot: bool| NodePoolSpec {
+        name: name.into(),
+        purpose: "inference".into(),
+        instance_types: vec![vm.into()],
+        gpu_count: Some(gpus),
+        gpu_type: None,
+        min_size: Some(0),
+        max_size: Some(4),
+        desired_size: Some(1),
+        spot,
+        labels: [("team".to_string(), "fraud".to_string())].into(),
+        taints: vec![],
+        gpu_sharing: None,
+    };
+    let mut tainted = pool("spot", "Standard_NC4as_T4_v3", 1, true);
+    tainted.taints = vec![Taint {
+        key: "dedicated".into(),
+        value: Some("ml".into()),
+        effect: "NoSchedule".into(),
+    }];
+    let cluster = serde_json::to_value(aks::managed_cluster(
+        "ml-prod",
+        "westeurope",
+        Some("1.33"),
+        "Standard_D4s_v5",
+    ))
+    .unwrap();
+    let bodies = vec![
+        ("ManagedCluster", cluster.clone()),
+        (
+            "AgentPool",
+            serde_json::to_value(aks::agent_pool(&pool(
+                "gpu",
+                "Standard_NC24ads_A100_v4",
+                1,
+                false,
+            )))
+            .unwrap(),
+        ),
+        (
+            "AgentPool",
+            serde_json::to_value(aks::agent_pool(&tainted)).unwrap(),
+        ),
+        (
+            "AgentPool",
+            serde_json::to_value(aks::agent_pool(&pool("cpu", "Standard_D8s_v5", 0, false)))
+                .unwrap(),
+        ),
+    ];
+    let mut wrong = cluster;
+    wrong["properties"]["oidcIssuer"] = json!({"enabled": true});
+    let mut all = bodies.clone();
+    all.push(("ManagedCluster", wrong));
+    let Some(verdicts) = contract(&all) else {
+        return;
+    };
+    assert_eq!(verdicts.len(), all.len(), "{verdicts:?}");
+    for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
+        assert_eq!(verdict, "ok", "{model} {body}");
+    }
+    assert!(
+        verdicts[bodies.len()].contains("oidcIssuer: not a field"),
+        "a misnamed field must fail the check: {}",
+        verdicts[bodies.len()]
+    );
+    // What the spot pool asks for, beyond the schema: the spot settings AKS would force.
+    let spot = &bodies[2].1["properties"];
+    assert_eq!(spot["scaleSetEvictionPolicy"], "Delete");
+    assert_eq!(spot["nodeTaints"], json!(["dedicated=ml:NoSchedule"]));
+}

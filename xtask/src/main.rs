@@ -242,6 +242,8 @@ fn docs(check: bool) -> Result<()> {
 pub const MOTO: &[&str] = &["moto[server]==5.1.18"];
 /// The validator of Kubernetes objects against the official schemas (1.29 to 1.33).
 pub const KUBERNETES_VALIDATE: &[&str] = &["kubernetes-validate==1.33.1"];
+/// Microsoft's models of the AKS API, against which the tests check every request body.
+pub const AZURE_MODELS: &[&str] = &["azure-mgmt-containerservice==41.8.0"];
 /// The Azure Blob Storage emulator (npm).
 pub const AZURITE: &str = "azurite@3.35.0";
 
@@ -298,6 +300,7 @@ fn test(args: Vec<String>) -> Result<()> {
     let moto = terraform::python_env("moto-venv", MOTO)?;
     let azurite = azurite()?;
     let kv = terraform::python_env("kubernetes-validate-venv", KUBERNETES_VALIDATE)?;
+    let azure_models = terraform::python_env("azure-models-venv", AZURE_MODELS)?;
     if which("promtool").is_none() {
         eprintln!("==> note: promtool not found (Debian package `prometheus`); metrics are not checked with it");
     }
@@ -318,6 +321,7 @@ fn test(args: Vec<String>) -> Result<()> {
         .env("MODELPLANE_REAL_MODELS_PYTHON", &real_models)
         .env("MODELPLANE_MOTO_SERVER", moto.with_file_name("moto_server"))
         .env("MODELPLANE_AZURITE_BLOB", &azurite)
+        .env("MODELPLANE_AZURE_MODELS_PYTHON", &azure_models)
         .env(
             "MODELPLANE_KUBERNETES_VALIDATE",
             kv.with_file_name("kubernetes-validate"),

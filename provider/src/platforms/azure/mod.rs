@@ -5,5 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | [`arm`] | a typed Azure Resource Manager client: tokens, retries, long-running operations, errors |
+//! | [`aks`] | the managed cluster and agent pool bodies, checked against Microsoft's models |
 
+pub mod aks;
 pub mod arm;
