@@ -1516,26 +1516,13 @@ fn blueprint_aws_refuses_bad_variables() {
         .workdir("blueprint-aws-bad")
         .unwrap_or_else(|e| panic!("{e}"));
     let bad = |vars: &str, want: &str| {
-        std::fs::write(
-            wd.dir.join("main.tf"),
-            format!(
+        crate::common::plan_refuses(
+            &wd,
+            &format!(
                 "provider \"modelplane\" {{\n  aws {{\n    region = \"us-east-1\"\n  }}\n}}\nmodule \"bp\" {{\n  source       = {:?}\n  image_source = \"/nonexistent\"\n  store        = {{ bucket = \"models\" }}\n  partitions   = {{ inference = {{ gpus = 1 }} }}\n{vars}\n}}\n",
                 crate::common::relative_source("blueprints/aws"),
             ),
-        )
-        .unwrap();
-        let _ = wd.run(&["init", "-no-color"]);
-        let out = wd
-            .run(&["plan", "-no-color"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            !out.status.success() && text.contains(want),
-            "want {want:?}:\n{text}"
+            want,
         );
     };
     bad("  subnet_ids = [\"subnet-0a\"]", "at least two subnet ids");

@@ -235,27 +235,14 @@ fn blueprint_on_prem_kubernetes_example() {
 
     // The blueprint's own variables refuse what cannot work.
     let bad = |vars: &str, want: &str| {
-        std::fs::write(
-            wd.dir.join("main.tf"),
-            format!(
+        crate::common::plan_refuses(
+            &wd,
+            &format!(
                 "module \"bp\" {{\n  source       = {:?}\n  image_source = {:?}\n  registry     = \"registry.ml.internal/serve\"\n  store        = {{ bucket = \"models\", endpoint = \"http://minio:9000\" }}\n{vars}\n}}\n",
                 relative_source("blueprints/on-prem-kubernetes"),
                 layout.display().to_string(),
             ),
-        )
-        .unwrap();
-        let _ = wd.run(&["init", "-no-color"]);
-        let out = wd
-            .run(&["plan", "-no-color"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            !out.status.success() && text.contains(want),
-            "want {want:?}:\n{text}"
+            want,
         );
     };
     bad(

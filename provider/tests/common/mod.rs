@@ -241,3 +241,22 @@ pub fn have_prometheus(test: &str) -> bool {
         }
     }
 }
+
+/// Writes `main_tf` into `wd` and asserts that `terraform plan` fails saying `want` (a
+/// module's variable validation, say).
+pub fn plan_refuses(wd: &tfplugin::acctest::Workdir, main_tf: &str, want: &str) {
+    std::fs::write(wd.dir.join("main.tf"), main_tf).unwrap();
+    let _ = wd.run(&["init", "-no-color"]);
+    let out = wd
+        .run(&["plan", "-no-color"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains(want),
+        "want {want:?}:\n{text}"
+    );
+}

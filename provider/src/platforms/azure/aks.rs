@@ -38,7 +38,11 @@ pub struct ClusterProperties {
     pub dns_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agent_pool_profiles: Vec<AgentPoolProfile>,
-    #[serde(rename = "enableRBAC", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "enableRBAC",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_rbac: Option<bool>,
     /// No local admin account: users come through Entra ID, so no secret kubeconfig exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -363,14 +363,7 @@ impl Arm {
                 .map_err(|e| ArmError::Transport(format!("Azure-AsyncOperation {op:?}: {e}")))?;
             let mut wait = self.wait_for(first);
             loop {
-                if Instant::now() >= deadline {
-                    return Err(ArmError::TimedOut(format!(
-                        "{path}: the operation is still running"
-                    )));
-                }
-                tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now())))
-                    .await;
-                let r = self.send(Method::Get, url.clone(), None).await?;
+                let r = self.poll_once(path, &url, wait, deadline).await?;
                 if !r.status().is_success() {
                     return Err(Self::failure(path, &r));
                 }
@@ -395,14 +388,7 @@ impl Arm {
                 .map_err(|e| ArmError::Transport(format!("Location {loc:?}: {e}")))?;
             let mut wait = self.wait_for(first);
             loop {
-                if Instant::now() >= deadline {
-                    return Err(ArmError::TimedOut(format!(
-                        "{path}: the operation is still running"
-                    )));
-                }
-                tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now())))
-                    .await;
-                let r = self.send(Method::Get, url.clone(), None).await?;
+                let r = self.poll_once(path, &url, wait, deadline).await?;
                 match r.status() {
                     StatusCode::Accepted => wait = self.wait_for(&r),
                     s if s.is_success() => return Ok(()),
@@ -411,6 +397,24 @@ impl Arm {
             }
         }
         Ok(())
+    }
+
+    /// One poll of an operation URL, after `wait` (cut short by the deadline, which ends the
+    /// wait with an error).
+    async fn poll_once(
+        &self,
+        path: &str,
+        url: &Url,
+        wait: Duration,
+        deadline: Instant,
+    ) -> Result<RawResponse, ArmError> {
+        if Instant::now() >= deadline {
+            return Err(ArmError::TimedOut(format!(
+                "{path}: the operation is still running"
+            )));
+        }
+        tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;
+        self.send(Method::Get, url.clone(), None).await
     }
 
     /// Reads the resource until its `provisioningState` is final; `Failed` is an error.
