@@ -1125,6 +1125,53 @@ resource "modelplane_gpu_cluster" "eks" {{
     );
 }
 
+/// `blueprints/aws/examples/gpu-inference` against real AWS, when `MODELPLANE_ACC_AWS_REGION`
+/// and `MODELPLANE_ACC_AWS_SUBNETS` are set (and `MODELPLANE_ACC_AWS_BUCKET` names a new S3
+/// bucket; default `modelplane-acc-<pid>`): the EKS cluster with its g5.xlarge and m7i.large
+/// node groups, the image pushed to ECR, iris served by two replicas that read S3 through
+/// their IRSA role, then everything destroyed. About 50 minutes and USD 1.30 (EKS USD 0.10/h,
+/// g5.xlarge USD 1.01/h, m7i.large USD 0.10/h in us-east-1, on demand).
+#[test]
+fn blueprint_aws_example_on_real_aws() {
+    let (Some(region), Some(subnets)) = (
+        std::env::var("MODELPLANE_ACC_AWS_REGION").ok(),
+        std::env::var("MODELPLANE_ACC_AWS_SUBNETS").ok(),
+    ) else {
+        eprintln!("blueprint_aws_example_on_real_aws: skipped; set MODELPLANE_ACC_AWS_REGION and MODELPLANE_ACC_AWS_SUBNETS to run it against real AWS (it costs about USD 1.30)");
+        return;
+    };
+    let subnets: Vec<String> = subnets.split(',').map(|s| s.trim().to_string()).collect();
+    let bucket = std::env::var("MODELPLANE_ACC_AWS_BUCKET")
+        .unwrap_or_else(|_| format!("modelplane-acc-{}", std::process::id()));
+    let config = format!(
+        "module \"ex\" {{\n  source       = {:?}\n  region       = {region:?}\n  subnet_ids   = {subnets:?}\n  bucket       = {bucket:?}\n  image_source = {:?}\n}}\n",
+        crate::common::relative_source("blueprints/aws/examples/gpu-inference"),
+        containers::image_layout().display().to_string(),
+    );
+    const EP: &str = "module.ex.module.eks.module.endpoint[\"iris\"].modelplane_endpoint.this";
+    acc(
+        "blueprint_aws_example_on_real_aws",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(std::sync::Arc::new(|s: &tfplugin::acctest::Shown| {
+                    let nodes = s
+                        .attr("module.ex.module.eks.modelplane_gpu_cluster.this", "nodes")
+                        .ok_or("no nodes")?;
+                    let gpus: i64 = nodes
+                        .as_array()
+                        .map(|n| n.iter().filter_map(|n| n["gpus"].as_i64()).sum())
+                        .unwrap_or(0);
+                    if gpus < 1 {
+                        return Err(format!("no allocatable GPU among the nodes: {nodes}"));
+                    }
+                    Ok(())
+                }) as tfplugin::acctest::Check)
+                .check(attr_equals(EP, "status", "running"))],
+            ..Default::default()
+        },
+    );
+}
+
 fn ecr_client(moto: &emulators::Emulator) -> aws_sdk_ecr::Client {
     moto_client!(aws_sdk_ecr, moto)
 }
