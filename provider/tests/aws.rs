@@ -1327,10 +1327,25 @@ async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
     use modelplane_provider::platforms::EndpointSpec;
     use modelplane_serve::config::{EndpointConfig, ModelConfig, ServeConfig, VariantConfig};
 
-    let c = crate::kubernetes::client().await;
+    let writes = crate::kubernetes::Writes::default();
+    let c = crate::kubernetes::client_recording(
+        kube_fake_client::ClientBuilder::new(),
+        Some(writes.clone()),
+    )
+    .await;
     crate::kubernetes::apply_partitions(&c, &[crate::kubernetes::partition("inference", 2)], &[])
         .await;
-    let _ctl = crate::kubernetes::controller(c.clone());
+    // A Deployment whose image is `…/broken@…` never rolls out: an update to it is rolled back.
+    let _ctl = crate::kubernetes::controller_unless(c.clone(), |d| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .is_some_and(|p| {
+                p.containers
+                    .iter()
+                    .any(|c| c.image.as_deref().is_some_and(|i| i.contains("/broken@")))
+            })
+    });
     const ROLE: &str = "gpu-iris-s3-serve";
     let describe = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
         DescribeClusterOutput::builder()
@@ -1445,10 +1460,43 @@ async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
         .get("iris-s3")
         .await
         .unwrap();
+    let arn = format!("arn:aws:iam::111122223333:role/{ROLE}");
     assert_eq!(
         sa.metadata.annotations.unwrap_or_default()["eks.amazonaws.com/role-arn"],
-        format!("arn:aws:iam::111122223333:role/{ROLE}")
+        arn
     );
+
+    // An update that does not roll out is rolled back, and the server keeps its role.
+    let mut broken = spec.clone();
+    broken.image = Some("registry.example/broken@sha256:0123".into());
+    broken.kubernetes.as_mut().unwrap().rollout_timeout = Some("2s".into());
+    let previous = modelplane_provider::platforms::Previous {
+        spec: Some(spec.clone()),
+        deployment: d.clone(),
+        serving: true,
+    };
+    writes.lock().unwrap().clear();
+    let failed = rollout::apply(&aws, &broken, Some(&previous), None, &mut ctx)
+        .await
+        .expect_err("the broken image must not roll out");
+    assert!(failed.restored.is_ok(), "rolled back: {failed:?}");
+    // The rollback's apply of the ServiceAccount is the last one; a real API server drops an
+    // annotation an apply leaves out, so it must carry the role.
+    let applied: Vec<serde_json::Value> = writes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, path, _)| path.ends_with("/serviceaccounts/iris-s3"))
+        .map(|(_, _, body)| body.clone())
+        .collect();
+    assert_eq!(applied.len(), 2, "the update's apply and the rollback's");
+    assert_eq!(
+        applied[1]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        json!(arn),
+        "the rolled-back server keeps its IAM role: {}",
+        applied[1]
+    );
+    assert_eq!(delete_role.num_calls(), 0, "a kept role is not deleted");
 
     aws.remove_endpoint("iris-s3", &d).await.unwrap();
     assert_eq!(

@@ -170,6 +170,19 @@ async fn client_with_operator() -> kube::Client {
 }
 
 pub(crate) async fn client_with(builder: ClientBuilder) -> kube::Client {
+    client_recording(builder, None).await
+}
+
+/// What a test client sent: method, path and JSON body of every write.
+pub(crate) type Writes = std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+/// [`client_with`], keeping every write in `writes`. The in-memory server merges an apply
+/// into what is there, where a real one drops the fields the applier no longer sets; a test
+/// of what an apply leaves out reads the writes.
+pub(crate) async fn client_recording(
+    builder: ClientBuilder,
+    writes: Option<Writes>,
+) -> kube::Client {
     let fake = builder
         .with_object(node("gpu-1", 2, "NVIDIA-L4"))
         .with_object(node("gpu-2", 2, "NVIDIA-L4"))
@@ -181,8 +194,23 @@ pub(crate) async fn client_with(builder: ClientBuilder) -> kube::Client {
         .expect("fake client");
     let svc = tower::service_fn(move |mut req: http::Request<kube::client::Body>| {
         let fake = fake.clone();
+        let writes = writes.clone();
         async move {
             let path = req.uri().path().to_string();
+            if let (Some(w), true) = (&writes, req.method() != http::Method::GET) {
+                use http_body_util::BodyExt as _;
+                let (parts, body) = req.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+                w.lock()
+                    .unwrap()
+                    .push((parts.method.to_string(), path.clone(), json));
+                req = http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
+            }
             let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
             if parts.len() <= 4 && parts.len() >= 3 && parts[..3] == ["api", "v1", "namespaces"] {
                 let name = parts.get(3).map(|n| format!("/{n}")).unwrap_or_default();
@@ -313,6 +341,14 @@ fn endpoint(settings: Settings, config: &str) -> Workload {
 
 /// Plays the Deployment controller: marks every Deployment of the namespace rolled out.
 pub(crate) fn controller(c: kube::Client) -> tokio::task::JoinHandle<()> {
+    controller_unless(c, |_| false)
+}
+
+/// [`controller`], leaving the Deployments `stuck` picks never rolled out.
+pub(crate) fn controller_unless(
+    c: kube::Client,
+    stuck: fn(&Deployment) -> bool,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<Deployment> = Api::namespaced(c, "gpu-inference");
         loop {
@@ -322,6 +358,9 @@ pub(crate) fn controller(c: kube::Client) -> tokio::task::JoinHandle<()> {
                 .map(|l| l.items)
                 .unwrap_or_default()
             {
+                if stuck(&d) {
+                    continue;
+                }
                 let n = d.metadata.name.clone().unwrap();
                 let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 let status = json!({"status": {

@@ -286,14 +286,16 @@ impl Aws {
         };
         let mut spec = spec.clone();
         let mut created = None;
-        if let Some((arn, name)) = role {
-            spec.kubernetes
-                .get_or_insert_with(Default::default)
-                .service_account_annotations
-                .get_or_insert_with(Default::default)
-                .insert(irsa::ROLE_ANNOTATION.into(), arn);
-            created = name;
+        if let Some((arn, name)) = &role {
+            annotate(&mut spec, arn);
+            created = name.clone();
         }
+        // A rollback renders the previous spec again: it must carry the role it ran with.
+        let previous = match previous {
+            Some(p) => Some(self.previous_with_role(p, role.as_ref(), ctx).await),
+            None => None,
+        };
+        let previous = previous.as_ref();
         let mut rollout = self.kube.deploy(&spec, previous, ctx).await;
         let entry = created.as_ref().map(|n| format!("{}{n}", irsa::ROLE_ENTRY));
         if let (Some(d), Some(e)) = (rollout.deployment.as_mut(), &entry) {
@@ -323,6 +325,72 @@ impl Aws {
         rollout
     }
 
+    /// `previous` with the role its server ran with annotated on its spec, as
+    /// [`Self::endpoint_role`] gave it then: its `aws.role_arn`, or the role its objects
+    /// record (the same ARN as now when the role is kept; otherwise read from IAM).
+    async fn previous_with_role(
+        &self,
+        previous: &Previous,
+        now: Option<&(String, Option<String>)>,
+        ctx: &mut Ctx,
+    ) -> Previous {
+        let mut p = previous.clone();
+        let Some(spec) = p.spec.as_mut() else {
+            return p;
+        };
+        let annotated = spec
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.service_account_annotations.as_ref())
+            .is_some_and(|a| a.contains_key(irsa::ROLE_ANNOTATION));
+        if annotated {
+            return p;
+        }
+        let given = spec.aws.as_ref().and_then(|a| a.role_arn.clone());
+        let created = previous
+            .deployment
+            .objects
+            .iter()
+            .flatten()
+            .find_map(|o| o.strip_prefix(irsa::ROLE_ENTRY))
+            .map(String::from);
+        let arn = match (given, created) {
+            (Some(arn), _) => Some(arn),
+            (None, None) => None,
+            (None, Some(name)) => match now {
+                Some((arn, Some(n))) if *n == name => Some(arn.clone()),
+                _ => match self.role_arn(&name).await {
+                    Ok(arn) => Some(arn),
+                    Err(e) => {
+                        ctx.diags.warning(
+                            "The previous IAM role could not be read",
+                            format!("{e}. Should this change be rolled back, the server runs without the role {name} and cannot read its store."),
+                        );
+                        None
+                    }
+                },
+            },
+        };
+        if let Some(arn) = arn {
+            annotate(spec, &arn);
+        }
+        p
+    }
+
+    async fn role_arn(&self, name: &str) -> Result<String, PlatformError> {
+        let clients = self.clients().await?;
+        let o = clients
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| eks::iam_error(&format!("GetRole {name}"), e))?;
+        o.role()
+            .map(|r| r.arn().to_string())
+            .ok_or_else(|| PlatformError::Failed(format!("GetRole {name}: no role in the answer")))
+    }
+
     /// Deletes the roles recorded in `objects`, but `keep`.
     async fn delete_roles(
         &self,
@@ -343,6 +411,15 @@ impl Aws {
         }
         Ok(())
     }
+}
+
+/// Annotates the server's ServiceAccount with the IAM role `arn`.
+fn annotate(spec: &mut EndpointSpec, arn: &str) {
+    spec.kubernetes
+        .get_or_insert_with(Default::default)
+        .service_account_annotations
+        .get_or_insert_with(Default::default)
+        .insert(irsa::ROLE_ANNOTATION.into(), arn.to_string());
 }
 
 /// Undoes a failed create: the Kubernetes objects, then the role made for them.
