@@ -13,7 +13,9 @@
 //! A new platform is one module here, one arm in [`resolve`], and one fixture in the
 //! provider's scenario suite (`provider/tests/scenarios.rs`). What every platform shares —
 //! deploy, wait until ready, benchmark, roll back on a miss — is written once, in
-//! [`rollout`].
+//! [`rollout`]. A cloud whose clusters it makes (`aws`, `azure`) implements
+//! [`managed::ManagedCluster`] — its cluster, pools and identities — and is a `Platform`
+//! through it, with endpoints and monitors as on `kubernetes`.
 
 use modelplane_serve::config::ServeConfig;
 use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics};
@@ -26,6 +28,7 @@ pub mod azure;
 pub mod container;
 pub mod kubernetes;
 pub mod local;
+pub mod managed;
 pub mod rollout;
 
 /// What went wrong on a platform, in words a user can act on.

@@ -35,10 +35,11 @@ use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics, PathStep};
 
 use crate::ids::ClusterId;
 use crate::platforms::kubernetes::{self, Connection, KubeTarget, Kubernetes};
+use crate::platforms::managed::ManagedCluster;
 use crate::platforms::rollout::Rollout;
+use crate::platforms::Platform as _;
 use crate::platforms::{
-    ClusterFacts, ClusterPlan, ClusterSpec, Deployment, EndpointPlan, EndpointSpec, Imported,
-    MonitorHost, MonitorObjects, Observed, PartitionSeen, Platform, PlatformError, Previous,
+    ClusterFacts, ClusterSpec, Deployment, EndpointSpec, PartitionSeen, PlatformError, Previous,
 };
 use crate::AwsSettings;
 
@@ -540,35 +541,20 @@ fn validate(config: &Config, diags: &mut Diagnostics) {
 }
 
 #[tfplugin::async_trait]
-impl Platform for Aws {
-    fn cluster(&self) -> &ClusterId {
+impl ManagedCluster for Aws {
+    fn id(&self) -> &ClusterId {
         &self.cluster
     }
 
-    fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
+    fn kube(&self) -> &Kubernetes {
+        &self.kube
+    }
+
+    fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         validate(config, diags)
     }
 
-    fn plan_cluster(&self, plan: ClusterPlan<'_>) {
-        *plan.engine = Attr::Null;
-        *plan.engine_version = Attr::Null;
-        if plan.creating {
-            *plan.resource_id = Attr::Unknown;
-            *plan.oidc_issuer = Attr::Unknown;
-            *plan.kubeconfig = Attr::Unknown;
-            *plan.device_plugin_version = Attr::Unknown;
-        }
-        if plan.creating || plan.pools_changed {
-            *plan.node_groups = Attr::Unknown;
-            *plan.nodes = Attr::Unknown;
-            *plan.objects = Attr::Unknown;
-        }
-        if plan.partitions_changed {
-            *plan.objects = Attr::Unknown;
-        }
-    }
-
-    async fn converge_cluster(
+    async fn converge(
         &self,
         spec: &ClusterSpec,
         before: &[String],
@@ -578,7 +564,7 @@ impl Platform for Aws {
         cluster::converge(self, &clients, spec, before, diags).await
     }
 
-    async fn observe_cluster(
+    async fn observe(
         &self,
         spec: &ClusterSpec,
         diags: &mut Diagnostics,
@@ -587,16 +573,12 @@ impl Platform for Aws {
         cluster::observe(self, &clients, spec, diags).await
     }
 
-    async fn remove_cluster(
-        &self,
-        objects: Option<&Vec<String>>,
-        timeout: Duration,
-    ) -> Result<(), PlatformError> {
+    async fn remove(&self, objects: &[String], timeout: Duration) -> Result<(), PlatformError> {
         let clients = self.clients().await?;
-        cluster::remove(self, &clients, objects.map_or(&[][..], |v| v), timeout).await
+        cluster::remove(self, &clients, objects, timeout).await
     }
 
-    async fn import_cluster(
+    async fn import(
         &self,
     ) -> Result<(Vec<kubernetes::partitions::Partition>, Option<Vec<String>>), PlatformError> {
         // The node groups come back through refresh; import records the cluster and its
@@ -605,26 +587,11 @@ impl Platform for Aws {
         cluster::import(self, &clients).await
     }
 
-    fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
-        kubernetes::endpoint::validate(config, diags);
+    fn validate_endpoint_cloud(&self, config: &Config, diags: &mut Diagnostics) {
         irsa::validate(config, diags);
     }
 
-    fn plan_endpoint(
-        &self,
-        prior: Option<&EndpointPlan>,
-        plan: &mut EndpointPlan,
-        config: &Config,
-        diags: &mut Diagnostics,
-    ) {
-        self.kube.plan_endpoint(prior, plan, config, diags)
-    }
-
-    async fn endpoint_token(&self, name: &str, recorded: &Deployment) -> Option<String> {
-        self.kube.endpoint_token(name, recorded).await
-    }
-
-    async fn deploy(
+    async fn deploy_endpoint(
         &self,
         spec: &EndpointSpec,
         previous: Option<&Previous>,
@@ -633,50 +600,8 @@ impl Platform for Aws {
         self.deploy_with_role(spec, previous, ctx).await
     }
 
-    async fn observe_endpoint(
-        &self,
-        name: &str,
-        recorded: &Deployment,
-    ) -> Result<Observed, PlatformError> {
-        Platform::observe_endpoint(&self.kube, name, recorded).await
-    }
-
-    async fn remove_endpoint(
-        &self,
-        name: &str,
-        recorded: &Deployment,
-    ) -> Result<(), PlatformError> {
-        self.kube.remove_endpoint(name, recorded).await?;
+    async fn endpoint_removed(&self, recorded: &Deployment) -> Result<(), PlatformError> {
         self.delete_roles(recorded.objects.as_deref().unwrap_or(&[]), None)
             .await
-    }
-
-    async fn import_endpoint(&self, name: &str) -> Result<Imported, PlatformError> {
-        Platform::import_endpoint(&self.kube, name).await
-    }
-
-    fn monitor_host(&self) -> MonitorHost {
-        MonitorHost::Cluster
-    }
-
-    fn validate_monitor(&self, config: &Config, diags: &mut Diagnostics) {
-        self.kube.validate_monitor(config, diags)
-    }
-
-    async fn apply_monitor(
-        &self,
-        spec: &MonitorObjects,
-        before: &[String],
-        diags: &mut Diagnostics,
-    ) -> Result<Vec<String>, (PlatformError, Vec<String>)> {
-        self.kube.apply_monitor(spec, before, diags).await
-    }
-
-    async fn monitor_intact(&self, recorded: &[String]) -> Result<bool, PlatformError> {
-        self.kube.monitor_intact(recorded).await
-    }
-
-    async fn remove_objects(&self, recorded: Option<&Vec<String>>) -> Result<(), PlatformError> {
-        self.kube.remove_objects(recorded).await
     }
 }
