@@ -597,7 +597,8 @@ fn eks_node(name: &str, group: &str, gpus: i64) -> Node {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": { "name": name, "labels": {
-            "eks.amazonaws.com/nodegroup": group, "nvidia.com/gpu.present": "true",
+            "eks.amazonaws.com/nodegroup": group, "modelplane.io/node-pool": group,
+            "nvidia.com/gpu.present": "true",
         }},
         "status": { "allocatable": allocatable, "conditions": [{ "type": "Ready", "status": "True" }] },
     }))

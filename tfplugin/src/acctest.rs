@@ -344,6 +344,9 @@ pub struct TestCase {
     pub check_destroy: Option<Check>,
     /// Extra files written into the working directory before init (path → content).
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Environment variables of every `terraform` command of the case (and so of the
+    /// provider it starts): credentials, CA bundles, endpoints of emulators.
+    pub env: BTreeMap<String, String>,
 }
 
 /// What went wrong in a test case, with the command output that shows why.
@@ -365,6 +368,7 @@ pub struct Workdir {
     pub dir: PathBuf,
     terraform: PathBuf,
     cli_config: PathBuf,
+    env: BTreeMap<String, String>,
 }
 
 impl Workdir {
@@ -379,7 +383,8 @@ impl Workdir {
             .env("TF_INPUT", "0")
             .env("CHECKPOINT_DISABLE", "1")
             .env_remove("TF_PLUGIN_CACHE_DIR")
-            .env_remove("TF_CLI_ARGS");
+            .env_remove("TF_CLI_ARGS")
+            .envs(&self.env);
         c
     }
 
@@ -561,6 +566,7 @@ impl Harness {
                 dir,
                 terraform: self.terraform.clone(),
                 cli_config: self.cli_config.clone(),
+                env: BTreeMap::new(),
             },
             guard,
         ))
@@ -573,7 +579,8 @@ impl Harness {
 
     /// Runs a test case; the error explains the first failed expectation.
     pub fn run(&self, name: &str, case: &TestCase) -> Result<(), Failure> {
-        let (wd, _guard) = self.workdir(name)?;
+        let (mut wd, _guard) = self.workdir(name)?;
+        wd.env = case.env.clone();
         for (rel, content) in &case.files {
             let p = wd.dir.join(rel);
             if let Some(parent) = p.parent() {
@@ -710,6 +717,7 @@ impl Harness {
             dir: td.path().to_path_buf(),
             terraform: wd.terraform.clone(),
             cli_config: wd.cli_config.clone(),
+            env: wd.env.clone(),
         };
         copy.ok(&["init", "-input=false", "-no-color"])?;
         copy.ok(&["import", "-input=false", "-no-color", &imp.address, &id])?;

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_eks::types as eks;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
 use tfplugin::{AttributePath, Diagnostics};
 
 use super::eks::*;
-use super::nodegroup::{self, LABEL_NODEGROUP};
-use super::{device_plugin, Aws, Clients};
-use crate::platforms::kubernetes::{partitions, GPU_RESOURCE};
+use super::nodegroup;
+use super::{Aws, Clients};
+use crate::platforms::kubernetes::partitions;
+use crate::platforms::managed::device_plugin;
+use crate::platforms::managed::pools::{self, GpuPool};
 use crate::platforms::{
     CloudFacts, ClusterFacts, ClusterSpec, NodeGroupSeen, NodePoolSpec, PartitionSeen, Platform,
     PlatformError,
@@ -84,7 +84,7 @@ pub(super) async fn converge(
 ) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
     let name = aws.cluster.name.as_str();
     let settings = spec.aws.clone().unwrap_or_default();
-    let mut rec = Record::of(before);
+    let mut rec = Record::of(before, "aws:");
     let creating = before.is_empty();
     let deadline = Instant::now()
         + if creating {
@@ -318,7 +318,15 @@ pub(super) async fn converge(
 
     // Ready only when every GPU pool's nodes advertise their GPUs.
     if !gpu_pools.is_empty() {
-        if let Err(e) = wait_gpus(aws, c, &gpu_pools, deadline).await {
+        let waits: Vec<GpuPool> = gpu_pools
+            .iter()
+            .map(|(p, ng)| GpuPool {
+                name: p.name.clone(),
+                want: ng.desired_size,
+                hint: format!("check the node group's health in EKS, the subnets' capacity for the instance type, the node role, and the AMI type (the node group has {})", ng.ami_type),
+            })
+            .collect();
+        if let Err(e) = pools::wait_gpus(&aws.kube, &waits, deadline, c.poll).await {
             return Err((e, Some(facts)));
         }
         if let Ok((client, _)) = aws.kube.connect().await {
@@ -330,77 +338,6 @@ pub(super) async fn converge(
         }
     }
     Ok(facts)
-}
-
-/// Waits until each GPU pool has as many nodes advertising `nvidia.com/gpu` as it wants.
-async fn wait_gpus(
-    aws: &Aws,
-    c: &Clients,
-    pools: &[(&NodePoolSpec, &NodeGroupSeen)],
-    deadline: Instant,
-) -> Result<(), PlatformError> {
-    let (client, _) = aws.kube.connect().await?;
-    let nodes: Api<Node> = Api::all(client);
-    loop {
-        let mut waiting = Vec::new();
-        for (pool, ng) in pools {
-            let want = ng.desired_size;
-            if want == 0 {
-                continue;
-            }
-            let list = nodes
-                .list(&ListParams::default().labels(&format!("{LABEL_NODEGROUP}={}", pool.name)))
-                .await
-                .map_err(|e| {
-                    PlatformError::Failed(format!(
-                        "cannot list the nodes of node group {:?}: {e}",
-                        pool.name
-                    ))
-                })?;
-            let joined = list.items.len() as i64;
-            let with_gpus = list
-                .items
-                .iter()
-                .filter(|n| {
-                    n.status
-                        .as_ref()
-                        .and_then(|s| s.allocatable.as_ref())
-                        .and_then(|a| a.get(GPU_RESOURCE))
-                        .and_then(|q| q.0.parse::<i64>().ok())
-                        .is_some_and(|g| g > 0)
-                })
-                .count() as i64;
-            if with_gpus < want {
-                waiting.push((
-                    pool.name.clone(),
-                    want,
-                    joined,
-                    with_gpus,
-                    ng.ami_type.clone(),
-                ));
-            }
-        }
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let why: Vec<String> = waiting
-                .iter()
-                .map(|(name, want, joined, gpus, ami)| {
-                    if *joined < *want && gpus == joined {
-                        format!("node group {name:?}: {joined} of {want} node(s) have joined the cluster; check the node group's health in EKS, the subnets' capacity for the instance type, and the node role")
-                    } else {
-                        format!("node group {name:?}: {joined} node(s) joined, {gpus} advertise {GPU_RESOURCE} (wanted {want}); the NVIDIA device plugin is not running there or the driver is missing: check the AMI type (the node group has {ami}) and the device plugin's pods in {}", device_plugin::NAMESPACE)
-                    }
-                })
-                .collect();
-            return Err(PlatformError::Failed(format!(
-                "the GPU nodes are not schedulable after the timeout: {}",
-                why.join("; ")
-            )));
-        }
-        tokio::time::sleep(c.poll).await;
-    }
 }
 
 /// Refresh: the cluster, its node groups, its partitions and nodes.
@@ -462,7 +399,7 @@ pub(super) async fn remove(
     timeout: Duration,
 ) -> Result<(), PlatformError> {
     let name = aws.cluster.name.as_str();
-    let rec = Record::of(objects);
+    let rec = Record::of(objects, "aws:");
     let ours = rec.has(&format!("{CLUSTER}{name}"));
     let deadline = Instant::now() + timeout;
     if !rec.kube.is_empty() {

@@ -16,36 +16,7 @@ pub(super) const CLUSTER: &str = "aws:eks-cluster/";
 pub(super) const OIDC: &str = "aws:oidc-provider/";
 pub(super) const NODEGROUP: &str = "aws:eks-nodegroup/";
 
-/// What the state records: the AWS objects created, and the Kubernetes objects written.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Record {
-    pub(super) aws: Vec<String>,
-    pub(super) kube: Vec<String>,
-}
-
-impl Record {
-    pub(super) fn of(objects: &[String]) -> Self {
-        let (aws, kube) = objects.iter().cloned().partition(|o| o.starts_with("aws:"));
-        Record { aws, kube }
-    }
-    pub(super) fn push(&mut self, entry: String) {
-        if !self.aws.contains(&entry) {
-            self.aws.push(entry);
-        }
-    }
-    pub(super) fn remove(&mut self, entry: &str) {
-        self.aws.retain(|e| e != entry);
-    }
-    pub(super) fn has(&self, entry: &str) -> bool {
-        self.aws.iter().any(|e| e == entry)
-    }
-    pub(super) fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.aws.iter().filter_map(move |e| e.strip_prefix(prefix))
-    }
-    pub(super) fn all(&self) -> Vec<String> {
-        self.aws.iter().chain(&self.kube).cloned().collect()
-    }
-}
+pub(super) use crate::platforms::managed::pools::Record;
 
 /// Policies of the role the EKS control plane assumes.
 pub(super) const CLUSTER_POLICIES: &[&str] = &["AmazonEKSClusterPolicy"];

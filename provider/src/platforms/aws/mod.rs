@@ -9,7 +9,6 @@
 //! | [`cluster`] | create, refresh, import and destroy of a cluster, in order; GPU readiness |
 //! | [`eks`] | the EKS and IAM calls: roles, the cluster, node groups, their waits |
 //! | [`nodegroup`] | a node pool as a node group: AMI type, labels, taints, sizes |
-//! | [`device_plugin`] | the NVIDIA device plugin, pinned, on GPU nodes only |
 //! | [`token`] | the presigned STS URL EKS takes as a bearer token |
 //! | [`ecr`] | ECR repositories and login, for `modelplane_serving_image` |
 //! | [`irsa`] | the IAM role an endpoint's server reads its `s3` store with |
@@ -20,7 +19,6 @@
 //! what was created, in order, and nothing it adopted.
 
 pub mod cluster;
-pub mod device_plugin;
 pub mod ecr;
 pub mod eks;
 pub mod irsa;

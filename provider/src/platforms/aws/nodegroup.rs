@@ -5,16 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::platforms::{NodePoolSpec, Taint};
 
-/// The label every node of a pool carries: the pool's name.
-pub const LABEL_POOL: &str = "modelplane.io/node-pool";
-/// The label every node of a pool carries: the pool's purpose.
-pub const LABEL_PURPOSE: &str = "modelplane.io/purpose";
-/// The label of a GPU node (as GPU feature discovery sets it); the device plugin runs there.
-pub const LABEL_GPU_PRESENT: &str = "nvidia.com/gpu.present";
-/// The label of a GPU node whose GPUs are time-sliced: how many pods share one GPU.
-pub const LABEL_GPU_SHARING: &str = "modelplane.io/gpu-sharing";
-/// The label EKS puts on every node of a managed node group.
-pub const LABEL_NODEGROUP: &str = "eks.amazonaws.com/nodegroup";
+pub use crate::platforms::managed::pools::{
+    gpu_taint, scaling, LABEL_GPU_PRESENT, LABEL_GPU_SHARING, LABEL_POOL, LABEL_PURPOSE,
+};
 
 /// What an instance type is, for its AMI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,51 +123,15 @@ pub fn pool_family(types: &[String]) -> Result<Family, String> {
         .ok_or_else(|| "a node pool on aws needs instance_type or instance_types".to_string())
 }
 
-/// The taint GPU pools get unless they declare their own: only pods that ask for GPUs land
-/// there.
-pub fn gpu_taint() -> Taint {
-    Taint {
-        key: "nvidia.com/gpu".into(),
-        value: Some("true".into()),
-        effect: "NoSchedule".into(),
-    }
-}
-
 /// The labels a pool's nodes carry: the declared ones, and the provider's.
 pub fn labels(pool: &NodePoolSpec, family: Family) -> BTreeMap<String, String> {
-    let mut l = pool.labels.clone();
-    l.insert(LABEL_POOL.into(), pool.name.clone());
-    l.insert(LABEL_PURPOSE.into(), pool.purpose.clone());
-    if family.has_nvidia_gpus() {
-        l.insert(LABEL_GPU_PRESENT.into(), "true".into());
-        if let Some(n) = pool.gpu_sharing.filter(|n| *n > 1) {
-            l.insert(LABEL_GPU_SHARING.into(), n.to_string());
-        }
-    }
-    l
+    crate::platforms::managed::pools::labels(pool, family.has_nvidia_gpus())
 }
 
 /// The taints a pool's nodes carry: the declared ones; a GPU pool that declares none gets
 /// `nvidia.com/gpu=true:NoSchedule`.
 pub fn taints(pool: &NodePoolSpec, family: Family) -> Vec<Taint> {
-    if pool.taints.is_empty() && family.has_nvidia_gpus() {
-        vec![gpu_taint()]
-    } else {
-        let mut t = pool.taints.clone();
-        t.sort();
-        t
-    }
-}
-
-/// The node group's sizes `(min, max, desired)` for a create (`current` is `None`) or an
-/// update (`current` is the node group's desired size now). A declared desired size is
-/// honoured; an undeclared one starts at `min` and afterwards stays where the autoscaler left
-/// it; either is clamped into `[min, max]`.
-pub fn scaling(pool: &NodePoolSpec, current: Option<i64>) -> (i64, i64, i64) {
-    let min = pool.min_size.unwrap_or(1).max(0);
-    let max = pool.max_size.unwrap_or(min.max(1)).max(min).max(1);
-    let desired = pool.desired_size.or(current).unwrap_or(min).clamp(min, max);
-    (min, max, desired)
+    crate::platforms::managed::pools::taints(pool, family.has_nvidia_gpus())
 }
 
 /// EKS's name of a taint effect (`NO_SCHEDULE`) from Kubernetes' (`NoSchedule`).

@@ -4,6 +4,9 @@
 //! the cloud's connection. Every `ManagedCluster` is a [`Platform`] through the one
 //! implementation here, so a new cloud writes only what differs.
 
+pub mod device_plugin;
+pub mod pools;
+
 use std::time::Duration;
 
 use tfplugin::{Attr, Config, Ctx, Diagnostics};

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::nodegroup::{LABEL_GPU_PRESENT, LABEL_GPU_SHARING};
+use super::pools::{LABEL_GPU_PRESENT, LABEL_GPU_SHARING};
 use crate::platforms::kubernetes::{Rendered, MANAGED_BY};
 
 /// The device plugin's version, pinned with the provider.
