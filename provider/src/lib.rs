@@ -77,6 +77,16 @@ pub struct AzureSettings {
     pub subscription_id: Option<String>,
     pub tenant_id: Option<String>,
     pub storage_account_key: Option<String>,
+    /// The resource group of `azure` clusters.
+    pub resource_group: Option<String>,
+    /// Where new `azure` resources go, e.g. `westeurope`.
+    pub location: Option<String>,
+    /// Azure Resource Manager's URL: a sovereign cloud's, or a test's.
+    pub arm_endpoint: Option<String>,
+    /// The URL `azure` clusters' Kubernetes API is reached at, in place of the one AKS reports.
+    pub kubernetes_endpoint_url: Option<String>,
+    /// Use the IMDS managed identity of the VM Terraform runs on.
+    pub use_managed_identity: bool,
 }
 
 impl std::fmt::Debug for AzureSettings {
@@ -88,6 +98,11 @@ impl std::fmt::Debug for AzureSettings {
                 "storage_account_key",
                 &self.storage_account_key.as_ref().map(|_| "(sensitive)"),
             )
+            .field("resource_group", &self.resource_group)
+            .field("location", &self.location)
+            .field("arm_endpoint", &self.arm_endpoint)
+            .field("kubernetes_endpoint_url", &self.kubernetes_endpoint_url)
+            .field("use_managed_identity", &self.use_managed_identity)
             .finish()
     }
 }
@@ -258,7 +273,9 @@ fn provider_schema() -> Schema {
                 "azure",
                 Nesting::Single,
                 block(
-                    "Settings for Azure (Blob, AKS, ACR). Credentials come from the Azure identity chain.",
+                    "Settings for Azure (Blob, AKS, ACR). Credentials come from the Azure identity chain, in this order: \
+                     a service principal in the environment (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), \
+                     workload identity (`AZURE_FEDERATED_TOKEN_FILE`), a managed identity, the Azure CLI (`az login`).",
                     vec![
                         Attribute::new("subscription_id", Type::String).optional().description("Azure subscription ID."),
                         Attribute::new("tenant_id", Type::String).optional().description("Microsoft Entra tenant ID."),
@@ -267,6 +284,27 @@ fn provider_schema() -> Schema {
                              accounts without Entra ID access. Prefer the identity chain; the key can also \
                              come from `AZURE_STORAGE_KEY` or `AZURE_STORAGE_CONNECTION_STRING`. Never \
                              stored in state; servers get it through their environment.",
+                        ),
+                        Attribute::new("resource_group", Type::String).optional().description(
+                            "Resource group of `azure` clusters (and of the registries and identities made for \
+                             them). A cluster's `azure.create_resource_group` creates it.",
+                        ),
+                        Attribute::new("location", Type::String).optional().description(
+                            "Azure region of new resources, e.g. `westeurope`.",
+                        ),
+                        Attribute::new("arm_endpoint", Type::String).optional().description(
+                            "Azure Resource Manager's URL. Default: `https://management.azure.com`. Set it for a \
+                             sovereign cloud (with `AZURE_AUTHORITY_HOST` for its Entra ID), or an emulator.",
+                        ),
+                        Attribute::new("kubernetes_endpoint_url", Type::String).optional().description(
+                            "The URL `azure` clusters' Kubernetes API is reached at, in place of the one AKS \
+                             reports: a tunnel or proxy to a private cluster (the Entra ID token is still sent).",
+                        ),
+                        Attribute::new("use_managed_identity", Type::Bool).optional().description(
+                            "Take credentials from the managed identity of the Azure VM Terraform runs on (IMDS). \
+                             Off by default so a machine outside Azure never waits on IMDS; App Service and \
+                             Container Apps identities, workload identity, the environment and the Azure CLI \
+                             are found without it.",
                         ),
                     ],
                 ),
@@ -337,6 +375,17 @@ impl tfplugin::Provider for Modelplane {
                 subscription_id: get("azure", "subscription_id", diags),
                 tenant_id: get("azure", "tenant_id", diags),
                 storage_account_key: get("azure", "storage_account_key", diags),
+                resource_group: get("azure", "resource_group", diags),
+                location: get("azure", "location", diags),
+                arm_endpoint: get("azure", "arm_endpoint", diags),
+                kubernetes_endpoint_url: get("azure", "kubernetes_endpoint_url", diags),
+                use_managed_identity: config
+                    .get_path::<bool>(
+                        &tfplugin::AttributePath::attr("azure").then_attr("use_managed_identity"),
+                        diags,
+                    )
+                    .into_known()
+                    .unwrap_or(false),
             },
         });
     }

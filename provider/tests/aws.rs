@@ -89,6 +89,9 @@ fn gpu_pool() -> NodePoolSpec {
         labels: BTreeMap::new(),
         taints: vec![],
         gpu_sharing: None,
+        gpu_instance: None,
+        gpu_driver: None,
+        spot_max_price: None,
     }
 }
 
@@ -102,6 +105,7 @@ fn spec(pools: Vec<NodePoolSpec>, timeouts: Timeouts) -> ClusterSpec {
             kubernetes_version: Some("1.33".into()),
             ..Default::default()
         }),
+        azure: None,
         timeouts,
     }
 }
@@ -590,19 +594,7 @@ async fn a_node_group_is_resized_and_relabelled_in_place_with_desired_clamped() 
 
 /// A node of an EKS node group, with `gpus` allocatable.
 fn eks_node(name: &str, group: &str, gpus: i64) -> Node {
-    let mut allocatable = json!({ "cpu": "4", "memory": "16Gi" });
-    if gpus > 0 {
-        allocatable["nvidia.com/gpu"] = json!(gpus.to_string());
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": { "name": name, "labels": {
-            "eks.amazonaws.com/nodegroup": group, "modelplane.io/node-pool": group,
-            "nvidia.com/gpu.present": "true",
-        }},
-        "status": { "allocatable": allocatable, "conditions": [{ "type": "Ready", "status": "True" }] },
-    }))
-    .unwrap()
+    crate::kubernetes::pool_node(name, group, gpus, ("eks.amazonaws.com/nodegroup", group))
 }
 
 #[tokio::test]
@@ -689,70 +681,7 @@ async fn refresh_of_a_deleted_cluster_says_it_is_gone() {
 // ---------------------------------------------------------------------------------------------
 // Through Terraform, against moto
 
-/// The in-memory API server of `kubernetes.rs` over HTTP on loopback, with the nodes given.
-struct FakeApiServer {
-    url: String,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn fake_api_server(nodes: Vec<Node>) -> FakeApiServer {
-    fake_api_server_with(nodes, false)
-}
-
-/// With `controller`, Deployments in `gpu-inference` are marked rolled out (endpoints come up).
-fn fake_api_server_with(nodes: Vec<Node>, controller: bool) -> FakeApiServer {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let url = rt.block_on(async {
-        let mut b = ClientBuilder::new();
-        for n in nodes {
-            b = b.with_object(n);
-        }
-        let client = crate::kubernetes::client_with(b).await;
-        if controller {
-            crate::kubernetes::controller(client.clone());
-        }
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let client = client.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let bytes = axum::body::to_bytes(body, usize::MAX)
-                    .await
-                    .unwrap_or_default();
-                let mut fwd = http::Request::builder().method(parts.method).uri(
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/"),
-                );
-                for (k, v) in &parts.headers {
-                    fwd = fwd.header(k, v);
-                }
-                let fwd = fwd.body(kube::client::Body::from(bytes.to_vec())).unwrap();
-                match client.send(fwd).await {
-                    Ok(resp) => {
-                        let (parts, body) = resp.into_parts();
-                        let bytes = body.collect_bytes().await.unwrap_or_default();
-                        axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
-                    }
-                    Err(e) => axum::response::Response::builder()
-                        .status(500)
-                        .body(axum::body::Body::from(e.to_string()))
-                        .unwrap(),
-                }
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
-    });
-    FakeApiServer { url, _rt: rt }
-}
+use crate::kubernetes::{fake_api_server, fake_api_server_with, FakeApiServer};
 
 fn provider(l: &Local, moto: &emulators::Emulator, kube: &FakeApiServer) -> String {
     format!(

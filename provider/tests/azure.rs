@@ -34,6 +34,12 @@ impl azure_core::credentials::TokenCredential for FixedToken {
 }
 
 /// What the fake ARM keeps: resources by path, operations by id, and what it was sent.
+///
+/// Beyond ARM's generic behaviour it plays AKS where the provider depends on it: a managed
+/// cluster gets an FQDN, an OIDC issuer and its system pool as an agent pool; a spot pool
+/// gets the taint and eviction policy AKS forces; lists of agent pools and of a resource
+/// group's resources; `listClusterUserCredential` answers a kubeconfig for `kube_url`; and
+/// Entra ID's token endpoint (`/TENANT/oauth2/v2.0/token`) answers a client secret.
 #[derive(Default)]
 struct FakeArm {
     resources: HashMap<String, Value>,
@@ -41,7 +47,68 @@ struct FakeArm {
     operations: HashMap<String, (String, u32, Result<(), Value>)>,
     throttle_next: u32,
     requests: Vec<String>,
+    /// Every write: method, path, api-version, body.
+    writes: Vec<(String, String, String, Value)>,
     base: String,
+    kube_url: String,
+}
+
+/// The taint AKS puts on spot pools.
+const SPOT_TAINT: &str = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule";
+
+/// What AKS adds to a resource it is sent.
+fn aks_defaults(path: &str, r: &mut Value, resources: &mut HashMap<String, Value>) {
+    let name = path.rsplit('/').next().unwrap_or("").to_string();
+    if path.contains("/agentPools/") {
+        r["name"] = json!(name);
+        let p = &mut r["properties"];
+        p["osSKU"] = json!("Ubuntu");
+        if p["scaleSetPriority"] == "Spot" {
+            p["scaleSetEvictionPolicy"] = json!("Delete");
+            let mut taints = p["nodeTaints"].as_array().cloned().unwrap_or_default();
+            if !taints.contains(&json!(SPOT_TAINT)) {
+                taints.push(json!(SPOT_TAINT));
+            }
+            p["nodeTaints"] = json!(taints);
+        }
+    } else if path.contains("/managedClusters/") {
+        r["properties"]["fqdn"] = json!(format!("{name}-dns-1a2b3c.hcp.westeurope.azmk8s.io"));
+        r["properties"]["oidcIssuerProfile"]["issuerUrl"] =
+            json!("https://westeurope.oic.prod-aks.azure.com/tenant/1111/");
+        for profile in r["properties"]["agentPoolProfiles"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let pool = profile["name"].as_str().unwrap_or("").to_string();
+            let mut props = profile.clone();
+            props.as_object_mut().unwrap().remove("name");
+            props["provisioningState"] = json!("Succeeded");
+            resources.insert(
+                format!("{path}/agentPools/{pool}"),
+                json!({"id": format!("{path}/agentPools/{pool}"), "name": pool, "properties": props}),
+            );
+        }
+    }
+}
+
+/// The resources directly below `parent` of one type (`agentPools`), or a resource group's
+/// top-level resources.
+fn children(resources: &HashMap<String, Value>, parent: &str) -> Vec<Value> {
+    let mut keys: Vec<&String> = resources.keys().collect();
+    keys.sort();
+    keys.into_iter()
+        .filter(|k| {
+            if let Some(group) = parent.strip_suffix("/resources") {
+                k.strip_prefix(&format!("{group}/providers/"))
+                    .is_some_and(|rest| rest.split('/').count() == 3)
+            } else {
+                k.strip_prefix(&format!("{parent}/"))
+                    .is_some_and(|rest| !rest.contains('/'))
+            }
+        })
+        .map(|k| resources[k].clone())
+        .collect()
 }
 
 type Shared = Arc<Mutex<FakeArm>>;
@@ -49,6 +116,12 @@ type Shared = Arc<Mutex<FakeArm>>;
 async fn handle(State(s): State<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let api_version = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("api-version=")))
+        .unwrap_or("")
+        .to_string();
     let auth = req
         .headers()
         .get("authorization")
@@ -60,6 +133,13 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         .unwrap_or_default();
     let mut st = s.lock().unwrap();
     st.requests.push(format!("{method} {path}"));
+    if method == "POST" && path.ends_with("/oauth2/v2.0/token") {
+        let form = String::from_utf8_lossy(&body).to_string();
+        if !form.contains("client_secret=fake-client-s3cret") {
+            return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]}))).into_response();
+        }
+        return Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "fake-arm-token"})).into_response();
+    }
     if auth != "Bearer fake-arm-token" {
         return (StatusCode::UNAUTHORIZED, "no token").into_response();
     }
@@ -84,7 +164,11 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             return if location {
                 (StatusCode::ACCEPTED, [("retry-after", "0")]).into_response()
             } else {
-                Json(json!({"status": "InProgress"})).into_response()
+                (
+                    [("retry-after", "0")],
+                    Json(json!({"status": "InProgress"})),
+                )
+                    .into_response()
             };
         }
         return match end {
@@ -94,6 +178,8 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                 }
                 if op.starts_with("del-") || op.starts_with("loc-") {
                     st.resources.remove(&resource);
+                    let below = format!("{resource}/");
+                    st.resources.retain(|k, _| !k.starts_with(&below));
                 }
                 if location {
                     StatusCode::OK.into_response()
@@ -110,15 +196,24 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         };
     }
     match method.as_str() {
+        "GET" if path.ends_with("/agentPools") || path.ends_with("/resources") => {
+            Json(json!({"value": children(&st.resources, &path)})).into_response()
+        }
         "GET" => match st.resources.get(&path) {
             Some(r) => Json(r.clone()).into_response(),
             None => (StatusCode::NOT_FOUND, Json(json!({"error": {"code": "ResourceNotFound", "message": format!("{path} not found")}}))).into_response(),
         },
         "PUT" => {
-            let mut r: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+            let sent: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+            st.writes.push((method.to_string(), path.clone(), api_version.clone(), sent.clone()));
+            let mut r = sent;
             r["id"] = json!(path);
-            r["properties"]["provisioningState"] = json!("Creating");
+            let state = if st.resources.contains_key(&path) { "Updating" } else { "Creating" };
+            r["properties"]["provisioningState"] = json!(state);
             let name = path.rsplit('/').next().unwrap_or("").to_string();
+            let mut resources = std::mem::take(&mut st.resources);
+            aks_defaults(&path, &mut r, &mut resources);
+            st.resources = resources;
             st.resources.insert(path.clone(), r.clone());
             let id = format!("put-{name}");
             let end = if name.starts_with("broken") {
@@ -144,7 +239,15 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             st.operations.insert(id.clone(), (path, 1, Ok(())));
             (StatusCode::ACCEPTED, [("location", format!("{base}/operations/{id}")), ("retry-after", "0".into())]).into_response()
         }
-        "POST" if path.ends_with("/listClusterUserCredential") => Json(json!({"kubeconfigs": [{"name": "clusterUser", "value": "YXBpVmVyc2lvbjogdjE="}]})).into_response(),
+        "POST" if path.ends_with("/listClusterUserCredential") => {
+            let cluster = path.trim_end_matches("/listClusterUserCredential");
+            if !st.resources.contains_key(cluster) {
+                return (StatusCode::NOT_FOUND, Json(json!({"error": {"code": "ResourceNotFound", "message": format!("{cluster} not found")}}))).into_response();
+            }
+            let kubeconfig = format!("apiVersion: v1\nkind: Config\nclusters:\n- name: ml\n  cluster:\n    server: {}\ncontexts:\n- name: ml\n  context:\n    cluster: ml\n    user: clusterUser_ml\ncurrent-context: ml\nusers:\n- name: clusterUser_ml\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n", st.kube_url);
+            use base64::Engine as _;
+            Json(json!({"kubeconfigs": [{"name": "clusterUser", "value": base64::engine::general_purpose::STANDARD.encode(kubeconfig)}]})).into_response()
+        }
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
@@ -152,6 +255,15 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
 /// A fake ARM on a loopback port, with a certificate for 127.0.0.1 from its own CA; returns
 /// its state, its base URL and a client transport that trusts the CA.
 fn fake_arm(rt: &tokio::runtime::Runtime) -> (Shared, String, azure_core::http::Transport) {
+    let (state, base, transport, _) = fake_arm_with_ca(rt);
+    (state, base, transport)
+}
+
+/// [`fake_arm`], with the PEM of its CA (for a process that trusts it through
+/// `SSL_CERT_FILE`).
+fn fake_arm_with_ca(
+    rt: &tokio::runtime::Runtime,
+) -> (Shared, String, azure_core::http::Transport, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -210,6 +322,7 @@ fn fake_arm(rt: &tokio::runtime::Runtime) -> (Shared, String, azure_core::http::
         state,
         base,
         azure_core::http::Transport::new(Arc::new(client)),
+        ca_cert.pem(),
     )
 }
 
@@ -384,6 +497,9 @@ fn aks_bodies_pass_microsofts_models() {
         labels: [("team".to_string(), "fraud".to_string())].into(),
         taints: vec![],
         gpu_sharing: None,
+        gpu_instance: None,
+        gpu_driver: None,
+        spot_max_price: None,
     };
     let mut tainted = pool("spot", "Standard_NC4as_T4_v3", 1, true);
     tainted.taints = vec![Taint {
@@ -402,22 +518,23 @@ fn aks_bodies_pass_microsofts_models() {
         ("ManagedCluster", cluster.clone()),
         (
             "AgentPool",
-            serde_json::to_value(aks::agent_pool(&pool(
-                "gpu",
-                "Standard_NC24ads_A100_v4",
-                1,
-                false,
-            )))
+            serde_json::to_value(aks::agent_pool(
+                &pool("gpu", "Standard_NC24ads_A100_v4", 1, false),
+                None,
+            ))
             .unwrap(),
         ),
         (
             "AgentPool",
-            serde_json::to_value(aks::agent_pool(&tainted)).unwrap(),
+            serde_json::to_value(aks::agent_pool(&tainted, None)).unwrap(),
         ),
         (
             "AgentPool",
-            serde_json::to_value(aks::agent_pool(&pool("cpu", "Standard_D8s_v5", 0, false)))
-                .unwrap(),
+            serde_json::to_value(aks::agent_pool(
+                &pool("cpu", "Standard_D8s_v5", 0, false),
+                None,
+            ))
+            .unwrap(),
         ),
     ];
     let mut wrong = cluster;
@@ -440,4 +557,578 @@ fn aks_bodies_pass_microsofts_models() {
     let spot = &bodies[2].1["properties"];
     assert_eq!(spot["scaleSetEvictionPolicy"], "Delete");
     assert_eq!(spot["nodeTaints"], json!(["dedicated=ml:NoSchedule"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through Terraform, against the fake ARM
+
+const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
+const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+const GROUP_PATH: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/ml-rg";
+const CLUSTER_PATH: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/ml-rg/providers/Microsoft.ContainerService/managedClusters/ml";
+
+/// A fake ARM on loopback for a Terraform run: its state, the provider block that reaches it,
+/// and the environment of the run (the service principal's secret for the fake Entra ID, and
+/// the fake's CA as the trusted roots).
+struct ArmSite {
+    state: Shared,
+    provider: String,
+    env: std::collections::BTreeMap<String, String>,
+    _dir: tempfile::TempDir,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn arm_site(kube_url: &str) -> ArmSite {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (state, base, _, ca) = fake_arm_with_ca(&rt);
+    state.lock().unwrap().kube_url = kube_url.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let provider = format!(
+        "provider \"modelplane\" {{\n  azure {{\n    subscription_id = {SUBSCRIPTION:?}\n    tenant_id       = {TENANT:?}\n    resource_group  = \"ml-rg\"\n    location        = \"westeurope\"\n    arm_endpoint    = {base:?}\n  }}\n}}\n"
+    );
+    let env = [
+        ("SSL_CERT_FILE", ca_file.display().to_string()),
+        ("AZURE_AUTHORITY_HOST", base.clone()),
+        (
+            "AZURE_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555".into(),
+        ),
+        ("AZURE_CLIENT_SECRET", "fake-client-s3cret".into()),
+        ("AZURE_TENANT_ID", TENANT.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    ArmSite {
+        state,
+        provider,
+        env,
+        _dir: dir,
+        _rt: rt,
+    }
+}
+
+const GPU_POOL: &str = r#"
+  node_pool {
+    name          = "gpu"
+    purpose       = "inference"
+    instance_type = "Standard_NC4as_T4_v3"
+    gpu_count     = 1
+    min_size      = 1
+    max_size      = MAX
+    desired_size  = DESIRED
+  }
+"#;
+
+const SPOT_POOL: &str = r#"
+  node_pool {
+    name          = "spot"
+    purpose       = "inference"
+    instance_type = "Standard_NC4as_T4_v3"
+    gpu_count     = 1
+    spot          = true
+    min_size      = 0
+    max_size      = 2
+    desired_size  = 0
+    labels        = { team = "fraud" }
+  }
+"#;
+
+fn aks_cluster(max: i64, desired: i64, spot: bool) -> String {
+    format!(
+        r#"
+resource "modelplane_gpu_cluster" "aks" {{
+  name     = "ml"
+  platform = "azure"
+  azure {{
+    kubernetes_version    = "1.33"
+    create_resource_group = true
+  }}
+{}{}
+  partition {{
+    purpose = "inference"
+    gpus    = 2
+  }}
+  timeouts {{
+    create = "2m"
+    update = "2m"
+  }}
+}}
+"#,
+        GPU_POOL
+            .replace("MAX", &max.to_string())
+            .replace("DESIRED", &desired.to_string()),
+        if spot { SPOT_POOL } else { "" }
+    )
+}
+
+/// The pools' PUTs the fake saw.
+fn pool_puts(state: &Shared, pool: &str) -> usize {
+    state
+        .lock()
+        .unwrap()
+        .writes
+        .iter()
+        .filter(|(m, p, _, _)| m == "PUT" && p.ends_with(&format!("/agentPools/{pool}")))
+        .count()
+}
+
+/// The whole life of an AKS cluster through real Terraform against the fake ARM: create (the
+/// resource group, the cluster, a GPU pool and a spot GPU pool, the device plugin, the
+/// partition), the empty plan after it (AKS's spot taint is no drift), a scale with one
+/// throttled request, a pool deleted and another scaled outside Terraform, a pool removed, an
+/// import, and destroy in order. Every body sent passes Microsoft's models.
+#[test]
+fn azure_cluster_lifecycle_on_fake_arm() {
+    const ADDR: &str = "modelplane_gpu_cluster.aks";
+    use tfplugin::acctest::{attr_equals, plan_action, Check, ImportStep, Shown, Step, TestCase};
+    let kube = crate::kubernetes::fake_api_server(vec![
+        crate::kubernetes::pool_node(
+            "aks-gpu-0",
+            "gpu",
+            1,
+            ("kubernetes.azure.com/agentpool", "gpu"),
+        ),
+        crate::kubernetes::pool_node(
+            "aks-gpu-1",
+            "gpu",
+            1,
+            ("kubernetes.azure.com/agentpool", "gpu"),
+        ),
+    ]);
+    let site = arm_site(&kube.url);
+    let p = site.provider.clone();
+    let (one, two, scaled) = (
+        format!("{p}{}", aks_cluster(3, 1, true)),
+        format!("{p}{}", aks_cluster(5, 2, true)),
+        format!("{p}{}", aks_cluster(5, 2, false)),
+    );
+    let (s1, s2, s3, s4, s5, s6) = (
+        site.state.clone(),
+        site.state.clone(),
+        site.state.clone(),
+        site.state.clone(),
+        site.state.clone(),
+        site.state.clone(),
+    );
+    crate::common::acc(
+        "azure_cluster_lifecycle_on_fake_arm",
+        TestCase {
+            env: site.env.clone(),
+            steps: vec![
+                Step::new(one)
+                    .check(attr_equals(ADDR, "id", "azure/ml"))
+                    .check(attr_equals(ADDR, "resource_id", CLUSTER_PATH))
+                    .check(attr_equals(
+                        ADDR,
+                        "hostname",
+                        "ml-dns-1a2b3c.hcp.westeurope.azmk8s.io",
+                    ))
+                    .check(attr_equals(
+                        ADDR,
+                        "oidc_issuer",
+                        "https://westeurope.oic.prod-aks.azure.com/tenant/1111/",
+                    ))
+                    .check(attr_equals(ADDR, "node_groups.0.name", "gpu"))
+                    .check(attr_equals(ADDR, "node_groups.0.capacity_type", "Regular"))
+                    .check(attr_equals(
+                        ADDR,
+                        "node_groups.0.instance_types.0",
+                        "Standard_NC4as_T4_v3",
+                    ))
+                    .check(attr_equals(
+                        ADDR,
+                        "node_groups.0.taints.0.key",
+                        "nvidia.com/gpu",
+                    ))
+                    .check(attr_equals(ADDR, "node_groups.1.name", "spot"))
+                    .check(attr_equals(ADDR, "node_groups.1.capacity_type", "Spot"))
+                    .check(attr_equals(ADDR, "node_groups.1.labels.team", "fraud"))
+                    .check(attr_equals(ADDR, "device_plugin_version", "v0.17.4"))
+                    .check(attr_equals(ADDR, "partition.0.namespace", "ml-inference"))
+                    .check(std::sync::Arc::new(move |s: &Shown| {
+                        let objects: Vec<String> =
+                            serde_json::from_value(s.attr(ADDR, "objects").ok_or("no objects")?)
+                                .map_err(|e| e.to_string())?;
+                        for want in [
+                            "azure:resource-group/ml-rg",
+                            "azure:managed-cluster/ml",
+                            "azure:agent-pool/gpu",
+                            "azure:agent-pool/spot",
+                            "apps/v1/DaemonSet/kube-system/nvidia-device-plugin",
+                            "v1/Namespace/ml-inference",
+                        ] {
+                            if !objects.iter().any(|o| o == want) {
+                                return Err(format!("{want} not recorded in {objects:?}"));
+                            }
+                        }
+                        // AKS's taint on the spot pool is not shown (so never drift).
+                        let taints = s.attr(ADDR, "node_groups.1.taints").ok_or("no taints")?;
+                        if taints.to_string().contains("scalesetpriority") {
+                            return Err(format!("the spot taint AKS adds is shown: {taints}"));
+                        }
+                        let kc = s.attr(ADDR, "kubeconfig").ok_or("no kubeconfig")?;
+                        let kc = kc.as_str().unwrap_or("");
+                        if !kc.contains("kubelogin") || !kc.contains(&kube_url_of(&s1)) {
+                            return Err(format!("kubeconfig: {kc}"));
+                        }
+                        let all = serde_json::to_string(&s.0).unwrap_or_default();
+                        if all.contains("s3cret") || all.contains("fake-arm-token") {
+                            return Err("a secret or a token is in state".into());
+                        }
+                        let st = s1.lock().unwrap();
+                        let pool =
+                            &st.resources[&format!("{CLUSTER_PATH}/agentPools/spot")]["properties"];
+                        if !pool["nodeTaints"].to_string().contains("scalesetpriority") {
+                            return Err(format!("the fake did not taint the spot pool: {pool}"));
+                        }
+                        Ok(())
+                    }) as Check),
+                // Scale the GPU pool (one request throttled on the way): only it is sent again.
+                Step::new(two.clone())
+                    .pre(move |_| {
+                        let mut st = s2.lock().unwrap();
+                        st.throttle_next = 1;
+                    })
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(attr_equals(ADDR, "node_groups.0.max_size", 5))
+                    .check(attr_equals(ADDR, "node_groups.0.desired_size", 2))
+                    .check(std::sync::Arc::new(move |_s: &Shown| {
+                        let (gpu, spot) = (pool_puts(&s3, "gpu"), pool_puts(&s3, "spot"));
+                        if (gpu, spot) != (2, 1) {
+                            return Err(format!("PUTs of gpu and spot: {gpu}, {spot}; want 2, 1"));
+                        }
+                        Ok(())
+                    }) as Check),
+                // A pool Azure refuses (quota): the error names the cause and what to do, and
+                // the pool is recorded, so the next apply deletes it.
+                Step::new(two.replace(
+                    "  partition {",
+                    "  node_pool {\n    name = \"brokengpu\"\n    purpose = \"inference\"\n    instance_type = \"Standard_NC24ads_A100_v4\"\n    gpu_count = 1\n  }\n  partition {",
+                ))
+                .expect_error("QuotaExceeded(.|\n)*standardNCSv3Family(.|\n)*request more"),
+                // Outside Terraform: the spot pool deleted, the GPU pool scaled to 3. Refresh
+                // sees both; the plan puts them back (and the failed pool goes).
+                Step::new(two.clone())
+                    .pre(move |_| {
+                        let mut st = s4.lock().unwrap();
+                        st.resources
+                            .remove(&format!("{CLUSTER_PATH}/agentPools/spot"));
+                        st.resources
+                            .get_mut(&format!("{CLUSTER_PATH}/agentPools/gpu"))
+                            .unwrap()["properties"]["count"] = json!(3);
+                    })
+                    .plan_check(plan_action(ADDR, "update"))
+                    .check(attr_equals(ADDR, "node_groups.0.desired_size", 2))
+                    .check(attr_equals(ADDR, "node_groups.1.name", "spot"))
+                    .check(std::sync::Arc::new(move |_s: &Shown| {
+                        let st = s6.lock().unwrap();
+                        if st.resources.contains_key(&format!("{CLUSTER_PATH}/agentPools/brokengpu")) {
+                            return Err("the failed pool is still there".into());
+                        }
+                        Ok(())
+                    }) as Check),
+                // A VM size cannot change in place: the error says to rename the pool.
+                Step::new(two.replace("Standard_NC4as_T4_v3\"\n    gpu_count     = 1\n    min_size      = 1", "Standard_NC8as_T4_v3\"\n    gpu_count     = 1\n    min_size      = 1"))
+                    .expect_error("cannot change in place(.|\n)*VM size(.|\n)*new name"),
+                // The spot pool removed from the configuration: deleted.
+                Step::new(scaled.clone()).check(std::sync::Arc::new(move |_s: &Shown| {
+                    let st = s5.lock().unwrap();
+                    if st
+                        .resources
+                        .contains_key(&format!("{CLUSTER_PATH}/agentPools/spot"))
+                    {
+                        return Err("the spot pool is still there".into());
+                    }
+                    Ok(())
+                }) as Check),
+                // Import by azure/NAME: the cluster, its user pools as node pools.
+                Step::new(scaled).import(ImportStep {
+                    address: ADDR.into(),
+                    id: Some("azure/ml".into()),
+                    id_from: None,
+                    ignore: vec![
+                        "azure".into(),
+                        "timeouts".into(),
+                        "objects".into(),
+                        "node_pool".into(),
+                        "partition".into(),
+                        "nodes".into(),
+                        "cpus".into(),
+                        "memory_bytes".into(),
+                    ],
+                }),
+            ],
+            check_destroy: Some({
+                let st = site.state.clone();
+                std::sync::Arc::new(move |_s: &Shown| {
+                    let st = st.lock().unwrap();
+                    if st.resources.contains_key(CLUSTER_PATH)
+                        || st.resources.contains_key(GROUP_PATH)
+                    {
+                        return Err(format!(
+                            "left after destroy: {:?}",
+                            st.resources.keys().collect::<Vec<_>>()
+                        ));
+                    }
+                    Ok(())
+                }) as Check
+            }),
+            ..Default::default()
+        },
+    );
+    if !tfplugin::acctest::enabled() {
+        return;
+    }
+    // Every body the provider sent, against Microsoft's models of the api-version it named.
+    let writes = site.state.lock().unwrap().writes.clone();
+    let mut bodies = Vec::new();
+    for (method, path, api, body) in &writes {
+        let model = if path.contains("/agentPools/") {
+            "AgentPool"
+        } else if path.contains("/managedClusters/") {
+            "ManagedCluster"
+        } else {
+            assert_eq!(path, GROUP_PATH, "{method} {path}");
+            continue;
+        };
+        assert_eq!(
+            api,
+            modelplane_provider::platforms::azure::aks::API_VERSION,
+            "{method} {path}"
+        );
+        bodies.push((model, body.clone()));
+    }
+    assert!(bodies.len() >= 5, "{writes:?}");
+    if let Some(verdicts) = contract(&bodies) {
+        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
+            assert_eq!(verdict, "ok", "{model} {body}");
+        }
+    }
+}
+
+fn kube_url_of(state: &Shared) -> String {
+    state.lock().unwrap().kube_url.clone()
+}
+
+/// Spot GPU nodes that join but never advertise `nvidia.com/gpu` (Azure/AKS #4418): the apply
+/// fails after the timeout naming the pool, what joined, and the known cause.
+#[test]
+fn spot_gpu_nodes_without_gpus_fail_the_apply_naming_the_cause() {
+    use modelplane_provider::ids::{ClusterId, PlatformKind};
+    use modelplane_provider::platforms::azure::{Azure, Context, Shared};
+    use modelplane_provider::platforms::kubernetes::{KubeTarget, Kubernetes};
+    use modelplane_provider::platforms::{ClusterSpec, NodePoolSpec, Platform, Timeouts};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (state, base, transport) = fake_arm(&rt);
+    state.lock().unwrap().kube_url = "http://fake".into();
+    let ctx = Context {
+        arm: arm(&base, transport),
+        credential: Arc::new(FixedToken),
+        resource_group: "ml-rg".into(),
+        location: Some("westeurope".into()),
+    };
+    rt.block_on(async {
+        // The spot node joined with no GPU allocatable.
+        let kube = crate::kubernetes::client_with(
+            kube_fake_client::ClientBuilder::new().with_object(crate::kubernetes::pool_node(
+                "aks-spot-0",
+                "spot",
+                0,
+                ("kubernetes.azure.com/agentpool", "spot"),
+            )),
+        )
+        .await;
+        let cluster = ClusterId::new(PlatformKind::Azure, "ml");
+        let az = Azure {
+            cluster: cluster.clone(),
+            settings: Default::default(),
+            context: Shared::of(ctx),
+            kube: Kubernetes {
+                cluster,
+                target: KubeTarget::Client(kube, "http://fake".into()),
+            },
+            poll: Duration::from_millis(50),
+        };
+        let spec = ClusterSpec {
+            engine: None,
+            partitions: vec![],
+            pools: vec![NodePoolSpec {
+                name: "spot".into(),
+                purpose: "inference".into(),
+                instance_types: vec!["Standard_NC4as_T4_v3".into()],
+                gpu_count: Some(1),
+                gpu_type: None,
+                min_size: Some(1),
+                max_size: Some(2),
+                desired_size: Some(1),
+                spot: true,
+                labels: Default::default(),
+                taints: vec![],
+                gpu_sharing: None,
+                gpu_instance: None,
+                gpu_driver: None,
+                spot_max_price: None,
+            }],
+            aws: None,
+            azure: Some(modelplane_provider::platforms::azure::ClusterSettings {
+                create_resource_group: true,
+                ..Default::default()
+            }),
+            timeouts: Timeouts {
+                create: Duration::from_secs(2),
+                update: Duration::from_secs(2),
+                delete: Duration::from_secs(2),
+            },
+        };
+        let mut diags = tfplugin::Diagnostics::default();
+        let (e, partial) = az
+            .converge_cluster(&spec, &[], &mut diags)
+            .await
+            .expect_err("no GPUs");
+        let e = e.to_string();
+        assert!(
+            e.contains(
+                "node pool \"spot\": 1 node(s) joined, 0 advertise nvidia.com/gpu (wanted 1)"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("Azure/AKS #4418"), "{e}");
+        let objects = partial.unwrap().objects.unwrap();
+        for want in [
+            "azure:resource-group/ml-rg",
+            "azure:managed-cluster/ml",
+            "azure:agent-pool/spot",
+        ] {
+            assert!(objects.iter().any(|o| o == want), "{want} in {objects:?}");
+        }
+        assert!(
+            objects.iter().any(|o| o.contains("DaemonSet")),
+            "{objects:?}"
+        );
+    });
+}
+
+/// What cannot work on AKS is refused at plan, at the attribute, with what to write instead.
+/// One plan of many clusters, each wrong in one way, reports every refusal.
+#[test]
+fn azure_bad_input_is_refused_at_plan() {
+    if !tfplugin::acctest::enabled() {
+        eprintln!(
+            "azure_bad_input_is_refused_at_plan: skipped; acceptance tests run with TF_ACC=1"
+        );
+        return;
+    }
+    let (wd, _guard) = crate::common::harness().workdir("azure-bad").unwrap();
+    let p = "provider \"modelplane\" {\n  azure {\n    subscription_id = \"s\"\n    resource_group = \"rg\"\n  }\n}\n";
+    let cluster = |i: usize, platform: &str, pool: &str, extra: &str| {
+        format!("\nresource \"modelplane_gpu_cluster\" \"c{i}\" {{\n  name = \"c{i}\"\n  platform = {platform:?}\n{extra}\n  node_pool {{\n    name = \"gpu\"\n    purpose = \"inference\"\n{pool}\n  }}\n}}\n")
+    };
+    let cases = [
+        (
+            "azure",
+            "instance_type = \"Standard_NV4as_v4\"\n    gpu_count = 1",
+            "",
+            "has AMD GPUs",
+        ),
+        (
+            "azure",
+            "instance_type = \"Standard_D4s_v5\"\n    gpu_count = 1",
+            "",
+            "has no GPUs, but gpu_count is 1",
+        ),
+        (
+            "azure",
+            "instance_type = \"Standard_NC4as_T4_v3\"\n    gpu_instance = \"MIG1g\"",
+            "",
+            "cannot be split into MIG1g",
+        ),
+        (
+            "azure",
+            "instance_type = \"Standard_NC4as_T4_v3\"\n    spot_max_price = 0.5",
+            "",
+            "spot_max_price applies to spot pools",
+        ),
+        (
+            "azure",
+            "instance_type = \"Standard_NC4as_T4_v3\"\n    spot = true\n    spot_max_price = 0",
+            "",
+            "is not a price",
+        ),
+        (
+            "azure",
+            "instance_types = [\"Standard_NC4as_T4_v3\"]",
+            "",
+            "an AKS agent pool has one VM size",
+        ),
+        (
+            "azure",
+            "gpu_count = 1",
+            "",
+            "needs instance_type, the VM size",
+        ),
+        (
+            "azure",
+            "instance_type = \"NC4as_T4_v3\"",
+            "",
+            "write it as Azure does",
+        ),
+        (
+            "azure",
+            "instance_type = \"Standard_D4s_v5\"",
+            "  aws {\n    adopt = true\n  }",
+            "the aws block describes an EKS cluster",
+        ),
+        (
+            "kubernetes",
+            "",
+            "  azure {\n    adopt = true\n  }",
+            "the azure block describes an AKS cluster",
+        ),
+    ];
+    let mut main = p.to_string();
+    for (i, (platform, pool, extra, _)) in cases.iter().enumerate() {
+        main.push_str(&cluster(i, platform, pool, extra));
+    }
+    main.push_str(
+        &cluster(99, "azure", "instance_type = \"Standard_D4s_v5\"", "")
+            .replace("name = \"gpu\"", "name = \"GPU_pool\""),
+    );
+    std::fs::write(wd.dir.join("main.tf"), &main).unwrap();
+    wd.ok(&["init", "-no-color"]).unwrap();
+    let out = wd.run(&["plan", "-no-color"]).unwrap();
+    let text = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!out.status.success());
+    for (_, _, _, want) in
+        cases
+            .iter()
+            .chain([&("", "", "", "use 1 to 12 lowercase letters and digits")])
+    {
+        assert!(text.contains(want), "want {want:?} in:\n{text}");
+    }
+    // A good one plans: nothing is contacted at plan.
+    std::fs::write(
+        wd.dir.join("main.tf"),
+        format!(
+            "{p}{}",
+            cluster(
+                0,
+                "azure",
+                "instance_type = \"Standard_NC4as_T4_v3\"\n    gpu_count = 1",
+                ""
+            )
+        ),
+    )
+    .unwrap();
+    let out = wd.run(&["plan", "-no-color"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

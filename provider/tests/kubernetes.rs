@@ -927,3 +927,86 @@ async fn monitors_follow_what_the_cluster_serves() {
         }
     }
 }
+
+/// A node of a cloud's node pool: labelled with the pool (as the provider labels pools, and
+/// with the cloud's own `label`), and with `gpus` allocatable NVIDIA GPUs.
+pub(crate) fn pool_node(name: &str, pool: &str, gpus: i64, label: (&str, &str)) -> Node {
+    let mut allocatable = json!({ "cpu": "4", "memory": "16Gi" });
+    if gpus > 0 {
+        allocatable["nvidia.com/gpu"] = json!(gpus.to_string());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": { "name": name, "labels": {
+            label.0: label.1, "modelplane.io/node-pool": pool,
+            "nvidia.com/gpu.present": "true",
+        }},
+        "status": { "allocatable": allocatable, "conditions": [{ "type": "Ready", "status": "True" }] },
+    }))
+    .unwrap()
+}
+
+/// The in-memory API server of `kubernetes.rs` over HTTP on loopback, with the nodes given.
+pub(crate) struct FakeApiServer {
+    pub(crate) url: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+pub(crate) fn fake_api_server(nodes: Vec<Node>) -> FakeApiServer {
+    fake_api_server_with(nodes, false)
+}
+
+/// With `controller`, Deployments in `gpu-inference` are marked rolled out (endpoints come up).
+pub(crate) fn fake_api_server_with(nodes: Vec<Node>, controller: bool) -> FakeApiServer {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(async {
+        let mut b = ClientBuilder::new();
+        for n in nodes {
+            b = b.with_object(n);
+        }
+        let client = client_with(b).await;
+        if controller {
+            self::controller(client.clone());
+        }
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let client = client.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let mut fwd = http::Request::builder().method(parts.method).uri(
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/"),
+                );
+                for (k, v) in &parts.headers {
+                    fwd = fwd.header(k, v);
+                }
+                let fwd = fwd.body(kube::client::Body::from(bytes.to_vec())).unwrap();
+                match client.send(fwd).await {
+                    Ok(resp) => {
+                        let (parts, body) = resp.into_parts();
+                        let bytes = body.collect_bytes().await.unwrap_or_default();
+                        axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+                    }
+                    Err(e) => axum::response::Response::builder()
+                        .status(500)
+                        .body(axum::body::Body::from(e.to_string()))
+                        .unwrap(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    });
+    FakeApiServer { url, _rt: rt }
+}

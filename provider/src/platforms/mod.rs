@@ -8,7 +8,7 @@
 //! | `container` | [`container`] | this host's podman or docker | a container of the bundled image |
 //! | `kubernetes` | [`kubernetes`] | an existing cluster, with GPU partitions | a Deployment, Service, … |
 //! | `aws` | [`aws`] | an EKS cluster with managed GPU node groups, created or adopted | as on `kubernetes` |
-//! | `azure` | — | not in this version; refused at plan with a clear error | |
+//! | `azure` | [`azure`] | an AKS cluster with GPU agent pools, created or adopted | as on `kubernetes` |
 //!
 //! A new platform is one module here, one arm in [`resolve`], and one fixture in the
 //! provider's scenario suite (`provider/tests/scenarios.rs`). What every platform shares —
@@ -104,6 +104,7 @@ pub const AVAILABLE: &[PlatformKind] = &[
     PlatformKind::Container,
     PlatformKind::Kubernetes,
     PlatformKind::Aws,
+    PlatformKind::Azure,
 ];
 
 /// The platform of a cluster, connected through the provider's configuration. Nothing is
@@ -118,17 +119,7 @@ pub fn resolve(
         PlatformKind::Container => Box::new(container::host(cluster.clone(), config)),
         PlatformKind::Kubernetes => Box::new(kubernetes::Kubernetes::new(cluster.clone(), config)),
         PlatformKind::Aws => Box::new(aws::Aws::new(cluster.clone(), config)),
-        PlatformKind::Azure => {
-            return Err(PlatformError::Unavailable(format!(
-                "platform {:?} is not available in this version of the provider; available: {}",
-                cluster.platform.as_str(),
-                AVAILABLE
-                    .iter()
-                    .map(|p| format!("{:?}", p.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
-        }
+        PlatformKind::Azure => Box::new(azure::Azure::new(cluster.clone(), config)),
     })
 }
 
@@ -155,6 +146,8 @@ pub struct ClusterSpec {
     pub pools: Vec<NodePoolSpec>,
     /// The `aws` block.
     pub aws: Option<aws::ClusterSettings>,
+    /// The `azure` block.
+    pub azure: Option<azure::ClusterSettings>,
     /// How long create, update and delete may wait for the platform (the `timeouts` block).
     pub timeouts: Timeouts,
 }
@@ -204,6 +197,13 @@ pub struct NodePoolSpec {
     pub taints: Vec<Taint>,
     /// Time-slicing: how many pods share one GPU.
     pub gpu_sharing: Option<i64>,
+    /// On `azure`: the MIG profile of each GPU (`MIG1g` … `MIG7g`).
+    pub gpu_instance: Option<String>,
+    /// On `azure`: who installs the NVIDIA driver, `Install` (AKS) or `None` (the GPU
+    /// operator).
+    pub gpu_driver: Option<String>,
+    /// On `azure`: the most a spot node may cost an hour (-1: up to the on-demand price).
+    pub spot_max_price: Option<f64>,
 }
 
 /// A node group (or pool) as the cloud reports it.
@@ -542,6 +542,23 @@ pub(crate) fn not_used_here(
             format!("Not used on {here}"),
             why.to_string(),
         );
+    }
+}
+
+/// Refuses the cluster blocks of the clouds other than `here` (`aws`, `azure`).
+pub(crate) fn cloud_blocks_not_used(config: &Config, here: &str, diags: &mut Diagnostics) {
+    for (block, what) in [("aws", "an EKS cluster"), ("azure", "an AKS cluster")] {
+        if block != here {
+            not_used_here(
+                config,
+                block,
+                here,
+                &format!(
+                    "the {block} block describes {what}; remove it, or set platform = \"{block}\"."
+                ),
+                diags,
+            );
+        }
     }
 }
 

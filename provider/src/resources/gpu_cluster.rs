@@ -40,6 +40,9 @@ pub struct NodePool {
     pub labels: Option<BTreeMap<String, String>>,
     pub taint: Vec<TaintBlock>,
     pub gpu_sharing: Option<GpuSharing>,
+    pub gpu_instance: Option<String>,
+    pub gpu_driver: Option<String>,
+    pub spot_max_price: Option<f64>,
 }
 
 /// A node pool's taint.
@@ -65,6 +68,15 @@ pub struct AwsBlock {
     pub adopt: Option<bool>,
     pub cluster_role_arn: Option<String>,
     pub node_role_arn: Option<String>,
+}
+
+/// The `azure` block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AzureBlock {
+    pub kubernetes_version: Option<String>,
+    pub create_resource_group: Option<bool>,
+    pub adopt: Option<bool>,
+    pub system_vm_size: Option<String>,
 }
 
 /// The `timeouts` block.
@@ -102,6 +114,9 @@ impl NodePool {
                 })
                 .collect(),
             gpu_sharing: self.gpu_sharing.as_ref().map(|g| g.replicas),
+            gpu_instance: self.gpu_instance.clone(),
+            gpu_driver: self.gpu_driver.clone(),
+            spot_max_price: self.spot_max_price,
         }
     }
 
@@ -132,6 +147,9 @@ impl NodePool {
                 })
                 .collect(),
             gpu_sharing: p.gpu_sharing.map(|replicas| GpuSharing { replicas }),
+            gpu_instance: p.gpu_instance,
+            gpu_driver: p.gpu_driver,
+            spot_max_price: p.spot_max_price,
         }
     }
 }
@@ -152,6 +170,7 @@ pub struct Model {
     pub nodes: Attr<Vec<partitions::NodeInventory>>,
     pub objects: Attr<Vec<String>>,
     pub aws: Option<AwsBlock>,
+    pub azure: Option<AzureBlock>,
     pub timeouts: Option<TimeoutsBlock>,
     pub resource_id: Attr<String>,
     pub oidc_issuer: Attr<String>,
@@ -260,6 +279,9 @@ fn node_pool_block() -> NestedBlock {
             .attribute(Attribute::new("spot", Type::Bool).optional().description("Use spot/preemptible capacity; ignored locally. On `aws` the node group's capacity type (`SPOT`); it cannot change in place: rename the pool to move."))
             .attribute(Attribute::new("instance_types", Type::list(Type::String)).optional().description("On `aws`: several instance types of one kind (they must share an AMI), instead of `instance_type`; spot pools are more likely to get capacity with several."))
             .attribute(Attribute::new("desired_size", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid node pool size")).description("On `aws`: nodes to run now, between `min_size` and `max_size`. Honoured on create and on every change of it; left unset, it starts at `min_size` and then stays where the cluster autoscaler puts it (clamped into `[min_size, max_size]` when those change)."))
+            .attribute(Attribute::new("gpu_instance", Type::String).optional().validate(Validator::one_of(&["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"]).summary("Invalid GPU instance profile")).description("On `azure`: MIG, each GPU split into instances of this profile (`MIG1g`, `MIG2g`, `MIG3g`, `MIG4g`, `MIG7g`), on VM sizes with A100 or H100 GPUs. It cannot change in place: rename the pool to move."))
+            .attribute(Attribute::new("gpu_driver", Type::String).optional().validate(Validator::one_of(&["Install", "None"]).summary("Invalid GPU driver")).description("On `azure`: `Install` (default: AKS installs the NVIDIA driver) or `None` (the NVIDIA GPU operator does). It cannot change in place."))
+            .attribute(Attribute::new("spot_max_price", Type::Number).optional().description("On `azure`, with `spot`: the most a node may cost an hour, in US dollars; `-1` (default) pays up to the on-demand price and is never evicted for price."))
             .attribute(Attribute::new("labels", Type::map(Type::String)).optional().description("On `aws`: Kubernetes labels of the pool's nodes. The provider adds `modelplane.io/node-pool`, `modelplane.io/purpose`, and on GPU pools `nvidia.com/gpu.present=true`."))
             .block(NestedBlock::new(
                 "taint",
@@ -295,6 +317,19 @@ fn aws_block() -> NestedBlock {
     )
 }
 
+fn azure_block() -> NestedBlock {
+    NestedBlock::new(
+        "azure",
+        Nesting::Single,
+        Block::new()
+            .description("The AKS cluster of `platform = \"azure\"`, in the provider's `azure.resource_group` and `azure.location`: created with a small system pool, a system-assigned managed identity, Entra ID users with Azure RBAC and no local accounts (so no kubeconfig holds a secret), the OIDC issuer and workload identity; or, with `adopt`, an existing cluster in which only agent pools and partitions are created. Credentials come from the Azure identity chain.")
+            .attribute(Attribute::new("kubernetes_version", Type::String).optional().requires_replace().validate(Validator::regex(r"^1\.[0-9]{2}(\.[0-9]+)?$", "a Kubernetes version such as \"1.33\"").summary("Invalid Kubernetes version")).description("Kubernetes version of a new cluster, e.g. `\"1.33\"`. Default: AKS's default."))
+            .attribute(Attribute::new("create_resource_group", Type::Bool).optional().requires_replace().description("Create the provider's `azure.resource_group` (in `azure.location`) if it does not exist; destroy deletes it again only if it created it and it is empty of everything else."))
+            .attribute(Attribute::new("adopt", Type::Bool).optional().requires_replace().description("Use the existing AKS cluster of this `name`: agent pools and partitions are created in it, and destroy removes only those."))
+            .attribute(Attribute::new("system_vm_size", Type::String).optional().requires_replace().description("VM size of the system pool of a new cluster (1 to 3 nodes, autoscaled). Default: `Standard_D4s_v5`.")),
+    )
+}
+
 fn timeouts_block() -> NestedBlock {
     let d = |name: &str, default: &str| {
         Attribute::new(name, Type::String)
@@ -316,7 +351,7 @@ fn timeouts_block() -> NestedBlock {
         "timeouts",
         Nesting::Single,
         Block::new()
-            .description("How long the cloud may take (on `aws`: the cluster and node groups to become ACTIVE, and the GPU nodes to advertise their GPUs).")
+            .description("How long the cloud may take (on `aws` and `azure`: the cluster and node pools to be ready, and the GPU nodes to advertise their GPUs).")
             .attribute(d("create", "60m"))
             .attribute(d("update", "60m"))
             .attribute(d("delete", "30m")),
@@ -423,7 +458,7 @@ fn resolve(
 /// (no pools in the state), the pools are the cluster's node groups.
 fn refresh_pools(state: &mut Model, groups: &[platforms::NodeGroupSeen]) {
     if state.node_pool.is_empty() {
-        state.node_pool = platforms::aws::cluster::pools_of(groups)
+        state.node_pool = platforms::managed::pools::pools_of(groups)
             .into_iter()
             .map(NodePool::from_spec)
             .collect();
@@ -478,6 +513,12 @@ impl GpuCluster {
                 adopt: a.adopt.unwrap_or(false),
                 cluster_role_arn: a.cluster_role_arn.clone(),
                 node_role_arn: a.node_role_arn.clone(),
+            }),
+            azure: m.azure.as_ref().map(|a| platforms::azure::ClusterSettings {
+                kubernetes_version: a.kubernetes_version.clone(),
+                create_resource_group: a.create_resource_group.unwrap_or(false),
+                adopt: a.adopt.unwrap_or(false),
+                system_vm_size: a.system_vm_size.clone(),
             }),
             timeouts: platforms::Timeouts {
                 create: dur(t.and_then(|t| t.create.as_ref()), d.create),
@@ -541,20 +582,21 @@ impl tfplugin::Resource for GpuCluster {
                 Attribute::new("platform", Type::String)
                     .required()
                     .requires_replace()
-                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) or `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block) or `aws` (an EKS cluster with managed node groups, see the `aws` block); `azure` is refused by this version."),
+                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) or `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block) `aws` (an EKS cluster with managed node groups, see the `aws` block) or `azure` (an AKS cluster with agent pools, see the `azure` block)."),
             )
             .attribute(Attribute::new("engine", Type::String).optional_computed().requires_replace().description("On `container`: the engine, `podman` or `docker` (a name on PATH or a path). Default: the first of them on PATH. Null on `local`."))
             .attribute(Attribute::new("engine_version", Type::String).computed().description("On `container`: the engine's version (docker's daemon version: a stopped daemon is an error)."))
             .attribute(Attribute::new("nodes", node_type()).computed().description("On `kubernetes`: every node with the GPUs it advertises (`nvidia.com/gpu` allocatable), its GPU product and memory (GPU feature discovery labels), readiness and whether it is spot capacity."))
             .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote, as `APIVERSION/KIND/[NAMESPACE/]NAME`."))
-            .attribute(Attribute::new("resource_id", Type::String).computed().stable().description("On `aws`: the EKS cluster's ARN."))
-            .attribute(Attribute::new("oidc_issuer", Type::String).computed().stable().description("On `aws`: the cluster's OIDC issuer URL (for IRSA trust policies)."))
-            .attribute(Attribute::new("kubeconfig", Type::String).computed().stable().description("On `aws`: a kubeconfig for the cluster. It holds no secret: its user runs `aws eks get-token` (the AWS CLI) for a token."))
-            .attribute(Attribute::new("node_groups", node_group_type()).computed().description("On `aws`: each node group as EKS reports it: instance types, capacity type (`ON_DEMAND`, `SPOT`), AMI type, sizes, status, labels and taints. Refresh shows a node group scaled or deleted outside Terraform."))
-            .attribute(Attribute::new("device_plugin_version", Type::String).computed().stable().description("On `aws`: the version of the NVIDIA device plugin the provider installed on the GPU pools (null without GPU pools)."))
+            .attribute(Attribute::new("resource_id", Type::String).computed().stable().description("On `aws`: the EKS cluster's ARN. On `azure`: the managed cluster's resource ID."))
+            .attribute(Attribute::new("oidc_issuer", Type::String).computed().stable().description("On `aws` and `azure`: the cluster's OIDC issuer URL (for IRSA trust policies and workload identity federation)."))
+            .attribute(Attribute::new("kubeconfig", Type::String).computed().stable().description("On `aws` and `azure`: a kubeconfig for the cluster. It holds no secret: its user runs `aws eks get-token` (the AWS CLI), or on `azure` `kubelogin` with the Azure CLI's login, for a token."))
+            .attribute(Attribute::new("node_groups", node_group_type()).computed().description("On `aws`: each node group as EKS reports it: instance types, capacity type (`ON_DEMAND`, `SPOT`), AMI type, sizes, status, labels and taints. On `azure`: each user agent pool as AKS reports it, in its terms: VM size, priority (`Regular`, `Spot`), node OS, sizes, provisioning state, labels and taints (without the spot taint AKS adds). Refresh shows a pool scaled or deleted outside Terraform."))
+            .attribute(Attribute::new("device_plugin_version", Type::String).computed().stable().description("On `aws` and `azure`: the version of the NVIDIA device plugin the provider installed on the GPU pools (null without GPU pools)."))
             .block(node_pool_block())
             .block(partition_block())
             .block(aws_block())
+            .block(azure_block())
             .block(timeouts_block());
         for a in platforms::local::inventory_attributes() {
             let on_kubernetes = match a.name.as_str() {
@@ -793,6 +835,7 @@ impl tfplugin::Resource for GpuCluster {
             nodes: Attr::Null,
             objects: objects.into(),
             aws: None,
+            azure: None,
             timeouts: None,
             resource_id: Attr::Null,
             oidc_issuer: Attr::Null,

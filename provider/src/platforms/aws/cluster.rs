@@ -4,7 +4,6 @@
 //! [`Kubernetes`](crate::platforms::kubernetes::Kubernetes), and a readiness check that only
 //! passes when the GPU nodes advertise their GPUs.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_eks::types as eks;
@@ -482,39 +481,4 @@ pub(super) async fn import(
     Ok((parts, Some(rec.all())))
 }
 
-/// The node pools of a cluster as its node groups are, for the state after an import.
-pub fn pools_of(groups: &[NodeGroupSeen]) -> Vec<NodePoolSpec> {
-    groups
-        .iter()
-        .map(|g| {
-            let mut labels: BTreeMap<String, String> = g.labels.clone();
-            let purpose = labels
-                .remove(nodegroup::LABEL_PURPOSE)
-                .unwrap_or_else(|| "inference".into());
-            labels.remove(nodegroup::LABEL_POOL);
-            let gpu = labels.remove(nodegroup::LABEL_GPU_PRESENT).is_some();
-            let sharing = labels
-                .remove(nodegroup::LABEL_GPU_SHARING)
-                .and_then(|n| n.parse().ok());
-            let taints = if gpu && g.taints == vec![nodegroup::gpu_taint()] {
-                Vec::new()
-            } else {
-                g.taints.clone()
-            };
-            NodePoolSpec {
-                name: g.name.clone(),
-                purpose,
-                instance_types: g.instance_types.clone(),
-                gpu_count: None,
-                gpu_type: None,
-                min_size: Some(g.min_size),
-                max_size: Some(g.max_size),
-                desired_size: Some(g.desired_size),
-                spot: g.capacity_type == "SPOT",
-                labels,
-                taints,
-                gpu_sharing: sharing,
-            }
-        })
-        .collect()
-}
+pub use crate::platforms::managed::pools::pools_of;

@@ -445,6 +445,7 @@ fn validate(config: &Config, diags: &mut Diagnostics) {
             "engine applies to container clusters; remove it.",
         );
     }
+    crate::platforms::cloud_blocks_not_used(config, "aws", diags);
     let aws = config.elements("aws");
     let adopt = aws
         .first()

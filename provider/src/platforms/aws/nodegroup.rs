@@ -170,6 +170,9 @@ mod tests {
             labels: BTreeMap::new(),
             taints: vec![],
             gpu_sharing: None,
+            gpu_instance: None,
+            gpu_driver: None,
+            spot_max_price: None,
         }
     }
 

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::platforms::{NodePoolSpec, Taint};
+use crate::platforms::managed::pools;
+use crate::platforms::{NodeGroupSeen, NodePoolSpec, Taint};
 
 pub const API_VERSION: &str = "2026-08-01";
 
@@ -15,6 +16,9 @@ pub const API_VERSION: &str = "2026-08-01";
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedCluster {
+    /// Read-only: the cluster's ARM ID.
+    #[serde(default, skip_serializing)]
+    pub id: Option<String>,
     pub location: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
@@ -104,8 +108,44 @@ pub struct AgentPoolProfile {
 /// An agent pool as its own resource (`…/agentPools/NAME`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct AgentPool {
+    /// Read-only: the pool's name (in a list).
+    #[serde(default, skip_serializing)]
+    pub name: String,
     pub properties: PoolProperties,
 }
+
+/// ARM's list answer.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct List<T> {
+    #[serde(default = "Vec::new")]
+    pub value: Vec<T>,
+}
+
+/// `listClusterUserCredential`'s answer: kubeconfigs, base64.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    pub kubeconfigs: Vec<NamedValue>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NamedValue {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A resource group.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResourceGroup {
+    pub location: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The api-version of resource groups.
+pub const RESOURCES_API_VERSION: &str = "2021-04-01";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -147,6 +187,9 @@ pub struct PoolProperties {
     /// Read-only.
     #[serde(default, skip_serializing)]
     pub provisioning_state: Option<String>,
+    /// Read-only: the node OS (`Ubuntu`, `AzureLinux`).
+    #[serde(rename = "osSKU", default, skip_serializing)]
+    pub os_sku: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -165,28 +208,77 @@ fn taint(t: &Taint) -> String {
     }
 }
 
-/// A `node_pool` as a user agent pool: autoscaling between min and max (count starts at
-/// `desired_size`, else `min_size`), spot with eviction Delete and the on-demand price as cap,
-/// GPU pools tainted `nvidia.com/gpu=true:NoSchedule` unless taints are given, labels with the
-/// pool's name and purpose.
-pub fn agent_pool(p: &NodePoolSpec) -> AgentPool {
-    let min = p.min_size.unwrap_or(1);
-    let max = p.max_size.unwrap_or(min.max(1));
-    let gpu = p.gpu_count.unwrap_or(0) > 0;
-    let mut labels = p.labels.clone();
-    labels.insert("modelplane.io/node-pool".into(), p.name.clone());
-    labels.insert("modelplane.io/purpose".into(), p.purpose.clone());
-    let mut taints: Vec<String> = p.taints.iter().map(taint).collect();
-    if gpu {
-        labels.insert("nvidia.com/gpu.present".into(), "true".into());
-        if taints.is_empty() {
-            taints.push("nvidia.com/gpu=true:NoSchedule".into());
-        }
+/// `KEY[=VALUE]:EFFECT` back into a taint.
+pub fn parse_taint(s: &str) -> Option<Taint> {
+    let (kv, effect) = s.rsplit_once(':')?;
+    let (key, value) = match kv.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_string())),
+        None => (kv, None),
+    };
+    Some(Taint {
+        key: key.to_string(),
+        value,
+        effect: effect.to_string(),
+    })
+}
+
+/// What a VM size's GPUs are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmGpus {
+    None,
+    Nvidia {
+        /// A100 or H100: MIG works.
+        mig: bool,
+    },
+    /// AMD (NVv4, NG): no NVIDIA driver or device plugin.
+    Amd,
+}
+
+/// The GPUs of an Azure VM size, from its name (`Standard_NC24ads_A100_v4`): the N-series
+/// families NC, ND and NV have NVIDIA GPUs, but NVv4 and NG are AMD.
+pub fn vm_gpus(size: &str) -> VmGpus {
+    let lower = size.to_ascii_lowercase();
+    let name = lower.strip_prefix("standard_").unwrap_or(&lower);
+    let family: String = name
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    let upper = size.to_ascii_uppercase();
+    let mig = upper.contains("A100")
+        || upper.contains("H100")
+        || upper.contains("H200")
+        || name.starts_with("nd96asr_v4");
+    if family.starts_with("ng") || (family.starts_with("nv") && name.ends_with("_v4")) {
+        VmGpus::Amd
+    } else if family.starts_with("nc") || family.starts_with("nd") || family.starts_with("nv") {
+        VmGpus::Nvidia { mig }
+    } else {
+        VmGpus::None
     }
+}
+
+/// Whether a pool is a GPU pool: its VM size has NVIDIA GPUs.
+pub fn is_gpu(p: &NodePoolSpec) -> bool {
+    p.instance_types
+        .first()
+        .is_some_and(|s| matches!(vm_gpus(s), VmGpus::Nvidia { .. }))
+}
+
+/// A `node_pool` as a user agent pool: autoscaling between min and max (the node count from
+/// [`pools::scaling`] with `current`, the pool's count now on an update), spot with eviction
+/// Delete and the declared price cap (default -1, the on-demand price), GPU pools tainted
+/// `nvidia.com/gpu=true:NoSchedule` unless taints are given, labels with the pool's name and
+/// purpose, the driver AKS installs unless `gpu_driver = "None"`, MIG where asked.
+pub fn agent_pool(p: &NodePoolSpec, current: Option<i64>) -> AgentPool {
+    let gpu = is_gpu(p);
+    let (min, max, count) = pools::scaling(p, current);
+    let labels = pools::labels(p, gpu);
+    let taints: Vec<String> = pools::taints(p, gpu).iter().map(taint).collect();
     AgentPool {
+        name: p.name.clone(),
         properties: PoolProperties {
             vm_size: p.instance_types.first().cloned(),
-            count: Some(p.desired_size.unwrap_or(min).clamp(min, max)),
+            count: Some(count),
             os_type: Some("Linux".into()),
             mode: Some("User".into()),
             enable_auto_scaling: Some(true),
@@ -194,15 +286,101 @@ pub fn agent_pool(p: &NodePoolSpec) -> AgentPool {
             max_count: Some(max),
             scale_set_priority: Some(if p.spot { "Spot" } else { "Regular" }.into()),
             scale_set_eviction_policy: p.spot.then(|| "Delete".into()),
-            spot_max_price: p.spot.then_some(-1.0),
+            spot_max_price: p.spot.then(|| p.spot_max_price.unwrap_or(-1.0)),
             node_labels: labels,
             node_taints: taints,
-            gpu_instance_profile: None,
+            gpu_instance_profile: p.gpu_instance.clone(),
             gpu_profile: gpu.then(|| GpuProfile {
-                driver: "Install".into(),
+                driver: p.gpu_driver.clone().unwrap_or_else(|| "Install".into()),
             }),
             provisioning_state: None,
+            os_sku: None,
         },
+    }
+}
+
+/// What of a pool cannot change in place (AKS refuses, or azurerm rebuilt the pool for it):
+/// VM size, priority, MIG profile, driver. `None` when they match.
+pub fn immutable_change(want: &PoolProperties, have: &PoolProperties) -> Option<String> {
+    let driver = |p: &PoolProperties| p.gpu_profile.as_ref().map(|g| g.driver.clone());
+    let priority = |p: &PoolProperties| {
+        p.scale_set_priority
+            .clone()
+            .unwrap_or_else(|| "Regular".into())
+    };
+    let mut changed = Vec::new();
+    if want.vm_size.as_deref().map(str::to_ascii_lowercase)
+        != have.vm_size.as_deref().map(str::to_ascii_lowercase)
+    {
+        changed.push(format!(
+            "VM size {:?} → {:?}",
+            have.vm_size.as_deref().unwrap_or(""),
+            want.vm_size.as_deref().unwrap_or("")
+        ));
+    }
+    if priority(want) != priority(have) {
+        changed.push(format!("priority {} → {}", priority(have), priority(want)));
+    }
+    if want.gpu_instance_profile != have.gpu_instance_profile {
+        changed.push("gpu_instance".into());
+    }
+    // A pool AKS reports without a GPU profile installs the driver: that is not a change.
+    if have.gpu_profile.is_some() && driver(want) != driver(have) {
+        changed.push(format!(
+            "gpu_driver {:?} → {:?}",
+            driver(have).unwrap_or_default(),
+            driver(want).unwrap_or_default()
+        ));
+    }
+    (!changed.is_empty()).then(|| changed.join(", "))
+}
+
+/// Whether a pool as AKS reports it already is what `want` asks, in what can change in place
+/// (sizes, labels, taints, spot price). The taint AKS adds to spot pools ([`SPOT_TAINT`]) is
+/// not a difference.
+pub fn in_place_matches(want: &PoolProperties, have: &PoolProperties) -> bool {
+    let taints = |p: &PoolProperties| {
+        let mut t: Vec<String> = p
+            .node_taints
+            .iter()
+            .filter(|t| *t != SPOT_TAINT)
+            .cloned()
+            .collect();
+        t.sort();
+        t
+    };
+    want.count == have.count
+        && want.min_count == have.min_count
+        && want.max_count == have.max_count
+        && want.enable_auto_scaling == have.enable_auto_scaling
+        && want.node_labels == have.node_labels
+        && taints(want) == taints(have)
+        && (want.spot_max_price.is_none() || want.spot_max_price == have.spot_max_price)
+}
+
+/// A pool as the state shows it: AKS's terms (`Regular`, `Spot`), without the spot taint AKS
+/// adds.
+pub fn seen(p: &AgentPool) -> NodeGroupSeen {
+    let q = &p.properties;
+    NodeGroupSeen {
+        name: p.name.clone(),
+        instance_types: q.vm_size.iter().cloned().collect(),
+        capacity_type: q
+            .scale_set_priority
+            .clone()
+            .unwrap_or_else(|| "Regular".into()),
+        ami_type: q.os_sku.clone().unwrap_or_default(),
+        min_size: q.min_count.unwrap_or(0),
+        max_size: q.max_count.unwrap_or(0),
+        desired_size: q.count.unwrap_or(0),
+        status: q.provisioning_state.clone().unwrap_or_default(),
+        labels: q.node_labels.clone(),
+        taints: q
+            .node_taints
+            .iter()
+            .filter(|t| *t != SPOT_TAINT)
+            .filter_map(|t| parse_taint(t))
+            .collect(),
     }
 }
 
@@ -216,6 +394,7 @@ pub fn managed_cluster(
     system_vm_size: &str,
 ) -> ManagedCluster {
     ManagedCluster {
+        id: None,
         location: location.to_string(),
         tags: [("managed-by".to_string(), "modelplane".to_string())].into(),
         identity: Some(Identity {

@@ -142,6 +142,8 @@ pub enum KubeTarget {
     Client(kube::Client, String),
     /// An EKS cluster's API server, with a fresh EKS token for each connection.
     Eks(crate::platforms::aws::EksTarget),
+    /// An AKS cluster's API server, with a fresh Entra ID token for each connection.
+    Aks(Box<crate::platforms::azure::AksTarget>),
 }
 
 impl Default for KubeTarget {
@@ -156,6 +158,7 @@ impl fmt::Debug for KubeTarget {
             KubeTarget::Config(c) => c.fmt(f),
             KubeTarget::Client(_, url) => write!(f, "KubeTarget::Client({url})"),
             KubeTarget::Eks(e) => write!(f, "KubeTarget::Eks({})", e.cluster),
+            KubeTarget::Aks(a) => write!(f, "KubeTarget::Aks({})", a.cluster),
         }
     }
 }
@@ -167,6 +170,7 @@ impl KubeTarget {
             KubeTarget::Config(c) => c.connect().await,
             KubeTarget::Client(c, url) => Ok((c.clone(), url.clone())),
             KubeTarget::Eks(e) => e.connect().await,
+            KubeTarget::Aks(a) => a.connect().await,
         }
     }
 }
@@ -230,13 +234,7 @@ impl Platform for Kubernetes {
 
     fn validate_cluster(&self, config: &Config, diags: &mut Diagnostics) {
         cluster::validate(config, diags);
-        crate::platforms::not_used_here(
-            config,
-            "aws",
-            "kubernetes",
-            "the aws block describes an EKS cluster; remove it, or set platform = \"aws\".",
-            diags,
-        );
+        crate::platforms::cloud_blocks_not_used(config, "kubernetes", diags);
     }
 
     fn plan_cluster(&self, plan: ClusterPlan<'_>) {

@@ -93,13 +93,7 @@ impl Host {
             &format!("partition blocks divide a Kubernetes cluster; the {p} platform has none. Remove them, or set platform = \"kubernetes\"."),
             diags,
         );
-        crate::platforms::not_used_here(
-            config,
-            "aws",
-            "this platform",
-            &format!("the aws block describes an EKS cluster; the {p} platform has none. Remove it, or set platform = \"aws\"."),
-            diags,
-        );
+        crate::platforms::cloud_blocks_not_used(config, p, diags);
         let pools = config.elements("node_pool");
         if pools.len() > 1 {
             diags.error_at(

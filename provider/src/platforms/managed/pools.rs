@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
 use crate::platforms::kubernetes::{Kubernetes, GPU_RESOURCE};
-use crate::platforms::{NodePoolSpec, PlatformError, Taint};
+use crate::platforms::{NodeGroupSeen, NodePoolSpec, PlatformError, Taint};
 
 /// The label every node of a pool carries: the pool's name.
 pub const LABEL_POOL: &str = "modelplane.io/node-pool";
@@ -175,4 +175,46 @@ pub async fn wait_gpus(
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// The node pools of a cluster as its node groups (or agent pools) are, for the state after an
+/// import.
+pub fn pools_of(groups: &[NodeGroupSeen]) -> Vec<NodePoolSpec> {
+    groups
+        .iter()
+        .map(|g| {
+            let mut labels: BTreeMap<String, String> = g.labels.clone();
+            let purpose = labels
+                .remove(LABEL_PURPOSE)
+                .unwrap_or_else(|| "inference".into());
+            labels.remove(LABEL_POOL);
+            let gpu = labels.remove(LABEL_GPU_PRESENT).is_some();
+            let sharing = labels
+                .remove(LABEL_GPU_SHARING)
+                .and_then(|n| n.parse().ok());
+            let taints = if gpu && g.taints == vec![gpu_taint()] {
+                Vec::new()
+            } else {
+                g.taints.clone()
+            };
+            NodePoolSpec {
+                name: g.name.clone(),
+                purpose,
+                instance_types: g.instance_types.clone(),
+                gpu_count: None,
+                gpu_type: None,
+                min_size: Some(g.min_size),
+                max_size: Some(g.max_size),
+                desired_size: Some(g.desired_size),
+                // EKS says `SPOT`, AKS `Spot`.
+                spot: g.capacity_type.eq_ignore_ascii_case("spot"),
+                labels,
+                taints,
+                gpu_sharing: sharing,
+                gpu_instance: None,
+                gpu_driver: None,
+                spot_max_price: None,
+            }
+        })
+        .collect()
 }
