@@ -71,7 +71,12 @@ fn aks_defaults(path: &str, r: &mut Value, resources: &mut HashMap<String, Value
             }
             p["nodeTaints"] = json!(taints);
         }
+    } else if path.contains("/registries/") && !path.contains("/roleAssignments/") {
+        // The login server is the fake itself, which answers the token exchange.
+        r["properties"]["loginServer"] = json!(resources_base(resources));
     } else if path.contains("/managedClusters/") {
+        r["properties"]["identityProfile"]["kubeletidentity"]["objectId"] =
+            json!("9e0f3a6e-kube-let0-0000-000000000001");
         r["properties"]["fqdn"] = json!(format!("{name}-dns-1a2b3c.hcp.westeurope.azmk8s.io"));
         r["properties"]["oidcIssuerProfile"]["issuerUrl"] =
             json!("https://westeurope.oic.prod-aks.azure.com/tenant/1111/");
@@ -90,6 +95,16 @@ fn aks_defaults(path: &str, r: &mut Value, resources: &mut HashMap<String, Value
             );
         }
     }
+}
+
+/// The fake's own host and port, kept under a key no path has.
+fn resources_base(resources: &HashMap<String, Value>) -> String {
+    resources
+        .get("#base")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .trim_start_matches("https://")
+        .to_string()
 }
 
 /// The resources directly below `parent` of one type (`agentPools`), or a resource group's
@@ -139,6 +154,21 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]}))).into_response();
         }
         return Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "fake-arm-token"})).into_response();
+    }
+    if method == "POST" && path == "/oauth2/exchange" {
+        let form = String::from_utf8_lossy(&body).to_string();
+        if !form.contains("access_token=fake-arm-token")
+            || !form.contains("grant_type=access_token")
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "invalid ARM token"}]})),
+            )
+                .into_response();
+        }
+        st.writes
+            .push((method.to_string(), path.clone(), String::new(), json!(form)));
+        return Json(json!({"refresh_token": "acr-refresh-token"})).into_response();
     }
     if auth != "Bearer fake-arm-token" {
         return (StatusCode::UNAUTHORIZED, "no token").into_response();
@@ -313,7 +343,11 @@ fn fake_arm_with_ca(
         });
         base
     });
-    state.lock().unwrap().base = base.clone();
+    {
+        let mut st = state.lock().unwrap();
+        st.base = base.clone();
+        st.resources.insert("#base".into(), json!(base));
+    }
     let client = reqwest13::Client::builder()
         .tls_certs_only([reqwest13::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap()])
         .build()
@@ -929,6 +963,7 @@ fn spot_gpu_nodes_without_gpus_fail_the_apply_naming_the_cause() {
         credential: Arc::new(FixedToken),
         resource_group: "ml-rg".into(),
         location: Some("westeurope".into()),
+        tenant: None,
     };
     rt.block_on(async {
         // The spot node joined with no GPU allocatable.
@@ -1131,4 +1166,171 @@ fn azure_bad_input_is_refused_at_plan() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `modelplane_serving_image` to ACR through real Terraform: the registry created (admin user
+/// off), `AcrPull` for the attached cluster's kubelet identity, the login by ACR's token
+/// exchange of the ARM token, the push (to a real registry on loopback that takes the
+/// exchanged token, as ACR would), the registry deleted outside Terraform and made again, and
+/// destroy with `force_delete`. Every body passes Microsoft's models.
+#[test]
+fn acr_registry_attach_and_push_with_the_token_exchange() {
+    const TEST: &str = "acr_registry_attach_and_push_with_the_token_exchange";
+    const IMAGE: &str = "modelplane_serving_image.serve";
+    use tfplugin::acctest::{attr_equals, plan_action, Check, Shown, Step, TestCase};
+    let Some(reg) = crate::common::containers::registry(
+        TEST,
+        Some((
+            modelplane_provider::platforms::azure::acr::TOKEN_USER,
+            "acr-refresh-token",
+        )),
+    ) else {
+        return;
+    };
+    let site = arm_site("https://unused.example");
+    let registry_path =
+        format!("{GROUP_PATH}/providers/Microsoft.ContainerRegistry/registries/mlregistry01");
+    let config = format!(
+        r#"{}
+resource "modelplane_gpu_cluster" "aks" {{
+  name     = "ml"
+  platform = "azure"
+  azure {{
+    create_resource_group = true
+  }}
+  node_pool {{
+    name          = "cpu"
+    purpose       = "inference"
+    instance_type = "Standard_D4s_v5"
+  }}
+}}
+
+resource "modelplane_serving_image" "serve" {{
+  source     = {:?}
+  repository = "{}/ml/modelplane-serve"
+  tag        = "acr-test"
+  insecure   = true
+  acr {{
+    registry        = "mlregistry01"
+    attach_clusters = [modelplane_gpu_cluster.aks.id]
+    force_delete    = true
+  }}
+}}
+"#,
+        site.provider,
+        crate::common::containers::image_layout()
+            .display()
+            .to_string(),
+        reg.host()
+    );
+    let host = reg.host();
+    let (s1, s2, s3) = (site.state.clone(), site.state.clone(), site.state.clone());
+    let (r1, r2, r3) = (
+        registry_path.clone(),
+        registry_path.clone(),
+        registry_path.clone(),
+    );
+    crate::common::acc(
+        TEST,
+        TestCase {
+            env: site.env.clone(),
+            steps: vec![
+                Step::new(config.clone())
+                    .check(attr_equals(IMAGE, "registry_id", registry_path.clone()))
+                    .check(std::sync::Arc::new(move |s: &Shown| {
+                        let r = s
+                            .attr(IMAGE, "reference")
+                            .and_then(|v| v.as_str().map(String::from))
+                            .ok_or("no reference")?;
+                        if !r.starts_with(&format!("{host}/ml/modelplane-serve@sha256:")) {
+                            return Err(format!("reference {r}"));
+                        }
+                        let st = s1.lock().unwrap();
+                        let registry = st.resources.get(&r1).ok_or("no registry")?;
+                        if registry["properties"]["adminUserEnabled"] != json!(false) {
+                            return Err(format!("admin user: {registry}"));
+                        }
+                        let role = st
+                            .writes
+                            .iter()
+                            .find(|(m, p, _, _)| {
+                                m == "PUT"
+                                    && p.starts_with(&format!(
+                                        "{r1}/providers/Microsoft.Authorization/roleAssignments/"
+                                    ))
+                            })
+                            .ok_or("no role assignment")?;
+                        let props = &role.3["properties"];
+                        if props["principalId"] != "9e0f3a6e-kube-let0-0000-000000000001"
+                            || !props["roleDefinitionId"]
+                                .as_str()
+                                .unwrap_or("")
+                                .ends_with("/roleDefinitions/7f951dda-4ed3-4680-a7ca-43fe172d538d")
+                        {
+                            return Err(format!("role assignment: {}", role.3));
+                        }
+                        if !st.writes.iter().any(|(_, p, _, _)| p == "/oauth2/exchange") {
+                            return Err("no token exchange".into());
+                        }
+                        let all = serde_json::to_string(&s.0).unwrap_or_default();
+                        if all.contains("acr-refresh-token") || all.contains("fake-arm-token") {
+                            return Err("a token is in state".into());
+                        }
+                        Ok(())
+                    }) as Check),
+                // The registry deleted outside Terraform: refresh finds the image gone, and the
+                // apply makes the registry again and pushes.
+                Step::new(config)
+                    .pre(move |_| {
+                        s2.lock().unwrap().resources.remove(&r2);
+                    })
+                    .plan_check(plan_action(IMAGE, "create"))
+                    .check(std::sync::Arc::new(move |_s: &Shown| {
+                        if !s3.lock().unwrap().resources.contains_key(&r3) {
+                            return Err("the registry was not made again".into());
+                        }
+                        Ok(())
+                    }) as Check),
+            ],
+            check_destroy: Some({
+                let st = site.state.clone();
+                std::sync::Arc::new(move |_s: &Shown| {
+                    let st = st.lock().unwrap();
+                    if st.resources.contains_key(&registry_path) {
+                        return Err("force_delete left the registry".into());
+                    }
+                    Ok(())
+                }) as Check
+            }),
+            ..Default::default()
+        },
+    );
+    if !tfplugin::acctest::enabled() {
+        return;
+    }
+    let writes = site.state.lock().unwrap().writes.clone();
+    let bodies: Vec<(&str, Value)> = writes
+        .iter()
+        .filter(|(m, _, _, _)| m == "PUT")
+        .filter_map(|(_, p, api, b)| {
+            if p.contains("/roleAssignments/") {
+                assert_eq!(
+                    api,
+                    modelplane_provider::platforms::azure::acr::ROLES_API_VERSION
+                );
+                Some(("authorization:RoleAssignmentCreateParameters", b.clone()))
+            } else if p.contains("/registries/") {
+                assert_eq!(api, modelplane_provider::platforms::azure::acr::API_VERSION);
+                Some(("containerregistry:Registry", b.clone()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(bodies.len() >= 3, "{writes:?}");
+    if let Some(verdicts) = contract(&bodies) {
+        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
+            assert_eq!(verdict, "ok", "{model} {body}");
+        }
+    }
 }

@@ -1,11 +1,15 @@
-"""Checks ARM request bodies against Microsoft's own models of Microsoft.ContainerService
-(PyPI azure-mgmt-containerservice, generated from the published API definition): every key
-must be a field of the model at its place, of the field's type (enum values among the known
-ones), not read-only, and every required field must be there. A misnamed or misplaced field
-fails here rather than on Azure.
+"""Checks ARM request bodies against Microsoft's own models, generated from the published API
+definitions: Microsoft.ContainerService (PyPI azure-mgmt-containerservice), .ContainerRegistry
+(azure-mgmt-containerregistry) and .Authorization (azure-mgmt-authorization, api-version
+2022-04-01, an older generator whose models flatten `properties.*` in an attribute map).
+Every key must be a field of the model at its place, of the field's type (enum values among
+the known ones), not read-only, and every required field must be there. A misnamed or
+misplaced field fails here rather than on Azure.
 
-Reads one JSON object per line on stdin, {"model": "ManagedCluster", "body": {...}}, and
-prints one line per object: "ok", or the problems separated by "; ". Exit status 0.
+Reads one JSON object per line on stdin, {"model": "ManagedCluster", "body": {...}} (a model
+of another package is "containerregistry:Registry" or
+"authorization:RoleAssignmentCreateParameters"), and prints one line per object: "ok", or
+the problems separated by "; ". Exit status 0.
 """
 
 import enum
@@ -13,22 +17,72 @@ import json
 import sys
 import typing
 
-from azure.mgmt.containerservice import models
-from azure.mgmt.containerservice.models import _models
-from azure.mgmt.containerservice._utils import model_base
+import importlib
 
-GLOBALS = dict(vars(_models))
-GLOBALS["_models"] = models
+from azure.mgmt.containerservice import models
+from azure.mgmt.containerservice._utils import model_base
+from azure.mgmt.containerregistry import models as registry_models
+from azure.mgmt.containerregistry._utils import model_base as registry_base
+from azure.mgmt.authorization.v2022_04_01 import models as authorization_models
+
+PACKAGES = {
+    "containerservice": models,
+    "containerregistry": registry_models,
+    "authorization": authorization_models,
+}
 API_VERSION = "2026-08-01"
 
 
 def is_model(t):
-    return isinstance(t, type) and issubclass(t, model_base.Model)
+    return isinstance(t, type) and issubclass(t, (model_base.Model, registry_base.Model))
+
+
+def is_msrest_model(t):
+    return isinstance(t, type) and hasattr(t, "_attribute_map") and not is_model(t)
+
+
+def check_msrest(cls, value, path, errs):
+    """An older generator's model: `_attribute_map` keys such as `properties.principalId`."""
+    fields = {}
+    for attr, spec in cls._attribute_map.items():
+        fields[spec["key"]] = (attr, spec["type"])
+    validation = getattr(cls, "_validation", {})
+
+    def walk(v, prefix):
+        for k, sub in v.items():
+            key = f"{prefix}{k}"
+            if key in fields:
+                attr, t = fields[key]
+                if validation.get(attr, {}).get("readonly"):
+                    errs.append(f"{path}.{key}: read-only in {cls.__name__}")
+                elif t == "str" and not isinstance(sub, str):
+                    errs.append(f"{path}.{key}: {sub!r} is not a str")
+            elif isinstance(sub, dict) and any(f.startswith(key + ".") for f in fields):
+                walk(sub, key + ".")
+            else:
+                errs.append(f"{path}.{key}: not a field of {cls.__name__}")
+
+    walk(value, "")
+    sent = set()
+
+    def keys(v, prefix):
+        for k, sub in v.items():
+            sent.add(prefix + k)
+            if isinstance(sub, dict):
+                keys(sub, prefix + k + ".")
+
+    keys(value, "")
+    for key, (attr, _) in fields.items():
+        if validation.get(attr, {}).get("required") and key not in sent:
+            errs.append(f"{path}.{key}: required by {cls.__name__}")
 
 
 def hints(cls):
     cls()  # fills _attr_to_rest_field
-    h = typing.get_type_hints(cls, globalns=GLOBALS)
+    module = sys.modules[cls.__module__]
+    scope = dict(vars(module))
+    scope["_models"] = importlib.import_module(cls.__module__.rsplit(".", 1)[0])
+    h = typing.get_type_hints(cls, globalns=scope)
     return {f._rest_name: (f, h.get(attr)) for attr, f in cls._attr_to_rest_field.items()}
 
 
@@ -113,11 +167,14 @@ def main():
             continue
         req = json.loads(line)
         errs = []
-        cls = getattr(models, req["model"], None)
-        if not is_model(cls):
-            errs.append(f"no model {req['model']}")
+        package, _, name = req["model"].rpartition(":")
+        cls = getattr(PACKAGES[package or "containerservice"], name, None)
+        if is_model(cls):
+            check_model(cls, req["body"], name, errs)
+        elif is_msrest_model(cls):
+            check_msrest(cls, req["body"], name, errs)
         else:
-            check_model(cls, req["body"], req["model"], errs)
+            errs.append(f"no model {req['model']}")
         print("ok" if not errs else "; ".join(errs), flush=True)
 
 

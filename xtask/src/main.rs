@@ -243,7 +243,11 @@ pub const MOTO: &[&str] = &["moto[server]==5.1.18"];
 /// The validator of Kubernetes objects against the official schemas (1.29 to 1.33).
 pub const KUBERNETES_VALIDATE: &[&str] = &["kubernetes-validate==1.33.1"];
 /// Microsoft's models of the AKS API, against which the tests check every request body.
-pub const AZURE_MODELS: &[&str] = &["azure-mgmt-containerservice==41.8.0"];
+pub const AZURE_MODELS: &[&str] = &[
+    "azure-mgmt-containerservice==41.8.0",
+    "azure-mgmt-containerregistry==15.0.0",
+    "azure-mgmt-authorization==4.0.0",
+];
 /// The Azure Blob Storage emulator (npm).
 pub const AZURITE: &str = "azurite@3.35.0";
 

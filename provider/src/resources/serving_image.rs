@@ -2,7 +2,9 @@
 //! `cargo xtask image` writes and each release ships) into a registry of the user's, and
 //! outputs the digest-pinned reference endpoints run. With an `ecr` block the repository is
 //! an ECR repository the resource creates ([`crate::platforms::aws::ecr`]) and the login
-//! comes from `GetAuthorizationToken`.
+//! comes from `GetAuthorizationToken`. With an `acr` block it is an Azure Container Registry
+//! ([`crate::platforms::azure::acr`]) with the token-exchange login and `AcrPull` for the
+//! clusters that run the image.
 
 use serde::{Deserialize, Serialize};
 use tfplugin::{
@@ -11,6 +13,7 @@ use tfplugin::{
 };
 
 use crate::platforms::aws::{ecr, Clients};
+use crate::platforms::azure::acr;
 use crate::registry::{self, Access};
 use modelplane_serve::image::Layout;
 
@@ -24,6 +27,15 @@ pub struct EcrBlock {
     pub scan_on_push: Option<bool>,
     pub keep_images: Option<i64>,
     pub untagged_days: Option<i64>,
+    pub force_delete: Option<bool>,
+}
+
+/// The `acr` block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AcrBlock {
+    pub registry: String,
+    pub sku: Option<String>,
+    pub attach_clusters: Option<Vec<String>>,
     pub force_delete: Option<bool>,
 }
 
@@ -43,6 +55,8 @@ pub struct Model {
     pub ecr: Option<EcrBlock>,
     pub repository_url: Attr<String>,
     pub repository_arn: Attr<String>,
+    pub acr: Option<AcrBlock>,
+    pub registry_id: Attr<String>,
 }
 
 /// Whether `repository` starts with a registry host (`HOST[:PORT]/…`, `localhost/…`), by the
@@ -75,10 +89,28 @@ impl Model {
         })
     }
 
+    fn acr_spec(&self) -> Option<acr::RegistrySpec> {
+        self.acr.as_ref().map(|a| acr::RegistrySpec {
+            name: a.registry.clone(),
+            sku: a.sku.clone().unwrap_or_else(|| "Standard".into()),
+            attach: a
+                .attach_clusters
+                .iter()
+                .flatten()
+                .map(|c| c.strip_prefix("azure/").unwrap_or(c).to_string())
+                .collect(),
+        })
+    }
+
+    /// Whether the registry is a cloud's (`ecr` or `acr`).
+    fn cloud(&self) -> bool {
+        self.ecr.is_some() || self.acr.is_some()
+    }
+
     /// Where the image goes, when known before the push: `repository` when it names a host,
-    /// else the ECR repository's URI (known once created).
+    /// else the ECR repository's URI (known once created) or `NAME.azurecr.io/REPOSITORY`.
     fn target(&self) -> Option<String> {
-        if self.ecr.is_none() || has_host(&self.repository) {
+        if !self.cloud() || has_host(&self.repository) {
             Some(self.repository.clone())
         } else {
             self.repository_url.known().cloned()
@@ -103,6 +135,36 @@ impl ServingImage {
         Clients::load(&crate::ProviderConfig::of(&self.config).aws)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    fn azure(&self) -> Result<crate::platforms::azure::Context, String> {
+        crate::platforms::azure::Context::load(&crate::ProviderConfig::of(&self.config).azure)
+            .map_err(|e| e.to_string())
+    }
+
+    /// With `acr`: the registry made (and attached), its login server and ID, and the login.
+    async fn acr(
+        &self,
+        spec: &acr::RegistrySpec,
+        insecure: bool,
+    ) -> Result<(String, String, Access), String> {
+        let ctx = self.azure()?;
+        let reg = acr::ensure(&ctx, spec).await.map_err(|e| e.to_string())?;
+        let server = reg
+            .properties
+            .login_server
+            .clone()
+            .unwrap_or_else(|| format!("{}.azurecr.io", spec.name));
+        let (user, password) = acr::login(&ctx, &server).await.map_err(|e| e.to_string())?;
+        Ok((
+            server,
+            reg.id.unwrap_or_else(|| acr::path(&ctx, &spec.name)),
+            Access {
+                insecure,
+                username: Some(user),
+                password: Some(password),
+            },
+        ))
     }
 
     /// With `ecr`: the repository made to match the block, and the registry login.
@@ -181,6 +243,19 @@ impl tfplugin::Resource for ServingImage {
                 .attribute(Attribute::new("version", Type::String).computed().description("The server version in the image (its `org.opencontainers.image.version` label)."))
                 .attribute(Attribute::new("repository_url", Type::String).computed().description("Where the image is: `repository`, or with `ecr` and a bare name the ECR repository's URI."))
                 .attribute(Attribute::new("repository_arn", Type::String).computed().description("With `ecr`: the ECR repository's ARN (for IAM policies); null otherwise."))
+                .attribute(Attribute::new("registry_id", Type::String).computed().description("With `acr`: the registry's Azure resource ID (for role assignments); null otherwise."))
+                .block(
+                    NestedBlock::new(
+                        "acr",
+                        Nesting::Single,
+                        Block::new()
+                            .description("Push to Azure Container Registry: the registry is created in the provider's `azure.resource_group` and `azure.location` (or taken when it exists) with the admin user off; the login is ACR's token exchange of the Azure credential chain's token (as `az acr login`), nothing secret in state. `repository` is then the repository name in the registry (`ml/modelplane-serve`), and the image goes to `REGISTRY.azurecr.io/ml/modelplane-serve`; a name with a host pushes to that host with the ACR login.")
+                            .attribute(Attribute::new("registry", Type::String).required().requires_replace().validate(Validator::regex(r"^[a-zA-Z0-9]{5,50}$", "5 to 50 letters and digits").summary("Invalid registry name")).description("The registry's name (5 to 50 letters and digits, unique in Azure): its login server is `NAME.azurecr.io`."))
+                            .attribute(Attribute::new("sku", Type::String).optional().validate(Validator::one_of(&["Basic", "Standard", "Premium"]).summary("Invalid registry SKU")).description("`Basic`, `Standard` (default) or `Premium`, for a registry the resource creates."))
+                            .attribute(Attribute::new("attach_clusters", Type::list(Type::String)).optional().description("IDs of `azure` clusters (`modelplane_gpu_cluster.X.id`) whose kubelet identity gets `AcrPull` on the registry, so their nodes pull the image with no pull secret (as `az aks update --attach-acr`)."))
+                            .attribute(Attribute::new("force_delete", Type::Bool).optional().description("Destroy deletes the registry and every image in it. Default false: destroy leaves the registry (and warns).")),
+                    ),
+                )
                 .block(
                     NestedBlock::new(
                         "ecr",
@@ -198,6 +273,35 @@ impl tfplugin::Resource for ServingImage {
 
     async fn validate(&self, config: &Config, diags: &mut Diagnostics) {
         let ecr = !config.elements("ecr").is_empty();
+        let acr = !config.elements("acr").is_empty();
+        if ecr && acr {
+            diags.error_at(
+                AttributePath::attr("acr"),
+                "Conflicting registries",
+                "an image goes to one registry: keep ecr or acr.",
+            );
+        }
+        if acr && !config.is_null("username") {
+            diags.error_at(
+                AttributePath::attr("username"),
+                "Conflicting registry login",
+                "with `acr`, the login comes from ACR's token exchange; remove username and password_wo.",
+            );
+        }
+        if let Some(a) = config.elements("acr").first() {
+            // Cluster IDs are often unknown until the cluster is planned.
+            if let Attr::Known(ids) = a.get::<Vec<Attr<String>>>("attach_clusters", diags) {
+                for id in ids.into_iter().filter_map(Attr::into_known) {
+                    if !id.starts_with("azure/") {
+                        diags.error_at(
+                            AttributePath::attr("acr").then_attr("attach_clusters"),
+                            "Not an azure cluster",
+                            format!("{id:?} is not the ID of an azure cluster; give modelplane_gpu_cluster.NAME.id of a cluster with platform = \"azure\"."),
+                        );
+                    }
+                }
+            }
+        }
         if let Attr::Known(r) = config.get::<String>("repository", diags) {
             if r.contains('@') || r.rsplit('/').next().is_some_and(|last| last.contains(':')) {
                 diags.error_at(
@@ -205,6 +309,10 @@ impl tfplugin::Resource for ServingImage {
                     "Invalid repository",
                     format!("{r:?} holds a tag or digest; give the repository alone and the tag in `tag`."),
                 );
+            } else if acr {
+                if let Err(e) = registry::parse(&format!("example.azurecr.io/{}", ecr_name(&r))) {
+                    diags.error_at(AttributePath::attr("repository"), "Invalid repository", e);
+                }
             } else if ecr {
                 let name = ecr_name(&r);
                 if name.len() < 2
@@ -266,7 +374,14 @@ impl tfplugin::Resource for ServingImage {
             (Some(_), Some(p)) if p.repository_arn.is_known() => p.repository_arn.clone(),
             (Some(_), _) => Attr::Unknown,
         };
-        plan.repository_url = match (plan.ecr.is_some() && !has_host(&plan.repository), same) {
+        let same_acr = prior.filter(|p| p.repository == plan.repository && p.acr == plan.acr);
+        plan.registry_id = match (&plan.acr, same_acr) {
+            (None, _) => Attr::Null,
+            (Some(_), Some(p)) if p.registry_id.is_known() => p.registry_id.clone(),
+            (Some(_), _) => Attr::Unknown,
+        };
+        let same = if plan.acr.is_some() { same_acr } else { same };
+        plan.repository_url = match (plan.cloud() && !has_host(&plan.repository), same) {
             (false, _) => Attr::Known(plan.repository.clone()),
             (true, Some(p)) if p.repository_url.is_known() => p.repository_url.clone(),
             (true, _) => Attr::Unknown,
@@ -324,6 +439,26 @@ impl tfplugin::Resource for ServingImage {
                 }
             }
         }
+        let acr_spec = plan.acr_spec();
+        if let Some(spec) = &acr_spec {
+            match self.acr(spec, plan.insecure.unwrap_or(false)).await {
+                Ok((server, id, login)) => {
+                    access = login;
+                    if !has_host(&plan.repository) {
+                        target = format!("{server}/{}", plan.repository);
+                    }
+                    plan.registry_id = Attr::Known(id);
+                }
+                Err(e) => {
+                    ctx.diags.error_at(
+                        AttributePath::attr("acr"),
+                        "Cannot set up the Azure container registry",
+                        e,
+                    );
+                    return None;
+                }
+            }
+        }
         plan.repository_url = Attr::Known(target.clone());
         plan.password_wo = Attr::Null;
         let pushed = tokio::select! {
@@ -349,9 +484,9 @@ impl tfplugin::Resource for ServingImage {
                     "Cannot push the image",
                     e,
                 );
-                // A repository created on ECR is recorded (the resource is tainted and
-                // replaced by the next apply, which takes the repository again).
-                spec.map(|_| {
+                // A repository created on ECR or ACR is recorded (the resource is tainted
+                // and replaced by the next apply, which takes the repository again).
+                (spec.is_some() || acr_spec.is_some()).then(|| {
                     plan.reference = Attr::Null;
                     plan.tagged_reference = Attr::Null;
                     plan.id = Attr::Known(target.clone());
@@ -365,6 +500,52 @@ impl tfplugin::Resource for ServingImage {
         let Attr::Known(reference) = state.reference.clone() else {
             return Some(state);
         };
+        if let Some(spec) = state.acr_spec() {
+            let found = async {
+                let ctx = self.azure()?;
+                let Some(reg) = acr::describe(&ctx, &spec.name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(None);
+                };
+                let server = reg
+                    .properties
+                    .login_server
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.azurecr.io", spec.name));
+                let (user, password) =
+                    acr::login(&ctx, &server).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(Some((user, password)))
+            }
+            .await;
+            let access = match found {
+                Ok(None) => return None,
+                Ok(Some((user, password))) => Access {
+                    insecure: state.insecure.unwrap_or(false),
+                    username: Some(user),
+                    password: Some(password),
+                },
+                Err(e) => {
+                    ctx.diags.warning(
+                        "Cannot check the Azure container registry",
+                        format!("{e}. The state is kept as it was."),
+                    );
+                    return Some(state);
+                }
+            };
+            return match registry::resolve(&reference, &access).await {
+                Ok(Some(_)) => Some(state),
+                Ok(None) => None,
+                Err(e) => {
+                    ctx.diags.warning(
+                        "Cannot check the image in its registry",
+                        format!("{e}. The state is kept as it was."),
+                    );
+                    Some(state)
+                }
+            };
+        }
         let access = match state.ecr_spec() {
             // ECR: the repository must still be there, and a fresh login checks the image.
             Some(spec) => {
@@ -424,6 +605,30 @@ impl tfplugin::Resource for ServingImage {
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
+        if let Some(a) = &state.acr {
+            if !a.force_delete.unwrap_or(false) {
+                ctx.diags.warning(
+                    "Azure container registry left in place",
+                    format!("{} and its images stay (acr.force_delete is false); a later apply takes the registry again. Delete it with `az acr delete --name {}`, or set force_delete = true before destroying.", a.registry, a.registry),
+                );
+                return;
+            }
+            let deleted = async {
+                let ctx = self.azure()?;
+                acr::delete(&ctx, &a.registry)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = deleted {
+                ctx.diags.error_at(
+                    AttributePath::attr("acr"),
+                    "Cannot delete the Azure container registry",
+                    e,
+                );
+            }
+            return;
+        }
         let (Some(spec), Some(e)) = (state.ecr_spec(), &state.ecr) else {
             return;
         };

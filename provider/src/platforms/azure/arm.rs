@@ -309,6 +309,43 @@ impl Arm {
         Self::decode(path, &r)
     }
 
+    /// A form POST to a URL outside ARM that takes ARM's token in its body (ACR's
+    /// `/oauth2/exchange`), through the same pipeline: TLS, retries, the same transport.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, ArmError> {
+        let u = Url::parse(url).map_err(|e| ArmError::Transport(format!("{url}: {e}")))?;
+        let body = form
+            .iter()
+            .fold(
+                url::form_urlencoded::Serializer::new(String::new()),
+                |mut s, (k, v)| {
+                    s.append_pair(k, v);
+                    s
+                },
+            )
+            .finish();
+        let mut req = Request::new(u.clone(), Method::Post);
+        req.insert_header("accept", "application/json");
+        req.insert_header("content-type", "application/x-www-form-urlencoded");
+        req.set_body(body.into_bytes());
+        let options = PipelineSendOptions {
+            skip_checks: true,
+            ..Default::default()
+        };
+        let r = self
+            .pipeline
+            .send(&Context::new(), &mut req, Some(options))
+            .await
+            .map_err(|e| ArmError::Transport(format!("POST {}: {}", u.path(), chain(&e))))?;
+        if !r.status().is_success() {
+            return Err(Self::failure(u.path(), &r));
+        }
+        Self::decode(u.path(), &r)
+    }
+
     /// Deletes the resource at `path` and waits until it is gone; one already gone is not an
     /// error.
     pub async fn delete(

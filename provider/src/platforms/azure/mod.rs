@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`arm`] | a typed Azure Resource Manager client: tokens, retries, long-running operations, errors |
 //! | [`aks`] | the managed cluster and agent pool bodies, checked against Microsoft's models |
+//! | [`acr`] | ACR registries, AcrPull for clusters, and the token-exchange login, for `modelplane_serving_image` |
 //! | [`cluster`] | create, refresh, import and destroy of a cluster, in order; GPU readiness |
 //! | [`credential`] | the credential chain: environment, workload identity, managed identity, Azure CLI |
 //!
@@ -16,6 +17,7 @@
 //! next to the Kubernetes objects, so that destroy removes exactly what was created, in order,
 //! and nothing it adopted.
 
+pub mod acr;
 pub mod aks;
 pub mod arm;
 pub mod cluster;
@@ -60,6 +62,8 @@ pub struct Context {
     pub credential: Arc<dyn azure_core::credentials::TokenCredential>,
     pub resource_group: String,
     pub location: Option<String>,
+    /// The tenant, where the provider's block or `AZURE_TENANT_ID` names it.
+    pub tenant: Option<String>,
 }
 
 impl Context {
@@ -88,6 +92,10 @@ impl Context {
             credential,
             resource_group,
             location: settings.location.clone(),
+            tenant: settings
+                .tenant_id
+                .clone()
+                .or_else(|| std::env::var("AZURE_TENANT_ID").ok()),
         })
     }
 
