@@ -1334,3 +1334,193 @@ resource "modelplane_serving_image" "serve" {{
         }
     }
 }
+
+/// `blueprints/azure/examples/gpu-inference`, applied through real Terraform against the fake
+/// ARM, Azurite for Blob Storage, a real registry on loopback that takes ACR's exchanged
+/// token, and a Kubernetes API that plays the cluster (a GPU node in the `gpu` pool,
+/// Deployments rolled out): the resource group, the cluster, its agent pools, the device
+/// plugin and the partitions, the registry and the image in it, the Blob store, iris's
+/// endpoint, and destroy in order. Every body sent passes Microsoft's models.
+#[test]
+fn blueprint_azure_example_on_fake_arm() {
+    const TEST: &str = "blueprint_azure_example_on_fake_arm";
+    use crate::common::{containers, emulators};
+    use tfplugin::acctest::{attr_equals, Check, Shown, Step, TestCase};
+    let Some(azurite) = emulators::azurite(TEST) else {
+        return;
+    };
+    let Some(reg) = containers::registry(
+        TEST,
+        Some((
+            modelplane_provider::platforms::azure::acr::TOKEN_USER,
+            "acr-refresh-token",
+        )),
+    ) else {
+        return;
+    };
+    let kube = crate::kubernetes::fake_api_server_with(
+        vec![crate::kubernetes::pool_node(
+            "aks-gpu-0",
+            "gpu",
+            1,
+            ("kubernetes.azure.com/agentpool", "gpu"),
+        )],
+        true,
+    );
+    let mut site = arm_site(&kube.url);
+    site.env
+        .insert("AZURE_STORAGE_KEY".into(), emulators::AZURITE_KEY.into());
+    let base = site.state.lock().unwrap().base.clone();
+    let config = format!(
+        "module \"ex\" {{\n  source                  = {:?}\n  subscription_id         = {SUBSCRIPTION:?}\n  resource_group          = \"ml-rg\"\n  storage_account         = {:?}\n  blob_endpoint           = \"{}/{}\"\n  acr_name                = \"mlregistry01\"\n  image_source            = {:?}\n  image_repository        = \"{}/modelplane-serve\"\n  registry_insecure       = true\n  arm_endpoint            = {base:?}\n}}\n",
+        crate::common::relative_source("blueprints/azure/examples/gpu-inference"),
+        emulators::AZURITE_ACCOUNT,
+        azurite.url(),
+        emulators::AZURITE_ACCOUNT,
+        containers::image_layout().display().to_string(),
+        reg.host(),
+    );
+    const CLUSTER: &str = "module.ex.module.aks.modelplane_gpu_cluster.this";
+    const IMAGE: &str = "module.ex.module.aks.modelplane_serving_image.this";
+    const EP: &str = "module.ex.module.aks.module.endpoint[\"iris\"].modelplane_endpoint.this";
+    let gpu_cluster = CLUSTER_PATH.replace("/managedClusters/ml", "/managedClusters/gpu");
+    let registry =
+        format!("{GROUP_PATH}/providers/Microsoft.ContainerRegistry/registries/mlregistry01");
+    crate::common::acc(
+        TEST,
+        TestCase {
+            env: site.env.clone(),
+            steps: vec![Step::new(config)
+                .check(attr_equals(CLUSTER, "id", "azure/gpu"))
+                .check(attr_equals(CLUSTER, "node_groups.0.name", "gpu"))
+                .check(attr_equals(
+                    CLUSTER,
+                    "node_groups.0.instance_types.0",
+                    "Standard_NC4as_T4_v3",
+                ))
+                .check(attr_equals(CLUSTER, "node_groups.1.name", "dev"))
+                .check(attr_equals(
+                    CLUSTER,
+                    "partition.1.namespace",
+                    "gpu-inference",
+                ))
+                .check(attr_equals(CLUSTER, "device_plugin_version", "v0.17.4"))
+                .check(attr_equals(IMAGE, "registry_id", registry.clone()))
+                .check(attr_equals(EP, "status", "running"))
+                .check(std::sync::Arc::new(move |s: &Shown| {
+                    let image = s.attr(EP, "image").ok_or("no image")?;
+                    let pushed = s.attr(IMAGE, "reference").ok_or("no reference")?;
+                    if image != pushed {
+                        return Err(format!("the endpoint runs {image}, not {pushed}"));
+                    }
+                    Ok(())
+                }) as Check)],
+            check_destroy: Some({
+                let st = site.state.clone();
+                std::sync::Arc::new(move |_s: &Shown| {
+                    let st = st.lock().unwrap();
+                    for gone in [&gpu_cluster, &registry, &GROUP_PATH.to_string()] {
+                        if st.resources.contains_key(gone) {
+                            return Err(format!("{gone} is still there"));
+                        }
+                    }
+                    Ok(())
+                }) as Check
+            }),
+            ..Default::default()
+        },
+    );
+    if !tfplugin::acctest::enabled() {
+        return;
+    }
+    let writes = site.state.lock().unwrap().writes.clone();
+    let bodies: Vec<(&str, Value)> = writes
+        .iter()
+        .filter(|(m, p, _, _)| m == "PUT" && p != GROUP_PATH)
+        .map(|(_, p, _, b)| {
+            let model = if p.contains("/roleAssignments/") {
+                "authorization:RoleAssignmentCreateParameters"
+            } else if p.contains("/registries/") {
+                "containerregistry:Registry"
+            } else if p.contains("/agentPools/") {
+                "AgentPool"
+            } else {
+                "ManagedCluster"
+            };
+            (model, b.clone())
+        })
+        .collect();
+    assert!(bodies.len() >= 5, "{writes:?}");
+    if let Some(verdicts) = contract(&bodies) {
+        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
+            assert_eq!(verdict, "ok", "{model} {body}");
+        }
+    }
+    drop(reg);
+}
+
+/// The azure blueprint's variables refuse what cannot work, at plan, before anything is asked
+/// of Azure: one plan of several module calls, each wrong in one way.
+#[test]
+fn blueprint_azure_refuses_bad_variables() {
+    if !tfplugin::acctest::enabled() {
+        eprintln!(
+            "blueprint_azure_refuses_bad_variables: skipped; acceptance tests run with TF_ACC=1"
+        );
+        return;
+    }
+    let (wd, _guard) = crate::common::harness()
+        .workdir("blueprint-azure-bad")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cases = [
+        (
+            "acr_name = \"my-registry\"",
+            "acr_name must be 5 to 50 letters and digits",
+        ),
+        (
+            "inference_pool = { vm_size = \"Standard_D4s_v5\" }",
+            "must be a GPU VM size",
+        ),
+        (
+            "inference_pool = { min_size = 3, max_size = 2 }",
+            "0 <= min_size <= max_size",
+        ),
+        (
+            "store = { account = \"Bad_Account\", container = \"models\" }",
+            "must be a storage account name",
+        ),
+        (
+            "partitions = { dev = { gpus = 0 } }",
+            "must include \"inference\"",
+        ),
+    ];
+    let mut main = String::from("provider \"modelplane\" {\n  azure {\n    subscription_id = \"s\"\n    resource_group = \"rg\"\n  }\n}\n");
+    for (i, (vars, _)) in cases.iter().enumerate() {
+        let mut defaults = vec![
+            ("acr_name", "acr_name = \"mlregistry01\""),
+            (
+                "store",
+                "store = { account = \"mlmodels\", container = \"models\" }",
+            ),
+            ("partitions", "partitions = { inference = { gpus = 1 } }"),
+        ];
+        defaults.retain(|(k, _)| !vars.starts_with(k));
+        let rest: Vec<&str> = defaults.iter().map(|(_, v)| *v).collect();
+        main.push_str(&format!(
+            "module \"bp{i}\" {{\n  source       = {:?}\n  image_source = \"/nonexistent\"\n  {}\n  {vars}\n}}\n",
+            crate::common::relative_source("blueprints/azure"),
+            rest.join("\n  ")
+        ));
+    }
+    std::fs::write(wd.dir.join("main.tf"), &main).unwrap();
+    wd.ok(&["init", "-no-color"]).unwrap();
+    let out = wd.run(&["plan", "-no-color"]).unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (_, want) in cases {
+        assert!(text.contains(want), "want {want:?} in:\n{text}");
+    }
+}
