@@ -20,8 +20,13 @@ provider "modelplane" {
     profile = "ml-platform"
   }
 
-  # azure_blob stores: the Azure identity chain (workload identity, service principal from
-  # the environment, managed identity, Azure CLI). An account key is only for emulators and
-  # accounts without Entra ID: prefer AZURE_STORAGE_KEY in the environment to a literal.
-  azure {}
+  # azure_blob stores, azure clusters and ACR: the Azure identity chain (a service principal
+  # from the environment, workload identity, a managed identity, the Azure CLI). An account
+  # key is only for emulators and accounts without Entra ID: prefer AZURE_STORAGE_KEY in the
+  # environment to a literal.
+  azure {
+    subscription_id = "00000000-0000-0000-0000-000000000000" # or AZURE_SUBSCRIPTION_ID
+    resource_group  = "ml-prod"                              # of azure clusters and registries
+    location        = "westeurope"
+  }
 }

@@ -130,3 +130,55 @@ output "eks" {
     kubeconfig  = modelplane_gpu_cluster.eks.kubeconfig # exec form: no secret in it
   }
 }
+
+# An AKS cluster in the provider's azure.resource_group and azure.location (the Azure identity
+# chain says as whom): a small system pool, Entra ID users with no local accounts, the OIDC
+# issuer and workload identity; a T4 agent pool on spot capacity and an A100 pool split by
+# MIG, the NVIDIA device plugin, and partitions as on kubernetes. AKS's own spot taint
+# (kubernetes.azure.com/scalesetpriority=spot) is tolerated and never shows as drift.
+resource "modelplane_gpu_cluster" "aks" {
+  name     = "ml-prod"
+  platform = "azure"
+
+  azure {
+    kubernetes_version    = "1.33"
+    create_resource_group = true
+  }
+
+  node_pool {
+    name           = "t4spot" # AKS: 1 to 12 lower-case letters and digits
+    purpose        = "inference"
+    instance_type  = "Standard_NC4as_T4_v3"
+    gpu_count      = 1
+    spot           = true
+    spot_max_price = 0.3 # USD an hour; -1 (default): up to the on-demand price
+    min_size       = 0
+    max_size       = 6
+  }
+
+  node_pool {
+    name          = "a100mig"
+    purpose       = "inference"
+    instance_type = "Standard_NC24ads_A100_v4"
+    gpu_count     = 1
+    gpu_instance  = "MIG3g" # each A100 as two 3g.40gb instances
+    min_size      = 1
+    max_size      = 2
+  }
+
+  partition {
+    purpose          = "inference"
+    gpus             = 8
+    max_gpus_per_pod = 1
+    spot             = true
+  }
+}
+
+output "aks" {
+  value = {
+    id          = modelplane_gpu_cluster.aks.resource_id
+    oidc_issuer = modelplane_gpu_cluster.aks.oidc_issuer
+    pools       = modelplane_gpu_cluster.aks.node_groups
+    kubeconfig  = modelplane_gpu_cluster.aks.kubeconfig # kubelogin exec form: no secret in it
+  }
+}

@@ -35,3 +35,20 @@ resource "modelplane_serving_image" "ecr" {
 output "ecr_image" {
   value = modelplane_serving_image.ecr.reference
 }
+
+# Into Azure Container Registry: the registry is created (admin user off) in the provider's
+# azure.resource_group, the login is ACR's token exchange of the Azure identity chain's token,
+# and the AKS cluster's kubelet gets AcrPull, so its nodes pull with no secret.
+resource "modelplane_serving_image" "acr" {
+  source     = "${path.module}/modelplane-serve.oci"
+  repository = "ml/modelplane-serve" # pushed to mlprodregistry.azurecr.io/ml/modelplane-serve
+
+  acr {
+    registry        = "mlprodregistry"
+    attach_clusters = [modelplane_gpu_cluster.aks.id]
+  }
+}
+
+output "acr_image" {
+  value = modelplane_serving_image.acr.reference
+}

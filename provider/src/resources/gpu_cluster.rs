@@ -573,8 +573,10 @@ impl tfplugin::Resource for GpuCluster {
                  GPUs given through CDI (podman) or `--gpus` (docker). With `platform = \"kubernetes\"` it adopts an \
                  existing cluster (on-prem, OpenShift, or the cluster of EKS and AKS) and manages its GPU \
                  `partition`s; `nodes` lists the GPUs each node advertises, and a warning says when the partitions \
-                 ask for more than the nodes have or no node runs the NVIDIA device plugin. Endpoints name the \
-                 cluster by its `id` (`PLATFORM/NAME`).",
+                 ask for more than the nodes have or no node runs the NVIDIA device plugin. With `platform = \"aws\"` \
+                 or `\"azure\"` the cluster is made (EKS with managed node groups, AKS with agent pools; see the \
+                 `aws` and `azure` blocks), the NVIDIA device plugin runs on its GPU pools, and create waits until \
+                 the GPUs are allocatable. Endpoints name the cluster by its `id` (`PLATFORM/NAME`).",
             )
             .attribute(Attribute::new("id", Type::String).computed().stable().description("`PLATFORM/NAME`, e.g. `local/inference`."))
             .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Cluster name: letters, digits, `.`, `_`, `-`."))
@@ -582,7 +584,7 @@ impl tfplugin::Resource for GpuCluster {
                 Attribute::new("platform", Type::String)
                     .required()
                     .requires_replace()
-                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) or `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block) `aws` (an EKS cluster with managed node groups, see the `aws` block) or `azure` (an AKS cluster with agent pools, see the `azure` block)."),
+                    .description("Where the cluster is: `local` (this machine), `container` (this host's podman or docker) `kubernetes` (an existing cluster, reached through the provider's `kubernetes` block), `aws` (an EKS cluster with managed node groups, see the `aws` block) or `azure` (an AKS cluster with agent pools, see the `azure` block)."),
             )
             .attribute(Attribute::new("engine", Type::String).optional_computed().requires_replace().description("On `container`: the engine, `podman` or `docker` (a name on PATH or a path). Default: the first of them on PATH. Null on `local`."))
             .attribute(Attribute::new("engine_version", Type::String).computed().description("On `container`: the engine's version (docker's daemon version: a stopped daemon is an error)."))
