@@ -1524,3 +1524,85 @@ fn blueprint_azure_refuses_bad_variables() {
         assert!(text.contains(want), "want {want:?} in:\n{text}");
     }
 }
+
+/// The lifecycle against real Azure, when `MODELPLANE_ACC_AZURE_SUBSCRIPTION` names a
+/// subscription (credentials from the Azure identity chain: `az login` or a service
+/// principal in the environment; `MODELPLANE_ACC_AZURE_LOCATION`, default `eastus`). It creates
+/// a resource group, an AKS cluster (free tier; its system pool, one Standard_D4s_v5, about
+/// USD 0.19 an hour) with a one-node Standard_NC4as_T4_v3 pool (about USD 0.53 an hour), an ACR
+/// Basic registry with the image in it and AcrPull for the cluster; waits for the GPU to be
+/// allocatable; and destroys them: about 30 minutes, under USD 1 in all. The subscription
+/// needs quota for one NCASv3_T4 VM (4 vCPUs) in the location.
+#[test]
+fn azure_cluster_on_real_aks() {
+    let Some(subscription) = std::env::var_os("MODELPLANE_ACC_AZURE_SUBSCRIPTION") else {
+        eprintln!("azure_cluster_on_real_aks: skipped; set MODELPLANE_ACC_AZURE_SUBSCRIPTION (and log in with `az login`) to run it against real AKS and ACR (it costs under USD 1)");
+        return;
+    };
+    use tfplugin::acctest::{attr_equals, Step, TestCase};
+    let subscription = subscription.to_string_lossy().to_string();
+    let location =
+        std::env::var("MODELPLANE_ACC_AZURE_LOCATION").unwrap_or_else(|_| "eastus".into());
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 100_000;
+    let config = format!(
+        r#"provider "modelplane" {{
+  azure {{
+    subscription_id = {subscription:?}
+    resource_group  = "modelplane-acc-{suffix}"
+    location        = {location:?}
+  }}
+}}
+
+resource "modelplane_gpu_cluster" "aks" {{
+  name     = "modelplane-acc"
+  platform = "azure"
+  azure {{
+    create_resource_group = true
+  }}
+  node_pool {{
+    name          = "gpu"
+    purpose       = "inference"
+    instance_type = "Standard_NC4as_T4_v3"
+    gpu_count     = 1
+    min_size      = 1
+    max_size      = 1
+  }}
+  partition {{
+    purpose = "inference"
+    gpus    = 1
+  }}
+}}
+
+resource "modelplane_serving_image" "serve" {{
+  source     = {:?}
+  repository = "modelplane-serve"
+  acr {{
+    registry        = "modelplaneacc{suffix}"
+    sku             = "Basic"
+    attach_clusters = [modelplane_gpu_cluster.aks.id]
+    force_delete    = true
+  }}
+}}
+"#,
+        crate::common::containers::image_layout()
+            .display()
+            .to_string(),
+    );
+    crate::common::acc(
+        "azure_cluster_on_real_aks",
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(
+                    "modelplane_gpu_cluster.aks",
+                    "node_groups.0.status",
+                    "Succeeded",
+                ))
+                .check(attr_equals("modelplane_gpu_cluster.aks", "nodes.0.gpus", 1))],
+            ..Default::default()
+        },
+    );
+}
