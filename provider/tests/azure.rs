@@ -1601,7 +1601,19 @@ resource "modelplane_serving_image" "serve" {{
                     "node_groups.0.status",
                     "Succeeded",
                 ))
-                .check(attr_equals("modelplane_gpu_cluster.aks", "nodes.0.gpus", 1))],
+                .check(std::sync::Arc::new(|s: &tfplugin::acctest::Shown| {
+                    // The system pool's node is listed too.
+                    let nodes = s
+                        .attr("modelplane_gpu_cluster.aks", "nodes")
+                        .ok_or("no nodes")?;
+                    if !nodes
+                        .as_array()
+                        .is_some_and(|n| n.iter().any(|n| n["gpus"] == 1))
+                    {
+                        return Err(format!("no node with a GPU: {nodes}"));
+                    }
+                    Ok(())
+                }) as tfplugin::acctest::Check)],
             ..Default::default()
         },
     );
