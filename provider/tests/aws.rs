@@ -1374,6 +1374,7 @@ async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
             },
         ),
         aws: None,
+        azure: None,
         record: json!({}),
     };
     let mut ctx = tfplugin::Ctx::detached();

@@ -71,6 +71,12 @@ fn aks_defaults(path: &str, r: &mut Value, resources: &mut HashMap<String, Value
             }
             p["nodeTaints"] = json!(taints);
         }
+    } else if path.contains("/userAssignedIdentities/")
+        && !path.contains("/federatedIdentityCredentials/")
+    {
+        r["properties"]["clientId"] = json!(format!("c1e47000-0000-0000-0000-{:012}", name.len()));
+        r["properties"]["principalId"] =
+            json!(format!("9a1c1000-0000-0000-0000-{:012}", name.len()));
     } else if path.contains("/registries/") && !path.contains("/roleAssignments/") {
         // The login server is the fake itself, which answers the token exchange.
         r["properties"]["loginServer"] = json!(resources_base(resources));
@@ -226,6 +232,19 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         };
     }
     match method.as_str() {
+        "GET" if path.ends_with("/providers/Microsoft.Storage/storageAccounts") => {
+            let mut all: Vec<Value> = st
+                .resources
+                .iter()
+                .filter(|(k, _)| {
+                    k.split_once("/providers/Microsoft.Storage/storageAccounts/")
+                        .is_some_and(|(_, name)| !name.contains('/'))
+                })
+                .map(|(_, v)| v.clone())
+                .collect();
+            all.sort_by_key(|v| v["id"].to_string());
+            Json(json!({"value": all})).into_response()
+        }
         "GET" if path.ends_with("/agentPools") || path.ends_with("/resources") => {
             Json(json!({"value": children(&st.resources, &path)})).into_response()
         }
@@ -1131,6 +1150,16 @@ fn azure_bad_input_is_refused_at_plan() {
         &cluster(99, "azure", "instance_type = \"Standard_D4s_v5\"", "")
             .replace("name = \"gpu\"", "name = \"GPU_pool\""),
     );
+    // An endpoint's azure block: only on azure, with a client ID.
+    let endpoint = |i: usize, cluster: &str, client_id: &str| {
+        format!("\nresource \"modelplane_endpoint\" \"e{i}\" {{\n  name = \"e{i}\"\n  cluster = {cluster:?}\n  image = \"registry.example/serve@sha256:00\"\n  variant {{\n    name = \"a\"\n    model = \"az/b/m/1\"\n    weight = 100\n  }}\n  azure {{\n    client_id = {client_id:?}\n  }}\n}}\n")
+    };
+    main.push_str(&endpoint(
+        1,
+        "kubernetes/onprem",
+        "00000000-0000-0000-0000-000000000000",
+    ));
+    main.push_str(&endpoint(2, "azure/c0", "my-identity"));
     std::fs::write(wd.dir.join("main.tf"), &main).unwrap();
     wd.ok(&["init", "-no-color"]).unwrap();
     let out = wd.run(&["plan", "-no-color"]).unwrap();
@@ -1142,7 +1171,11 @@ fn azure_bad_input_is_refused_at_plan() {
     for (_, _, _, want) in
         cases
             .iter()
-            .chain([&("", "", "", "use 1 to 12 lowercase letters and digits")])
+            .chain([
+                &("", "", "", "use 1 to 12 lowercase letters and digits"),
+                &("", "", "", "the azure block (the workload identity of the server) applies to endpoints on azure clusters"),
+                &("", "", "", "\"my-identity\" is not a client ID"),
+            ])
     {
         assert!(text.contains(want), "want {want:?} in:\n{text}");
     }
@@ -1617,4 +1650,154 @@ resource "modelplane_serving_image" "serve" {{
             ..Default::default()
         },
     );
+}
+
+/// An endpoint on an `azure` cluster whose models are in Azure Blob Storage gets its own
+/// workload identity: a managed identity federated with the cluster's OIDC issuer for the
+/// endpoint's ServiceAccount only, `Storage Blob Data Reader` on the store's container only,
+/// the client ID on the ServiceAccount and the webhook's label on the pods. A rolled-back
+/// update keeps it; removing the endpoint deletes the identity and the role assignment.
+#[test]
+fn an_endpoint_reading_blob_gets_its_own_workload_identity() {
+    use k8s_openapi::api::apps::v1::Deployment as K8sDeployment;
+    use kube::api::Api;
+    use modelplane_provider::ids::{ClusterId, PlatformKind};
+    use modelplane_provider::platforms::azure::{Azure, Context, Shared};
+    use modelplane_provider::platforms::kubernetes::{KubeTarget, Kubernetes};
+    use modelplane_provider::platforms::{rollout, EndpointSpec, Platform, Previous};
+    use modelplane_serve::config::{EndpointConfig, ModelConfig, ServeConfig, VariantConfig};
+    const GPU_CLUSTER: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/ml-rg/providers/Microsoft.ContainerService/managedClusters/gpu";
+    const ACCOUNT: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/data-rg/providers/Microsoft.Storage/storageAccounts/mlmodels";
+    const IDENTITY: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/ml-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/gpu-iris-blob-serve";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (state, base, transport) = fake_arm(&rt);
+    {
+        let mut st = state.lock().unwrap();
+        st.resources.insert(GPU_CLUSTER.into(), json!({"id": GPU_CLUSTER, "location": "westeurope", "properties": {"provisioningState": "Succeeded", "oidcIssuerProfile": {"enabled": true, "issuerUrl": "https://westeurope.oic.prod-aks.azure.com/tenant/2222/"}}}));
+        st.resources.insert(
+            ACCOUNT.into(),
+            json!({"id": ACCOUNT, "name": "mlmodels", "location": "westeurope"}),
+        );
+    }
+    let ctx = Context {
+        arm: arm(&base, transport),
+        credential: Arc::new(FixedToken),
+        resource_group: "ml-rg".into(),
+        location: Some("westeurope".into()),
+        tenant: None,
+    };
+    rt.block_on(async {
+        let writes = crate::kubernetes::Writes::default();
+        let c = crate::kubernetes::client_recording(kube_fake_client::ClientBuilder::new(), Some(writes.clone())).await;
+        crate::kubernetes::apply_partitions(&c, &[crate::kubernetes::partition("inference", 2)], &[]).await;
+        // A Deployment whose image is `…/broken@…` never rolls out: an update to it is rolled back.
+        let _ctl = crate::kubernetes::controller_unless(c.clone(), |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| p.containers.iter().any(|c| c.image.as_deref().is_some_and(|i| i.contains("/broken@"))))
+        });
+        let cluster = ClusterId::new(PlatformKind::Azure, "gpu");
+        let az = Azure {
+            cluster: cluster.clone(),
+            settings: Default::default(),
+            context: Shared::of(ctx),
+            kube: Kubernetes { cluster, target: KubeTarget::Client(c.clone(), "http://fake".into()) },
+            poll: Duration::from_millis(50),
+        };
+        let spec = EndpointSpec {
+            name: "iris-blob".into(),
+            serve: ServeConfig {
+                repository: "az://mlmodels/models/team-a".into(),
+                models: vec![ModelConfig::named("iris", Some("1".to_string()))],
+                endpoints: vec![EndpointConfig {
+                    name: "iris-blob".into(),
+                    variants: vec![VariantConfig { name: "a".into(), model: "iris".into(), version: Some("1".into()), weight: 100 }],
+                    shadow: None,
+                    sticky_header: None,
+                }],
+                ..serde_json::from_value(json!({"repository": ""})).unwrap()
+            },
+            token: "wi-token-0123456789".into(),
+            port: None,
+            grpc_port: None,
+            image: Some("registry.example/modelplane-serve@sha256:0123".into()),
+            container: None,
+            kubernetes: Some(modelplane_provider::platforms::kubernetes::workload::Settings {
+                rollout_timeout: Some("10s".into()),
+                ..Default::default()
+            }),
+            aws: None,
+            azure: None,
+            record: json!({}),
+        };
+        let mut tctx = tfplugin::Ctx::detached();
+        let (d, _) = rollout::apply(&az, &spec, None, None, &mut tctx)
+            .await
+            .unwrap_or_else(|e| panic!("deploy: {e:?}"));
+        let objects = d.objects.clone().unwrap_or_default();
+        assert!(objects.contains(&"azure:identity/gpu-iris-blob-serve".to_string()), "{objects:?}");
+        let role = objects.iter().find_map(|o| o.strip_prefix("azure:role-assignment/")).expect("a role assignment recorded").to_string();
+        assert!(role.starts_with(&format!("{ACCOUNT}/blobServices/default/containers/models/providers/Microsoft.Authorization/roleAssignments/")), "{role}");
+        let client_id = state.lock().unwrap().resources[IDENTITY]["properties"]["clientId"].as_str().unwrap().to_string();
+        {
+            let st = state.lock().unwrap();
+            let fed = &st.resources[&format!("{IDENTITY}/federatedIdentityCredentials/kubernetes")]["properties"];
+            assert_eq!(fed["subject"], "system:serviceaccount:gpu-inference:iris-blob");
+            assert_eq!(fed["issuer"], "https://westeurope.oic.prod-aks.azure.com/tenant/2222/");
+            assert_eq!(fed["audiences"], json!(["api://AzureADTokenExchange"]));
+            let ra = &st.resources[&role]["properties"];
+            assert!(ra["roleDefinitionId"].as_str().unwrap().ends_with("/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"), "{ra}");
+        }
+        let sa = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(c.clone(), "gpu-inference").get("iris-blob").await.unwrap();
+        assert_eq!(sa.metadata.annotations.unwrap_or_default()["azure.workload.identity/client-id"], client_id);
+        let dep = Api::<K8sDeployment>::namespaced(c.clone(), "gpu-inference").get("iris-blob").await.unwrap();
+        let labels = dep.spec.unwrap().template.metadata.unwrap().labels.unwrap_or_default();
+        assert_eq!(labels.get("azure.workload.identity/use").map(String::as_str), Some("true"));
+
+        // An update that does not roll out is rolled back, and the server keeps its identity.
+        let mut broken = spec.clone();
+        broken.image = Some("registry.example/broken@sha256:0123".into());
+        broken.kubernetes.as_mut().unwrap().rollout_timeout = Some("2s".into());
+        let previous = Previous { spec: Some(spec.clone()), deployment: d.clone(), serving: true };
+        writes.lock().unwrap().clear();
+        let failed = rollout::apply(&az, &broken, Some(&previous), None, &mut tctx)
+            .await
+            .expect_err("the broken image must not roll out");
+        assert!(failed.restored.is_ok(), "rolled back: {failed:?}");
+        let applied: Vec<Value> = writes.lock().unwrap().iter().filter(|(_, p, _)| p.ends_with("/serviceaccounts/iris-blob")).map(|(_, _, b)| b.clone()).collect();
+        assert_eq!(applied.len(), 2, "the update's apply and the rollback's");
+        assert_eq!(applied[1]["metadata"]["annotations"]["azure.workload.identity/client-id"], json!(client_id), "{}", applied[1]);
+
+        az.remove_endpoint("iris-blob", &d).await.unwrap();
+        let st = state.lock().unwrap();
+        assert!(!st.resources.contains_key(IDENTITY), "the identity is deleted with the endpoint");
+        assert!(!st.resources.contains_key(&role), "the role assignment is deleted with the endpoint");
+        let bodies: Vec<(&str, Value)> = st
+            .writes
+            .iter()
+            .filter(|(m, p, _, _)| m == "PUT" && !p.contains("/managedClusters/"))
+            .map(|(_, p, api, b)| {
+                if p.contains("/roleAssignments/") {
+                    ("authorization:RoleAssignmentCreateParameters", b.clone())
+                } else {
+                    assert_eq!(api, modelplane_provider::platforms::azure::identity::IDENTITY_API_VERSION);
+                    if p.contains("/federatedIdentityCredentials/") {
+                        ("msi:FederatedIdentityCredential", b.clone())
+                    } else {
+                        ("msi:Identity", b.clone())
+                    }
+                }
+            })
+            .collect();
+        drop(st);
+        // The create's three, and the update's three again (ARM's PUT is idempotent; an
+        // existing role assignment answers RoleAssignmentExists).
+        assert_eq!(bodies.len(), 6, "{bodies:?}");
+        if let Some(verdicts) = contract(&bodies) {
+            for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
+                assert_eq!(verdict, "ok", "{model} {body}");
+            }
+        }
+    });
 }

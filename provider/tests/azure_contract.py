@@ -1,7 +1,8 @@
 """Checks ARM request bodies against Microsoft's own models, generated from the published API
 definitions: Microsoft.ContainerService (PyPI azure-mgmt-containerservice), .ContainerRegistry
-(azure-mgmt-containerregistry) and .Authorization (azure-mgmt-authorization, api-version
-2022-04-01, an older generator whose models flatten `properties.*` in an attribute map).
+(azure-mgmt-containerregistry), .Authorization (azure-mgmt-authorization, api-version
+2022-04-01) and .ManagedIdentity (azure-mgmt-msi, 2024-11-30); the last two come from an older
+generator whose models flatten `properties.*` in an attribute map.
 Every key must be a field of the model at its place, of the field's type (enum values among
 the known ones), not read-only, and every required field must be there. A misnamed or
 misplaced field fails here rather than on Azure.
@@ -24,11 +25,13 @@ from azure.mgmt.containerservice._utils import model_base
 from azure.mgmt.containerregistry import models as registry_models
 from azure.mgmt.containerregistry._utils import model_base as registry_base
 from azure.mgmt.authorization.v2022_04_01 import models as authorization_models
+from azure.mgmt.msi.v2024_11_30 import models as msi_models
 
 PACKAGES = {
     "containerservice": models,
     "containerregistry": registry_models,
     "authorization": authorization_models,
+    "msi": msi_models,
 }
 API_VERSION = "2026-08-01"
 

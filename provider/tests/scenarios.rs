@@ -79,6 +79,7 @@ fn spec(f: &Fixture, weights: (u32, u32)) -> EndpointSpec {
         container: f.container.clone(),
         kubernetes: f.kubernetes.clone(),
         aws: None,
+        azure: None,
         record: serde_json::json!({}),
     }
 }

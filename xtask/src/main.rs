@@ -247,6 +247,7 @@ pub const AZURE_MODELS: &[&str] = &[
     "azure-mgmt-containerservice==41.8.0",
     "azure-mgmt-containerregistry==15.0.0",
     "azure-mgmt-authorization==4.0.0",
+    "azure-mgmt-msi==7.1.0",
 ];
 /// The Azure Blob Storage emulator (npm).
 pub const AZURITE: &str = "azurite@3.35.0";

@@ -296,6 +296,8 @@ pub struct EndpointSpec {
     pub kubernetes: Option<kubernetes::workload::Settings>,
     /// The `aws` block: the server's IRSA role.
     pub aws: Option<aws::irsa::EndpointSettings>,
+    /// The `azure` block: the server's workload identity.
+    pub azure: Option<azure::identity::EndpointSettings>,
     /// What the resource keeps beside the deployment for import (written with
     /// [`Platform::record`], read back by [`Platform::import_endpoint`]).
     pub record: serde_json::Value,

@@ -33,7 +33,7 @@ use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics, PathStep};
 
 use crate::ids::ClusterId;
 use crate::platforms::kubernetes::{self, Connection, KubeTarget, Kubernetes};
-use crate::platforms::managed::ManagedCluster;
+use crate::platforms::managed::{annotate, annotated, ManagedCluster};
 use crate::platforms::rollout::Rollout;
 use crate::platforms::Platform as _;
 use crate::platforms::{
@@ -223,13 +223,8 @@ impl Aws {
         spec: &EndpointSpec,
         previous: Option<&Previous>,
     ) -> Result<Option<(String, Option<String>)>, PlatformError> {
-        let annotated = spec
-            .kubernetes
-            .as_ref()
-            .and_then(|k| k.service_account_annotations.as_ref())
-            .is_some_and(|a| a.contains_key(irsa::ROLE_ANNOTATION));
         let settings = spec.aws.clone().unwrap_or_default();
-        if annotated {
+        if annotated(spec, irsa::ROLE_ANNOTATION) {
             return Ok(None);
         }
         if let Some(arn) = settings.role_arn {
@@ -286,7 +281,7 @@ impl Aws {
         let mut spec = spec.clone();
         let mut created = None;
         if let Some((arn, name)) = &role {
-            annotate(&mut spec, arn);
+            annotate(&mut spec, irsa::ROLE_ANNOTATION, arn);
             created = name.clone();
         }
         // A rollback renders the previous spec again: it must carry the role it ran with.
@@ -337,12 +332,7 @@ impl Aws {
         let Some(spec) = p.spec.as_mut() else {
             return p;
         };
-        let annotated = spec
-            .kubernetes
-            .as_ref()
-            .and_then(|k| k.service_account_annotations.as_ref())
-            .is_some_and(|a| a.contains_key(irsa::ROLE_ANNOTATION));
-        if annotated {
+        if annotated(spec, irsa::ROLE_ANNOTATION) {
             return p;
         }
         let given = spec.aws.as_ref().and_then(|a| a.role_arn.clone());
@@ -371,7 +361,7 @@ impl Aws {
             },
         };
         if let Some(arn) = arn {
-            annotate(spec, &arn);
+            annotate(spec, irsa::ROLE_ANNOTATION, &arn);
         }
         p
     }
@@ -410,15 +400,6 @@ impl Aws {
         }
         Ok(())
     }
-}
-
-/// Annotates the server's ServiceAccount with the IAM role `arn`.
-fn annotate(spec: &mut EndpointSpec, arn: &str) {
-    spec.kubernetes
-        .get_or_insert_with(Default::default)
-        .service_account_annotations
-        .get_or_insert_with(Default::default)
-        .insert(irsa::ROLE_ANNOTATION.into(), arn.to_string());
 }
 
 /// Undoes a failed create: the Kubernetes objects, then the role made for them.
@@ -588,6 +569,7 @@ impl ManagedCluster for Aws {
 
     fn validate_endpoint_cloud(&self, config: &Config, diags: &mut Diagnostics) {
         irsa::validate(config, diags);
+        crate::platforms::azure::identity::refuse_block(config, "aws", diags);
     }
 
     async fn deploy_endpoint(

@@ -10,6 +10,7 @@
 //! | [`aks`] | the managed cluster and agent pool bodies, checked against Microsoft's models |
 //! | [`acr`] | ACR registries, AcrPull for clusters, and the token-exchange login, for `modelplane_serving_image` |
 //! | [`cluster`] | create, refresh, import and destroy of a cluster, in order; GPU readiness |
+//! | [`identity`] | the workload identity an endpoint's server reads its Blob store with |
 //! | [`credential`] | the credential chain: environment, workload identity, managed identity, Azure CLI |
 //!
 //! What the provider creates on Azure is recorded in the cluster's `objects` with an `azure:`
@@ -22,6 +23,7 @@ pub mod aks;
 pub mod arm;
 pub mod cluster;
 pub mod credential;
+pub mod identity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +33,12 @@ use tfplugin::{Attr, AttributePath, Config, Diagnostics, PathStep};
 
 use crate::ids::ClusterId;
 use crate::platforms::kubernetes::{self, Connection, KubeTarget, Kubernetes};
-use crate::platforms::managed::ManagedCluster;
-use crate::platforms::{ClusterFacts, ClusterSpec, PartitionSeen, PlatformError};
+use crate::platforms::managed::{annotate, annotated, ManagedCluster};
+use crate::platforms::rollout::{NoUndo, Rollout, Undo};
+use crate::platforms::Platform as _;
+use crate::platforms::{
+    ClusterFacts, ClusterSpec, Deployment, EndpointSpec, PartitionSeen, PlatformError, Previous,
+};
 use crate::AzureSettings;
 
 /// The `azure` block of a `modelplane_gpu_cluster`.
@@ -224,6 +230,177 @@ impl Azure {
     fn context(&self) -> Result<Context, PlatformError> {
         self.context.get(&self.settings)
     }
+
+    /// The identity the endpoint's server reads its Blob store with: none when its
+    /// ServiceAccount is annotated already or the store is not Azure's; `azure.client_id`; or
+    /// one made for it ([`identity`]). Returns the client ID and what was made.
+    async fn endpoint_identity(
+        &self,
+        spec: &EndpointSpec,
+    ) -> Result<Option<(String, Vec<String>)>, PlatformError> {
+        if annotated(spec, identity::CLIENT_ID_ANNOTATION) {
+            return Ok(None);
+        }
+        let settings = spec.azure.clone().unwrap_or_default();
+        if let Some(id) = settings.client_id {
+            return Ok(Some((id, Vec::new())));
+        }
+        let Some((account, container)) = identity::blob_location(&spec.serve.repository) else {
+            return Ok(None);
+        };
+        if !settings.create_identity() {
+            return Ok(None);
+        }
+        let (namespace, service_account) = self.kube.endpoint_identity(spec).await?;
+        let ctx = self.context()?;
+        let made = identity::ensure(
+            &ctx,
+            &identity::For {
+                cluster: &self.cluster.name,
+                name: &spec.name,
+                namespace: &namespace,
+                service_account: &service_account,
+                account: &account,
+                container: &container,
+            },
+        )
+        .await?;
+        Ok(Some(made))
+    }
+
+    /// `previous` with the client ID its server ran with annotated on its spec (a rollback
+    /// renders it again): its `azure.client_id`, or the identity its objects record.
+    async fn previous_with_identity(
+        &self,
+        previous: &Previous,
+        now: Option<&(String, Vec<String>)>,
+        ctx: &mut tfplugin::Ctx,
+    ) -> Previous {
+        let mut p = previous.clone();
+        let Some(spec) = p.spec.as_mut() else {
+            return p;
+        };
+        if annotated(spec, identity::CLIENT_ID_ANNOTATION) {
+            return p;
+        }
+        let recorded = previous
+            .deployment
+            .objects
+            .iter()
+            .flatten()
+            .find(|o| o.starts_with(identity::IDENTITY_ENTRY))
+            .cloned();
+        let id = match (
+            spec.azure.as_ref().and_then(|a| a.client_id.clone()),
+            recorded,
+        ) {
+            (Some(id), _) => Some(id),
+            (None, None) => None,
+            (None, Some(entry)) => match now {
+                Some((id, made)) if made.contains(&entry) => Some(id.clone()),
+                _ => {
+                    let name = entry.trim_start_matches(identity::IDENTITY_ENTRY);
+                    match async { identity::client_id(&self.context()?, name).await }.await {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            ctx.diags.warning(
+                                "The previous managed identity could not be read",
+                                format!("{e}. Should this change be rolled back, the server runs without the identity {name} and cannot read its store."),
+                            );
+                            None
+                        }
+                    }
+                }
+            },
+        };
+        if let Some(id) = id {
+            annotate(spec, identity::CLIENT_ID_ANNOTATION, &id);
+        }
+        p
+    }
+
+    /// The Kubernetes deploy with the server's identity: what was made is recorded in
+    /// `objects`, deleted again when a create is undone, and what an earlier apply made and
+    /// this one no longer uses is deleted after a successful deploy.
+    async fn deploy_with_identity(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut tfplugin::Ctx,
+    ) -> Rollout {
+        let made = match self.endpoint_identity(spec).await {
+            Ok(m) => m,
+            Err(e) => {
+                return Rollout {
+                    deployment: None,
+                    result: Err(e),
+                    undo: Box::new(NoUndo),
+                }
+            }
+        };
+        let mut spec = spec.clone();
+        if let Some((id, _)) = &made {
+            annotate(&mut spec, identity::CLIENT_ID_ANNOTATION, id);
+        }
+        let previous = match previous {
+            Some(p) => Some(self.previous_with_identity(p, made.as_ref(), ctx).await),
+            None => None,
+        };
+        let mut rollout = self.kube.deploy(&spec, previous.as_ref(), ctx).await;
+        let entries = made.map(|(_, e)| e).unwrap_or_default();
+        if let Some(d) = rollout.deployment.as_mut() {
+            d.objects
+                .get_or_insert_with(Vec::new)
+                .extend(entries.iter().cloned());
+        }
+        match (&rollout.result, &previous) {
+            (Ok(()), Some(p)) => {
+                let stale: Vec<String> = p
+                    .deployment
+                    .objects
+                    .iter()
+                    .flatten()
+                    .filter(|o| o.starts_with("azure:") && !entries.contains(o))
+                    .cloned()
+                    .collect();
+                if !stale.is_empty() {
+                    if let Err(e) = async { identity::delete(&self.context()?, &stale).await }.await
+                    {
+                        ctx.diags.warning(
+                            "A managed identity the endpoint no longer uses is left",
+                            format!("{e}. Delete it by hand."),
+                        );
+                    }
+                }
+            }
+            (Err(_), None) if !entries.is_empty() => {
+                if let Ok(c) = self.context() {
+                    rollout.undo = Box::new(DeleteIdentityToo {
+                        inner: rollout.undo,
+                        context: c,
+                        entries,
+                    });
+                }
+            }
+            _ => {}
+        }
+        rollout
+    }
+}
+
+/// Undoes a failed create: the Kubernetes objects, then the identity made for them.
+struct DeleteIdentityToo {
+    inner: Box<dyn Undo>,
+    context: Context,
+    entries: Vec<String>,
+}
+
+#[tfplugin::async_trait]
+impl Undo for DeleteIdentityToo {
+    async fn undo(self: Box<Self>) -> Result<(), PlatformError> {
+        self.inner.undo().await?;
+        identity::delete(&self.context, &self.entries).await
+    }
 }
 
 /// AKS's rule for Linux agent pool names.
@@ -399,5 +576,29 @@ impl ManagedCluster for Azure {
 
     fn validate_endpoint_cloud(&self, config: &Config, diags: &mut Diagnostics) {
         crate::platforms::aws::irsa::refuse_block(config, "azure", diags);
+        identity::validate(config, diags);
+    }
+
+    async fn deploy_endpoint(
+        &self,
+        spec: &EndpointSpec,
+        previous: Option<&Previous>,
+        ctx: &mut tfplugin::Ctx,
+    ) -> Rollout {
+        self.deploy_with_identity(spec, previous, ctx).await
+    }
+
+    async fn endpoint_removed(&self, recorded: &Deployment) -> Result<(), PlatformError> {
+        let ours: Vec<String> = recorded
+            .objects
+            .iter()
+            .flatten()
+            .filter(|o| o.starts_with("azure:"))
+            .cloned()
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
+        }
+        identity::delete(&self.context()?, &ours).await
     }
 }

@@ -116,6 +116,7 @@ fn validate_endpoint(config: &Config, diags: &mut Diagnostics) {
     }
     crate::platforms::kubernetes::endpoint::refuse_block(config, diags);
     crate::platforms::aws::irsa::refuse_block(config, "container", diags);
+    crate::platforms::azure::identity::refuse_block(config, "container", diags);
 }
 
 host_platform!(Container, {

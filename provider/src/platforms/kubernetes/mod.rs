@@ -280,6 +280,7 @@ impl Platform for Kubernetes {
     fn validate_endpoint(&self, config: &Config, diags: &mut Diagnostics) {
         endpoint::validate(config, diags);
         crate::platforms::aws::irsa::refuse_block(config, "kubernetes", diags);
+        crate::platforms::azure::identity::refuse_block(config, "kubernetes", diags);
     }
 
     fn plan_endpoint(

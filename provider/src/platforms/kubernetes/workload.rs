@@ -249,6 +249,13 @@ impl Workload {
         }
         let mut pod_labels = self.labels();
         pod_labels[LABEL_REVISION] = json!(self.revision());
+        // AKS's workload identity webhook mounts the token only into pods labelled for it.
+        if s.service_account_annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("azure.workload.identity/client-id"))
+        {
+            pod_labels["azure.workload.identity/use"] = json!("true");
+        }
         let probe = |path: &str, period: i64, failures: i64| {
             json!({
                 "httpGet": { "path": path, "port": "http" },

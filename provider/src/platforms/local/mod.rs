@@ -263,6 +263,7 @@ host_platform!(Local, {
         );
         crate::platforms::kubernetes::endpoint::refuse_block(config, diags);
         crate::platforms::aws::irsa::refuse_block(config, "local", diags);
+        crate::platforms::azure::identity::refuse_block(config, "local", diags);
     }
 
     fn monitor_host(&self) -> MonitorHost {

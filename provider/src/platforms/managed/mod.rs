@@ -19,6 +19,25 @@ use super::{
 };
 use crate::ids::ClusterId;
 
+/// Annotates the server's ServiceAccount with `key = value` (the cloud identity it reads its
+/// store with).
+pub fn annotate(spec: &mut EndpointSpec, key: &str, value: &str) {
+    spec.kubernetes
+        .get_or_insert_with(Default::default)
+        .service_account_annotations
+        .get_or_insert_with(Default::default)
+        .insert(key.to_string(), value.to_string());
+}
+
+/// Whether the endpoint's ServiceAccount annotations set `key` already (the user's own
+/// identity wins).
+pub fn annotated(spec: &EndpointSpec, key: &str) -> bool {
+    spec.kubernetes
+        .as_ref()
+        .and_then(|k| k.service_account_annotations.as_ref())
+        .is_some_and(|a| a.contains_key(key))
+}
+
 /// The cloud half of a platform whose clusters a cloud makes; see the module.
 #[tfplugin::async_trait]
 pub trait ManagedCluster: Send + Sync {

@@ -90,6 +90,7 @@ pub struct Model {
     pub objects: Attr<Vec<String>>,
     pub kubernetes: Option<workload::Settings>,
     pub aws: Option<crate::platforms::aws::irsa::EndpointSettings>,
+    pub azure: Option<crate::platforms::azure::identity::EndpointSettings>,
 }
 
 /// What the platform keeps beside the deployment for import: what the server's
@@ -174,6 +175,7 @@ impl Endpoint {
             container: m.container.clone(),
             kubernetes: m.kubernetes.clone(),
             aws: m.aws.clone(),
+            azure: m.azure.clone(),
             record: serde_json::to_value(Self::meta(m, true)).unwrap_or_default(),
         })
     }
@@ -568,6 +570,7 @@ impl tfplugin::Resource for Endpoint {
             objects: Attr::Null,
             kubernetes: found.kubernetes.clone(),
             aws: None,
+            azure: None,
         };
         fill(&mut m, found.deployment.clone());
         reflect_served(&mut m, &found.serves, &found.serves.repository);

@@ -97,6 +97,7 @@ pub(super) fn schema() -> Schema {
             .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote for the endpoint, as `APIVERSION/KIND/NAMESPACE/NAME`; null elsewhere."))
             .block(kubernetes_block())
             .block(aws_block())
+            .block(azure_block())
             .block(
                 NestedBlock::new(
                     "variant",
@@ -196,6 +197,17 @@ fn aws_block() -> NestedBlock {
             .description("On an `aws` cluster, the IAM role the server reads its `s3` store with (IRSA: the role's ARN is annotated on the endpoint's ServiceAccount, and no key is written anywhere). Without this block, an endpoint whose models are in an `s3` store gets a role `CLUSTER-NAME-serve`, trusted by the cluster's OIDC provider for this ServiceAccount only and allowed to read the store's bucket and prefix only; it is recorded in `objects` and deleted with the endpoint. A `kubernetes.service_account_annotations` entry `eks.amazonaws.com/role-arn` takes precedence.")
             .attribute(Attribute::new("role_arn", Type::String).optional().description("Use this IAM role (its trust policy must allow the cluster's OIDC provider and the ServiceAccount `system:serviceaccount:NAMESPACE:NAME`) instead of creating one."))
             .attribute(Attribute::new("create_role", Type::Bool).optional().description("Create the role when `role_arn` is unset and the store is on S3. Default true; false leaves the server to the node role or `kubernetes.env_from_secret`.")),
+    )
+}
+
+fn azure_block() -> NestedBlock {
+    NestedBlock::new(
+        "azure",
+        Nesting::Single,
+        Block::new()
+            .description("On an `azure` cluster, the workload identity the server reads its `azure_blob` store with (the identity's client ID is annotated on the endpoint's ServiceAccount and its pods are labelled `azure.workload.identity/use=true`; no key is written anywhere). Without this block, an endpoint whose models are in an `azure_blob` store (on Azure, not an emulator's `endpoint`) gets a user-assigned managed identity `CLUSTER-NAME-serve` in the provider's resource group, federated with the cluster's OIDC issuer for this ServiceAccount only and given `Storage Blob Data Reader` on the store's container only; both are recorded in `objects` and deleted with the endpoint. A `kubernetes.service_account_annotations` entry `azure.workload.identity/client-id` takes precedence.")
+            .attribute(Attribute::new("client_id", Type::String).optional().description("Use this managed identity (its federated credential must trust the cluster's OIDC issuer for `system:serviceaccount:NAMESPACE:NAME`) instead of creating one."))
+            .attribute(Attribute::new("create_identity", Type::Bool).optional().description("Create the identity when `client_id` is unset and the store is Azure Blob Storage. Default true; false leaves the server to `kubernetes.env_from_secret` (an account key) or the node's identity.")),
     )
 }
 
