@@ -14,7 +14,8 @@ use super::nodegroup;
 use super::{Aws, Clients};
 use crate::platforms::kubernetes::partitions;
 use crate::platforms::managed::device_plugin;
-use crate::platforms::managed::pools::{self, GpuPool};
+use crate::platforms::managed::pools::GpuPool;
+use crate::platforms::managed::{converge_kube, observe_kube, KubeSide};
 use crate::platforms::{
     CloudFacts, ClusterFacts, ClusterSpec, NodeGroupSeen, NodePoolSpec, PartitionSeen, Platform,
     PlatformError,
@@ -280,63 +281,24 @@ pub(super) async fn converge(
         .filter(|((_, f), _)| f.has_nvidia_gpus())
         .map(|((p, _), s)| (p, s))
         .collect();
-    let extra = if gpu_pools.is_empty() {
-        Vec::new()
-    } else {
-        device_plugin::render(
-            &gpu_pools
-                .iter()
-                .filter_map(|(p, _)| p.gpu_sharing)
-                .collect::<Vec<_>>(),
-        )
-    };
     let profile = aws.settings.profile.as_deref();
-    let cloud = cloud_facts(&cl, c, profile, node_groups.clone(), !extra.is_empty());
-    let needs_kube = !extra.is_empty() || !spec.partitions.is_empty() || !rec.kube.is_empty();
-    let mut facts = if needs_kube {
-        match aws.kube.converge_with(spec, &extra, &rec.kube, diags).await {
-            Ok(f) => {
-                rec.kube = f.objects.clone().unwrap_or_default();
-                f
-            }
-            Err((e, f)) => {
-                if let Some(f) = f {
-                    rec.kube = f.objects.unwrap_or_default();
-                }
-                let mut p = partial(&rec);
-                p.cloud = Some(cloud);
-                return Err((e, Some(p)));
-            }
-        }
-    } else {
-        ClusterFacts::default()
-    };
-    facts.hostname = cl.endpoint().unwrap_or_default().to_string();
-    facts.objects = Some(rec.all());
-    facts.cloud = Some(cloud);
-
-    // Ready only when every GPU pool's nodes advertise their GPUs.
-    if !gpu_pools.is_empty() {
-        let waits: Vec<GpuPool> = gpu_pools
+    let cloud = cloud_facts(&cl, c, profile, node_groups.clone(), !gpu_pools.is_empty());
+    let side = KubeSide {
+        gpu_pools: gpu_pools
             .iter()
             .map(|(p, ng)| GpuPool {
                 name: p.name.clone(),
                 want: ng.desired_size,
                 hint: format!("check the node group's health in EKS, the subnets' capacity for the instance type, the node role, and the AMI type (the node group has {})", ng.ami_type),
             })
-            .collect();
-        if let Err(e) = pools::wait_gpus(&aws.kube, &waits, deadline, c.poll).await {
-            return Err((e, Some(facts)));
-        }
-        if let Ok((client, _)) = aws.kube.connect().await {
-            if let Ok(inv) = partitions::inventory(&client).await {
-                facts.cpus = inv.cpus;
-                facts.memory_bytes = inv.memory_bytes;
-                facts.nodes = Some(inv.nodes);
-            }
-        }
-    }
-    Ok(facts)
+            .collect(),
+        sharing: gpu_pools.iter().filter_map(|(p, _)| p.gpu_sharing).collect(),
+        hostname: cl.endpoint().unwrap_or_default().to_string(),
+        cloud,
+        deadline,
+        poll: c.poll,
+    };
+    converge_kube(&aws.kube, spec, side, &mut rec, diags).await
 }
 
 /// Refresh: the cluster, its node groups, its partitions and nodes.
@@ -361,32 +323,8 @@ pub(super) async fn observe(
     }
     let gpu = node_groups.iter().any(|g| g.ami_type.contains("NVIDIA"));
     let cloud = cloud_facts(&cl, c, aws.settings.profile.as_deref(), node_groups, gpu);
-    let (facts, seen) = if spec.partitions.is_empty() && !gpu {
-        (None, Vec::new())
-    } else {
-        match aws.kube.observe(spec, diags).await {
-            Ok(found) => found,
-            Err(e) => {
-                diags.warning(
-                    "Cannot reach the cluster's Kubernetes API",
-                    format!("{e}. Partitions and nodes are kept as they were."),
-                );
-                (
-                    None,
-                    spec.partitions
-                        .iter()
-                        .map(|_| PartitionSeen::Unknown)
-                        .collect(),
-                )
-            }
-        }
-    };
-    let mut facts = facts.unwrap_or_default();
-    facts.hostname = cl.endpoint().unwrap_or_default().to_string();
-    facts.cloud = Some(cloud);
-    // The record of what was created stays as it is.
-    facts.objects = None;
-    Ok((Some(facts), seen))
+    let hostname = cl.endpoint().unwrap_or_default().to_string();
+    Ok(observe_kube(&aws.kube, spec, gpu, hostname, cloud, diags).await)
 }
 
 /// Destroy, in order: Kubernetes objects, node groups, the OIDC provider, the cluster, roles.

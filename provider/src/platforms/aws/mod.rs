@@ -499,23 +499,7 @@ fn validate(config: &Config, diags: &mut Diagnostics) {
                 }
             }
         }
-        if let (Attr::Known(d), min, max) = (
-            pool.get::<i64>("desired_size", diags),
-            pool.get::<i64>("min_size", diags),
-            pool.get::<i64>("max_size", diags),
-        ) {
-            let min = min.known().copied().unwrap_or(1);
-            let max = max.known().copied().unwrap_or(min.max(1));
-            if d < min || d > max {
-                diags.error_at(
-                    at("desired_size"),
-                    "Invalid node pool size",
-                    format!(
-                        "desired_size ({d}) must be between min_size ({min}) and max_size ({max})."
-                    ),
-                );
-            }
-        }
+        crate::platforms::managed::pools::validate_desired(pool, &at, diags);
     }
     kubernetes::cluster::validate_partitions(&config.elements("partition"), diags);
 }

@@ -14,7 +14,8 @@ use super::arm::ArmError;
 use super::{Azure, Context, DEFAULT_SYSTEM_VM_SIZE};
 use crate::platforms::kubernetes::partitions;
 use crate::platforms::managed::device_plugin;
-use crate::platforms::managed::pools::{self, GpuPool, Record};
+use crate::platforms::managed::pools::{GpuPool, Record};
+use crate::platforms::managed::{converge_kube, observe_kube, KubeSide};
 use crate::platforms::Platform as _;
 use crate::platforms::{
     CloudFacts, ClusterFacts, ClusterSpec, NodeGroupSeen, PartitionSeen, PlatformError,
@@ -356,52 +357,18 @@ pub(super) async fn converge(
         .map(aks::seen)
         .collect();
 
-    // The Kubernetes side: the device plugin on GPU pools, the partitions.
+    // The Kubernetes side: the device plugin on GPU pools, the partitions, GPU readiness.
     let gpu_pools: Vec<_> = spec.pools.iter().filter(|p| aks::is_gpu(p)).collect();
-    let extra = if gpu_pools.is_empty() {
-        Vec::new()
-    } else {
-        device_plugin::render(
-            &gpu_pools
-                .iter()
-                .filter_map(|p| p.gpu_sharing)
-                .collect::<Vec<_>>(),
-        )
-    };
     let (server, ca) = try_!(user_server(ctx, name).await);
     let cloud = cloud_facts(
         &cl,
         kubeconfig(name, &server, ca.as_deref()),
         node_groups.clone(),
-        !extra.is_empty(),
+        !gpu_pools.is_empty(),
     );
-    let needs_kube = !extra.is_empty() || !spec.partitions.is_empty() || !rec.kube.is_empty();
-    let mut facts = if needs_kube {
-        match az.kube.converge_with(spec, &extra, &rec.kube, diags).await {
-            Ok(f) => {
-                rec.kube = f.objects.clone().unwrap_or_default();
-                f
-            }
-            Err((e, f)) => {
-                if let Some(f) = f {
-                    rec.kube = f.objects.unwrap_or_default();
-                }
-                let mut p = partial(&rec);
-                p.cloud = Some(cloud);
-                return Err((e, Some(p)));
-            }
-        }
-    } else {
-        ClusterFacts::default()
-    };
-    facts.hostname = cl.properties.fqdn.clone().unwrap_or_default();
-    facts.objects = Some(rec.all());
-    facts.cloud = Some(cloud);
-
-    // Ready only when every GPU pool's nodes advertise their GPUs.
-    if !gpu_pools.is_empty() {
-        let location = ctx.location.clone().unwrap_or_else(|| "the region".into());
-        let waits: Vec<GpuPool> = gpu_pools
+    let location = ctx.location.clone().unwrap_or_else(|| "the region".into());
+    let side = KubeSide {
+        gpu_pools: gpu_pools
             .iter()
             .map(|p| {
                 let want = node_groups.iter().find(|g| g.name == p.name).map_or(0, |g| g.desired_size);
@@ -415,19 +382,14 @@ pub(super) async fn converge(
                 }
                 GpuPool { name: p.name.clone(), want, hint }
             })
-            .collect();
-        if let Err(e) = pools::wait_gpus(&az.kube, &waits, deadline, az.poll).await {
-            return Err((e, Some(facts)));
-        }
-        if let Ok((client, _)) = az.kube.connect().await {
-            if let Ok(inv) = partitions::inventory(&client).await {
-                facts.cpus = inv.cpus;
-                facts.memory_bytes = inv.memory_bytes;
-                facts.nodes = Some(inv.nodes);
-            }
-        }
-    }
-    Ok(facts)
+            .collect(),
+        sharing: gpu_pools.iter().filter_map(|p| p.gpu_sharing).collect(),
+        hostname: cl.properties.fqdn.clone().unwrap_or_default(),
+        cloud,
+        deadline,
+        poll: az.poll,
+    };
+    converge_kube(&az.kube, spec, side, &mut rec, diags).await
 }
 
 /// Refresh: the cluster, its user agent pools, its partitions and nodes.
@@ -466,31 +428,8 @@ pub(super) async fn observe(
         }
     };
     let cloud = cloud_facts(&cl, kubeconfig, node_groups, gpu);
-    let (facts, seen) = if spec.partitions.is_empty() && !gpu {
-        (None, Vec::new())
-    } else {
-        match az.kube.observe(spec, diags).await {
-            Ok(found) => found,
-            Err(e) => {
-                diags.warning(
-                    "Cannot reach the cluster's Kubernetes API",
-                    format!("{e}. Partitions and nodes are kept as they were."),
-                );
-                (
-                    None,
-                    spec.partitions
-                        .iter()
-                        .map(|_| PartitionSeen::Unknown)
-                        .collect(),
-                )
-            }
-        }
-    };
-    let mut facts = facts.unwrap_or_default();
-    facts.hostname = cl.properties.fqdn.clone().unwrap_or_default();
-    facts.cloud = Some(cloud);
-    facts.objects = None;
-    Ok((Some(facts), seen))
+    let hostname = cl.properties.fqdn.clone().unwrap_or_default();
+    Ok(observe_kube(&az.kube, spec, gpu, hostname, cloud, diags).await)
 }
 
 /// Destroy, in order: Kubernetes objects, agent pools, the cluster, the resource group (only

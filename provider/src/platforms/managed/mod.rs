@@ -219,3 +219,112 @@ impl<T: ManagedCluster> Platform for T {
         self.kube().remove_objects(recorded).await
     }
 }
+
+/// What a cloud hands the Kubernetes side of a create or update: its GPU pools (with how
+/// many GPU nodes each wants and what to check when they do not come), their time-slicing
+/// factors, the facts it found, and how long it may wait.
+pub struct KubeSide {
+    pub gpu_pools: Vec<pools::GpuPool>,
+    pub sharing: Vec<i64>,
+    pub hostname: String,
+    pub cloud: super::CloudFacts,
+    pub deadline: std::time::Instant,
+    pub poll: Duration,
+}
+
+/// The Kubernetes side of a create or update: the device plugin when there are GPU pools, the
+/// partitions, then the wait until the GPU nodes advertise their GPUs and the node inventory.
+/// What is written is recorded in `rec` (also on an error).
+pub async fn converge_kube(
+    kube: &Kubernetes,
+    spec: &ClusterSpec,
+    side: KubeSide,
+    rec: &mut pools::Record,
+    diags: &mut Diagnostics,
+) -> Result<ClusterFacts, (PlatformError, Option<ClusterFacts>)> {
+    let gpu = !side.gpu_pools.is_empty();
+    let extra = if gpu {
+        device_plugin::render(&side.sharing)
+    } else {
+        Vec::new()
+    };
+    let needs_kube = gpu || !spec.partitions.is_empty() || !rec.kube.is_empty();
+    let mut facts = if needs_kube {
+        match kube.converge_with(spec, &extra, &rec.kube, diags).await {
+            Ok(f) => {
+                rec.kube = f.objects.clone().unwrap_or_default();
+                f
+            }
+            Err((e, f)) => {
+                if let Some(f) = f {
+                    rec.kube = f.objects.unwrap_or_default();
+                }
+                return Err((
+                    e,
+                    Some(ClusterFacts {
+                        objects: Some(rec.all()),
+                        cloud: Some(side.cloud),
+                        ..Default::default()
+                    }),
+                ));
+            }
+        }
+    } else {
+        ClusterFacts::default()
+    };
+    facts.hostname = side.hostname;
+    facts.objects = Some(rec.all());
+    facts.cloud = Some(side.cloud);
+    // Ready only when every GPU pool's nodes advertise their GPUs.
+    if gpu {
+        if let Err(e) = pools::wait_gpus(kube, &side.gpu_pools, side.deadline, side.poll).await {
+            return Err((e, Some(facts)));
+        }
+        if let Ok((client, _)) = kube.connect().await {
+            if let Ok(inv) = kubernetes::partitions::inventory(&client).await {
+                facts.cpus = inv.cpus;
+                facts.memory_bytes = inv.memory_bytes;
+                facts.nodes = Some(inv.nodes);
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// The Kubernetes side of a refresh: partitions and nodes where there are any or GPU pools;
+/// an unreachable API keeps them as they were (with a warning). The record of what was made
+/// stays as it is (`objects` is `None`).
+pub async fn observe_kube(
+    kube: &Kubernetes,
+    spec: &ClusterSpec,
+    gpu: bool,
+    hostname: String,
+    cloud: super::CloudFacts,
+    diags: &mut Diagnostics,
+) -> (Option<ClusterFacts>, Vec<PartitionSeen>) {
+    let (facts, seen) = if spec.partitions.is_empty() && !gpu {
+        (None, Vec::new())
+    } else {
+        match kube.observe(spec, diags).await {
+            Ok(found) => found,
+            Err(e) => {
+                diags.warning(
+                    "Cannot reach the cluster's Kubernetes API",
+                    format!("{e}. Partitions and nodes are kept as they were."),
+                );
+                (
+                    None,
+                    spec.partitions
+                        .iter()
+                        .map(|_| PartitionSeen::Unknown)
+                        .collect(),
+                )
+            }
+        }
+    };
+    let mut facts = facts.unwrap_or_default();
+    facts.hostname = hostname;
+    facts.cloud = Some(cloud);
+    facts.objects = None;
+    (Some(facts), seen)
+}

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
+use tfplugin::{Attr, AttributePath, Config, Diagnostics};
+
 use crate::platforms::kubernetes::{Kubernetes, GPU_RESOURCE};
 use crate::platforms::{NodeGroupSeen, NodePoolSpec, PlatformError, Taint};
 
@@ -217,4 +219,30 @@ pub fn pools_of(groups: &[NodeGroupSeen]) -> Vec<NodePoolSpec> {
             }
         })
         .collect()
+}
+
+/// Plan-time check of a `node_pool`'s `desired_size` against its `min_size` and `max_size`
+/// (`at` names an attribute of the pool).
+pub fn validate_desired(
+    pool: &Config,
+    at: &dyn Fn(&str) -> AttributePath,
+    diags: &mut Diagnostics,
+) {
+    if let (Attr::Known(d), min, max) = (
+        pool.get::<i64>("desired_size", diags),
+        pool.get::<i64>("min_size", diags),
+        pool.get::<i64>("max_size", diags),
+    ) {
+        let min = min.known().copied().unwrap_or(1);
+        let max = max.known().copied().unwrap_or(min.max(1));
+        if d < min || d > max {
+            diags.error_at(
+                at("desired_size"),
+                "Invalid node pool size",
+                format!(
+                    "desired_size ({d}) must be between min_size ({min}) and max_size ({max})."
+                ),
+            );
+        }
+    }
 }
