@@ -530,6 +530,33 @@ fn contract(bodies: &[(&str, Value)]) -> Option<Vec<String>> {
     )
 }
 
+/// Every body passes Microsoft's models (where the check can run; see [`contract`]).
+fn assert_contract(bodies: &[(&str, Value)]) {
+    if let Some(verdicts) = contract(bodies) {
+        assert_eq!(verdicts.len(), bodies.len(), "{verdicts:?}");
+        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
+            assert_eq!(verdict, "ok", "{model} {body}");
+        }
+    }
+}
+
+/// The model of Microsoft's a PUT to `path` is checked against.
+fn model_of(path: &str) -> &'static str {
+    if path.contains("/roleAssignments/") {
+        "authorization:RoleAssignmentCreateParameters"
+    } else if path.contains("/federatedIdentityCredentials/") {
+        "msi:FederatedIdentityCredential"
+    } else if path.contains("/userAssignedIdentities/") {
+        "msi:Identity"
+    } else if path.contains("/registries/") {
+        "containerregistry:Registry"
+    } else if path.contains("/agentPools/") {
+        "AgentPool"
+    } else {
+        "ManagedCluster"
+    }
+}
+
 /// Every body the AKS code sends passes Microsoft's models of the api-version it targets:
 /// a new cluster, and agent pools (GPU on demand, GPU spot with labels and taints, CPU). A
 /// misnamed field is caught (the check is shown failing on one).
@@ -955,11 +982,7 @@ fn azure_cluster_lifecycle_on_fake_arm() {
         bodies.push((model, body.clone()));
     }
     assert!(bodies.len() >= 5, "{writes:?}");
-    if let Some(verdicts) = contract(&bodies) {
-        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
-            assert_eq!(verdict, "ok", "{model} {body}");
-        }
-    }
+    assert_contract(&bodies);
 }
 
 fn kube_url_of(state: &Shared) -> String {
@@ -1361,11 +1384,7 @@ resource "modelplane_serving_image" "serve" {{
         })
         .collect();
     assert!(bodies.len() >= 3, "{writes:?}");
-    if let Some(verdicts) = contract(&bodies) {
-        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
-            assert_eq!(verdict, "ok", "{model} {body}");
-        }
-    }
+    assert_contract(&bodies);
 }
 
 /// `blueprints/azure/examples/gpu-inference`, applied through real Terraform against the fake
@@ -1470,25 +1489,10 @@ fn blueprint_azure_example_on_fake_arm() {
     let bodies: Vec<(&str, Value)> = writes
         .iter()
         .filter(|(m, p, _, _)| m == "PUT" && p != GROUP_PATH)
-        .map(|(_, p, _, b)| {
-            let model = if p.contains("/roleAssignments/") {
-                "authorization:RoleAssignmentCreateParameters"
-            } else if p.contains("/registries/") {
-                "containerregistry:Registry"
-            } else if p.contains("/agentPools/") {
-                "AgentPool"
-            } else {
-                "ManagedCluster"
-            };
-            (model, b.clone())
-        })
+        .map(|(_, p, _, b)| (model_of(p), b.clone()))
         .collect();
     assert!(bodies.len() >= 5, "{writes:?}");
-    if let Some(verdicts) = contract(&bodies) {
-        for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
-            assert_eq!(verdict, "ok", "{model} {body}");
-        }
-    }
+    assert_contract(&bodies);
     drop(reg);
 }
 
@@ -1778,26 +1782,16 @@ fn an_endpoint_reading_blob_gets_its_own_workload_identity() {
             .iter()
             .filter(|(m, p, _, _)| m == "PUT" && !p.contains("/managedClusters/"))
             .map(|(_, p, api, b)| {
-                if p.contains("/roleAssignments/") {
-                    ("authorization:RoleAssignmentCreateParameters", b.clone())
-                } else {
+                if !p.contains("/roleAssignments/") {
                     assert_eq!(api, modelplane_provider::platforms::azure::identity::IDENTITY_API_VERSION);
-                    if p.contains("/federatedIdentityCredentials/") {
-                        ("msi:FederatedIdentityCredential", b.clone())
-                    } else {
-                        ("msi:Identity", b.clone())
-                    }
                 }
+                (model_of(p), b.clone())
             })
             .collect();
         drop(st);
         // The create's three, and the update's three again (ARM's PUT is idempotent; an
         // existing role assignment answers RoleAssignmentExists).
         assert_eq!(bodies.len(), 6, "{bodies:?}");
-        if let Some(verdicts) = contract(&bodies) {
-            for ((model, body), verdict) in bodies.iter().zip(&verdicts) {
-                assert_eq!(verdict, "ok", "{model} {body}");
-            }
-        }
+        assert_contract(&bodies);
     });
 }
