@@ -366,7 +366,7 @@ fn endpoint_bad_input_is_caught_at_plan() {
                 Step::new(endpoint(&l, "iris", 90, 10, "").replace("modelplane_model.v[\"2\"].id", &format!("{unknown_model:?}")))
                     .expect_error("Unknown model(.|\\n)*model iris version 7 is not in the store"),
                 Step::new(endpoint(&l, "iris", 90, 10, "").replace("modelplane_model.v[\"2\"].id", "\"iris:2\"")).expect_error("Invalid model reference(.|\\n)*STORE_ID/NAME/VERSION"),
-                Step::new(endpoint(&l, "iris", 90, 10, "").replace("modelplane_gpu_cluster.c.id", "\"azure/prod\"")).expect_error("Unsupported platform(.|\\n)*\"azure\" is not available"),
+                Step::new(endpoint(&l, "iris", 90, 10, "").replace("modelplane_gpu_cluster.c.id", "\"gcp/prod\"")).expect_error("unknown platform \"gcp\""),
                 Step::new(endpoint(&l, "iris", 90, 10, "\n  benchmark {\n    payload = \"{not json\"\n  }\n")).expect_error("Invalid payload(.|\\n)*not JSON"),
                 Step::new(endpoint(&l, "iris", 90, 10, "\n  benchmark {\n    payload = \"{}\"\n    duration = \"soon\"\n  }\n")).expect_error("Invalid duration"),
             ],

@@ -71,8 +71,8 @@ fn gpu_cluster_bad_input_is_caught_at_plan() {
             steps: vec![
                 Step::new(config(&l, "c", "serving")).expect_error("Invalid node pool purpose(.|\\n)*\"dev\", \"training\" or \"inference\""),
                 Step::new(config(&l, "a b", "dev")).expect_error("Invalid name(.|\\n)*use letters, digits"),
-                Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name = \"c\"\n  platform = \"azure\"\n}}\n"))
-                    .expect_error("Unsupported platform(.|\\n)*\"azure\" is not available in this version(.|\\n)*\"local\""),
+                Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name = \"c\"\n  platform = \"gcp\"\n}}\n"))
+                    .expect_error("Unsupported platform(.|\\n)*unknown platform \"gcp\"(.|\\n)*\"azure\""),
                 Step::new(format!("{p}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name = \"c\"\n  platform = \"mainframe\"\n}}\n"))
                     .expect_error("unknown platform \"mainframe\""),
                 Step::new(format!(
