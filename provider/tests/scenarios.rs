@@ -8,6 +8,7 @@
 //! | [`local`] | `local` | real server processes of this checkout's provider binary |
 //! | [`container`] | `container` | real containers of the bundled image, pushed to a real registry, run by podman (skipped, saying so, without podman or the registry) |
 //! | [`kubernetes`] | `kubernetes` | the in-memory API server, with a stand-in Deployment controller |
+//! | [`aws`], [`azure`] | `aws`, `azure` | the same, through the cloud platform (a given IRSA role, a given workload identity) |
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -306,8 +307,9 @@ async fn kubernetes_fixture() -> Fixture {
     kubernetes_fixture_as(PlatformKind::Kubernetes).await
 }
 
-/// The `kubernetes` fixture behind the platform `kind` (`kubernetes`, or `aws`, whose
-/// endpoints are the Kubernetes code; its AWS clients are not needed for endpoints).
+/// The `kubernetes` fixture behind the platform `kind` (`kubernetes`, or `aws` and `azure`,
+/// whose endpoints are the Kubernetes code; their cloud clients are not needed for endpoints
+/// whose identity is given).
 async fn kubernetes_fixture_as(kind: PlatformKind) -> Fixture {
     use k8s_openapi::api::apps::v1::Deployment as K8sDeployment;
     use kube::api::{Api, DeleteParams};
@@ -327,6 +329,13 @@ async fn kubernetes_fixture_as(kind: PlatformKind) -> Fixture {
             clients: None,
             kube,
         }),
+        PlatformKind::Azure => Box::new(modelplane_provider::platforms::azure::Azure {
+            cluster,
+            settings: Default::default(),
+            context: Default::default(),
+            kube,
+            poll: std::time::Duration::from_millis(50),
+        }),
         _ => Box::new(kube),
     };
     let gone = c.clone();
@@ -339,14 +348,25 @@ async fn kubernetes_fixture_as(kind: PlatformKind) -> Fixture {
         kubernetes: Some(
             modelplane_provider::platforms::kubernetes::workload::Settings {
                 rollout_timeout: Some("10s".into()),
-                // On aws, a given IRSA role (a created one is tested in aws.rs).
-                service_account_annotations: (kind == PlatformKind::Aws).then(|| {
-                    [(
-                        "eks.amazonaws.com/role-arn".to_string(),
-                        "arn:aws:iam::123456789012:role/scenario".to_string(),
-                    )]
-                    .into()
-                }),
+                // On aws a given IRSA role, on azure a given workload identity (created ones
+                // are tested in aws.rs and azure.rs).
+                service_account_annotations: match kind {
+                    PlatformKind::Aws => Some(
+                        [(
+                            "eks.amazonaws.com/role-arn".to_string(),
+                            "arn:aws:iam::123456789012:role/scenario".to_string(),
+                        )]
+                        .into(),
+                    ),
+                    PlatformKind::Azure => Some(
+                        [(
+                            "azure.workload.identity/client-id".to_string(),
+                            "00000000-0000-0000-0000-00000000c11d".to_string(),
+                        )]
+                        .into(),
+                    ),
+                    _ => None,
+                },
                 ..Default::default()
             },
         ),
@@ -407,4 +427,9 @@ async fn kubernetes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws() {
     run(kubernetes_fixture_as(PlatformKind::Aws).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure() {
+    run(kubernetes_fixture_as(PlatformKind::Azure).await).await;
 }
