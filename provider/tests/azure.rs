@@ -15,6 +15,10 @@ use serde_json::{json, Value};
 
 use modelplane_provider::platforms::azure::arm::{Arm, ArmError};
 
+/// The ARM token the fake Entra ID issues and the fake ARM takes: a JWT whose claims say a
+/// service principal (`oid`, `idtyp = app`), as Entra ID's do.
+const ARM_TOKEN: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJvaWQiOiIxMjM0NTY3OC1hYmNkLTRlZjAtOTg3Ni0wMDAwMDAwMGNhZmUiLCJpZHR5cCI6ImFwcCIsInRpZCI6IjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDBhYSJ9.fake-arm-signature";
+
 #[derive(Debug)]
 struct FixedToken;
 
@@ -27,7 +31,7 @@ impl azure_core::credentials::TokenCredential for FixedToken {
     ) -> azure_core::Result<azure_core::credentials::AccessToken> {
         assert_eq!(scopes, ["https://management.azure.com/.default"]);
         Ok(azure_core::credentials::AccessToken::new(
-            "fake-arm-token",
+            ARM_TOKEN,
             azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
         ))
     }
@@ -159,11 +163,11 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         if !form.contains("client_secret=fake-client-s3cret") {
             return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]}))).into_response();
         }
-        return Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "fake-arm-token"})).into_response();
+        return Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": ARM_TOKEN})).into_response();
     }
     if method == "POST" && path == "/oauth2/exchange" {
         let form = String::from_utf8_lossy(&body).to_string();
-        if !form.contains("access_token=fake-arm-token")
+        if !form.contains(&format!("access_token={ARM_TOKEN}"))
             || !form.contains("grant_type=access_token")
         {
             return (
@@ -176,7 +180,7 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             .push((method.to_string(), path.clone(), String::new(), json!(form)));
         return Json(json!({"refresh_token": "acr-refresh-token"})).into_response();
     }
-    if auth != "Bearer fake-arm-token" {
+    if auth != format!("Bearer {ARM_TOKEN}") {
         return (StatusCode::UNAUTHORIZED, "no token").into_response();
     }
     if st.throttle_next > 0 {
@@ -832,6 +836,9 @@ fn azure_cluster_lifecycle_on_fake_arm() {
                         let objects: Vec<String> =
                             serde_json::from_value(s.attr(ADDR, "objects").ok_or("no objects")?)
                                 .map_err(|e| e.to_string())?;
+                        if !objects.iter().any(|o| o.starts_with("azure:cluster-admin/")) {
+                            return Err(format!("no cluster admin role assignment in {objects:?}"));
+                        }
                         for want in [
                             "azure:resource-group/ml-rg",
                             "azure:managed-cluster/ml",
@@ -855,7 +862,7 @@ fn azure_cluster_lifecycle_on_fake_arm() {
                             return Err(format!("kubeconfig: {kc}"));
                         }
                         let all = serde_json::to_string(&s.0).unwrap_or_default();
-                        if all.contains("s3cret") || all.contains("fake-arm-token") {
+                        if all.contains("s3cret") || all.contains(ARM_TOKEN) {
                             return Err("a secret or a token is in state".into());
                         }
                         let st = s1.lock().unwrap();
@@ -966,21 +973,36 @@ fn azure_cluster_lifecycle_on_fake_arm() {
     let writes = site.state.lock().unwrap().writes.clone();
     let mut bodies = Vec::new();
     for (method, path, api, body) in &writes {
-        let model = if path.contains("/agentPools/") {
-            "AgentPool"
-        } else if path.contains("/managedClusters/") {
-            "ManagedCluster"
-        } else {
-            assert_eq!(path, GROUP_PATH, "{method} {path}");
+        if path == GROUP_PATH {
             continue;
+        }
+        let model = model_of(path);
+        let want = if model.starts_with("authorization:") {
+            modelplane_provider::platforms::azure::acr::ROLES_API_VERSION
+        } else {
+            modelplane_provider::platforms::azure::aks::API_VERSION
         };
-        assert_eq!(
-            api,
-            modelplane_provider::platforms::azure::aks::API_VERSION,
-            "{method} {path}"
-        );
+        assert_eq!(api, want, "{method} {path}");
         bodies.push((model, body.clone()));
     }
+    // The creator is made the cluster's Kubernetes admin (Azure RBAC gives it nothing).
+    let admin = writes
+        .iter()
+        .find(|(_, p, _, _)| {
+            p.starts_with(&format!(
+                "{CLUSTER_PATH}/providers/Microsoft.Authorization/roleAssignments/"
+            ))
+        })
+        .expect("a cluster admin role assignment");
+    assert_eq!(
+        admin.3["properties"]["principalId"],
+        "12345678-abcd-4ef0-9876-00000000cafe"
+    );
+    assert_eq!(admin.3["properties"]["principalType"], "ServicePrincipal");
+    assert!(admin.3["properties"]["roleDefinitionId"]
+        .as_str()
+        .unwrap()
+        .ends_with("/b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"));
     assert!(bodies.len() >= 5, "{writes:?}");
     assert_contract(&bodies);
 }
@@ -1329,7 +1351,7 @@ resource "modelplane_serving_image" "serve" {{
                             return Err("no token exchange".into());
                         }
                         let all = serde_json::to_string(&s.0).unwrap_or_default();
-                        if all.contains("acr-refresh-token") || all.contains("fake-arm-token") {
+                        if all.contains("acr-refresh-token") || all.contains(ARM_TOKEN) {
                             return Err("a token is in state".into());
                         }
                         Ok(())

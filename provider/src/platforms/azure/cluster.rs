@@ -25,6 +25,79 @@ pub const PREFIX: &str = "azure:";
 pub const RESOURCE_GROUP: &str = "azure:resource-group/";
 pub const CLUSTER: &str = "azure:managed-cluster/";
 pub const POOL: &str = "azure:agent-pool/";
+/// The role assignment that makes the caller the Kubernetes admin of a cluster it created.
+pub const ADMIN: &str = "azure:cluster-admin/";
+/// The built-in role `Azure Kubernetes Service RBAC Cluster Admin`.
+pub const RBAC_CLUSTER_ADMIN: &str = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b";
+
+/// Who the credential chain is, from its ARM token's claims: the object ID and whether it is a
+/// service principal (`idtyp = app`) or a user. `None` when the token is not a JWT that says.
+pub async fn caller(ctx: &Context) -> Result<Option<(String, &'static str)>, PlatformError> {
+    let token = ctx
+        .credential
+        .get_token(&[super::arm::SCOPE], None)
+        .await
+        .map_err(|e| PlatformError::Unreachable(format!("no Azure token: {e}")))?;
+    let claims = token
+        .token
+        .secret()
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    Ok(claims.and_then(|c| {
+        let oid = c["oid"].as_str()?.to_string();
+        let kind = if c["idtyp"] == "app" {
+            "ServicePrincipal"
+        } else {
+            "User"
+        };
+        Some((oid, kind))
+    }))
+}
+
+/// Makes the caller the Kubernetes admin of the cluster it created (AKS with Entra ID and
+/// Azure RBAC gives the creator no Kubernetes access, as EKS would); returns the assignment's
+/// ID.
+async fn grant_admin(
+    ctx: &Context,
+    name: &str,
+    principal: &str,
+    kind: &str,
+    deadline: Instant,
+) -> Result<String, PlatformError> {
+    let scope = ctx.cluster_path(name);
+    let id = format!(
+        "{scope}/providers/Microsoft.Authorization/roleAssignments/{}",
+        super::acr::assignment_name(&scope, principal, RBAC_CLUSTER_ADMIN)
+    );
+    let body = super::acr::RoleAssignment {
+        properties: super::acr::RoleAssignmentProperties {
+            role_definition_id: format!(
+                "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{RBAC_CLUSTER_ADMIN}",
+                ctx.arm.subscription
+            ),
+            principal_id: principal.to_string(),
+            principal_type: kind.to_string(),
+        },
+    };
+    let r: Result<serde_json::Value, _> = ctx
+        .arm
+        .put(&id, super::acr::ROLES_API_VERSION, &body, deadline)
+        .await;
+    match r {
+        Ok(_) => Ok(id),
+        Err(ArmError::Failed { code, .. }) if code == "RoleAssignmentExists" => Ok(id),
+        Err(e) => Err(arm_error(
+            &format!("Azure Kubernetes Service RBAC Cluster Admin on {name} for you"),
+            e,
+        )),
+    }
+}
 
 /// An ARM error as the user can act on it: quota, a VM size the region does not have, spot
 /// capacity, each with what to do.
@@ -297,6 +370,18 @@ pub(super) async fn converge(
         }
     }
     let cl = try_!(wait_cluster(ctx, name, deadline, az.poll).await);
+    if rec.has(&format!("{CLUSTER}{name}")) && rec.with_prefix(ADMIN).next().is_none() {
+        match try_!(caller(ctx).await) {
+            Some((principal, kind)) => {
+                let id = try_!(grant_admin(ctx, name, &principal, kind, deadline).await);
+                rec.push(format!("{ADMIN}{id}"));
+            }
+            None => diags.warning(
+                "Cannot tell who you are",
+                format!("the Azure token does not say its object ID, so you were not made the Kubernetes admin of {name}; assign yourself \"Azure Kubernetes Service RBAC Cluster Admin\" on it, or the partitions and the device plugin cannot be written"),
+            ),
+        }
+    }
 
     // Agent pools: the dropped ones first, freeing their quota.
     let existing = try_!(list_pools(ctx, name).await);
@@ -450,6 +535,12 @@ pub(super) async fn remove(
                 return Err(e);
             }
         }
+    }
+    for id in rec.with_prefix(ADMIN) {
+        ctx.arm
+            .delete(id, super::acr::ROLES_API_VERSION, deadline)
+            .await
+            .map_err(|e| arm_error("deleting the cluster admin role assignment", e))?;
     }
     // A cluster the provider made takes its pools with it.
     if !ours {
