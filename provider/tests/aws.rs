@@ -1356,6 +1356,7 @@ async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
                     model: "iris".into(),
                     version: Some("1".into()),
                     weight: 100,
+                    remote: None,
                 }],
                 shadow: None,
                 sticky_header: None,
@@ -1376,6 +1377,7 @@ async fn an_endpoint_reading_s3_gets_its_own_irsa_role() {
         aws: None,
         azure: None,
         record: json!({}),
+        remote_tokens: Default::default(),
     };
     let mut ctx = tfplugin::Ctx::detached();
     let (d, _) = rollout::apply(&aws, &spec, None, None, &mut ctx)

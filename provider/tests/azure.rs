@@ -1738,7 +1738,7 @@ fn an_endpoint_reading_blob_gets_its_own_workload_identity() {
                 models: vec![ModelConfig::named("iris", Some("1".to_string()))],
                 endpoints: vec![EndpointConfig {
                     name: "iris-blob".into(),
-                    variants: vec![VariantConfig { name: "a".into(), model: "iris".into(), version: Some("1".into()), weight: 100 }],
+                    variants: vec![VariantConfig { name: "a".into(), model: "iris".into(), version: Some("1".into()), weight: 100, remote: None }],
                     shadow: None,
                     sticky_header: None,
                 }],
@@ -1756,6 +1756,7 @@ fn an_endpoint_reading_blob_gets_its_own_workload_identity() {
             aws: None,
             azure: None,
             record: json!({}),
+            remote_tokens: Default::default(),
         };
         let mut tctx = tfplugin::Ctx::detached();
         let (d, _) = rollout::apply(&az, &spec, None, None, &mut tctx)

@@ -58,6 +58,7 @@ fn spec(f: &Fixture, weights: (u32, u32)) -> EndpointSpec {
         model: "iris".into(),
         version: Some("1".into()),
         weight,
+        remote: None,
     };
     EndpointSpec {
         name: NAME.into(),
@@ -82,6 +83,7 @@ fn spec(f: &Fixture, weights: (u32, u32)) -> EndpointSpec {
         aws: None,
         azure: None,
         record: serde_json::json!({}),
+        remote_tokens: Default::default(),
     }
 }
 

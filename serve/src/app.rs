@@ -16,25 +16,86 @@ use crate::config::{ModelConfig, ServeConfig};
 use crate::error::ServeError;
 use crate::metrics::Metrics;
 use crate::model::Model;
+use crate::remote::Remote;
 use crate::repository::{self, version_order, ModelRepository};
 use crate::tensor::NamedTensor;
+
+/// Where a variant's (or a shadow's) requests go: a model loaded here, or another server.
+#[derive(Clone)]
+pub enum Target {
+    Local(Arc<Batcher>),
+    Remote(Arc<Remote>),
+}
+
+impl Target {
+    /// The version it serves: the loaded model's, or the remote's as configured.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Target::Local(b) => Some(b.model().version.as_str()),
+            Target::Remote(r) => r.version.as_deref(),
+        }
+    }
+    pub fn local(&self) -> Option<&Arc<Batcher>> {
+        match self {
+            Target::Local(b) => Some(b),
+            Target::Remote(_) => None,
+        }
+    }
+}
 
 /// One variant of an endpoint.
 pub struct Variant {
     pub name: String,
     pub weight: u32,
-    pub batcher: Arc<Batcher>,
+    pub target: Target,
 }
 
 /// An endpoint: variants chosen by weight (or pinned, or sticky), and an optional shadow.
 pub struct Endpoint {
     pub name: String,
     pub variants: Vec<Variant>,
-    pub shadow: Option<Arc<Batcher>>,
+    pub shadow: Option<Target>,
     pub sticky_header: Option<String>,
 }
 
 impl Endpoint {
+    /// The local variant that answers a request its remote variant could not: chosen by
+    /// weight among the local variants (by the sticky key when there is one), or the first
+    /// local one when they all weigh 0 (a site whose traffic has moved away).
+    pub fn fallback(&self, sticky: Option<&str>) -> Option<&Variant> {
+        let local: Vec<&Variant> = self
+            .variants
+            .iter()
+            .filter(|v| matches!(v.target, Target::Local(_)))
+            .collect();
+        let total: u64 = local.iter().map(|v| u64::from(v.weight)).sum();
+        if total == 0 {
+            return local.first().copied();
+        }
+        let mut x = match sticky {
+            Some(key) => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                key.hash(&mut h);
+                h.finish() % total
+            }
+            None => rand::rng().random_range(0..total),
+        };
+        for v in &local {
+            if x < u64::from(v.weight) {
+                return Some(v);
+            }
+            x -= u64::from(v.weight);
+        }
+        local.last().copied()
+    }
+
+    /// The model of the first local variant, which describes the endpoint.
+    pub fn local_model(&self) -> Option<&Arc<Model>> {
+        self.variants
+            .iter()
+            .find_map(|v| v.target.local().map(|b| b.model()))
+    }
+
     fn total(&self) -> u64 {
         self.variants.iter().map(|v| u64::from(v.weight)).sum()
     }
@@ -79,6 +140,8 @@ pub struct Serving {
     /// Models and endpoints that could not be loaded, by name, with the reason: they answer
     /// not ready (503) while the others serve.
     pub failed: BTreeMap<String, String>,
+    /// The `site` label of local variants' metrics.
+    pub site: String,
 }
 
 impl Serving {
@@ -100,9 +163,9 @@ impl Serving {
 
 /// Where a request goes.
 pub struct Route {
-    pub batcher: Arc<Batcher>,
+    pub target: Target,
     pub variant: String,
-    pub shadow: Option<Arc<Batcher>>,
+    pub shadow: Option<Target>,
 }
 
 /// A request in protocol-neutral form.
@@ -269,7 +332,11 @@ impl App {
         previous: Option<&Serving>,
         strict: bool,
     ) -> Result<Serving, String> {
-        let mut s = Serving::default();
+        let mut s = Serving {
+            site: config.site.clone().unwrap_or_else(|| "local".into()),
+            ..Serving::default()
+        };
+        let default_timeout = Duration::from_millis(config.limits.request_timeout_ms);
         for mc in config.wanted_models() {
             let reuse = match previous
                 .and_then(|p| p.model(&mc.name, mc.version.as_deref()))
@@ -360,21 +427,47 @@ impl App {
                     }
                 })
             };
-            let built = (|| -> Result<(Vec<Variant>, Option<Arc<Batcher>>), String> {
+            let target = |model: &str, version: &Option<String>, remote: &Option<_>| {
+                let local = match remote {
+                    Some(_) => None,
+                    None => Some(find(model, version)),
+                };
+                let remote: Option<crate::config::RemoteConfig> = remote.clone();
+                let (model, version) = (model.to_string(), version.clone());
+                async move {
+                    match (local, remote) {
+                        (Some(b), _) => Ok(Target::Local(b?)),
+                        (None, Some(rc)) => {
+                            Remote::connect(&model, version.as_deref(), &rc, default_timeout)
+                                .await
+                                .map(|r| Target::Remote(Arc::new(r)))
+                        }
+                        (None, None) => Err(format!("model {model} is not loaded")),
+                    }
+                }
+            };
+            let built = async {
                 let mut variants = Vec::new();
                 for v in &ec.variants {
                     variants.push(Variant {
                         name: v.name.clone(),
                         weight: v.weight,
-                        batcher: find(&v.model, &v.version)?,
+                        target: target(&v.model, &v.version, &v.remote).await.map_err(|e| {
+                            format!("endpoint {}: variant {}: {e}", ec.name, v.name)
+                        })?,
                     });
                 }
                 let shadow = match &ec.shadow {
-                    Some(sh) => Some(find(&sh.model, &sh.version)?),
+                    Some(sh) => Some(
+                        target(&sh.model, &sh.version, &sh.remote)
+                            .await
+                            .map_err(|e| format!("endpoint {}: shadow: {e}", ec.name))?,
+                    ),
                     None => None,
                 };
-                Ok((variants, shadow))
-            })();
+                Ok::<_, String>((variants, shadow))
+            }
+            .await;
             let (variants, shadow) = match built {
                 Ok(b) => b,
                 Err(reason) if strict => return Err(reason),
@@ -483,14 +576,14 @@ impl App {
                 Some(ver) => ep
                     .variants
                     .iter()
-                    .find(|v| v.batcher.model().version == ver)
+                    .find(|v| v.target.version() == Some(ver))
                     .ok_or_else(|| {
                         ServeError::NotFound(format!("endpoint {model} serves no version {ver:?}"))
                     })?,
                 None => ep.pick(pin, sticky)?,
             };
             return Ok(Route {
-                batcher: v.batcher.clone(),
+                target: v.target.clone(),
                 variant: v.name.clone(),
                 shadow: ep.shadow.clone(),
             });
@@ -508,7 +601,7 @@ impl App {
                     None => s.latest(model).expect("non-empty"),
                 };
                 Ok(Route {
-                    batcher: b.clone(),
+                    target: Target::Local(b.clone()),
                     variant: "default".into(),
                     shadow: None,
                 })
@@ -533,19 +626,145 @@ impl App {
         );
         let result = match route {
             Err(e) => Err(e),
-            Ok(route) => self.run_routed(&route, req, started).await,
+            Ok(route) => match &route.target {
+                Target::Local(b) => {
+                    self.run_routed(b, &route, &snapshot.site, req, started)
+                        .await
+                }
+                Target::Remote(r) => self.run_remote(&snapshot, r, &route, req, started).await,
+            },
         };
         self.metrics.inflight.dec();
         result
     }
 
-    async fn run_routed(
+    /// Sends a request to a remote variant; when it fails and the remote may fall back, to
+    /// a local variant instead.
+    async fn run_remote(
         &self,
+        s: &Serving,
+        remote: &Arc<Remote>,
         route: &Route,
         req: InferRequest,
         started: Instant,
     ) -> Result<InferResponse, ServeError> {
-        let model = route.batcher.model().clone();
+        if let Some(shadow) = &route.shadow {
+            self.shadow(shadow.clone(), req.inputs.clone(), req.protocol, &s.site);
+        }
+        let r = remote
+            .infer(
+                &route.variant,
+                req.id.as_deref(),
+                &req.inputs,
+                req.outputs.as_deref(),
+            )
+            .await;
+        let version = match &r {
+            Ok(a) => a.model_version.clone(),
+            Err(_) => remote.version.clone().unwrap_or_default(),
+        };
+        let status = r.as_ref().err().map_or("ok", |e| e.kind());
+        self.metrics
+            .requests
+            .with_label_values(&[
+                &remote.model,
+                &version,
+                &route.variant,
+                req.protocol,
+                status,
+                &remote.site,
+            ])
+            .inc();
+        self.metrics
+            .request_seconds
+            .with_label_values(&[
+                &remote.model,
+                &version,
+                &route.variant,
+                req.protocol,
+                &remote.site,
+            ])
+            .observe(started.elapsed().as_secs_f64());
+        match r {
+            Ok(a) => Ok(InferResponse {
+                model_name: req.model,
+                model_version: a.model_version,
+                id: req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                variant: route.variant.clone(),
+                outputs: a.outputs,
+            }),
+            Err(e) if remote.fallback && Remote::is_remote_fault(&e) => {
+                let local = s
+                    .endpoints
+                    .get(&req.model)
+                    .and_then(|ep| ep.fallback(req.sticky.as_deref()));
+                let Some(v) = local else {
+                    return Err(e);
+                };
+                let Target::Local(b) = &v.target else {
+                    return Err(e);
+                };
+                tracing::warn!(variant = %route.variant, fallback = %v.name, error = %e, "remote variant failed; answered locally");
+                self.metrics
+                    .remote_fallbacks
+                    .with_label_values(&[&route.variant, &remote.site])
+                    .inc();
+                let local_route = Route {
+                    target: v.target.clone(),
+                    variant: v.name.clone(),
+                    shadow: None,
+                };
+                self.run_routed(b, &local_route, &s.site, req, Instant::now())
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mirrors a request to the shadow, in the background; its answer is only measured.
+    fn shadow(&self, shadow: Target, inputs: Vec<NamedTensor>, protocol: &'static str, site: &str) {
+        let (metrics, timeout, site) = (self.metrics.clone(), self.timeout(), site.to_string());
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let (name, version, site, r) = match &shadow {
+                Target::Local(b) => {
+                    let sm = b.model().clone();
+                    let r = match sm.prepare(inputs) {
+                        Ok(i) => b.infer(i, timeout).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    };
+                    (sm.name.clone(), sm.version.clone(), site, r)
+                }
+                Target::Remote(rm) => {
+                    let r = rm.infer("shadow", None, &inputs, None).await;
+                    let version = match &r {
+                        Ok(a) => a.model_version.clone(),
+                        Err(_) => rm.version.clone().unwrap_or_default(),
+                    };
+                    (rm.model.clone(), version, rm.site.clone(), r.map(|_| ()))
+                }
+            };
+            let status = r.err().map_or("ok", |e| e.kind());
+            metrics
+                .requests
+                .with_label_values(&[&name, &version, "shadow", protocol, status, &site])
+                .inc();
+            metrics
+                .request_seconds
+                .with_label_values(&[&name, &version, "shadow", protocol, &site])
+                .observe(t.elapsed().as_secs_f64());
+        });
+    }
+
+    async fn run_routed(
+        &self,
+        batcher: &Arc<Batcher>,
+        route: &Route,
+        site: &str,
+        req: InferRequest,
+        started: Instant,
+    ) -> Result<InferResponse, ServeError> {
+        let model = batcher.model().clone();
         let labels = |status: &str| {
             [
                 model.name.clone(),
@@ -553,6 +772,7 @@ impl App {
                 route.variant.clone(),
                 req.protocol.to_string(),
                 status.to_string(),
+                site.to_string(),
             ]
         };
         if let Some(wanted) = &req.outputs {
@@ -584,7 +804,7 @@ impl App {
                 if model.drift.is_some() {
                     observed_input = inputs.first().cloned();
                 }
-                route.batcher.infer(inputs, self.timeout()).await
+                batcher.infer(inputs, self.timeout()).await
             }
             Err(e) => Err(e),
         };
@@ -599,27 +819,16 @@ impl App {
             .inc();
         self.metrics
             .request_seconds
-            .with_label_values(&[&model.name, &model.version, &route.variant, req.protocol])
+            .with_label_values(&[
+                &model.name,
+                &model.version,
+                &route.variant,
+                req.protocol,
+                site,
+            ])
             .observe(started.elapsed().as_secs_f64());
         if let (Some(shadow), Some(inputs)) = (route.shadow.clone(), shadow_inputs) {
-            let (metrics, timeout, protocol) = (self.metrics.clone(), self.timeout(), req.protocol);
-            tokio::spawn(async move {
-                let sm = shadow.model().clone();
-                let t = Instant::now();
-                let r = match sm.prepare(inputs) {
-                    Ok(i) => shadow.infer(i, timeout).await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                let status = r.err().map_or("ok", |e| e.kind());
-                metrics
-                    .requests
-                    .with_label_values(&[&sm.name, &sm.version, "shadow", protocol, status])
-                    .inc();
-                metrics
-                    .request_seconds
-                    .with_label_values(&[&sm.name, &sm.version, "shadow", protocol])
-                    .observe(t.elapsed().as_secs_f64());
-            });
+            self.shadow(shadow, inputs, req.protocol, site);
         }
         let outputs = result?;
         let id = req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -675,6 +884,16 @@ impl App {
             }
         }
         let s = self.snapshot();
+        for ep in s.endpoints.values() {
+            for v in &ep.variants {
+                if let Target::Remote(r) = &v.target {
+                    self.metrics
+                        .remote_circuit
+                        .with_label_values(&[&ep.name, &v.name, &r.site])
+                        .set(r.breaker.state() as i32 as f64);
+                }
+            }
+        }
         for versions in s.models.values() {
             for b in versions.values() {
                 let m = b.model();
@@ -774,7 +993,7 @@ impl App {
                     return Ok(ep
                         .variants
                         .iter()
-                        .map(|v| v.batcher.model().clone())
+                        .filter_map(|v| v.target.local().map(|b| b.model().clone()))
                         .collect());
                 }
                 return Err(match version {
@@ -798,7 +1017,19 @@ impl App {
     ) -> Result<ModelConfigView, ServeError> {
         let s = self.snapshot();
         let route = self.route(&s, name, version, None, None)?;
-        let m = route.batcher.model().clone();
+        let m = match &route.target {
+            Target::Local(b) => b.model().clone(),
+            Target::Remote(_) => s
+                .endpoints
+                .get(name)
+                .and_then(|ep| ep.local_model())
+                .cloned()
+                .ok_or_else(|| {
+                    ServeError::NotFound(format!(
+                        "endpoint {name} routes only to remote variants; ask the remote server for its configuration"
+                    ))
+                })?,
+        };
         let cfg = self.config();
         let batching = cfg
             .models

@@ -424,6 +424,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             tls: None,
             strict: false,
             reuse_port: false,
+            site: None,
         },
     };
     if let (Some(cert_file), Some(key_file)) = (&args.tls_cert, &args.tls_key) {

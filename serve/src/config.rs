@@ -47,6 +47,10 @@ pub struct ServeConfig {
     /// before this one drains (a restart that keeps the URL and drops no connection).
     #[serde(default)]
     pub reuse_port: bool,
+    /// The `site` label of local variants' metrics (default `local`); remote variants carry
+    /// their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 /// PEM files for TLS.
@@ -188,10 +192,15 @@ pub enum Dim {
 #[serde(deny_unknown_fields)]
 pub struct VariantConfig {
     pub name: String,
+    /// The model (a local one, or with `remote` the model's name on the remote server).
     pub model: String,
     #[serde(default)]
     pub version: Option<String>,
     pub weight: u32,
+    /// Serve this variant from another Open Inference Protocol server instead of a local
+    /// model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -200,6 +209,114 @@ pub struct ShadowConfig {
     pub model: String,
     #[serde(default)]
     pub version: Option<String>,
+    /// Mirror to another Open Inference Protocol server instead of a local model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteConfig>,
+}
+
+/// Another Open Inference Protocol server that serves a variant: Modelplane's own, Triton,
+/// KServe, MLServer. The token is read from an environment variable or a file, never from
+/// this configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// `http://` or `https://` (REST), `grpc://` or `grpcs://` (gRPC), host and port, e.g.
+    /// `https://fraud.eu-west-1.example.com`.
+    pub url: String,
+    /// Environment variable holding the remote's bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// File holding the remote's bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    /// PEM file of the CA that signed the remote's certificate (else the system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Longest a request to the remote may take (default: `limits.request_timeout_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The `site` label of the variant's metrics (default: the URL's host and port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// When the remote fails, times out or its circuit is open, answer the request with the
+    /// endpoint's local variants instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
+    /// Consecutive failures that open the circuit (requests then fail fast, or fall back).
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open circuit waits before one request probes the remote again.
+    #[serde(default = "default_breaker_probe")]
+    pub breaker_probe_ms: u64,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_probe() -> u64 {
+    5_000
+}
+
+impl RemoteConfig {
+    /// A REST or gRPC remote at `url`, with default settings.
+    pub fn at(url: impl Into<String>) -> RemoteConfig {
+        RemoteConfig {
+            url: url.into(),
+            token_env: None,
+            token_file: None,
+            ca_file: None,
+            timeout_ms: None,
+            site: None,
+            fallback: false,
+            breaker_failures: default_breaker_failures(),
+            breaker_probe_ms: default_breaker_probe(),
+        }
+    }
+
+    /// Checks the URL and settings; `who` names the variant in the message.
+    pub fn check(&self, who: &str) -> Result<(), String> {
+        let url = url::Url::parse(&self.url).map_err(|e| {
+            format!(
+                "{who}: remote.url {:?} is not a URL ({e}); use http(s)://HOST:PORT or grpc(s)://HOST:PORT",
+                self.url
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https" | "grpc" | "grpcs") {
+            return Err(format!(
+                "{who}: remote.url {:?} has scheme {:?}; use http:// or https:// (REST), grpc:// or grpcs:// (gRPC)",
+                self.url,
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{who}: remote.url {:?} has no host", self.url));
+        }
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err(format!(
+                "{who}: remote: give token_env or token_file, not both"
+            ));
+        }
+        if self.breaker_failures == 0 || self.breaker_probe_ms == 0 {
+            return Err(format!(
+                "{who}: remote.breaker_failures and remote.breaker_probe_ms must be positive"
+            ));
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(format!("{who}: remote.timeout_ms must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The remote's token, when it has one.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        AuthConfig {
+            token_env: self.token_env.clone(),
+            token_file: self.token_file.clone(),
+            none: false,
+        }
+        .token()
+        .map_err(|e| format!("remote {}: {e}", self.url))
+    }
 }
 
 /// An endpoint may share its name with a model (`iris` splitting traffic between versions of
@@ -321,6 +438,12 @@ impl ServeConfig {
                         e.name, v.name
                     ));
                 }
+                if let Some(r) = &v.remote {
+                    r.check(&format!("endpoint {}: variant {}", e.name, v.name))?;
+                }
+            }
+            if let Some(r) = e.shadow.as_ref().and_then(|s| s.remote.as_ref()) {
+                r.check(&format!("endpoint {}: shadow", e.name))?;
             }
         }
         for m in &self.models {
@@ -367,10 +490,10 @@ impl ServeConfig {
             }
         };
         for e in &self.endpoints {
-            for v in &e.variants {
+            for v in e.variants.iter().filter(|v| v.remote.is_none()) {
                 add(&v.model, &v.version);
             }
-            if let Some(s) = &e.shadow {
+            if let Some(s) = e.shadow.as_ref().filter(|s| s.remote.is_none()) {
                 add(&s.model, &s.version);
             }
         }

@@ -21,6 +21,10 @@ pub enum ServeError {
     /// The request did not finish in time (504 / DEADLINE_EXCEEDED).
     #[error("{0}")]
     Timeout(String),
+    /// A remote variant's server failed or answered something else than an inference
+    /// response (502 / UNAVAILABLE).
+    #[error("{0}")]
+    BadGateway(String),
     /// Missing or wrong credentials (401 / UNAUTHENTICATED).
     #[error("{0}")]
     Unauthorized(String),
@@ -40,6 +44,7 @@ impl ServeError {
             ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ServeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ServeError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -54,6 +59,7 @@ impl ServeError {
             ServeError::Unavailable(_) => "unavailable",
             ServeError::Overloaded(_) => "overloaded",
             ServeError::Timeout(_) => "timeout",
+            ServeError::BadGateway(_) => "bad_gateway",
             ServeError::Unauthorized(_) => "unauthorized",
             ServeError::TooLarge(_) => "too_large",
             ServeError::Internal(_) => "internal",
@@ -94,6 +100,7 @@ impl From<ServeError> for tonic::Status {
             ServeError::Unavailable(_) => tonic::Status::unavailable(msg),
             ServeError::Overloaded(_) => tonic::Status::resource_exhausted(msg),
             ServeError::Timeout(_) => tonic::Status::deadline_exceeded(msg),
+            ServeError::BadGateway(_) => tonic::Status::unavailable(msg),
             ServeError::Unauthorized(_) => tonic::Status::unauthenticated(msg),
             ServeError::TooLarge(_) => tonic::Status::resource_exhausted(msg),
             ServeError::Internal(_) => tonic::Status::internal(msg),

@@ -46,7 +46,7 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// Typed contents as raw little-endian bytes, checked against the datatype.
-fn contents_to_raw(
+pub(crate) fn contents_to_raw(
     name: &str,
     dt: Datatype,
     c: &pb::InferTensorContents,

@@ -8,6 +8,7 @@
 //! | [`signature`] | what an ONNX model takes and returns |
 //! | [`tensor`] | OIP tensors ⇄ tract tensors (JSON, raw, typed) |
 //! | [`model`] | loading (sha256 check, tract optimisation, symbolic batch, warm-up) and running |
+//! | [`remote`] | variants served by another Open Inference Protocol server |
 //! | [`repository`] | where model versions live (`NAME/VERSION/model.onnx` + `model.json`) |
 //! | [`objects`] | S3 and Azure Blob locations, their credential chains, streaming transfers |
 //! | [`batch`] | dynamic batching and the worker pool |
@@ -35,6 +36,7 @@ pub mod image;
 pub mod metrics;
 pub mod model;
 pub mod objects;
+pub mod remote;
 pub mod repository;
 pub mod rest;
 pub mod server;

@@ -9,10 +9,15 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
-    /// Requests by model, version, variant, protocol and status.
+    /// Requests by model, version, variant, protocol, status and site (where the variant
+    /// ran: `local`, or a remote variant's site).
     pub requests: IntCounterVec,
-    /// End-to-end latency by model, version, variant and protocol.
+    /// End-to-end latency by model, version, variant, protocol and site.
     pub request_seconds: HistogramVec,
+    /// State of each remote variant's circuit: 0 closed, 1 open, 2 half-open (probing).
+    pub remote_circuit: GaugeVec,
+    /// Requests a failed remote variant handed to a local one.
+    pub remote_fallbacks: IntCounterVec,
     /// Time a request waited for its batch.
     pub queue_seconds: HistogramVec,
     /// Time the model computed a batch.
@@ -65,9 +70,9 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "modelplane_requests_total",
-                "Inference requests by model, version, variant, protocol and status.",
+                "Inference requests by model, version, variant, protocol, status and site.",
             ),
-            &["model", "version", "variant", "protocol", "status"],
+            &["model", "version", "variant", "protocol", "status", "site"],
         )
         .expect("metric");
         let request_seconds = HistogramVec::new(
@@ -76,7 +81,23 @@ impl Metrics {
                 "End-to-end inference latency.",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["model", "version", "variant", "protocol"],
+            &["model", "version", "variant", "protocol", "site"],
+        )
+        .expect("metric");
+        let remote_circuit = GaugeVec::new(
+            Opts::new(
+                "modelplane_remote_circuit_state",
+                "Circuit of a remote variant: 0 closed, 1 open (failing fast), 2 half-open (probing).",
+            ),
+            &["endpoint", "variant", "site"],
+        )
+        .expect("metric");
+        let remote_fallbacks = IntCounterVec::new(
+            Opts::new(
+                "modelplane_remote_fallbacks_total",
+                "Requests a failed remote variant handed to a local variant.",
+            ),
+            &["variant", "site"],
         )
         .expect("metric");
         let queue_seconds = HistogramVec::new(
@@ -185,6 +206,8 @@ impl Metrics {
             Box::new(plan_cache.clone()),
             Box::new(requests.clone()),
             Box::new(request_seconds.clone()),
+            Box::new(remote_circuit.clone()),
+            Box::new(remote_fallbacks.clone()),
             Box::new(queue_seconds.clone()),
             Box::new(compute_seconds.clone()),
             Box::new(batch_size.clone()),
@@ -235,6 +258,8 @@ impl Metrics {
             registry,
             requests,
             request_seconds,
+            remote_circuit,
+            remote_fallbacks,
             queue_seconds,
             compute_seconds,
             batch_size,

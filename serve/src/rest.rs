@@ -111,12 +111,30 @@ fn admin(app: &App, h: &HeaderMap) -> Result<(), ServeError> {
 pub fn metadata(app: &App, model: &str, version: Option<&str>) -> Result<Value, ServeError> {
     let s = app.snapshot();
     let route = app.route(&s, model, version, None, None)?;
-    let m = route.batcher.model();
+    let m = match &route.target {
+        crate::app::Target::Local(b) => b.model().clone(),
+        crate::app::Target::Remote(r) => {
+            match s.endpoints.get(model).and_then(|ep| ep.local_model()) {
+                Some(m) => m.clone(),
+                // An endpoint served only remotely describes itself as its remote does.
+                None => {
+                    let mut meta = r.metadata.clone().ok_or_else(|| {
+                        ServeError::Unavailable(format!(
+                            "{model}: its remote {} has not answered its metadata yet",
+                            r.url
+                        ))
+                    })?;
+                    meta["name"] = json!(model);
+                    return Ok(meta);
+                }
+            }
+        }
+    };
     let versions: Vec<String> = match s.endpoints.get(model) {
         Some(ep) => ep
             .variants
             .iter()
-            .map(|v| v.batcher.model().version.clone())
+            .filter_map(|v| v.target.version().map(String::from))
             .collect(),
         None => s
             .models

@@ -12,6 +12,7 @@ mod drift;
 mod hostile;
 mod oip;
 mod real_models;
+mod remote;
 mod shapes;
 mod shutdown;
 mod tls;

@@ -484,7 +484,7 @@ async fn health_metadata_and_metrics() {
         .text()
         .await
         .unwrap();
-    assert!(m.contains("modelplane_requests_total{model=\"iris\",protocol=\"rest\",status=\"ok\",variant=\"default\",version=\"1\"} 1"), "{m}");
+    assert!(m.contains("modelplane_requests_total{model=\"iris\",protocol=\"rest\",site=\"local\",status=\"ok\",variant=\"default\",version=\"1\"} 1"), "{m}");
     assert!(m.contains("modelplane_model_load_seconds{model=\"digits_cnn\",version=\"1\"}"));
     assert!(m.contains("modelplane_queue_duration_seconds_bucket"));
     assert!(m.contains("modelplane_compute_duration_seconds_bucket"));

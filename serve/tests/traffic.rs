@@ -39,11 +39,13 @@ fn endpoint(weights: &[(&str, &str, u32)], shadow: Option<&str>) -> EndpointConf
                 model: "iris".into(),
                 version: Some(v.to_string()),
                 weight: *w,
+                remote: None,
             })
             .collect(),
         shadow: shadow.map(|v| ShadowConfig {
             model: "iris".into(),
             version: Some(v.into()),
+            remote: None,
         }),
         sticky_header: Some("x-user".into()),
     }

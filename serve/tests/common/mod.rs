@@ -48,6 +48,7 @@ pub fn config(repo: &str) -> ServeConfig {
         tls: None,
         strict: false,
         reuse_port: false,
+        site: None,
     }
 }
 
