@@ -547,3 +547,193 @@ fn object_store_bad_input() {
         },
     );
 }
+
+/// A version copied store to store, `file://` → `s3://` (moto) → `az://` (Azurite), all in one
+/// apply (the sources are unknown at plan): the same sha256 and signature, lineage with
+/// `copied_from`, baseline and validation report carried, validation not run again; an
+/// endpoint serves the Azure copy; a source whose bytes no longer match its model.json is
+/// refused, and nothing is registered.
+#[test]
+fn model_versions_travel_between_stores() {
+    let Some(moto) = emulators::moto("model_versions_travel_between_stores") else {
+        return;
+    };
+    let Some(azurite) = emulators::azurite("model_versions_travel_between_stores") else {
+        return;
+    };
+    let l = Local::new("travel");
+    let endpoint = format!("{}/{AZURITE_ACCOUNT}", azurite.url());
+    let stores = format!(
+        r#"
+resource "modelplane_model_store" "onprem" {{
+  name          = "onprem"
+  backend       = "local"
+  force_destroy = true
+}}
+resource "modelplane_model_store" "aws" {{
+  name          = "travel-models"
+  backend       = "s3"
+  force_destroy = true
+}}
+resource "modelplane_model_store" "azure" {{
+  name            = "travel"
+  backend         = "azure_blob"
+  storage_account = {AZURITE_ACCOUNT:?}
+  endpoint        = {endpoint:?}
+  force_destroy   = true
+}}
+resource "modelplane_model" "onprem" {{
+  store   = modelplane_model_store.onprem.id
+  name    = "iris"
+  version = "3"
+  source  = {source:?}
+  lineage {{
+    code_commit = "abc123"
+    tags        = {{ team = "ml" }}
+  }}
+  baseline {{
+    dataset = {train:?}
+    target  = "species"
+  }}
+  validation {{
+    dataset = {holdout:?}
+    target  = "species"
+    metric  = "accuracy"
+    min     = 0.9
+  }}
+}}
+resource "modelplane_model" "aws" {{
+  store   = modelplane_model_store.aws.id
+  name    = "iris"
+  version = "3"
+  source  = modelplane_model.onprem.uri
+}}
+resource "modelplane_model" "azure" {{
+  store   = modelplane_model_store.azure.id
+  name    = "iris"
+  version = "3"
+  source  = modelplane_model.aws.id
+}}
+resource "modelplane_gpu_cluster" "c" {{
+  name     = "c"
+  platform = "local"
+}}
+resource "modelplane_endpoint" "e" {{
+  name    = "iris-travelled"
+  cluster = modelplane_gpu_cluster.c.id
+  variant {{
+    name   = "stable"
+    model  = modelplane_model.azure.id
+    weight = 100
+  }}
+}}
+"#,
+        source = common::qs("model/iris-v1.onnx"),
+        train = common::qs("data/train.csv"),
+        holdout = common::qs("data/holdout.csv"),
+    );
+    let p = provider(&l, Some(&moto));
+    let full = format!("{p}{stores}");
+    // A version nobody manages whose model.onnx is not the bytes its model.json records.
+    let damaged = l.path().join("stores/onprem/iris/9");
+    let extra = format!(
+        "{full}\nresource \"modelplane_model\" \"again\" {{\n  store   = modelplane_model_store.aws.id\n  name    = \"iris\"\n  version = \"9\"\n  source  = \"file://{}\"\n}}\n",
+        damaged.display()
+    );
+    let d1 = l.path().join("stores/onprem/iris/3");
+    let (d2, d3) = (d1.clone(), damaged.clone());
+    let sha = modelplane_serve::signature::file_digest(
+        &common::repo().join("examples/quickstart/model/iris-v1.onnx"),
+    )
+    .unwrap()
+    .0;
+    let az = |a: &str| format!("modelplane_model.{a}");
+    let (s1, s2, s3) = (sha.clone(), sha.clone(), sha.clone());
+    acc(
+        "model_versions_travel_between_stores",
+        TestCase {
+            steps: vec![
+                Step::new(full.clone())
+                    .check(attr_equals(&az("aws"), "sha256", s1))
+                    .check(attr_equals(&az("azure"), "sha256", s2))
+                    .check(attr_equals(
+                        &az("aws"),
+                        "copied_from",
+                        format!("file://{}", d1.display()),
+                    ))
+                    .check(attr_equals(&az("azure"), "validation_report.passed", true))
+                    .check(attr_equals(
+                        &az("aws"),
+                        "inputs.0.shape",
+                        serde_json::json!([-1, 4]),
+                    ))
+                    .check(check(move |s| {
+                        let attr = |a: &str, k: &str| {
+                            s.attr(&format!("modelplane_model.{a}"), k)
+                                .unwrap_or_default()
+                        };
+                        if attr("azure", "baseline_sha256") != attr("onprem", "baseline_sha256")
+                            || attr("azure", "validation_report")
+                                != attr("onprem", "validation_report")
+                            || attr("azure", "outputs") != attr("onprem", "outputs")
+                        {
+                            return Err(format!("not carried: {s:?}"));
+                        }
+                        // What the Azure store holds: the lineage with where it came from, and
+                        // the baseline.
+                        let loc =
+                            Location::parse(attr("azure", "store").as_str().unwrap()).unwrap();
+                        let (meta, baseline) = block_on(async {
+                            let st = loc.open(&azure_auth()).await.unwrap();
+                            let get = |k: &'static str| {
+                                let (st, loc) = (st.clone(), loc.clone());
+                                async move {
+                                    modelplane_serve::objects::get_bytes(&st, &loc.path(k))
+                                        .await
+                                        .unwrap()
+                                }
+                            };
+                            (
+                                get("iris/3/model.json").await,
+                                get("iris/3/baseline.json").await,
+                            )
+                        });
+                        let meta: serde_json::Value =
+                            serde_json::from_slice(&meta.ok_or("no model.json")?).unwrap();
+                        if meta["sha256"] != s3.as_str()
+                            || meta["lineage"]["code_commit"] != "abc123"
+                            || !meta["lineage"]["copied_from"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .starts_with("s3://travel-models/iris/3")
+                            || meta["validation"]["report"]["passed"] != true
+                        {
+                            return Err(format!("azure model.json: {meta}"));
+                        }
+                        if baseline.is_none() {
+                            return Err("no baseline.json in the Azure copy".into());
+                        }
+                        Ok(())
+                    }))
+                    .check(common::predicts(
+                        &l,
+                        "modelplane_endpoint.e",
+                        "iris-travelled",
+                    )),
+                // The source's bytes replaced behind its model.json: a new copy is refused.
+                Step::new(extra.clone())
+                    .pre(move |_| {
+                        std::fs::create_dir_all(&d3).unwrap();
+                        std::fs::copy(d2.join("model.json"), d3.join("model.json")).unwrap();
+                        std::fs::copy(
+                            common::repo().join("examples/quickstart/model/iris-v2.onnx"),
+                            d3.join("model.onnx"),
+                        )
+                        .unwrap();
+                    })
+                    .expect_error("Cannot copy the model version(.|\\n)*sha256"),
+            ],
+            ..Default::default()
+        },
+    );
+}

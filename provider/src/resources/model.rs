@@ -63,7 +63,7 @@ pub struct Model {
     pub store: Attr<String>,
     pub name: String,
     pub version: String,
-    pub source: String,
+    pub source: Attr<String>,
     pub lineage: Option<Lineage>,
     pub baseline: Option<BaselineSpec>,
     pub validation: Option<ValidationSpec>,
@@ -77,6 +77,7 @@ pub struct Model {
     pub created_at: Attr<String>,
     pub baseline_sha256: Attr<String>,
     pub validation_report: Attr<ValidationReport>,
+    pub copied_from: Attr<String>,
 }
 
 fn at(block: &str, attr: &str) -> AttributePath {
@@ -115,7 +116,8 @@ fn schema() -> Schema {
             .attribute(Attribute::new("store", Type::String).required().requires_replace().description("The `id` of the `modelplane_model_store`."))
             .attribute(Attribute::new("name", Type::String).required().requires_replace().description("Model name: letters, digits, `.`, `_`, `-`."))
             .attribute(Attribute::new("version", Type::String).required().requires_replace().description("Version: letters, digits, `.`, `_`, `-`. Numeric versions sort as numbers."))
-            .attribute(Attribute::new("source", Type::String).required().description("Path to the `.onnx` file (use `${path.module}/…`). Moving the file without changing it is not a change."))
+            .attribute(Attribute::new("source", Type::String).required().description("Path to the `.onnx` file (use `${path.module}/…`), or another version to copy: its `uri` or `id` in any store (`file://`, `s3://`, `az://`), e.g. `modelplane_model.onprem[\"3\"].uri`. A copy is the same version: streamed store to store with its sha256 checked end to end, the same signature, its lineage (with `copied_from`), baseline and validation report carried; validation runs again only when this resource has a `validation` block. Moving the file, or copying from another replica of the same bytes, is not a change."))
+            .attribute(Attribute::new("copied_from", Type::String).computed().description("The URI of the version this one was copied from; null for a file source."))
             .attribute(Attribute::new("input_shapes", Type::map(Type::list(Type::String))).optional().description("Shapes that pin what the file leaves free, per input name: each dimension a size (`3`), a name (`\"height\"`: free, equal wherever the same name appears) or -1 (free). E.g. `{ x = [1, 3, 640, 640] }` for a detector that takes any size but is served at one. Recorded in model.json, where every server of this version reads it; changes update the metadata in place."))
             .attribute(Attribute::new("uri", Type::String).computed().stable().description("URI of the version's folder in the store."))
             .attribute(Attribute::new("sha256", Type::String).computed().description("sha256 of the model file, read at plan time; a change replaces the version."))
@@ -234,7 +236,7 @@ fn model_json(m: &Model) -> serde_json::Value {
         "opset": json_attr(&m.opset),
         "inputs": json_attr(&m.inputs),
         "outputs": json_attr(&m.outputs),
-        "source": m.source,
+        "source": json_attr(&m.source),
         "input_shapes": declared_shapes(m),
         "created_at": json_attr(&m.created_at),
         "lineage": m.lineage.as_ref().map(|l| json!({
@@ -449,8 +451,208 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// The version a copy comes from, as read at plan time.
+struct Origin {
+    /// Its canonical URI.
+    uri: String,
+    id: crate::ids::VersionId,
+    sha256: String,
+    meta: serde_json::Value,
+    /// Its baseline.json, read at apply.
+    baseline: Option<Vec<u8>>,
+}
+
+/// Reads the model.json of the version a `source` URI names.
+async fn read_origin(source: &str, conn: &stores::Connection) -> Result<Origin, String> {
+    let id = stores::parse_version(source).map_err(|e| e.to_string())?;
+    let store = stores::open(&id.store, conn).map_err(|e| e.to_string())?;
+    let bytes = store
+        .get(&id.name, &id.version, "model.json")
+        .await
+        .map_err(|e| format!("{source}: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "{source}: no model version {}/{} in the store {}; register it there first",
+                id.name, id.version, id.store
+            )
+        })?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{source}: model.json: {e}"))?;
+    let sha256 = meta["sha256"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("{source}: model.json records no sha256"))?
+        .to_string();
+    Ok(Origin {
+        uri: store.version_uri(&id.name, &id.version),
+        id,
+        sha256,
+        meta,
+        baseline: None,
+    })
+}
+
+/// The model file a version is registered from: the source file, or a copy's file
+/// downloaded (streamed, sha256 checked) into a temporary folder that lives as long as this.
+struct Artifact {
+    path: PathBuf,
+    copy: Option<Origin>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ModelVersion {
+    async fn artifact(&self, plan: &mut Model, diags: &mut Diagnostics) -> Option<Artifact> {
+        let source = plan.source.known().cloned().unwrap_or_default();
+        let planned = plan.sha256.known().cloned();
+        if !source.contains("://") {
+            let sig = match signature(&source).await {
+                Ok(s) => s,
+                Err(e) => {
+                    signature_error(diags, "source", e);
+                    return None;
+                }
+            };
+            if planned.as_ref().is_some_and(|p| p != &sig.sha256) {
+                diags.error_at(
+                    AttributePath::attr("source"),
+                    "Model file changed during apply",
+                    format!(
+                        "{source} had sha256 {} at plan time and {} now. Run terraform apply again.",
+                        planned.unwrap_or_default(),
+                        sig.sha256
+                    ),
+                );
+                return None;
+            }
+            if planned.is_none() {
+                // Known only now (a source another resource made in this apply).
+                plan.sha256 = Attr::Known(sig.sha256.clone());
+                plan.size_bytes = Attr::Known(sig.size_bytes as i64);
+                plan.opset = Attr::Known(sig.opset);
+                plan.inputs = Attr::Known(tensors(sig.inputs));
+                plan.outputs = Attr::Known(tensors(sig.outputs));
+                plan.copied_from = Attr::Null;
+            }
+            return Some(Artifact {
+                path: PathBuf::from(source),
+                copy: None,
+                _dir: None,
+            });
+        }
+        let fail = |diags: &mut Diagnostics, e: String| {
+            diags.error_at(
+                AttributePath::attr("source"),
+                "Cannot copy the model version",
+                e,
+            );
+        };
+        let mut o = match read_origin(&source, &self.conn()).await {
+            Ok(o) => o,
+            Err(e) => {
+                fail(diags, e);
+                return None;
+            }
+        };
+        if planned.as_ref().is_some_and(|p| p != &o.sha256) {
+            fail(diags, format!("{source} holds sha256 {} now, but {} at plan time; versions are immutable, so it was replaced in its store. Run terraform apply again.", o.sha256, planned.unwrap_or_default()));
+            return None;
+        }
+        let from = match stores::open(&o.id.store, &self.conn()) {
+            Ok(s) => s,
+            Err(e) => {
+                fail(diags, e.to_string());
+                return None;
+            }
+        };
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => {
+                fail(diags, format!("a temporary folder: {e}"));
+                return None;
+            }
+        };
+        let path = dir.path().join("model.onnx");
+        match from
+            .download(
+                &o.id.name,
+                &o.id.version,
+                "model.onnx",
+                &path,
+                Some(&o.sha256),
+            )
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                fail(
+                    diags,
+                    format!("{source}: model.onnx is missing from the version"),
+                );
+                return None;
+            }
+            Err(e) => {
+                fail(diags, format!("{source}: {e}"));
+                return None;
+            }
+        }
+        o.baseline = match from.get(&o.id.name, &o.id.version, "baseline.json").await {
+            Ok(b) => b,
+            Err(e) => {
+                fail(diags, format!("{source}: baseline.json: {e}"));
+                return None;
+            }
+        };
+        if planned.is_none() {
+            plan.sha256 = Attr::Known(o.sha256.clone());
+            plan.size_bytes = attr_from(&o.meta["size_bytes"]);
+            plan.opset = attr_from(&o.meta["opset"]);
+            plan.inputs = attr_from(&o.meta["inputs"]);
+            plan.outputs = attr_from(&o.meta["outputs"]);
+        }
+        plan.copied_from = Attr::Known(o.uri.clone());
+        Some(Artifact {
+            path,
+            copy: Some(o),
+            _dir: Some(dir),
+        })
+    }
+}
+
+/// The model.json of a copy: the source's (signature, sha256, lineage, baseline, validation),
+/// with `copied_from` in the lineage and what this resource declares itself on top.
+fn copy_json(base: &serde_json::Value, m: &Model) -> serde_json::Value {
+    let own = model_json(m);
+    let mut j = base.clone();
+    let from = json_attr(&m.copied_from);
+    j["name"] = json!(m.name);
+    j["version"] = json!(m.version);
+    j["source"] = own["source"].clone();
+    j["copied_from"] = from.clone();
+    if j.get("copied_at").is_none_or(|v| v.is_null()) || base["copied_from"] != from {
+        j["copied_at"] = json!(now());
+    }
+    for k in ["lineage", "baseline", "validation"] {
+        if !own[k].is_null() {
+            j[k] = own[k].clone();
+        }
+    }
+    if !own["input_shapes"].is_null() {
+        j["input_shapes"] = own["input_shapes"].clone();
+    }
+    if !j["lineage"].is_object() {
+        j["lineage"] = json!({});
+    }
+    j["lineage"]["copied_from"] = from;
+    j
+}
+
 /// Registers the version: the artifact, baseline and model.json.
-async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> bool {
+async fn register(
+    m: &mut Model,
+    store: &dyn Store,
+    artifact: &Artifact,
+    diags: &mut Diagnostics,
+) -> bool {
     let sha = m.sha256.known().cloned().unwrap_or_default();
     // A version already there: the same bytes are taken over (an interrupted apply); other
     // bytes are refused, versions being immutable; a broken folder is replaced.
@@ -490,22 +692,53 @@ async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> 
     m.uri = Attr::Known(store.version_uri(&m.name, &m.version));
     let mut files = vec![Upload {
         name: "model.onnx".into(),
-        from: Source::File(PathBuf::from(&m.source)),
+        from: Source::File(artifact.path.clone()),
     }];
+    let path = artifact.path.display().to_string();
     if let Some(b) = &m.baseline {
-        let Some(bytes) = compute_baseline(&m.source, b, diags).await else {
+        let Some(bytes) = compute_baseline(&path, b, diags).await else {
             return false;
         };
         files.push(Upload {
             name: "baseline.json".into(),
             from: Source::Bytes(bytes),
         });
+    } else if let Some(bytes) = artifact.copy.as_ref().and_then(|o| o.baseline.clone()) {
+        files.push(Upload {
+            name: "baseline.json".into(),
+            from: Source::Bytes(bytes),
+        });
     }
+    let meta = match &artifact.copy {
+        Some(o) => copy_json(&o.meta, m),
+        None => model_json(m),
+    };
     files.push(Upload {
         name: "model.json".into(),
-        from: Source::Bytes(serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default()),
+        from: Source::Bytes(serde_json::to_vec_pretty(&meta).unwrap_or_default()),
     });
-    match store.put_version(&m.name, &m.version, files).await {
+    let put = store.put_version(&m.name, &m.version, files).await;
+    // End to end: what the store now holds is the bytes planned.
+    if put.is_ok() {
+        match store.digest(&m.name, &m.version, "model.onnx").await {
+            Ok(Some((got, _))) if got == sha => {}
+            got => {
+                let _ = store.delete_version(&m.name, &m.version).await;
+                diags.error_at(
+                    AttributePath::attr("source"),
+                    "Model version damaged in transit",
+                    format!(
+                        "{}/{} was uploaded, but the store holds sha256 {:?} where {sha} was sent; the version was removed. Apply again.",
+                        m.name,
+                        m.version,
+                        got.ok().flatten().map(|d| d.0)
+                    ),
+                );
+                return false;
+            }
+        }
+    }
+    match put {
         Ok(()) => true,
         Err(stores::StoreError::Conflict(_)) => {
             // Registered meanwhile with the same bytes (checked above): rewrite the metadata.
@@ -514,7 +747,7 @@ async fn register(m: &mut Model, store: &dyn Store, diags: &mut Diagnostics) -> 
                     &m.name,
                     &m.version,
                     "model.json",
-                    serde_json::to_vec_pretty(&model_json(m)).unwrap_or_default(),
+                    serde_json::to_vec_pretty(&meta).unwrap_or_default(),
                 )
                 .await
                 .is_ok()
@@ -556,7 +789,15 @@ impl tfplugin::Resource for ModelVersion {
             }
         }
         if let Attr::Known(s) = config.get::<String>("source", diags) {
-            if s.trim().is_empty() {
+            if s.contains("://") {
+                if let Err(e) = stores::parse_version(&s) {
+                    diags.error_at(
+                        AttributePath::attr("source"),
+                        "Invalid model source",
+                        e.to_string(),
+                    );
+                }
+            } else if s.trim().is_empty() {
                 diags.error_at(
                     AttributePath::attr("source"),
                     "Empty model source",
@@ -601,23 +842,66 @@ impl tfplugin::Resource for ModelVersion {
         _config: &Config,
         ctx: &mut Ctx,
     ) {
-        // The artifact: read at plan time, so content changes replace the version.
-        let sig = match signature(&plan.source).await {
-            Ok(s) => s,
-            Err(e) => {
-                signature_error(&mut ctx.diags, "source", e);
-                return;
+        let Attr::Known(source) = plan.source.clone() else {
+            // A source another resource makes in this apply: what is read from it is unknown.
+            for a in [&mut plan.sha256, &mut plan.copied_from] {
+                *a = Attr::Unknown;
+            }
+            plan.size_bytes = Attr::Unknown;
+            plan.opset = Attr::Unknown;
+            plan.inputs = Attr::Unknown;
+            plan.outputs = Attr::Unknown;
+            plan.baseline_sha256 = Attr::Unknown;
+            plan.validation_report = Attr::Unknown;
+            return;
+        };
+        // The artifact: read at plan time (a copy's from its model.json), so content changes
+        // replace the version.
+        let copy = match source.contains("://") {
+            false => None,
+            true => match read_origin(&source, &self.conn()).await {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    ctx.diags.error_at(
+                        AttributePath::attr("source"),
+                        "Cannot read the source version",
+                        e,
+                    );
+                    return;
+                }
+            },
+        };
+        let (sha, plan_inputs) = match &copy {
+            Some(o) => {
+                plan.size_bytes = attr_from(&o.meta["size_bytes"]);
+                plan.opset = attr_from(&o.meta["opset"]);
+                plan.inputs = attr_from(&o.meta["inputs"]);
+                plan.outputs = attr_from(&o.meta["outputs"]);
+                plan.copied_from = Attr::Known(o.uri.clone());
+                (o.sha256.clone(), None)
+            }
+            None => {
+                let sig = match signature(&source).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        signature_error(&mut ctx.diags, "source", e);
+                        return;
+                    }
+                };
+                plan.size_bytes = Attr::Known(sig.size_bytes as i64);
+                plan.opset = Attr::Known(sig.opset);
+                plan.inputs = Attr::Known(tensors(sig.inputs.clone()));
+                plan.outputs = Attr::Known(tensors(sig.outputs));
+                plan.copied_from = Attr::Null;
+                (sig.sha256, Some(sig.inputs))
             }
         };
-        let model_changed = prior.and_then(|p| p.sha256.known()) != Some(&sig.sha256);
+        let model_changed = prior.and_then(|p| p.sha256.known()) != Some(&sha);
         if model_changed && prior.is_some() {
             ctx.require_replace(AttributePath::attr("sha256"));
         }
-        let plan_inputs = sig.inputs.clone();
-        plan.sha256 = Attr::Known(sig.sha256);
-        plan.size_bytes = Attr::Known(sig.size_bytes as i64);
-        plan.opset = Attr::Known(sig.opset);
-        if let Some(map) = plan.input_shapes.known() {
+        plan.sha256 = Attr::Known(sha);
+        if let (Some(map), Some(plan_inputs)) = (plan.input_shapes.known(), plan_inputs) {
             let declared = input_shapes(map);
             let mut pinned = plan_inputs.clone();
             let checked = modelplane_serve::config::check_input_shapes(&plan.name, &declared)
@@ -640,8 +924,6 @@ impl tfplugin::Resource for ModelVersion {
                 return;
             }
         }
-        plan.inputs = Attr::Known(tensors(sig.inputs));
-        plan.outputs = Attr::Known(tensors(sig.outputs));
         // The baseline: its dataset's digest, planned, decides whether it is recomputed.
         match plan.baseline.clone() {
             None => plan.baseline_sha256 = Attr::Null,
@@ -691,6 +973,15 @@ impl tfplugin::Resource for ModelVersion {
                 }
             }
         }
+        // A copy without its own blocks carries the source's baseline and validation report.
+        if let Some(o) = &copy {
+            if plan.baseline.is_none() {
+                plan.baseline_sha256 = attr_from(&o.meta["baseline"]["dataset_sha256"]);
+            }
+            if plan.validation.is_none() {
+                plan.validation_report = attr_from(&o.meta["validation"]["report"]);
+            }
+        }
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
@@ -717,29 +1008,14 @@ impl tfplugin::Resource for ModelVersion {
                 return None;
             }
         }
-        let sig = match signature(&plan.source).await {
-            Ok(s) => s,
-            Err(e) => {
-                signature_error(&mut ctx.diags, "source", e);
-                return None;
-            }
-        };
-        if plan.sha256.known() != Some(&sig.sha256) {
-            ctx.diags.error_at(
-                AttributePath::attr("source"),
-                "Model file changed during apply",
-                format!(
-                    "{} had sha256 {} at plan time and {} now. Run terraform apply again.",
-                    plan.source,
-                    plan.sha256.known().cloned().unwrap_or_default(),
-                    sig.sha256
-                ),
-            );
-            return None;
-        }
+        let artifact = self.artifact(&mut plan, &mut ctx.diags).await?;
+        let sha = plan.sha256.known().cloned().unwrap_or_default();
+        let path = artifact.path.display().to_string();
         if let Some(v) = plan.validation.clone() {
             plan.validation_report =
-                Attr::Known(run_validation(&plan.source, &sig.sha256, &v, &mut ctx.diags).await?);
+                Attr::Known(run_validation(&path, &sha, &v, &mut ctx.diags).await?);
+        } else if let Some(o) = &artifact.copy {
+            plan.validation_report = attr_from(&o.meta["validation"]["report"]);
         } else {
             plan.validation_report = Attr::Null;
         }
@@ -759,9 +1035,12 @@ impl tfplugin::Resource for ModelVersion {
                     return None;
                 }
             },
-            None => Attr::Null,
+            None => match &artifact.copy {
+                Some(o) => attr_from(&o.meta["baseline"]["dataset_sha256"]),
+                None => Attr::Null,
+            },
         };
-        if !register(&mut plan, store.as_ref(), &mut ctx.diags).await {
+        if !register(&mut plan, store.as_ref(), &artifact, &mut ctx.diags).await {
             return None;
         }
         Some(plan)
@@ -799,9 +1078,23 @@ impl tfplugin::Resource for ModelVersion {
     async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
         let store = open_store(plan.store.known()?, &self.conn(), &mut ctx.diags)?;
         let sha = plan.sha256.known().cloned().unwrap_or_default();
+        let needs_file = plan.validation_report.is_unknown()
+            || ((plan.baseline_sha256 != prior.baseline_sha256 || plan.baseline != prior.baseline)
+                && plan.baseline.is_some());
+        let artifact = match needs_file {
+            true => match self.artifact(&mut plan, &mut ctx.diags).await {
+                Some(a) => Some(a),
+                None => return Some(prior),
+            },
+            false => None,
+        };
+        let path = artifact
+            .as_ref()
+            .map(|a| a.path.display().to_string())
+            .unwrap_or_default();
         if plan.validation_report.is_unknown() {
             let v = plan.validation.clone()?;
-            match run_validation(&plan.source, &sha, &v, &mut ctx.diags).await {
+            match run_validation(&path, &sha, &v, &mut ctx.diags).await {
                 Some(r) => plan.validation_report = Attr::Known(r),
                 None => return Some(prior),
             }
@@ -809,7 +1102,7 @@ impl tfplugin::Resource for ModelVersion {
         if plan.baseline_sha256 != prior.baseline_sha256 || plan.baseline != prior.baseline {
             match &plan.baseline {
                 Some(b) => {
-                    let bytes = compute_baseline(&plan.source, b, &mut ctx.diags).await;
+                    let bytes = compute_baseline(&path, b, &mut ctx.diags).await;
                     let Some(bytes) = bytes else {
                         return Some(prior);
                     };
@@ -832,12 +1125,20 @@ impl tfplugin::Resource for ModelVersion {
                 }
             }
         }
+        let meta = match plan.copied_from.known() {
+            // A copy keeps what it carries: its model.json in this store is the base.
+            Some(_) => match store.get(&plan.name, &plan.version, "model.json").await {
+                Ok(Some(b)) => copy_json(&serde_json::from_slice(&b).unwrap_or_default(), &plan),
+                _ => model_json(&plan),
+            },
+            None => model_json(&plan),
+        };
         if let Err(e) = store
             .put_file(
                 &plan.name,
                 &plan.version,
                 "model.json",
-                serde_json::to_vec_pretty(&model_json(&plan)).unwrap_or_default(),
+                serde_json::to_vec_pretty(&meta).unwrap_or_default(),
             )
             .await
         {
@@ -933,7 +1234,8 @@ impl tfplugin::Resource for ModelVersion {
             opset: attr_from(&j["opset"]),
             inputs: attr_from(&j["inputs"]),
             outputs: attr_from(&j["outputs"]),
-            source: j["source"].as_str().unwrap_or_default().to_string(),
+            source: Attr::Known(j["source"].as_str().unwrap_or_default().to_string()),
+            copied_from: attr_from(&j["copied_from"]),
             input_shapes: shapes_from(&j["input_shapes"]),
             created_at: attr_from(&j["created_at"]),
             baseline_sha256: attr_from(&j["baseline"]["dataset_sha256"]),

@@ -181,6 +181,35 @@ impl Store for LocalStore {
         .await
     }
 
+    async fn download(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+        to: &Path,
+        want: Option<&str>,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        let (from, to) = (self.dir(name, version).join(file), to.to_path_buf());
+        let want = want.map(String::from);
+        blocking(move || {
+            match std::fs::copy(&from, &to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io(&from)(e)),
+            }
+            let (sha, size) = modelplane_serve::signature::file_digest(&to).map_err(io(&to))?;
+            if let Some(w) = want.filter(|w| !w.eq_ignore_ascii_case(&sha)) {
+                let _ = std::fs::remove_file(&to);
+                return Err(StoreError::Conflict(format!(
+                    "{}: sha256 is {sha}, but model.json records {w}; the artifact was replaced or damaged",
+                    from.display()
+                )));
+            }
+            Ok(Some((sha, size)))
+        })
+        .await
+    }
+
     async fn digest(
         &self,
         name: &str,

@@ -112,6 +112,16 @@ pub trait Store: Send + Sync {
         version: &str,
         file: &str,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Streams one file of a version to `to` (never whole in memory), checking its sha256
+    /// against `want` when given; returns the sha256 and size, `None` when it does not exist.
+    async fn download(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+        to: &std::path::Path,
+        want: Option<&str>,
+    ) -> Result<Option<(String, u64)>, StoreError>;
     /// sha256 and size of one file of a version; `None` when it does not exist.
     async fn digest(
         &self,
@@ -177,6 +187,53 @@ pub fn open(id: &str, connection: &Connection) -> Result<Box<dyn Store>, StoreEr
     )))
 }
 
+/// The store, name and version of a version's URI: its `uri` (`file:///PATH/NAME/VERSION`,
+/// `s3://BUCKET/PREFIX/NAME/VERSION?region=…`, `az://ACCOUNT/CONTAINER/PREFIX/NAME/VERSION`)
+/// or its `id` (`STORE_ID/NAME/VERSION`).
+pub fn parse_version(uri: &str) -> Result<crate::ids::VersionId, StoreError> {
+    let bad = |why: &str| {
+        StoreError::BadUri(format!(
+            "{uri:?} is not a model version's URI ({why}); use another version's `uri` or `id`, e.g. modelplane_model.onprem.uri"
+        ))
+    };
+    // The id form puts the store's query before NAME/VERSION.
+    if let Some((_, after)) = uri.split_once('?') {
+        if after.contains('/') {
+            return uri.parse().map_err(|_| bad("no NAME/VERSION"));
+        }
+    }
+    if let Some(path) = uri.strip_prefix("file://") {
+        let mut parts = path.trim_end_matches('/').rsplitn(3, '/');
+        let (version, name, store) = (parts.next(), parts.next(), parts.next());
+        return match (version, name, store) {
+            (Some(v), Some(n), Some(s)) if !v.is_empty() && !n.is_empty() && s.starts_with('/') => {
+                Ok(crate::ids::VersionId::new(&format!("file://{s}"), n, v))
+            }
+            _ => Err(bad("not file:///STORE/NAME/VERSION")),
+        };
+    }
+    if uri.starts_with("s3://") || uri.starts_with("az://") {
+        let mut loc =
+            modelplane_serve::objects::Location::parse(uri).map_err(StoreError::BadUri)?;
+        let segments: Vec<String> = loc
+            .prefix
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if segments.len() < 2 {
+            return Err(bad("no NAME/VERSION after the bucket or container"));
+        }
+        let (name, version) = (
+            segments[segments.len() - 2].clone(),
+            segments[segments.len() - 1].clone(),
+        );
+        loc.prefix = segments[..segments.len() - 2].join("/");
+        return Ok(crate::ids::VersionId::new(&loc.uri(), name, version));
+    }
+    Err(bad("unknown scheme"))
+}
+
 /// The store ID of a server's `repository` (a directory for local stores, else the ID).
 pub fn id_of_repository(repository: &str) -> String {
     if repository.contains("://") {
@@ -215,6 +272,28 @@ mod tests {
         assert!(check_segment("").is_err());
         assert!(check_segment("../etc").is_err());
         assert!(check_segment("a/b").unwrap_err().contains("'/'"));
+    }
+
+    #[test]
+    fn version_uris_name_their_store() {
+        let v = parse_version("file:///srv/models/iris/3").unwrap();
+        assert_eq!(
+            (v.store.as_str(), v.name.as_str(), v.version.as_str()),
+            ("file:///srv/models", "iris", "3")
+        );
+        let v = parse_version("s3://models/team-a/iris/3?region=eu-west-1").unwrap();
+        assert_eq!(v.store, "s3://models/team-a?region=eu-west-1");
+        assert_eq!((v.name.as_str(), v.version.as_str()), ("iris", "3"));
+        let v = parse_version("s3://models?region=eu-west-1/iris/3").unwrap();
+        assert_eq!(v.store, "s3://models?region=eu-west-1");
+        let v = parse_version("az://acct/models/iris/3").unwrap();
+        assert_eq!(v.store, "az://acct/models");
+        assert!(parse_version("s3://models/iris").is_err());
+        assert!(parse_version("file://relative/iris/3").is_err());
+        assert!(parse_version("gs://b/iris/3")
+            .unwrap_err()
+            .to_string()
+            .contains("modelplane_model.onprem.uri"));
     }
 
     #[test]

@@ -234,6 +234,22 @@ impl Store for RemoteStore {
             .map_err(remote)
     }
 
+    async fn download(
+        &self,
+        name: &str,
+        version: &str,
+        file: &str,
+        to: &std::path::Path,
+        want: Option<&str>,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        let data = self.data().await?;
+        match objects::download_file(data, &self.path(name, version, file), to, want).await {
+            Ok(d) => Ok(Some(d)),
+            Err(objects::DownloadError::NotFound) => Ok(None),
+            Err(objects::DownloadError::Other(e)) => Err(StoreError::Remote(e)),
+        }
+    }
+
     async fn digest(
         &self,
         name: &str,
