@@ -332,6 +332,7 @@ fn endpoint(settings: Settings, config: &str) -> Workload {
         image: "registry.example/modelplane-serve@sha256:0123".into(),
         config: config.into(),
         token: "t0ken".into(),
+        remote_tokens: Default::default(),
         http_port: 8080,
         grpc_port: 8081,
         settings,

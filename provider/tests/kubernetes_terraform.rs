@@ -176,6 +176,7 @@ fn kubernetes_rendered_pod_runs_under_podman_kube_play() {
             image: image.into(),
             config: cfg.to_string(),
             token: "kube-play-token".into(),
+            remote_tokens: Default::default(),
             http_port: 8080,
             grpc_port: 8081,
             settings: Settings::default(),

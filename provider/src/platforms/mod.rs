@@ -17,6 +17,8 @@
 //! [`managed::ManagedCluster`] — its cluster, pools and identities — and is a `Platform`
 //! through it, with endpoints and monitors as on `kubernetes`.
 
+use std::collections::BTreeMap;
+
 use modelplane_serve::config::ServeConfig;
 use tfplugin::{Attr, AttributePath, Config, Ctx, Diagnostics};
 
@@ -301,6 +303,44 @@ pub struct EndpointSpec {
     /// What the resource keeps beside the deployment for import (written with
     /// [`Platform::record`], read back by [`Platform::import_endpoint`]).
     pub record: serde_json::Value,
+    /// The bearer tokens of remote variants, by variant name: the platform keeps each where
+    /// the server reads it (as it keeps the endpoint's own token) and points the variant's
+    /// `remote.token_file` at it. Never written to configuration or state.
+    pub remote_tokens: BTreeMap<String, String>,
+}
+
+/// The file, in the folder of an endpoint's token, that holds a remote variant's token.
+pub fn remote_token_file(variant: &str) -> String {
+    let safe: String = variant
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("remote-{safe}.token")
+}
+
+/// Points every remote variant of `cfg` that has a token in `tokens` at its token file in
+/// `dir` (a folder path as the server sees it).
+pub fn point_remote_tokens(cfg: &mut ServeConfig, tokens: &BTreeMap<String, String>, dir: &str) {
+    for e in &mut cfg.endpoints {
+        for v in &mut e.variants {
+            if let Some(r) = &mut v.remote {
+                r.token_env = None;
+                r.token_file = tokens.contains_key(&v.name).then(|| {
+                    format!(
+                        "{}/{}",
+                        dir.trim_end_matches('/'),
+                        remote_token_file(&v.name)
+                    )
+                });
+            }
+        }
+    }
 }
 
 /// Where a deployed endpoint answers, and what it is made of.

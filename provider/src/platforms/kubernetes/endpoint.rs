@@ -194,6 +194,7 @@ impl Kubernetes {
             none: false,
         };
         cfg.reuse_port = false;
+        crate::platforms::point_remote_tokens(&mut cfg, &spec.remote_tokens, workload::TOKEN_DIR);
         let custom_metrics =
             settings.target_inflight.is_some() && workload::has_custom_metrics(client).await;
         if settings.target_inflight.is_some() && !custom_metrics {
@@ -210,6 +211,7 @@ impl Kubernetes {
             image: spec.image.clone().unwrap_or_default(),
             config: serde_json::to_string_pretty(&cfg).unwrap_or_default(),
             token: token.to_string(),
+            remote_tokens: spec.remote_tokens.clone(),
             http_port: spec.port.unwrap_or(workload::HTTP_PORT),
             grpc_port: spec.grpc_port.unwrap_or(workload::GRPC_PORT),
             settings,

@@ -105,6 +105,8 @@ pub struct Workload {
     /// The server's configuration (JSON).
     pub config: String,
     pub token: String,
+    /// Remote variants' tokens, by variant name: more keys of the token's Secret.
+    pub remote_tokens: std::collections::BTreeMap<String, String>,
     /// The Service's ports.
     pub http_port: u16,
     pub grpc_port: u16,
@@ -126,6 +128,12 @@ impl Workload {
         h.update(self.config.as_bytes());
         h.update([0]);
         h.update(self.token.as_bytes());
+        for (v, t) in &self.remote_tokens {
+            h.update([0]);
+            h.update(v.as_bytes());
+            h.update([0]);
+            h.update(t.as_bytes());
+        }
         hex::encode(&h.finalize()[..8])
     }
 
@@ -147,6 +155,16 @@ impl Workload {
         json!({ "name": name, "namespace": self.namespace, "labels": self.labels() })
     }
 
+    /// The token's Secret: the endpoint's token and its remote variants' tokens.
+    fn secret_data(&self) -> Value {
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let mut data = json!({ "token": b64(&self.token) });
+        for (v, t) in &self.remote_tokens {
+            data[crate::platforms::remote_token_file(v)] = json!(b64(t));
+        }
+        data
+    }
+
     /// Whether a HorizontalPodAutoscaler manages the replica count.
     pub fn autoscaled(&self) -> bool {
         self.settings.max_replicas() > self.settings.min_replicas()
@@ -156,7 +174,6 @@ impl Workload {
     pub fn render(&self) -> Vec<Rendered> {
         let n = self.object_name();
         let s = &self.settings;
-        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
         let mut out = vec![
             json!({
                 "apiVersion": "v1", "kind": "ServiceAccount",
@@ -175,7 +192,7 @@ impl Workload {
                 "apiVersion": "v1", "kind": "Secret",
                 "metadata": self.meta(&token_secret_name(&n)),
                 "type": "Opaque",
-                "data": { "token": b64(&self.token) },
+                "data": self.secret_data(),
             }),
             self.deployment(),
             json!({
@@ -840,6 +857,7 @@ fn possible_objects(namespace: &str, name: &str) -> Vec<ObjectRef> {
             image: String::new(),
             config: String::new(),
             token: String::new(),
+            remote_tokens: Default::default(),
             http_port: HTTP_PORT,
             grpc_port: GRPC_PORT,
             settings: Settings {

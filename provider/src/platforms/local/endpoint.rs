@@ -93,7 +93,20 @@ impl Host {
             none: false,
         };
         cfg.reuse_port = true;
+        crate::platforms::point_remote_tokens(
+            &mut cfg,
+            &spec.remote_tokens,
+            &dir.0.display().to_string(),
+        );
         cfg
+    }
+
+    /// Writes the remote variants' tokens beside the endpoint's own (mode 0600).
+    fn write_remote_tokens(dir: &Dir, spec: &EndpointSpec) -> std::io::Result<()> {
+        for (variant, token) in &spec.remote_tokens {
+            dir.write_secret(&crate::platforms::remote_token_file(variant), token)?;
+        }
+        Ok(())
     }
 
     /// How `spec`'s servers start: a local process, or a container of `image` (or of
@@ -212,7 +225,10 @@ impl Host {
             );
         }
         let undo = Box::new(Cleanup(dir.clone()));
-        if let Err(e) = dir.write_secret("token", &spec.token) {
+        if let Err(e) = dir
+            .write_secret("token", &spec.token)
+            .and_then(|()| Self::write_remote_tokens(&dir, spec))
+        {
             return failed(
                 PlatformError::Failed(format!("cannot write the token: {e}")),
                 undo,
@@ -366,6 +382,8 @@ impl Host {
                 dir.write_secret("token", &token)
                     .map_err(|e| format!("cannot write the token: {e}"))?;
             }
+            Self::write_remote_tokens(&dir, spec)
+                .map_err(|e| format!("cannot write a remote variant's token: {e}"))?;
             write_config(&dir, &new_cfg)
                 .map_err(|e| format!("cannot write the configuration: {e}"))?;
             if restart {

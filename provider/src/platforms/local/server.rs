@@ -136,6 +136,18 @@ pub fn container_view(
     c.grpc = cfg.grpc.map(any);
     c.auth.token_file = Some(format!("{}/token", container::CONFIG_MOUNT));
     c.auth.token_env = None;
+    // Remote variants' tokens are published beside the endpoint's.
+    for v in c.endpoints.iter_mut().flat_map(|e| e.variants.iter_mut()) {
+        if let Some(r) = &mut v.remote {
+            if r.token_file.is_some() {
+                r.token_file = Some(format!(
+                    "{}/{}",
+                    container::CONFIG_MOUNT,
+                    crate::platforms::remote_token_file(&v.name)
+                ));
+            }
+        }
+    }
     let (models, cache) = if cfg.repository.contains("://") {
         c.cache_dir = Some(container::CACHE_MOUNT.into());
         (None, cfg.cache_dir.clone())
@@ -179,6 +191,13 @@ pub fn publish(dir: &Dir, cfg: &ServeConfig) -> std::io::Result<()> {
     )?;
     if let Ok(token) = std::fs::read(dir.path("token")) {
         put("token", &token)?;
+    }
+    for v in cfg.endpoints.iter().flat_map(|e| &e.variants) {
+        if let Some(f) = v.remote.as_ref().and_then(|r| r.token_file.as_ref()) {
+            if let Ok(token) = std::fs::read(f) {
+                put(&crate::platforms::remote_token_file(&v.name), &token)?;
+            }
+        }
     }
     container::share(&etc)?;
     if let Some(c) = cache {

@@ -22,7 +22,10 @@ use crate::platforms::{
 };
 use crate::ProviderConfig;
 use schema::{a, path};
-use spec::{digests, fingerprint, recorded_sha256, references, reflect_served, serve_config};
+use spec::{
+    digests, fingerprint, recorded_sha256, references, reflect_served, remote_answers,
+    serve_config, Remote, Remotes, Resolved,
+};
 
 pub struct Endpoint {
     pub config: Arc<OnceLock<ProviderConfig>>,
@@ -32,6 +35,11 @@ pub struct Endpoint {
 pub struct Variant {
     pub name: String,
     pub model: Attr<String>,
+    pub endpoint: Attr<String>,
+    pub token_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub fallback: Option<bool>,
     pub weight: Attr<i64>,
 }
 
@@ -138,6 +146,77 @@ impl Endpoint {
         }
     }
 
+    /// Resolves the remote variants of `m`: another endpoint's URL and token (from its
+    /// platform), or a URL and the token in `token_file`. With `check`, each must answer
+    /// ready, or nothing is changed.
+    async fn resolve_remotes(
+        &self,
+        m: &Model,
+        check: bool,
+        diags: &mut Diagnostics,
+    ) -> Option<Remotes> {
+        let mut out = Remotes::new();
+        for (i, v) in m.variant.iter().enumerate() {
+            let Attr::Known(e) = &v.endpoint else {
+                continue;
+            };
+            let at = path(&[a("variant"), PathStep::Index(i as i64), a("endpoint")]);
+            let resolved = match Remote::parse(e) {
+                Err(why) => Err(why),
+                Ok(Remote::Endpoint(id)) => match platforms::resolve(&id.cluster, &self.provider())
+                {
+                    Err(why) => Err(why.to_string()),
+                    Ok(p) => match p.import_endpoint(&id.name).await {
+                        Ok(found) => Ok(Resolved {
+                            url: found.deployment.url.clone(),
+                            model: id.name.clone(),
+                            token: found.token.clone(),
+                            site: Some(id.cluster.to_string()),
+                        }),
+                        Err(why) => Err(format!("the endpoint {e} cannot be read: {why}")),
+                    },
+                },
+                Ok(Remote::Url { base, model }) => {
+                    let token = match &v.token_file {
+                        None => Ok(None),
+                        Some(f) => std::fs::read_to_string(f)
+                            .map(|t| Some(t.trim().to_string()))
+                            .map_err(|err| format!("token_file {f}: {err}")),
+                    };
+                    token.map(|token| Resolved {
+                        url: base,
+                        model,
+                        token,
+                        site: None,
+                    })
+                }
+            };
+            let r = match resolved {
+                Ok(r) => r,
+                Err(why) => {
+                    diags.error_at(
+                        at,
+                        "Remote endpoint not found",
+                        format!("variant {}: {why}", v.name),
+                    );
+                    return None;
+                }
+            };
+            if check {
+                if let Err(why) = remote_answers(&r, v.ca_file.as_deref()).await {
+                    diags.error_at(
+                        at,
+                        "Remote endpoint not answering",
+                        format!("variant {}: {why}. Nothing was changed: bring the remote up (or give it weight 0 with `fallback = true` only once it serves), then apply again.", v.name),
+                    );
+                    return None;
+                }
+            }
+            out.insert(v.name.clone(), r);
+        }
+        Some(out)
+    }
+
     /// After a successful create or update: the digests served, and the record kept beside
     /// the deployment.
     async fn finish(&self, platform: &dyn Platform, plan: &mut Model) {
@@ -164,10 +243,20 @@ impl Endpoint {
 
     /// The platform-neutral spec of a plan, with `token`; `None` (with diagnostics) when its
     /// server configuration cannot be made.
-    fn spec(&self, m: &Model, token: &str, diags: &mut Diagnostics) -> Option<EndpointSpec> {
+    fn spec(
+        &self,
+        m: &Model,
+        token: &str,
+        remotes: &Remotes,
+        diags: &mut Diagnostics,
+    ) -> Option<EndpointSpec> {
         Some(EndpointSpec {
             name: m.name.clone(),
-            serve: serve_config(m, &self.conn(), diags)?,
+            serve: serve_config(m, &self.conn(), remotes, diags)?,
+            remote_tokens: remotes
+                .iter()
+                .filter_map(|(v, r)| Some((v.clone(), r.token.clone()?)))
+                .collect(),
             token: token.to_string(),
             port: m.port.known().map(|p| *p as u16),
             grpc_port: m.grpc_port.known().map(|p| *p as u16),
@@ -372,7 +461,8 @@ impl tfplugin::Resource for Endpoint {
             .unwrap_or_else(platforms::local::process::new_token);
         plan.token_wo = Attr::Null;
         plan.status = Attr::Known("running".into());
-        let spec = self.spec(&plan, &token, &mut ctx.diags)?;
+        let remotes = self.resolve_remotes(&plan, true, &mut ctx.diags).await?;
+        let spec = self.spec(&plan, &token, &remotes, &mut ctx.diags)?;
         match rollout::apply(platform.as_ref(), &spec, None, plan.benchmark.as_ref(), ctx).await {
             Ok((d, bench)) => {
                 fill(&mut plan, d);
@@ -429,6 +519,20 @@ impl tfplugin::Resource for Endpoint {
                 if let Some(cfg) = &r.serves {
                     reflect_served(&mut state, cfg, &cfg.repository);
                 }
+                // A remote variant that no longer answers shows in the plan.
+                let mut probe = Diagnostics::default();
+                match self.resolve_remotes(&state, true, &mut probe).await {
+                    Some(_) => {}
+                    None => {
+                        for d in probe.iter() {
+                            ctx.diags.warning(
+                                "Remote variant not answering",
+                                format!("{}. The endpoint is marked degraded; the plan applies it again, which checks the remote first.", d.detail),
+                            );
+                        }
+                        state.status = Attr::Known("degraded".into());
+                    }
+                }
                 if let Some(t) = &r.token {
                     // A token changed on the platform shows as a changed fingerprint.
                     if state.token_fingerprint.known().map(String::as_str) != Some("generated")
@@ -454,13 +558,23 @@ impl tfplugin::Resource for Endpoint {
             _ => platforms::local::process::new_token(),
         };
         plan.token_wo = Attr::Null;
-        let Some(spec) = self.spec(&plan, &token, &mut ctx.diags) else {
+        let Some(remotes) = self.resolve_remotes(&plan, true, &mut ctx.diags).await else {
             return Some(prior);
         };
+        let Some(spec) = self.spec(&plan, &token, &remotes, &mut ctx.diags) else {
+            return Some(prior);
+        };
+        // The previous split's remotes, for a rollback (resolved without the readiness check:
+        // going back must not depend on a remote that is being left).
+        let prior_remotes = self
+            .resolve_remotes(&prior, false, &mut Diagnostics::default())
+            .await
+            .unwrap_or_default();
         let previous = Previous {
             spec: self.spec(
                 &prior,
                 old_token.as_deref().unwrap_or(&token),
+                &prior_remotes,
                 &mut Diagnostics::default(),
             ),
             deployment: before,

@@ -103,9 +103,14 @@ pub(super) fn schema() -> Schema {
                     "variant",
                     Nesting::List,
                     Block::new()
-                        .description("A model version that serves a share of the traffic. Weights must total 100. Clients can pin a variant with the header `x-modelplane-variant: NAME`.")
+                        .description("A model version that serves a share of the traffic, or another endpoint that does (a remote variant: another site, another cloud). Weights must total 100. Clients can pin a variant with the header `x-modelplane-variant: NAME`.")
                         .attribute(Attribute::new("name", Type::String).required().description("Variant name, e.g. `stable` or `canary`."))
-                        .attribute(Attribute::new("model", Type::String).required().description("The `id` of a `modelplane_model`. Every variant and the shadow must come from the same store."))
+                        .attribute(Attribute::new("model", Type::String).optional().description("The `id` of a `modelplane_model`. Every model variant and the shadow must come from the same store. Give `model` or `endpoint`."))
+                        .attribute(Attribute::new("endpoint", Type::String).optional().description("Another endpoint that serves this share: the `id` of a `modelplane_endpoint` (its URL and token are read from it at apply, the token never written to configuration or state), or its URL with the model, `https://HOST[:PORT]/v2/models/NAME` (REST) or `grpc[s]://HOST:PORT/NAME` (gRPC). Apply checks that it answers; refresh reports a remote that stopped answering (status `degraded`). Its requests are in the endpoint's metrics with `variant` and `site` (the remote cluster's ID, or its host) labels."))
+                        .attribute(Attribute::new("token_file", Type::String).optional().description("With an `endpoint` URL: a file on this machine holding the remote's bearer token. It is copied into the endpoint's own token folder (mode 0600), never into configuration or state."))
+                        .attribute(Attribute::new("ca_file", Type::String).optional().description("With an `endpoint` URL over TLS: the PEM file of the CA that signed the remote's certificate (else the system's roots)."))
+                        .attribute(Attribute::new("timeout_ms", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid timeout")).description("With `endpoint`: longest a request to the remote may take; past it the request answers 504 naming the variant (default: `limits.request_timeout_ms`)."))
+                        .attribute(Attribute::new("fallback", Type::Bool).optional().description("With `endpoint`: when the remote fails, times out or its circuit is open (5 consecutive failures; probed again after 5 s), answer the request with this endpoint's own model variants instead of a 502/504."))
                         .attribute(Attribute::new("weight", Type::Number).required().validate(Validator::between(0.0, 100.0).summary("Invalid weight")).description("Share of requests, 0–100; the weights of all variants total 100.")),
                 )
                 .min_items(1),

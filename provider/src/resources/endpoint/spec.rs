@@ -11,11 +11,11 @@ use tfplugin::{Attr, AttributePath, Diagnostics};
 
 use modelplane_serve::batch::BatchConfig;
 use modelplane_serve::config::{
-    AuthConfig, EndpointConfig, ModelConfig, ServeConfig, ShadowConfig, VariantConfig,
+    AuthConfig, EndpointConfig, ModelConfig, RemoteConfig, ServeConfig, ShadowConfig, VariantConfig,
 };
 
 use super::{Batching, Model, Shadow, Variant};
-use crate::ids::VersionId;
+use crate::ids::{EndpointId, VersionId};
 use crate::stores;
 
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -31,11 +31,104 @@ pub(super) fn fingerprint(name: &str, token: &str) -> String {
     hex::encode(&h.finalize()[..12])
 }
 
-/// Model references of a plan: `(variant name or "shadow", id)`.
+/// What a variant's `endpoint` names: another modelplane_endpoint, or a server by URL.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Remote {
+    Endpoint(EndpointId),
+    /// `base` is what the server's remote `url` takes: scheme, host, port (and a path
+    /// prefix before `/v2` for REST).
+    Url {
+        base: String,
+        model: String,
+    },
+}
+
+impl Remote {
+    pub(crate) fn parse(s: &str) -> Result<Remote, String> {
+        if !s.contains("://") {
+            return s.parse::<EndpointId>().map(Remote::Endpoint).map_err(|e| {
+                format!("{e}; or give the remote's URL, https://HOST[:PORT]/v2/models/NAME or grpc[s]://HOST:PORT/NAME")
+            });
+        }
+        let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("{s:?} has no host"))?;
+        let hostport = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let path = url.path().trim_end_matches('/');
+        match url.scheme() {
+            "http" | "https" => {
+                let Some((prefix, model)) = path.rsplit_once("/v2/models/").filter(|(_, m)| !m.is_empty() && !m.contains('/')) else {
+                    return Err(format!("{s:?} names no model: give the endpoint's URL with the model, e.g. https://{hostport}/v2/models/NAME"));
+                };
+                Ok(Remote::Url { base: format!("{}://{hostport}{prefix}", url.scheme()), model: model.to_string() })
+            }
+            "grpc" | "grpcs" => {
+                let model = path.trim_start_matches('/');
+                if model.is_empty() || model.contains('/') {
+                    return Err(format!("{s:?} names no model: give grpc[s]://{hostport}/NAME"));
+                }
+                Ok(Remote::Url { base: format!("{}://{hostport}", url.scheme()), model: model.to_string() })
+            }
+            other => Err(format!("{s:?} has scheme {other:?}; use https:// or http:// (REST), grpcs:// or grpc:// (gRPC), or a modelplane_endpoint's id")),
+        }
+    }
+}
+
+/// A remote variant, resolved at apply: where it answers and its token (never in state).
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved {
+    pub url: String,
+    pub model: String,
+    pub token: Option<String>,
+    /// The `site` label: the remote endpoint's cluster ID; `None` for URLs (the host).
+    pub site: Option<String>,
+}
+
+/// Remote variants of a plan, by variant name.
+pub(crate) type Remotes = BTreeMap<String, Resolved>;
+
+/// Whether a resolved remote answers ready (`GET URL/v2/models/NAME/ready`, 200) within five
+/// seconds, with its token; gRPC remotes by their REST twin are not probed.
+pub(crate) async fn remote_answers(r: &Resolved, ca_file: Option<&str>) -> Result<(), String> {
+    if r.url.starts_with("grpc") {
+        return Ok(());
+    }
+    let mut b = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .no_proxy();
+    if let Some(f) = ca_file {
+        let pem = std::fs::read(f).map_err(|e| format!("ca_file {f}: {e}"))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {f}: {e}"))?;
+        b = b.add_root_certificate(cert);
+    }
+    let client = b.build().map_err(|e| e.to_string())?;
+    let url = format!(
+        "{}/v2/models/{}/ready",
+        r.url.trim_end_matches('/'),
+        r.model
+    );
+    let mut req = client.get(&url);
+    if let Some(t) = &r.token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("{url} answered {}", resp.status())),
+        Err(e) => Err(format!("{url} does not answer: {e}")),
+    }
+}
+
+/// Model references of a plan: `(variant name or "shadow", id)`; remote variants have none.
 pub(super) fn references(m: &Model) -> Vec<(String, Attr<String>)> {
     let mut out: Vec<(String, Attr<String>)> = m
         .variant
         .iter()
+        .filter(|v| v.endpoint.is_null())
         .map(|v| (v.name.clone(), v.model.clone()))
         .collect();
     if let Some(s) = &m.shadow {
@@ -48,6 +141,7 @@ pub(super) fn references(m: &Model) -> Vec<(String, Attr<String>)> {
 pub(super) fn serve_config(
     m: &Model,
     conn: &stores::Connection,
+    remotes: &Remotes,
     diags: &mut Diagnostics,
 ) -> Option<ServeConfig> {
     let mut repository: Option<String> = None;
@@ -135,17 +229,44 @@ pub(super) fn serve_config(
             });
         }
     }
-    let variants = m
-        .variant
-        .iter()
-        .zip(&refs)
-        .map(|(v, (_, name, version))| VariantConfig {
+    let mut variants = Vec::new();
+    for v in &m.variant {
+        let weight = v.weight.known().copied().unwrap_or(0) as u32;
+        if v.endpoint.is_null() {
+            let (_, name, version) = refs.iter().find(|(who, _, _)| who == &v.name)?;
+            variants.push(VariantConfig {
+                name: v.name.clone(),
+                model: name.clone(),
+                version: Some(version.clone()),
+                weight,
+                remote: None,
+            });
+            continue;
+        }
+        let Some(r) = remotes.get(&v.name) else {
+            diags.error_at(
+                AttributePath::attr("variant"),
+                "Remote variant not resolved",
+                format!("variant {}: its endpoint could not be resolved.", v.name),
+            );
+            return None;
+        };
+        variants.push(VariantConfig {
             name: v.name.clone(),
-            model: name.clone(),
-            version: Some(version.clone()),
-            weight: v.weight.known().copied().unwrap_or(0) as u32,
-        })
-        .collect();
+            model: r.model.clone(),
+            version: None,
+            weight,
+            remote: Some(RemoteConfig {
+                // The platform writes the token where its server reads it.
+                token_file: None,
+                ca_file: v.ca_file.clone().map(Into::into),
+                timeout_ms: v.timeout_ms.map(|t| t as u64),
+                site: r.site.clone(),
+                fallback: v.fallback.unwrap_or(false),
+                ..RemoteConfig::at(r.url.clone())
+            }),
+        });
+    }
     let shadow = m
         .shadow
         .as_ref()
@@ -153,6 +274,7 @@ pub(super) fn serve_config(
         .map(|(_, name, version)| ShadowConfig {
             model: name.clone(),
             version: Some(version.clone()),
+            remote: None,
         });
     Some(ServeConfig {
         // Where it listens, where its token and cache are: the platform's to say.
@@ -171,6 +293,7 @@ pub(super) fn serve_config(
         auth: AuthConfig::default(),
         monitoring,
         tls: None,
+        site: None,
         // An endpoint whose model does not load is an apply that fails, with the model's
         // reason, not a server that serves part of what was declared.
         strict: true,
@@ -224,6 +347,27 @@ pub(super) async fn recorded_sha256(
     }))
 }
 
+/// What a served remote variant's `endpoint` reads back as: the endpoint ID (its cluster is
+/// the `site`), or the URL with the model.
+fn remote_of(v: &VariantConfig, r: &RemoteConfig, before: Option<&Variant>) -> String {
+    if let Some(site) = &r.site {
+        let id = format!("{site}/{}", v.model);
+        if id.parse::<EndpointId>().is_ok() {
+            return id;
+        }
+    }
+    let as_url = if r.url.starts_with("grpc") {
+        format!("{}/{}", r.url.trim_end_matches('/'), v.model)
+    } else {
+        format!("{}/v2/models/{}", r.url.trim_end_matches('/'), v.model)
+    };
+    // The same remote written another way (a trailing slash) reads back as written.
+    match before.and_then(|b| b.endpoint.known()) {
+        Some(e) if Remote::parse(e).ok() == Remote::parse(&as_url).ok() => e.clone(),
+        _ => as_url,
+    }
+}
+
 /// Replaces the recorded split with what the server's configuration serves, so that drift
 /// shows in the plan. `repository` is the store as this machine names it.
 pub(super) fn reflect_served(state: &mut Model, cfg: &ServeConfig, repository: &str) {
@@ -234,13 +378,34 @@ pub(super) fn reflect_served(state: &mut Model, cfg: &ServeConfig, repository: &
     let id = |model: &str, version: &Option<String>| {
         VersionId::new(&store, model, version.as_deref().unwrap_or("")).to_string()
     };
+    let recorded = std::mem::take(&mut state.variant);
     state.variant = ep
         .variants
         .iter()
-        .map(|v| Variant {
-            name: v.name.clone(),
-            model: Attr::Known(id(&v.model, &v.version)),
-            weight: Attr::Known(i64::from(v.weight)),
+        .map(|v| {
+            let before = recorded.iter().find(|r| r.name == v.name);
+            match &v.remote {
+                None => Variant {
+                    name: v.name.clone(),
+                    model: Attr::Known(id(&v.model, &v.version)),
+                    endpoint: Attr::Null,
+                    token_file: None,
+                    ca_file: None,
+                    timeout_ms: None,
+                    fallback: None,
+                    weight: Attr::Known(i64::from(v.weight)),
+                },
+                Some(r) => Variant {
+                    name: v.name.clone(),
+                    model: Attr::Null,
+                    endpoint: Attr::Known(remote_of(v, r, before)),
+                    token_file: before.and_then(|b| b.token_file.clone()),
+                    ca_file: r.ca_file.as_ref().map(|p| p.display().to_string()),
+                    timeout_ms: r.timeout_ms.map(|t| t as i64),
+                    fallback: r.fallback.then_some(true),
+                    weight: Attr::Known(i64::from(v.weight)),
+                },
+            }
         })
         .collect();
     state.shadow = ep.shadow.as_ref().map(|s| Shadow {

@@ -7,7 +7,7 @@ use tfplugin::{Attr, AttributePath, Config, Diagnostics, PathStep};
 
 use super::schema::{a, path};
 use super::spec::parse_duration;
-use crate::ids::{ClusterId, IdError, VersionId};
+use crate::ids::{ClusterId, EndpointId, IdError, VersionId};
 use crate::platforms::{self, container};
 use crate::ProviderConfig;
 
@@ -78,9 +78,52 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
             }
             _ => total = None,
         }
-        if let Attr::Known(id) = v.get::<String>("model", diags) {
+        let model = v.get::<String>("model", diags);
+        if let Attr::Known(id) = &model {
             if let Err(e) = id.parse::<VersionId>() {
                 diags.error_at(at("model"), "Invalid model reference", format!("{e}."));
+            }
+        }
+        let endpoint = v.get::<String>("endpoint", diags);
+        match (&model, &endpoint) {
+            (Attr::Null, Attr::Null) => diags.error_at(
+                at("model"),
+                "Variant without a model",
+                "give the variant a `model` (the id of a modelplane_model) or an `endpoint` (another modelplane_endpoint's id or URL).",
+            ),
+            (Attr::Known(_), Attr::Known(_)) => diags.error_at(
+                at("endpoint"),
+                "Variant with a model and an endpoint",
+                "a variant is served by a model here or by another endpoint: give `model` or `endpoint`, not both.",
+            ),
+            _ => {}
+        }
+        if let Attr::Known(e) = &endpoint {
+            if let Err(e) = super::spec::Remote::parse(e) {
+                diags.error_at(at("endpoint"), "Invalid endpoint", e);
+            }
+        }
+        if endpoint.is_null() {
+            for f in ["token_file", "ca_file", "timeout_ms", "fallback"] {
+                if !v.is_null(f) {
+                    diags.error_at(
+                        at(f),
+                        "Setting of a remote variant",
+                        format!("{f} applies to a variant with an `endpoint`; this variant serves a model here."),
+                    );
+                }
+            }
+        } else if let Attr::Known(e) = &endpoint {
+            if e.parse::<EndpointId>().is_ok() {
+                for f in ["token_file", "ca_file"] {
+                    if !v.is_null(f) {
+                        diags.error_at(
+                            at(f),
+                            "Setting of a URL remote",
+                            format!("{f} applies to an `endpoint` given as a URL; the endpoint {e:?} is a modelplane_endpoint, whose token and address are read from it."),
+                        );
+                    }
+                }
             }
         }
     }
