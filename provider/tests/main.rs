@@ -11,6 +11,7 @@ mod docs;
 mod endpoint;
 mod gpu_cluster;
 mod handshake;
+mod hybrid_migration;
 mod kubernetes;
 mod kubernetes_terraform;
 mod model;

@@ -462,8 +462,28 @@ struct Origin {
     baseline: Option<Vec<u8>>,
 }
 
+/// Why a source version could not be read: `Missing` may be made by this apply.
+enum OriginError {
+    Missing(String),
+    Other(String),
+}
+
+impl From<String> for OriginError {
+    fn from(e: String) -> Self {
+        OriginError::Other(e)
+    }
+}
+
+impl std::fmt::Display for OriginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginError::Missing(e) | OriginError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Reads the model.json of the version a `source` URI names.
-async fn read_origin(source: &str, conn: &stores::Connection) -> Result<Origin, String> {
+async fn read_origin(source: &str, conn: &stores::Connection) -> Result<Origin, OriginError> {
     let id = stores::parse_version(source).map_err(|e| e.to_string())?;
     let store = stores::open(&id.store, conn).map_err(|e| e.to_string())?;
     let bytes = store
@@ -471,10 +491,10 @@ async fn read_origin(source: &str, conn: &stores::Connection) -> Result<Origin, 
         .await
         .map_err(|e| format!("{source}: {e}"))?
         .ok_or_else(|| {
-            format!(
+            OriginError::Missing(format!(
                 "{source}: no model version {}/{} in the store {}; register it there first",
                 id.name, id.version, id.store
-            )
+            ))
         })?;
     let meta: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{source}: model.json: {e}"))?;
@@ -549,7 +569,7 @@ impl ModelVersion {
         let mut o = match read_origin(&source, &self.conn()).await {
             Ok(o) => o,
             Err(e) => {
-                fail(diags, e);
+                fail(diags, e.to_string());
                 return None;
             }
         };
@@ -861,11 +881,24 @@ impl tfplugin::Resource for ModelVersion {
             false => None,
             true => match read_origin(&source, &self.conn()).await {
                 Ok(o) => Some(o),
+                // Not there yet: another resource of this apply may register it; it is read
+                // at apply.
+                Err(OriginError::Missing(_)) => {
+                    plan.sha256 = Attr::Unknown;
+                    plan.copied_from = Attr::Unknown;
+                    plan.size_bytes = Attr::Unknown;
+                    plan.opset = Attr::Unknown;
+                    plan.inputs = Attr::Unknown;
+                    plan.outputs = Attr::Unknown;
+                    plan.baseline_sha256 = Attr::Unknown;
+                    plan.validation_report = Attr::Unknown;
+                    return;
+                }
                 Err(e) => {
                     ctx.diags.error_at(
                         AttributePath::attr("source"),
                         "Cannot read the source version",
-                        e,
+                        e.to_string(),
                     );
                     return;
                 }

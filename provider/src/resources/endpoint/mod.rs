@@ -36,6 +36,7 @@ pub struct Variant {
     pub name: String,
     pub model: Attr<String>,
     pub endpoint: Attr<String>,
+    pub url: Option<String>,
     pub token_file: Option<String>,
     pub ca_file: Option<String>,
     pub timeout_ms: Option<i64>,
@@ -167,12 +168,20 @@ impl Endpoint {
                 {
                     Err(why) => Err(why.to_string()),
                     Ok(p) => match p.import_endpoint(&id.name).await {
-                        Ok(found) => Ok(Resolved {
-                            url: found.deployment.url.clone(),
-                            model: id.name.clone(),
-                            token: found.token.clone(),
-                            site: Some(id.cluster.to_string()),
-                        }),
+                        Ok(found) => {
+                            let token = match &found.token {
+                                Some(t) => Some(t.clone()),
+                                None => p.endpoint_token(&id.name, &found.deployment).await,
+                            };
+                            Ok(Resolved {
+                                // The address this site reaches it at, when it is not the
+                                // one the endpoint reports (an ingress, a load balancer).
+                                url: v.url.clone().unwrap_or(found.deployment.url.clone()),
+                                model: id.name.clone(),
+                                token,
+                                site: Some(id.cluster.to_string()),
+                            })
+                        }
                         Err(why) => Err(format!("the endpoint {e} cannot be read: {why}")),
                     },
                 },

@@ -104,7 +104,7 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
             }
         }
         if endpoint.is_null() {
-            for f in ["token_file", "ca_file", "timeout_ms", "fallback"] {
+            for f in ["url", "token_file", "ca_file", "timeout_ms", "fallback"] {
                 if !v.is_null(f) {
                     diags.error_at(
                         at(f),
@@ -114,9 +114,26 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
                 }
             }
         } else if let Attr::Known(e) = &endpoint {
+            if e.parse::<EndpointId>().is_err() && !v.is_null("url") {
+                diags.error_at(
+                    at("url"),
+                    "Setting of an endpoint id",
+                    "url overrides the address of an `endpoint` given as a modelplane_endpoint's id; this endpoint is a URL already.",
+                );
+            }
+            if let Attr::Known(u) = v.get::<String>("url", diags) {
+                let ok = url::Url::parse(&u).is_ok_and(|x| {
+                    matches!(x.scheme(), "http" | "https" | "grpc" | "grpcs")
+                        && x.host_str().is_some()
+                });
+                if !ok {
+                    diags.error_at(at("url"), "Invalid URL", format!("{u:?} is not a base URL; use https://HOST[:PORT] or grpcs://HOST:PORT."));
+                }
+            }
             if e.parse::<EndpointId>().is_ok() {
                 for f in ["token_file", "ca_file"] {
-                    if !v.is_null(f) {
+                    // A CA goes with an address given here.
+                    if !v.is_null(f) && !(f == "ca_file" && !v.is_null("url")) {
                         diags.error_at(
                             at(f),
                             "Setting of a URL remote",
