@@ -651,3 +651,133 @@ resource "modelplane_endpoint" "e" {{
         },
     );
 }
+
+/// An endpoint `r` whose variant `far` is served by endpoint `e` (by id, or by URL with a
+/// token file), next to its own `near` model variant.
+fn remote_pair(l: &Local, far: &str, near_weight: i64, far_weight: i64) -> String {
+    format!(
+        r#"{}
+resource "modelplane_endpoint" "r" {{
+  name    = "gateway"
+  cluster = modelplane_gpu_cluster.c.id
+
+  variant {{
+    name   = "near"
+    model  = modelplane_model.v["1"].id
+    weight = {near_weight}
+  }}
+
+  variant {{
+    name   = "far"
+{far}
+    weight = {far_weight}
+  }}
+}}
+"#,
+        endpoint(l, "iris", 100, 0, "")
+    )
+}
+
+#[test]
+fn endpoint_remote_variants() {
+    let l = Local::new("endpoint-remote");
+    let by_id = "    endpoint = modelplane_endpoint.e.id\n    fallback = true";
+    let dir = l.path();
+    let (d1, d2) = (dir.clone(), dir.clone());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "    endpoint = \"http://127.0.0.1:{}/v2/models/iris\"",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let pinned = |variant: &'static str| {
+        let dir = l.path();
+        check(move |s| {
+            let url = s
+                .attr("modelplane_endpoint.r", "url")
+                .and_then(|v| v.as_str().map(String::from))
+                .ok_or("no url")?;
+            let token = std::fs::read_to_string(dir.join("endpoints/gateway/token")).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let r = reqwest::Client::new()
+                    .post(format!("{url}/v2/models/gateway/infer"))
+                    .bearer_auth(token.trim())
+                    .header("x-modelplane-variant", variant)
+                    .body(REQUEST)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let served = r
+                    .headers()
+                    .get("x-modelplane-variant")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                if served != variant || body["outputs"][0]["data"] != serde_json::json!([0, 2]) {
+                    return Err(format!("{variant}: served by {served:?}: {body}"));
+                }
+                Ok(())
+            })
+        })
+    };
+    acc(
+        "endpoint_remote_variants",
+        TestCase {
+            steps: vec![
+                Step::new(remote_pair(&l, "", 50, 50)).expect_error("Variant without a model"),
+                Step::new(remote_pair(&l, "    model = modelplane_model.v[\"1\"].id\n    endpoint = modelplane_endpoint.e.id", 50, 50))
+                    .expect_error("Variant with a model and an endpoint"),
+                Step::new(remote_pair(&l, "    endpoint = \"https://cloud.example.com\"", 50, 50))
+                    .expect_error("Invalid endpoint(.|\\n)*names no model(.|\\n)*/v2/models/NAME"),
+                Step::new(remote_pair(&l, "    endpoint = modelplane_endpoint.e.id\n    token_file = \"/tmp/t\"", 50, 50))
+                    .expect_error("Setting of a URL remote"),
+                Step::new(endpoint(&l, "iris", 100, 0, "").replace("    weight = 0\n", "    weight = 0\n    fallback = true\n"))
+                    .expect_error("Setting of a remote variant(.|\\n)*fallback"),
+                // A remote that does not answer: refused at apply, nothing created.
+                Step::new(remote_pair(&l, &dead, 50, 50))
+                    .expect_error("Remote endpoint not answering(.|\\n)*variant far(.|\\n)*Nothing was changed"),
+                // Served by the other endpoint, its token kept beside this one's (0600), never
+                // in the configuration or in state.
+                Step::new(remote_pair(&l, by_id, 50, 50))
+                    .check(pinned("far"))
+                    .check(pinned("near"))
+                    .check(attr_equals("modelplane_endpoint.r", "variant.1.endpoint", "local/c/iris"))
+                    .check(check(move |s| {
+                        use std::os::unix::fs::PermissionsExt;
+                        let f = d1.join("endpoints/gateway/remote-far.token");
+                        let mode = std::fs::metadata(&f).map_err(|e| format!("{}: {e}", f.display()))?.permissions().mode();
+                        let token = std::fs::read_to_string(d1.join("endpoints/iris/token")).unwrap();
+                        if std::fs::read_to_string(&f).unwrap().trim() != token.trim() || mode & 0o077 != 0 {
+                            return Err(format!("{}: mode {mode:o}", f.display()));
+                        }
+                        let cfg = std::fs::read_to_string(d1.join("endpoints/gateway/config.json")).unwrap();
+                        if cfg.contains(token.trim()) || format!("{s:?}").contains(token.trim()) {
+                            return Err("the remote's token is in the configuration or state".into());
+                        }
+                        Ok(())
+                    })),
+                // The same remote by URL and a token file.
+                Step::new(remote_pair(&l, "    endpoint = \"${modelplane_endpoint.e.url}/v2/models/iris\"\n    token_file = modelplane_endpoint.e.token_file", 0, 100))
+                    .plan_check(plan_action("modelplane_endpoint.r", "update"))
+                    .check(pinned("far")),
+                // The remote goes away behind Terraform's back: refresh reports it, and the
+                // plan applies the endpoint again.
+                Step::new(remote_pair(&l, by_id, 50, 50))
+                    .pre(move |_| {
+                        for p in modelplane_provider::platforms::local::process::processes_mentioning(&d2.join("endpoints/iris")) {
+                            let _ = std::process::Command::new("kill").args(["-9", &p.to_string()]).status();
+                        }
+                        std::thread::sleep(Duration::from_millis(300));
+                    })
+                    .plan_check(plan_action("modelplane_endpoint.r", "update"))
+                    .check(pinned("far")),
+            ],
+            ..Default::default()
+        },
+    );
+}
