@@ -1011,3 +1011,44 @@ pub(crate) fn fake_api_server_with(nodes: Vec<Node>, controller: bool) -> FakeAp
     });
     FakeApiServer { url, _rt: rt }
 }
+
+/// A remote variant's token is a key of the endpoint's token Secret, mounted beside the
+/// token, pointed at by the server's configuration, and part of the revision (a changed
+/// remote token restarts the pods); never in the ConfigMap.
+#[test]
+fn remote_variant_tokens_are_secret_keys() {
+    use base64::Engine;
+    use modelplane_serve::config::{RemoteConfig, ServeConfig};
+    let mut cfg: ServeConfig = serde_json::from_value(serde_json::json!({
+        "repository": "s3://models",
+        "endpoints": [{ "name": "fraud", "variants": [
+            { "name": "onprem", "model": "fraud", "version": "7", "weight": 90 },
+            { "name": "cloud/eu", "model": "fraud", "weight": 10, "remote": { "url": "https://fraud.eu.example.com" } }
+        ]}]
+    }))
+    .unwrap();
+    let tokens = BTreeMap::from([("cloud/eu".to_string(), "cl0ud-t0ken".to_string())]);
+    modelplane_provider::platforms::point_remote_tokens(&mut cfg, &tokens, workload::TOKEN_DIR);
+    let remote: &RemoteConfig = cfg.endpoints[0].variants[1].remote.as_ref().unwrap();
+    assert_eq!(
+        remote.token_file.as_deref(),
+        Some("/var/run/secrets/modelplane/remote-cloud_eu.token")
+    );
+    let config = serde_json::to_string(&cfg).unwrap();
+    let mut w = endpoint(Settings::default(), &config);
+    let before = w.revision();
+    w.remote_tokens = tokens;
+    assert_ne!(
+        w.revision(),
+        before,
+        "a remote token is part of the revision"
+    );
+    let objects = w.render();
+    let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
+    assert_eq!(
+        secret["data"]["remote-cloud_eu.token"],
+        base64::engine::general_purpose::STANDARD.encode("cl0ud-t0ken")
+    );
+    let cm = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+    assert!(!cm.to_string().contains("cl0ud-t0ken"));
+}

@@ -121,3 +121,25 @@ resource "modelplane_endpoint" "fraud_eks" {
     create_role = true # the default
   }
 }
+
+# Hybrid: the on-prem entry point sends 10% of its requests to the same model served in a
+# cloud (a remote variant); the cloud's token is read from that endpoint at apply and never
+# lands in configuration or state. See blueprints/hybrid-migration.
+resource "modelplane_endpoint" "iris_hybrid" {
+  name    = "iris-hybrid"
+  cluster = modelplane_gpu_cluster.inference.id
+
+  variant {
+    name   = "onprem"
+    model  = modelplane_model.iris_v1.id
+    weight = 90
+  }
+
+  variant {
+    name     = "cloud"
+    endpoint = modelplane_endpoint.fraud_eks.id
+    url      = "https://fraud.eu-west-1.ml.example.com" # how this site reaches it
+    fallback = true                                     # the cloud fails: answer here
+    weight   = 10
+  }
+}

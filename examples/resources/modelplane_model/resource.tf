@@ -30,3 +30,12 @@ resource "modelplane_model" "iris_v2" {
 output "iris_v2_validation" {
   value = modelplane_model.iris_v2.validation_report.summary
 }
+
+# The same version in the cloud's store: copied store to store (streamed, sha256 checked end
+# to end), with its signature, lineage (plus copied_from), baseline and validation report.
+resource "modelplane_model" "iris_v2_cloud" {
+  store   = modelplane_model_store.cloud.id
+  name    = "iris"
+  version = "2"
+  source  = modelplane_model.iris_v2.uri
+}

@@ -56,6 +56,21 @@ pub enum Which {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// A remote variant's cost: requests to a modelplane-serve endpoint whose only variant is
+    /// another server, against the same requests sent to that server directly, at
+    /// concurrency 1 and 16, in alternating rounds; prints the added latency (goal at most
+    /// 0.2 ms p50 at concurrency 1 on loopback) and the throughput ratio.
+    Remote {
+        /// Measured seconds per case (after a 1 s warm-up).
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// Alternating rounds per concurrency (medians reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// `rest` or `grpc` between the proxy and the remote.
+        #[arg(long, default_value = "rest")]
+        protocol: String,
+    },
     /// Upload and download of a large artifact against moto (S3 API): modelplane's data plane
     /// vs boto3's transfer manager, with each process's peak RSS.
     Transfer {
@@ -66,6 +81,7 @@ pub enum Which {
 }
 
 mod container;
+mod remote;
 mod serve;
 mod transfer;
 
@@ -75,6 +91,11 @@ pub fn run(which: Which) -> Result<()> {
         Which::Serve { seconds, models } => serve::run(seconds, &models),
         Which::Quickstart { repeat } => quickstart(repeat),
         Which::Transfer { size_mb } => transfer::run(size_mb),
+        Which::Remote {
+            seconds,
+            rounds,
+            protocol,
+        } => remote::run(seconds, rounds, &protocol),
         Which::Container {
             engine,
             run_args,

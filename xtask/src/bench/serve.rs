@@ -18,14 +18,14 @@ const KSERVE: &[&str] = &["kserve==0.21.0", "onnxruntime", "numpy"];
 const MLSERVER: &[&str] = &["mlserver==1.7.1", "onnxruntime", "numpy"];
 const CONCURRENCY: &[usize] = &[1, 16, 64];
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
 }
 
-struct Proc(Child);
+pub(super) struct Proc(pub(super) Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -33,7 +33,7 @@ impl Drop for Proc {
     }
 }
 
-fn wait_ready(url: &str, what: &str) -> Result<()> {
+pub(super) fn wait_ready(url: &str, what: &str) -> Result<()> {
     let until = Instant::now() + Duration::from_secs(90);
     while Instant::now() < until {
         let out = Command::new("curl")

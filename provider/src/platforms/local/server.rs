@@ -251,3 +251,48 @@ pub async fn containers_of(engine: &container::Engine, endpoint: &str) -> Vec<St
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A container sees remote variants' tokens at its configuration mount, published there
+    /// from the endpoint's folder (mode 0600, handed to the image's user).
+    #[test]
+    fn remote_tokens_are_published_to_the_container() {
+        let td = tempfile::tempdir().unwrap();
+        let dir = Dir::new(td.path(), "gateway");
+        dir.create().unwrap();
+        std::fs::create_dir_all(etc(&dir)).unwrap();
+        dir.write_secret("token", "own-token").unwrap();
+        dir.write_secret(&crate::platforms::remote_token_file("cloud"), "cloud-token")
+            .unwrap();
+        let mut cfg: ServeConfig = serde_json::from_value(serde_json::json!({
+            "repository": "/srv/models",
+            "endpoints": [{ "name": "gateway", "variants": [
+                { "name": "cloud", "model": "iris", "weight": 100, "remote": { "url": "http://127.0.0.1:9" } }
+            ]}]
+        }))
+        .unwrap();
+        let tokens =
+            std::collections::BTreeMap::from([("cloud".to_string(), "cloud-token".to_string())]);
+        crate::platforms::point_remote_tokens(&mut cfg, &tokens, &dir.0.display().to_string());
+        let (view, _, _) = container_view(&cfg);
+        assert_eq!(
+            view.endpoints[0].variants[0]
+                .remote
+                .as_ref()
+                .unwrap()
+                .token_file
+                .as_deref(),
+            Some(format!("{}/remote-cloud.token", container::CONFIG_MOUNT).as_str())
+        );
+        publish(&dir, &cfg).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(etc(&dir).join("remote-cloud.token")).unwrap(),
+            "cloud-token"
+        );
+        let published = std::fs::read_to_string(etc(&dir).join("config.json")).unwrap();
+        assert!(!published.contains("cloud-token"));
+    }
+}
