@@ -541,3 +541,84 @@ async fn bad_remote_settings_are_refused_naming_the_variant() {
     }));
     assert!(bad.unwrap_err().to_string().contains("tokn_file"));
 }
+
+/// tritonclient and kserve's clients, unmodified, against a server whose every model is an
+/// endpoint served by another server (REST remotes for some, gRPC for the others): every
+/// datatype, shape and output of the fixtures travels both hops and comes back as the model
+/// answers it.
+#[tokio::test]
+async fn stock_clients_through_remote_variants() {
+    let Ok(python) = std::env::var("MODELPLANE_CLIENTS_PYTHON") else {
+        eprintln!("skipped: set MODELPLANE_CLIENTS_PYTHON to a Python with tritonclient and kserve (cargo xtask test does)");
+        return;
+    };
+    let backend = start(config(fixtures().join("repo").to_str().unwrap())).await;
+    let mut cfg = config(fixtures().join("repo").to_str().unwrap());
+    cfg.endpoints = cfg
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| EndpointConfig {
+            name: m.name.clone(),
+            variants: vec![remote(
+                "far",
+                100,
+                RemoteConfig::at(if i % 2 == 0 {
+                    format!("http://{}", backend.http)
+                } else {
+                    format!("grpc://{}", backend.grpc)
+                }),
+            )],
+            shadow: None,
+            sticky_header: None,
+        })
+        .map(|mut e| {
+            e.variants[0].model = e.name.clone();
+            e
+        })
+        .collect();
+    cfg.models.clear();
+    let proxy = start(cfg).await;
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
+    let mut text = String::new();
+    for which in ["triton", "kserve"] {
+        let (ok, t) = crate::common::python(
+            &python,
+            &[
+                script.clone().into_os_string(),
+                which.into(),
+                proxy.http.to_string().into(),
+                proxy.grpc.to_string().into(),
+                fixtures().into_os_string(),
+            ],
+        )
+        .await;
+        assert!(ok, "{which}: {t}");
+        text.push_str(&t);
+    }
+    for client in [
+        "tritonclient.http: ok",
+        "tritonclient.grpc: ok",
+        "kserve v2 REST and gRPC clients: ok",
+    ] {
+        assert!(text.contains(client), "{text}");
+    }
+    let m = metrics(&proxy).await;
+    for model in ["iris", "digits_cnn", "two_io"] {
+        assert!(
+            metric(
+                &m,
+                "modelplane_requests_total",
+                &[
+                    &format!("model=\"{model}\""),
+                    "variant=\"far\"",
+                    "status=\"ok\""
+                ]
+            )
+            .unwrap_or(0.0)
+                > 0.0,
+            "{model}: {m}"
+        );
+    }
+}

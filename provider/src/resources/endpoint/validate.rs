@@ -133,7 +133,7 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
             if e.parse::<EndpointId>().is_ok() {
                 for f in ["token_file", "ca_file"] {
                     // A CA goes with an address given here.
-                    if !v.is_null(f) && !(f == "ca_file" && !v.is_null("url")) {
+                    if !v.is_null(f) && (f != "ca_file" || v.is_null("url")) {
                         diags.error_at(
                             at(f),
                             "Setting of a URL remote",
