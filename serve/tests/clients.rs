@@ -14,31 +14,7 @@ async fn standard_oip_clients_work_unmodified() {
         return;
     };
     let s = start(config(fixtures().join("repo").to_str().unwrap())).await;
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
-    let mut text = String::new();
-    for which in ["triton", "kserve"] {
-        let (ok, t) = common::python(
-            &python,
-            &[
-                script.clone().into_os_string(),
-                which.into(),
-                s.http.to_string().into(),
-                s.grpc.to_string().into(),
-                fixtures().into_os_string(),
-            ],
-        )
-        .await;
-        assert!(ok, "{which}: {t}");
-        text.push_str(&t);
-    }
-    for client in [
-        "tritonclient.http: ok",
-        "tritonclient.grpc: ok",
-        "kserve v2 REST and gRPC clients: ok",
-    ] {
-        assert!(text.contains(client), "{text}");
-    }
+    oip_clients_pass(&python, s.http, s.grpc).await;
 }
 
 /// Triton's statistics, model configuration and repository extensions and compressed

@@ -579,31 +579,7 @@ async fn stock_clients_through_remote_variants() {
         .collect();
     cfg.models.clear();
     let proxy = start(cfg).await;
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
-    let mut text = String::new();
-    for which in ["triton", "kserve"] {
-        let (ok, t) = crate::common::python(
-            &python,
-            &[
-                script.clone().into_os_string(),
-                which.into(),
-                proxy.http.to_string().into(),
-                proxy.grpc.to_string().into(),
-                fixtures().into_os_string(),
-            ],
-        )
-        .await;
-        assert!(ok, "{which}: {t}");
-        text.push_str(&t);
-    }
-    for client in [
-        "tritonclient.http: ok",
-        "tritonclient.grpc: ok",
-        "kserve v2 REST and gRPC clients: ok",
-    ] {
-        assert!(text.contains(client), "{text}");
-    }
+    crate::common::oip_clients_pass(&python, proxy.http, proxy.grpc).await;
     let m = metrics(&proxy).await;
     for model in ["iris", "digits_cnn", "two_io"] {
         assert!(

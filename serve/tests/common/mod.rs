@@ -131,3 +131,32 @@ pub async fn python<S: AsRef<std::ffi::OsStr>>(python: &str, args: &[S]) -> (boo
     );
     (out.status.success(), text)
 }
+
+/// Runs tritonclient and kserve's clients (`tests/clients/oip_clients.py`) against a server
+/// and asserts that every one of them passed.
+pub async fn oip_clients_pass(python: &str, http: SocketAddr, grpc: SocketAddr) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oip_clients.py");
+    let mut text = String::new();
+    for which in ["triton", "kserve"] {
+        let (ok, t) = self::python(
+            python,
+            &[
+                script.clone().into_os_string(),
+                which.into(),
+                http.to_string().into(),
+                grpc.to_string().into(),
+                fixtures().into_os_string(),
+            ],
+        )
+        .await;
+        assert!(ok, "{which}: {t}");
+        text.push_str(&t);
+    }
+    for client in [
+        "tritonclient.http: ok",
+        "tritonclient.grpc: ok",
+        "kserve v2 REST and gRPC clients: ok",
+    ] {
+        assert!(text.contains(client), "{text}");
+    }
+}
