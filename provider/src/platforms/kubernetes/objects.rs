@@ -226,9 +226,21 @@ pub async fn apply(
             Err(e) => return (done, Err(e)),
         };
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&r.name, &pp, &Patch::Apply(&obj)).await {
-            Ok(_) => done.push(r),
-            Err(e) => return (done, Err(describe(&r, "write", &e))),
+        // A write that raced another writer of the object (a controller updating its
+        // status) is a conflict on the resource version, not on fields: it is tried again.
+        let mut attempt = 0;
+        loop {
+            match api.patch(&r.name, &pp, &Patch::Apply(&obj)).await {
+                Ok(_) => {
+                    done.push(r);
+                    break;
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return (done, Err(describe(&r, "write", &e))),
+            }
         }
     }
     (done, Ok(()))
