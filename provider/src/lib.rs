@@ -404,6 +404,9 @@ impl tfplugin::Provider for Modelplane {
             tfplugin::resource(resources::endpoint::Endpoint {
                 config: self.config.clone(),
             }),
+            tfplugin::resource(resources::endpoint_model::EndpointModel {
+                config: self.config.clone(),
+            }),
             tfplugin::resource(resources::serving_image::ServingImage {
                 config: self.config.clone(),
             }),

@@ -9,6 +9,7 @@ mod common;
 mod container;
 mod docs;
 mod endpoint;
+mod endpoint_model;
 mod gpu_cluster;
 mod handshake;
 mod hybrid_migration;

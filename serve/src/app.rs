@@ -1,7 +1,7 @@
 //! The server's shared core: loaded models, endpoints (traffic split), reload, and the one
 //! inference path REST and gRPC both use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::model::Model;
 use crate::remote::Remote;
 use crate::repository::{self, version_order, ModelRepository};
+use crate::shared::{Residency, Slot};
 use crate::tensor::NamedTensor;
 
 /// Where a variant's (or a shadow's) requests go: a model loaded here, or another server.
@@ -25,6 +26,8 @@ use crate::tensor::NamedTensor;
 pub enum Target {
     Local(Arc<Batcher>),
     Remote(Arc<Remote>),
+    /// A model of a shared endpoint, loaded on its first request.
+    Lazy(Arc<Slot>),
 }
 
 impl Target {
@@ -33,13 +36,19 @@ impl Target {
         match self {
             Target::Local(b) => Some(b.model().version.as_str()),
             Target::Remote(r) => r.version.as_deref(),
+            Target::Lazy(s) => Some(s.version()),
         }
     }
-    pub fn local(&self) -> Option<&Arc<Batcher>> {
+    /// The model it runs here, when it is loaded here.
+    pub fn local(&self) -> Option<Arc<Batcher>> {
         match self {
-            Target::Local(b) => Some(b),
+            Target::Local(b) => Some(b.clone()),
             Target::Remote(_) => None,
+            Target::Lazy(s) => s.resident(),
         }
+    }
+    fn is_local(&self) -> bool {
+        !matches!(self, Target::Remote(_))
     }
 }
 
@@ -66,7 +75,7 @@ impl Endpoint {
         let local: Vec<&Variant> = self
             .variants
             .iter()
-            .filter(|v| matches!(v.target, Target::Local(_)))
+            .filter(|v| v.target.is_local())
             .collect();
         let total: u64 = local.iter().map(|v| u64::from(v.weight)).sum();
         if total == 0 {
@@ -90,10 +99,10 @@ impl Endpoint {
     }
 
     /// The model of the first local variant, which describes the endpoint.
-    pub fn local_model(&self) -> Option<&Arc<Model>> {
+    pub fn local_model(&self) -> Option<Arc<Model>> {
         self.variants
             .iter()
-            .find_map(|v| v.target.local().map(|b| b.model()))
+            .find_map(|v| v.target.local().map(|b| b.model().clone()))
     }
 
     fn total(&self) -> u64 {
@@ -136,7 +145,11 @@ impl Endpoint {
 pub struct Serving {
     /// name → version → batcher
     pub models: BTreeMap<String, BTreeMap<String, Arc<Batcher>>>,
-    pub endpoints: BTreeMap<String, Endpoint>,
+    pub endpoints: HashMap<String, Arc<Endpoint>>,
+    /// The models of a shared endpoint's attachments, by (name, version): loaded on demand.
+    pub slots: HashMap<(String, String), Arc<Slot>>,
+    /// The shared endpoint's attachments as read from its registry, by name.
+    pub attached: HashMap<String, Arc<crate::config::Attachment>>,
     /// Models and endpoints that could not be loaded, by name, with the reason: they answer
     /// not ready (503) while the others serve.
     pub failed: BTreeMap<String, String>,
@@ -189,8 +202,13 @@ pub struct InferResponse {
     pub outputs: Vec<NamedTensor>,
 }
 
+/// One registry file as read: its attachment, or why it cannot be used.
+type RegistryEntry = Result<Arc<crate::config::Attachment>, String>;
+
 /// The server's state.
 pub struct App {
+    /// Itself, for background work that outlives a call (a shadow's model loading).
+    me: std::sync::Weak<App>,
     serving: RwLock<Arc<Serving>>,
     config: RwLock<Arc<ServeConfig>>,
     config_path: Option<PathBuf>,
@@ -200,6 +218,14 @@ pub struct App {
     ready: AtomicBool,
     draining: AtomicBool,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Reloads asked for, and the last one done with its outcome: callers that ask while
+    /// a reload runs share the next one (see [`App::reload`]).
+    reloads_asked: std::sync::atomic::AtomicU64,
+    reload_done: std::sync::Mutex<(u64, Result<(), String>)>,
+    /// The shared endpoint's registry as last read: file → (stamp, attachment or why not).
+    registry: tokio::sync::Mutex<HashMap<String, (String, RegistryEntry)>>,
+    /// The loaded models of a shared endpoint and the memory they take.
+    pub residency: Residency,
     token: Option<String>,
     pub feedback: crate::feedback::Feedback,
     gpus: Option<crate::gpu::Gpus>,
@@ -290,7 +316,8 @@ impl App {
                 .map(|n| n.get())
                 .unwrap_or(2)
         });
-        let app = Arc::new(App {
+        let app = Arc::new_cyclic(|me| App {
+            me: me.clone(),
             serving: RwLock::new(Arc::new(Serving::default())),
             config: RwLock::new(Arc::new(config.clone())),
             config_path,
@@ -300,6 +327,10 @@ impl App {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             reload_lock: tokio::sync::Mutex::new(()),
+            reloads_asked: std::sync::atomic::AtomicU64::new(0),
+            reload_done: std::sync::Mutex::new((0, Ok(()))),
+            registry: tokio::sync::Mutex::new(HashMap::new()),
+            residency: Residency::new(config.limits.memory_budget_bytes),
             token,
             feedback: crate::feedback::Feedback::new(
                 config.monitoring.feedback_capacity,
@@ -310,7 +341,7 @@ impl App {
         let serving = app.build(&config, None, config.strict).await?;
         // One model's failure is that model's; but a server that could load none of what it
         // was asked to serve has nothing to serve, and says why instead of starting.
-        if serving.models.is_empty() && !serving.failed.is_empty() {
+        if serving.models.is_empty() && config.shared.is_none() && !serving.failed.is_empty() {
             return Err(serving
                 .failed
                 .iter()
@@ -320,7 +351,161 @@ impl App {
         }
         *app.serving.write().expect("lock") = Arc::new(serving);
         app.ready.store(true, Ordering::SeqCst);
+        app.metrics
+            .shared
+            .budget_bytes
+            .set(config.limits.memory_budget_bytes.unwrap_or(0) as i64);
+        if let Some(sh) = &config.shared {
+            tokio::spawn(watch_registry(
+                Arc::downgrade(&app),
+                Duration::from_millis(sh.poll_ms),
+            ));
+        }
         Ok(app)
+    }
+
+    /// Starts the batcher of a freshly loaded model, with its metrics.
+    fn start_batcher(&self, mut m: Model, batching: crate::batch::BatchConfig) -> Arc<Batcher> {
+        if m.plans_per_shape() {
+            let l = |r: &str| {
+                self.metrics
+                    .plan_cache
+                    .with_label_values(&[&m.name, &m.version, r])
+            };
+            m.plan_cache_metrics = Some((l("hit"), l("miss")));
+        }
+        tracing::info!(model = %m.name, version = %m.version, load_ms = m.load_time.as_millis() as u64, "model loaded");
+        self.metrics
+            .model_load_seconds
+            .with_label_values(&[&m.name, &m.version])
+            .set(m.load_time.as_secs_f64());
+        Arc::new(Batcher::start(
+            Arc::new(m),
+            batching,
+            self.pool.clone(),
+            self.metrics.clone(),
+        ))
+    }
+
+    /// A shared endpoint's model, loaded: at once when it is, else loaded now within the
+    /// memory budget (least recently used models unloaded to make room).
+    pub async fn ensure_loaded(&self, slot: &Arc<Slot>) -> Result<Arc<Batcher>, ServeError> {
+        if let Some(b) = slot.resident() {
+            self.residency.touch(slot);
+            return Ok(b);
+        }
+        let cfg = self.config();
+        let (name, version) = (slot.name(), slot.version());
+        let size = async {
+            self.repo
+                .metadata(name, version)
+                .await
+                .map(|m| m.size_bytes)
+                .map_err(|e| e.to_string())
+        };
+        let load = async {
+            let m = load_model(
+                self.repo.as_ref(),
+                &slot.config,
+                cfg.monitoring.drift_window_seconds,
+                cfg.limits.plan_cache_size,
+            )
+            .await?;
+            let bytes = m.resident_bytes();
+            Ok((self.start_batcher(m, slot.config.batching.clone()), bytes))
+        };
+        let sh = &self.metrics.shared;
+        self.residency
+            .ensure(slot, size, load, |x, event| match event {
+                crate::shared::Event::Loaded { seconds } => {
+                    sh.loads.inc();
+                    sh.cold_start_seconds.observe(seconds);
+                    sh.resident_bytes
+                        .with_label_values(&[x.name(), x.version()])
+                        .set(x.bytes() as f64);
+                }
+                crate::shared::Event::Evicted => {
+                    tracing::info!(model = %x.name(), version = %x.version(), bytes = x.bytes(), "model unloaded to make room");
+                    sh.evictions.inc();
+                    self.metrics.forget(x.name(), x.version());
+                }
+            })
+            .await
+    }
+
+    /// Reads the shared endpoint's registry: every attachment, reading again only the files
+    /// that changed since the last read. Files that cannot be used come back with why.
+    async fn read_registry(
+        &self,
+        shared: &crate::config::SharedConfig,
+    ) -> Result<Vec<(String, RegistryEntry)>, String> {
+        use futures::StreamExt;
+        let listed = self
+            .repo
+            .list_registry(&shared.registry)
+            .await
+            .map_err(|e| format!("shared endpoint registry {}: {e}", shared.registry))?;
+        let mut cache = self.registry.lock().await;
+        let mut next = HashMap::with_capacity(listed.len());
+        let mut changed = Vec::new();
+        for (file, stamp) in listed {
+            match cache.remove(&file) {
+                Some((st, a)) if st == stamp => {
+                    next.insert(file, (st, a));
+                }
+                _ => changed.push((file, stamp)),
+            }
+        }
+        let repo = self.repo.as_ref();
+        let folder = shared.registry.as_str();
+        let read: Vec<_> = futures::stream::iter(changed)
+            .map(|(file, stamp)| async move {
+                let r = repo.read_registry(folder, &file).await;
+                (file, stamp, r)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (file, stamp, r) in read {
+            let bytes = match r {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => return Err(format!("shared endpoint registry {folder}: {e}")),
+            };
+            let name = file.trim_end_matches(".json").to_string();
+            let parsed = serde_json::from_slice::<crate::config::Attachment>(&bytes)
+                .map_err(|e| format!("attachment {folder}/{file}: {e}"))
+                .and_then(|a| {
+                    a.check()?;
+                    if a.endpoint.name != name {
+                        return Err(format!(
+                            "attachment {folder}/{file} names endpoint {:?}; the file must be named after it",
+                            a.endpoint.name
+                        ));
+                    }
+                    Ok(Arc::new(a))
+                });
+            next.insert(file, (stamp, parsed));
+        }
+        *cache = next;
+        let mut out: Vec<_> = cache
+            .iter()
+            .map(|(f, (_, a))| (f.trim_end_matches(".json").to_string(), a.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Whether the registry lists other files or stamps than at its last read.
+    async fn registry_changed(&self, shared: &crate::config::SharedConfig) -> bool {
+        let Ok(listed) = self.repo.list_registry(&shared.registry).await else {
+            return false;
+        };
+        let cache = self.registry.lock().await;
+        listed.len() != cache.len()
+            || listed
+                .iter()
+                .any(|(f, st)| cache.get(f).is_none_or(|(s, _)| s != st))
     }
 
     /// Builds a snapshot, reusing models already loaded in `previous`. With `strict`, the
@@ -368,7 +553,7 @@ impl App {
                         config.limits.plan_cache_size,
                     )
                     .await;
-                    let mut m = match loaded {
+                    let m = match loaded {
                         Ok(m) => m,
                         Err(reason) => {
                             let version = mc.version.as_deref().unwrap_or("");
@@ -388,25 +573,7 @@ impl App {
                             continue;
                         }
                     };
-                    if m.plans_per_shape() {
-                        let l = |r: &str| {
-                            self.metrics
-                                .plan_cache
-                                .with_label_values(&[&m.name, &m.version, r])
-                        };
-                        m.plan_cache_metrics = Some((l("hit"), l("miss")));
-                    }
-                    tracing::info!(model = %m.name, version = %m.version, load_ms = m.load_time.as_millis() as u64, "model loaded");
-                    self.metrics
-                        .model_load_seconds
-                        .with_label_values(&[&m.name, &m.version])
-                        .set(m.load_time.as_secs_f64());
-                    Arc::new(Batcher::start(
-                        Arc::new(m),
-                        mc.batching.clone(),
-                        self.pool.clone(),
-                        self.metrics.clone(),
-                    ))
+                    self.start_batcher(m, mc.batching.clone())
                 }
             };
             let version = batcher.model().version.clone();
@@ -479,21 +646,188 @@ impl App {
             };
             s.endpoints.insert(
                 ec.name.clone(),
-                Endpoint {
+                Arc::new(Endpoint {
                     name: ec.name.clone(),
                     variants,
                     shadow,
                     sticky_header: ec.sticky_header.clone(),
-                },
+                }),
             );
+        }
+        if let Some(sh) = &config.shared {
+            self.attach(&mut s, sh, previous, default_timeout).await?;
         }
         Ok(s)
     }
 
-    /// Re-reads the configuration file (when there is one) and swaps in the new snapshot:
-    /// new models load and warm up first; in-flight requests finish on the old snapshot.
+    /// Adds a shared endpoint's attachments to a snapshot. An unchanged attachment keeps its
+    /// endpoint and models as they are (loaded or not); one that cannot be served is recorded
+    /// in `failed` under its name, and the others are served.
+    async fn attach(
+        &self,
+        s: &mut Serving,
+        shared: &crate::config::SharedConfig,
+        previous: Option<&Serving>,
+        default_timeout: Duration,
+    ) -> Result<(), String> {
+        for (name, a) in self.read_registry(shared).await? {
+            let a = match a {
+                Ok(a) => a,
+                Err(reason) => {
+                    s.failed.insert(name, reason);
+                    continue;
+                }
+            };
+            if s.endpoints.contains_key(&name) || s.models.contains_key(&name) {
+                s.failed.insert(
+                    name.clone(),
+                    format!("attachment {name}: the server already serves a model or endpoint of that name"),
+                );
+                continue;
+            }
+            let same = previous.and_then(|p| {
+                p.attached
+                    .get(&name)
+                    .filter(|pa| ***pa == *a)
+                    .and(p.endpoints.get(&name))
+            });
+            if let Some(ep) = same {
+                for t in ep.variants.iter().map(|v| &v.target).chain(&ep.shadow) {
+                    if let Target::Lazy(slot) = t {
+                        s.slots
+                            .entry((slot.name().to_string(), slot.version().to_string()))
+                            .or_insert_with(|| slot.clone());
+                    }
+                }
+                s.endpoints.insert(name.clone(), ep.clone());
+                s.attached.insert(name, a);
+                continue;
+            }
+            let wanted = a.wanted_models();
+            let mut slot_of = |model: &str, version: &Option<String>| -> Arc<Slot> {
+                let key = (model.to_string(), version.clone().unwrap_or_default());
+                if let Some(x) = s.slots.get(&key) {
+                    return x.clone();
+                }
+                let mc = wanted
+                    .iter()
+                    .find(|m| m.name == model && &m.version == version)
+                    .cloned()
+                    .unwrap_or_else(|| ModelConfig::named(model, version.clone()));
+                let slot = previous
+                    .and_then(|p| p.slots.get(&key))
+                    .filter(|x| x.config == mc && x.pinned == a.pinned)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Slot::new(mc, a.pinned)));
+                s.slots.insert(key, slot.clone());
+                slot
+            };
+            let mut targets = Vec::new();
+            for (model, version, remote) in a
+                .endpoint
+                .variants
+                .iter()
+                .map(|v| (&v.model, &v.version, &v.remote))
+                .chain(
+                    a.endpoint
+                        .shadow
+                        .iter()
+                        .map(|x| (&x.model, &x.version, &x.remote)),
+                )
+            {
+                targets.push(match remote {
+                    None => Ok(Target::Lazy(slot_of(model, version))),
+                    Some(rc) => Err((model.clone(), version.clone(), rc.clone())),
+                });
+            }
+            let mut built = Vec::new();
+            let mut failure = None;
+            for t in targets {
+                match t {
+                    Ok(t) => built.push(t),
+                    Err((model, version, rc)) => {
+                        match Remote::connect(&model, version.as_deref(), &rc, default_timeout)
+                            .await
+                        {
+                            Ok(r) => built.push(Target::Remote(Arc::new(r))),
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if failure.is_none() && a.pinned {
+                for t in &built {
+                    if let Target::Lazy(slot) = t {
+                        if let Err(e) = self.ensure_loaded(slot).await {
+                            failure = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(reason) = failure {
+                tracing::error!(endpoint = %name, reason = %reason, "attachment not served");
+                s.failed
+                    .insert(name, format!("attachment {}: {reason}", a.endpoint.name));
+                continue;
+            }
+            let shadow = a.endpoint.shadow.as_ref().and_then(|_| built.pop());
+            let variants = a
+                .endpoint
+                .variants
+                .iter()
+                .zip(built)
+                .map(|(v, target)| Variant {
+                    name: v.name.clone(),
+                    weight: v.weight,
+                    target,
+                })
+                .collect();
+            s.endpoints.insert(
+                name.clone(),
+                Arc::new(Endpoint {
+                    name: name.clone(),
+                    variants,
+                    shadow,
+                    sticky_header: a.endpoint.sticky_header.clone(),
+                }),
+            );
+            s.attached.insert(name, a);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the configuration file (when there is one) and the shared endpoint's
+    /// registry, and swaps in the new snapshot: new models load and warm up first; in-flight
+    /// requests finish on the old snapshot.
+    ///
+    /// Callers that ask while a reload runs share the next one: each is answered by a reload
+    /// that began after it asked, so a change written before the call is live when it
+    /// returns, and N callers at once cost two reloads, not N.
     pub async fn reload(&self, new_config: Option<ServeConfig>) -> Result<(), String> {
+        if new_config.is_some() {
+            let _guard = self.reload_lock.lock().await;
+            return self.reload_now(new_config).await;
+        }
+        let ticket = self.reloads_asked.fetch_add(1, Ordering::SeqCst) + 1;
         let _guard = self.reload_lock.lock().await;
+        {
+            let done = self.reload_done.lock().expect("lock");
+            if done.0 >= ticket {
+                return done.1.clone();
+            }
+        }
+        let upto = self.reloads_asked.load(Ordering::SeqCst);
+        let r = self.reload_now(None).await;
+        *self.reload_done.lock().expect("lock") = (upto, r.clone());
+        r
+    }
+
+    /// One reload; the caller holds `reload_lock`.
+    async fn reload_now(&self, new_config: Option<ServeConfig>) -> Result<(), String> {
         let config = match (new_config, &self.config_path) {
             (Some(c), _) => c,
             (None, Some(p)) => ServeConfig::from_file(p)?,
@@ -501,11 +835,18 @@ impl App {
         };
         config.check()?;
         let previous = self.snapshot();
-        // A reload is all or nothing: the previous configuration keeps serving when any
-        // model of the new one fails.
+        // A reload is all or nothing for the configuration's own models: the previous
+        // configuration keeps serving when any of them fails. Attachments fail on their own.
         let next = self.build(&config, Some(&previous), true).await?;
+        let gone = self
+            .residency
+            .retain(|k, x| next.slots.get(k).is_some_and(|n| Arc::ptr_eq(n, x)));
+        for x in &gone {
+            self.metrics.forget(x.name(), x.version());
+        }
         *self.serving.write().expect("lock") = Arc::new(next);
         *self.config.write().expect("lock") = Arc::new(config);
+        self.metrics.shared.reloads.inc();
         tracing::info!("configuration reloaded");
         Ok(())
     }
@@ -632,6 +973,26 @@ impl App {
                         .await
                 }
                 Target::Remote(r) => self.run_remote(&snapshot, r, &route, req, started).await,
+                Target::Lazy(slot) => match self.ensure_loaded(slot).await {
+                    Ok(b) => {
+                        self.run_routed(&b, &route, &snapshot.site, req, started)
+                            .await
+                    }
+                    Err(e) => {
+                        self.metrics
+                            .requests
+                            .with_label_values(&[
+                                slot.name(),
+                                slot.version(),
+                                &route.variant,
+                                req.protocol,
+                                e.kind(),
+                                &snapshot.site,
+                            ])
+                            .inc();
+                        Err(e)
+                    }
+                },
             },
         };
         self.metrics.inflight.dec();
@@ -701,8 +1062,10 @@ impl App {
                 let Some(v) = local else {
                     return Err(e);
                 };
-                let Target::Local(b) = &v.target else {
-                    return Err(e);
+                let b = match &v.target {
+                    Target::Local(b) => b.clone(),
+                    Target::Lazy(slot) => self.ensure_loaded(slot).await?,
+                    Target::Remote(_) => return Err(e),
                 };
                 tracing::warn!(variant = %route.variant, fallback = %v.name, error = %e, "remote variant failed; answered locally");
                 self.metrics
@@ -714,7 +1077,7 @@ impl App {
                     variant: v.name.clone(),
                     shadow: None,
                 };
-                self.run_routed(b, &local_route, &s.site, req, Instant::now())
+                self.run_routed(&b, &local_route, &s.site, req, Instant::now())
                     .await
             }
             Err(e) => Err(e),
@@ -724,9 +1087,38 @@ impl App {
     /// Mirrors a request to the shadow, in the background; its answer is only measured.
     fn shadow(&self, shadow: Target, inputs: Vec<NamedTensor>, protocol: &'static str, site: &str) {
         let (metrics, timeout, site) = (self.metrics.clone(), self.timeout(), site.to_string());
+        let me = self.me.clone();
         tokio::spawn(async move {
             let t = Instant::now();
+            // A shadow on a shared endpoint loads like any of its models.
+            let shadow = match shadow {
+                Target::Lazy(slot) => {
+                    let loaded = match me.upgrade() {
+                        Some(app) => app.ensure_loaded(&slot).await,
+                        None => return,
+                    };
+                    match loaded {
+                        Ok(b) => Target::Local(b),
+                        Err(e) => {
+                            metrics
+                                .requests
+                                .with_label_values(&[
+                                    slot.name(),
+                                    slot.version(),
+                                    "shadow",
+                                    protocol,
+                                    e.kind(),
+                                    &site,
+                                ])
+                                .inc();
+                            return;
+                        }
+                    }
+                }
+                t => t,
+            };
             let (name, version, site, r) = match &shadow {
+                Target::Lazy(_) => return,
                 Target::Local(b) => {
                     let sm = b.model().clone();
                     let r = match sm.prepare(inputs) {
@@ -894,8 +1286,24 @@ impl App {
                 }
             }
         }
-        for versions in s.models.values() {
-            for b in versions.values() {
+        let (used, resident) = self.residency.used();
+        let sh = &self.metrics.shared;
+        sh.used_bytes.set(used as i64);
+        sh.resident.set(resident as i64);
+        sh.registered.set(s.slots.len() as i64);
+        let lazy: Vec<Arc<Batcher>> = self
+            .residency
+            .resident_slots()
+            .iter()
+            .filter_map(|x| x.resident())
+            .collect();
+        for versions in s
+            .models
+            .values()
+            .map(|v| v.values().collect::<Vec<_>>())
+            .chain([lazy.iter().collect()])
+        {
+            for b in versions {
                 let m = b.model();
                 let Some(d) = &m.drift else { continue };
                 let st = d.stats();
@@ -1007,29 +1415,54 @@ impl App {
         Ok(out)
     }
 
+    /// The model that describes a model or endpoint (its metadata, its configuration): the
+    /// one the route leads to, loading it when it is a shared endpoint's; for a remote
+    /// route, the endpoint's first model here. `None` when it has none here.
+    pub async fn describing_model(
+        &self,
+        s: &Serving,
+        name: &str,
+        target: &Target,
+    ) -> Result<Option<Arc<Model>>, ServeError> {
+        match target {
+            Target::Local(b) => Ok(Some(b.model().clone())),
+            Target::Lazy(slot) => Ok(Some(self.ensure_loaded(slot).await?.model().clone())),
+            Target::Remote(_) => {
+                let Some(ep) = s.endpoints.get(name) else {
+                    return Ok(None);
+                };
+                if let Some(m) = ep.local_model() {
+                    return Ok(Some(m));
+                }
+                match ep.variants.iter().find_map(|v| match &v.target {
+                    Target::Lazy(slot) => Some(slot.clone()),
+                    _ => None,
+                }) {
+                    Some(slot) => Ok(Some(self.ensure_loaded(&slot).await?.model().clone())),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
     /// Triton's model configuration of a model or endpoint: inputs and outputs with their
     /// dimensions (without the batch dimension when the model batches), the largest batch
     /// and the dynamic batching settings.
-    pub fn model_config(
+    pub async fn model_config(
         &self,
         name: &str,
         version: Option<&str>,
     ) -> Result<ModelConfigView, ServeError> {
         let s = self.snapshot();
         let route = self.route(&s, name, version, None, None)?;
-        let m = match &route.target {
-            Target::Local(b) => b.model().clone(),
-            Target::Remote(_) => s
-                .endpoints
-                .get(name)
-                .and_then(|ep| ep.local_model())
-                .cloned()
-                .ok_or_else(|| {
-                    ServeError::NotFound(format!(
-                        "endpoint {name} routes only to remote variants; ask the remote server for its configuration"
-                    ))
-                })?,
-        };
+        let m = self
+            .describing_model(&s, name, &route.target)
+            .await?
+            .ok_or_else(|| {
+                ServeError::NotFound(format!(
+                    "endpoint {name} routes only to remote variants; ask the remote server for its configuration"
+                ))
+            })?;
         let cfg = self.config();
         let batching = cfg
             .models
@@ -1064,6 +1497,24 @@ impl App {
                     reason: String::new(),
                 });
             }
+        }
+        let mut slots: Vec<&Arc<Slot>> = s.slots.values().collect();
+        slots.sort_by(|a, b| (a.name(), a.version()).cmp(&(b.name(), b.version())));
+        for x in slots {
+            let loaded = x.resident().is_some();
+            if ready_only && !loaded {
+                continue;
+            }
+            out.push(IndexEntry {
+                name: x.name().to_string(),
+                version: x.version().to_string(),
+                state: if loaded { "READY" } else { "UNLOADED" },
+                reason: if loaded {
+                    String::new()
+                } else {
+                    "attached to this shared endpoint; loads on its first request".into()
+                },
+            });
         }
         if !ready_only {
             for (n, reason) in &s.failed {
@@ -1168,5 +1619,21 @@ pub fn triton_type(oip: &str) -> String {
     match oip {
         "BYTES" => "TYPE_STRING".into(),
         other => format!("TYPE_{other}"),
+    }
+}
+
+/// Reads the shared endpoint's registry every `every` and reloads when it changed, until
+/// the server stops.
+async fn watch_registry(app: std::sync::Weak<App>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(app) = app.upgrade() else { return };
+        let cfg = app.config();
+        let Some(sh) = &cfg.shared else { return };
+        if app.registry_changed(sh).await {
+            if let Err(e) = app.reload(None).await {
+                tracing::error!(error = %e, "reading the shared endpoint's registry failed; still serving what was read before");
+            }
+        }
     }
 }

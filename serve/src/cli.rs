@@ -425,6 +425,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             strict: false,
             reuse_port: false,
             site: None,
+            shared: None,
         },
     };
     if let (Some(cert_file), Some(key_file)) = (&args.tls_cert, &args.tls_key) {
@@ -471,7 +472,7 @@ fn config_from(args: &ServeArgs) -> Result<ServeConfig, String> {
             "no model repository: pass --repository DIR or set `repository` in --config".into(),
         );
     }
-    if cfg.models.is_empty() && cfg.endpoints.is_empty() {
+    if cfg.models.is_empty() && cfg.endpoints.is_empty() && cfg.shared.is_none() {
         return Err(
             "nothing to serve: pass --model NAME[:VERSION] or declare models/endpoints in --config"
                 .into(),

@@ -51,6 +51,108 @@ pub struct ServeConfig {
     /// their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// A shared endpoint: more models are attached through a registry in the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedConfig>,
+}
+
+/// A shared endpoint: many models on one server. Each model is attached by one JSON file
+/// ([`Attachment`]) in the registry folder of the repository; the server reads the folder
+/// every `poll_ms` and on `POST /v2/admin/reload`, and changes only what changed. Attached
+/// models load on their first request (the others do not wait) unless pinned, and are
+/// evicted least recently used when `limits.memory_budget_bytes` would be exceeded.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SharedConfig {
+    /// The registry's folder in the repository, e.g. `.endpoints/pool`.
+    pub registry: String,
+    /// How often the registry is read for changes.
+    #[serde(default = "default_poll")]
+    pub poll_ms: u64,
+}
+
+fn default_poll() -> u64 {
+    2_000
+}
+
+/// One model attached to a shared endpoint: its route (the endpoint's name), split and
+/// shadow, and the settings of the versions it serves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub endpoint: EndpointConfig,
+    /// Settings (batching, device, shapes) of the versions the endpoint serves; versions not
+    /// listed get the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelConfig>,
+    /// Loaded when attached and never evicted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+}
+
+impl Attachment {
+    /// Checks the attachment on its own: its endpoint, local variants at pinned versions.
+    pub fn check(&self) -> Result<(), String> {
+        self.endpoint.check()?;
+        for m in &self.models {
+            check_input_shapes(&m.name, &m.inputs)?;
+        }
+        let e = &self.endpoint;
+        for (who, model, version, remote) in e
+            .variants
+            .iter()
+            .map(|v| (v.name.as_str(), &v.model, &v.version, v.remote.is_some()))
+            .chain(
+                e.shadow
+                    .iter()
+                    .map(|s| ("shadow", &s.model, &s.version, s.remote.is_some())),
+            )
+        {
+            if !remote && version.is_none() {
+                return Err(format!(
+                    "endpoint {}: {who}: model {model} needs a version on a shared endpoint",
+                    e.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The versions it serves locally, each with its settings.
+    pub fn wanted_models(&self) -> Vec<ModelConfig> {
+        let mut out: Vec<ModelConfig> = Vec::new();
+        let e = &self.endpoint;
+        let refs = e
+            .variants
+            .iter()
+            .filter(|v| v.remote.is_none())
+            .map(|v| (&v.model, &v.version))
+            .chain(
+                e.shadow
+                    .iter()
+                    .filter(|s| s.remote.is_none())
+                    .map(|s| (&s.model, &s.version)),
+            );
+        for (model, version) in refs {
+            if out
+                .iter()
+                .any(|m| &m.name == model && &m.version == version)
+            {
+                continue;
+            }
+            out.push(
+                self.models
+                    .iter()
+                    .find(|m| &m.name == model && (m.version.is_none() || &m.version == version))
+                    .map(|m| ModelConfig {
+                        version: version.clone(),
+                        ..m.clone()
+                    })
+                    .unwrap_or_else(|| ModelConfig::named(model.clone(), version.clone())),
+            );
+        }
+        out
+    }
 }
 
 /// PEM files for TLS.
@@ -319,6 +421,39 @@ impl RemoteConfig {
     }
 }
 
+impl EndpointConfig {
+    /// Checks weights, variant names and remotes.
+    pub fn check(&self) -> Result<(), String> {
+        let e = self;
+        if e.variants.is_empty() {
+            return Err(format!("endpoint {}: needs at least one variant", e.name));
+        }
+        let total: u64 = e.variants.iter().map(|v| u64::from(v.weight)).sum();
+        if total == 0 {
+            return Err(format!(
+                "endpoint {}: variant weights add up to 0; give at least one variant a weight",
+                e.name
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for v in &e.variants {
+            if !names.insert(&v.name) {
+                return Err(format!(
+                    "endpoint {}: variant {} is declared twice",
+                    e.name, v.name
+                ));
+            }
+            if let Some(r) = &v.remote {
+                r.check(&format!("endpoint {}: variant {}", e.name, v.name))?;
+            }
+        }
+        if let Some(r) = e.shadow.as_ref().and_then(|s| s.remote.as_ref()) {
+            r.check(&format!("endpoint {}: shadow", e.name))?;
+        }
+        Ok(())
+    }
+}
+
 /// An endpoint may share its name with a model (`iris` splitting traffic between versions of
 /// `iris`): requests by that name go to the endpoint, and `/versions/V` picks the variant
 /// serving version V.
@@ -348,6 +483,10 @@ pub struct Limits {
     /// per distinct request shape, least recently used evicted).
     #[serde(default = "default_plan_cache")]
     pub plan_cache_size: usize,
+    /// Memory the models attached to a shared endpoint may take together (their weights as
+    /// planned); the least recently used are unloaded to make room. Unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_bytes: Option<u64>,
 }
 
 fn default_plan_cache() -> usize {
@@ -368,6 +507,7 @@ impl Default for Limits {
             request_timeout_ms: default_timeout(),
             workers: None,
             plan_cache_size: default_plan_cache(),
+            memory_budget_bytes: None,
         }
     }
 }
@@ -420,31 +560,21 @@ impl ServeConfig {
     /// Checks what the types cannot: weights, names, references.
     pub fn check(&self) -> Result<(), String> {
         for e in &self.endpoints {
-            if e.variants.is_empty() {
-                return Err(format!("endpoint {}: needs at least one variant", e.name));
-            }
-            let total: u64 = e.variants.iter().map(|v| u64::from(v.weight)).sum();
-            if total == 0 {
+            e.check()?;
+        }
+        if let Some(sh) = &self.shared {
+            if sh.registry.is_empty() || sh.registry.split('/').any(|p| p.is_empty() || p == "..") {
                 return Err(format!(
-                    "endpoint {}: variant weights add up to 0; give at least one variant a weight",
-                    e.name
+                    "shared.registry {:?} must be a relative folder of the repository, e.g. .endpoints/pool",
+                    sh.registry
                 ));
             }
-            let mut names = std::collections::BTreeSet::new();
-            for v in &e.variants {
-                if !names.insert(&v.name) {
-                    return Err(format!(
-                        "endpoint {}: variant {} is declared twice",
-                        e.name, v.name
-                    ));
-                }
-                if let Some(r) = &v.remote {
-                    r.check(&format!("endpoint {}: variant {}", e.name, v.name))?;
-                }
+            if sh.poll_ms == 0 {
+                return Err("shared.poll_ms must be positive".into());
             }
-            if let Some(r) = e.shadow.as_ref().and_then(|s| s.remote.as_ref()) {
-                r.check(&format!("endpoint {}: shadow", e.name))?;
-            }
+        }
+        if self.limits.memory_budget_bytes == Some(0) {
+            return Err("limits.memory_budget_bytes must be positive".into());
         }
         for m in &self.models {
             check_input_shapes(&m.name, &m.inputs)?;

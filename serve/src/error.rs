@@ -15,6 +15,10 @@ pub enum ServeError {
     /// The model or server is not ready (503 / UNAVAILABLE).
     #[error("{0}")]
     Unavailable(String),
+    /// A model of a shared endpoint does not fit its memory budget (503 with Retry-After /
+    /// RESOURCE_EXHAUSTED).
+    #[error("{0}")]
+    NoRoom(String),
     /// The queue is full (429 / RESOURCE_EXHAUSTED).
     #[error("{0}")]
     Overloaded(String),
@@ -41,7 +45,7 @@ impl ServeError {
         match self {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::Unavailable(_) | ServeError::NoRoom(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ServeError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ServeError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -57,6 +61,7 @@ impl ServeError {
             ServeError::BadRequest(_) => "bad_request",
             ServeError::NotFound(_) => "not_found",
             ServeError::Unavailable(_) => "unavailable",
+            ServeError::NoRoom(_) => "no_room",
             ServeError::Overloaded(_) => "overloaded",
             ServeError::Timeout(_) => "timeout",
             ServeError::BadGateway(_) => "bad_gateway",
@@ -82,12 +87,20 @@ impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = serde_json::json!({ "error": self.public_message() }).to_string();
-        (
+        let mut r = (
             status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if matches!(self, ServeError::NoRoom(_)) {
+            // Room may come when other models' requests finish or they are unpinned.
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        r
     }
 }
 
@@ -98,7 +111,9 @@ impl From<ServeError> for tonic::Status {
             ServeError::BadRequest(_) => tonic::Status::invalid_argument(msg),
             ServeError::NotFound(_) => tonic::Status::not_found(msg),
             ServeError::Unavailable(_) => tonic::Status::unavailable(msg),
-            ServeError::Overloaded(_) => tonic::Status::resource_exhausted(msg),
+            ServeError::Overloaded(_) | ServeError::NoRoom(_) => {
+                tonic::Status::resource_exhausted(msg)
+            }
             ServeError::Timeout(_) => tonic::Status::deadline_exceeded(msg),
             ServeError::BadGateway(_) => tonic::Status::unavailable(msg),
             ServeError::Unauthorized(_) => tonic::Status::unauthenticated(msg),

@@ -212,7 +212,8 @@ impl GrpcInferenceService for Service {
         let r = r.into_inner();
         let view = self
             .0
-            .model_config(&r.name, non_empty(&r.version).as_deref())?;
+            .model_config(&r.name, non_empty(&r.version).as_deref())
+            .await?;
         let sig = &view.model.signature;
         Ok(Response::new(pb::ModelConfigResponse {
             config: Some(pb::ModelConfig {
@@ -356,7 +357,7 @@ impl GrpcInferenceService for Service {
     ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
         authorize(&self.0, &r)?;
         let r = r.into_inner();
-        let m = crate::rest::metadata(&self.0, &r.name, non_empty(&r.version).as_deref())?;
+        let m = crate::rest::metadata(&self.0, &r.name, non_empty(&r.version).as_deref()).await?;
         let tensors = |k: &str| -> Vec<pb::model_metadata_response::TensorMetadata> {
             m[k].as_array()
                 .map(|a| {

@@ -40,6 +40,7 @@ pub mod remote;
 pub mod repository;
 pub mod rest;
 pub mod server;
+pub mod shared;
 pub mod signature;
 pub mod stats;
 pub mod tensor;

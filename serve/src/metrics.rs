@@ -49,6 +49,25 @@ pub struct Metrics {
     pub plan_cache: IntCounterVec,
     /// Registered only when NVML loads.
     pub gpu: Option<GpuGauges>,
+    /// Loads and evictions of a shared endpoint's models, and the memory they take.
+    pub shared: SharedGauges,
+}
+
+/// Loads and evictions of a shared endpoint's models. Per-model series exist only for the
+/// models loaded now, so `/metrics` stays bounded by the memory budget, not by how many
+/// models are attached.
+#[derive(Clone)]
+pub struct SharedGauges {
+    pub loads: prometheus::IntCounter,
+    pub evictions: prometheus::IntCounter,
+    pub cold_start_seconds: prometheus::Histogram,
+    pub resident_bytes: GaugeVec,
+    pub budget_bytes: prometheus::IntGauge,
+    pub used_bytes: prometheus::IntGauge,
+    pub registered: prometheus::IntGauge,
+    pub resident: prometheus::IntGauge,
+    /// Reloads done (of the configuration file and the shared endpoint's registry).
+    pub reloads: prometheus::IntCounter,
 }
 
 /// GPU gauges, per GPU.
@@ -201,8 +220,65 @@ impl Metrics {
             &["model", "version", "result"],
         )
         .expect("metric");
+        let ic = |n: &str, h: &str| prometheus::IntCounter::new(n, h).expect("metric");
+        let ig = |n: &str, h: &str| IntGauge::new(n, h).expect("metric");
+        let shared = SharedGauges {
+            loads: ic(
+                "modelplane_model_loads_total",
+                "Models of a shared endpoint loaded (on their first request, or pinned when attached).",
+            ),
+            evictions: ic(
+                "modelplane_model_evictions_total",
+                "Models of a shared endpoint unloaded to make room within the memory budget.",
+            ),
+            cold_start_seconds: prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "modelplane_model_cold_start_seconds",
+                    "Time a request waited for its model to load (shared endpoints).",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )
+            .expect("metric"),
+            resident_bytes: GaugeVec::new(
+                Opts::new(
+                    "modelplane_model_resident_bytes",
+                    "Memory a loaded model of a shared endpoint takes (its planned weights), by model and version; only loaded models have a series.",
+                ),
+                &["model", "version"],
+            )
+            .expect("metric"),
+            budget_bytes: ig(
+                "modelplane_memory_budget_bytes",
+                "The shared endpoint's memory budget (0: unlimited).",
+            ),
+            used_bytes: ig(
+                "modelplane_memory_resident_bytes",
+                "Memory the loaded models of the shared endpoint take together.",
+            ),
+            registered: ig(
+                "modelplane_models_registered",
+                "Model versions attached to the shared endpoint.",
+            ),
+            resident: ig(
+                "modelplane_models_resident",
+                "Model versions of the shared endpoint loaded now.",
+            ),
+            reloads: ic(
+                "modelplane_reloads_total",
+                "Reloads done (of the configuration and the shared endpoint's registry); callers asking at once share one.",
+            ),
+        };
         for c in [
-            Box::new(model_load_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(shared.loads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(shared.evictions.clone()),
+            Box::new(shared.cold_start_seconds.clone()),
+            Box::new(shared.resident_bytes.clone()),
+            Box::new(shared.budget_bytes.clone()),
+            Box::new(shared.used_bytes.clone()),
+            Box::new(shared.registered.clone()),
+            Box::new(shared.resident.clone()),
+            Box::new(shared.reloads.clone()),
+            Box::new(model_load_failures.clone()),
             Box::new(plan_cache.clone()),
             Box::new(requests.clone()),
             Box::new(request_seconds.clone()),
@@ -253,6 +329,7 @@ impl Metrics {
         });
         Metrics {
             gpu,
+            shared,
             model_load_failures,
             plan_cache,
             registry,
@@ -275,6 +352,48 @@ impl Metrics {
             feedback_samples,
             feedback_total,
         }
+    }
+
+    /// Removes every series of one model version (unloaded or detached), so that the
+    /// exposition holds only models that are served.
+    pub fn forget(&self, model: &str, version: &str) {
+        fn drop_from<T: prometheus::core::MetricVecBuilder>(
+            v: &prometheus::core::MetricVec<T>,
+            model: &str,
+            version: &str,
+        ) {
+            use prometheus::core::Collector;
+            for mf in v.collect() {
+                for m in mf.get_metric() {
+                    let labels: std::collections::HashMap<&str, &str> = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .collect();
+                    if labels.get("model") == Some(&model)
+                        && labels.get("version").is_none_or(|v| *v == version)
+                    {
+                        let _ = v.remove(&labels);
+                    }
+                }
+            }
+        }
+        drop_from(&self.requests, model, version);
+        drop_from(&self.request_seconds, model, version);
+        drop_from(&self.queue_seconds, model, version);
+        drop_from(&self.compute_seconds, model, version);
+        drop_from(&self.batch_size, model, version);
+        drop_from(&self.model_load_seconds, model, version);
+        drop_from(&self.drift_psi, model, version);
+        drop_from(&self.drift_ks, model, version);
+        drop_from(&self.prediction_psi, model, version);
+        drop_from(&self.prediction_ks, model, version);
+        drop_from(&self.drift_samples, model, version);
+        drop_from(&self.feedback_accuracy, model, version);
+        drop_from(&self.feedback_mae, model, version);
+        drop_from(&self.feedback_samples, model, version);
+        drop_from(&self.plan_cache, model, version);
+        drop_from(&self.shared.resident_bytes, model, version);
     }
 
     /// The text exposition.

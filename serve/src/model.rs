@@ -397,6 +397,26 @@ impl Model {
         })
     }
 
+    /// What the loaded model takes in memory, for a shared endpoint's budget: the constant
+    /// tensors (weights) of its plan plus a little for the graph. A model planned per input
+    /// shape keeps its source and a plan per shape: twice its file is assumed.
+    pub fn resident_bytes(&self) -> u64 {
+        const GRAPH: u64 = crate::shared::OVERHEAD;
+        match &self.plan {
+            Plan::Symbolic { plan, .. } => {
+                let weights: u64 = plan
+                    .model()
+                    .nodes()
+                    .iter()
+                    .filter_map(|n| n.op_as::<tract_onnx::tract_core::ops::konst::Const>())
+                    .map(|c| c.val().len() as u64 * c.val().datum_type().size_of() as u64)
+                    .sum();
+                weights + GRAPH
+            }
+            Plan::PerShape { .. } => 2 * self.signature.size_bytes + GRAPH,
+        }
+    }
+
     /// True when tract plans this model per input shape (it could not optimise it with free
     /// dimensions).
     pub fn plans_per_shape(&self) -> bool {

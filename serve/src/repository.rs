@@ -57,6 +57,11 @@ pub trait ModelRepository: Send + Sync {
         name: &str,
         version: &str,
     ) -> Result<Option<crate::drift::Baseline>, RepoError>;
+    /// The `*.json` files of a registry folder (a shared endpoint's attachments): file name
+    /// and a stamp that changes when the file does (size and time, or the ETag).
+    async fn list_registry(&self, folder: &str) -> Result<Vec<(String, String)>, RepoError>;
+    /// One file of a registry folder; `None` when it is gone.
+    async fn read_registry(&self, folder: &str, file: &str) -> Result<Option<Vec<u8>>, RepoError>;
 }
 
 /// Opens a repository from a path or URL: a directory, `file://PATH`, `s3://…` or `az://…`
@@ -220,6 +225,44 @@ impl ModelRepository for ObjectRepository {
                 reason,
             })
     }
+
+    async fn list_registry(&self, folder: &str) -> Result<Vec<(String, String)>, RepoError> {
+        use futures::StreamExt;
+        let prefix = self.loc.path(folder.trim_end_matches('/'));
+        let mut out = Vec::new();
+        let mut s = self.store.list(Some(&prefix));
+        while let Some(m) = s.next().await {
+            let m = m.map_err(|e| self.remote(format!("listing {prefix}: {e}")))?;
+            // Files of the folder itself, not of folders below it.
+            let direct = m.location.parts().count() == prefix.parts().count() + 1;
+            let Some(file) = m
+                .location
+                .filename()
+                .filter(|f| direct && f.ends_with(".json"))
+            else {
+                continue;
+            };
+            let stamp = match &m.e_tag {
+                Some(t) => t.clone(),
+                None => format!(
+                    "{}-{}",
+                    m.size,
+                    m.last_modified.timestamp_nanos_opt().unwrap_or(0)
+                ),
+            };
+            out.push((file.to_string(), stamp));
+        }
+        Ok(out)
+    }
+
+    async fn read_registry(&self, folder: &str, file: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        let at = self
+            .loc
+            .path(&format!("{}/{file}", folder.trim_end_matches('/')));
+        crate::objects::get_bytes(&self.store, &at)
+            .await
+            .map_err(|e| self.remote(e))
+    }
 }
 
 /// Orders versions: numbers numerically, then other names lexically.
@@ -324,6 +367,42 @@ impl ModelRepository for LocalRepository {
                 path: p.display().to_string(),
                 reason,
             })
+    }
+
+    async fn list_registry(&self, folder: &str) -> Result<Vec<(String, String)>, RepoError> {
+        let dir = self.root.join(folder);
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut out = Vec::new();
+        while let Some(e) = rd.next_entry().await.map_err(io(&dir))? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Files being written are named `.NAME.json.incoming-…` and renamed whole.
+            if !name.ends_with(".json") || name.starts_with('.') {
+                continue;
+            }
+            let Ok(meta) = e.metadata().await else {
+                continue;
+            };
+            let at = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            out.push((name, format!("{}-{at}", meta.len())));
+        }
+        Ok(out)
+    }
+
+    async fn read_registry(&self, folder: &str, file: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        let p = self.root.join(folder).join(file);
+        match tokio::fs::read(&p).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&p)(e)),
+        }
     }
 }
 

@@ -108,26 +108,24 @@ fn admin(app: &App, h: &HeaderMap) -> Result<(), ServeError> {
 }
 
 /// Metadata of a model or endpoint, as OIP describes it.
-pub fn metadata(app: &App, model: &str, version: Option<&str>) -> Result<Value, ServeError> {
+pub async fn metadata(app: &App, model: &str, version: Option<&str>) -> Result<Value, ServeError> {
     let s = app.snapshot();
     let route = app.route(&s, model, version, None, None)?;
-    let m = match &route.target {
-        crate::app::Target::Local(b) => b.model().clone(),
-        crate::app::Target::Remote(r) => {
-            match s.endpoints.get(model).and_then(|ep| ep.local_model()) {
-                Some(m) => m.clone(),
-                // An endpoint served only remotely describes itself as its remote does.
-                None => {
-                    let mut meta = r.metadata.clone().ok_or_else(|| {
-                        ServeError::Unavailable(format!(
-                            "{model}: its remote {} has not answered its metadata yet",
-                            r.url
-                        ))
-                    })?;
-                    meta["name"] = json!(model);
-                    return Ok(meta);
-                }
-            }
+    let m = match app.describing_model(&s, model, &route.target).await? {
+        Some(m) => m,
+        // An endpoint served only remotely describes itself as its remote does.
+        None => {
+            let crate::app::Target::Remote(r) = &route.target else {
+                return Err(ServeError::NotFound(format!("unknown model {model:?}")));
+            };
+            let mut meta = r.metadata.clone().ok_or_else(|| {
+                ServeError::Unavailable(format!(
+                    "{model}: its remote {} has not answered its metadata yet",
+                    r.url
+                ))
+            })?;
+            meta["name"] = json!(model);
+            return Ok(meta);
         }
     };
     let versions: Vec<String> = match s.endpoints.get(model) {
@@ -163,7 +161,7 @@ async fn model_metadata(
     Path(model): Path<String>,
 ) -> Result<Json<Value>, ServeError> {
     auth(&app, &h)?;
-    metadata(&app, &model, None).map(Json)
+    metadata(&app, &model, None).await.map(Json)
 }
 
 async fn model_metadata_v(
@@ -172,7 +170,7 @@ async fn model_metadata_v(
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ServeError> {
     auth(&app, &h)?;
-    metadata(&app, &model, Some(&version)).map(Json)
+    metadata(&app, &model, Some(&version)).await.map(Json)
 }
 
 /// Whether a model or endpoint can take requests.
@@ -260,7 +258,7 @@ async fn model_config(
     Path(model): Path<String>,
 ) -> Result<Json<Value>, ServeError> {
     auth(&app, &h)?;
-    Ok(Json(app.model_config(&model, None)?.to_json()))
+    Ok(Json(app.model_config(&model, None).await?.to_json()))
 }
 
 async fn model_config_v(
@@ -269,7 +267,9 @@ async fn model_config_v(
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, ServeError> {
     auth(&app, &h)?;
-    Ok(Json(app.model_config(&model, Some(&version))?.to_json()))
+    Ok(Json(
+        app.model_config(&model, Some(&version)).await?.to_json(),
+    ))
 }
 
 #[derive(Deserialize, Default)]

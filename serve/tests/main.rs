@@ -14,6 +14,7 @@ mod oip;
 mod real_models;
 mod remote;
 mod shapes;
+mod shared;
 mod shutdown;
 mod tls;
 mod traffic;

@@ -265,7 +265,7 @@ async fn benchmark(
 }
 
 /// The benchmark hook, cut short when Terraform asks the provider to stop.
-async fn measure(
+pub(crate) async fn measure(
     b: Option<&Benchmark>,
     name: &str,
     d: &Deployment,

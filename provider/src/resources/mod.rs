@@ -1,6 +1,7 @@
 //! Managed resources, one file each.
 
 pub mod endpoint;
+pub mod endpoint_model;
 pub mod gpu_cluster;
 pub mod model;
 pub mod model_store;

@@ -238,6 +238,8 @@ impl Store for LocalStore {
             dir.join(format!(".{file}.incoming-{}", std::process::id())),
         );
         blocking(move || {
+            // A shared endpoint's registry folder is made by its first attachment.
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             std::fs::write(&tmp, content).map_err(io(&tmp))?;
             std::fs::rename(&tmp, &p).map_err(io(&p))
         })

@@ -49,6 +49,7 @@ pub fn config(repo: &str) -> ServeConfig {
         strict: false,
         reuse_port: false,
         site: None,
+        shared: None,
     }
 }
 

@@ -5,8 +5,8 @@
 //! server runs is its cluster's [`Platform`]'s, and the rollout policy is
 //! [`crate::platforms::rollout`]'s.
 
-mod schema;
-mod spec;
+pub(crate) mod schema;
+pub(crate) mod spec;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -62,6 +62,14 @@ pub struct Limits {
     pub workers: Option<i64>,
 }
 
+/// The `shared` block: a pool of servers for many attached models.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Shared {
+    pub store: Attr<String>,
+    pub memory_budget: Option<String>,
+    pub poll_interval: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Monitoring {
     pub drift_window: Option<String>,
@@ -77,6 +85,7 @@ pub struct Model {
     pub cluster: Attr<String>,
     pub variant: Vec<Variant>,
     pub shadow: Option<Shadow>,
+    pub shared: Option<Shared>,
     pub sticky_header: Option<String>,
     pub batching: Option<Batching>,
     pub limits: Option<Limits>,
@@ -325,7 +334,7 @@ fn plan_view(m: &Model) -> EndpointPlan {
         container: m.container.clone(),
         kubernetes: m.kubernetes.clone(),
         serving: serving(m),
-        served: serde_json::to_string(&(&m.variant, &m.shadow, &m.token_fingerprint))
+        served: serde_json::to_string(&(&m.variant, &m.shadow, &m.token_fingerprint, &m.shared))
             .unwrap_or_default(),
     }
 }
@@ -666,6 +675,7 @@ impl tfplugin::Resource for Endpoint {
             cluster: Attr::Known(cluster.to_string()),
             variant: Vec::new(),
             shadow: None,
+            shared: None,
             sticky_header: None,
             batching: meta.as_ref().and_then(|m| m.batching.clone()),
             limits: meta.as_ref().and_then(|m| m.limits.clone()),

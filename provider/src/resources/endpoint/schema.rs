@@ -15,29 +15,7 @@ pub(super) fn a(s: &str) -> PathStep {
 }
 
 pub(super) fn schema() -> Schema {
-    let result = vec![
-        Attribute::new("requests", Type::Number)
-            .computed()
-            .description("Requests completed in the measured window."),
-        Attribute::new("errors", Type::Number)
-            .computed()
-            .description("Requests that failed."),
-        Attribute::new("rps", Type::Number)
-            .computed()
-            .description("Throughput, requests per second."),
-        Attribute::new("p50_ms", Type::Number)
-            .computed()
-            .description("Median latency, milliseconds."),
-        Attribute::new("p90_ms", Type::Number)
-            .computed()
-            .description("90th percentile latency, milliseconds."),
-        Attribute::new("p99_ms", Type::Number)
-            .computed()
-            .description("99th percentile latency, milliseconds."),
-        Attribute::new("max_ms", Type::Number)
-            .computed()
-            .description("Slowest request, milliseconds."),
-    ];
+    let result = bench_result();
     Schema::new(
         Block::new()
             .description(
@@ -113,9 +91,17 @@ pub(super) fn schema() -> Schema {
                         .attribute(Attribute::new("timeout_ms", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid timeout")).description("With `endpoint`: longest a request to the remote may take; past it the request answers 504 naming the variant (default: `limits.request_timeout_ms`)."))
                         .attribute(Attribute::new("fallback", Type::Bool).optional().description("With `endpoint`: when the remote fails, times out or its circuit is open (5 consecutive failures; probed again after 5 s), answer the request with this endpoint's own model variants instead of a 502/504."))
                         .attribute(Attribute::new("weight", Type::Number).required().validate(Validator::between(0.0, 100.0).summary("Invalid weight")).description("Share of requests, 0–100; the weights of all variants total 100.")),
-                )
-                .min_items(1),
+                ),
             )
+            .block(NestedBlock::new(
+                "shared",
+                Nesting::Single,
+                Block::new()
+                    .description("Makes this a shared endpoint: a pool of servers (replicas, resources, batching limits and token as for any endpoint) that serves many models, each attached by a `modelplane_endpoint_model` under its own route (`/v2/models/MODEL`). Attached models load on their first request (unless pinned) and the least recently used are unloaded when `memory_budget` would be exceeded. A shared endpoint has no `variant`, `shadow` or `benchmark` of its own.")
+                    .attribute(Attribute::new("store", Type::String).required().description("The `id` of the `modelplane_model_store` its models come from; attachments are registered in it too (under `.endpoints/`), so that every replica on every platform reads the same list."))
+                    .attribute(Attribute::new("memory_budget", Type::String).optional().description("Memory the loaded models of one server may take together, counted by their planned weights, e.g. `512Mi` or `4Gi` (binary units; `k`, `m`, `g` too). Unlimited when unset. A model that cannot fit even alone answers 503 with `Retry-After`."))
+                    .attribute(Attribute::new("poll_interval", Type::String).optional().description("How often each server reads the registry for attachments (default `2s`). On `local` and `container`, applies also tell the server at once and wait until the change is live.")),
+            ))
             .block(NestedBlock::new(
                 "shadow",
                 Nesting::Single,
@@ -171,27 +157,7 @@ pub(super) fn schema() -> Schema {
                     .attribute(Attribute::new("gpus", Type::Number).optional().validate(Validator::at_least(0.0).summary("Invalid GPU count")).description("GPUs for the container: CDI devices `nvidia.com/gpu=0..N-1` on podman, `--gpus N` on docker (needs the NVIDIA Container Toolkit)."))
                     .attribute(Attribute::new("extra_args", Type::list(Type::String)).optional().description("More arguments for the engine's `run`, before the image, e.g. `[\"--network\", \"host\"]`. On the host's network nothing is published and restarts start the new container before the old one stops.")),
             ))
-            .block(NestedBlock::new(
-                "benchmark",
-                Nesting::Single,
-                Block::new()
-                    .description("The benchmark hook: a load test after every create and update, against the endpoint itself.")
-                    .attribute(Attribute::new("payload", Type::String).required().description("An Open Inference Protocol JSON inference request, e.g. `file(\"${path.module}/request.json\")`."))
-                    .attribute(Attribute::new("concurrency", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid concurrency")).description("Requests in flight (default 4)."))
-                    .attribute(Attribute::new("duration", Type::String).optional().description("How long to measure, e.g. `5s` (default `3s`)."))
-                    .attribute(Attribute::new("warmup", Type::String).optional().description("Load before measuring, e.g. `1s` (default `500ms`)."))
-                    .attribute(Attribute::new("protocol", Type::String).optional().validate(Validator::one_of(&["rest", "grpc"]).summary("Invalid protocol")).description("`rest` (default) or `grpc`."))
-                    .block(NestedBlock::new(
-                        "slo",
-                        Nesting::Single,
-                        Block::new()
-                            .description("Thresholds the endpoint must meet; a miss rolls the change back and fails the apply.")
-                            .attribute(Attribute::new("p50_ms", Type::Number).optional().description("Highest acceptable median latency, ms."))
-                            .attribute(Attribute::new("p99_ms", Type::Number).optional().description("Highest acceptable 99th percentile latency, ms."))
-                            .attribute(Attribute::new("min_rps", Type::Number).optional().description("Lowest acceptable throughput, requests per second."))
-                            .attribute(Attribute::new("max_error_rate", Type::Number).optional().description("Highest acceptable share of failed requests, 0–1 (default 0).")),
-                    )),
-            )),
+            .block(benchmark_block("the endpoint itself"))
     )
 }
 
@@ -248,4 +214,56 @@ fn kubernetes_block() -> NestedBlock {
                     .attribute(Attribute::new("tls_secret", Type::String).optional().description("`ingress`: the TLS Secret for `host`; `route`: set to anything for edge TLS with the router's certificate.")),
             )),
     )
+}
+
+/// The attributes of `benchmark_result`.
+pub(crate) fn bench_result() -> Vec<Attribute> {
+    vec![
+        Attribute::new("requests", Type::Number)
+            .computed()
+            .description("Requests completed in the measured window."),
+        Attribute::new("errors", Type::Number)
+            .computed()
+            .description("Requests that failed."),
+        Attribute::new("rps", Type::Number)
+            .computed()
+            .description("Throughput, requests per second."),
+        Attribute::new("p50_ms", Type::Number)
+            .computed()
+            .description("Median latency, milliseconds."),
+        Attribute::new("p90_ms", Type::Number)
+            .computed()
+            .description("90th percentile latency, milliseconds."),
+        Attribute::new("p99_ms", Type::Number)
+            .computed()
+            .description("99th percentile latency, milliseconds."),
+        Attribute::new("max_ms", Type::Number)
+            .computed()
+            .description("Slowest request, milliseconds."),
+    ]
+}
+
+/// The `benchmark` block: a load test after every create and update, against `target`.
+pub(crate) fn benchmark_block(target: &str) -> NestedBlock {
+    NestedBlock::new(
+                "benchmark",
+                Nesting::Single,
+                Block::new()
+                    .description(format!("The benchmark hook: a load test after every create and update, against {target}."))
+                    .attribute(Attribute::new("payload", Type::String).required().description("An Open Inference Protocol JSON inference request, e.g. `file(\"${path.module}/request.json\")`."))
+                    .attribute(Attribute::new("concurrency", Type::Number).optional().validate(Validator::at_least(1.0).summary("Invalid concurrency")).description("Requests in flight (default 4)."))
+                    .attribute(Attribute::new("duration", Type::String).optional().description("How long to measure, e.g. `5s` (default `3s`)."))
+                    .attribute(Attribute::new("warmup", Type::String).optional().description("Load before measuring, e.g. `1s` (default `500ms`)."))
+                    .attribute(Attribute::new("protocol", Type::String).optional().validate(Validator::one_of(&["rest", "grpc"]).summary("Invalid protocol")).description("`rest` (default) or `grpc`."))
+                    .block(NestedBlock::new(
+                        "slo",
+                        Nesting::Single,
+                        Block::new()
+                            .description("Thresholds the endpoint must meet; a miss rolls the change back and fails the apply.")
+                            .attribute(Attribute::new("p50_ms", Type::Number).optional().description("Highest acceptable median latency, ms."))
+                            .attribute(Attribute::new("p99_ms", Type::Number).optional().description("Highest acceptable 99th percentile latency, ms."))
+                            .attribute(Attribute::new("min_rps", Type::Number).optional().description("Lowest acceptable throughput, requests per second."))
+                            .attribute(Attribute::new("max_error_rate", Type::Number).optional().description("Highest acceptable share of failed requests, 0–1 (default 0).")),
+                    )),
+            )
 }

@@ -18,8 +18,46 @@ use super::{Batching, Model, Shadow, Variant};
 use crate::ids::{EndpointId, VersionId};
 use crate::stores;
 
-pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     modelplane_serve::cli::parse_duration(s)
+}
+
+/// A memory size: bytes, or a number with a binary unit (`512Mi`, `4Gi`, `2g`, `300k`).
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let at = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(at);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "ki" | "kb" | "kib" => 10,
+        "m" | "mi" | "mb" | "mib" => 20,
+        "g" | "gi" | "gb" | "gib" => 30,
+        "t" | "ti" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit; write e.g. \"512Mi\" or \"4Gi\""
+            ))
+        }
+    };
+    match num.parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * (1u64 << shift) as f64) as u64),
+        _ => Err(format!(
+            "{s:?} is not a memory size; write e.g. \"512Mi\" or \"4Gi\""
+        )),
+    }
+}
+
+/// The registry folder of a shared endpoint in its store: one per endpoint ID, so that two
+/// clusters' endpoints of the same name never share attachments.
+pub(crate) fn registry_of(endpoint: &EndpointId) -> String {
+    format!(".endpoints/{}", registry_segment(endpoint))
+}
+
+/// The one path segment a shared endpoint's ID makes (`/` cannot be in one).
+pub(crate) fn registry_segment(endpoint: &EndpointId) -> String {
+    endpoint.to_string().replace('/', "~")
 }
 
 pub(super) fn fingerprint(name: &str, token: &str) -> String {
@@ -145,6 +183,34 @@ pub(super) fn serve_config(
     diags: &mut Diagnostics,
 ) -> Option<ServeConfig> {
     let mut repository: Option<String> = None;
+    let mut shared = None;
+    if let Some(sh) = &m.shared {
+        let store = sh.store.known()?;
+        match stores::open(store, conn) {
+            Ok(s) => repository = Some(s.repository()),
+            Err(e) => {
+                diags.error_at(
+                    AttributePath(vec![
+                        tfplugin::PathStep::Attr("shared".into()),
+                        tfplugin::PathStep::Attr("store".into()),
+                    ]),
+                    "Invalid store",
+                    e.to_string(),
+                );
+                return None;
+            }
+        }
+        let cluster = m.cluster.known()?;
+        let id: EndpointId = format!("{cluster}/{}", m.name).parse().ok()?;
+        shared = Some(modelplane_serve::config::SharedConfig {
+            registry: registry_of(&id),
+            poll_ms: sh
+                .poll_interval
+                .as_deref()
+                .and_then(|d| parse_duration(d).ok())
+                .map_or(2_000, |d| d.as_millis().max(100) as u64),
+        });
+    }
     let mut refs = Vec::new();
     for (who, id) in references(m) {
         let id = id.known()?.clone();
@@ -193,7 +259,14 @@ pub(super) fn serve_config(
             ..d
         }
     };
-    let mut limits = modelplane_serve::config::Limits::default();
+    let mut limits = modelplane_serve::config::Limits {
+        memory_budget_bytes: m
+            .shared
+            .as_ref()
+            .and_then(|sh| sh.memory_budget.as_deref())
+            .and_then(|b| parse_bytes(b).ok()),
+        ..Default::default()
+    };
     if let Some(l) = &m.limits {
         if let Some(v) = l.max_body_bytes {
             limits.max_body_bytes = v as usize;
@@ -283,17 +356,22 @@ pub(super) fn serve_config(
         cache_dir: None,
         repository: repository.unwrap_or_default(),
         models,
-        endpoints: vec![EndpointConfig {
-            name: m.name.clone(),
-            variants,
-            shadow,
-            sticky_header: m.sticky_header.clone(),
-        }],
+        endpoints: if shared.is_some() {
+            Vec::new()
+        } else {
+            vec![EndpointConfig {
+                name: m.name.clone(),
+                variants,
+                shadow,
+                sticky_header: m.sticky_header.clone(),
+            }]
+        },
         limits,
         auth: AuthConfig::default(),
         monitoring,
         tls: None,
         site: None,
+        shared,
         // An endpoint whose model does not load is an apply that fails, with the model's
         // reason, not a server that serves part of what was declared.
         strict: true,
@@ -334,7 +412,7 @@ pub(super) async fn digests(
 }
 
 /// The sha256 a version's model.json records; `None` when the version is not in the store.
-pub(super) async fn recorded_sha256(
+pub(crate) async fn recorded_sha256(
     s: &dyn stores::Store,
     name: &str,
     version: &str,
@@ -371,6 +449,34 @@ fn remote_of(v: &VariantConfig, r: &RemoteConfig, before: Option<&Variant>) -> S
 /// Replaces the recorded split with what the server's configuration serves, so that drift
 /// shows in the plan. `repository` is the store as this machine names it.
 pub(super) fn reflect_served(state: &mut Model, cfg: &ServeConfig, repository: &str) {
+    if let Some(sh) = &cfg.shared {
+        // Settings as written stay as written when they mean what the server runs with.
+        let before = state.shared.take();
+        let budget = cfg.limits.memory_budget_bytes;
+        let memory_budget = match before.as_ref().and_then(|b| b.memory_budget.clone()) {
+            Some(w) if parse_bytes(&w).ok() == budget => Some(w),
+            _ => budget.map(|n| n.to_string()),
+        };
+        let written = before.as_ref().and_then(|b| b.poll_interval.clone());
+        let poll_interval = match written {
+            Some(w)
+                if parse_duration(&w)
+                    .ok()
+                    .map(|d| d.as_millis().max(100) as u64)
+                    == Some(sh.poll_ms) =>
+            {
+                Some(w)
+            }
+            _ if sh.poll_ms == 2_000 => None,
+            _ => Some(format!("{}ms", sh.poll_ms)),
+        };
+        state.shared = Some(super::Shared {
+            store: Attr::Known(stores::id_of_repository(repository)),
+            memory_budget,
+            poll_interval,
+        });
+        return;
+    }
     let Some(ep) = cfg.endpoints.iter().find(|e| e.name == state.name) else {
         return;
     };

@@ -53,6 +53,37 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
         }
     }
     let variants = config.elements("variant");
+    match config.elements("shared").first() {
+        Some(sh) => {
+            for block in ["variant", "shadow", "benchmark"] {
+                if !config.elements(block).is_empty() {
+                    diags.error_at(
+                        AttributePath::attr(block),
+                        "Not on a shared endpoint",
+                        format!("a shared endpoint serves the models attached to it by modelplane_endpoint_model resources, each with its own variants, shadow and benchmark; move this `{block}` block into one."),
+                    );
+                }
+            }
+            if let Attr::Known(m) = sh.get::<String>("memory_budget", diags) {
+                if let Err(e) = super::spec::parse_bytes(&m) {
+                    diags.error_at(path(&[a("shared"), a("memory_budget")]), "Invalid memory budget", e);
+                }
+            }
+            if let Attr::Known(d) = sh.get::<String>("poll_interval", diags) {
+                match parse_duration(&d) {
+                    Ok(v) if v >= Duration::from_millis(100) => {}
+                    Ok(_) => diags.error_at(path(&[a("shared"), a("poll_interval")]), "Invalid duration", "poll_interval must be at least 100ms.".to_string()),
+                    Err(e) => diags.error_at(path(&[a("shared"), a("poll_interval")]), "Invalid duration", format!("{e}; e.g. \"2s\".")),
+                }
+            }
+        }
+        None if variants.is_empty() => diags.error_at(
+            AttributePath::attr("variant"),
+            "No variant",
+            "an endpoint serves at least one `variant` block (a model version and its weight); or give it a `shared` block to attach models with modelplane_endpoint_model.".to_string(),
+        ),
+        None => {}
+    }
     let mut total = Some(0i64);
     let mut parts = Vec::new();
     let mut names = std::collections::BTreeSet::new();
