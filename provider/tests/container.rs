@@ -476,3 +476,77 @@ fn serving_image_bearer_auth() {
     );
     drop(reg);
 }
+
+/// A shared endpoint in a container: models attached, detached and imported while it runs,
+/// each served from the container under its own route.
+#[test]
+fn container_shared_endpoint() {
+    const NAME: &str = "pool-ctr";
+    if !containers::podman("container_shared_endpoint") {
+        return;
+    }
+    let Some(reg) = containers::registry("container_shared_endpoint", None) else {
+        return;
+    };
+    containers::remove_all(NAME);
+    let l = Local::new("container-shared");
+    let config = |routes: &[&str]| {
+        let mut tf = format!(
+            "{}{}{}\nresource \"modelplane_endpoint\" \"e\" {{\n  name    = {NAME:?}\n  cluster = modelplane_gpu_cluster.edge.id\n  image   = {PUSHED}\n  shared {{\n    store         = modelplane_model_store.s.id\n    memory_budget = \"64Mi\"\n  }}\n  container {{\n    memory     = \"1g\"\n    extra_args = {SANDBOX_ARGS}\n  }}\n}}\n",
+            l.provider(),
+            image_and_cluster(&reg.host()),
+            local_store_and_iris(),
+        );
+        for r in routes {
+            tf.push_str(&format!(
+                "\nresource \"modelplane_endpoint_model\" \"{r}\" {{\n  endpoint = modelplane_endpoint.e.id\n  name     = \"{r}\"\n  variant {{\n    name   = \"stable\"\n    model  = modelplane_model.m.id\n    weight = 100\n  }}\n}}\n"
+            ));
+        }
+        tf
+    };
+    let route_infers = |route: &'static str, want: u16| {
+        let dir = l.path();
+        check(move |s| {
+            let url = s
+                .attr("modelplane_endpoint.e", "url")
+                .and_then(|v| v.as_str().map(String::from))
+                .ok_or("no url")?;
+            let token = std::fs::read_to_string(dir.join("endpoints").join(NAME).join("token"))
+                .map_err(|e| e.to_string())?;
+            let u = format!("{url}/v2/models/{route}/infer");
+            let (status, body) = common::http("POST", &u, Some(&token), Some(REQUEST))?;
+            let ok = status == want
+                && (want != 200 || body["outputs"][0]["data"] == serde_json::json!([0, 2]));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{u}: HTTP {status} {body}, want {want}"))
+            }
+        })
+    };
+    acc(
+        "container_shared_endpoint",
+        TestCase {
+            steps: vec![
+                Step::new(config(&["a", "b"]))
+                    .check(attr_equals("modelplane_endpoint.e", "status", "running"))
+                    .check(route_infers("a", 200))
+                    .check(route_infers("b", 200)),
+                Step::new(config(&["a"]))
+                    .plan_check(plan_action("modelplane_endpoint_model.b", "delete"))
+                    .plan_check(plan_action("modelplane_endpoint.e", "no-op"))
+                    .check(route_infers("a", 200))
+                    .check(route_infers("b", 404))
+                    .import(ImportStep {
+                        address: "modelplane_endpoint_model.a".into(),
+                        id: Some(format!("container/edge/{NAME}/a")),
+                        id_from: None,
+                        ignore: vec![],
+                    }),
+            ],
+            check_destroy: Some(containers::none_left(NAME)),
+            ..Default::default()
+        },
+    );
+    drop(reg);
+}

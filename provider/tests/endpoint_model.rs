@@ -131,15 +131,19 @@ impl Load {
     }
 }
 
-/// The shared endpoint's `/metrics`, one value.
-fn metric(url: &str, name: &str) -> Result<f64, String> {
+/// The body of a GET, as text.
+fn text(url: &str) -> Result<String, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let text = rt
-        .block_on(async { reqwest::get(format!("{url}/metrics")).await?.text().await })
-        .map_err(|e| e.to_string())?;
+    rt.block_on(async { reqwest::get(url).await?.text().await })
+        .map_err(|e| e.to_string())
+}
+
+/// The shared endpoint's `/metrics`, one value.
+fn metric(url: &str, name: &str) -> Result<f64, String> {
+    let text = text(&format!("{url}/metrics"))?;
     text.lines()
         .find(|l| l.split([' ', '{']).next() == Some(name))
         .and_then(|l| l.rsplit(' ').next())
@@ -178,7 +182,7 @@ fn shared_endpoint_attach_change_detach_and_import() {
                     .check(check(move |s| {
                         // The registry file is where every server of the endpoint reads it.
                         let stores: Vec<_> = std::fs::read_dir(registry.join("stores")).map_err(|e| e.to_string())?.flatten().collect();
-                        let found = stores.iter().any(|d| d.path().join(".endpoints/local~c~pool/a.json").is_file());
+                        let found = stores.iter().any(|d| d.path().join(".endpoints/local/c/pool/a.json").is_file());
                         if !found {
                             return Err(format!("no registry file for a under {}", registry.display()));
                         }
@@ -247,7 +251,7 @@ fn shared_endpoint_attach_change_detach_and_import() {
                         let d = l.path();
                         move |_| {
                             for s in std::fs::read_dir(d.join("stores")).unwrap().flatten() {
-                                let _ = std::fs::remove_file(s.path().join(".endpoints/local~c~pool/a.json"));
+                                let _ = std::fs::remove_file(s.path().join(".endpoints/local/c/pool/a.json"));
                             }
                         }
                     })
@@ -369,6 +373,152 @@ resource "modelplane_endpoint_model" "m" {{
                 eprintln!("200 attachments: {reloads} reloads, {loads} loads, {evictions} evictions, {resident} resident");
                 Ok(())
             }))],
+            ..Default::default()
+        },
+    );
+}
+
+/// A shared endpoint on the `kubernetes` platform (the in-memory API server, with S3 on
+/// moto): the Deployment's configuration names the registry and the budget, an attachment
+/// lands in the store where every pod reads it, the apply says the pods are out of its
+/// reach instead of failing, refresh and import read the attachment back, and destroy
+/// removes it.
+#[test]
+fn kubernetes_shared_endpoint_on_the_fake_api_server() {
+    const TEST: &str = "kubernetes_shared_endpoint_on_the_fake_api_server";
+    let Some(moto) = common::emulators::moto(TEST) else {
+        return;
+    };
+    let kube = crate::kubernetes::fake_api_server_with(vec![], true);
+    let l = Local::new("k8s-shared");
+    let config = format!(
+        r#"provider "modelplane" {{
+  local {{
+    state_dir = {:?}
+  }}
+  aws {{
+    region       = "us-east-1"
+    profile      = {:?}
+    endpoint_url = {:?}
+  }}
+  kubernetes {{
+    host = {:?}
+  }}
+}}
+
+resource "modelplane_gpu_cluster" "k" {{
+  name     = "gpu"
+  platform = "kubernetes"
+  partition {{
+    purpose = "inference"
+    gpus    = 1
+  }}
+}}
+
+resource "modelplane_model_store" "s" {{
+  name          = "shared-models"
+  backend       = "s3"
+  force_destroy = true
+}}
+
+resource "modelplane_model" "m" {{
+  store   = modelplane_model_store.s.id
+  name    = "iris"
+  version = "1"
+  source  = {:?}
+}}
+
+resource "modelplane_endpoint" "pool" {{
+  name    = "pool"
+  cluster = modelplane_gpu_cluster.k.id
+  image   = "registry.example/modelplane-serve@sha256:{}"
+  shared {{
+    store         = modelplane_model_store.s.id
+    memory_budget = "256Mi"
+  }}
+}}
+
+resource "modelplane_endpoint_model" "a" {{
+  endpoint = modelplane_endpoint.pool.id
+  name     = "a"
+  pinned   = true
+  variant {{
+    name   = "stable"
+    model  = modelplane_model.m.id
+    weight = 100
+  }}
+}}
+"#,
+        l.path().display().to_string(),
+        common::emulators::AWS_PROFILE,
+        moto.url(),
+        kube.url,
+        qs("model/iris-v1.onnx"),
+        "0".repeat(64),
+    );
+    let kube_url = kube.url.clone();
+    let store = format!(
+        "s3://shared-models?region=us-east-1&endpoint={}&path_style=true",
+        url::form_urlencoded::byte_serialize(moto.url().as_bytes()).collect::<String>()
+    );
+    let registry_has = move |present: bool| {
+        let loc = modelplane_serve::objects::Location::parse(&store).unwrap();
+        check(move |_| {
+            let auth = crate::model_store::aws_auth();
+            let found = crate::model_store::object_exists(
+                &loc,
+                &auth,
+                ".endpoints/kubernetes/gpu/pool/a.json",
+            );
+            if found == present {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the registry object is there: {found}, want {present}"
+                ))
+            }
+        })
+    };
+    acc(
+        TEST,
+        TestCase {
+            steps: vec![Step::new(config)
+                .check(attr_equals(
+                    "modelplane_endpoint_model.a",
+                    "id",
+                    "kubernetes/gpu/pool/a",
+                ))
+                .check(registry_has(true))
+                .check(check(move |_| {
+                    let (status, cm) = http(
+                        "GET",
+                        &format!(
+                            "{kube_url}/api/v1/namespaces/gpu-inference/configmaps/pool-config"
+                        ),
+                        None,
+                        None,
+                    )?;
+                    let cfg: serde_json::Value = cm["data"]
+                        .as_object()
+                        .and_then(|d| d.values().find_map(|v| v.as_str()))
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .ok_or(format!(
+                            "no configuration in the ConfigMap ({status}): {cm}"
+                        ))?;
+                    if cfg["shared"]["registry"] != ".endpoints/kubernetes/gpu/pool"
+                        || cfg["limits"]["memory_budget_bytes"] != 256u64 << 20
+                    {
+                        return Err(format!("the pods' configuration: {cfg}"));
+                    }
+                    Ok(())
+                }))
+                .import(ImportStep {
+                    address: "modelplane_endpoint_model.a".into(),
+                    id: Some("kubernetes/gpu/pool/a".into()),
+                    id_from: None,
+                    ignore: vec![],
+                })],
+            check_destroy: Some(registry_has(false)),
             ..Default::default()
         },
     );

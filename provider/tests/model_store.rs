@@ -114,7 +114,7 @@ fn model_store_bad_input() {
 // ---------------------------------------------------------------------------------------
 // Object stores: s3 and s3_compatible against moto, azure_blob against Azurite.
 
-fn aws_auth() -> Auth {
+pub(crate) fn aws_auth() -> Auth {
     Auth {
         aws_profile: Some(AWS_PROFILE.into()),
         azure_account_key: None,
@@ -158,7 +158,7 @@ fn delete_object(loc: &Location, auth: &Auth, key: &str) {
     });
 }
 
-fn object_exists(loc: &Location, auth: &Auth, key: &str) -> bool {
+pub(crate) fn object_exists(loc: &Location, auth: &Auth, key: &str) -> bool {
     block_on(async {
         let st = loc.open(auth).await.unwrap();
         st.head(&loc.path(key)).await.is_ok()

@@ -655,7 +655,7 @@ impl App {
             );
         }
         if let Some(sh) = &config.shared {
-            self.attach(&mut s, sh, previous, default_timeout).await?;
+            self.attach(&mut s, sh, previous).await?;
         }
         Ok(s)
     }
@@ -668,7 +668,6 @@ impl App {
         s: &mut Serving,
         shared: &crate::config::SharedConfig,
         previous: Option<&Serving>,
-        default_timeout: Duration,
     ) -> Result<(), String> {
         for (name, a) in self.read_registry(shared).await? {
             let a = match a {
@@ -722,42 +721,17 @@ impl App {
                 s.slots.insert(key, slot.clone());
                 slot
             };
-            let mut targets = Vec::new();
-            for (model, version, remote) in a
+            // Attachments serve models of the repository only (remote variants are refused
+            // when the file is read).
+            let mut built: Vec<Target> = a
                 .endpoint
                 .variants
                 .iter()
-                .map(|v| (&v.model, &v.version, &v.remote))
-                .chain(
-                    a.endpoint
-                        .shadow
-                        .iter()
-                        .map(|x| (&x.model, &x.version, &x.remote)),
-                )
-            {
-                targets.push(match remote {
-                    None => Ok(Target::Lazy(slot_of(model, version))),
-                    Some(rc) => Err((model.clone(), version.clone(), rc.clone())),
-                });
-            }
-            let mut built = Vec::new();
+                .map(|v| (&v.model, &v.version))
+                .chain(a.endpoint.shadow.iter().map(|x| (&x.model, &x.version)))
+                .map(|(model, version)| Target::Lazy(slot_of(model, version)))
+                .collect();
             let mut failure = None;
-            for t in targets {
-                match t {
-                    Ok(t) => built.push(t),
-                    Err((model, version, rc)) => {
-                        match Remote::connect(&model, version.as_deref(), &rc, default_timeout)
-                            .await
-                        {
-                            Ok(r) => built.push(Target::Remote(Arc::new(r))),
-                            Err(e) => {
-                                failure = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
             if failure.is_none() && a.pinned {
                 for t in &built {
                     if let Target::Lazy(slot) = t {
@@ -1464,12 +1438,15 @@ impl App {
                 ))
             })?;
         let cfg = self.config();
-        let batching = cfg
-            .models
-            .iter()
-            .find(|c| c.name == m.name && c.version.as_ref().is_none_or(|v| *v == m.version))
-            .map(|c| c.batching.clone())
-            .unwrap_or_default();
+        let batching = match s.slots.get(&(m.name.clone(), m.version.clone())) {
+            Some(slot) => slot.config.batching.clone(),
+            None => cfg
+                .models
+                .iter()
+                .find(|c| c.name == m.name && c.version.as_ref().is_none_or(|v| *v == m.version))
+                .map(|c| c.batching.clone())
+                .unwrap_or_default(),
+        };
         let max_batch = if m.batchable {
             batching.max_batch_size
         } else {

@@ -94,6 +94,20 @@ impl Attachment {
     /// Checks the attachment on its own: its endpoint, local variants at pinned versions.
     pub fn check(&self) -> Result<(), String> {
         self.endpoint.check()?;
+        // An attachment is read from the store: whoever can write there must not make the
+        // server send a token it can read to a server of their choosing.
+        if self.endpoint.variants.iter().any(|v| v.remote.is_some())
+            || self
+                .endpoint
+                .shadow
+                .as_ref()
+                .is_some_and(|s| s.remote.is_some())
+        {
+            return Err(format!(
+                "endpoint {}: an attachment serves models of the repository only; a remote variant belongs in the server's own configuration",
+                self.endpoint.name
+            ));
+        }
         for m in &self.models {
             check_input_shapes(&m.name, &m.inputs)?;
         }

@@ -262,10 +262,22 @@ async fn bad_attachments_fail_alone() {
     attach(&repo, "missing", 9, true);
     let dir = repo.path().join(REGISTRY);
     std::fs::write(dir.join("garbled.json"), b"{ not json").unwrap();
+    // A file in the store must not make the server send a token somewhere.
+    std::fs::write(
+        dir.join("exfil.json"),
+        json!({ "endpoint": { "name": "exfil", "variants": [{ "name": "x", "model": "iris", "weight": 100,
+            "remote": { "url": "http://127.0.0.1:9", "token_file": "/etc/hostname" } }] } })
+        .to_string(),
+    )
+    .unwrap();
     let s = start(shared_config(&repo, None)).await;
     let c = reqwest::Client::new();
     assert_eq!(infer(&c, &s, "good").await.status(), 200);
-    for (name, says) in [("missing", "9"), ("garbled", "garbled.json")] {
+    for (name, says) in [
+        ("missing", "9"),
+        ("garbled", "garbled.json"),
+        ("exfil", "remote variant"),
+    ] {
         let r = c
             .get(s.url(&format!("/v2/models/{name}/ready")))
             .send()

@@ -2,7 +2,7 @@
 //! its own route, with its own variants, shadow, batching and benchmark hook.
 //!
 //! An attachment is one JSON file in the shared endpoint's registry, in its store
-//! (`.endpoints/ENDPOINT_ID/NAME.json`, the ID's `/` written `~`): every replica of the
+//! (`.endpoints/ENDPOINT_ID/NAME.json`): every replica of the
 //! endpoint, on every platform, reads the same registry (every `poll_interval`, and at once
 //! when told). Apply writes the file, tells the endpoint's server to read it (where this
 //! machine reaches the server: `local`, `container`), which answers once the change is live
@@ -29,8 +29,9 @@ use crate::platforms::{self, Deployment};
 use crate::resources::endpoint::{schema as eschema, spec as espec, Batching};
 use crate::{stores, ProviderConfig};
 
-/// Where attachments live in a store: `REGISTRY/SEGMENT/NAME.json` is read and written as
-/// the store's file `NAME.json` of "model" `REGISTRY`, "version" `SEGMENT`.
+/// Where attachments live in a store: `REGISTRY/ENDPOINT_ID/NAME.json` is read and written as
+/// the store's file `NAME.json` of "model" `REGISTRY`, "version" `ENDPOINT_ID` (the stores
+/// join the parts with `/`).
 const REGISTRY: &str = ".endpoints";
 
 pub struct EndpointModel {
@@ -153,7 +154,6 @@ impl EndpointModel {
         let segment = sh
             .registry
             .strip_prefix(&format!("{REGISTRY}/"))
-            .filter(|s| !s.contains('/'))
             .ok_or_else(|| format!("the endpoint {endpoint} reads attachments from {:?}, not from a registry this provider writes", sh.registry))?
             .to_string();
         let store_id = stores::id_of_repository(&found.serves.repository);

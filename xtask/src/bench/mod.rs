@@ -71,6 +71,25 @@ pub enum Which {
         #[arg(long, default_value = "rest")]
         protocol: String,
     },
+    /// The thousand-model paradigm: one shared server with `registered` small models and a
+    /// memory budget for `resident` of them (memory per unloaded model, resident, cold and
+    /// Zipf-mix latency at concurrency 16); then `count` attachments through Terraform vs
+    /// `count` terraform_data and `dedicated` dedicated endpoints on `local`.
+    Scale {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Dedicated endpoints to compare with (one server process each; 1000 needs about
+        /// 1000 x 15 MiB of memory).
+        #[arg(long, default_value_t = 100)]
+        dedicated: usize,
+        #[arg(long, default_value_t = 10_000)]
+        registered: usize,
+        #[arg(long, default_value_t = 500)]
+        resident: usize,
+        /// Measured seconds per load case.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Upload and download of a large artifact against moto (S3 API): modelplane's data plane
     /// vs boto3's transfer manager, with each process's peak RSS.
     Transfer {
@@ -82,6 +101,7 @@ pub enum Which {
 
 mod container;
 mod remote;
+mod scale;
 mod serve;
 mod transfer;
 
@@ -91,6 +111,13 @@ pub fn run(which: Which) -> Result<()> {
         Which::Serve { seconds, models } => serve::run(seconds, &models),
         Which::Quickstart { repeat } => quickstart(repeat),
         Which::Transfer { size_mb } => transfer::run(size_mb),
+        Which::Scale {
+            count,
+            dedicated,
+            registered,
+            resident,
+            seconds,
+        } => scale::run(count, dedicated, registered, resident, seconds),
         Which::Remote {
             seconds,
             rounds,

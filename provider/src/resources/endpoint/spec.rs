@@ -49,15 +49,15 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
     }
 }
 
-/// The registry folder of a shared endpoint in its store: one per endpoint ID, so that two
-/// clusters' endpoints of the same name never share attachments.
+/// The registry folder of a shared endpoint in its store, `.endpoints/ENDPOINT_ID`: one per
+/// endpoint ID, so that two clusters' endpoints of the same name never share attachments.
 pub(crate) fn registry_of(endpoint: &EndpointId) -> String {
     format!(".endpoints/{}", registry_segment(endpoint))
 }
 
-/// The one path segment a shared endpoint's ID makes (`/` cannot be in one).
+/// The registry folder below `.endpoints/`: the endpoint's ID, `PLATFORM/CLUSTER/NAME`.
 pub(crate) fn registry_segment(endpoint: &EndpointId) -> String {
-    endpoint.to_string().replace('/', "~")
+    endpoint.to_string()
 }
 
 pub(super) fn fingerprint(name: &str, token: &str) -> String {
