@@ -226,6 +226,8 @@ pub struct App {
     registry: tokio::sync::Mutex<HashMap<String, (String, RegistryEntry)>>,
     /// The loaded models of a shared endpoint and the memory they take.
     pub residency: Residency,
+    /// Model versions unloaded or detached since the last scrape, whose series go then.
+    unlisted: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     token: Option<String>,
     pub feedback: crate::feedback::Feedback,
     gpus: Option<crate::gpu::Gpus>,
@@ -331,6 +333,7 @@ impl App {
             reload_done: std::sync::Mutex::new((0, Ok(()))),
             registry: tokio::sync::Mutex::new(HashMap::new()),
             residency: Residency::new(config.limits.memory_budget_bytes),
+            unlisted: Default::default(),
             token,
             feedback: crate::feedback::Feedback::new(
                 config.monitoring.feedback_capacity,
@@ -427,7 +430,10 @@ impl App {
                 crate::shared::Event::Evicted => {
                     tracing::info!(model = %x.name(), version = %x.version(), bytes = x.bytes(), "model unloaded to make room");
                     sh.evictions.inc();
-                    self.metrics.forget(x.name(), x.version());
+                    self.unlisted
+                        .lock()
+                        .expect("lock")
+                        .insert((x.name().to_string(), x.version().to_string()));
                 }
             })
             .await
@@ -458,34 +464,36 @@ impl App {
         }
         let repo = self.repo.as_ref();
         let folder = shared.registry.as_str();
+        // Each file is parsed as it arrives, so that only the attachments stay in memory.
         let read: Vec<_> = futures::stream::iter(changed)
             .map(|(file, stamp)| async move {
-                let r = repo.read_registry(folder, &file).await;
-                (file, stamp, r)
+                let bytes = match repo.read_registry(folder, &file).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(format!("shared endpoint registry {folder}: {e}")),
+                };
+                let name = file.trim_end_matches(".json");
+                let parsed = serde_json::from_slice::<crate::config::Attachment>(&bytes)
+                    .map_err(|e| format!("attachment {folder}/{file}: {e}"))
+                    .and_then(|a| {
+                        a.check()?;
+                        if a.endpoint.name != name {
+                            return Err(format!(
+                                "attachment {folder}/{file} names endpoint {:?}; the file must be named after it",
+                                a.endpoint.name
+                            ));
+                        }
+                        Ok(Arc::new(a))
+                    });
+                Ok(Some((file, stamp, parsed)))
             })
             .buffer_unordered(16)
             .collect()
             .await;
-        for (file, stamp, r) in read {
-            let bytes = match r {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(e) => return Err(format!("shared endpoint registry {folder}: {e}")),
-            };
-            let name = file.trim_end_matches(".json").to_string();
-            let parsed = serde_json::from_slice::<crate::config::Attachment>(&bytes)
-                .map_err(|e| format!("attachment {folder}/{file}: {e}"))
-                .and_then(|a| {
-                    a.check()?;
-                    if a.endpoint.name != name {
-                        return Err(format!(
-                            "attachment {folder}/{file} names endpoint {:?}; the file must be named after it",
-                            a.endpoint.name
-                        ));
-                    }
-                    Ok(Arc::new(a))
-                });
-            next.insert(file, (stamp, parsed));
+        for r in read {
+            if let Some((file, stamp, parsed)) = r? {
+                next.insert(file, (stamp, parsed));
+            }
         }
         *cache = next;
         let mut out: Vec<_> = cache
@@ -599,7 +607,7 @@ impl App {
                     Some(_) => None,
                     None => Some(find(model, version)),
                 };
-                let remote: Option<crate::config::RemoteConfig> = remote.clone();
+                let remote: Option<Box<crate::config::RemoteConfig>> = remote.clone();
                 let (model, version) = (model.to_string(), version.clone());
                 async move {
                     match (local, remote) {
@@ -669,7 +677,12 @@ impl App {
         shared: &crate::config::SharedConfig,
         previous: Option<&Serving>,
     ) -> Result<(), String> {
-        for (name, a) in self.read_registry(shared).await? {
+        let registry = self.read_registry(shared).await?;
+        // Sized once: no growth (and no freed old tables) with thousands of models.
+        s.endpoints.reserve(registry.len());
+        s.slots.reserve(registry.len());
+        s.attached.reserve(registry.len());
+        for (name, a) in registry {
             let a = match a {
                 Ok(a) => a,
                 Err(reason) => {
@@ -815,9 +828,10 @@ impl App {
         let gone = self
             .residency
             .retain(|k, x| next.slots.get(k).is_some_and(|n| Arc::ptr_eq(n, x)));
-        for x in &gone {
-            self.metrics.forget(x.name(), x.version());
-        }
+        self.unlisted.lock().expect("lock").extend(
+            gone.iter()
+                .map(|x| (x.name().to_string(), x.version().to_string())),
+        );
         *self.serving.write().expect("lock") = Arc::new(next);
         *self.config.write().expect("lock") = Arc::new(config);
         self.metrics.shared.reloads.inc();
@@ -1259,6 +1273,19 @@ impl App {
                         .set(r.breaker.state() as i32 as f64);
                 }
             }
+        }
+        // Series of models unloaded or detached since the last scrape go, unless loaded again.
+        let unlisted = std::mem::take(&mut *self.unlisted.lock().expect("lock"));
+        if !unlisted.is_empty() {
+            let loaded = |m: &str, v: &str| {
+                s.models.get(m).is_some_and(|vs| vs.contains_key(v))
+                    || s.slots
+                        .get(&(m.to_string(), v.to_string()))
+                        .is_some_and(|x| x.resident().is_some())
+            };
+            self.metrics.forget(&|m, v| {
+                unlisted.contains(&(m.to_string(), v.to_string())) && !loaded(m, v)
+            });
         }
         let (used, resident) = self.residency.used();
         let sh = &self.metrics.shared;

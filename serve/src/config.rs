@@ -316,7 +316,7 @@ pub struct VariantConfig {
     /// Serve this variant from another Open Inference Protocol server instead of a local
     /// model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<RemoteConfig>,
+    pub remote: Option<Box<RemoteConfig>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -327,7 +327,7 @@ pub struct ShadowConfig {
     pub version: Option<String>,
     /// Mirror to another Open Inference Protocol server instead of a local model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<RemoteConfig>,
+    pub remote: Option<Box<RemoteConfig>>,
 }
 
 /// Another Open Inference Protocol server that serves a variant: Modelplane's own, Triton,

@@ -354,13 +354,13 @@ impl Metrics {
         }
     }
 
-    /// Removes every series of one model version (unloaded or detached), so that the
-    /// exposition holds only models that are served.
-    pub fn forget(&self, model: &str, version: &str) {
+    /// Removes every series of the model versions `gone` says are gone (unloaded or
+    /// detached), so that the exposition holds only models that are served. One pass over
+    /// the series, however many versions go.
+    pub fn forget(&self, gone: &dyn Fn(&str, &str) -> bool) {
         fn drop_from<T: prometheus::core::MetricVecBuilder>(
             v: &prometheus::core::MetricVec<T>,
-            model: &str,
-            version: &str,
+            gone: &dyn Fn(&str, &str) -> bool,
         ) {
             use prometheus::core::Collector;
             for mf in v.collect() {
@@ -370,30 +370,31 @@ impl Metrics {
                         .iter()
                         .map(|l| (l.name(), l.value()))
                         .collect();
-                    if labels.get("model") == Some(&model)
-                        && labels.get("version").is_none_or(|v| *v == version)
-                    {
+                    let (Some(m), Some(ver)) = (labels.get("model"), labels.get("version")) else {
+                        continue;
+                    };
+                    if gone(m, ver) {
                         let _ = v.remove(&labels);
                     }
                 }
             }
         }
-        drop_from(&self.requests, model, version);
-        drop_from(&self.request_seconds, model, version);
-        drop_from(&self.queue_seconds, model, version);
-        drop_from(&self.compute_seconds, model, version);
-        drop_from(&self.batch_size, model, version);
-        drop_from(&self.model_load_seconds, model, version);
-        drop_from(&self.drift_psi, model, version);
-        drop_from(&self.drift_ks, model, version);
-        drop_from(&self.prediction_psi, model, version);
-        drop_from(&self.prediction_ks, model, version);
-        drop_from(&self.drift_samples, model, version);
-        drop_from(&self.feedback_accuracy, model, version);
-        drop_from(&self.feedback_mae, model, version);
-        drop_from(&self.feedback_samples, model, version);
-        drop_from(&self.plan_cache, model, version);
-        drop_from(&self.shared.resident_bytes, model, version);
+        drop_from(&self.requests, gone);
+        drop_from(&self.request_seconds, gone);
+        drop_from(&self.queue_seconds, gone);
+        drop_from(&self.compute_seconds, gone);
+        drop_from(&self.batch_size, gone);
+        drop_from(&self.model_load_seconds, gone);
+        drop_from(&self.drift_psi, gone);
+        drop_from(&self.drift_ks, gone);
+        drop_from(&self.prediction_psi, gone);
+        drop_from(&self.prediction_ks, gone);
+        drop_from(&self.drift_samples, gone);
+        drop_from(&self.feedback_accuracy, gone);
+        drop_from(&self.feedback_mae, gone);
+        drop_from(&self.feedback_samples, gone);
+        drop_from(&self.plan_cache, gone);
+        drop_from(&self.shared.resident_bytes, gone);
     }
 
     /// The text exposition.

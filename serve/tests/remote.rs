@@ -40,7 +40,7 @@ fn remote(name: &str, weight: u32, r: RemoteConfig) -> VariantConfig {
         model: "iris".into(),
         version: None,
         weight,
-        remote: Some(r),
+        remote: Some(Box::new(r)),
     }
 }
 
@@ -480,7 +480,10 @@ async fn a_remote_shadow_sees_the_traffic_and_never_answers_it() {
         Some(ShadowConfig {
             model: "iris".into(),
             version: None,
-            remote: Some(with_token(format!("http://{}", c.http), td.path())),
+            remote: Some(Box::new(with_token(
+                format!("http://{}", c.http),
+                td.path(),
+            ))),
         }),
     ))
     .await;
@@ -517,10 +520,10 @@ async fn bad_remote_settings_are_refused_naming_the_variant() {
     );
     let e = cfg.check().unwrap_err();
     assert!(e.contains("variant cloud") && e.contains("ftp"), "{e}");
-    cfg.endpoints[0].variants[1].remote = Some(RemoteConfig {
+    cfg.endpoints[0].variants[1].remote = Some(Box::new(RemoteConfig {
         token_env: Some("MODELPLANE_TEST_UNSET_TOKEN_VARIABLE".into()),
         ..RemoteConfig::at("http://127.0.0.1:9")
-    });
+    }));
     assert!(cfg.check().is_ok());
     cfg.strict = true;
     let e = modelplane_serve::app::App::start(cfg, None)

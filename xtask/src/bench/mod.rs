@@ -89,6 +89,9 @@ pub enum Which {
         /// Measured seconds per load case.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Only the server's part (no Terraform).
+        #[arg(long)]
+        server_only: bool,
     },
     /// Upload and download of a large artifact against moto (S3 API): modelplane's data plane
     /// vs boto3's transfer manager, with each process's peak RSS.
@@ -117,7 +120,8 @@ pub fn run(which: Which) -> Result<()> {
             registered,
             resident,
             seconds,
-        } => scale::run(count, dedicated, registered, resident, seconds),
+            server_only,
+        } => scale::run(count, dedicated, registered, resident, seconds, server_only),
         Which::Remote {
             seconds,
             rounds,

@@ -76,6 +76,9 @@ fn metric(url: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Chooses the model of the i-th request.
+type Pick = Arc<dyn Fn(&mut Rng, usize) -> usize + Send + Sync>;
+
 /// Requests at `conc` in flight for `seconds` (or `count` requests in all), each to the model
 /// `pick` chooses; latencies in ms, and failures.
 fn drive(
@@ -84,7 +87,7 @@ fn drive(
     conc: usize,
     seconds: Option<u64>,
     count: Option<usize>,
-    pick: Arc<dyn Fn(&mut Rng, usize) -> usize + Send + Sync>,
+    pick: Pick,
 ) -> (Vec<f64>, usize) {
     let lat = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(Mutex::new(0usize));
@@ -444,7 +447,11 @@ pub fn run(
     registered: usize,
     resident: usize,
     seconds: u64,
+    server_only: bool,
 ) -> Result<()> {
     server(registered, resident, seconds)?;
+    if server_only {
+        return Ok(());
+    }
     terraform_side(count, dedicated)
 }

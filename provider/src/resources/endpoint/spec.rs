@@ -329,7 +329,7 @@ pub(super) fn serve_config(
             model: r.model.clone(),
             version: None,
             weight,
-            remote: Some(RemoteConfig {
+            remote: Some(Box::new(RemoteConfig {
                 // The platform writes the token where its server reads it.
                 token_file: None,
                 ca_file: v.ca_file.clone().map(Into::into),
@@ -337,7 +337,7 @@ pub(super) fn serve_config(
                 site: r.site.clone(),
                 fallback: v.fallback.unwrap_or(false),
                 ..RemoteConfig::at(r.url.clone())
-            }),
+            })),
         });
     }
     let shadow = m
