@@ -77,11 +77,18 @@ pub(super) fn validate(config: &Config, diags: &mut Diagnostics) {
                 }
             }
         }
-        None if variants.is_empty() => diags.error_at(
+        // Blocks from a `dynamic` block whose `for_each` is not known yet are unknown here.
+        None if variants.is_empty()
+            && !["variant", "shared"]
+                .iter()
+                .any(|b| config.value().get_attr(b).is_some_and(|v| v.is_unknown())) =>
+        {
+            diags.error_at(
             AttributePath::attr("variant"),
             "No variant",
             "an endpoint serves at least one `variant` block (a model version and its weight); or give it a `shared` block to attach models with modelplane_endpoint_model.".to_string(),
-        ),
+            )
+        }
         None => {}
     }
     let mut total = Some(0i64);
