@@ -27,6 +27,14 @@ resource "modelplane_gpu_cluster" "this" {
   name     = var.name
   platform = "aws"
 
+  dynamic "budget" {
+    for_each = var.budget == null ? [] : [var.budget]
+    content {
+      monthly = budget.value.monthly
+      action  = budget.value.action
+    }
+  }
+
   aws {
     kubernetes_version = var.kubernetes_version
     subnet_ids         = var.subnet_ids
@@ -104,6 +112,8 @@ module "endpoint" {
   baseline   = each.value.baseline
   benchmark  = each.value.benchmark
   monitoring = each.value.monitoring
+  pricing    = coalesce(each.value.pricing, { instance_type = local.gpu_pool.instance_types[0], spot = local.gpu_pool.spot, gpu_product = null })
+  budget     = each.value.budget
   kubernetes = merge(each.value.kubernetes, {
     partition = "inference"
   })

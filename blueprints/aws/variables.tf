@@ -158,7 +158,7 @@ variable "create_timeout" {
 }
 
 variable "endpoints" {
-  description = "Endpoints by model name: versions (ONNX source and weight), hold-out validation, drift baseline, benchmark SLO, monitoring thresholds, and kubernetes settings (replicas, autoscaling, cpu, memory, gpus, exposure)."
+  description = "Endpoints by model name: versions (ONNX source and weight), hold-out validation, drift baseline, benchmark SLO, monitoring thresholds, kubernetes settings (replicas, autoscaling, cpu, memory, gpus, exposure), and how the endpoint is priced (`pricing`) with its monthly `budget`."
   type = map(object({
     versions = map(object({
       source      = string
@@ -218,6 +218,15 @@ variable "endpoints" {
         tls_secret = optional(string)
       }))
     }), {})
+    pricing = optional(object({
+      instance_type = optional(string)
+      spot          = optional(bool)
+      gpu_product   = optional(string)
+    }))
+    budget = optional(object({
+      monthly = number
+      action  = optional(string, "error")
+    }))
   }))
   default = {}
 
@@ -236,4 +245,13 @@ variable "force_destroy" {
   description = "Let destroy delete model versions with the store, and the ECR repository with its images."
   type        = bool
   default     = false
+}
+
+variable "budget" {
+  description = "A monthly budget for the cluster, checked at plan against its estimate at the largest sizes (`estimated_cost.monthly_max`); `action` is `error` (fail the plan) or `warn`. Endpoints take their own in `endpoints[*].budget`."
+  type = object({
+    monthly = number
+    action  = optional(string, "error")
+  })
+  default = null
 }

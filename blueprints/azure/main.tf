@@ -19,6 +19,14 @@ resource "modelplane_gpu_cluster" "this" {
   name     = var.name
   platform = "azure"
 
+  dynamic "budget" {
+    for_each = var.budget == null ? [] : [var.budget]
+    content {
+      monthly = budget.value.monthly
+      action  = budget.value.action
+    }
+  }
+
   azure {
     kubernetes_version    = var.kubernetes_version
     create_resource_group = var.create_resource_group
@@ -111,6 +119,8 @@ module "endpoint" {
   baseline   = each.value.baseline
   benchmark  = each.value.benchmark
   monitoring = each.value.monitoring
+  pricing    = coalesce(each.value.pricing, { instance_type = local.gpu_pool.vm_size, spot = local.gpu_pool.spot, gpu_product = null })
+  budget     = each.value.budget
   kubernetes = merge(each.value.kubernetes, {
     partition = "inference"
   })

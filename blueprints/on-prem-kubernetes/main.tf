@@ -22,6 +22,14 @@ resource "modelplane_gpu_cluster" "this" {
   name     = var.name
   platform = "kubernetes"
 
+  dynamic "budget" {
+    for_each = var.budget == null ? [] : [var.budget]
+    content {
+      monthly = budget.value.monthly
+      action  = budget.value.action
+    }
+  }
+
   dynamic "partition" {
     for_each = var.partitions
     content {
@@ -60,6 +68,8 @@ module "endpoint" {
   baseline   = each.value.baseline
   benchmark  = each.value.benchmark
   monitoring = each.value.monitoring
+  pricing    = each.value.pricing
+  budget     = each.value.budget
   kubernetes = merge(each.value.kubernetes, {
     partition         = "inference"
     env_from_secret   = var.store_credentials_secret

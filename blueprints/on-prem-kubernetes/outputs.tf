@@ -33,3 +33,11 @@ output "endpoints" {
     }
   }
 }
+
+output "estimated_cost" {
+  description = "What the cluster and each endpoint cost, known at plan: the cluster's and each endpoint's `estimated_cost` (hourly and monthly at the smallest, desired and largest sizes). Null where nothing is priced."
+  value = {
+    cluster   = modelplane_gpu_cluster.this.estimated_cost
+    endpoints = { for name, e in module.endpoint : name => e.estimated_cost }
+  }
+}

@@ -105,7 +105,7 @@ variable "image_pull_secret" {
 }
 
 variable "endpoints" {
-  description = "Endpoints by model name: versions (ONNX source and weight), hold-out validation, drift baseline, benchmark SLO, monitoring thresholds, and kubernetes settings (replicas, autoscaling, cpu, memory, gpus, exposure)."
+  description = "Endpoints by model name: versions (ONNX source and weight), hold-out validation, drift baseline, benchmark SLO, monitoring thresholds, kubernetes settings (replicas, autoscaling, cpu, memory, gpus, exposure), and how the endpoint is priced (`pricing`) with its monthly `budget`."
   type = map(object({
     versions = map(object({
       source      = string
@@ -165,6 +165,15 @@ variable "endpoints" {
         tls_secret = optional(string)
       }))
     }), {})
+    pricing = optional(object({
+      instance_type = optional(string)
+      spot          = optional(bool)
+      gpu_product   = optional(string)
+    }))
+    budget = optional(object({
+      monthly = number
+      action  = optional(string, "error")
+    }))
   }))
   default = {}
 
@@ -183,4 +192,13 @@ variable "force_destroy" {
   description = "Let destroy delete model versions with the store."
   type        = bool
   default     = false
+}
+
+variable "budget" {
+  description = "A monthly budget for the cluster, checked at plan against its estimate at the largest sizes (`estimated_cost.monthly_max`); `action` is `error` (fail the plan) or `warn`. Endpoints take their own in `endpoints[*].budget`."
+  type = object({
+    monthly = number
+    action  = optional(string, "error")
+  })
+  default = null
 }

@@ -29,4 +29,15 @@ provider "modelplane" {
     resource_group  = "ml-prod"                              # of azure clusters and registries
     location        = "westeurope"
   }
+
+  # estimated_cost of clusters and endpoints: the shipped price table (AWS and Azure list
+  # prices, each with its source and date), your negotiated prices over it, and what your own
+  # hardware costs an hour for local, container and kubernetes clusters.
+  pricing {
+    currency        = "USD"
+    instance_hour   = { "g5.xlarge" = 0.82 } # an enterprise discount
+    gpu_hour        = { "nvidia-a100" = 1.10, "*" = 0.45 }
+    cpu_hour        = 0.02
+    memory_gib_hour = 0.004
+  }
 }

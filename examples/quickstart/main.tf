@@ -92,7 +92,7 @@ resource "modelplane_endpoint" "iris" {
     duration    = "2s"
 
     slo {
-      p99_ms = var.slo_p99_ms
+      p99_ms  = var.slo_p99_ms
       min_rps = var.slo_min_rps
     }
   }

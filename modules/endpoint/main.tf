@@ -56,6 +56,23 @@ resource "modelplane_endpoint" "this" {
     }
   }
 
+  dynamic "pricing" {
+    for_each = var.pricing == null ? [] : [var.pricing]
+    content {
+      instance_type = pricing.value.instance_type
+      spot          = pricing.value.spot
+      gpu_product   = pricing.value.gpu_product
+    }
+  }
+
+  dynamic "budget" {
+    for_each = var.budget == null ? [] : [var.budget]
+    content {
+      monthly = budget.value.monthly
+      action  = budget.value.action
+    }
+  }
+
   dynamic "kubernetes" {
     for_each = var.kubernetes == null ? [] : [var.kubernetes]
     content {

@@ -57,3 +57,8 @@ output "running_image" {
   description = "On container clusters, the digest-pinned image the endpoint runs (null on local)."
   value       = modelplane_endpoint.this.running_image
 }
+
+output "estimated_cost" {
+  description = "What the endpoint costs (hourly and monthly at its fewest and most replicas, each variant's share), known at plan; null without prices."
+  value       = modelplane_endpoint.this.estimated_cost
+}

@@ -211,3 +211,27 @@ variable "monitoring" {
     error_message = "monitoring.webhook must be an http(s) URL."
   }
 }
+
+variable "pricing" {
+  description = "How the endpoint is priced in `estimated_cost`: the instance type (or VM size) its replicas run on, spot or not, or the GPU product whose rate the provider's `pricing.gpu_hour` gives. Null: at the provider's `pricing` rates."
+  type = object({
+    instance_type = optional(string)
+    spot          = optional(bool)
+    gpu_product   = optional(string)
+  })
+  default = null
+}
+
+variable "budget" {
+  description = "A monthly budget checked at plan against the endpoint's estimate at its most replicas; `action` is `error` (fail the plan) or `warn`."
+  type = object({
+    monthly = number
+    action  = optional(string, "error")
+  })
+  default = null
+
+  validation {
+    condition     = var.budget == null || try(contains(["error", "warn"], var.budget.action), false)
+    error_message = "budget.action must be \"error\" or \"warn\"."
+  }
+}

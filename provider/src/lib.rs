@@ -12,12 +12,14 @@
 //! | `modelplane_serving_image` | `resources/serving_image.rs` | `docs/resources/serving_image.md` | `examples/resources/modelplane_serving_image/` | `tests/container.rs` |
 //! | `modelplane_gpu_inventory` (data) | `data_sources/gpu_inventory.rs` | `docs/data-sources/gpu_inventory.md` | `examples/data-sources/modelplane_gpu_inventory/` | `tests/gpu_cluster.rs` |
 //! | `modelplane_models` (data) | `data_sources/models.rs` | `docs/data-sources/models.md` | `examples/data-sources/modelplane_models/` | `tests/model.rs` |
+//! | `modelplane_cost_estimate` (data) | `data_sources/cost_estimate.rs` | `docs/data-sources/cost_estimate.md` | `examples/data-sources/modelplane_cost_estimate/` | `tests/cost.rs` |
 //! | `modelplane_model_signature` (data) | `data_sources/model_signature.rs` | `docs/data-sources/model_signature.md` | `examples/data-sources/modelplane_model_signature/` | `tests/model_signature.rs` |
 //!
 //! Behind them: [`ids`] (the IDs resources hand each other), [`platforms`] (where clusters and
 //! endpoints run, one module per platform behind one trait), [`stores`] (where versions live,
-//! one module per backend behind one trait) and [`monitoring`] (rules, routes and dashboards,
-//! and the managed Prometheus and Alertmanager).
+//! one module per backend behind one trait), [`monitoring`] (rules, routes and dashboards,
+//! and the managed Prometheus and Alertmanager) and [`cost`] (the price table, estimates and
+//! budgets).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -26,6 +28,7 @@ use tfplugin::{
     Attr, Attribute, AttributePath, Block, Config, Diagnostics, NestedBlock, Nesting, Schema, Type,
 };
 
+pub mod cost;
 pub mod data_sources;
 pub mod ids;
 pub mod monitoring;
@@ -52,6 +55,8 @@ pub struct ProviderConfig {
     pub aws: AwsSettings,
     /// The `azure` block.
     pub azure: AzureSettings,
+    /// The `pricing` block.
+    pub pricing: cost::Pricing,
 }
 
 /// The `local` block.
@@ -308,7 +313,8 @@ fn provider_schema() -> Schema {
                         ),
                     ],
                 ),
-            )),
+            ))
+            .block(cost::provider_block()),
     )
 }
 
@@ -359,7 +365,9 @@ impl tfplugin::Provider for Modelplane {
                 "kubernetes.token is used with kubernetes.host; set host too, or drop token and use a kubeconfig.",
             );
         }
+        let pricing = cost::configure(config, diags);
         let _ = self.config.set(ProviderConfig {
+            pricing,
             terraform_version: terraform_version.to_string(),
             local: LocalSettings {
                 state_dir: local_state_dir,
@@ -421,6 +429,9 @@ impl tfplugin::Provider for Modelplane {
             tfplugin::data_source(data_sources::model_signature::ModelSignature),
             tfplugin::data_source(data_sources::gpu_inventory::GpuInventory),
             tfplugin::data_source(data_sources::models::Models {
+                config: self.config.clone(),
+            }),
+            tfplugin::data_source(data_sources::cost_estimate::CostEstimate {
                 config: self.config.clone(),
             }),
         ]

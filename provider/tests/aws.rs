@@ -1472,6 +1472,39 @@ fn blueprint_aws_example_on_moto() {
         TEST,
         TestCase {
             steps: vec![Step::new(config)
+                // What it costs is in the plan, from the shipped table: the control plane,
+                // one g5.xlarge and one m7i.large at the desired sizes; the endpoint's
+                // replicas at their share of a g5.xlarge. The state keeps the same figures
+                // (the empty plans after apply show they survive refresh).
+                .plan_check(std::sync::Arc::new(|s: &tfplugin::acctest::Shown| {
+                    let price = |ty: &str| {
+                        modelplane_provider::cost::builtin()
+                            .iter()
+                            .find(|r| r.region == "us-east-1" && r.instance_type == ty)
+                            .map(|r| r.on_demand_hour)
+                            .ok_or(format!("{ty} is not in the table"))
+                    };
+                    let want = ((0.10 + price("g5.xlarge")? + price("m7i.large")?) * 73000.0)
+                        .round()
+                        / 100.0;
+                    let got = s
+                        .planned(CLUSTER, "estimated_cost.monthly_desired")
+                        .and_then(|v| v.as_f64());
+                    if got.is_none_or(|g| (g - want).abs() > 0.011) {
+                        return Err(format!("cluster monthly_desired {got:?}, want {want}"));
+                    }
+                    // 500m of 4 vCPUs is the largest share of a g5.xlarge: 1/8 of it.
+                    let want = (price("g5.xlarge")? / 8.0 * 4.0 * 73000.0).round() / 100.0;
+                    let got = s
+                        .planned(EP, "estimated_cost.monthly_max")
+                        .and_then(|v| v.as_f64());
+                    if got.is_none_or(|g| (g - want).abs() > 0.011) {
+                        return Err(format!("endpoint monthly_max {got:?}, want {want}"));
+                    }
+                    Ok(())
+                }) as tfplugin::acctest::Check)
+                .check(attr_equals(CLUSTER, "estimated_cost.basis", "list"))
+                .check(attr_equals(EP, "estimated_cost.replicas_max", 4))
                 .check(attr_equals(CLUSTER, "id", "aws/gpu"))
                 .check(attr_equals(CLUSTER, "node_groups.0.name", "gpu"))
                 .check(attr_equals(
@@ -1557,6 +1590,10 @@ fn blueprint_aws_refuses_bad_variables() {
     bad(
         "  subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  inference_pool = { min_size = 1, max_size = 2, desired_size = 5 }",
         "desired_size must be between min_size and max_size",
+    );
+    bad(
+        "  subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  budget = { monthly = 100 }",
+        "modelplane_gpu_cluster \"gpu\" is estimated at USD",
     );
     bad(
         "  subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  kubernetes_version = \"latest\"",

@@ -7,6 +7,7 @@ mod aws;
 mod azure;
 mod common;
 mod container;
+mod cost;
 mod docs;
 mod endpoint;
 mod endpoint_model;

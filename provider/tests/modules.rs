@@ -233,6 +233,40 @@ fn blueprint_on_prem_kubernetes_example() {
         Some(serde_json::json!("s3_compatible"))
     );
 
+    // What it costs at the example's rates, in the plan: the partitions' quotas (A100 GPUs
+    // of the training partition at their own rate, the others at `*`), and the endpoint's
+    // four replicas of 500m and 512Mi.
+    let money = |address: &str, path: &str| {
+        planned(address, path)
+            .and_then(|v| v.as_f64())
+            .unwrap_or_else(|| panic!("{address}.{path}: {:?}", planned(address, path)))
+    };
+    let hourly = (16.0 * 0.02 + 64.0 * 0.004 + 2.0 * 0.45) + 4.0 * 1.10 + 0.45;
+    let got = money(CLUSTER, "estimated_cost.monthly_max");
+    assert!(
+        (got - (hourly * 73000.0f64).round() / 100.0).abs() < 0.011,
+        "{got}"
+    );
+    let got = money(EP, "estimated_cost.monthly_max");
+    assert!(
+        (got - ((0.5 * 0.02 + 0.5 * 0.004) * 4.0 * 73000.0f64).round() / 100.0).abs() < 0.011,
+        "{got}"
+    );
+    assert_eq!(
+        planned(EP, "estimated_cost.basis"),
+        Some(serde_json::json!("user"))
+    );
+    // A budget below the estimate fails the plan, naming the biggest contributor.
+    crate::common::plan_refuses(
+        &wd,
+        &format!(
+            "module \"ex\" {{\n  source         = {:?}\n  image_source   = {:?}\n  monthly_budget = 1000\n}}\n",
+            relative_source("blueprints/on-prem-kubernetes/examples/gpu-lab"),
+            layout.display().to_string(),
+        ),
+        "over its budget of USD 1000.00 a month. Biggest contributors: partition training",
+    );
+
     // The blueprint's own variables refuse what cannot work.
     let bad = |vars: &str, want: &str| {
         crate::common::plan_refuses(

@@ -504,6 +504,10 @@ impl Harness {
         }
         std::fs::rename(&tmp, &dest)
             .or_else(|e| fail(format!("installing {}: {e}", dest.display())))?;
+        // When both names are links to the same file (the binary did not change), rename does
+        // nothing and leaves `tmp`; Terraform hashes every file of the package folder on every
+        // command, so a leftover would slow down every later run.
+        let _ = std::fs::remove_file(&tmp);
         let cli_config = root.path().join(format!("cli-{}.tfrc", std::process::id()));
         let mirror = root.path().join("mirror");
         std::fs::write(

@@ -54,6 +54,10 @@ enum Cmd {
         #[arg(long)]
         build_only: bool,
     },
+    /// Summarise the price table shipped with the provider (provider/src/cost/prices.csv) and
+    /// print how to refresh it from the public price lists (AWS Price List bulk offer files,
+    /// the Azure Retail Prices API) on a machine that reaches them.
+    Prices,
     /// Benchmarks, each comparing side by side in one run.
     Bench {
         #[command(subcommand)]
@@ -466,10 +470,81 @@ fn main() {
             eprintln!("==> OCI image layout in {}", dir.display());
         }),
         Cmd::Bench { which } => bench::run(which),
+        Cmd::Prices => prices(),
         Cmd::DeviceCheck { build_only } => device_check(build_only),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `cargo xtask prices`: what the shipped table holds, and how to refresh it.
+fn prices() -> Result<()> {
+    let path = root().join("provider/src/cost/prices.csv");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let mut by: std::collections::BTreeMap<(String, String), (usize, usize, String, String)> =
+        Default::default();
+    let mut sources = std::collections::BTreeSet::new();
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 11 {
+            bail!("{}: a row without 11 fields: {line}", path.display());
+        }
+        let e = by.entry((f[0].to_string(), f[1].to_string())).or_insert((
+            0,
+            0,
+            "9999".into(),
+            "0000".into(),
+        ));
+        e.0 += 1;
+        e.1 += usize::from(!f[8].is_empty());
+        e.2 = e.2.clone().min(f[10].to_string());
+        e.3 = e.3.clone().max(f[10].to_string());
+        sources.insert(f[9].to_string());
+    }
+    println!("{} (USD an hour, Linux):\n", path.display());
+    println!(
+        "  {:<6} {:<12} {:>5} {:>6}  read on",
+        "cloud", "region", "rows", "spot"
+    );
+    for ((cloud, region), (rows, spot, first, last)) in &by {
+        let when = if first == last {
+            first.clone()
+        } else {
+            format!("{first} to {last}")
+        };
+        println!("  {cloud:<6} {region:<12} {rows:>5} {spot:>6}  {when}");
+    }
+    println!("\nSources:");
+    for s in &sources {
+        println!("  - {s}");
+    }
+    println!(
+        r#"
+To refresh it, on a machine that reaches the public price lists:
+
+AWS (the Price List bulk offer file of a region; large, so filter as it streams):
+  curl -s https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonEC2/current/us-east-1/index.json \
+    | jq -r '.products[] | select(.attributes.operatingSystem=="Linux" and .attributes.tenancy=="Shared"
+        and .attributes.preInstalledSw=="NA" and .attributes.capacitystatus=="Used") | [.sku, .attributes.instanceType] | @tsv'
+  then the OnDemand term of each sku: .terms.OnDemand[SKU][*].priceDimensions[*].pricePerUnit.USD
+  (or: aws pricing get-products --region us-east-1 --service-code AmazonEC2 --filters
+   Type=TERM_MATCH,Field=instanceType,Value=g5.xlarge Type=TERM_MATCH,Field=location,Value="US East (N. Virginia)"
+   Type=TERM_MATCH,Field=operatingSystem,Value=Linux Type=TERM_MATCH,Field=tenancy,Value=Shared
+   Type=TERM_MATCH,Field=preInstalledSw,Value=NA Type=TERM_MATCH,Field=capacitystatus,Value=Used)
+  AWS publishes no spot list price (spot prices move by zone): leave spot_hour empty, so spot
+  pools are priced at their on-demand ceiling with a warning.
+
+Azure (the Retail Prices API, no sign-in):
+  curl -s "https://prices.azure.com/api/retail/prices?\$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20armRegionName%20eq%20'eastus'%20and%20armSkuName%20eq%20'Standard_NC4as_T4_v3'%20and%20priceType%20eq%20'Consumption'" \
+    | jq -r '.Items[] | select(.productName | test("Windows") | not) | [.skuName, .retailPrice, .effectiveStartDate] | @tsv'
+  the row whose skuName has neither "Spot" nor "Low Priority" is on_demand_hour; the "Spot" one spot_hour.
+
+Write each figure into provider/src/cost/prices.csv with its source and the date you read it,
+then run `cargo test -p terraform-provider-modelplane --lib cost` (the table must parse, every
+row have a source and a date, spot below on-demand) and note the refresh in CHANGELOG.md: a
+new table changes estimates only when a resource changes, never on a plain plan."#
+    );
+    Ok(())
 }

@@ -120,6 +120,18 @@ resource "modelplane_endpoint" "fraud_eks" {
     # role_arn  = "arn:aws:iam::111122223333:role/fraud-reader"
     create_role = true # the default
   }
+
+  # Each replica takes one GPU: a whole g6.xlarge node of the spot pool. estimated_cost
+  # shows 2 to 8 of them a month, and each variant's share by weight.
+  pricing {
+    instance_type = "g6.xlarge"
+    spot          = true
+  }
+
+  budget {
+    monthly = 3000
+    action  = "warn"
+  }
 }
 
 # Hybrid: the on-prem entry point sends 10% of its requests to the same model served in a

@@ -120,6 +120,21 @@ resource "modelplane_gpu_cluster" "eks" {
   timeouts {
     create = "45m"
   }
+
+  # estimated_cost is in the plan (the EKS control plane and both pools, spot GPUs at the
+  # table's spot price or their on-demand ceiling); over budget, the plan fails.
+  budget {
+    monthly = 6000
+    action  = "error"
+  }
+}
+
+output "eks_monthly_cost" {
+  value = {
+    at_desired = modelplane_gpu_cluster.eks.estimated_cost.monthly_desired
+    at_most    = modelplane_gpu_cluster.eks.estimated_cost.monthly_max
+    prices_of  = modelplane_gpu_cluster.eks.estimated_cost.prices_date
+  }
 }
 
 output "eks" {

@@ -13,6 +13,7 @@ use tfplugin::{
     PathStep, Schema, Type, Validator,
 };
 
+use crate::cost::cluster as cost;
 use crate::ids::{ClusterId, PlatformKind};
 use crate::platforms::kubernetes::{self as k8s, partitions};
 use crate::platforms::{
@@ -24,6 +25,9 @@ pub struct GpuCluster {
 }
 
 pub use partitions::PURPOSES;
+
+/// Private-state flag: price the cluster at the next read (the one that follows an import).
+const PRICE_ON_READ: &str = "price_on_read";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct NodePool {
@@ -88,7 +92,7 @@ pub struct TimeoutsBlock {
 }
 
 impl NodePool {
-    fn spec(&self) -> platforms::NodePoolSpec {
+    pub(crate) fn spec(&self) -> platforms::NodePoolSpec {
         platforms::NodePoolSpec {
             name: self.name.clone(),
             purpose: self.purpose.clone(),
@@ -177,6 +181,8 @@ pub struct Model {
     pub kubeconfig: Attr<String>,
     pub node_groups: Attr<Vec<platforms::NodeGroupSeen>>,
     pub device_plugin_version: Attr<String>,
+    pub budget: Option<crate::cost::Budget>,
+    pub estimated_cost: Attr<cost::Estimate>,
 }
 
 /// A GPU partition (`kubernetes` only).
@@ -528,6 +534,47 @@ impl GpuCluster {
         }
     }
 
+    /// Plans `estimated_cost` and checks the budget. The estimate is computed when the
+    /// cluster changes (or has none yet) and kept otherwise, so a new price table or
+    /// different rates never plan a change on their own.
+    fn plan_cost(&self, prior: Option<&Model>, plan: &mut Model, ctx: &mut Ctx) {
+        let inputs = |m: &Model| {
+            serde_json::to_value((
+                &m.platform,
+                &m.node_pool,
+                &m.partition,
+                &m.aws,
+                &m.azure,
+                &m.budget,
+                &m.cpus,
+                &m.memory_bytes,
+                &m.gpus,
+            ))
+            .ok()
+        };
+        plan.estimated_cost = match prior {
+            Some(pr) if inputs(pr) == inputs(plan) => pr.estimated_cost.clone(),
+            _ => cost::estimate(plan, &self.provider(), &mut ctx.diags),
+        };
+        if let (Some(b), Attr::Known(e)) = (&plan.budget, &plan.estimated_cost) {
+            crate::cost::check_budget(
+                &format!("modelplane_gpu_cluster {:?}", plan.name),
+                b,
+                &e.currency,
+                (e.monthly_min, e.monthly_max),
+                e.contributors(),
+                &mut ctx.diags,
+            );
+        }
+        if plan.budget.is_some() && plan.estimated_cost.is_null() && !ctx.diags.has_errors() {
+            ctx.diags.warning_at(
+                AttributePath::attr("budget"),
+                "Budget not checked",
+                format!("modelplane_gpu_cluster {:?} has a budget but no estimate: set the provider's pricing rates (on-prem) or see the warnings above.", plan.name),
+            );
+        }
+    }
+
     async fn converge(&self, before: &[String], mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
         let platform = self.platform(&plan, &mut ctx.diags)?;
         let spec = Self::spec(&plan);
@@ -541,6 +588,10 @@ impl GpuCluster {
         {
             Ok(f) => {
                 fill(&mut plan, f);
+                if plan.estimated_cost.is_unknown() {
+                    // What it depended on (this machine's inventory) is known now.
+                    plan.estimated_cost = cost::estimate(&plan, &self.provider(), &mut ctx.diags);
+                }
                 Some(plan)
             }
             Err((e, partial)) => {
@@ -599,7 +650,9 @@ impl tfplugin::Resource for GpuCluster {
             .block(partition_block())
             .block(aws_block())
             .block(azure_block())
-            .block(timeouts_block());
+            .block(timeouts_block())
+            .block(crate::cost::budget_block("cluster"))
+            .attribute(cost::attribute());
         for a in platforms::local::inventory_attributes() {
             let on_kubernetes = match a.name.as_str() {
                 "hostname" => Some("On `kubernetes`: the API server's URL."),
@@ -720,6 +773,7 @@ impl tfplugin::Resource for GpuCluster {
             pools_changed,
             creating: prior.is_none(),
         });
+        self.plan_cost(prior, plan, ctx);
     }
 
     async fn create(&self, plan: Model, ctx: &mut Ctx) -> Option<Model> {
@@ -779,6 +833,10 @@ impl tfplugin::Resource for GpuCluster {
                 }
             }
         }
+        if ctx.private.get::<bool>(PRICE_ON_READ) == Some(true) {
+            ctx.private.remove(PRICE_ON_READ);
+            state.estimated_cost = cost::estimate(&state, &self.provider(), &mut ctx.diags);
+        }
         Some(state)
     }
 
@@ -815,6 +873,8 @@ impl tfplugin::Resource for GpuCluster {
                 return None;
             }
         };
+        // The estimate is computed by the read that follows, once the pools are known.
+        ctx.private.set(PRICE_ON_READ, &true);
         let (parts, objects) = match platform.import_cluster().await {
             Ok(found) => found,
             Err(e) => {
@@ -844,6 +904,8 @@ impl tfplugin::Resource for GpuCluster {
             kubeconfig: Attr::Null,
             node_groups: Attr::Null,
             device_plugin_version: Attr::Null,
+            budget: None,
+            estimated_cost: Attr::Null,
         })
     }
 }

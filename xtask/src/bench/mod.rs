@@ -206,7 +206,7 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
     let ta = time_plan(&tf, &cfg, &a, repeat)?;
     let tb = time_plan(&tf, &cfg, &b, repeat)?;
     let tc = time_plan(&tf, &cfg, &c, repeat)?;
-    let (t_aws, t_k8s) = platforms_plan(&tf, &cfg, &work, repeat)?;
+    let (t_aws, t_k8s, t_aws_off) = platforms_plan(&tf, &cfg, &work, repeat)?;
     let start = startup(&bin, 20)?;
     println!("\nbench provider ({}):", tf.display());
     println!("  {:<44} {:>10}", "case", "time");
@@ -251,6 +251,16 @@ fn provider(count: usize, repeat: usize) -> Result<()> {
         t_aws.as_secs_f64() / t_k8s.as_secs_f64()
     );
     println!(
+        "  {:<44} {:>9.2}s",
+        "  the same without estimates (estimates=false)",
+        t_aws_off.as_secs_f64()
+    );
+    println!(
+        "  {:<44} {:>9.2}x   (goal: no measurable cost, ~1.00x)",
+        "  ratio with estimates to without",
+        t_aws.as_secs_f64() / t_aws_off.as_secs_f64()
+    );
+    println!(
         "  {:<44} {:>8.1}ms  (median of 20, incl. certificate generation)",
         "provider start to handshake",
         start.as_secs_f64() * 1e3
@@ -266,34 +276,51 @@ fn platforms_plan(
     cfg: &Path,
     work: &Path,
     repeat: usize,
-) -> Result<(Duration, Duration)> {
+) -> Result<(Duration, Duration, Duration)> {
     let header = "terraform {\n  required_providers {\n    modelplane = { source = \"modelplane/modelplane\" }\n  }\n}\n";
     let partitions = "  partition {\n    purpose = \"inference\"\n    gpus    = 40\n  }\n  partition {\n    purpose = \"dev\"\n    gpus    = 4\n  }\n";
     let endpoints = || {
         (0..100)
-            .map(|i| format!("resource \"modelplane_endpoint\" \"e{i}\" {{\n  name    = \"e{i}\"\n  cluster = modelplane_gpu_cluster.c.id\n  image   = \"registry.example/modelplane-serve@sha256:{}\"\n  variant {{\n    name   = \"a\"\n    model  = \"s3://models/m{i}/1\"\n    weight = 100\n  }}\n  kubernetes {{\n    min_replicas = 2\n    max_replicas = 4\n  }}\n}}\n", "0".repeat(64)))
+            .map(|i| format!("resource \"modelplane_endpoint\" \"e{i}\" {{\n  name    = \"e{i}\"\n  cluster = modelplane_gpu_cluster.c.id\n  image   = \"registry.example/modelplane-serve@sha256:{}\"\n  variant {{\n    name   = \"a\"\n    model  = \"s3://models/m{i}/1\"\n    weight = 100\n  }}\n  kubernetes {{\n    min_replicas = 2\n    max_replicas = 4\n  }}\n  pricing {{\n    instance_type = \"g5.xlarge\"\n  }}\n}}\n", "0".repeat(64)))
             .collect::<String>()
     };
     let pools: String = (0..10)
         .map(|i| format!("  node_pool {{\n    name          = \"p{i}\"\n    purpose       = \"inference\"\n    instance_type = \"g5.xlarge\"\n    gpu_count     = 1\n    min_size      = 1\n    max_size      = 4\n  }}\n"))
         .collect();
-    let aws = format!(
-        "{header}provider \"modelplane\" {{\n  aws {{\n    region = \"us-east-1\"\n  }}\n}}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name     = \"gpu\"\n  platform = \"aws\"\n  aws {{\n    subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  }}\n{pools}{partitions}}}\n{}",
+    let aws = |pricing: &str| {
+        format!(
+        "{header}provider \"modelplane\" {{\n  aws {{\n    region = \"us-east-1\"\n  }}\n{pricing}}}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name     = \"gpu\"\n  platform = \"aws\"\n  aws {{\n    subnet_ids = [\"subnet-0a\", \"subnet-0b\"]\n  }}\n{pools}{partitions}}}\n{}",
         endpoints()
-    );
+    )
+    };
     let k8s = format!(
         "{header}provider \"modelplane\" {{\n  kubernetes {{\n    host = \"https://127.0.0.1:1\"\n  }}\n}}\nresource \"modelplane_gpu_cluster\" \"c\" {{\n  name     = \"gpu\"\n  platform = \"kubernetes\"\n{partitions}}}\n{}",
         endpoints()
     );
-    let (da, dk) = (work.join("aws"), work.join("kubernetes"));
-    for (d, text) in [(&da, aws), (&dk, k8s)] {
+    let (da, dk, doff) = (
+        work.join("aws"),
+        work.join("kubernetes"),
+        work.join("aws-no-estimates"),
+    );
+    for (d, text) in [
+        (&da, aws("")),
+        (&dk, k8s),
+        (&doff, aws("  pricing {\n    estimates = false\n  }\n")),
+    ] {
         std::fs::create_dir_all(d)?;
         std::fs::write(d.join("main.tf"), text)?;
     }
-    eprintln!("==> planning a cluster and 100 endpoints on aws (10 node groups) and on kubernetes ({repeat} runs each, median)");
+    eprintln!("==> planning a cluster and 100 endpoints on aws (10 node groups; with and without cost estimates) and on kubernetes ({repeat} runs each, median)");
+    // Alternating, so both see the same machine.
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        with.push(time_plan(tf, cfg, &da, 1)?);
+        without.push(time_plan(tf, cfg, &doff, 1)?);
+    }
     Ok((
-        time_plan(tf, cfg, &da, repeat)?,
+        median(with),
         time_plan(tf, cfg, &dk, repeat)?,
+        median(without),
     ))
 }
 

@@ -67,6 +67,12 @@ variable "kubernetes_endpoint_url" {
   default     = null
 }
 
+variable "monthly_budget" {
+  description = "A monthly budget (USD) for the cluster; a plan whose estimate is over it fails. Null: none."
+  type        = number
+  default     = null
+}
+
 provider "modelplane" {
   aws {
     region                  = var.region
@@ -82,6 +88,8 @@ locals {
 
 module "eks" {
   source = "../.."
+
+  budget = var.monthly_budget == null ? null : { monthly = var.monthly_budget }
 
   name       = "gpu"
   subnet_ids = var.subnet_ids
@@ -133,4 +141,8 @@ output "image" {
 
 output "kubeconfig" {
   value = module.eks.kubeconfig
+}
+
+output "estimated_cost" {
+  value = module.eks.estimated_cost
 }

@@ -29,12 +29,28 @@ variable "minio" {
   default     = "http://minio.ml.internal:9000"
 }
 
+variable "monthly_budget" {
+  description = "A monthly budget (USD) for the cluster; a plan whose estimate is over it fails. Null: none."
+  type        = number
+  default     = null
+}
+
 provider "modelplane" {
   kubernetes {}
+
+  # What your own hardware costs, amortised: estimated_cost prices the partitions' quotas
+  # and the endpoints' requests at these rates.
+  pricing {
+    cpu_hour        = 0.02
+    memory_gib_hour = 0.004
+    gpu_hour        = { "nvidia-a100" = 1.10, "*" = 0.45 }
+  }
 }
 
 module "lab" {
   source = "../.."
+
+  budget = var.monthly_budget == null ? null : { monthly = var.monthly_budget }
 
   name = "gpu"
   partitions = {
@@ -72,4 +88,8 @@ output "endpoints" {
 
 output "nodes" {
   value = module.lab.nodes
+}
+
+output "estimated_cost" {
+  value = module.lab.estimated_cost
 }

@@ -109,6 +109,9 @@ pub struct Model {
     pub kubernetes: Option<workload::Settings>,
     pub aws: Option<crate::platforms::aws::irsa::EndpointSettings>,
     pub azure: Option<crate::platforms::azure::identity::EndpointSettings>,
+    pub pricing: Option<crate::cost::endpoint::PriceAs>,
+    pub budget: Option<crate::cost::Budget>,
+    pub estimated_cost: Attr<crate::cost::endpoint::Estimate>,
 }
 
 /// What the platform keeps beside the deployment for import: what the server's
@@ -132,6 +135,53 @@ struct Meta {
 }
 
 impl Endpoint {
+    /// Plans `estimated_cost` and checks the budget: computed when the endpoint changes (or
+    /// has none yet) and kept otherwise, so new prices never plan a change on their own.
+    fn plan_cost(&self, prior: Option<&Model>, plan: &mut Model, ctx: &mut Ctx) {
+        let inputs = |m: &Model| {
+            let weights: Vec<_> = m.variant.iter().map(|v| (&v.name, &v.weight)).collect();
+            serde_json::to_value((
+                &m.cluster,
+                weights,
+                m.shadow.is_some(),
+                &m.kubernetes,
+                &m.container,
+                &m.pricing,
+                &m.budget,
+            ))
+            .ok()
+        };
+        plan.estimated_cost = match prior {
+            Some(pr) if inputs(pr) == inputs(plan) => pr.estimated_cost.clone(),
+            _ => crate::cost::endpoint::estimate(plan, &self.provider(), &mut ctx.diags),
+        };
+        if let (Some(b), Attr::Known(e)) = (&plan.budget, &plan.estimated_cost) {
+            crate::cost::check_budget(
+                &format!("modelplane_endpoint {:?}", plan.name),
+                b,
+                &e.currency,
+                (e.monthly_min, e.monthly_max),
+                e.contributors(),
+                &mut ctx.diags,
+            );
+        }
+        if plan.budget.is_some() && plan.estimated_cost.is_null() && !ctx.diags.has_errors() {
+            ctx.diags.warning_at(
+                AttributePath::attr("budget"),
+                "Budget not checked",
+                format!("modelplane_endpoint {:?} has a budget but no estimate: give it a pricing block or set the provider's pricing rates.", plan.name),
+            );
+        }
+    }
+
+    /// An estimate left unknown at plan (it depended on values known only now).
+    fn finish_cost(&self, plan: &mut Model, ctx: &mut Ctx) {
+        if plan.estimated_cost.is_unknown() {
+            plan.estimated_cost =
+                crate::cost::endpoint::estimate(plan, &self.provider(), &mut ctx.diags);
+        }
+    }
+
     fn provider(&self) -> ProviderConfig {
         ProviderConfig::of(&self.config)
     }
@@ -456,6 +506,7 @@ impl tfplugin::Resource for Endpoint {
         if plan.benchmark.is_none() {
             plan.benchmark_result = Attr::Null;
         }
+        self.plan_cost(prior, plan, ctx);
         let Some(platform) = self.platform(&plan.cluster, &mut ctx.diags) else {
             return;
         };
@@ -467,6 +518,7 @@ impl tfplugin::Resource for Endpoint {
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
         let platform = self.platform(&plan.cluster, &mut ctx.diags)?;
+        self.finish_cost(&mut plan, ctx);
         if let Some(why) = platform.claimed(&plan.name).await {
             ctx.diags
                 .error_at(AttributePath::attr("name"), "Endpoint already exists", why);
@@ -568,6 +620,7 @@ impl tfplugin::Resource for Endpoint {
         let Some(platform) = self.platform(&plan.cluster, &mut ctx.diags) else {
             return Some(prior);
         };
+        self.finish_cost(&mut plan, ctx);
         let before = recorded(&prior);
         let old_token = platform.endpoint_token(&prior.name, &before).await;
         let token = match (plan.token_wo.known(), &old_token) {
@@ -704,6 +757,9 @@ impl tfplugin::Resource for Endpoint {
             kubernetes: found.kubernetes.clone(),
             aws: None,
             azure: None,
+            pricing: None,
+            budget: None,
+            estimated_cost: Attr::Null,
         };
         fill(&mut m, found.deployment.clone());
         reflect_served(&mut m, &found.serves, &found.serves.repository);
@@ -713,6 +769,7 @@ impl tfplugin::Resource for Endpoint {
             m.sticky_header = meta.sticky_header.clone();
         }
         m.model_digests = digests(&m, &self.conn()).await;
+        m.estimated_cost = crate::cost::endpoint::estimate(&m, &self.provider(), &mut ctx.diags);
         Some(m)
     }
 }

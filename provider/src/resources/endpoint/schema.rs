@@ -74,6 +74,9 @@ pub(super) fn schema() -> Schema {
             .attribute(Attribute::new("running_image", Type::String).computed().stable().description("On `container` clusters, the digest-pinned image the container runs; on `kubernetes`, the image of the Deployment; null on `local`."))
             .attribute(Attribute::new("objects", Type::list(Type::String)).computed().description("On `kubernetes`: every object the provider wrote for the endpoint, as `APIVERSION/KIND/NAMESPACE/NAME`; null elsewhere."))
             .block(kubernetes_block())
+            .block(crate::cost::endpoint::block())
+            .block(crate::cost::budget_block("endpoint"))
+            .attribute(crate::cost::endpoint::attribute())
             .block(aws_block())
             .block(azure_block())
             .block(
