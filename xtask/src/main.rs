@@ -302,14 +302,56 @@ pub const REAL_MODELS: &[&str] = &[
 pub const CLIENTS: &[&str] = &["tritonclient[http,grpc]==2.73.0", "kserve==0.21.0", "numpy"];
 
 fn test(args: Vec<String>) -> Result<()> {
-    let tf = terraform::ensure()?;
-    eprintln!("==> terraform: {}", tf.display());
-    let clients = terraform::python_env("clients-venv", CLIENTS)?;
-    let real_models = terraform::python_env("real-models-venv", REAL_MODELS)?;
-    let moto = terraform::python_env("moto-venv", MOTO)?;
-    let azurite = azurite()?;
-    let kv = terraform::python_env("kubernetes-validate-venv", KUBERNETES_VALIDATE)?;
-    let azure_models = terraform::python_env("azure-models-venv", AZURE_MODELS)?;
+    let started = std::time::Instant::now();
+    // The tests compile while the tools install: compiling takes the CPUs, installing is
+    // mostly waiting on the network and the disk, so a fresh machine gets both in the time
+    // of the longer one. The installs run side by side too (each into its own folder).
+    let mut build = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--no-run",
+            "--quiet",
+        ])
+        .spawn()
+        .context("starting cargo test --no-run")?;
+    let tools = std::thread::scope(|s| {
+        let env = |name: &'static str, packages: &'static [&'static str]| {
+            s.spawn(move || terraform::python_env(name, packages))
+        };
+        let tf = s.spawn(terraform::ensure);
+        let clients = env("clients-venv", CLIENTS);
+        let real_models = env("real-models-venv", REAL_MODELS);
+        let moto = env("moto-venv", MOTO);
+        let kv = env("kubernetes-validate-venv", KUBERNETES_VALIDATE);
+        let azure_models = env("azure-models-venv", AZURE_MODELS);
+        let azurite = s.spawn(azurite);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<PathBuf>>| {
+            h.join()
+                .unwrap_or_else(|_| bail!("a tool install panicked"))
+        };
+        Ok::<_, anyhow::Error>((
+            join(tf)?,
+            join(clients)?,
+            join(real_models)?,
+            join(moto)?,
+            join(azurite)?,
+            join(kv)?,
+            join(azure_models)?,
+        ))
+    });
+    let built = build.wait().context("waiting for cargo test --no-run")?;
+    let (tf, clients, real_models, moto, azurite, kv, azure_models) = tools?;
+    if !built.success() {
+        bail!("building the tests failed (see the compiler's messages above)");
+    }
+    eprintln!(
+        "==> tests built and tools installed in {:.0}s; terraform: {}",
+        started.elapsed().as_secs_f64(),
+        tf.display()
+    );
     if which("promtool").is_none() {
         eprintln!("==> note: promtool not found (Debian package `prometheus`); metrics are not checked with it");
     }
@@ -340,7 +382,9 @@ fn test(args: Vec<String>) -> Result<()> {
         c.arg("--").args(args);
         return run(&mut c);
     }
+    let ran = std::time::Instant::now();
     run(&mut c)?;
+    eprintln!("==> tests ran in {:.0}s", ran.elapsed().as_secs_f64());
     // The CUDA backend must compile everywhere, although only a GPU machine can run it (CUDA
     // is loaded at run time, so there is nothing to link against; a check, without code
     // generation, costs a fraction of a build's time and disk).
