@@ -4,7 +4,7 @@
 //! the machine at your rates.
 
 use serde::{Deserialize, Serialize};
-use tfplugin::{Attr, Attribute, AttributePath, Diagnostics, Nesting, PathStep, Type};
+use tfplugin::{Attr, Attribute, AttributePath, Diagnostics, Nesting, PathStep};
 
 use super::{basis_of, cents, hourly, newest, Pricing, Unit, HOURS_PER_MONTH};
 use crate::platforms::managed::pools::scaling;
@@ -68,9 +68,17 @@ impl Estimate {
             items: parts.into_iter().map(|(i, _)| i).collect(),
         }
     }
+}
 
-    /// What each part costs a month at the largest size, for a budget's message.
-    pub fn contributors(&self) -> Vec<(String, f64)> {
+impl super::Priced for Estimate {
+    fn currency(&self) -> &str {
+        &self.currency
+    }
+    fn monthly(&self) -> (f64, f64) {
+        (self.monthly_min, self.monthly_max)
+    }
+
+    fn contributors(&self) -> Vec<(String, f64)> {
         self.items
             .iter()
             .map(|i| {
@@ -321,16 +329,7 @@ pub fn estimate(
 
 /// The schema of `estimated_cost`.
 pub fn attribute() -> Attribute {
-    let n = |name: &str, d: &str| {
-        Attribute::new(name, Type::Number)
-            .computed()
-            .description(d.to_string())
-    };
-    let s = |name: &str, d: &str| {
-        Attribute::new(name, Type::String)
-            .computed()
-            .description(d.to_string())
-    };
+    let (n, s) = (super::number, super::string);
     let items = vec![
         s("name", "The pool's or partition's name (`eks` for the control plane, `system` for the AKS system pool)."),
         s("kind", "`node_pool`, `system_pool`, `control_plane`, `partition` or `machine`."),

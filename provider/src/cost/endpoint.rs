@@ -48,8 +48,15 @@ pub struct Estimate {
     pub shadow_monthly: Option<f64>,
 }
 
-impl Estimate {
-    pub fn contributors(&self) -> Vec<(String, f64)> {
+impl super::Priced for Estimate {
+    fn currency(&self) -> &str {
+        &self.currency
+    }
+    fn monthly(&self) -> (f64, f64) {
+        (self.monthly_min, self.monthly_max)
+    }
+
+    fn contributors(&self) -> Vec<(String, f64)> {
         let mut c: Vec<(String, f64)> = self
             .variants
             .iter()
@@ -230,16 +237,7 @@ pub fn estimate(
 }
 
 pub fn attribute() -> Attribute {
-    let n = |name: &str, d: &str| {
-        Attribute::new(name, Type::Number)
-            .computed()
-            .description(d.to_string())
-    };
-    let s = |name: &str, d: &str| {
-        Attribute::new(name, Type::String)
-            .computed()
-            .description(d.to_string())
-    };
+    let (n, s) = (super::number, super::string);
     Attribute::nested(
         "estimated_cost",
         Nesting::Single,

@@ -470,6 +470,55 @@ pub fn check_budget(
     }
 }
 
+/// What a budget is checked against.
+pub trait Priced {
+    fn currency(&self) -> &str;
+    /// A month at the smallest and at the largest size.
+    fn monthly(&self) -> (f64, f64);
+    /// What each part costs a month at the largest size, for the message.
+    fn contributors(&self) -> Vec<(String, f64)>;
+}
+
+/// Checks a planned estimate against the resource's budget, if it has one; a budget that
+/// cannot be checked (no estimate) is a warning saying so, with `hint` on how to get one.
+pub fn check(
+    resource: &str,
+    budget: Option<&Budget>,
+    estimate: &tfplugin::Attr<impl Priced>,
+    hint: &str,
+    diags: &mut Diagnostics,
+) {
+    let Some(b) = budget else { return };
+    match estimate {
+        tfplugin::Attr::Known(e) => check_budget(
+            resource,
+            b,
+            e.currency(),
+            e.monthly(),
+            e.contributors(),
+            diags,
+        ),
+        tfplugin::Attr::Null if !diags.has_errors() => diags.warning_at(
+            AttributePath::attr("budget"),
+            "Budget not checked",
+            format!("{resource} has a budget but no estimate: {hint}"),
+        ),
+        _ => {}
+    }
+}
+
+/// A computed number and a computed string of an `estimated_cost`.
+pub(crate) fn number(name: &str, description: &str) -> Attribute {
+    Attribute::new(name, Type::Number)
+        .computed()
+        .description(description.to_string())
+}
+pub(crate) fn string(name: &str, description: &str) -> Attribute {
+    Attribute::new(name, Type::String)
+        .computed()
+        .description(description.to_string())
+}
+
 /// The newest table date among the figures used (none when every figure is the user's).
 pub fn newest(dates: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     dates.into_iter().flatten().max()

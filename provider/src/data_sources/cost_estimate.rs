@@ -37,16 +37,7 @@ impl tfplugin::DataSource for CostEstimate {
     }
 
     fn schema(&self) -> Schema {
-        let n = |name: &str, d: &str| {
-            Attribute::new(name, Type::Number)
-                .computed()
-                .description(d.to_string())
-        };
-        let s = |name: &str, d: &str| {
-            Attribute::new(name, Type::String)
-                .computed()
-                .description(d.to_string())
-        };
+        let (n, s) = (crate::cost::number, crate::cost::string);
         Schema::new(
             Block::new()
                 .description("What-if prices, from the price table shipped with the provider and its `pricing` block: what `instances` nodes of `instance_type` cost, on-demand or spot, in a region; and the sum of such figures and of resources' `estimated_cost`, for `check` blocks and outputs across resources. A price that is not known is an error, never a zero.")

@@ -556,23 +556,13 @@ impl GpuCluster {
             Some(pr) if inputs(pr) == inputs(plan) => pr.estimated_cost.clone(),
             _ => cost::estimate(plan, &self.provider(), &mut ctx.diags),
         };
-        if let (Some(b), Attr::Known(e)) = (&plan.budget, &plan.estimated_cost) {
-            crate::cost::check_budget(
-                &format!("modelplane_gpu_cluster {:?}", plan.name),
-                b,
-                &e.currency,
-                (e.monthly_min, e.monthly_max),
-                e.contributors(),
-                &mut ctx.diags,
-            );
-        }
-        if plan.budget.is_some() && plan.estimated_cost.is_null() && !ctx.diags.has_errors() {
-            ctx.diags.warning_at(
-                AttributePath::attr("budget"),
-                "Budget not checked",
-                format!("modelplane_gpu_cluster {:?} has a budget but no estimate: set the provider's pricing rates (on-prem) or see the warnings above.", plan.name),
-            );
-        }
+        crate::cost::check(
+            &format!("modelplane_gpu_cluster {:?}", plan.name),
+            plan.budget.as_ref(),
+            &plan.estimated_cost,
+            "set the provider's pricing rates (on-prem) or see the warnings above.",
+            &mut ctx.diags,
+        );
     }
 
     async fn converge(&self, before: &[String], mut plan: Model, ctx: &mut Ctx) -> Option<Model> {

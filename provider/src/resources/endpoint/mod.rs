@@ -155,23 +155,13 @@ impl Endpoint {
             Some(pr) if inputs(pr) == inputs(plan) => pr.estimated_cost.clone(),
             _ => crate::cost::endpoint::estimate(plan, &self.provider(), &mut ctx.diags),
         };
-        if let (Some(b), Attr::Known(e)) = (&plan.budget, &plan.estimated_cost) {
-            crate::cost::check_budget(
-                &format!("modelplane_endpoint {:?}", plan.name),
-                b,
-                &e.currency,
-                (e.monthly_min, e.monthly_max),
-                e.contributors(),
-                &mut ctx.diags,
-            );
-        }
-        if plan.budget.is_some() && plan.estimated_cost.is_null() && !ctx.diags.has_errors() {
-            ctx.diags.warning_at(
-                AttributePath::attr("budget"),
-                "Budget not checked",
-                format!("modelplane_endpoint {:?} has a budget but no estimate: give it a pricing block or set the provider's pricing rates.", plan.name),
-            );
-        }
+        crate::cost::check(
+            &format!("modelplane_endpoint {:?}", plan.name),
+            plan.budget.as_ref(),
+            &plan.estimated_cost,
+            "give it a pricing block or set the provider's pricing rates.",
+            &mut ctx.diags,
+        );
     }
 
     /// An estimate left unknown at plan (it depended on values known only now).
