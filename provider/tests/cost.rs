@@ -141,6 +141,13 @@ fn aws_plan_shows_estimates_from_the_table() {
         p.planned(c, "estimated_cost.items.2.name"),
         Some(J::from("l4-spot"))
     );
+    // Each pool says what the other capacity type would cost, where that is known.
+    assert!((num(&p, c, "estimated_cost.items.1.on_demand_hourly") - g5).abs() < 1e-9);
+    assert!((num(&p, c, "estimated_cost.items.2.on_demand_hourly") - g6).abs() < 1e-9);
+    assert_eq!(
+        p.planned(c, "estimated_cost.items.2.spot_hourly"),
+        Some(J::Null)
+    );
     assert!(
         p.planned(c, "estimated_cost.prices_date")
             .and_then(|d| d.as_str().map(|s| s.starts_with("20")))
@@ -317,6 +324,8 @@ resource \"terraform_data\" \"version\" {\n  input = \"s3://models/m/1\"\n}\nres
         p.planned(c, "estimated_cost.items.1.basis"),
         Some(J::from("spot"))
     );
+    assert!((num(&p, c, "estimated_cost.items.1.on_demand_hourly") - nc4).abs() < 1e-9);
+    assert!((num(&p, c, "estimated_cost.items.1.spot_hourly") - spot).abs() < 1e-9);
     assert_eq!(p.planned(c, "estimated_cost.basis"), Some(J::from("mixed")));
 }
 

@@ -29,6 +29,9 @@ pub struct Item {
     pub count_max: i64,
     pub monthly_desired: f64,
     pub monthly_max: f64,
+    /// What one node would cost on demand and as spot capacity, each where known.
+    pub on_demand_hourly: Option<f64>,
+    pub spot_hourly: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -118,9 +121,34 @@ fn item(
             count_max: max,
             monthly_desired: cents(h * desired as f64 * HOURS_PER_MONTH),
             monthly_max: cents(h * max as f64 * HOURS_PER_MONTH),
+            on_demand_hourly: None,
+            spot_hourly: None,
         },
         u.read_on.clone(),
     )
+}
+
+/// A pool's part, with what its type costs on demand and as spot capacity, so the estimate
+/// shows what the other capacity type would change.
+fn pool_item(
+    pricing: &Pricing,
+    (cloud, region): (&str, &str),
+    (name, kind, ty): (&str, &str, &str),
+    u: &Unit,
+    sizes: (i64, i64, i64),
+) -> (Item, Option<String>) {
+    let (mut it, date) = item(name, kind, Some(ty), u, sizes);
+    it.on_demand_hourly = pricing
+        .instance(cloud, region, ty, false)
+        .ok()
+        .map(|u| hourly(u.hourly));
+    // A spot figure only where one is known (not the on-demand ceiling).
+    it.spot_hourly = pricing
+        .instance(cloud, region, ty, true)
+        .ok()
+        .filter(|u| u.note.is_none())
+        .map(|u| hourly(u.hourly));
+    (it, date)
 }
 
 fn user(hourly: f64) -> Unit {
@@ -178,9 +206,13 @@ pub fn estimate(
                         .and_then(|a| a.system_vm_size.clone())
                         .unwrap_or_else(|| crate::platforms::azure::DEFAULT_SYSTEM_VM_SIZE.into());
                     match pricing.instance(cloud, &region, &ty, false) {
-                        Ok(u) => {
-                            parts.push(item("system", "system_pool", Some(&ty), &u, (1, 3, 1)))
-                        }
+                        Ok(u) => parts.push(pool_item(
+                            pricing,
+                            (cloud, &region),
+                            ("system", "system_pool", &ty),
+                            &u,
+                            (1, 3, 1),
+                        )),
                         Err(e) => {
                             diags.warning_at(
                                 AttributePath::attr("azure").then_attr("system_vm_size"),
@@ -235,10 +267,10 @@ pub fn estimate(
                         ),
                     );
                 }
-                parts.push(item(
-                    &pool.name,
-                    "node_pool",
-                    Some(&ty),
+                parts.push(pool_item(
+                    pricing,
+                    (cloud, &region),
+                    (&pool.name, "node_pool", &ty),
                     &u,
                     scaling(&spec, None),
                 ));
@@ -341,6 +373,8 @@ pub fn attribute() -> Attribute {
         n("count_max", "Nodes at its largest size."),
         n("monthly_desired", "A month at the desired size (730 hours)."),
         n("monthly_max", "A month at the largest size."),
+        n("on_demand_hourly", "What one node of this type costs an hour on demand (pools only)."),
+        n("spot_hourly", "What one costs an hour as spot capacity, where a spot price is known (pools only): against `on_demand_hourly`, what spot would save."),
     ];
     Attribute::nested(
         "estimated_cost",

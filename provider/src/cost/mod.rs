@@ -325,12 +325,13 @@ impl Pricing {
     }
 }
 
-/// Rounds to cents (monthly figures) or to 1/10000 (hourly ones).
+/// Rounds to cents (monthly figures) or to a millionth (hourly ones: list prices have up to
+/// six decimals).
 pub fn cents(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 pub fn hourly(v: f64) -> f64 {
-    (v * 10_000.0).round() / 10_000.0
+    (v * 1_000_000.0).round() / 1_000_000.0
 }
 
 /// The `pricing` block of the provider.
