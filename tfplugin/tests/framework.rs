@@ -465,6 +465,49 @@ async fn validate_reports_attribute_paths() {
     assert!(r.diagnostics.is_empty());
 }
 
+/// A client that does not know write-only attributes (Terraform or OpenTofu before 1.11) would
+/// store them in state: a value for one is refused there, naming it; a client that knows them
+/// is let through.
+#[tokio::test]
+async fn write_only_values_need_a_client_that_supports_them() {
+    let s = server();
+    let validate = |caps: Option<proto::ClientCapabilities>, secret: Value| {
+        s.validate_resource_config(Request::new(proto::validate_resource_config::Request {
+            type_name: "test_thing".into(),
+            config: dv(&config("a", Value::Null, secret)),
+            client_capabilities: caps,
+        }))
+    };
+    let r = validate(None, Value::string("s3cret"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.diagnostics.len(), 1, "{}", errors(&r.diagnostics));
+    assert_eq!(
+        r.diagnostics[0].summary,
+        "Write-only attribute not supported by this Terraform"
+    );
+    assert!(r.diagnostics[0].detail.contains("`secret` is write-only"));
+    assert_eq!(
+        r.diagnostics[0].attribute.as_ref().unwrap().steps[0].selector,
+        Some(proto::attribute_path::step::Selector::AttributeName(
+            "secret".into()
+        ))
+    );
+    let ok = proto::ClientCapabilities {
+        write_only_attributes_allowed: true,
+        ..Default::default()
+    };
+    let r = validate(Some(ok), Value::string("s3cret"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.diagnostics.is_empty(), "{}", errors(&r.diagnostics));
+    // Unset, any client is fine.
+    let r = validate(None, Value::Null).await.unwrap().into_inner();
+    assert!(r.diagnostics.is_empty(), "{}", errors(&r.diagnostics));
+}
+
 #[tokio::test]
 async fn upgrade_state_runs_on_every_version() {
     let s = server();

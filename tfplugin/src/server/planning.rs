@@ -103,6 +103,43 @@ fn mark_nested(
     }
 }
 
+/// The write-only attributes given a value (known or not) anywhere in a configuration.
+pub(super) fn write_only_given(block: &Block, v: &Value, at: &AttributePath) -> Vec<AttributePath> {
+    let Value::Object(m) = v else {
+        return Vec::new();
+    };
+    let mut out: Vec<AttributePath> = block
+        .attributes
+        .iter()
+        .filter(|a| a.write_only && m.get(&a.name).is_some_and(|v| !v.is_null()))
+        .map(|a| at.clone().then_attr(a.name.clone()))
+        .collect();
+    for nb in &block.blocks {
+        let here = at.clone().then_attr(nb.type_name.clone());
+        match m.get(&nb.type_name) {
+            Some(o @ Value::Object(_)) => out.extend(write_only_given(&nb.block, o, &here)),
+            Some(Value::List(items) | Value::Set(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let mut p = here.clone();
+                    p.0.push(crate::value::PathStep::Index(i as i64));
+                    out.extend(write_only_given(&nb.block, item, &p));
+                }
+            }
+            Some(Value::Map(items)) => {
+                for (k, item) in items {
+                    out.extend(write_only_given(
+                        &nb.block,
+                        item,
+                        &here.clone().then_key(k.clone()),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Nulls write-only attributes everywhere in `v`.
 pub(super) fn null_write_only(block: &Block, v: &mut Value) {
     let Value::Object(m) = v else { return };

@@ -9,7 +9,7 @@ use super::convert::{
 };
 use super::planning::{
     check_apply_result, check_config_kept, first_unknown, mark_computed, null_write_only,
-    replace_paths, strip_unknown, with_write_only,
+    replace_paths, strip_unknown, with_write_only, write_only_given,
 };
 use super::{guarded, ProviderServer};
 use crate::diag::Diagnostics;
@@ -116,6 +116,31 @@ impl proto::provider_server::Provider for ProviderServer {
         let mut diags = Diagnostics::new();
         if let Some(cfg) = decode_dv(r.config.as_ref(), ty, "configuration", &mut diags) {
             crate::validators::check(&schema.block, &cfg, &mut diags);
+            // A client that does not know write-only attributes (Terraform before 1.11,
+            // OpenTofu before 1.11) would keep their values in state: refuse them there, as
+            // the plugin framework does.
+            let allowed = r
+                .client_capabilities
+                .as_ref()
+                .is_some_and(|c| c.write_only_attributes_allowed);
+            if !allowed {
+                for path in write_only_given(&schema.block, &cfg, &AttributePath::root()) {
+                    let name = path.0.iter().rev().find_map(|s| match s {
+                        crate::value::PathStep::Attr(a) => Some(a.clone()),
+                        _ => None,
+                    });
+                    diags.error_at(
+                        path,
+                        "Write-only attribute not supported by this Terraform",
+                        format!(
+                            "`{}` is write-only: Terraform 1.11 or later and OpenTofu 1.11 or later use it without ever storing it in state. \
+                             This client does not support write-only attributes and would store the value in state in clear. \
+                             Upgrade Terraform or OpenTofu, or remove the attribute (the resource's documentation says what happens without it).",
+                            name.unwrap_or_default()
+                        ),
+                    );
+                }
+            }
             let c = Config::new(cfg);
             let mut d = Diagnostics::new();
             guarded(
@@ -612,10 +637,69 @@ impl proto::provider_server::Provider for ProviderServer {
     }
 }
 
+/// What the provider tells Terraform it supports. Only what OpenTofu 1.9 also speaks: the
+/// test below keeps it so.
 fn capabilities() -> proto::ServerCapabilities {
     proto::ServerCapabilities {
         plan_destroy: true,
         get_provider_schema_optional: false,
         move_resource_state: false,
+    }
+}
+
+#[cfg(test)]
+mod opentofu {
+    /// The RPCs of `tfplugin6.Provider` in protocol 6.5 (Terraform 1.8), which OpenTofu 1.7
+    /// and later implement in full (1.7 added provider functions). OpenTofu 1.9 has no
+    /// MoveResourceState, ephemeral resources, resource identity, list resources, actions or
+    /// state stores, and does not send `deferral_allowed` or `write_only_attributes_allowed`.
+    const OPENTOFU_1_9: &[&str] = &[
+        "GetMetadata",
+        "GetProviderSchema",
+        "ValidateProviderConfig",
+        "ValidateResourceConfig",
+        "ValidateDataResourceConfig",
+        "UpgradeResourceState",
+        "ConfigureProvider",
+        "ReadResource",
+        "PlanResourceChange",
+        "ApplyResourceChange",
+        "ImportResourceState",
+        "ReadDataSource",
+        "GetFunctions",
+        "CallFunction",
+        "StopProvider",
+    ];
+
+    /// Every RPC the service defines is one OpenTofu 1.9 calls, and the provider advertises
+    /// no capability OpenTofu 1.9 lacks: `plan_destroy` only (OpenTofu calls
+    /// PlanResourceChange on destroy either way, so it is safe to advertise).
+    #[test]
+    fn nothing_advertised_that_opentofu_lacks() {
+        let proto = include_str!("../../proto/tfplugin6.proto");
+        let service = &proto[proto.find("service Provider {").expect("service")..];
+        let service = &service[..service.find("\n}").expect("end of service")];
+        let rpcs: Vec<&str> = service
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("rpc "))
+            .map(|l| l.split('(').next().unwrap_or_default())
+            .collect();
+        assert!(!rpcs.is_empty());
+        for rpc in &rpcs {
+            assert!(
+                OPENTOFU_1_9.contains(rpc),
+                "rpc {rpc} is not part of what OpenTofu 1.9 speaks"
+            );
+        }
+        // get_provider_schema_optional and move_resource_state stay off: the second is an RPC
+        // OpenTofu 1.9 does not have.
+        assert_eq!(
+            super::capabilities(),
+            crate::proto::ServerCapabilities {
+                plan_destroy: true,
+                get_provider_schema_optional: false,
+                move_resource_state: false,
+            }
+        );
     }
 }
