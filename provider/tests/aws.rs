@@ -999,7 +999,7 @@ fn aws_cluster_on_real_eks() {
         std::env::var_os("MODELPLANE_ACC_AWS_REGION"),
         std::env::var_os("MODELPLANE_ACC_AWS_SUBNETS"),
     ) else {
-        eprintln!("aws_cluster_on_real_eks: skipped; set MODELPLANE_ACC_AWS_REGION and MODELPLANE_ACC_AWS_SUBNETS to run it against real EKS (it costs about USD 1)");
+        crate::common::skipped("aws_cluster_on_real_eks", crate::common::Skip::OptIn, "set MODELPLANE_ACC_AWS_REGION and MODELPLANE_ACC_AWS_SUBNETS to run it against real EKS (it costs about USD 1)");
         return;
     };
     let region = region.to_string_lossy().to_string();
@@ -1067,7 +1067,7 @@ fn blueprint_aws_example_on_real_aws() {
         std::env::var("MODELPLANE_ACC_AWS_REGION").ok(),
         std::env::var("MODELPLANE_ACC_AWS_SUBNETS").ok(),
     ) else {
-        eprintln!("blueprint_aws_example_on_real_aws: skipped; set MODELPLANE_ACC_AWS_REGION and MODELPLANE_ACC_AWS_SUBNETS to run it against real AWS (it costs about USD 1.30)");
+        crate::common::skipped("blueprint_aws_example_on_real_aws", crate::common::Skip::OptIn, "set MODELPLANE_ACC_AWS_REGION and MODELPLANE_ACC_AWS_SUBNETS to run it against real AWS (it costs about USD 1.30)");
         return;
     };
     let subnets: Vec<String> = subnets.split(',').map(|s| s.trim().to_string()).collect();

@@ -78,7 +78,11 @@ fn kubernetes_unreachable_api_server_is_a_clear_error() {
 #[test]
 fn kubernetes_cluster_partitions_on_a_real_cluster() {
     if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("kubernetes_cluster_partitions_on_a_real_cluster: skipped; set KUBECONFIG to a cluster (kind, k3d, OpenShift Local) to run it");
+        crate::common::skipped(
+            "kubernetes_cluster_partitions_on_a_real_cluster",
+            crate::common::Skip::OptIn,
+            "set KUBECONFIG to a cluster (kind, k3d, OpenShift Local) to run it",
+        );
         return;
     }
     let l = Local::new("k8s-real");
@@ -326,7 +330,11 @@ fn kubernetes_cluster_endpoint_on_a_real_cluster() {
         "MODELPLANE_K8S_STORE_ENDPOINT",
     ];
     if let Some(v) = vars.iter().find(|v| std::env::var_os(v).is_none()) {
-        eprintln!("kubernetes_cluster_endpoint_on_a_real_cluster: skipped; {v} is not set (see the test's documentation)");
+        crate::common::skipped(
+            "kubernetes_cluster_endpoint_on_a_real_cluster",
+            crate::common::Skip::OptIn,
+            &format!("{v} is not set (see the test's documentation)"),
+        );
         return;
     }
     let image = std::env::var("MODELPLANE_K8S_IMAGE").unwrap();

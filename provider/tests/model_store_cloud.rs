@@ -24,7 +24,11 @@ fn suffix() -> String {
 
 fn skip(test: &str, var: &str) -> bool {
     if std::env::var_os(var).is_none() {
-        eprintln!("{test}: skipped; set {var} to run it against the real service");
+        crate::common::skipped(
+            test,
+            crate::common::Skip::OptIn,
+            &format!("set {var} to run it against the real service"),
+        );
         return true;
     }
     false

@@ -230,13 +230,48 @@ resource "modelplane_model_store" "s" {{
     )
 }
 
+/// Why a test did not run.
+#[derive(Clone, Copy)]
+pub enum Skip {
+    /// A tool it needs is missing: fails the test in CI, and fails `cargo xtask test` (which
+    /// lists it) unless `--allow-skips`.
+    Missing,
+    /// An opt-in suite against a real cloud or cluster, waiting for credentials: listed at the
+    /// end of `cargo xtask test`.
+    OptIn,
+}
+
+/// Reports a test that does not run: on stderr, and in the file `cargo xtask test` names in
+/// `MODELPLANE_SKIP_LOG`, so the run's summary shows it where a person sees it.
+pub fn skipped(test: &str, kind: Skip, reason: &str) {
+    if matches!(kind, Skip::Missing) && std::env::var_os("CI").is_some() {
+        panic!("{test}: {reason}");
+    }
+    eprintln!("{test}: skipped; {reason}");
+    if let Some(log) = std::env::var_os("MODELPLANE_SKIP_LOG") {
+        use std::io::Write as _;
+        let line = serde_json::json!({
+            "test": test,
+            "kind": match kind { Skip::Missing => "missing", Skip::OptIn => "opt-in" },
+            "reason": reason,
+        });
+        // One short write with O_APPEND: lines from parallel tests do not interleave.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+}
+
 /// Whether Prometheus and Alertmanager are installed; in CI they must be.
 pub fn have_prometheus(test: &str) -> bool {
     match modelplane_provider::monitoring::managed::binaries() {
         Ok(_) => true,
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{test}: {e}"),
         Err(e) => {
-            eprintln!("{test}: skipped: {e}");
+            skipped(test, Skip::Missing, &e);
             false
         }
     }
