@@ -114,8 +114,12 @@ module "endpoint" {
   monitoring = each.value.monitoring
   pricing    = coalesce(each.value.pricing, { instance_type = local.gpu_pool.instance_types[0], spot = local.gpu_pool.spot, gpu_product = null })
   budget     = each.value.budget
+  # Two replicas at least and up to four unless the endpoint says otherwise: a rolling update
+  # or a lost node never takes the model down.
   kubernetes = merge(each.value.kubernetes, {
-    partition = "inference"
+    min_replicas = coalesce(try(each.value.kubernetes.min_replicas, null), 2)
+    max_replicas = coalesce(try(each.value.kubernetes.max_replicas, null), 4)
+    partition    = "inference"
   })
 
   depends_on = [modelplane_gpu_cluster.this]

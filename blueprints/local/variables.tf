@@ -24,6 +24,9 @@ variable "force_destroy" {
 variable "endpoints" {
   description = "Models to serve: name => the inputs of modules/endpoint (versions, validation, baseline, benchmark, port, monitoring)."
   type = map(object({
+    # The fields of modules/endpoint's variables of the same names, with their types: written
+    # by `cargo xtask modules` from modules/endpoint/variables.tf (change them there).
+    # BEGIN fields of modules/endpoint: versions validation baseline benchmark port monitoring
     versions = map(object({
       source      = string
       weight      = number
@@ -69,10 +72,11 @@ variable "endpoints" {
         targets_dir = string
       }))
     }))
+    # END fields of modules/endpoint
   }))
 
   validation {
-    condition     = alltrue([for e in values(var.endpoints) : sum([for v in values(e.versions) : v.weight]) == 100])
+    condition     = alltrue([for e in values(var.endpoints) : sum(concat([0], [for v in values(e.versions) : v.weight])) == 100])
     error_message = "In every endpoint, the weights of the versions must total 100."
   }
 }

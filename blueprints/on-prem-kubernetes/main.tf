@@ -70,7 +70,11 @@ module "endpoint" {
   monitoring = each.value.monitoring
   pricing    = each.value.pricing
   budget     = each.value.budget
+  # Two replicas at least and up to four unless the endpoint says otherwise: a rolling update
+  # or a lost node never takes the model down.
   kubernetes = merge(each.value.kubernetes, {
+    min_replicas      = coalesce(try(each.value.kubernetes.min_replicas, null), 2)
+    max_replicas      = coalesce(try(each.value.kubernetes.max_replicas, null), 4)
     partition         = "inference"
     env_from_secret   = var.store_credentials_secret
     image_pull_secret = var.image_pull_secret

@@ -107,6 +107,9 @@ variable "image_pull_secret" {
 variable "endpoints" {
   description = "Endpoints by model name: versions (ONNX source and weight), hold-out validation, drift baseline, benchmark SLO, monitoring thresholds, kubernetes settings (replicas, autoscaling, cpu, memory, gpus, exposure), and how the endpoint is priced (`pricing`) with its monthly `budget`."
   type = map(object({
+    # The fields of modules/endpoint's variables of the same names, with their types: written
+    # by `cargo xtask modules` from modules/endpoint/variables.tf (change them there).
+    # BEGIN fields of modules/endpoint: versions validation baseline benchmark monitoring kubernetes pricing budget
     versions = map(object({
       source      = string
       weight      = number
@@ -126,7 +129,7 @@ variable "endpoints" {
     benchmark = optional(object({
       payload     = string
       concurrency = optional(number, 4)
-      duration    = optional(string, "5s")
+      duration    = optional(string, "3s")
       slo = optional(object({
         p50_ms         = optional(number)
         p99_ms         = optional(number)
@@ -141,20 +144,28 @@ variable "endpoints" {
       accuracy_below   = optional(number)
       min_samples      = optional(number)
       for              = optional(string, "10m")
-      interval         = optional(string, "30s")
+      interval         = optional(string, "15s")
       drift_window     = optional(string, "15m")
       feedback_window  = optional(string, "1h")
       webhook          = optional(string)
+      existing_prometheus = optional(object({
+        url         = string
+        rules_dir   = string
+        targets_dir = string
+      }))
     }))
     kubernetes = optional(object({
-      min_replicas                = optional(number, 2)
-      max_replicas                = optional(number, 4)
+      partition                   = optional(string)
+      min_replicas                = optional(number)
+      max_replicas                = optional(number)
       target_cpu_percent          = optional(number)
       target_inflight             = optional(number)
       cpu                         = optional(string)
       memory                      = optional(string)
       gpus                        = optional(number)
       service_account_annotations = optional(map(string))
+      env_from_secret             = optional(string)
+      image_pull_secret           = optional(string)
       service_type                = optional(string)
       rollout_timeout             = optional(string)
       expose = optional(object({
@@ -164,7 +175,7 @@ variable "endpoints" {
         gateway    = optional(string)
         tls_secret = optional(string)
       }))
-    }), {})
+    }))
     pricing = optional(object({
       instance_type = optional(string)
       spot          = optional(bool)
@@ -174,17 +185,18 @@ variable "endpoints" {
       monthly = number
       action  = optional(string, "error")
     }))
+    # END fields of modules/endpoint
   }))
   default = {}
 
   validation {
-    condition     = alltrue([for e in values(var.endpoints) : sum([for v in values(e.versions) : v.weight]) == 100])
+    condition     = alltrue([for e in values(var.endpoints) : sum(concat([0], [for v in values(e.versions) : v.weight])) == 100])
     error_message = "the version weights of each endpoint must total 100."
   }
 
   validation {
-    condition     = alltrue([for e in values(var.endpoints) : e.kubernetes.max_replicas >= e.kubernetes.min_replicas])
-    error_message = "endpoints[*].kubernetes.max_replicas must be at least min_replicas."
+    condition     = alltrue([for e in values(var.endpoints) : coalesce(try(e.kubernetes.max_replicas, null), 4) >= coalesce(try(e.kubernetes.min_replicas, null), 2)])
+    error_message = "endpoints[*].kubernetes.max_replicas (default 4) must be at least min_replicas (default 2)."
   }
 }
 

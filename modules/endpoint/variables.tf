@@ -32,7 +32,7 @@ variable "versions" {
   }
 
   validation {
-    condition     = sum([for v in values(var.versions) : v.weight]) == 100
+    condition     = length(var.versions) == 0 || sum(concat([0], [for v in values(var.versions) : v.weight])) == 100
     error_message = "The weights of the versions must total 100."
   }
 
