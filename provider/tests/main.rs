@@ -23,4 +23,6 @@ mod model_store_cloud;
 mod modules;
 mod monitor;
 mod provider_schema;
+mod release;
 mod scenarios;
+mod terraform_test;

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod model;
 pub mod msgpack;
 pub mod plugin;
+pub mod release;
 pub mod schema;
 pub mod server;
 pub mod validators;

@@ -8,7 +8,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod modules;
+mod release;
 mod terraform;
+mod tools;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Modelplane project tasks")]
@@ -24,9 +27,19 @@ enum Cmd {
         /// Destroy what the quickstart created instead.
         #[arg(long)]
         destroy: bool,
+        /// Use a dev build of the provider (what `cargo xtask test` already built) instead of
+        /// the release build. CI runs the quickstart this way: the release build is a second
+        /// compilation of every dependency (about 25 minutes on two cores), and the quickstart
+        /// model meets its SLO either way.
+        #[arg(long)]
+        dev: bool,
     },
     /// Run every test: unit, property, handshake and acceptance tests through real Terraform.
     Test {
+        /// Go on when system tools are missing (their tests skip and are listed at the end)
+        /// instead of failing; without it, a run that skipped anything exits non-zero.
+        #[arg(long)]
+        allow_skips: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -36,8 +49,18 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate what modules/ and blueprints/ share: the blueprints' endpoint fields (from
+    /// modules/endpoint/variables.tf) and the READMEs' Inputs and Outputs tables (or only
+    /// check with --check).
+    Modules {
+        #[arg(long)]
+        check: bool,
+    },
     /// Print the terraform binary the tasks use, installing one when none is found.
     Terraform,
+    /// What the suite, the quickstart and a release need: present or missing, and how to
+    /// install what is missing.
+    Doctor,
     /// Build the bundled inference image (release `modelplane-serve`, no shell, non-root) as
     /// an OCI image layout, with no container engine; prints its digest and sizes.
     Image {
@@ -58,6 +81,9 @@ enum Cmd {
     /// print how to refresh it from the public price lists (AWS Price List bulk offer files,
     /// the Azure Retail Prices API) on a machine that reaches them.
     Prices,
+    /// Release artifacts in target/release-artifacts: per-platform zips, manifest, SHA256SUMS
+    /// (+ .sig with --gpg-key), a provider network mirror, and the image as an OCI layout.
+    Release(release::Args),
     /// Benchmarks, each comparing side by side in one run.
     Bench {
         #[command(subcommand)]
@@ -134,10 +160,21 @@ pub fn install_provider(binary: &Path) -> Result<PathBuf> {
     Ok(cfg)
 }
 
-fn quickstart(destroy: bool) -> Result<()> {
+fn quickstart(destroy: bool, dev: bool) -> Result<()> {
     let tf = terraform::ensure()?;
-    eprintln!("==> building the provider (release)");
-    let bin = build_provider(true)?;
+    eprintln!(
+        "==> building the provider ({})",
+        if dev { "dev profile" } else { "release" }
+    );
+    let bin = if dev {
+        // The tests' build, features unified across the workspace as `cargo xtask test`
+        // compiled it: a no-op after the tests (a `cargo build -p` would recompile the crates
+        // whose features differ).
+        run(&mut test_build())?;
+        target_dir().join("debug/terraform-provider-modelplane")
+    } else {
+        build_provider(true)?
+    };
     let cfg = install_provider(&bin)?;
     let dir = root().join("examples/quickstart");
     let tfc = |args: &[&str]| {
@@ -301,20 +338,28 @@ pub const REAL_MODELS: &[&str] = &[
 /// The standard Open Inference Protocol clients the server is tested with.
 pub const CLIENTS: &[&str] = &["tritonclient[http,grpc]==2.73.0", "kserve==0.21.0", "numpy"];
 
-fn test(args: Vec<String>) -> Result<()> {
+/// The build of every test target, the provider's binary included (target/debug).
+fn test_build() -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(root()).args([
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--no-run",
+        "--quiet",
+    ]);
+    c
+}
+
+fn test(args: Vec<String>, allow_skips: bool) -> Result<()> {
     let started = std::time::Instant::now();
+    // System tools first: installed (as root, through apt) or a clear stop before anything
+    // is built.
+    tools::ensure_system(allow_skips)?;
     // The tests compile while the tools install: compiling takes the CPUs, installing is
     // mostly waiting on the network and the disk, so a fresh machine gets both in the time
     // of the longer one. The installs run side by side too (each into its own folder).
-    let mut build = Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args([
-            "test",
-            "--workspace",
-            "--all-targets",
-            "--no-run",
-            "--quiet",
-        ])
+    let mut build = test_build()
         .spawn()
         .context("starting cargo test --no-run")?;
     let tools = std::thread::scope(|s| {
@@ -352,17 +397,8 @@ fn test(args: Vec<String>) -> Result<()> {
         started.elapsed().as_secs_f64(),
         tf.display()
     );
-    if which("promtool").is_none() {
-        eprintln!("==> note: promtool not found (Debian package `prometheus`); metrics are not checked with it");
-    }
-    if which("prometheus").is_none()
-        || (which("alertmanager").is_none() && which("prometheus-alertmanager").is_none())
-    {
-        eprintln!(
-            "==> note: Prometheus or Alertmanager not found (Debian packages `prometheus`, `prometheus-alertmanager`); \
-             the modelplane_monitor tests are skipped (in CI they fail)"
-        );
-    }
+    let skips = tools::skip_log();
+    let _ = std::fs::remove_file(&skips);
     let mut c = Command::new(env!("CARGO"));
     c.current_dir(root())
         .args(["test", "--workspace", "--all-targets"])
@@ -377,13 +413,24 @@ fn test(args: Vec<String>) -> Result<()> {
             "MODELPLANE_KUBERNETES_VALIDATE",
             kv.with_file_name("kubernetes-validate"),
         )
+        .env("MODELPLANE_SKIP_LOG", &skips)
         .env("CHECKPOINT_DISABLE", "1");
-    if !args.is_empty() {
+    let filtered = !args.is_empty();
+    if filtered {
         c.arg("--").args(args);
-        return run(&mut c);
     }
     let ran = std::time::Instant::now();
-    run(&mut c)?;
+    let result = run(&mut c);
+    let skipped = tools::summarise_skips(&skips);
+    result?;
+    if skipped > 0 && !allow_skips {
+        bail!(
+            "{skipped} test(s) skipped because something was missing (listed above); install it (`cargo xtask doctor` says how) or pass --allow-skips"
+        );
+    }
+    if filtered {
+        return Ok(());
+    }
     eprintln!("==> tests ran in {:.0}s", ran.elapsed().as_secs_f64());
     // The CUDA backend must compile everywhere, although only a GPU machine can run it (CUDA
     // is loaded at run time, so there is nothing to link against). A dev build of the library
@@ -508,8 +555,10 @@ fn device_check(build_only: bool) -> Result<()> {
 fn main() {
     let cli = Cli::parse();
     let res = match cli.command {
-        Cmd::Quickstart { destroy } => quickstart(destroy),
-        Cmd::Test { args } => test(args),
+        Cmd::Quickstart { destroy, dev } => quickstart(destroy, dev),
+        Cmd::Test { allow_skips, args } => test(args, allow_skips),
+        Cmd::Doctor => tools::doctor(),
+        Cmd::Modules { check } => modules::run(check),
         Cmd::Docs { check } => docs(check),
         Cmd::Terraform => terraform::ensure().map(|p| println!("{}", p.display())),
         Cmd::Image { out } => image(out).map(|(dir, built)| {
@@ -520,6 +569,7 @@ fn main() {
             eprintln!("==> OCI image layout in {}", dir.display());
         }),
         Cmd::Bench { which } => bench::run(which),
+        Cmd::Release(args) => release::run_release(args),
         Cmd::Prices => prices(),
         Cmd::DeviceCheck { build_only } => device_check(build_only),
     };
