@@ -117,16 +117,28 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Installs the missing system tools through apt when running as root on Debian or Ubuntu;
-/// otherwise fails, before anything is built, with the command that installs them. With
-/// `allow_missing`, reports them and goes on (their tests skip, and the summary says so).
-pub fn ensure_system(allow_missing: bool) -> Result<()> {
-    let missing = missing();
+/// What to do about missing system tools.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Nothing is missing.
+    Nothing,
+    /// Install these Debian packages (root, apt present).
+    Install(Vec<&'static str>),
+    /// Go on, warning with this text (`--allow-skips`).
+    Warn(String),
+    /// Stop before building, with this text.
+    Stop(String),
+}
+
+fn decide(missing: &[&'static Tool], apt: bool, root: bool, allow_missing: bool) -> Step {
     if missing.is_empty() {
-        return Ok(());
+        return Step::Nothing;
     }
-    let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    let mut packages: Vec<&'static str> = missing.iter().map(|t| t.package).collect();
     packages.dedup();
+    if apt && root {
+        return Step::Install(packages);
+    }
     let list = missing
         .iter()
         .map(|t| {
@@ -139,35 +151,12 @@ pub fn ensure_system(allow_missing: bool) -> Result<()> {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    if which("apt-get").is_some() && is_root() {
-        eprintln!("==> installing {} (Debian packages)", packages.join(", "));
-        // Debian's prometheus packages start services on install; nothing here relies on
-        // them, and a container has no init to start them anyway.
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {} >/dev/null",
-                packages.join(" ")
-            ))
-            .status()
-            .context("running apt-get")?;
-        if !st.success() {
-            bail!("apt-get could not install {}", packages.join(" "));
-        }
-        let still = self::missing();
-        if !still.is_empty() {
-            bail!(
-                "still missing after apt-get: {}",
-                still
-                    .iter()
-                    .map(|t| t.package)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        return Ok(());
+    if allow_missing {
+        return Step::Warn(format!(
+            "these tools are missing and their tests will be skipped (--allow-skips):\n{list}"
+        ));
     }
-    let how = if which("apt-get").is_some() {
+    let how = if apt {
         format!(
             "run as root:\n\n  sudo sh -c '{}'\n",
             apt_command(&packages)
@@ -176,16 +165,55 @@ pub fn ensure_system(allow_missing: bool) -> Result<()> {
         "install them with your system's package manager (the names above are Debian's)\n"
             .to_string()
     };
-    if allow_missing {
-        eprintln!(
-            "==> warning: these tools are missing and their tests will be skipped (--allow-skips):\n{list}"
-        );
-        return Ok(());
-    }
-    bail!(
+    Step::Stop(format!(
         "the suite needs these tools, and they are missing:\n{list}\n\nTo install them, {how}\
          (or pass --allow-skips to run without them; their tests are then skipped and listed at the end)"
-    )
+    ))
+}
+
+/// Installs the missing system tools through apt when running as root on Debian or Ubuntu;
+/// otherwise fails, before anything is built, with the command that installs them. With
+/// `allow_missing`, reports them and goes on (their tests skip, and the summary says so).
+pub fn ensure_system(allow_missing: bool) -> Result<()> {
+    match decide(
+        &missing(),
+        which("apt-get").is_some(),
+        is_root(),
+        allow_missing,
+    ) {
+        Step::Nothing => Ok(()),
+        Step::Warn(text) => {
+            eprintln!("==> warning: {text}");
+            Ok(())
+        }
+        Step::Stop(text) => bail!("{text}"),
+        Step::Install(packages) => {
+            eprintln!("==> installing {} (Debian packages)", packages.join(", "));
+            let st = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {} >/dev/null",
+                    packages.join(" ")
+                ))
+                .status()
+                .context("running apt-get")?;
+            if !st.success() {
+                bail!("apt-get could not install {}", packages.join(" "));
+            }
+            let still = missing();
+            if !still.is_empty() {
+                bail!(
+                    "still missing after apt-get: {}",
+                    still
+                        .iter()
+                        .map(|t| t.package)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `cargo xtask doctor`: what the suite and the quickstart need, present or missing.
@@ -347,4 +375,61 @@ pub fn summarise_skips(path: &Path) -> usize {
         }
     }
     missing.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(package: &str) -> &'static Tool {
+        SYSTEM.iter().find(|t| t.package == package).unwrap()
+    }
+
+    /// A machine without podman: root with apt installs it; anyone else stops before building
+    /// with the command (or goes on, warning, with --allow-skips).
+    #[test]
+    fn missing_tools_are_installed_or_stop_the_run() {
+        let missing = [tool("podman"), tool("docker-registry")];
+        assert_eq!(decide(&[], true, false, false), Step::Nothing);
+        assert_eq!(
+            decide(&missing, true, true, false),
+            Step::Install(vec!["podman", "docker-registry"])
+        );
+        let Step::Stop(text) = decide(&missing, true, false, false) else {
+            panic!("a user without root must be stopped");
+        };
+        assert!(text.contains("podman (package podman)"), "{text}");
+        assert!(
+            text.contains("sudo sh -c 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman docker-registry'"),
+            "{text}"
+        );
+        let Step::Stop(text) = decide(&missing, false, true, false) else {
+            panic!("no apt: stop");
+        };
+        assert!(text.contains("system's package manager"), "{text}");
+        assert!(
+            matches!(decide(&missing, true, false, true), Step::Warn(t) if t.contains("--allow-skips"))
+        );
+    }
+
+    #[test]
+    fn skips_are_summarised_and_only_missing_tools_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("skips.jsonl");
+        std::fs::write(
+            &log,
+            concat!(
+                r#"{"test":"a","kind":"missing","reason":"podman not found"}"#,
+                "\n",
+                r#"{"test":"a","kind":"missing","reason":"podman not found"}"#,
+                "\n",
+                r#"{"test":"b","kind":"opt-in","reason":"set KUBECONFIG"}"#,
+                "\n",
+                "not json\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(summarise_skips(&log), 1);
+        assert_eq!(summarise_skips(&dir.path().join("none")), 0);
+    }
 }
