@@ -317,69 +317,25 @@ fn fake_arm(rt: &tokio::runtime::Runtime) -> (Shared, String, azure_core::http::
 fn fake_arm_with_ca(
     rt: &tokio::runtime::Runtime,
 ) -> (Shared, String, azure_core::http::Transport, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let state: Shared = Arc::default();
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(state.clone());
-    let base = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("https://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (acceptor, app) = (acceptor.clone(), app.clone());
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(tcp).await {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(
-                                hyper_util::rt::TokioIo::new(tls),
-                                hyper_util::service::TowerToHyperService::new(app),
-                            )
-                            .await;
-                    }
-                });
-            }
-        });
-        base
-    });
+    let (base, ca_pem) = crate::common::https::serve(rt, app);
     {
         let mut st = state.lock().unwrap();
         st.base = base.clone();
         st.resources.insert("#base".into(), json!(base));
     }
     let client = reqwest13::Client::builder()
-        .tls_certs_only([reqwest13::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap()])
+        .tls_certs_only([reqwest13::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
         .build()
         .unwrap();
     (
         state,
         base,
         azure_core::http::Transport::new(Arc::new(client)),
-        ca_cert.pem(),
+        ca_pem,
     )
 }
 

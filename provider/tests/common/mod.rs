@@ -4,6 +4,7 @@
 
 pub mod containers;
 pub mod emulators;
+pub mod https;
 pub mod stores;
 
 use std::path::PathBuf;
