@@ -172,11 +172,17 @@ variable "endpoints" {
       description = optional(string)
     }))
     validation = optional(object({
-      dataset = string
-      target  = string
-      metric  = string
-      min     = optional(number)
-      max     = optional(number)
+      dataset          = string
+      target           = string
+      metric           = string
+      min              = optional(number)
+      max              = optional(number)
+      slice_by         = optional(list(string))
+      slice_min        = optional(number)
+      slice_max        = optional(number)
+      slice_thresholds = optional(map(number))
+      max_disparity    = optional(number)
+      min_slice_rows   = optional(number)
     }))
     baseline = optional(object({
       dataset = string

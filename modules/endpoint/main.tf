@@ -35,6 +35,13 @@ resource "modelplane_model" "this" {
       metric  = validation.value.metric
       min     = validation.value.min
       max     = validation.value.max
+
+      slice_by         = validation.value.slice_by
+      slice_min        = validation.value.slice_min
+      slice_max        = validation.value.slice_max
+      slice_thresholds = validation.value.slice_thresholds
+      max_disparity    = validation.value.max_disparity
+      min_slice_rows   = validation.value.min_slice_rows
     }
   }
 }

@@ -52,13 +52,19 @@ variable "shadow" {
 }
 
 variable "validation" {
-  description = "The validation hook: every version must reach `min` (accuracy, f1, precision, recall) or stay under `max` (mae, rmse, max_abs_diff) on the hold-out `dataset` before it is registered. Null: no validation."
+  description = "The validation hook: every version must reach `min` (accuracy, f1, precision, recall) or stay under `max` (mae, rmse, max_abs_diff) on the hold-out `dataset` before it is registered; with `slice_by`, every slice of the rows too (`slice_min`/`slice_max`, `slice_thresholds` per slice, `max_disparity` between slices, `min_slice_rows`). Null: no validation."
   type = object({
-    dataset = string
-    target  = string
-    metric  = string
-    min     = optional(number)
-    max     = optional(number)
+    dataset          = string
+    target           = string
+    metric           = string
+    min              = optional(number)
+    max              = optional(number)
+    slice_by         = optional(list(string))
+    slice_min        = optional(number)
+    slice_max        = optional(number)
+    slice_thresholds = optional(map(number))
+    max_disparity    = optional(number)
+    min_slice_rows   = optional(number)
   })
   default = null
 

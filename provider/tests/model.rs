@@ -373,3 +373,112 @@ fn model_input_shapes_land_in_model_json() {
         },
     );
 }
+
+/// The iris hold-out set three times, as sites 0, 1 and 2, with the first `wrong` setosa rows
+/// of site 2 labelled as another species: the model is wrong on exactly that many rows of
+/// site 2 and as good as ever elsewhere (setosa is always recognised).
+fn sited_holdout(wrong: usize) -> Vec<u8> {
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/models/data/iris_holdout.csv"))
+        .unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{},site\n", lines.next().unwrap());
+    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    for site in 0..3 {
+        let mut flipped = 0;
+        for r in &rows {
+            let (features, label) = r.rsplit_once(',').unwrap();
+            let label = if site == 2 && label == "0" && flipped < wrong {
+                flipped += 1;
+                "1"
+            } else {
+                label
+            };
+            out.push_str(&format!("{features},{label},{site}\n"));
+        }
+    }
+    out.into_bytes()
+}
+
+/// The fairness gate: a version good on average but bad for one site is refused, naming the
+/// site; a gap between sites over `max_disparity` is refused; within both, the version is
+/// registered with every slice in its report (and in model.json). Slice settings that cannot
+/// judge anything are refused at plan.
+#[test]
+fn model_fairness_gate_by_slice() {
+    let l = Local::new("model-slices");
+    let dir = l.path().join("stores/models/iris");
+    let m = |data: &str, gate: &str| {
+        format!(
+            "{}\nresource \"modelplane_model\" \"m\" {{\n  store   = modelplane_model_store.s.id\n  name    = \"iris\"\n  version = \"1\"\n  source  = \"model.onnx\"\n  validation {{\n    dataset        = {data:?}\n    target         = \"species\"\n    metric         = \"accuracy\"\n    min            = 0.8\n    slice_by       = [\"site\"]\n    min_slice_rows = 20\n{gate}  }}\n}}\n",
+            store(&l)
+        )
+    };
+    let files = BTreeMap::from([
+        (
+            "model.onnx".to_string(),
+            std::fs::read(repo().join("tests/fixtures/models/repo/iris/1/model.onnx")).unwrap(),
+        ),
+        ("one-bad-site.csv".to_string(), sited_holdout(9)),
+        ("gap.csv".to_string(), sited_holdout(3)),
+    ]);
+    let json = dir.join("1/model.json");
+    acc(
+        "model_fairness_gate_by_slice",
+        TestCase {
+            files,
+            steps: vec![
+                Step::new(m("one-bad-site.csv", "    slice_min      = 0.8\n")).expect_error(
+                    "Model failed validation(.|\\n)*FAIL: accuracy = 0\\.[89]\\d+ on 90 rows(.|\\n)*slice site=2: accuracy = 0\\.[67]\\d+ on 30 rows, below its minimum 0\\.8(.|\\n)*Nothing was registered",
+                ),
+                Step::new(m("gap.csv", "    slice_min      = 0.8\n    max_disparity  = 0.05\n")).expect_error(
+                    "Model failed validation(.|\\n)*disparity 0\\.100000 between site=0 \\(\\d\\.\\d+\\) and site=2 \\(0\\.[89]\\d+\\) is over its maximum 0\\.05",
+                ),
+                Step::new(store(&l)).pre({
+                    let dir = dir.clone();
+                    move |_| assert!(!dir.exists(), "a refused version left {} behind", dir.display())
+                }),
+                Step::new(m("gap.csv", "    slice_min      = 0.8\n    max_disparity  = 0.2\n    slice_thresholds = { \"site=0\" = 0.9 }\n"))
+                    .check(attr_equals(ADDR, "validation_report.passed", true))
+                    .check(attr_equals(ADDR, "validation_report.slices.#", 3))
+                    .check(attr_equals(ADDR, "validation_report.slices.2.name", "site=2"))
+                    .check(attr_equals(ADDR, "validation_report.slices.2.rows", 30))
+                    .check(attr_equals(ADDR, "validation_report.slices.2.judged", true))
+                    .check(check(|shown| {
+                        // Site 2 misses 3 of its 30 rows more than site 0: a gap of 0.1.
+                        let d = shown
+                            .attr(ADDR, "validation_report.disparity")
+                            .and_then(|v| v.as_f64())
+                            .ok_or("no disparity")?;
+                        if (d - 0.1).abs() > 1e-9 {
+                            return Err(format!("disparity {d}, want 0.1"));
+                        }
+                        Ok(())
+                    }))
+                    .check(attr_matches(ADDR, "validation_report.summary", "3 slices \\(3 judged\\), disparity 0\\.1"))
+                    .check(check(move |_| {
+                        let j: serde_json::Value =
+                            serde_json::from_slice(&std::fs::read(&json).map_err(|e| e.to_string())?)
+                                .map_err(|e| e.to_string())?;
+                        let v = &j["validation"];
+                        if v["slice_by"] != serde_json::json!(["site"]) || v["max_disparity"] != 0.2 {
+                            return Err(format!("model.json lacks the slice settings: {v}"));
+                        }
+                        if v["report"]["slices"].as_array().map(|s| s.len()) != Some(3) {
+                            return Err(format!("model.json lacks the slices: {v}"));
+                        }
+                        Ok(())
+                    })),
+                Step::new(m("gap.csv", "    slice_max      = 0.8\n"))
+                    .expect_error("Threshold in the wrong direction(.|\\n)*accuracy is judged with `slice_min`"),
+                Step::new(m("gap.csv", "    slice_thresholds = { \"site=7\" = 0.9 }\n"))
+                    .expect_error("Validation could not run(.|\\n)*\"site=7\", which the dataset does not have"),
+                Step::new(format!(
+                    "{}\nresource \"modelplane_model\" \"m\" {{\n  store   = modelplane_model_store.s.id\n  name    = \"iris\"\n  version = \"1\"\n  source  = \"model.onnx\"\n  validation {{\n    dataset       = \"gap.csv\"\n    target        = \"species\"\n    metric        = \"accuracy\"\n    min           = 0.8\n    features      = [\"sepal_length\", \"sepal_width\", \"petal_length\", \"petal_width\"]\n    max_disparity = 0.1\n  }}\n}}\n",
+                    store(&l)
+                ))
+                .expect_error("Slice threshold without slices(.|\\n)*max_disparity need `slice_by`"),
+            ],
+            ..Default::default()
+        },
+    );
+}

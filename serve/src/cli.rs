@@ -142,6 +142,27 @@ struct ValidateArgs {
     /// Rows per model call.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// Judge the metric per slice of rows sharing these columns' values (numeric codes; not
+    /// features), e.g. `--slice-by region,sex`.
+    #[arg(long, value_delimiter = ',')]
+    slice_by: Vec<String>,
+    /// Every judged slice must reach this.
+    #[arg(long)]
+    slice_min: Option<f64>,
+    /// Every judged slice must stay under this.
+    #[arg(long)]
+    slice_max: Option<f64>,
+    /// A named slice's own threshold, in the metric's direction (a minimum for accuracy, f1,
+    /// precision, recall; a maximum for mae, rmse, max_abs_diff), e.g. `--slice region=2=0.8`
+    /// (repeatable).
+    #[arg(long = "slice", value_name = "NAME=THRESHOLD")]
+    slice: Vec<String>,
+    /// The largest gap of the metric allowed between judged slices.
+    #[arg(long)]
+    max_disparity: Option<f64>,
+    /// Slices with fewer rows are reported but not judged.
+    #[arg(long, default_value_t = 30)]
+    min_slice_rows: usize,
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -303,6 +324,41 @@ fn validate(a: ValidateArgs) -> ExitCode {
         eprintln!("error: give a threshold with --min (accuracy, f1, precision, recall) or --max (mae, rmse, max_abs_diff)");
         return ExitCode::from(2);
     }
+    let mut named = std::collections::BTreeMap::new();
+    for s in &a.slice {
+        // Split at the last `=`: slice names contain `=` themselves.
+        let parsed = s
+            .rsplit_once('=')
+            .and_then(|(n, v)| v.parse::<f64>().ok().map(|v| (n.to_string(), v)));
+        match parsed {
+            Some((n, t)) => {
+                named.insert(n, t);
+            }
+            None => {
+                eprintln!("error: --slice {s:?}: write NAME=THRESHOLD, e.g. region=2=0.8");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let slices = (!a.slice_by.is_empty()).then(|| crate::validate::Slices {
+        by: a.slice_by.clone(),
+        min: a.slice_min,
+        max: a.slice_max,
+        named,
+        max_disparity: a.max_disparity,
+        min_rows: a.min_slice_rows,
+    });
+    if slices.is_none()
+        && (a.slice_min.is_some()
+            || a.slice_max.is_some()
+            || a.max_disparity.is_some()
+            || !a.slice.is_empty())
+    {
+        eprintln!(
+            "error: slice thresholds need --slice-by (the columns whose values make the slices)"
+        );
+        return ExitCode::from(2);
+    }
     let spec = crate::validate::Spec {
         model: a.model,
         expected_sha256: a.sha256,
@@ -314,6 +370,7 @@ fn validate(a: ValidateArgs) -> ExitCode {
         max: a.max,
         output: a.output,
         batch_size: a.batch_size,
+        slices,
     };
     match crate::validate::run(&spec) {
         Ok(report) => {
@@ -338,6 +395,20 @@ fn validate(a: ValidateArgs) -> ExitCode {
                     for row in &c.matrix {
                         println!("  {row:?}");
                     }
+                }
+                for s in &report.slices {
+                    println!(
+                        "slice {}: {} = {:.6} on {} rows{}",
+                        s.name,
+                        report.metric,
+                        s.value,
+                        s.rows,
+                        match (s.judged, s.passed) {
+                            (false, _) => " (not judged: too few rows)",
+                            (true, true) => "",
+                            (true, false) => " FAIL",
+                        }
+                    );
                 }
             }
             if report.passed {

@@ -210,3 +210,173 @@ fn bad_inputs_are_errors_with_exit_2() {
         assert!(err.contains(needle), "{err:?} should contain {needle:?}");
     }
 }
+
+/// The iris hold-out set three times, as sites 0, 1 and 2, with the first `wrong` setosa rows
+/// of site 2 labelled as another species: the model is as good as ever on sites 0 and 1, and
+/// wrong on that many rows of site 2 (setosa is always recognised, so each relabelled row is
+/// a miss).
+pub fn sited_holdout(dir: &std::path::Path, wrong: usize) -> PathBuf {
+    let text = std::fs::read_to_string(fx("data/iris_holdout.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
+    let mut out = format!("{header},site\n");
+    for site in 0..3 {
+        let mut flipped = 0;
+        for r in &rows {
+            let (features, label) = r.rsplit_once(',').unwrap();
+            let label = if site == 2 && label == "0" && flipped < wrong {
+                flipped += 1;
+                "1"
+            } else {
+                label
+            };
+            out.push_str(&format!("{features},{label},{site}\n"));
+        }
+        assert_eq!(flipped, if site == 2 { wrong } else { 0 });
+    }
+    let p = dir.join(format!("sited-{wrong}.csv"));
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+/// Good on average, bad for one site: the overall gate passes, the slice gate refuses it and
+/// names the site; the report has every slice.
+#[test]
+fn a_model_bad_for_one_slice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sited_holdout(dir.path(), 9);
+    let model = fx("repo/iris/1/model.onnx");
+    let base = [
+        "--model",
+        &model,
+        "--dataset",
+        data.to_str().unwrap(),
+        "--target",
+        "species",
+        "--metric",
+        "accuracy",
+        "--min",
+        "0.8",
+    ];
+    // Overall only: site is a feature then, and the model has 4 inputs: name the features.
+    let features = [
+        "--features",
+        "sepal_length,sepal_width,petal_length,petal_width",
+    ];
+    let (code, out, err) = validate(&[&base[..], &features[..]].concat());
+    assert_eq!(code, 0, "the overall metric alone passes: {out}{err}");
+    let report = dir.path().join("report.json");
+    let (code, out, err) = validate(
+        &[
+            &base[..],
+            &[
+                "--slice-by",
+                "site",
+                "--slice-min",
+                "0.8",
+                "--min-slice-rows",
+                "20",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("FAIL: accuracy = "), "{out}");
+    assert!(out.contains("slice site=2: accuracy = 0."), "{out}");
+    assert!(out.contains("below its minimum 0.8"), "{out}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["passed"], false);
+    let slices = r["slices"].as_array().unwrap();
+    assert_eq!(slices.len(), 3);
+    assert_eq!(slices[2]["name"], "site=2");
+    assert_eq!(slices[2]["rows"], 30);
+    assert_eq!(slices[2]["passed"], false);
+    assert_eq!(slices[0]["passed"], true);
+    // Site 2 lost exactly 9 of 30 rows against site 0.
+    let gap = slices[0]["value"].as_f64().unwrap() - slices[2]["value"].as_f64().unwrap();
+    assert!((gap - 0.3).abs() < 1e-9, "{gap}");
+    assert!((r["disparity"].as_f64().unwrap() - 0.3).abs() < 1e-9);
+    // Too few rows to judge: reported, not judged, and the model passes.
+    let (code, out, _) = validate(
+        &[
+            &base[..],
+            &[
+                "--slice-by",
+                "site",
+                "--slice-min",
+                "0.8",
+                "--min-slice-rows",
+                "31",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("slice site=2: accuracy = 0.") && out.contains("(not judged: too few rows)"),
+        "{out}"
+    );
+}
+
+/// Every slice over its minimum, but the gap between the best and the worst too wide.
+#[test]
+fn disparity_over_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = sited_holdout(dir.path(), 3);
+    let model = fx("repo/iris/1/model.onnx");
+    let base = [
+        "--model",
+        &model,
+        "--dataset",
+        data.to_str().unwrap(),
+        "--target",
+        "species",
+        "--metric",
+        "accuracy",
+        "--min",
+        "0.8",
+        "--slice-by",
+        "site",
+        "--slice-min",
+        "0.8",
+        "--min-slice-rows",
+        "20",
+    ];
+    let (code, out, err) = validate(&[&base[..], &["--max-disparity", "0.05"]].concat());
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("disparity 0.100000 between site=0 ("), "{out}");
+    assert!(
+        out.contains("and site=2 (") && out.contains("over its maximum 0.05"),
+        "{out}"
+    );
+    let (code, out, err) = validate(&[&base[..], &["--max-disparity", "0.2"]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    // A threshold for a slice that is not there is an error (exit 2), not a pass.
+    let (code, _, err) = validate(&[&base[..], &["--slice", "site=7=0.9"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("\"site=7\", which the dataset does not have"),
+        "{err}"
+    );
+    // Slice thresholds without slices are refused.
+    let (code, _, err) = validate(&[
+        "--model",
+        &model,
+        "--dataset",
+        data.to_str().unwrap(),
+        "--target",
+        "species",
+        "--metric",
+        "accuracy",
+        "--min",
+        "0.8",
+        "--max-disparity",
+        "0.1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("need --slice-by"), "{err}");
+}

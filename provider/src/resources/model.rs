@@ -45,7 +45,16 @@ pub struct ValidationSpec {
     pub max: Attr<f64>,
     pub features: Attr<Vec<String>>,
     pub output: Attr<String>,
+    pub slice_by: Attr<Vec<String>>,
+    pub slice_min: Attr<f64>,
+    pub slice_max: Attr<f64>,
+    pub slice_thresholds: Attr<BTreeMap<String, f64>>,
+    pub max_disparity: Attr<f64>,
+    pub min_slice_rows: Attr<i64>,
 }
+
+/// Rows a slice needs to be judged when `min_slice_rows` is not given.
+const MIN_SLICE_ROWS: i64 = 30;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ValidationReport {
@@ -55,6 +64,20 @@ pub struct ValidationReport {
     pub rows: i64,
     pub dataset_sha256: String,
     pub summary: String,
+    /// Reports written before slices existed have none.
+    #[serde(default)]
+    pub slices: Vec<SliceOutcome>,
+    #[serde(default)]
+    pub disparity: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SliceOutcome {
+    pub name: String,
+    pub rows: i64,
+    pub value: f64,
+    pub judged: bool,
+    pub passed: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,6 +118,20 @@ fn schema() -> Schema {
         Attribute::new("rows", Type::Number).computed().description("Rows scored."),
         Attribute::new("dataset_sha256", Type::String).computed().description("sha256 of the dataset validated against; a change re-runs validation."),
         Attribute::new("summary", Type::String).computed().description("One line for humans."),
+        Attribute::nested(
+            "slices",
+            Nesting::List,
+            vec![
+                Attribute::new("name", Type::String).computed().description("`col=value` (several columns joined by `,`)."),
+                Attribute::new("rows", Type::Number).computed().description("Rows in the slice."),
+                Attribute::new("value", Type::Number).computed().description("The metric on the slice."),
+                Attribute::new("judged", Type::Bool).computed().description("False when the slice has fewer than `min_slice_rows` rows: reported, not judged."),
+                Attribute::new("passed", Type::Bool).computed().description("Whether the slice met its threshold (true when not judged)."),
+            ],
+        )
+        .computed()
+        .description("The metric per slice, with `slice_by`; empty otherwise."),
+        Attribute::new("disparity", Type::Number).computed().description("The largest gap of the metric between judged slices; null without two judged slices."),
     ];
     Schema::new(
         Block::new()
@@ -164,7 +201,13 @@ fn schema() -> Schema {
                         .attribute(Attribute::new("min", Type::Number).optional().description("Pass when the metric is at least this (accuracy, f1, precision, recall)."))
                         .attribute(Attribute::new("max", Type::Number).optional().description("Pass when the metric is at most this (mae, rmse, max_abs_diff)."))
                         .attribute(Attribute::new("features", Type::list(Type::String)).optional().description("Feature columns in the model's input order (default: every other column)."))
-                        .attribute(Attribute::new("output", Type::String).optional().description("Model output to score (default: the label output of a classifier, else the first).")),
+                        .attribute(Attribute::new("output", Type::String).optional().description("Model output to score (default: the label output of a classifier, else the first)."))
+                        .attribute(Attribute::new("slice_by", Type::list(Type::String)).optional().description("Judge the metric per slice too: dataset columns (numeric codes, not features) whose values group the rows, e.g. `[\"region\"]` makes slices `region=0`, `region=1`, … A fairness gate: the model must be good for every group it serves, not only on average."))
+                        .attribute(Attribute::new("slice_min", Type::Number).optional().description("Every judged slice must reach this (accuracy, f1, precision, recall)."))
+                        .attribute(Attribute::new("slice_max", Type::Number).optional().description("Every judged slice must stay under this (mae, rmse, max_abs_diff)."))
+                        .attribute(Attribute::new("slice_thresholds", Type::map(Type::Number)).optional().description("Thresholds of named slices instead of `slice_min`/`slice_max`, in the metric's direction, e.g. `{ \"region=2\" = 0.85 }`. A name the dataset does not have fails validation (a typo is not a pass)."))
+                        .attribute(Attribute::new("max_disparity", Type::Number).optional().description("The largest gap of the metric allowed between the best and the worst judged slice, e.g. `0.05`."))
+                        .attribute(Attribute::new("min_slice_rows", Type::Number).optional().description("Slices with fewer rows are reported but not judged (default 30).")),
                 ),
             ),
     )
@@ -260,6 +303,12 @@ fn model_json(m: &Model) -> serde_json::Value {
             "max": json_attr(&v.max),
             "features": json_attr(&v.features),
             "output": json_attr(&v.output),
+            "slice_by": json_attr(&v.slice_by),
+            "slice_min": json_attr(&v.slice_min),
+            "slice_max": json_attr(&v.slice_max),
+            "slice_thresholds": json_attr(&v.slice_thresholds),
+            "max_disparity": json_attr(&v.max_disparity),
+            "min_slice_rows": json_attr(&v.min_slice_rows),
             "report": json_attr(&m.validation_report),
         })),
     })
@@ -346,6 +395,21 @@ async fn run_validation(
         max: v.max.known().copied(),
         output: known_str(&v.output),
         batch_size: 256,
+        slices: v.slice_by.known().filter(|b| !b.is_empty()).map(|by| {
+            modelplane_serve::validate::Slices {
+                by: by.clone(),
+                min: v.slice_min.known().copied(),
+                max: v.slice_max.known().copied(),
+                named: v.slice_thresholds.known().cloned().unwrap_or_default(),
+                max_disparity: v.max_disparity.known().copied(),
+                min_rows: v
+                    .min_slice_rows
+                    .known()
+                    .copied()
+                    .unwrap_or(MIN_SLICE_ROWS)
+                    .max(1) as usize,
+            }
+        }),
     };
     let r = match tokio::task::spawn_blocking(move || modelplane_serve::validate::run(&spec)).await
     {
@@ -401,7 +465,94 @@ async fn run_validation(
         rows: r.n as i64,
         dataset_sha256: r.dataset_sha256.clone(),
         summary: r.summary(),
+        slices: r
+            .slices
+            .iter()
+            .map(|s| SliceOutcome {
+                name: s.name.clone(),
+                rows: s.rows as i64,
+                value: s.value,
+                judged: s.judged,
+                passed: s.passed,
+            })
+            .collect(),
+        disparity: r.disparity,
     })
+}
+
+/// The slice settings of a `validation` block: thresholds need `slice_by`, and go the metric's
+/// way.
+fn validate_slices(
+    v: &tfplugin::framework::Config,
+    metric: modelplane_serve::validate::Metric,
+    m: &str,
+    diags: &mut Diagnostics,
+) {
+    let by = v.get::<Vec<String>>("slice_by", diags);
+    let has_by = match &by {
+        Attr::Known(b) => !b.is_empty(),
+        Attr::Unknown => true,
+        Attr::Null => false,
+    };
+    let set: Vec<&str> = [
+        "slice_min",
+        "slice_max",
+        "slice_thresholds",
+        "max_disparity",
+        "min_slice_rows",
+    ]
+    .into_iter()
+    .filter(|a| !v.is_null(a))
+    .collect();
+    if !has_by && !set.is_empty() {
+        diags.error_at(
+            at("validation", set[0]),
+            "Slice threshold without slices",
+            format!("{} need `slice_by`: the dataset columns whose values make the slices, e.g. `slice_by = [\"region\"]`.", set.join(", ")),
+        );
+    }
+    let wrong = if metric.is_classification() {
+        "slice_max"
+    } else {
+        "slice_min"
+    };
+    if !v.is_null(wrong) {
+        let right = if metric.is_classification() {
+            "slice_min"
+        } else {
+            "slice_max"
+        };
+        diags.error_at(
+            at("validation", wrong),
+            "Threshold in the wrong direction",
+            format!("{m} is judged with `{right}` (higher is {}); `{wrong}` would never fail a bad slice.", if metric.is_classification() { "better" } else { "worse" }),
+        );
+    }
+    if let Attr::Known(d) = v.get::<f64>("max_disparity", diags) {
+        if d < 0.0 {
+            diags.error_at(
+                at("validation", "max_disparity"),
+                "Invalid max_disparity",
+                format!("max_disparity is a gap between slices, 0 or more; got {d}."),
+            );
+        }
+    }
+    if let Attr::Known(n) = v.get::<i64>("min_slice_rows", diags) {
+        if n < 1 {
+            diags.error_at(
+                at("validation", "min_slice_rows"),
+                "Invalid min_slice_rows",
+                format!("min_slice_rows must be 1 or more; got {n}."),
+            );
+        }
+    }
+    if has_by && set.is_empty() {
+        diags.warning_at(
+            at("validation", "slice_by"),
+            "Slices without thresholds",
+            "slice_by reports the metric per slice, but nothing judges it: add `slice_min` (or `slice_max`), `slice_thresholds` or `max_disparity`.",
+        );
+    }
 }
 
 async fn compute_baseline(
@@ -849,6 +1000,7 @@ impl tfplugin::Resource for ModelVersion {
                                 diags.error_at(at("validation", "min"), "Impossible threshold", format!("min ({lo}) is above max ({hi}); no value can pass."));
                             }
                         }
+                        validate_slices(v, metric, &m, diags);
                     }
                 }
             }
@@ -1257,6 +1409,12 @@ impl tfplugin::Resource for ModelVersion {
             max: attr_from(&j["validation"]["max"]),
             features: attr_from(&j["validation"]["features"]),
             output: attr_from(&j["validation"]["output"]),
+            slice_by: attr_from(&j["validation"]["slice_by"]),
+            slice_min: attr_from(&j["validation"]["slice_min"]),
+            slice_max: attr_from(&j["validation"]["slice_max"]),
+            slice_thresholds: attr_from(&j["validation"]["slice_thresholds"]),
+            max_disparity: attr_from(&j["validation"]["max_disparity"]),
+            min_slice_rows: attr_from(&j["validation"]["min_slice_rows"]),
         });
         Some(Model {
             id: Attr::Known(crate::ids::VersionId::new(&store.uri(), &name, &version).to_string()),
