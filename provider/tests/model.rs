@@ -374,31 +374,6 @@ fn model_input_shapes_land_in_model_json() {
     );
 }
 
-/// The iris hold-out set three times, as sites 0, 1 and 2, with the first `wrong` setosa rows
-/// of site 2 labelled as another species: the model is wrong on exactly that many rows of
-/// site 2 and as good as ever elsewhere (setosa is always recognised).
-fn sited_holdout(wrong: usize) -> Vec<u8> {
-    let text = std::fs::read_to_string(repo().join("tests/fixtures/models/data/iris_holdout.csv"))
-        .unwrap();
-    let mut lines = text.lines();
-    let mut out = format!("{},site\n", lines.next().unwrap());
-    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-    for site in 0..3 {
-        let mut flipped = 0;
-        for r in &rows {
-            let (features, label) = r.rsplit_once(',').unwrap();
-            let label = if site == 2 && label == "0" && flipped < wrong {
-                flipped += 1;
-                "1"
-            } else {
-                label
-            };
-            out.push_str(&format!("{features},{label},{site}\n"));
-        }
-    }
-    out.into_bytes()
-}
-
 /// The fairness gate: a version good on average but bad for one site is refused, naming the
 /// site; a gap between sites over `max_disparity` is refused; within both, the version is
 /// registered with every slice in its report (and in model.json). Slice settings that cannot
@@ -418,8 +393,17 @@ fn model_fairness_gate_by_slice() {
             "model.onnx".to_string(),
             std::fs::read(repo().join("tests/fixtures/models/repo/iris/1/model.onnx")).unwrap(),
         ),
-        ("one-bad-site.csv".to_string(), sited_holdout(9)),
-        ("gap.csv".to_string(), sited_holdout(3)),
+        // The hold-out set as sites 0, 1, 2, with 9 (one bad site) or 3 (a gap) of site 2's
+        // rows mislabelled: tests/fixtures/models/make_fixtures.py.
+        (
+            "one-bad-site.csv".to_string(),
+            std::fs::read(repo().join("tests/fixtures/models/data/iris_sites_one_bad.csv"))
+                .unwrap(),
+        ),
+        (
+            "gap.csv".to_string(),
+            std::fs::read(repo().join("tests/fixtures/models/data/iris_sites_gap.csv")).unwrap(),
+        ),
     ]);
     let json = dir.join("1/model.json");
     acc(

@@ -211,41 +211,13 @@ fn bad_inputs_are_errors_with_exit_2() {
     }
 }
 
-/// The iris hold-out set three times, as sites 0, 1 and 2, with the first `wrong` setosa rows
-/// of site 2 labelled as another species: the model is as good as ever on sites 0 and 1, and
-/// wrong on that many rows of site 2 (setosa is always recognised, so each relabelled row is
-/// a miss).
-pub fn sited_holdout(dir: &std::path::Path, wrong: usize) -> PathBuf {
-    let text = std::fs::read_to_string(fx("data/iris_holdout.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-    let mut out = format!("{header},site\n");
-    for site in 0..3 {
-        let mut flipped = 0;
-        for r in &rows {
-            let (features, label) = r.rsplit_once(',').unwrap();
-            let label = if site == 2 && label == "0" && flipped < wrong {
-                flipped += 1;
-                "1"
-            } else {
-                label
-            };
-            out.push_str(&format!("{features},{label},{site}\n"));
-        }
-        assert_eq!(flipped, if site == 2 { wrong } else { 0 });
-    }
-    let p = dir.join(format!("sited-{wrong}.csv"));
-    std::fs::write(&p, out).unwrap();
-    p
-}
-
 /// Good on average, bad for one site: the overall gate passes, the slice gate refuses it and
 /// names the site; the report has every slice.
 #[test]
 fn a_model_bad_for_one_slice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let data = sited_holdout(dir.path(), 9);
+    // Sites 0, 1, 2; 9 of site 2's rows mislabelled (tests/fixtures/models/make_fixtures.py).
+    let data = PathBuf::from(fx("data/iris_sites_one_bad.csv"));
     let model = fx("repo/iris/1/model.onnx");
     let base = [
         "--model",
@@ -325,8 +297,8 @@ fn a_model_bad_for_one_slice_is_refused() {
 /// Every slice over its minimum, but the gap between the best and the worst too wide.
 #[test]
 fn disparity_over_the_limit_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = sited_holdout(dir.path(), 3);
+    // Sites 0, 1, 2; 3 of site 2's rows mislabelled.
+    let data = PathBuf::from(fx("data/iris_sites_gap.csv"));
     let model = fx("repo/iris/1/model.onnx");
     let base = [
         "--model",
