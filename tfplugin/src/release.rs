@@ -58,10 +58,8 @@ pub fn package(
 
 /// [`package`] at a given deflate level (1 fastest … 9 smallest; `None`: the default, 6).
 ///
-/// Level 1 is about five times faster and about a quarter larger: worth it where the
-/// archive is thrown away (tests), since the `h1:` checksum depends only on the contents.
-/// Built without optimisation (a dev profile), level 6 takes about two minutes for a
-/// 250 MB debug binary.
+/// Level 1 is several times faster and about a quarter larger: worth it where the archive
+/// is thrown away (tests), since the `h1:` checksum depends only on the contents.
 pub fn package_with_level(
     binary: &Path,
     name: &str,

@@ -110,11 +110,8 @@ fn apt_command(packages: &[&str]) -> String {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// What to do about missing system tools.
@@ -134,8 +131,7 @@ fn decide(missing: &[&'static Tool], apt: bool, root: bool, allow_missing: bool)
     if missing.is_empty() {
         return Step::Nothing;
     }
-    let mut packages: Vec<&'static str> = missing.iter().map(|t| t.package).collect();
-    packages.dedup();
+    let packages: Vec<&'static str> = missing.iter().map(|t| t.package).collect();
     if apt && root {
         return Step::Install(packages);
     }
@@ -255,7 +251,8 @@ pub fn doctor() -> Result<()> {
             println!("  ok       {name:<24} {} ({v})", p.display());
         }
     }
-    let pinned = root().join(".tools/terraform/terraform");
+    // Where `cargo xtask terraform` installs the pinned Terraform's launcher.
+    let pinned = root().join(".tools/bin/terraform");
     if pinned.is_file() {
         println!("  ok       pinned terraform         {}", pinned.display());
     }
