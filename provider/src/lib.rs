@@ -30,6 +30,7 @@ use tfplugin::{
 
 pub mod cost;
 pub mod data_sources;
+pub mod governance;
 pub mod ids;
 pub mod monitoring;
 pub mod platforms;
@@ -57,6 +58,8 @@ pub struct ProviderConfig {
     pub azure: AzureSettings,
     /// The `pricing` block.
     pub pricing: cost::Pricing,
+    /// The `governance` block.
+    pub governance: governance::Policy,
 }
 
 /// The `local` block.
@@ -314,7 +317,8 @@ fn provider_schema() -> Schema {
                     ],
                 ),
             ))
-            .block(cost::provider_block()),
+            .block(cost::provider_block())
+            .block(governance::provider_block()),
     )
 }
 
@@ -366,8 +370,10 @@ impl tfplugin::Provider for Modelplane {
             );
         }
         let pricing = cost::configure(config, diags);
+        let governance = governance::configure(config, diags);
         let _ = self.config.set(ProviderConfig {
             pricing,
+            governance,
             terraform_version: terraform_version.to_string(),
             local: LocalSettings {
                 state_dir: local_state_dir,
@@ -412,6 +418,9 @@ impl tfplugin::Provider for Modelplane {
             tfplugin::resource(resources::endpoint::Endpoint {
                 config: self.config.clone(),
             }),
+            tfplugin::resource(resources::model_approval::ModelApproval {
+                config: self.config.clone(),
+            }),
             tfplugin::resource(resources::endpoint_model::EndpointModel {
                 config: self.config.clone(),
             }),
@@ -432,6 +441,9 @@ impl tfplugin::Provider for Modelplane {
                 config: self.config.clone(),
             }),
             tfplugin::data_source(data_sources::cost_estimate::CostEstimate {
+                config: self.config.clone(),
+            }),
+            tfplugin::data_source(data_sources::audit::Audit {
                 config: self.config.clone(),
             }),
         ]

@@ -11,6 +11,7 @@ mod cost;
 mod docs;
 mod endpoint;
 mod endpoint_model;
+mod governance;
 mod gpu_cluster;
 mod handshake;
 mod hybrid_migration;

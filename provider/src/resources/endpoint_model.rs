@@ -641,6 +641,30 @@ impl tfplugin::Resource for EndpointModel {
             }
         }
         plan.model_digests = digests(plan, &conn).await;
+        let policy = self.provider().governance;
+        if policy.require_approval {
+            let served: Vec<_> = plan
+                .variant
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.weight.known() != Some(&0))
+                .map(|(i, v)| {
+                    let at = AttributePath(vec![
+                        PathStep::Attr("variant".into()),
+                        PathStep::Index(i as i64),
+                        PathStep::Attr("model".into()),
+                    ]);
+                    (at, v.name.as_str(), &v.model)
+                })
+                .collect();
+            crate::governance::approval::require(
+                &served,
+                &conn,
+                policy.separation_of_duties,
+                &mut ctx.diags,
+            )
+            .await;
+        }
         if plan.benchmark.is_none() {
             plan.benchmark_result = Attr::Null;
         }

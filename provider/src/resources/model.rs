@@ -98,6 +98,7 @@ pub struct Model {
     pub inputs: Attr<Vec<Tensor>>,
     pub outputs: Attr<Vec<Tensor>>,
     pub created_at: Attr<String>,
+    pub registered_by: Attr<String>,
     pub baseline_sha256: Attr<String>,
     pub validation_report: Attr<ValidationReport>,
     pub copied_from: Attr<String>,
@@ -163,6 +164,7 @@ fn schema() -> Schema {
             .attribute(Attribute::nested("inputs", Nesting::List, tensor_attrs()).computed().description("The model's inputs."))
             .attribute(Attribute::nested("outputs", Nesting::List, tensor_attrs()).computed().description("The model's outputs."))
             .attribute(Attribute::new("created_at", Type::String).computed().stable().description("When the version was registered (RFC 3339, UTC)."))
+            .attribute(Attribute::new("registered_by", Type::String).computed().stable().description("The identity that registered the version: the store's credential chain (`aws:ARN`, `azure:NAME (OBJECT_ID)`), or the operating-system user (`os:USER@HOST`) for a local store. Recorded in model.json; a copy keeps the original's. The provider's `governance.separation_of_duties` compares approvals against it."))
             .attribute(Attribute::new("baseline_sha256", Type::String).computed().stable().description("sha256 of the baseline dataset; a change recomputes the baseline."))
             .attribute(Attribute::nested("validation_report", Nesting::Single, report).computed().stable().description("The last validation's outcome."))
             .block(
@@ -282,6 +284,7 @@ fn model_json(m: &Model) -> serde_json::Value {
         "source": json_attr(&m.source),
         "input_shapes": declared_shapes(m),
         "created_at": json_attr(&m.created_at),
+        "registered_by": json_attr(&m.registered_by),
         "lineage": m.lineage.as_ref().map(|l| json!({
             "code_commit": json_attr(&l.code_commit),
             "dataset_digest": json_attr(&l.dataset_digest),
@@ -810,6 +813,10 @@ fn copy_json(base: &serde_json::Value, m: &Model) -> serde_json::Value {
     if !own["input_shapes"].is_null() {
         j["input_shapes"] = own["input_shapes"].clone();
     }
+    // Who registered the version stays who registered the original.
+    if j["registered_by"].is_null() {
+        j["registered_by"] = own["registered_by"].clone();
+    }
     if !j["lineage"].is_object() {
         j["lineage"] = json!({});
     }
@@ -1225,6 +1232,16 @@ impl tfplugin::Resource for ModelVersion {
                 None => Attr::Null,
             },
         };
+        plan.registered_by = Attr::Known(
+            crate::governance::identity::caller(&store.uri(), &self.conn())
+                .await
+                .unwrap_or_else(|_| crate::governance::identity::os_user()),
+        );
+        if let Some(o) = &artifact.copy {
+            if let Some(r) = o.meta["registered_by"].as_str() {
+                plan.registered_by = Attr::Known(r.to_string());
+            }
+        }
         if !register(&mut plan, store.as_ref(), &artifact, &mut ctx.diags).await {
             return None;
         }
@@ -1427,6 +1444,7 @@ impl tfplugin::Resource for ModelVersion {
             outputs: attr_from(&j["outputs"]),
             source: Attr::Known(j["source"].as_str().unwrap_or_default().to_string()),
             copied_from: attr_from(&j["copied_from"]),
+            registered_by: attr_from(&j["registered_by"]),
             input_shapes: shapes_from(&j["input_shapes"]),
             created_at: attr_from(&j["created_at"]),
             baseline_sha256: attr_from(&j["baseline"]["dataset_sha256"]),

@@ -246,6 +246,27 @@ impl Store for LocalStore {
         .await
     }
 
+    async fn list_files(&self, name: &str, version: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.dir(name, version);
+        blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io(&dir)(e)),
+            };
+            let mut out: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                // Files being written (`.NAME.incoming-PID`) are not there yet.
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
     async fn delete_file(&self, name: &str, version: &str, file: &str) -> Result<(), StoreError> {
         let p = self.dir(name, version).join(file);
         blocking(move || match std::fs::remove_file(&p) {

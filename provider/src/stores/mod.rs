@@ -137,6 +137,9 @@ pub trait Store: Send + Sync {
         file: &str,
         content: Vec<u8>,
     ) -> Result<(), StoreError>;
+    /// The names of a version's files, sorted; empty when the folder holds none. Approvals
+    /// and the audit log (see [`crate::governance`]) are files found this way.
+    async fn list_files(&self, name: &str, version: &str) -> Result<Vec<String>, StoreError>;
     /// Removes one file of a version, if it is there.
     async fn delete_file(&self, name: &str, version: &str, file: &str) -> Result<(), StoreError>;
     /// Removes a version; one already gone is success.

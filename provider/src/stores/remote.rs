@@ -275,6 +275,23 @@ impl Store for RemoteStore {
             .map_err(remote)
     }
 
+    async fn list_files(&self, name: &str, version: &str) -> Result<Vec<String>, StoreError> {
+        let data = self.data().await?;
+        let folder = self.loc.path(&format!("{name}/{version}"));
+        let paths = objects::list(data, &folder)
+            .await
+            .map_err(|e| remote(format!("{}: {e}", self.what())))?;
+        let prefix = format!("{}/", folder.as_ref());
+        let mut out: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.as_ref().strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(String::from)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     async fn delete_file(&self, name: &str, version: &str, file: &str) -> Result<(), StoreError> {
         let data = self.data().await?;
         match data.delete(&self.path(name, version, file)).await {

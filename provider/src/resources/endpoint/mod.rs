@@ -5,6 +5,7 @@
 //! server runs is its cluster's [`Platform`]'s, and the rollout policy is
 //! [`crate::platforms::rollout`]'s.
 
+mod audit;
 pub(crate) mod schema;
 pub(crate) mod spec;
 mod validate;
@@ -86,6 +87,7 @@ pub struct Model {
     pub variant: Vec<Variant>,
     pub shadow: Option<Shadow>,
     pub shared: Option<Shared>,
+    pub require_approval: Option<bool>,
     pub sticky_header: Option<String>,
     pub batching: Option<Batching>,
     pub limits: Option<Limits>,
@@ -174,6 +176,103 @@ impl Endpoint {
 
     fn provider(&self) -> ProviderConfig {
         ProviderConfig::of(&self.config)
+    }
+
+    /// With `require_approval` (or the provider's policy), every variant that takes traffic
+    /// must serve a version with a valid approval. A change to the endpoint is refused without;
+    /// an unchanged endpoint whose approvals lapsed (revoked, expired) is warned about on every
+    /// plan but not stopped, so that neither unrelated plans nor `terraform destroy` (whose
+    /// first step plans the configuration) are blocked by it.
+    async fn check_approvals(&self, prior: Option<&Model>, plan: &Model, diags: &mut Diagnostics) {
+        let policy = self.provider().governance;
+        if !plan.require_approval.unwrap_or(policy.require_approval) {
+            return;
+        }
+        let served: Vec<_> = plan
+            .variant
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.weight.known() != Some(&0) || v.fallback == Some(true))
+            .map(|(i, v)| {
+                let at = path(&[a("variant"), PathStep::Index(i as i64), a("model")]);
+                (at, v.name.as_str(), &v.model)
+            })
+            .collect();
+        let mut found = Diagnostics::default();
+        crate::governance::approval::require(
+            &served,
+            &self.conn(),
+            policy.separation_of_duties,
+            &mut found,
+        )
+        .await;
+        let unchanged = prior.is_some_and(|p| {
+            serving(p)
+                && p.model_digests == plan.model_digests
+                && audit::record(Some(p), Some(plan)).changed.is_empty()
+        });
+        for d in found.iter() {
+            let at = d.attribute.clone().unwrap_or_default();
+            if unchanged {
+                diags.warning_at(
+                    at,
+                    "Served version no longer approved",
+                    format!("{} The endpoint is unchanged, so it keeps serving; any change to it is refused until the version is approved again or taken out of the split (weight 0).", d.detail),
+                );
+            } else {
+                diags.error_at(at, d.summary.clone(), d.detail.clone());
+            }
+        }
+    }
+
+    /// Appends the audit record of a change to the store the endpoint serves from (none for an
+    /// endpoint with remote variants only).
+    async fn audit(
+        &self,
+        action: &str,
+        before: Option<&Model>,
+        after: Option<&Model>,
+        outcome: &str,
+        detail: String,
+    ) {
+        if self.provider().governance.audit_off {
+            return;
+        }
+        let Some(m) = after.or(before) else {
+            return;
+        };
+        let store = m
+            .variant
+            .iter()
+            .map(|v| &v.model)
+            .chain(m.shadow.as_ref().map(|s| &s.model))
+            .chain(m.shared.as_ref().map(|s| &s.store))
+            .filter_map(|id| id.known())
+            .find_map(|id| {
+                id.parse::<crate::ids::VersionId>()
+                    .map(|v| v.store)
+                    .ok()
+                    .or_else(|| {
+                        crate::stores::open(id, &self.conn())
+                            .ok()
+                            .map(|_| id.clone())
+                    })
+            });
+        let Some(store) = store.and_then(|s| crate::stores::open(&s, &self.conn()).ok()) else {
+            return;
+        };
+        let mut r = audit::record(before, after);
+        r.time = crate::governance::rfc3339(crate::governance::now());
+        r.action = action.into();
+        r.outcome = outcome.into();
+        r.detail = detail;
+        r.benchmark = after.and_then(|m| m.benchmark_result.known().cloned());
+        r.actor = crate::governance::identity::caller(&store.uri(), &self.conn())
+            .await
+            .unwrap_or_else(|_| crate::governance::identity::os_user());
+        if let Err(e) = crate::governance::audit::append(store.as_ref(), &r).await {
+            tracing::warn!("audit record of {action} not written: {e}");
+        }
     }
 
     fn conn(&self) -> crate::stores::Connection {
@@ -468,6 +567,7 @@ impl tfplugin::Resource for Endpoint {
             }
         }
         plan.model_digests = digests.map_or(Attr::Unknown, Attr::Known);
+        self.check_approvals(prior, plan, &mut ctx.diags).await;
         // The token: only its fingerprint is planned.
         let fp = match config.get::<String>("token_wo", &mut ctx.diags) {
             Attr::Known(t) => Attr::Known(fingerprint(&plan.name, &t)),
@@ -530,6 +630,8 @@ impl tfplugin::Resource for Endpoint {
             }
             Err(f) => {
                 f.report(false, &mut ctx.diags);
+                self.audit("create", None, Some(&plan), "failed", f.error.to_string())
+                    .await;
                 // What could not be removed is recorded, and the next apply replaces it.
                 let left = f.left?;
                 fill(&mut plan, left);
@@ -539,6 +641,8 @@ impl tfplugin::Resource for Endpoint {
             }
         }
         self.finish(platform.as_ref(), &mut plan).await;
+        self.audit("create", None, Some(&plan), "applied", String::new())
+            .await;
         Some(plan)
     }
 
@@ -656,11 +760,32 @@ impl tfplugin::Resource for Endpoint {
             }
             Err(f) => {
                 f.report(true, &mut ctx.diags);
+                let rolled_back = f.stage == rollout::Stage::Benchmark && f.restored.is_ok();
+                let (action, outcome) = match rolled_back {
+                    true => ("rollback", "rolled back"),
+                    false => ("update", "failed"),
+                };
+                self.audit(
+                    action,
+                    Some(&prior),
+                    Some(&plan),
+                    outcome,
+                    f.error.to_string(),
+                )
+                .await;
                 return Some(prior);
             }
         }
         plan.status = Attr::Known("running".into());
         self.finish(platform.as_ref(), &mut plan).await;
+        self.audit(
+            "update",
+            Some(&prior),
+            Some(&plan),
+            "applied",
+            String::new(),
+        )
+        .await;
         Some(plan)
     }
 
@@ -668,11 +793,19 @@ impl tfplugin::Resource for Endpoint {
         let Some(platform) = self.platform(&state.cluster, &mut ctx.diags) else {
             return;
         };
-        if let Err(e) = platform
+        match platform
             .remove_endpoint(&state.name, &recorded(&state))
             .await
         {
-            e.report("Cannot delete the endpoint", &mut ctx.diags);
+            Ok(()) => {
+                self.audit("delete", Some(&state), None, "applied", String::new())
+                    .await
+            }
+            Err(e) => {
+                e.report("Cannot delete the endpoint", &mut ctx.diags);
+                self.audit("delete", Some(&state), None, "failed", e.to_string())
+                    .await;
+            }
         }
     }
 
@@ -719,6 +852,7 @@ impl tfplugin::Resource for Endpoint {
             variant: Vec::new(),
             shadow: None,
             shared: None,
+            require_approval: None,
             sticky_header: None,
             batching: meta.as_ref().and_then(|m| m.batching.clone()),
             limits: meta.as_ref().and_then(|m| m.limits.clone()),
