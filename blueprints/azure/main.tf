@@ -110,17 +110,19 @@ module "endpoint" {
   for_each = var.endpoints
 
   # Endpoints find their partition's namespace in the cluster: it must exist first.
-  name       = each.key
-  cluster_id = modelplane_gpu_cluster.this.id
-  store_id   = modelplane_model_store.this.id
-  image      = modelplane_serving_image.this.reference
-  versions   = each.value.versions
-  validation = each.value.validation
-  baseline   = each.value.baseline
-  benchmark  = each.value.benchmark
-  monitoring = each.value.monitoring
-  pricing    = coalesce(each.value.pricing, { instance_type = local.gpu_pool.vm_size, spot = local.gpu_pool.spot, gpu_product = null })
-  budget     = each.value.budget
+  name             = each.key
+  cluster_id       = modelplane_gpu_cluster.this.id
+  store_id         = modelplane_model_store.this.id
+  image            = modelplane_serving_image.this.reference
+  versions         = each.value.versions
+  validation       = each.value.validation
+  baseline         = each.value.baseline
+  benchmark        = each.value.benchmark
+  monitoring       = each.value.monitoring
+  require_approval = each.value.require_approval
+  approvals        = each.value.approvals
+  pricing          = coalesce(each.value.pricing, { instance_type = local.gpu_pool.vm_size, spot = local.gpu_pool.spot, gpu_product = null })
+  budget           = each.value.budget
   # Two replicas at least and up to four unless the endpoint says otherwise: a rolling update
   # or a lost node never takes the model down.
   kubernetes = merge(each.value.kubernetes, {

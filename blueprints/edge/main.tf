@@ -36,15 +36,17 @@ module "endpoint" {
   source   = "../../modules/endpoint"
   for_each = var.endpoints
 
-  name       = each.key
-  cluster_id = modelplane_gpu_cluster.this.id
-  store_id   = modelplane_model_store.this.id
-  image      = modelplane_serving_image.this.reference
-  container  = merge(var.container, { gpus = each.value.gpus })
-  versions   = each.value.versions
-  validation = each.value.validation
-  baseline   = each.value.baseline
-  benchmark  = each.value.benchmark
-  port       = each.value.port
-  monitoring = each.value.monitoring
+  name             = each.key
+  cluster_id       = modelplane_gpu_cluster.this.id
+  store_id         = modelplane_model_store.this.id
+  image            = modelplane_serving_image.this.reference
+  container        = merge(var.container, { gpus = each.value.gpus })
+  versions         = each.value.versions
+  validation       = each.value.validation
+  baseline         = each.value.baseline
+  benchmark        = each.value.benchmark
+  port             = each.value.port
+  monitoring       = each.value.monitoring
+  require_approval = each.value.require_approval
+  approvals        = each.value.approvals
 }

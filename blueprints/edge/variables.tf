@@ -104,7 +104,7 @@ variable "endpoints" {
   type = map(object({
     # The fields of modules/endpoint's variables of the same names, with their types: written
     # by `cargo xtask modules` from modules/endpoint/variables.tf (change them there).
-    # BEGIN fields of modules/endpoint: versions validation baseline benchmark port monitoring
+    # BEGIN fields of modules/endpoint: versions validation baseline benchmark port monitoring require_approval approvals
     versions = map(object({
       source      = string
       weight      = number
@@ -156,6 +156,8 @@ variable "endpoints" {
         targets_dir = string
       }))
     }))
+    require_approval = optional(bool)
+    approvals        = optional(map(string), {})
     # END fields of modules/endpoint
     gpus = optional(number)
   }))

@@ -23,13 +23,15 @@ module "endpoint" {
   source   = "../../modules/endpoint"
   for_each = var.endpoints
 
-  name       = each.key
-  cluster_id = modelplane_gpu_cluster.this.id
-  store_id   = modelplane_model_store.this.id
-  versions   = each.value.versions
-  validation = each.value.validation
-  baseline   = each.value.baseline
-  benchmark  = each.value.benchmark
-  port       = each.value.port
-  monitoring = each.value.monitoring
+  name             = each.key
+  cluster_id       = modelplane_gpu_cluster.this.id
+  store_id         = modelplane_model_store.this.id
+  versions         = each.value.versions
+  validation       = each.value.validation
+  baseline         = each.value.baseline
+  benchmark        = each.value.benchmark
+  port             = each.value.port
+  monitoring       = each.value.monitoring
+  require_approval = each.value.require_approval
+  approvals        = each.value.approvals
 }

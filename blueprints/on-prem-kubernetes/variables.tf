@@ -109,7 +109,7 @@ variable "endpoints" {
   type = map(object({
     # The fields of modules/endpoint's variables of the same names, with their types: written
     # by `cargo xtask modules` from modules/endpoint/variables.tf (change them there).
-    # BEGIN fields of modules/endpoint: versions validation baseline benchmark monitoring kubernetes pricing budget
+    # BEGIN fields of modules/endpoint: versions validation baseline benchmark monitoring require_approval approvals kubernetes pricing budget
     versions = map(object({
       source      = string
       weight      = number
@@ -160,6 +160,8 @@ variable "endpoints" {
         targets_dir = string
       }))
     }))
+    require_approval = optional(bool)
+    approvals        = optional(map(string), {})
     kubernetes = optional(object({
       partition                   = optional(string)
       min_replicas                = optional(number)

@@ -54,30 +54,49 @@ resource "modelplane_model" "iris" {
     target  = "species"
   }
 
+  # With slice_min_accuracy or max_disparity set, the hold-out set is judged per site too
+  # (holdout_sites.csv: the same rows from three sites): a version good on average but not
+  # for one site is refused, naming the site.
   validation {
-    dataset = "${path.module}/data/holdout.csv"
-    target  = "species"
-    metric  = "accuracy"
-    min     = var.min_accuracy
+    dataset        = local.fairness ? "${path.module}/data/holdout_sites.csv" : "${path.module}/data/holdout.csv"
+    target         = "species"
+    features       = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    metric         = "accuracy"
+    min            = var.min_accuracy
+    slice_by       = local.fairness ? ["site"] : null
+    slice_min      = var.slice_min_accuracy
+    max_disparity  = var.max_disparity
+    min_slice_rows = local.fairness ? 15 : null
   }
+}
+
+# Approvals of versions (var.approvals: version => ticket). With var.require_approval, the
+# endpoint refuses at plan a variant whose version has none. The variants serve the
+# approval's `approved_model`, so the endpoint waits for an approval made in the same apply.
+resource "modelplane_model_approval" "iris" {
+  for_each = var.approvals
+
+  model     = modelplane_model.iris[each.key].id
+  reference = each.value
 }
 
 # The endpoint: 90% of requests to version 1, 10% to the canary. After every change a
 # short load test runs; missing the SLO rolls the change back.
 resource "modelplane_endpoint" "iris" {
-  name    = "iris"
-  cluster = modelplane_gpu_cluster.here.id
-  port    = var.port
+  name             = "iris"
+  cluster          = modelplane_gpu_cluster.here.id
+  port             = var.port
+  require_approval = var.require_approval
 
   variant {
     name   = "stable"
-    model  = modelplane_model.iris["1"].id
+    model  = try(modelplane_model_approval.iris["1"].approved_model, modelplane_model.iris["1"].id)
     weight = 100 - var.canary_weight
   }
 
   variant {
     name   = "canary"
-    model  = modelplane_model.iris["2"].id
+    model  = try(modelplane_model_approval.iris["2"].approved_model, modelplane_model.iris["2"].id)
     weight = var.canary_weight
   }
 
@@ -99,6 +118,7 @@ resource "modelplane_endpoint" "iris" {
 }
 
 locals {
+  fairness = var.slice_min_accuracy != null || var.max_disparity != null
   versions = {
     "1" = { file = "iris-v1.onnx", description = "Logistic regression on raw features" }
     "2" = { file = "iris-v2.onnx", description = "A neural network with one hidden layer of 16" }
@@ -108,4 +128,10 @@ locals {
 data "modelplane_models" "catalogue" {
   store      = modelplane_model_store.models.id
   depends_on = [modelplane_model.iris]
+}
+
+# What happened, by whom: every change of the endpoint and every approval, oldest first.
+data "modelplane_audit" "history" {
+  store      = modelplane_model_store.models.id
+  depends_on = [modelplane_endpoint.iris, modelplane_model_approval.iris]
 }

@@ -41,3 +41,12 @@ output "machine" {
     gpus   = [for g in modelplane_gpu_cluster.here.gpus : "${g.name} (${g.uuid})"]
   }
 }
+
+output "history" {
+  description = "The audit trail: every change of the endpoint and every approval, oldest first."
+  value = [for r in data.modelplane_audit.history.records :
+    r.resource == "modelplane_endpoint"
+    ? "${r.time} ${r.action} ${r.endpoint} ${jsonencode(r.split_after)} by ${r.actor}: ${r.outcome}"
+    : "${r.time} ${r.action} ${r.models["approved"]} ${r.approval} by ${r.actor}"
+  ]
+}

@@ -46,11 +46,21 @@ resource "modelplane_model" "this" {
   }
 }
 
+# Approvals recorded here (var.approvals). The variants serve the approval's
+# `approved_model`, so the endpoint waits for an approval made in the same apply.
+resource "modelplane_model_approval" "this" {
+  for_each = var.approvals
+
+  model     = modelplane_model.this[each.key].id
+  reference = each.value
+}
+
 resource "modelplane_endpoint" "this" {
-  name    = var.name
-  cluster = var.cluster_id
-  port    = var.port
-  image   = var.image
+  name             = var.name
+  cluster          = var.cluster_id
+  port             = var.port
+  image            = var.image
+  require_approval = var.require_approval
 
   dynamic "container" {
     for_each = var.container == null ? [] : [var.container]
@@ -114,7 +124,7 @@ resource "modelplane_endpoint" "this" {
     for_each = var.versions
     content {
       name   = "v${variant.key}"
-      model  = modelplane_model.this[variant.key].id
+      model  = try(modelplane_model_approval.this[variant.key].approved_model, modelplane_model.this[variant.key].id)
       weight = variant.value.weight
     }
   }

@@ -62,3 +62,8 @@ output "estimated_cost" {
   description = "What the endpoint costs (hourly and monthly at its fewest and most replicas, each variant's share), known at plan; null without prices."
   value       = modelplane_endpoint.this.estimated_cost
 }
+
+output "approval_ids" {
+  description = "version => id of each approval this module recorded."
+  value       = { for v, a in modelplane_model_approval.this : v => a.id }
+}

@@ -42,6 +42,18 @@ variable "versions" {
   }
 }
 
+variable "require_approval" {
+  description = "Serve only approved versions: the endpoint refuses at plan a version with traffic and no valid modelplane_model_approval (from `approvals`, or made in another workspace). Null: the provider's governance.require_approval."
+  type        = bool
+  default     = null
+}
+
+variable "approvals" {
+  description = "Approvals this module records, version => reference (a ticket, a change request). Approvals the approving team makes in its own workspace count as well."
+  type        = map(string)
+  default     = {}
+}
+
 variable "shadow" {
   description = "A version (registered from its source) that receives a copy of every request; its answers are discarded. Null: none."
   type = object({

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use common::emulators::{self, AWS_PROFILE};
 use common::{acc, check, cluster_and_store, qs, repo, Local};
 use modelplane_provider::governance::approval::Approval;
-use tfplugin::acctest::{attr_equals, attr_matches, Shown, Step, TestCase};
+use tfplugin::acctest::{attr_equals, attr_matches, ImportStep, Shown, Step, TestCase};
 
 const ENDPOINT: &str = "modelplane_endpoint.e";
 const AUDIT: &str = "data.modelplane_audit.log";
@@ -315,7 +315,16 @@ fn approvals_gate_endpoints_and_the_audit_trail_records_changes() {
                         }
                         Ok(())
                     }))
-                    .check(attr_equals(ENDPOINT, "status", "running")),
+                    .check(attr_equals(ENDPOINT, "status", "running"))
+                    .import(ImportStep {
+                        address: "modelplane_model_approval.a1".into(),
+                        id: None,
+                        id_from: Some(std::sync::Arc::new(|s: &Shown| {
+                            s.attr("modelplane_model_approval.a1", "id")
+                                .and_then(|v| v.as_str().map(String::from))
+                        })),
+                        ignore: vec![],
+                    }),
                 // A canary of an unapproved version.
                 Step::new(format!("{base}{a1}{}", endpoint_of(E1, 90, 10, GOOD_SLO))).expect_error(
                     "Model version not approved(.|\\n)*variant canary serves iris/2(.|\\n)*no approval is recorded",
@@ -529,6 +538,78 @@ fn approvals_and_audit_on_s3_with_two_identities() {
                     }
                     Ok(())
                 })),
+            ],
+            ..Default::default()
+        },
+    );
+}
+
+/// The quickstart, as a module, governed by its variables alone: `require_approval` refuses
+/// the unapproved canary, `approvals` lets it through, the audit trail shows the applies that
+/// followed, and the fairness gate (`max_disparity`) refuses version 1 for one site.
+#[test]
+fn the_quickstart_is_governed_by_its_variables() {
+    let l = Local::new("governance-quickstart");
+    let qs_dir = repo().join("examples/quickstart");
+    let mut files = std::collections::BTreeMap::new();
+    for rel in [
+        "main.tf",
+        "variables.tf",
+        "outputs.tf",
+        "versions.tf",
+        "model/iris-v1.onnx",
+        "model/iris-v2.onnx",
+        "data/train.csv",
+        "data/holdout.csv",
+        "data/holdout_sites.csv",
+        "data/request.json",
+    ] {
+        files.insert(
+            format!("quickstart/{rel}"),
+            std::fs::read(qs_dir.join(rel)).unwrap(),
+        );
+    }
+    let qs = |vars: &str| {
+        format!(
+            "module \"qs\" {{\n  source    = \"./quickstart\"\n  state_dir = {:?}\n{vars}}}\n",
+            l.path().display().to_string()
+        )
+    };
+    const HISTORY: &str = "module.qs.data.modelplane_audit.history";
+    let actions = |want: &'static [&'static str]| {
+        check(move |s: &Shown| {
+            let n = s
+                .attr(HISTORY, "records.#")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            let got: Vec<String> = (0..n)
+                .map(|i| str_attr(s, HISTORY, &format!("records.{i}.action")))
+                .collect();
+            if got != want {
+                return Err(format!("history {got:?}, want {want:?}"));
+            }
+            Ok(())
+        })
+    };
+    let approved = "  require_approval = true\n  approvals        = { \"1\" = \"CHG-1\", \"2\" = \"CHG-2\" }\n";
+    acc(
+        "governance_quickstart",
+        TestCase {
+            files,
+            steps: vec![
+                Step::new(qs("  require_approval = true\n  approvals        = { \"1\" = \"CHG-1\" }\n")).expect_error(
+                    "Model version not approved(.|\\n)*variant canary serves iris/2(.|\\n)*no approval is recorded",
+                ),
+                Step::new(qs(approved)).check(actions(&["approve", "approve", "create"])),
+                Step::new(qs(&format!("{approved}  canary_weight    = 50\n")))
+                    .check(actions(&["approve", "approve", "create", "update"]))
+                    .check(attr_equals(HISTORY, "records.3.split_after.canary", 50)),
+                Step::new(qs(&format!("{approved}  canary_weight    = 50\n  max_disparity    = 0.1\n"))).expect_error(
+                    "Model failed validation(.|\\n)*disparity 0\\.133333 between site=2 \\(1\\.000000\\) and site=0 \\(0\\.866667\\) is over its maximum 0\\.1",
+                ),
+                Step::new(qs(&format!("{approved}  canary_weight    = 50\n  slice_min_accuracy = 0.85\n  max_disparity    = 0.15\n")))
+                    .check(attr_equals("module.qs.modelplane_model.iris[\"1\"]", "validation_report.slices.#", 3))
+                    .check(attr_equals("module.qs.modelplane_model.iris[\"1\"]", "validation_report.passed", true)),
             ],
             ..Default::default()
         },

@@ -6,6 +6,8 @@ Iris (shipped with scikit-learn, no download), split 70/30:
 - iris-v2.onnx: a small neural network, one hidden layer of 16 (version 2, the canary);
 - ../data/train.csv: the training rows, the drift baseline;
 - ../data/holdout.csv: the hold-out rows the validation hook scores;
+- ../data/holdout_sites.csv: the same rows with a `site` column (0, 1, 2 in turn), for the
+  fairness gate (accuracy per site);
 - ../data/request.json: one Open Inference Protocol request, the benchmark's payload.
 
 Both models have a symbolic batch dimension and plain tensor outputs (no ZipMap), so any
@@ -51,6 +53,13 @@ def write_csv(path: pathlib.Path, x, y) -> None:
     print(f"wrote {path} ({len(rows) - 1} rows)")
 
 
+def write_sites(source: pathlib.Path, path: pathlib.Path) -> None:
+    header, *rows = source.read_text().splitlines()
+    out = [header + ",site"] + [f"{row},{i % 3}" for i, row in enumerate(rows)]
+    path.write_text("\n".join(out) + "\n")
+    print(f"wrote {path} ({len(rows)} rows, 3 sites)")
+
+
 def main() -> None:
     x, y = load_iris(return_X_y=True)
     x = x.astype("float32")
@@ -63,6 +72,7 @@ def main() -> None:
     DATA.mkdir(exist_ok=True)
     write_csv(DATA / "train.csv", x_train, y_train)
     write_csv(DATA / "holdout.csv", x_test, y_test)
+    write_sites(DATA / "holdout.csv", DATA / "holdout_sites.csv")
     request = {"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
     (DATA / "request.json").write_text(json.dumps(request, indent=2) + "\n")
     print(f"wrote {DATA / 'request.json'}")

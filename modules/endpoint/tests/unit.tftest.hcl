@@ -43,6 +43,11 @@ override_resource {
 }
 
 override_resource {
+  target = modelplane_model_approval.this["2"]
+  values = { approved_model = "file:///var/lib/models/iris/2" }
+}
+
+override_resource {
   target = modelplane_model.this["3"]
   values = { id = "file:///var/lib/models/iris/3" }
 }
@@ -58,6 +63,30 @@ variables {
 }
 
 # --- wiring -------------------------------------------------------------------------------
+
+run "approvals_wiring" {
+  command = apply
+
+  variables {
+    require_approval = true
+    approvals        = { "2" = "CHG-2" }
+  }
+
+  assert {
+    condition     = length(modelplane_model_approval.this) == 1 && modelplane_model_approval.this["2"].model == "file:///var/lib/models/iris/2" && modelplane_model_approval.this["2"].reference == "CHG-2"
+    error_message = "one approval, of version 2, under its reference"
+  }
+
+  assert {
+    condition     = modelplane_endpoint.this.require_approval == true
+    error_message = "require_approval reaches the endpoint"
+  }
+
+  assert {
+    condition     = [for v in modelplane_endpoint.this.variant : v.model] == ["file:///var/lib/models/iris/1", "file:///var/lib/models/iris/2"]
+    error_message = "the approved version is served through its approval, the other by its id"
+  }
+}
 
 run "canary_wiring" {
   command = apply
