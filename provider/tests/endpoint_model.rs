@@ -257,6 +257,18 @@ fn shared_endpoint_attach_change_detach_and_import() {
                     })
                     .plan_check(plan_action("modelplane_endpoint_model.a", "create"))
                     .check(infers(&l, "a")),
+                // The audit trail of one attachment: attached, then given a canary.
+                Step::new(format!(
+                    "{changed}\ndata \"modelplane_audit\" \"b\" {{\n  store    = modelplane_model_store.s.id\n  endpoint = \"local/c/pool/b\"\n}}\ndata \"modelplane_audit\" \"c\" {{\n  store    = modelplane_model_store.s.id\n  endpoint = \"c\"\n}}\n"
+                ))
+                .check(attr_equals("data.modelplane_audit.b", "records.#", 2))
+                .check(attr_equals("data.modelplane_audit.b", "records.0.action", "create"))
+                .check(attr_equals("data.modelplane_audit.b", "records.0.resource", "modelplane_endpoint_model"))
+                .check(attr_equals("data.modelplane_audit.b", "records.1.action", "update"))
+                .check(attr_equals("data.modelplane_audit.b", "records.1.split_after.canary", 50))
+                .check(attr_equals("data.modelplane_audit.b", "records.1.changed.0", "variant"))
+                .check(attr_equals("data.modelplane_audit.c", "records.#", 2))
+                .check(attr_equals("data.modelplane_audit.c", "records.1.action", "delete")),
             ],
             check_destroy: Some({
                 let d = l.path();

@@ -114,8 +114,8 @@ impl tfplugin::DataSource for Audit {
         let record = vec![
             s("time", "When (RFC 3339, UTC)."),
             s("action", "`create`, `update`, `rollback` (an update whose benchmark missed its SLO and was put back), `delete` (endpoints); `approve`, `revoke` (approvals)."),
-            s("resource", "`modelplane_endpoint` or `modelplane_model_approval`."),
-            s("endpoint", "The endpoint's ID, for endpoint records."),
+            s("resource", "`modelplane_endpoint`, `modelplane_endpoint_model` (an attachment to a shared endpoint) or `modelplane_model_approval`."),
+            s("endpoint", "The endpoint's ID (`CLUSTER_ID/NAME`; an attachment's is `ENDPOINT_ID/NAME`), for endpoint records."),
             Attribute::new("models", Type::map(Type::String)).computed().description("The versions involved, by role: each variant's name (the split after the change; before it for a delete), `shadow`, or `approved`."),
             s("actor", "Who: the credential chain's identity (`aws:ARN`, `azure:NAME (OBJECT_ID)`), or `os:USER@HOST`."),
             s("outcome", "`applied`, `rolled back` or `failed`."),
@@ -129,9 +129,9 @@ impl tfplugin::DataSource for Audit {
         ];
         Schema::new(
             Block::new()
-                .description("The audit trail of a model store: every create, update, rollback and delete of an endpoint serving from it, and every approval and revocation of its versions, oldest first. Each record is one object in the store (`.modelplane/audit/`), written once and never rewritten; it holds who, when, the split before and after, what settings changed, the benchmark figures and the outcome, and never a secret.")
+                .description("The audit trail of a model store: every create, update, rollback and delete of an endpoint serving from it (and of an attachment to a shared endpoint), and every approval and revocation of its versions, oldest first. Each record is one object in the store (`.modelplane/audit/`), written once and never rewritten; it holds who, when, the split before and after, what settings changed, the benchmark figures and the outcome, and never a secret.")
                 .attribute(Attribute::new("store", Type::String).required().description("The `id` of a `modelplane_model_store`."))
-                .attribute(Attribute::new("endpoint", Type::String).optional().description("Only records of this endpoint: its `id` or its name."))
+                .attribute(Attribute::new("endpoint", Type::String).optional().description("Only records of this endpoint or attachment: its `id`, or the last part of it (its name)."))
                 .attribute(Attribute::new("model", Type::String).optional().description("Only records involving this model: a name, `NAME/VERSION`, or a version's `id`."))
                 .attribute(Attribute::new("since", Type::String).optional().description("Only records at or after this time (RFC 3339)."))
                 .attribute(Attribute::new("action", Type::String).optional().description("Only this action: `create`, `update`, `rollback`, `delete`, `approve` or `revoke`."))

@@ -22,7 +22,8 @@ pub struct Record {
     pub time: String,
     /// `create`, `update`, `rollback`, `delete` (endpoints); `approve`, `revoke` (approvals).
     pub action: String,
-    /// The resource type: `modelplane_endpoint` or `modelplane_model_approval`.
+    /// The resource type: `modelplane_endpoint`, `modelplane_endpoint_model` or
+    /// `modelplane_model_approval`.
     pub resource: String,
     /// The endpoint's ID, when the record is an endpoint's.
     #[serde(default)]

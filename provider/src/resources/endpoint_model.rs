@@ -425,7 +425,14 @@ async fn digests(m: &Model, conn: &stores::Connection) -> Attr<BTreeMap<String, 
 impl EndpointModel {
     /// Create and update: writes the attachment, has it served, checks and benchmarks it;
     /// on a failure puts `before` back (or detaches, on create).
-    async fn apply(&self, plan: &mut Model, before: Option<&Attachment>, ctx: &mut Ctx) -> bool {
+    /// Attaches `plan`; on failure, what the audit record says: whether the previous
+    /// attachment serves again (a rollback), and why.
+    async fn apply(
+        &self,
+        plan: &mut Model,
+        before: Option<&Attachment>,
+        ctx: &mut Ctx,
+    ) -> Result<(), (bool, String)> {
         let endpoint = plan.endpoint.known().cloned().unwrap_or_default();
         let sh = match self.shared(&endpoint).await {
             Ok(s) => s,
@@ -433,40 +440,42 @@ impl EndpointModel {
                 ctx.diags.error_at(
                     AttributePath::attr("endpoint"),
                     "Shared endpoint not found",
-                    e,
+                    e.clone(),
                 );
-                return false;
+                return Err((false, e));
             }
         };
         let (store, a) = match attachment(plan) {
             Ok(x) => x,
             Err((at, e)) => {
-                ctx.diags.error_at(at, "Invalid model reference", e);
-                return false;
+                ctx.diags.error_at(at, "Invalid model reference", e.clone());
+                return Err((false, e));
             }
         };
         if store != sh.store_id {
+            let why = format!("the models come from {store}, but the shared endpoint {endpoint} serves from {}; register the versions there (modelplane_model with `source` copies one between stores).", sh.store_id);
             ctx.diags.error_at(
                 AttributePath::attr("variant"),
                 "Model from another store",
-                format!("the models come from {store}, but the shared endpoint {endpoint} serves from {}; register the versions there (modelplane_model with `source` copies one between stores).", sh.store_id),
+                why.clone(),
             );
-            return false;
+            return Err((false, why));
         }
         let fail = |ctx: &mut Ctx, summary: &str, e: String, restored: Result<(), String>| {
+            let rolled_back = before.is_some() && restored.is_ok();
             let then = match (before.is_some(), restored) {
                 (false, Ok(())) => "The model was detached again; nothing was recorded.".to_string(),
                 (true, Ok(())) => "The previous attachment serves again; the state is unchanged.".to_string(),
                 (_, Err(r)) => format!("Putting the previous attachment back failed too: {r}. Run terraform apply again."),
             };
             ctx.diags.error(summary, format!("{e}\n{then}"));
+            (rolled_back, e)
         };
         let told = match Self::put(&sh, &plan.name, Some(&a)).await {
             Ok(t) => t,
             Err(e) => {
                 let restored = Self::put(&sh, &plan.name, before).await.map(|_| ());
-                fail(ctx, "Cannot attach the model", e, restored);
-                return false;
+                return Err(fail(ctx, "Cannot attach the model", e, restored));
             }
         };
         plan.url = Attr::Known(format!(
@@ -503,14 +512,111 @@ impl EndpointModel {
                     Ok(r) => plan.benchmark_result = r.into(),
                     Err((summary, e)) => {
                         let restored = Self::put(&sh, &plan.name, before).await.map(|_| ());
-                        fail(ctx, summary, e, restored);
-                        return false;
+                        return Err(fail(ctx, summary, e, restored));
                     }
                 }
             }
         }
         plan.model_digests = digests(plan, &self.provider().stores()).await;
-        true
+        Ok(())
+    }
+
+    /// Appends the audit record of a change of an attachment to its models' store.
+    async fn audit(
+        &self,
+        before: Option<&Model>,
+        after: Option<&Model>,
+        result: Result<(), (bool, String)>,
+    ) {
+        if self.provider().governance.audit_off {
+            return;
+        }
+        let Some(m) = after.or(before) else { return };
+        let Some(store) = m
+            .variant
+            .iter()
+            .filter_map(|v| v.model.known()?.parse::<VersionId>().ok())
+            .next()
+            .and_then(|v| stores::open(&v.store, &self.provider().stores()).ok())
+        else {
+            return;
+        };
+        let view = |m: &Model| {
+            serde_json::json!({
+                "variant": m.variant,
+                "shadow": m.shadow,
+                "sticky_header": m.sticky_header,
+                "pinned": m.pinned,
+                "batching": m.batching,
+                "benchmark": m.benchmark,
+            })
+        };
+        let (b, a) = (before.map(view), after.map(view));
+        let mut changed = Vec::new();
+        let mut change = serde_json::Map::new();
+        for k in [
+            "variant",
+            "shadow",
+            "sticky_header",
+            "pinned",
+            "batching",
+            "benchmark",
+        ] {
+            let (x, y) = (
+                b.as_ref().map_or(serde_json::Value::Null, |v| v[k].clone()),
+                a.as_ref().map_or(serde_json::Value::Null, |v| v[k].clone()),
+            );
+            if x != y {
+                changed.push(k.to_string());
+                change.insert(k.into(), serde_json::json!({ "before": x, "after": y }));
+            }
+        }
+        let split = |m: &Model| -> BTreeMap<String, i64> {
+            m.variant
+                .iter()
+                .filter_map(|v| Some((v.name.clone(), *v.weight.known()?)))
+                .collect()
+        };
+        let action = match (before, after, &result) {
+            (_, None, _) => "delete",
+            (None, _, _) => "create",
+            (Some(_), Some(_), Err((true, _))) => "rollback",
+            _ => "update",
+        };
+        let (outcome, detail) = match result {
+            Ok(()) => ("applied", String::new()),
+            Err((true, e)) => ("rolled back", e),
+            Err((false, e)) => ("failed", e),
+        };
+        let mut models: BTreeMap<String, String> = m
+            .variant
+            .iter()
+            .filter_map(|v| Some((v.name.clone(), v.model.known()?.clone())))
+            .collect();
+        if let Some(id) = m.shadow.as_ref().and_then(|s| s.model.known()) {
+            models.insert("shadow".into(), id.clone());
+        }
+        let r = crate::governance::audit::Record {
+            time: crate::governance::rfc3339(crate::governance::now()),
+            action: action.into(),
+            resource: "modelplane_endpoint_model".into(),
+            endpoint: m.endpoint.known().map(|e| format!("{e}/{}", m.name)),
+            models,
+            actor: crate::governance::identity::caller(&store.uri(), &self.provider().stores())
+                .await
+                .unwrap_or_else(|_| crate::governance::identity::os_user()),
+            outcome: outcome.into(),
+            split_before: before.map(split).unwrap_or_default(),
+            split_after: after.map(split).unwrap_or_default(),
+            changed,
+            change: serde_json::Value::Object(change),
+            benchmark: after.and_then(|m| m.benchmark_result.known().cloned()),
+            approval: None,
+            detail,
+        };
+        if let Err(e) = crate::governance::audit::append(store.as_ref(), &r).await {
+            tracing::warn!("audit record of {action} not written: {e}");
+        }
     }
 }
 
@@ -688,7 +794,10 @@ impl tfplugin::Resource for EndpointModel {
     }
 
     async fn create(&self, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
-        self.apply(&mut plan, None, ctx).await.then_some(plan)
+        let result = self.apply(&mut plan, None, ctx).await;
+        let ok = result.is_ok();
+        self.audit(None, Some(&plan), result).await;
+        ok.then_some(plan)
     }
 
     async fn read(&self, mut state: Model, ctx: &mut Ctx) -> Option<Model> {
@@ -724,11 +833,10 @@ impl tfplugin::Resource for EndpointModel {
 
     async fn update(&self, prior: Model, mut plan: Model, ctx: &mut Ctx) -> Option<Model> {
         let before = attachment(&prior).ok().map(|(_, a)| a);
-        if self.apply(&mut plan, before.as_ref(), ctx).await {
-            Some(plan)
-        } else {
-            Some(prior)
-        }
+        let result = self.apply(&mut plan, before.as_ref(), ctx).await;
+        let ok = result.is_ok();
+        self.audit(Some(&prior), Some(&plan), result).await;
+        Some(if ok { plan } else { prior })
     }
 
     async fn delete(&self, state: Model, ctx: &mut Ctx) {
@@ -737,8 +845,11 @@ impl tfplugin::Resource for EndpointModel {
         };
         match self.shared(&endpoint).await {
             Ok(sh) => match Self::put(&sh, &state.name, None).await {
-                Ok(_) => {}
-                Err(e) => ctx.diags.error("Cannot detach the model", e),
+                Ok(_) => self.audit(Some(&state), None, Ok(())).await,
+                Err(e) => {
+                    ctx.diags.error("Cannot detach the model", e.clone());
+                    self.audit(Some(&state), None, Err((false, e))).await;
+                }
             },
             // The endpoint is gone: so is what served the attachment. Its file goes too,
             // where the store is known from the models.
