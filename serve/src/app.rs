@@ -1038,7 +1038,7 @@ impl App {
             Ok(a) => Ok(InferResponse {
                 model_name: req.model,
                 model_version: a.model_version,
-                id: req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                id: req.id.unwrap_or_else(|| new_request_id()),
                 variant: route.variant.clone(),
                 outputs: a.outputs,
             }),
@@ -1145,15 +1145,19 @@ impl App {
         started: Instant,
     ) -> Result<InferResponse, ServeError> {
         let model = batcher.model().clone();
-        let labels = |status: &str| {
-            [
-                model.name.clone(),
-                model.version.clone(),
-                route.variant.clone(),
-                req.protocol.to_string(),
-                status.to_string(),
-                site.to_string(),
-            ]
+        let protocol = req.protocol;
+        let count = |status: &str| {
+            self.metrics
+                .requests
+                .with_label_values(&[
+                    model.name.as_str(),
+                    model.version.as_str(),
+                    route.variant.as_str(),
+                    protocol,
+                    status,
+                    site,
+                ])
+                .inc();
         };
         if let Some(wanted) = &req.outputs {
             for w in wanted {
@@ -1168,10 +1172,7 @@ impl App {
                         "model {} has no output {w:?}; its outputs are {have:?}",
                         model.name
                     ));
-                    self.metrics
-                        .requests
-                        .with_label_values(&labels(e.kind()))
-                        .inc();
+                    count(e.kind());
                     return Err(e);
                 }
             }
@@ -1193,10 +1194,7 @@ impl App {
             Err(e) => e.kind(),
         };
         model.stats.finished(result.is_ok(), started.elapsed());
-        self.metrics
-            .requests
-            .with_label_values(&labels(status))
-            .inc();
+        count(status);
         self.metrics
             .request_seconds
             .with_label_values(&[
@@ -1211,7 +1209,7 @@ impl App {
             self.shadow(shadow, inputs, req.protocol, site);
         }
         let outputs = result?;
-        let id = req.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id = req.id.unwrap_or_else(|| new_request_id());
         let predictions = model.predictions(&outputs);
         if let Some(x) = &observed_input {
             model.observe(x, predictions.as_deref());
@@ -1638,6 +1636,38 @@ async fn watch_registry(app: std::sync::Weak<App>, every: Duration) {
             if let Err(e) = app.reload(None).await {
                 tracing::error!(error = %e, "reading the shared endpoint's registry failed; still serving what was read before");
             }
+        }
+    }
+}
+
+/// A request ID for a request that brings none: a version-4 UUID made of a random number
+/// drawn once per process and a counter, so that no request pays for a system call to the
+/// random source (ids stay unique within the process, and across processes by the prefix).
+pub fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&prefix.to_be_bytes());
+    b[8..].copy_from_slice(&n.to_be_bytes());
+    uuid::Builder::from_random_bytes(b)
+        .into_uuid()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::BTreeSet<String> =
+            (0..1000).map(|_| super::new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(3) {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 4, "{id}");
         }
     }
 }

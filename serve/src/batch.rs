@@ -1,6 +1,12 @@
 //! Dynamic batching: requests for one model queue up (bounded), a collector gathers them
 //! into batches of up to `max_batch_size` rows within `max_delay`, and a worker pool sized to
 //! the cores computes them; outputs are split back by rows.
+//!
+//! The inline fast path: when batching cannot help — nothing is queued, a worker is free,
+//! `max_delay_ms` is 0 and the model computes in under [`INLINE_MAX`] — a request runs on the
+//! task that received it, without the hand-off to the collector, a blocking thread and back
+//! (three thread wake-ups, most of the server's own time per request when idle). Under load
+//! the queue fills or the workers are busy, and requests batch as before.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,9 +63,16 @@ struct Job {
 }
 
 /// The queue in front of one model.
+/// The longest mean compute (per execution) of a model that may run inline.
+pub const INLINE_MAX: Duration = Duration::from_micros(200);
+
 pub struct Batcher {
     tx: mpsc::Sender<Job>,
     model: Arc<Model>,
+    pool: Arc<Semaphore>,
+    metrics: Metrics,
+    /// `max_delay_ms` is 0: a request never waits for company when a worker is free.
+    inline: bool,
 }
 
 impl Batcher {
@@ -71,8 +84,35 @@ impl Batcher {
         metrics: Metrics,
     ) -> Batcher {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
-        tokio::spawn(collect(model.clone(), cfg, pool, metrics, rx));
-        Batcher { tx, model }
+        let inline = cfg.max_delay_ms == 0;
+        tokio::spawn(collect(
+            model.clone(),
+            cfg,
+            pool.clone(),
+            metrics.clone(),
+            rx,
+        ));
+        Batcher {
+            tx,
+            model,
+            pool,
+            metrics,
+            inline,
+        }
+    }
+
+    /// Whether a request may run inline now (see the module's documentation): the model is
+    /// known to be small (it ran at least once), nothing waits in the queue, and a worker
+    /// permit is free, which is returned.
+    fn inline_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if !self.inline || self.tx.capacity() != self.tx.max_capacity() {
+            return None;
+        }
+        let (runs, ns) = self.model.stats.compute_infer.get();
+        if runs == 0 || ns / runs > INLINE_MAX.as_nanos() as u64 {
+            return None;
+        }
+        self.pool.clone().try_acquire_owned().ok()
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -89,6 +129,9 @@ impl Batcher {
             .first()
             .and_then(|t| t.shape().first().copied())
             .unwrap_or(1);
+        if let Some(_permit) = self.inline_permit() {
+            return run_one(&self.model, inputs, rows, Duration::ZERO, &self.metrics);
+        }
         let (reply, rx) = oneshot::channel();
         let job = Job {
             inputs,
@@ -195,7 +238,44 @@ async fn collect(
     }
 }
 
+/// Runs one request's inputs alone, with its metrics.
+fn run_one(
+    model: &Model,
+    inputs: Vec<Tensor>,
+    rows: usize,
+    waited: Duration,
+    metrics: &Metrics,
+) -> Result<Vec<Tensor>, ServeError> {
+    let labels = [model.name.as_str(), model.version.as_str()];
+    metrics
+        .queue_seconds
+        .with_label_values(&labels)
+        .observe(waited.as_secs_f64());
+    model.stats.queue.add(waited);
+    metrics
+        .batch_size
+        .with_label_values(&labels)
+        .observe(rows as f64);
+    let t = Instant::now();
+    let r = model.run(inputs);
+    let took = t.elapsed();
+    metrics
+        .compute_seconds
+        .with_label_values(&labels)
+        .observe(took.as_secs_f64());
+    model.stats.executed(rows, took);
+    r
+}
+
 fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
+    if batch.len() == 1 {
+        let job = batch.into_iter().next().expect("one job");
+        let waited = job.enqueued.elapsed();
+        let _ = job
+            .reply
+            .send(run_one(model, job.inputs, job.rows, waited, metrics));
+        return;
+    }
     let labels = [model.name.as_str(), model.version.as_str()];
     let now = Instant::now();
     for j in &batch {
@@ -211,19 +291,6 @@ fn execute(model: &Model, batch: Vec<Job>, metrics: &Metrics) {
         .batch_size
         .with_label_values(&labels)
         .observe(rows as f64);
-    if batch.len() == 1 {
-        let job = batch.into_iter().next().expect("one job");
-        let t = Instant::now();
-        let r = model.run(job.inputs);
-        let took = t.elapsed();
-        metrics
-            .compute_seconds
-            .with_label_values(&labels)
-            .observe(took.as_secs_f64());
-        model.stats.executed(job.rows, took);
-        let _ = job.reply.send(r);
-        return;
-    }
     // Stack each input along the batch axis.
     let n_inputs = batch[0].inputs.len();
     let stacked: Result<Vec<Tensor>, _> = (0..n_inputs)

@@ -42,6 +42,16 @@ enum Command {
     Validate(ValidateArgs),
     /// Load-test an Open Inference Protocol endpoint (REST or gRPC).
     Bench(BenchArgs),
+    /// A floor for benchmarks: answer every request with the bytes of `--body` as JSON, on
+    /// the same HTTP stack and runtime as `serve` but with no work (`cargo xtask bench
+    /// speed` measures the server's own time against it).
+    #[command(hide = true)]
+    Floor {
+        #[arg(long)]
+        http: std::net::SocketAddr,
+        #[arg(long)]
+        body: PathBuf,
+    },
     /// Compute a drift baseline (per-feature bins and moments, prediction distribution)
     /// from reference data; store it beside the model as baseline.json.
     Baseline {
@@ -736,6 +746,13 @@ where
             }
         }
         Command::Bench(a) => bench(a),
+        Command::Floor { http, body } => match floor(http, &body) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Copy { from, to } => match copy(&from, &to) {
             Ok(msg) => {
                 println!("{msg}");
@@ -896,4 +913,30 @@ mod tests {
         assert!(super::parse_duration("ten").is_err());
         assert!(super::parse_duration("5y").is_err());
     }
+}
+
+/// The benchmark floor: the same runtime and HTTP stack as `serve`, a fixed answer.
+fn floor(http: SocketAddr, body: &std::path::Path) -> Result<(), String> {
+    let body = std::fs::read(body).map_err(|e| format!("{}: {e}", body.display()))?;
+    let body = bytes::Bytes::from(body);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let answer = move || {
+            let body = body.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        };
+        let app = axum::Router::new().fallback(answer);
+        let l = tokio::net::TcpListener::bind(http)
+            .await
+            .map_err(|e| format!("{http}: {e}"))?;
+        axum::serve(l, app).await.map_err(|e| e.to_string())
+    })
 }

@@ -38,6 +38,23 @@ pub enum Which {
         #[arg(long, value_delimiter = ',', default_value = "iris,digits_mlp")]
         models: Vec<String>,
     },
+    /// The server's own time per request: wrk (and modelplane-serve's own load generator)
+    /// against modelplane-serve with and without drift statistics, and two floors answering
+    /// a fixed body (nginx; axum on tokio, the server's own stack with no work), in
+    /// alternating rounds. Needs wrk and nginx (`apt-get install wrk nginx-light`).
+    Speed {
+        /// Measured seconds per case.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Rounds (the order of the systems rotates every round); medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        concurrency: Vec<usize>,
+        /// Fixture model.
+        #[arg(long, default_value = "iris")]
+        model: String,
+    },
     /// The bundled image: its size (goal at most 30 MB), cold start to ready in a container
     /// vs the same binary as a process, and throughput in the container vs the process on the
     /// same model (goal within 10%). Needs podman or docker.
@@ -106,6 +123,7 @@ mod container;
 mod remote;
 mod scale;
 mod serve;
+mod speed;
 mod transfer;
 
 pub fn run(which: Which) -> Result<()> {
@@ -113,6 +131,12 @@ pub fn run(which: Which) -> Result<()> {
         Which::Provider { count, repeat } => provider(count, repeat),
         Which::Serve { seconds, models } => serve::run(seconds, &models),
         Which::Quickstart { repeat } => quickstart(repeat),
+        Which::Speed {
+            seconds,
+            rounds,
+            concurrency,
+            model,
+        } => speed::run(seconds, rounds, &concurrency, &model),
         Which::Transfer { size_mb } => transfer::run(size_mb),
         Which::Scale {
             count,

@@ -103,7 +103,7 @@ pub(super) fn load_from(
 }
 
 /// Starts modelplane-serve on a free port and waits until it is ready.
-fn start_serve(serve: &Path, repo: &Path, model: &str) -> Result<(Proc, String)> {
+pub(super) fn start_serve(serve: &Path, repo: &Path, model: &str) -> Result<(Proc, String)> {
     let port = free_port();
     let p = Proc(
         Command::new(serve)
@@ -134,6 +134,87 @@ struct Row {
     report: Value,
 }
 
+/// One request of one row of the fixture's reference inputs, written to `work/MODEL.json`, as
+/// online inference sends them.
+pub(super) fn one_row_payload(
+    fixtures: &Path,
+    model: &str,
+    work: &Path,
+) -> Result<std::path::PathBuf> {
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(
+        fixtures.join("reference").join(format!("{model}.json")),
+    )?)?;
+    // one row per request, as online inference sends them
+    let mut inputs = reference["inputs"].clone();
+    for i in inputs.as_array_mut().expect("inputs") {
+        let shape = i["shape"].as_array().expect("shape").clone();
+        let row: usize = shape
+            .iter()
+            .skip(1)
+            .map(|d| d.as_u64().unwrap_or(1) as usize)
+            .product();
+        let data: Vec<Value> = i["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .take(row)
+            .cloned()
+            .collect();
+        let mut s = shape.clone();
+        s[0] = Value::from(1);
+        i["shape"] = Value::Array(s);
+        i["data"] = Value::Array(data);
+    }
+    let payload = work.join(format!("{model}.json"));
+    std::fs::write(
+        &payload,
+        serde_json::json!({ "inputs": inputs }).to_string(),
+    )?;
+
+    Ok(payload)
+}
+
+/// A copy of the fixture's repository entry with a drift baseline beside the model (from its
+/// hold-out set), or `None` when the fixture has no hold-out set.
+pub(super) fn drift_repo(
+    serve: &Path,
+    fixtures: &Path,
+    work: &Path,
+    model: &str,
+) -> Result<Option<std::path::PathBuf>> {
+    let holdout = fixtures.join("data").join(format!("{model}_holdout.csv"));
+    if !holdout.is_file() {
+        return Ok(None);
+    }
+    let onnx = fixtures.join("repo").join(model).join("1/model.onnx");
+    let repo = work.join(format!("drift-repo-{model}"));
+    let vdir = repo.join(model).join("1");
+    std::fs::create_dir_all(&vdir)?;
+    for f in ["model.onnx", "model.json"] {
+        std::fs::copy(
+            fixtures.join("repo").join(model).join("1").join(f),
+            vdir.join(f),
+        )?;
+    }
+    let header = std::fs::read_to_string(&holdout)?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let target = header.rsplit(',').next().unwrap_or_default().to_string();
+    crate::run(
+        Command::new(serve)
+            .args(["baseline", "--dataset"])
+            .arg(&holdout)
+            .args(["--target", &target, "--model"])
+            .arg(&onnx)
+            .arg("--out")
+            .arg(vdir.join("baseline.json"))
+            .stdout(Stdio::null()),
+    )?;
+    Ok(Some(repo))
+}
+
 pub fn run(seconds: u64, models: &[String]) -> Result<()> {
     let serve = crate::build_serve_release()?;
     let target = crate::target_dir();
@@ -148,35 +229,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
     let mut rss = None;
     for model in models {
         let onnx = fixtures.join("repo").join(model).join("1/model.onnx");
-        let reference: Value = serde_json::from_str(&std::fs::read_to_string(
-            fixtures.join("reference").join(format!("{model}.json")),
-        )?)?;
-        // one row per request, as online inference sends them
-        let mut inputs = reference["inputs"].clone();
-        for i in inputs.as_array_mut().expect("inputs") {
-            let shape = i["shape"].as_array().expect("shape").clone();
-            let row: usize = shape
-                .iter()
-                .skip(1)
-                .map(|d| d.as_u64().unwrap_or(1) as usize)
-                .product();
-            let data: Vec<Value> = i["data"]
-                .as_array()
-                .expect("data")
-                .iter()
-                .take(row)
-                .cloned()
-                .collect();
-            let mut s = shape.clone();
-            s[0] = Value::from(1);
-            i["shape"] = Value::Array(s);
-            i["data"] = Value::Array(data);
-        }
-        let payload = work.join(format!("{model}.json"));
-        std::fs::write(
-            &payload,
-            serde_json::json!({ "inputs": inputs }).to_string(),
-        )?;
+        let payload = one_row_payload(&fixtures, model, &work)?;
 
         // modelplane-serve
         let (mut p, url) = start_serve(&serve, &fixtures.join("repo"), model)?;
@@ -200,33 +253,7 @@ pub fn run(seconds: u64, models: &[String]) -> Result<()> {
         drop(p);
 
         // The same server with a drift baseline beside the model: the cost of drift statistics.
-        let holdout = fixtures.join("data").join(format!("{model}_holdout.csv"));
-        if holdout.is_file() {
-            let repo = work.join(format!("drift-repo-{model}"));
-            let vdir = repo.join(model).join("1");
-            std::fs::create_dir_all(&vdir)?;
-            for f in ["model.onnx", "model.json"] {
-                std::fs::copy(
-                    fixtures.join("repo").join(model).join("1").join(f),
-                    vdir.join(f),
-                )?;
-            }
-            let header = std::fs::read_to_string(&holdout)?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let target = header.rsplit(',').next().unwrap_or_default().to_string();
-            crate::run(
-                Command::new(&serve)
-                    .args(["baseline", "--dataset"])
-                    .arg(&holdout)
-                    .args(["--target", &target, "--model"])
-                    .arg(&onnx)
-                    .arg("--out")
-                    .arg(vdir.join("baseline.json"))
-                    .stdout(Stdio::null()),
-            )?;
+        if let Some(repo) = drift_repo(&serve, &fixtures, &work, model)? {
             let (_d, durl) = start_serve(&serve, &repo, model)?;
             measure("modelplane-serve + drift", &durl, &mut rows)?;
         }
