@@ -1038,7 +1038,7 @@ impl App {
             Ok(a) => Ok(InferResponse {
                 model_name: req.model,
                 model_version: a.model_version,
-                id: req.id.unwrap_or_else(|| new_request_id()),
+                id: req.id.unwrap_or_else(new_request_id),
                 variant: route.variant.clone(),
                 outputs: a.outputs,
             }),
@@ -1209,7 +1209,7 @@ impl App {
             self.shadow(shadow, inputs, req.protocol, site);
         }
         let outputs = result?;
-        let id = req.id.unwrap_or_else(|| new_request_id());
+        let id = req.id.unwrap_or_else(new_request_id);
         let predictions = model.predictions(&outputs);
         if let Some(x) = &observed_input {
             model.observe(x, predictions.as_deref());
@@ -1653,9 +1653,7 @@ pub fn new_request_id() -> String {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&prefix.to_be_bytes());
     b[8..].copy_from_slice(&n.to_be_bytes());
-    uuid::Builder::from_random_bytes(b)
-        .into_uuid()
-        .to_string()
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
 #[cfg(test)]

@@ -887,6 +887,32 @@ fn copy(from: &str, to: &str) -> Result<String, String> {
     })
 }
 
+/// The benchmark floor: the same runtime and HTTP stack as `serve`, a fixed answer.
+fn floor(http: SocketAddr, body: &std::path::Path) -> Result<(), String> {
+    let body = std::fs::read(body).map_err(|e| format!("{}: {e}", body.display()))?;
+    let body = bytes::Bytes::from(body);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let answer = move || {
+            let body = body.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        };
+        let app = axum::Router::new().fallback(answer);
+        let l = tokio::net::TcpListener::bind(http)
+            .await
+            .map_err(|e| format!("{http}: {e}"))?;
+        axum::serve(l, app).await.map_err(|e| e.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -913,30 +939,4 @@ mod tests {
         assert!(super::parse_duration("ten").is_err());
         assert!(super::parse_duration("5y").is_err());
     }
-}
-
-/// The benchmark floor: the same runtime and HTTP stack as `serve`, a fixed answer.
-fn floor(http: SocketAddr, body: &std::path::Path) -> Result<(), String> {
-    let body = std::fs::read(body).map_err(|e| format!("{}: {e}", body.display()))?;
-    let body = bytes::Bytes::from(body);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let answer = move || {
-            let body = body.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-            }
-        };
-        let app = axum::Router::new().fallback(answer);
-        let l = tokio::net::TcpListener::bind(http)
-            .await
-            .map_err(|e| format!("{http}: {e}"))?;
-        axum::serve(l, app).await.map_err(|e| e.to_string())
-    })
 }

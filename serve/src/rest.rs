@@ -532,22 +532,61 @@ fn wants_binary(req: &JsonRequest, output: &str) -> bool {
         .unwrap_or(all)
 }
 
+/// One output of a response, serialized in field order (the spec's).
+#[derive(serde::Serialize)]
+struct OutputEntry<'a> {
+    name: &'a str,
+    datatype: &'a str,
+    shape: Vec<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<tensor::JsonData<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+#[derive(serde::Serialize)]
+struct ResponseHead<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    id: &'a str,
+    outputs: Vec<OutputEntry<'a>>,
+}
+
 fn respond(req: &JsonRequest, r: InferResponse) -> Response {
     let mut outputs = Vec::with_capacity(r.outputs.len());
     let mut binary: Vec<u8> = Vec::new();
     for o in &r.outputs {
-        let mut entry =
-            json!({ "name": o.name, "datatype": o.datatype().name(), "shape": o.shape_i64() });
+        let mut entry = OutputEntry {
+            name: &o.name,
+            datatype: o.datatype().name(),
+            shape: o.shape_i64(),
+            parameters: None,
+            data: None,
+        };
         if wants_binary(req, &o.name) {
             let raw = tensor::to_raw(&o.tensor);
-            entry["parameters"] = json!({ "binary_data_size": raw.len() });
+            entry.parameters = Some(BinarySize {
+                binary_data_size: raw.len(),
+            });
             binary.extend_from_slice(&raw);
         } else {
-            entry["data"] = tensor::to_json(&o.tensor);
+            entry.data = Some(tensor::JsonData(&o.tensor));
         }
         outputs.push(entry);
     }
-    let head = json!({ "model_name": r.model_name, "model_version": r.model_version, "id": r.id, "outputs": outputs }).to_string();
+    // Serializing these types cannot fail (string keys, no maps with other keys).
+    let head = serde_json::to_string(&ResponseHead {
+        model_name: &r.model_name,
+        model_version: &r.model_version,
+        id: &r.id,
+        outputs,
+    })
+    .unwrap_or_default();
     let variant = HeaderValue::from_str(&r.variant).unwrap_or(HeaderValue::from_static("default"));
     if binary.is_empty() {
         return Response::builder()

@@ -442,6 +442,63 @@ pub fn to_json(t: &Tensor) -> serde_json::Value {
     r().unwrap_or(J::Null)
 }
 
+/// The tensor's data as a JSON array, serialized straight from its buffer (what [`to_json`]
+/// builds as a value, without the tree of values in between: the response path's encoder).
+pub struct JsonData<'a>(pub &'a Tensor);
+
+impl serde::Serialize for JsonData<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        // As `to_json`: floats as f64 (the same digits), anything unreadable as null.
+        macro_rules! seq {
+            ($ty:ty) => {
+                match slice::<$ty>(t) {
+                    Some(v) => s.collect_seq(v),
+                    None => s.serialize_unit(),
+                }
+            };
+        }
+        match t.datum_type() {
+            DatumType::Bool => seq!(bool),
+            DatumType::U8 => seq!(u8),
+            DatumType::U16 => seq!(u16),
+            DatumType::U32 => seq!(u32),
+            DatumType::U64 => seq!(u64),
+            DatumType::I8 => seq!(i8),
+            DatumType::I16 => seq!(i16),
+            DatumType::I32 => seq!(i32),
+            DatumType::I64 => seq!(i64),
+            DatumType::F16 => match slice::<tract_onnx::prelude::f16>(t) {
+                Some(v) => s.collect_seq(v.iter().map(|x| JsonF64(x.to_f64()))),
+                None => s.serialize_unit(),
+            },
+            DatumType::F32 => match slice::<f32>(t) {
+                Some(v) => s.collect_seq(v.iter().map(|x| JsonF64(f64::from(*x)))),
+                None => s.serialize_unit(),
+            },
+            DatumType::F64 => match slice::<f64>(t) {
+                Some(v) => s.collect_seq(v.iter().map(|x| JsonF64(*x))),
+                None => s.serialize_unit(),
+            },
+            DatumType::String => seq!(String),
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+/// A float as `serde_json::Value` writes one: non-finite values as null.
+struct JsonF64(f64);
+
+impl serde::Serialize for JsonF64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_finite() {
+            s.serialize_f64(self.0)
+        } else {
+            s.serialize_unit()
+        }
+    }
+}
+
 /// The tensor as raw little-endian bytes (BYTES: 4-byte length prefix per element).
 pub fn to_raw(t: &Tensor) -> Vec<u8> {
     match t.datum_type() {
@@ -469,6 +526,22 @@ pub fn to_raw(t: &Tensor) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_streaming_encoder_writes_what_to_json_builds() {
+        let tensors = [
+            Tensor::from_shape(&[4], &[1.5f32, f32::NAN, -0.1, f32::INFINITY]).unwrap(),
+            Tensor::from_shape(&[2], &[7i64, -3]).unwrap(),
+            Tensor::from_shape(&[2], &[true, false]).unwrap(),
+            Tensor::from_shape(&[1], &[0.25f64]).unwrap(),
+            tract_onnx::prelude::tract_ndarray::arr1(&["a\"b".to_string(), "é".to_string()])
+                .into_tensor(),
+        ];
+        for t in &tensors {
+            let streamed = serde_json::to_string(&JsonData(t)).unwrap();
+            assert_eq!(streamed, to_json(t).to_string(), "{t:?}");
+        }
+    }
 
     #[test]
     fn nested_and_flat_json_agree() {

@@ -104,14 +104,22 @@ pub(super) fn load_from(
 
 /// Starts modelplane-serve on a free port and waits until it is ready.
 pub(super) fn start_serve(serve: &Path, repo: &Path, model: &str) -> Result<(Proc, String)> {
+    start_serve_models(serve, repo, &[model])
+}
+
+/// [`start_serve`] with several models in one process.
+pub(super) fn start_serve_models(
+    serve: &Path,
+    repo: &Path,
+    models: &[&str],
+) -> Result<(Proc, String)> {
     let port = free_port();
     let p = Proc(
         Command::new(serve)
             .args(["serve", "--repository"])
             .arg(repo)
+            .args(models.iter().flat_map(|m| ["--model", m]))
             .args([
-                "--model",
-                model,
                 "--http",
                 &format!("127.0.0.1:{port}"),
                 "--log-format",

@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::serve::{drift_repo, free_port, load, one_row_payload, start_serve, wait_ready, Proc};
+use super::serve::{
+    drift_repo, free_port, load, one_row_payload, start_serve_models, wait_ready, Proc,
+};
 use crate::root;
 
 /// What one wrk run measured.
@@ -132,8 +134,41 @@ pub fn run(seconds: u64, rounds: usize, concurrency: &[usize], model: &str) -> R
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let payload = one_row_payload(&fixtures, model, &work)?;
-    let (_plain, plain) = start_serve(&serve, &fixtures.join("repo"), model)?;
-    let infer = |base: &str| format!("{base}/v2/models/{model}/infer");
+    // One process serves the model twice: as itself, and as MODEL_drift with a drift
+    // baseline beside it. Both see the same process and machine state, so the difference is
+    // the drift statistics' cost and not the spread between two processes.
+    let repo = work.join("repo");
+    let dst = repo.join(model).join("1");
+    std::fs::create_dir_all(&dst)?;
+    for f in ["model.onnx", "model.json"] {
+        std::fs::copy(
+            fixtures.join("repo").join(model).join("1").join(f),
+            dst.join(f),
+        )?;
+    }
+    let drifted = format!("{model}_drift");
+    let with_drift = match drift_repo(&serve, &fixtures, &work, model)? {
+        Some(d) => {
+            let to = repo.join(&drifted).join("1");
+            std::fs::create_dir_all(&to)?;
+            for f in ["model.onnx", "baseline.json"] {
+                std::fs::copy(d.join(model).join("1").join(f), to.join(f))?;
+            }
+            let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+                d.join(model).join("1/model.json"),
+            )?)?;
+            meta["name"] = serde_json::Value::from(drifted.clone());
+            std::fs::write(to.join("model.json"), meta.to_string())?;
+            true
+        }
+        None => false,
+    };
+    let mut names = vec![model];
+    if with_drift {
+        names.push(&drifted);
+    }
+    let (_server, plain) = start_serve_models(&serve, &repo, &names)?;
+    let infer = |m: &str| format!("{plain}/v2/models/{m}/infer");
     // The floors answer what modelplane-serve answers.
     let answer = work.join("answer.json");
     let out = Command::new("curl")
@@ -144,21 +179,16 @@ pub fn run(seconds: u64, rounds: usize, concurrency: &[usize], model: &str) -> R
             "--data-binary",
         ])
         .arg(format!("@{}", payload.display()))
-        .arg(infer(&plain))
+        .arg(infer(model))
         .output()?;
     if !out.status.success() {
         bail!("modelplane-serve did not answer the payload");
     }
     std::fs::write(&answer, &out.stdout)?;
-    let mut systems: Vec<(String, String)> = vec![("modelplane-serve".into(), infer(&plain))];
-    let _drift = match drift_repo(&serve, &fixtures, &work, model)? {
-        Some(repo) => {
-            let (p, url) = start_serve(&serve, &repo, model)?;
-            systems.push(("modelplane-serve + drift".into(), infer(&url)));
-            Some(p)
-        }
-        None => None,
-    };
+    let mut systems: Vec<(String, String)> = vec![("modelplane-serve".into(), infer(model))];
+    if with_drift {
+        systems.push(("modelplane-serve + drift".into(), infer(&drifted)));
+    }
     let fport = free_port();
     let _floor = Proc(
         Command::new(&serve)
