@@ -55,6 +55,20 @@ pub struct Record {
     pub detail: String,
 }
 
+/// A time as the start of a record's key: `YYYYMMDDTHHMMSS.NNNNNNNNNZ`, which sorts as time.
+fn time_key(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
+}
+
 /// Appends a record; the key is its time (to the nanosecond) and a random suffix.
 pub async fn append(store: &dyn Store, r: &Record) -> Result<(), StoreError> {
     // A store destroyed in the same apply is not brought back by its last record.
@@ -68,17 +82,7 @@ pub async fn append(store: &dyn Store, r: &Record) -> Result<(), StoreError> {
     let t = super::parse_time(&r.time).unwrap_or_else(|_| super::now());
     let mut b = [0u8; 6];
     rand::rng().fill_bytes(&mut b);
-    let key = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z-{}.json",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond(),
-        hex::encode(b)
-    );
+    let key = format!("{}-{}.json", time_key(t), hex::encode(b));
     let body = serde_json::to_vec(r).unwrap_or_default();
     store.put_file(FOLDER.0, FOLDER.1, &key, body).await
 }
@@ -126,18 +130,7 @@ impl Filter {
 /// The records that pass the filter, oldest first.
 pub async fn read(store: &dyn Store, f: &Filter) -> Result<Vec<Record>, StoreError> {
     let keys = store.list_files(FOLDER.0, FOLDER.1).await?;
-    let since_key = f.since.map(|t| {
-        format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond()
-        )
-    });
+    let since_key = f.since.map(time_key);
     let mut out = Vec::new();
     for k in keys {
         if since_key.as_ref().is_some_and(|s| k.as_str() < s.as_str()) {
