@@ -55,6 +55,51 @@ pub struct Record {
     pub detail: String,
 }
 
+/// The settings that differ between two views (setting name → value), in name order, and
+/// their before and after, leaving out the values of the `opaque` ones (they may hold secrets:
+/// only their names are recorded). A missing view (create, delete) is all nulls.
+pub fn diff(
+    before: Option<&BTreeMap<&'static str, serde_json::Value>>,
+    after: Option<&BTreeMap<&'static str, serde_json::Value>>,
+    opaque: &[&str],
+) -> (Vec<String>, serde_json::Value) {
+    let null = serde_json::Value::Null;
+    let keys: std::collections::BTreeSet<&str> = before
+        .into_iter()
+        .chain(after)
+        .flat_map(|m| m.keys().copied())
+        .collect();
+    let mut changed = Vec::new();
+    let mut change = serde_json::Map::new();
+    for k in keys {
+        let x = before.and_then(|m| m.get(k)).unwrap_or(&null);
+        let y = after.and_then(|m| m.get(k)).unwrap_or(&null);
+        if x == y {
+            continue;
+        }
+        changed.push(k.to_string());
+        if !opaque.contains(&k) {
+            change.insert(k.into(), serde_json::json!({ "before": x, "after": y }));
+        }
+    }
+    (changed, serde_json::Value::Object(change))
+}
+
+/// Stamps a record with the time and, unless it names one already, the caller's identity
+/// against `store` (the OS user when the chain names no one), and appends it. A record that cannot be written is logged, never an
+/// error: the change it describes is already made.
+pub async fn write(store: &dyn Store, conn: &crate::stores::Connection, mut r: Record) {
+    r.time = super::rfc3339(super::now());
+    if r.actor.is_empty() {
+        r.actor = super::identity::caller(&store.uri(), conn)
+            .await
+            .unwrap_or_else(|_| super::identity::os_user());
+    }
+    if let Err(e) = append(store, &r).await {
+        tracing::warn!("audit record of {} not written: {e}", r.action);
+    }
+}
+
 /// A time as the start of a record's key: `YYYYMMDDTHHMMSS.NNNNNNNNNZ`, which sorts as time.
 fn time_key(t: time::OffsetDateTime) -> String {
     format!(

@@ -541,36 +541,24 @@ impl EndpointModel {
         else {
             return;
         };
-        let view = |m: &Model| {
-            serde_json::json!({
-                "variant": m.variant,
-                "shadow": m.shadow,
-                "sticky_header": m.sticky_header,
-                "pinned": m.pinned,
-                "batching": m.batching,
-                "benchmark": m.benchmark,
-            })
-        };
-        let (b, a) = (before.map(view), after.map(view));
-        let mut changed = Vec::new();
-        let mut change = serde_json::Map::new();
-        for k in [
-            "variant",
-            "shadow",
-            "sticky_header",
-            "pinned",
-            "batching",
-            "benchmark",
-        ] {
-            let (x, y) = (
-                b.as_ref().map_or(serde_json::Value::Null, |v| v[k].clone()),
-                a.as_ref().map_or(serde_json::Value::Null, |v| v[k].clone()),
-            );
-            if x != y {
-                changed.push(k.to_string());
-                change.insert(k.into(), serde_json::json!({ "before": x, "after": y }));
-            }
+        fn v<T: serde::Serialize>(x: &T) -> serde_json::Value {
+            serde_json::to_value(x).unwrap_or_default()
         }
+        let view = |m: &Model| {
+            BTreeMap::from([
+                ("variant", v(&m.variant)),
+                ("shadow", v(&m.shadow)),
+                ("sticky_header", v(&m.sticky_header)),
+                ("pinned", v(&m.pinned)),
+                ("batching", v(&m.batching)),
+                ("benchmark", v(&m.benchmark)),
+            ])
+        };
+        let (changed, change) = crate::governance::audit::diff(
+            before.map(view).as_ref(),
+            after.map(view).as_ref(),
+            &[],
+        );
         let split = |m: &Model| -> BTreeMap<String, i64> {
             m.variant
                 .iter()
@@ -597,26 +585,20 @@ impl EndpointModel {
             models.insert("shadow".into(), id.clone());
         }
         let r = crate::governance::audit::Record {
-            time: crate::governance::rfc3339(crate::governance::now()),
             action: action.into(),
             resource: "modelplane_endpoint_model".into(),
             endpoint: m.endpoint.known().map(|e| format!("{e}/{}", m.name)),
             models,
-            actor: crate::governance::identity::caller(&store.uri(), &self.provider().stores())
-                .await
-                .unwrap_or_else(|_| crate::governance::identity::os_user()),
             outcome: outcome.into(),
             split_before: before.map(split).unwrap_or_default(),
             split_after: after.map(split).unwrap_or_default(),
             changed,
-            change: serde_json::Value::Object(change),
+            change,
             benchmark: after.and_then(|m| m.benchmark_result.known().cloned()),
-            approval: None,
             detail,
+            ..Default::default()
         };
-        if let Err(e) = crate::governance::audit::append(store.as_ref(), &r).await {
-            tracing::warn!("audit record of {action} not written: {e}");
-        }
+        crate::governance::audit::write(store.as_ref(), &self.provider().stores(), r).await;
     }
 }
 

@@ -99,12 +99,18 @@ impl ModelApproval {
         }
     }
 
-    async fn record(&self, store: &dyn stores::Store, action: &str, a: &Approval, actor: String) {
+    /// Appends the audit record of an approval or revocation; `actor` when already known.
+    async fn record(
+        &self,
+        store: &dyn stores::Store,
+        action: &str,
+        a: &Approval,
+        actor: Option<String>,
+    ) {
         if self.provider().governance.audit_off {
             return;
         }
         let r = audit::Record {
-            time: governance::rfc3339(governance::now()),
             action: action.into(),
             resource: "modelplane_model_approval".into(),
             models: [(
@@ -112,15 +118,12 @@ impl ModelApproval {
                 VersionId::new(&store.uri(), &a.name, &a.version).to_string(),
             )]
             .into(),
-            actor,
+            actor: actor.unwrap_or_default(),
             outcome: "applied".into(),
             approval: Some(format!("{} ({})", a.id, a.reference)),
             ..Default::default()
         };
-        // The change is made; a log that cannot be written is said, not hidden.
-        if let Err(e) = audit::append(store, &r).await {
-            tracing::warn!("audit record of {action} {} not written: {e}", a.id);
-        }
+        audit::write(store, &self.provider().stores(), r).await;
     }
 }
 
@@ -276,7 +279,7 @@ impl tfplugin::Resource for ModelApproval {
             approval::file_name(&a.id).trim_end_matches(".json")
         ));
         fill(&mut plan, &store.uri(), &a, "valid".into());
-        self.record(store.as_ref(), "approve", &a, me).await;
+        self.record(store.as_ref(), "approve", &a, Some(me)).await;
         Some(plan)
     }
 
@@ -347,10 +350,7 @@ impl tfplugin::Resource for ModelApproval {
             return;
         }
         if let Some(a) = found.and_then(|b| serde_json::from_slice::<Approval>(&b).ok()) {
-            let me = identity::caller(&store.uri(), &self.provider().stores())
-                .await
-                .unwrap_or_else(|_| identity::os_user());
-            self.record(store.as_ref(), "revoke", &a, me).await;
+            self.record(store.as_ref(), "revoke", &a, None).await;
         }
     }
 

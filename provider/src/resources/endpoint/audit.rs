@@ -80,25 +80,11 @@ fn models(m: &Model) -> BTreeMap<String, String> {
 
 /// The record of a change from `before` (none on create) to `after` (none on delete).
 pub fn record(before: Option<&Model>, after: Option<&Model>) -> Record {
-    let (b, a) = (before.map(settings), after.map(settings));
-    let mut changed = Vec::new();
-    let mut change = serde_json::Map::new();
-    let empty = BTreeMap::new();
-    let (bs, as_) = (b.as_ref().unwrap_or(&empty), a.as_ref().unwrap_or(&empty));
-    let keys: std::collections::BTreeSet<&str> = bs.keys().chain(as_.keys()).copied().collect();
-    for k in keys {
-        let (x, y) = (
-            bs.get(k).unwrap_or(&Value::Null),
-            as_.get(k).unwrap_or(&Value::Null),
-        );
-        if x == y {
-            continue;
-        }
-        changed.push(k.to_string());
-        if !OPAQUE.contains(&k) {
-            change.insert(k.to_string(), json!({ "before": x, "after": y }));
-        }
-    }
+    let (changed, change) = crate::governance::audit::diff(
+        before.map(settings).as_ref(),
+        after.map(settings).as_ref(),
+        OPAQUE,
+    );
     let named = after.or(before);
     Record {
         resource: "modelplane_endpoint".into(),
@@ -107,7 +93,7 @@ pub fn record(before: Option<&Model>, after: Option<&Model>) -> Record {
         split_before: before.map(split).unwrap_or_default(),
         split_after: after.map(split).unwrap_or_default(),
         changed,
-        change: Value::Object(change),
+        change,
         ..Default::default()
     }
 }

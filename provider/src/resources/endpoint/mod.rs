@@ -262,17 +262,11 @@ impl Endpoint {
             return;
         };
         let mut r = audit::record(before, after);
-        r.time = crate::governance::rfc3339(crate::governance::now());
         r.action = action.into();
         r.outcome = outcome.into();
         r.detail = detail;
         r.benchmark = after.and_then(|m| m.benchmark_result.known().cloned());
-        r.actor = crate::governance::identity::caller(&store.uri(), &self.conn())
-            .await
-            .unwrap_or_else(|_| crate::governance::identity::os_user());
-        if let Err(e) = crate::governance::audit::append(store.as_ref(), &r).await {
-            tracing::warn!("audit record of {action} not written: {e}");
-        }
+        crate::governance::audit::write(store.as_ref(), &self.conn(), r).await;
     }
 
     fn conn(&self) -> crate::stores::Connection {
