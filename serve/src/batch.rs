@@ -62,10 +62,10 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<Tensor>, ServeError>>,
 }
 
-/// The queue in front of one model.
 /// The longest mean compute (per execution) of a model that may run inline.
 pub const INLINE_MAX: Duration = Duration::from_micros(200);
 
+/// The queue in front of one model.
 pub struct Batcher {
     tx: mpsc::Sender<Job>,
     model: Arc<Model>,
