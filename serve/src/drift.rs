@@ -8,6 +8,7 @@
 //! Baselines that include a model's predictions are computed in the `baseline` module.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -165,17 +166,21 @@ pub fn ks(expected: &[f64], observed: &[u64]) -> f64 {
     d
 }
 
+/// One time slot's histograms. Counters are atomics, so recording a request takes no lock
+/// (requests on every worker add to the same bins); only moving a bucket on to a new slot,
+/// once per slot, takes `DriftMonitor::rotate`.
 struct Bucket {
-    slot: u64,
+    slot: AtomicU64,
     /// per feature, per bin; the last entry is the predictions
-    counts: Vec<Vec<u64>>,
+    counts: Vec<Vec<AtomicU64>>,
 }
 
 /// Streaming histograms over a sliding window of `buckets` slots of `slot_seconds`.
 pub struct DriftMonitor {
     pub baseline: Baseline,
     slot_seconds: u64,
-    buckets: Mutex<Vec<Bucket>>,
+    buckets: Vec<Bucket>,
+    rotate: Mutex<()>,
 }
 
 /// Current drift numbers.
@@ -198,22 +203,24 @@ impl DriftMonitor {
     /// A window of `window_seconds`, kept as 10 slots.
     pub fn new(baseline: Baseline, window_seconds: u64) -> DriftMonitor {
         let slots = 10;
-        let shape: Vec<Vec<u64>> = baseline
+        let bins: Vec<usize> = baseline
             .features
             .iter()
             .chain(baseline.prediction.iter())
-            .map(|f| vec![0u64; f.proportions.len()])
+            .map(|f| f.proportions.len())
             .collect();
         DriftMonitor {
             slot_seconds: (window_seconds / slots).max(1),
-            buckets: Mutex::new(
-                (0..slots)
-                    .map(|_| Bucket {
-                        slot: u64::MAX,
-                        counts: shape.clone(),
-                    })
-                    .collect(),
-            ),
+            buckets: (0..slots)
+                .map(|_| Bucket {
+                    slot: AtomicU64::new(u64::MAX),
+                    counts: bins
+                        .iter()
+                        .map(|n| (0..*n).map(|_| AtomicU64::new(0)).collect())
+                        .collect(),
+                })
+                .collect(),
+            rotate: Mutex::new(()),
             baseline,
         }
     }
@@ -233,25 +240,29 @@ impl DriftMonitor {
             return;
         }
         let slot = now / self.slot_seconds;
-        let mut buckets = self.buckets.lock().expect("drift lock");
-        let n = buckets.len() as u64;
-        let b = &mut buckets[(slot % n) as usize];
-        if b.slot != slot {
-            b.slot = slot;
-            b.counts
-                .iter_mut()
-                .for_each(|c| c.iter_mut().for_each(|x| *x = 0));
+        let n = self.buckets.len() as u64;
+        let b = &self.buckets[(slot % n) as usize];
+        if b.slot.load(Ordering::Acquire) != slot {
+            // A new slot: clear this bucket once. A request recording at the same instant
+            // may land its counts either side of the clear; a histogram can take that.
+            let _g = self.rotate.lock().unwrap_or_else(|p| p.into_inner());
+            if b.slot.load(Ordering::Acquire) != slot {
+                b.counts
+                    .iter()
+                    .for_each(|c| c.iter().for_each(|x| x.store(0, Ordering::Relaxed)));
+                b.slot.store(slot, Ordering::Release);
+            }
         }
         for row in rows.chunks_exact(nf) {
             for (i, v) in row.iter().enumerate() {
                 let bin = self.baseline.features[i].bin(*v);
-                b.counts[i][bin] += 1;
+                b.counts[i][bin].fetch_add(1, Ordering::Relaxed);
             }
         }
         if let (Some(pb), Some(preds)) = (&self.baseline.prediction, predictions) {
             let last = b.counts.len() - 1;
             for p in preds {
-                b.counts[last][pb.bin(*p)] += 1;
+                b.counts[last][pb.bin(*p)].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -259,17 +270,20 @@ impl DriftMonitor {
     /// PSI and KS per feature and for predictions over the window ending `now`.
     pub fn stats_at(&self, now: u64) -> DriftStats {
         let slot = now / self.slot_seconds;
-        let buckets = self.buckets.lock().expect("drift lock");
-        let n = buckets.len() as u64;
-        let live: Vec<&Bucket> = buckets
+        let n = self.buckets.len() as u64;
+        let live: Vec<&Bucket> = self
+            .buckets
             .iter()
-            .filter(|b| b.slot != u64::MAX && b.slot + n > slot && b.slot <= slot)
+            .filter(|b| {
+                let s = b.slot.load(Ordering::Acquire);
+                s != u64::MAX && s + n > slot && s <= slot
+            })
             .collect();
         let sum = |i: usize| -> Vec<u64> {
             let mut acc = vec![0u64; live.first().map_or(0, |b| b.counts[i].len())];
             for b in &live {
                 for (a, c) in acc.iter_mut().zip(&b.counts[i]) {
-                    *a += c;
+                    *a += c.load(Ordering::Relaxed);
                 }
             }
             acc
@@ -405,6 +419,40 @@ mod tests {
             0,
             "a window later, nothing is left"
         );
+    }
+
+    #[test]
+    fn concurrent_recorders_lose_no_sample_and_slots_move_on() {
+        let base = FeatureBaseline::from_values("x", &normal(1000, 0.0, 1));
+        let m = std::sync::Arc::new(DriftMonitor::new(
+            Baseline {
+                rows: 1000,
+                features: vec![base],
+                prediction: Some(FeatureBaseline::from_values("prediction", &[0.0, 1.0])),
+            },
+            100,
+        ));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        m.record_at(1000, &[(t * 500 + i) as f64 / 1000.0], Some(&[1.0]));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let s = m.stats_at(1000);
+        assert_eq!(s.samples, 2000);
+        // the next slot (10 s later) clears its bucket once and keeps the earlier one
+        m.record_at(1010, &[0.5], Some(&[0.0]));
+        assert_eq!(m.stats_at(1010).samples, 2001);
+        // a window later, the bucket of slot 100 is reused for slot 110 and starts at zero
+        m.record_at(1100, &[0.5], None);
+        assert_eq!(m.stats_at(1100).samples, 2);
     }
 
     #[test]

@@ -70,12 +70,43 @@ pub struct Feedback {
     capacity: usize,
     slot_seconds: u64,
     pending: Mutex<(HashMap<String, Pending>, VecDeque<String>)>,
-    keys: Mutex<HashMap<String, std::sync::Arc<SeriesKey>>>,
+    /// Predictions not yet in `pending`: a request only pushes here (one short lock, no
+    /// map insert); every [`INBOX`]th push, and every feedback submission, moves them over.
+    inbox: Mutex<Inbox>,
     scores: Mutex<HashMap<SeriesKey, (bool, Vec<Slot>)>>,
 }
 
 /// (model, version, variant): one rolling-quality series.
 type SeriesKey = (String, String, String);
+
+/// How many remembered predictions wait in the inbox before they are moved to the map.
+const INBOX: usize = 64;
+
+#[derive(Default)]
+struct Inbox {
+    /// Series keys by a hash of (model, version, variant), shared by every request of that
+    /// variant (so a request allocates no key).
+    keys: HashMap<u64, Vec<std::sync::Arc<SeriesKey>>>,
+    items: Vec<(String, Pending)>,
+}
+
+impl Inbox {
+    fn key(&mut self, model: &str, version: &str, variant: &str) -> std::sync::Arc<SeriesKey> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (model, version, variant).hash(&mut h);
+        let same = self.keys.entry(h.finish()).or_default();
+        if let Some(k) = same
+            .iter()
+            .find(|k| k.0 == model && k.1 == version && k.2 == variant)
+        {
+            return k.clone();
+        }
+        let k = std::sync::Arc::new((model.into(), version.into(), variant.into()));
+        same.push(k.clone());
+        k
+    }
+}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -93,7 +124,7 @@ impl Feedback {
             capacity: capacity.max(1),
             slot_seconds: (window_seconds / SLOTS as u64).max(1),
             pending: Mutex::new((HashMap::new(), VecDeque::new())),
-            keys: Mutex::new(HashMap::new()),
+            inbox: Mutex::new(Inbox::default()),
             scores: Mutex::new(HashMap::new()),
         }
     }
@@ -108,23 +139,48 @@ impl Feedback {
         predictions: Vec<f64>,
         classification: bool,
     ) {
-        let key = {
-            let mut keys = self.keys.lock().expect("feedback lock");
-            keys.entry(format!("{model}\0{version}\0{variant}"))
-                .or_insert_with(|| {
-                    std::sync::Arc::new((model.into(), version.into(), variant.into()))
-                })
-                .clone()
+        let full = {
+            let mut inbox = self.inbox.lock().expect("feedback lock");
+            let key = inbox.key(model, version, variant);
+            inbox.items.push((
+                id.to_string(),
+                Pending {
+                    key,
+                    predictions: predictions.into_boxed_slice(),
+                    classification,
+                },
+            ));
+            (inbox.items.len() >= INBOX)
+                .then(|| std::mem::replace(&mut inbox.items, Vec::with_capacity(INBOX)))
         };
+        if let Some(items) = full {
+            self.file(items);
+        }
+    }
+
+    /// Moves everything in the inbox to the map (before feedback is matched).
+    fn drain(&self) {
+        let items = std::mem::take(&mut self.inbox.lock().expect("feedback lock").items);
+        if !items.is_empty() {
+            self.file(items);
+        }
+    }
+
+    /// Files remembered predictions by id, forgetting the oldest beyond the capacity.
+    fn file(&self, items: Vec<(String, Pending)>) {
         let mut g = self.pending.lock().expect("feedback lock");
         let (map, order) = &mut *g;
-        let p = Pending {
-            key,
-            predictions: predictions.into_boxed_slice(),
-            classification,
-        };
-        if map.insert(id.to_string(), p).is_none() {
-            order.push_back(id.to_string());
+        for (id, p) in items {
+            match map.entry(id) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    // the same id again: the newer prediction replaces the older
+                    e.insert(p);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    order.push_back(e.key().clone());
+                    e.insert(p);
+                }
+            }
         }
         while order.len() > self.capacity {
             if let Some(old) = order.pop_front() {
@@ -145,6 +201,7 @@ impl Feedback {
             invalid: vec![],
         };
         let slot = t / self.slot_seconds;
+        self.drain();
         for it in items {
             let Some(truth) = it.truth() else {
                 out.invalid
@@ -301,5 +358,50 @@ mod tests {
         let q = f.quality_at(10);
         assert_eq!(q[0].1.mae, Some(1.0));
         assert_eq!(q[0].1.accuracy, None);
+    }
+
+    #[test]
+    fn predictions_remembered_in_batches_from_many_threads_are_all_matched() {
+        // More than one inbox's worth from each of 4 threads, over 3 variants: every id is
+        // found (batch moves and the drain before matching lose nothing), and each series
+        // is scored under its own key.
+        let f = std::sync::Arc::new(Feedback::new(10_000, 3600));
+        let per = INBOX * 3 + 5;
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per {
+                        let variant = ["stable", "canary", "shadow"][i % 3];
+                        f.remember(&format!("{t}-{i}"), "m", "1", variant, vec![1.0], true);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let items: Vec<Item> = (0..4)
+            .flat_map(|t| (0..per).map(move |i| item(&format!("{t}-{i}"), (i % 2) as f64)))
+            .collect();
+        let o = f.submit_at(100, &items);
+        assert_eq!(o.matched, 4 * per);
+        assert!(o.unknown_ids.is_empty());
+        let q: HashMap<_, _> = f.quality_at(100).into_iter().collect();
+        assert_eq!(q.len(), 3);
+        let total: u64 = q.values().map(|q| q.n).sum();
+        assert_eq!(total as usize, 4 * per);
+    }
+
+    #[test]
+    fn the_capacity_holds_across_batches() {
+        let f = Feedback::new(10, 3600);
+        for i in 0..(INBOX * 2 + 3) {
+            f.remember(&i.to_string(), "m", "1", "stable", vec![0.0], true);
+        }
+        let last = INBOX * 2 + 2;
+        let o = f.submit_at(5, &[item("0", 0.0), item(&last.to_string(), 0.0)]);
+        assert_eq!(o.matched, 1, "only the newest 10 are kept");
+        assert_eq!(o.unknown_ids, vec!["0".to_string()]);
     }
 }
