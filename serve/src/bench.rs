@@ -399,16 +399,21 @@ fn report(
 }
 
 /// Runs the model in this process with `concurrency` threads: what a server could reach at
-/// best. Same report as [`run`].
+/// best. Same report as [`run`]. `plan_per_shape`: optimised for the payload's shapes.
 pub fn run_in_process(
     model: &std::path::Path,
     payload: &serde_json::Value,
     concurrency: usize,
     duration: Duration,
     warmup: Duration,
+    plan_per_shape: bool,
 ) -> Result<Report, BenchError> {
+    let options = crate::model::LoadOptions {
+        plan_per_shape,
+        ..Default::default()
+    };
     let m = Arc::new(
-        crate::model::Model::load("bench", "0", model, None)
+        crate::model::Model::load_with("bench", "0", model, None, &options)
             .map_err(|e| BenchError::Payload(e.to_string()))?,
     );
     let inputs = payload["inputs"]

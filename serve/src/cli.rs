@@ -42,15 +42,25 @@ enum Command {
     Validate(ValidateArgs),
     /// Load-test an Open Inference Protocol endpoint (REST or gRPC).
     Bench(BenchArgs),
-    /// A floor for benchmarks: answer every request with the bytes of `--body` as JSON, on
-    /// the same HTTP stack and runtime as `serve` but with no work (`cargo xtask bench
-    /// speed` measures the server's own time against it).
+    /// Floors for benchmarks, on the same runtime and REST/gRPC stacks as `serve` but with
+    /// no work (`cargo xtask bench serve` measures the server's own time against them).
     #[command(hide = true)]
     Floor {
+        /// Answer every REST request with the bytes of `--body` as JSON.
+        #[arg(long, requires = "body")]
+        http: Option<std::net::SocketAddr>,
         #[arg(long)]
-        http: std::net::SocketAddr,
+        body: Option<PathBuf>,
+        /// Answer every gRPC ModelInfer with the response the server at `--answer-from`
+        /// gives to `--payload` for `--model` (asked once, at start).
+        #[arg(long, requires_all = ["answer_from", "model", "payload"])]
+        grpc: Option<std::net::SocketAddr>,
         #[arg(long)]
-        body: PathBuf,
+        answer_from: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        payload: Option<PathBuf>,
     },
     /// Compute a drift baseline (per-feature bins and moments, prediction distribution)
     /// from reference data; store it beside the model as baseline.json.
@@ -189,6 +199,10 @@ struct BenchArgs {
     /// Run this .onnx model in this process instead of calling a server (the lower bound).
     #[arg(long, value_name = "MODEL.onnx")]
     in_process: Option<PathBuf>,
+    /// With --in-process: optimise the model for the payload's concrete shapes (as
+    /// `plan_per_shape` does) rather than once with its free dimensions symbolic.
+    #[arg(long, requires = "in_process")]
+    plan_per_shape: bool,
     /// Model or endpoint name.
     #[arg(long, required_unless_present = "in_process", default_value = "")]
     model: String,
@@ -271,6 +285,7 @@ fn bench(a: BenchArgs) -> ExitCode {
             a.concurrency,
             duration.unwrap_or(Duration::from_secs(10)),
             a.warmup,
+            a.plan_per_shape,
         ) {
             Ok(r) => {
                 if a.json {
@@ -746,7 +761,14 @@ where
             }
         }
         Command::Bench(a) => bench(a),
-        Command::Floor { http, body } => match floor(http, &body) {
+        Command::Floor {
+            http,
+            body,
+            grpc,
+            answer_from,
+            model,
+            payload,
+        } => match floor(http, body, grpc, answer_from, model, payload) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -887,29 +909,38 @@ fn copy(from: &str, to: &str) -> Result<String, String> {
     })
 }
 
-/// The benchmark floor: the same runtime and HTTP stack as `serve`, a fixed answer.
-fn floor(http: SocketAddr, body: &std::path::Path) -> Result<(), String> {
-    let body = std::fs::read(body).map_err(|e| format!("{}: {e}", body.display()))?;
-    let body = bytes::Bytes::from(body);
+/// The benchmark floors: the same runtime and stacks as `serve`, a fixed answer.
+fn floor(
+    http: Option<SocketAddr>,
+    body: Option<PathBuf>,
+    grpc: Option<SocketAddr>,
+    answer_from: Option<String>,
+    model: Option<String>,
+    payload: Option<PathBuf>,
+) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let answer = move || {
-            let body = body.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-            }
+        let http = match (http, body) {
+            (Some(a), Some(b)) => Some((
+                a,
+                bytes::Bytes::from(std::fs::read(&b).map_err(|e| format!("{}: {e}", b.display()))?),
+            )),
+            _ => None,
         };
-        let app = axum::Router::new().fallback(answer);
-        let l = tokio::net::TcpListener::bind(http)
-            .await
-            .map_err(|e| format!("{http}: {e}"))?;
-        axum::serve(l, app).await.map_err(|e| e.to_string())
+        let grpc = match (grpc, answer_from, model, payload) {
+            (Some(a), Some(url), Some(m), Some(p)) => {
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let payload: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                Some((a, crate::floor::grpc_answer(&url, &m, &payload).await?))
+            }
+            _ => None,
+        };
+        crate::floor::run(crate::floor::Floor { http, grpc }).await
     })
 }
 

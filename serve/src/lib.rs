@@ -17,6 +17,7 @@
 //! | [`metrics`] | Prometheus metrics |
 //! | [`server`] | listeners, signals, graceful shutdown |
 //! | [`image`] | the bundled container image, as an OCI image layout built without an engine |
+//! | [`floor`] | benchmark floors: the same REST and gRPC stacks answering a fixed response |
 //! | [`cli`] | the `modelplane-serve` command line |
 
 pub mod app;
@@ -30,6 +31,7 @@ pub mod device_check;
 pub mod drift;
 pub mod error;
 pub mod feedback;
+pub mod floor;
 pub mod gpu;
 pub mod grpc;
 pub mod image;

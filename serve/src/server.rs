@@ -141,7 +141,7 @@ pub async fn serve(
     }
 }
 
-fn tokio_stream_listener(
+pub(crate) fn tokio_stream_listener(
     l: TcpListener,
 ) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures::stream::unfold(l, |l| async move {

@@ -17,6 +17,10 @@ own preprocessing code.
         (case, transport) with the max abs diff; exits 1 on the first mismatch or error,
         printing the server's error text. --wait polls server readiness first (default 0).
 
+    python real_models.py payload CASE OUT.json [ROWS]
+        Write the first ROWS (default 1) rows of CASE's inputs as an Open Inference Protocol
+        JSON request (`cargo xtask bench serve` uses ppocr_rec's for tract vs onnxruntime).
+
     python real_models.py selftest
         Reference side only (no server): build the inputs, run onnxruntime, print shapes and
         a sanity check of each (magika's labels agree with magika's own API).
@@ -393,9 +397,22 @@ def cmd_check(http_addr, grpc_addr, wait_s):
     print(f"all {len(all_cases) * 3} requests match onnxruntime (rtol={RTOL}, atol={ATOL}) in {time.time() - t0:.1f} s")
 
 
+def cmd_payload(case_name, out, rows):
+    for case, _model, feeds in cases():
+        if case == case_name:
+            inputs = [{"name": k, "shape": list(v[:rows].shape), "datatype": ONNX_TO_OIP[
+                       {np.dtype("float32"): 1, np.dtype("int32"): 6, np.dtype("int64"): 7}[v.dtype]],
+                       "data": v[:rows].flatten().tolist()} for k, v in feeds.items()]
+            pathlib.Path(out).write_text(json.dumps({"inputs": inputs}))
+            return
+    sys.exit(f"no case {case_name!r}; cases: {[c for c, _, _ in cases()]}")
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "repo":
         return cmd_repo(argv[1])
+    if len(argv) >= 3 and argv[0] == "payload":
+        return cmd_payload(argv[1], argv[2], int(argv[3]) if len(argv) > 3 else 1)
     if len(argv) >= 1 and argv[0] == "selftest":
         return cmd_selftest()
     if len(argv) >= 3 and argv[0] == "check":
