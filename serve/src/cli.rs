@@ -934,8 +934,8 @@ fn floor(
             (Some(a), Some(url), Some(m), Some(p)) => {
                 let text =
                     std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                let payload: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                let payload: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
                 Some((a, crate::floor::grpc_answer(&url, &m, &payload).await?))
             }
             _ => None,

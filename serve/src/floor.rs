@@ -27,12 +27,11 @@ pub async fn grpc_answer(
     payload: &serde_json::Value,
 ) -> Result<pb::ModelInferResponse, String> {
     let req = crate::bench::grpc_request(model, None, payload).map_err(|e| e.to_string())?;
-    let mut c = pb::grpc_inference_service_client::GrpcInferenceServiceClient::connect(
-        url.to_string(),
-    )
-    .await
-    .map_err(|e| format!("{url}: {e}"))?
-    .max_decoding_message_size(256 << 20);
+    let mut c =
+        pb::grpc_inference_service_client::GrpcInferenceServiceClient::connect(url.to_string())
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .max_decoding_message_size(256 << 20);
     c.model_infer(req)
         .await
         .map(|r| r.into_inner())
@@ -42,7 +41,9 @@ pub async fn grpc_answer(
 struct Fixed(pb::ModelInferResponse);
 
 fn none<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("a benchmark floor answers ModelInfer only"))
+    Err(Status::unimplemented(
+        "a benchmark floor answers ModelInfer only",
+    ))
 }
 
 #[tonic::async_trait]
@@ -122,9 +123,11 @@ impl GrpcInferenceService for Fixed {
 pub async fn run(floor: Floor) -> Result<(), String> {
     let mut tasks = tokio::task::JoinSet::new();
     if let Some((addr, body)) = floor.http {
-        let answer = move || {
+        // The request body is read whole, as `serve` reads it, then the fixed answer sent.
+        let answer = move |req: axum::extract::Request| {
             let body = body.clone();
             async move {
+                let _ = axum::body::to_bytes(req.into_body(), usize::MAX).await;
                 (
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
                     body,

@@ -401,8 +401,9 @@ struct JsonInput {
     datatype: String,
     #[serde(default)]
     parameters: Map<String, Value>,
+    /// Kept as text until the datatype is known, then read straight into a typed buffer.
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -496,7 +497,7 @@ fn decode(header_len: Option<usize>, body: &[u8]) -> Result<Parsed, ServeError> 
                 tensor::from_raw(&input.name, dt, &input.shape, mine)?
             }
             None => match &input.data {
-                Some(d) => tensor::from_json(&input.name, dt, &input.shape, d)?,
+                Some(d) => tensor::from_json_text(&input.name, dt, &input.shape, d)?,
                 None => {
                     return Err(ServeError::BadRequest(format!(
                         "input {:?} has neither data nor binary_data_size",

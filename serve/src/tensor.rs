@@ -310,6 +310,155 @@ pub fn from_json(
     t.map_err(|e| ServeError::BadRequest(format!("input {name:?}: {e}")))
 }
 
+/// [`from_json`] for `data` still as JSON text: FP32, FP64, INT32 and INT64 are read
+/// straight into a typed buffer (no JSON value per element, numbers parsed by fast-float2);
+/// any other datatype, and any body the fast path cannot take (a wrong element, a count that
+/// does not match the shape), goes through [`from_json`], so every error reads the same.
+pub fn from_json_text(
+    name: &str,
+    datatype: Datatype,
+    shape: &[i64],
+    data: &serde_json::value::RawValue,
+) -> Result<Tensor, ServeError> {
+    let fast = match datatype {
+        // as the value path does: the number as f64, then narrowed
+        Datatype::F32 => typed(shape, data, |t| json_f64(t).map(|x| x as f32)),
+        Datatype::F64 => typed(shape, data, json_f64),
+        Datatype::I32 => typed(shape, data, |t| {
+            json_i64(t).and_then(|x| i32::try_from(x).ok())
+        }),
+        Datatype::I64 => typed(shape, data, json_i64),
+        _ => None,
+    };
+    match fast {
+        Some(t) => Ok(t),
+        None => {
+            let v: serde_json::Value = serde_json::from_str(data.get()).map_err(|e| {
+                ServeError::BadRequest(format!("input {name:?}: data is not JSON: {e}"))
+            })?;
+            from_json(name, datatype, shape, &v)
+        }
+    }
+}
+
+/// Reads nested arrays of JSON numbers into a flat `Vec<T>` of exactly the shape's element
+/// count, or `None` for anything else (the caller then reports the problem the slow way).
+/// Numbers must follow JSON's grammar; each token goes to `leaf`.
+fn typed<T: tract_onnx::prelude::Datum>(
+    shape: &[i64],
+    data: &serde_json::value::RawValue,
+    leaf: fn(&[u8]) -> Option<T>,
+) -> Option<Tensor> {
+    let n = checked_count(shape, "").ok()?;
+    let t = data.get().as_bytes();
+    // The shape is the client's claim: reserve what the body can hold at most.
+    let mut out = Vec::with_capacity(n.min(t.len() / 2 + 1));
+    let ws = |t: &[u8], mut i: usize| {
+        while matches!(t.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(t, 0);
+    if t.get(i) != Some(&b'[') {
+        return None;
+    }
+    let (mut depth, mut want_value, mut just_opened) = (0usize, true, false);
+    while i < t.len() {
+        i = ws(t, i);
+        let c = *t.get(i)?;
+        if want_value {
+            match c {
+                b'[' => {
+                    depth += 1;
+                    just_opened = true;
+                    i += 1;
+                    continue;
+                }
+                b']' if just_opened => {
+                    depth -= 1;
+                    i += 1;
+                }
+                b'-' | b'0'..=b'9' if depth > 0 && out.len() < n => {
+                    let end = number_end(t, i)?;
+                    out.push(leaf(&t[i..end])?);
+                    i = end;
+                }
+                _ => return None,
+            }
+            want_value = false;
+            just_opened = false;
+        } else {
+            match c {
+                b',' => {
+                    want_value = true;
+                    i += 1;
+                }
+                b']' => {
+                    depth -= 1;
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+        if depth == 0 {
+            break;
+        }
+    }
+    if depth != 0 || want_value || ws(t, i) != t.len() || out.len() != n {
+        return None;
+    }
+    tract_onnx::prelude::tract_ndarray::ArrayD::from_shape_vec(ushape(shape), out)
+        .ok()
+        .map(Tensor::from)
+}
+
+/// Where the JSON number starting at `i` ends, or `None` when it is not one: the run of
+/// number characters, checked only where fast-float2 is more lenient than JSON (a leading
+/// `+` or `.`, leading zeros, `1.` or `1.e5`, a trailing `e`); the parse itself must then
+/// consume the whole run.
+fn number_end(t: &[u8], i: usize) -> Option<usize> {
+    let mut end = i;
+    let mut dot = None;
+    while let Some(&b) = t.get(end) {
+        match b {
+            b'0'..=b'9' | b'-' | b'+' | b'e' | b'E' => {}
+            b'.' => dot = Some(end),
+            _ => break,
+        }
+        end += 1;
+    }
+    let tok = &t[i..end];
+    let digits = if tok.first() == Some(&b'-') {
+        &tok[1..]
+    } else {
+        tok
+    };
+    let ok = digits.first().is_some_and(u8::is_ascii_digit)
+        && tok.last().is_some_and(u8::is_ascii_digit)
+        && !(digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit())
+        && dot.is_none_or(|d| t.get(d + 1).is_some_and(u8::is_ascii_digit));
+    ok.then_some(end)
+}
+
+/// A JSON number token as a finite f64 (correctly rounded).
+fn json_f64(tok: &[u8]) -> Option<f64> {
+    match fast_float2::parse_partial::<f64, _>(tok) {
+        Ok((x, used)) if used == tok.len() && x.is_finite() => Some(x),
+        _ => None,
+    }
+}
+
+/// A JSON integer token (no fraction, no exponent) as an i64.
+fn json_i64(tok: &[u8]) -> Option<i64> {
+    if tok.iter().any(|b| matches!(b, b'.' | b'e' | b'E' | b'+'))
+        || tok.get(1..).is_some_and(|r| r.contains(&b'-'))
+    {
+        return None;
+    }
+    std::str::from_utf8(tok).ok()?.parse().ok()
+}
+
 /// Builds a tensor from raw little-endian bytes (BYTES: 4-byte length prefix per element).
 pub fn from_raw(
     name: &str,
@@ -588,5 +737,68 @@ mod tests {
             from_raw("s", Datatype::Bytes, &[2], &to_raw(&s)).unwrap(),
             s
         );
+    }
+
+    #[test]
+    fn typed_json_reading_matches_the_value_path_and_its_errors() {
+        let raw = |s: &str| serde_json::value::RawValue::from_string(s.to_string()).unwrap();
+        let cases: &[(Datatype, &[i64], &str)] = &[
+            (Datatype::F32, &[2, 3], "[[1, 2.5, -3e2], [0.1, 4, 1e-3]]"),
+            (Datatype::F32, &[6], "[1, 2.5, -300, 0.1, 4, 0.001]"),
+            (Datatype::F64, &[2, 2], "[[1.000000000000001, 2], [3, -4]]"),
+            (Datatype::I64, &[3], "[1, -2, 9223372036854775807]"),
+            (Datatype::I32, &[2, 1], "[[2147483647], [-2147483648]]"),
+            (Datatype::F32, &[0, 4], "[]"),
+            // errors: each must read exactly as the value path's
+            (Datatype::F32, &[3], "[1, 2]"),
+            (Datatype::F32, &[2], "[1, 2, 3]"),
+            (Datatype::F32, &[2], "[1, \"x\"]"),
+            (Datatype::F32, &[2], "[1, null]"),
+            (Datatype::I32, &[2], "[1, 2147483648]"),
+            (Datatype::I64, &[2], "[1, 2.5]"),
+            (Datatype::I64, &[1], "[18446744073709551615]"),
+            (Datatype::F32, &[1], "{\"a\": 1}"),
+            (Datatype::F32, &[1], "1"),
+            (Datatype::Bool, &[2], "[true, false]"),
+            (Datatype::U8, &[2], "[1, 256]"),
+            (Datatype::F32, &[2], "[1., 2]"),
+            (Datatype::F32, &[2], "[01, 2]"),
+            (Datatype::F32, &[2], "[1e999, 2]"),
+            (Datatype::F32, &[2], "[NaN, 2]"),
+            (Datatype::F32, &[2], "[1, 2,]"),
+            (Datatype::F32, &[2], "[1 2]"),
+            (Datatype::F32, &[2], "[[1], [2]"),
+            (Datatype::F32, &[2], " [ 1 , -2E+2 ] "),
+            (Datatype::F32, &[2], "[1, 2] x"),
+            (Datatype::F32, &[0], "[[], []]"),
+            (Datatype::F64, &[3], "[0.1, 1.7976931348623157e308, 5e-324]"),
+            (Datatype::F32, &[2], "[1.e5, 2]"),
+            (Datatype::F32, &[2], "[1e, 2]"),
+            (Datatype::F32, &[2], "[1-2, 2]"),
+            (Datatype::F32, &[2], "[-01, 2]"),
+            (Datatype::F32, &[2], "[-0, 0.0e-0]"),
+            (Datatype::I64, &[2], "[1-2, 2]"),
+            (Datatype::I64, &[2], "[-1, +2]"),
+        ];
+        for (dt, shape, text) in cases {
+            // Not JSON at all (a request would fail before this): refused too.
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+                let raw = serde_json::value::RawValue::from_string(text.to_string());
+                if let Ok(r) = raw {
+                    assert!(from_json_text("x", *dt, shape, &r).is_err(), "{text}");
+                }
+                continue;
+            };
+            let want = from_json("x", *dt, shape, &v);
+            let got = from_json_text("x", *dt, shape, &raw(text));
+            match (&want, &got) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{dt:?} {shape:?} {text}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                _ => panic!("{dt:?} {shape:?} {text}: {want:?} vs {got:?}"),
+            }
+        }
+        // a shape that claims more than the body holds does not reserve it
+        let e = from_json_text("x", Datatype::F32, &[1 << 30], &raw("[1]")).unwrap_err();
+        assert!(e.to_string().contains("needs"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 """KServe's ModelServer wrapping onnxruntime: a peer for `cargo xtask bench serve`.
 
-    python kserve_onnx.py NAME MODEL.onnx HTTP_PORT GRPC_PORT
+    python kserve_onnx.py NAME MODEL.onnx HTTP_PORT GRPC_PORT [WORKERS]
 """
 
 import sys
@@ -31,4 +31,6 @@ class OnnxModel(Model):
 
 if __name__ == "__main__":
     name, path, http_port, grpc_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    ModelServer(http_port=http_port, grpc_port=grpc_port, workers=1, enable_docs_url=False).start([OnnxModel(name, path)])
+    workers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    ModelServer(http_port=http_port, grpc_port=grpc_port, workers=workers, enable_docs_url=False).start(
+        [OnnxModel(name, path)])

@@ -1,7 +1,9 @@
 """onnxruntime in process, no server: the Python-side limit for `cargo xtask bench serve`.
 Prints a JSON report like `modelplane-serve bench --json` (concurrency 1).
 
-    python ort_raw.py MODEL.onnx PAYLOAD.json SECONDS
+    python ort_raw.py MODEL.onnx PAYLOAD.json SECONDS [THREADS]
+
+THREADS: onnxruntime's intra-op threads (default: its own default, one per core).
 """
 
 import json
@@ -13,7 +15,10 @@ import onnxruntime as ort
 
 NP = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}
 model, payload, seconds = sys.argv[1], json.load(open(sys.argv[2])), float(sys.argv[3])
-sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+opts = ort.SessionOptions()
+if len(sys.argv) > 4:
+    opts.intra_op_num_threads = int(sys.argv[4])
+sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 feeds = {i["name"]: np.array(i["data"], dtype=NP[i["datatype"]]).reshape(i["shape"]) for i in payload["inputs"]}
 for _ in range(200):
     sess.run(None, feeds)

@@ -28,32 +28,38 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
-    /// modelplane-serve vs KServe (onnxruntime), MLServer (onnxruntime), raw tract and raw
-    /// onnxruntime, through the same load generator, at concurrency 1, 16 and 64.
+    /// modelplane-serve against two floors (nginx and the server's own stack, axum and
+    /// tonic, answering a fixed response) and peers (KServe and MLServer with onnxruntime,
+    /// each in the best of the worker settings tried), over REST JSON, REST binary and gRPC,
+    /// with two load generators (wrk and modelplane-serve's own), in alternating rounds;
+    /// modelplane-serve with and without drift statistics in one process; PP-OCR recognition
+    /// in process, tract vs onnxruntime. Prints medians and the goals. Needs wrk and nginx
+    /// (`apt-get install wrk nginx-light`).
     Serve {
-        /// Measured seconds per case (after a 1 s warm-up).
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Fixture models to run.
-        #[arg(long, value_delimiter = ',', default_value = "iris,digits_mlp")]
-        models: Vec<String>,
-    },
-    /// The server's own time per request: wrk (and modelplane-serve's own load generator)
-    /// against modelplane-serve with and without drift statistics, and two floors answering
-    /// a fixed body (nginx; axum on tokio, the server's own stack with no work), in
-    /// alternating rounds. Needs wrk and nginx (`apt-get install wrk nginx-light`).
-    Speed {
         /// Measured seconds per case.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 3)]
         seconds: u64,
         /// Rounds (the order of the systems rotates every round); medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
         concurrency: Vec<usize>,
-        /// Fixture model.
-        #[arg(long, default_value = "iris")]
-        model: String,
+        /// Models: fixture names, and `image` (a [N,3,224,224] FP32 input, generated).
+        #[arg(long, value_delimiter = ',', default_value = "iris,image")]
+        models: Vec<String>,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_enum,
+            default_value = "json,binary,grpc"
+        )]
+        protocols: Vec<serve::Protocol>,
+        /// Leave KServe and MLServer out.
+        #[arg(long)]
+        no_peers: bool,
+        /// Leave the in-process PP-OCR comparison out.
+        #[arg(long)]
+        no_compute: bool,
     },
     /// The bundled image: its size (goal at most 30 MB), cold start to ready in a container
     /// vs the same binary as a process, and throughput in the container vs the process on the
@@ -123,20 +129,30 @@ mod container;
 mod remote;
 mod scale;
 mod serve;
-mod speed;
 mod transfer;
+mod wrk;
 
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Provider { count, repeat } => provider(count, repeat),
-        Which::Serve { seconds, models } => serve::run(seconds, &models),
-        Which::Quickstart { repeat } => quickstart(repeat),
-        Which::Speed {
+        Which::Serve {
             seconds,
             rounds,
             concurrency,
-            model,
-        } => speed::run(seconds, rounds, &concurrency, &model),
+            models,
+            protocols,
+            no_peers,
+            no_compute,
+        } => serve::run(&serve::Options {
+            seconds,
+            rounds,
+            concurrency,
+            models,
+            protocols,
+            peers: !no_peers,
+            compute: !no_compute,
+        }),
+        Which::Quickstart { repeat } => quickstart(repeat),
         Which::Transfer { size_mb } => transfer::run(size_mb),
         Which::Scale {
             count,

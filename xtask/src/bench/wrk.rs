@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::serve::{wait_ready, Proc};
+use super::serve::{group, wait_ready, Group};
 
 /// What one wrk run measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -71,7 +71,11 @@ pub fn script(path: &Path, body: &Path, headers: &[(&str, String)]) -> Result<()
         serde_json::to_string(&body.display().to_string())?
     );
     for (k, v) in headers {
-        s += &format!("wrk.headers[{}] = {}\n", serde_json::to_string(k)?, serde_json::to_string(v)?);
+        s += &format!(
+            "wrk.headers[{}] = {}\n",
+            serde_json::to_string(k)?,
+            serde_json::to_string(v)?
+        );
     }
     std::fs::write(path, s)?;
     Ok(())
@@ -86,6 +90,8 @@ pub fn run(url: &str, script: &Path, conc: usize, seconds: u64) -> Result<Wrk> {
             &format!("-t{threads}"),
             &format!("-c{conc}"),
             &format!("-d{seconds}s"),
+            "--timeout",
+            "30s",
             "--latency",
             "-s",
         ])
@@ -105,7 +111,7 @@ pub fn run(url: &str, script: &Path, conc: usize, seconds: u64) -> Result<Wrk> {
 
 /// nginx answering `body` to every request on `port`, `worker_processes auto` (one per
 /// core, as many threads as the floor's runtime uses).
-pub fn nginx(dir: &Path, port: u16, body: &Path) -> Result<Proc> {
+pub fn nginx(dir: &Path, port: u16, body: &Path) -> Result<Group> {
     let conf = dir.join("nginx.conf");
     let text = std::fs::read_to_string(body)?.replace('\'', "\\'");
     std::fs::write(
@@ -117,17 +123,10 @@ pub fn nginx(dir: &Path, port: u16, body: &Path) -> Result<Proc> {
             tmp = dir.join("body").display(),
         ),
     )?;
-    let p = Proc(
-        Command::new("nginx")
-            .args(["-p"])
-            .arg(dir)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nginx (apt-get install nginx-light)")?,
-    );
+    // A process group: the workers go with the master.
+    let mut c = Command::new("nginx");
+    c.args(["-p"]).arg(dir).arg("-c").arg(&conf);
+    let p = group(c).context("starting nginx (apt-get install nginx-light)")?;
     wait_ready(&format!("http://127.0.0.1:{port}/"), "nginx")?;
     Ok(p)
 }
