@@ -15,10 +15,15 @@ DT = {np.dtype("float32"): "FP32", np.dtype("float64"): "FP64", np.dtype("int64"
 class OnnxModel(Model):
     def __init__(self, name: str, path: str):
         super().__init__(name)
-        self.sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.path = path
+        # Made in each worker on first use: with workers > 1, KServe pickles the model into
+        # its worker processes, and an InferenceSession cannot be pickled.
+        self.sess = None
         self.ready = True
 
     def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
+        if self.sess is None:
+            self.sess = ort.InferenceSession(self.path, providers=["CPUExecutionProvider"])
         feeds = {i.name: i.as_numpy() for i in payload.inputs}
         outs = self.sess.run(None, feeds)
         results = []

@@ -241,14 +241,21 @@ impl Drop for Group {
     }
 }
 
-pub(super) fn group(mut c: Command) -> Result<Group> {
+pub(super) fn group(c: Command) -> Result<Group> {
+    group_logged(c, None)
+}
+
+/// [`group`] with stdout and stderr to `log`.
+fn group_logged(mut c: Command, log: Option<&Path>) -> Result<Group> {
     use std::os::unix::process::CommandExt;
-    Ok(Group(
-        c.process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    ))
+    let (out, err) = match log {
+        Some(l) => {
+            let f = std::fs::File::create(l)?;
+            (Stdio::from(f.try_clone()?), Stdio::from(f))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
+    Ok(Group(c.process_group(0).stdout(out).stderr(err).spawn()?))
 }
 
 /// One measurement: latency percentiles in µs and throughput.
@@ -382,7 +389,7 @@ fn start_serve_both(serve: &Path, repo: &Path, models: &[&str]) -> Result<(Proc,
 fn best_peer(
     serve: &Path,
     name: &str,
-    configs: &[(String, Box<dyn Fn(u16, u16) -> Result<Group> + '_>)],
+    configs: &[(String, Starter<'_>)],
     model: &str,
     payload: &Path,
     seconds: u64,
@@ -395,7 +402,13 @@ fn best_peer(
         let g = start(hp, gp)?;
         let url = format!("http://127.0.0.1:{hp}");
         if let Err(e) = wait_ready(&format!("{url}/v2/models/{model}/ready"), name) {
-            tried.push(format!("{model}: {name} with {label}: {e}"));
+            tried.push(format!(
+                "{model}: {name} with {label}: {e} (its log is under {})",
+                crate::target_dir()
+                    .join("bench-serve")
+                    .join(model)
+                    .display()
+            ));
             continue;
         }
         match own(serve, &url, model, payload, 16, seconds, false) {
@@ -425,6 +438,10 @@ fn best_peer(
 }
 
 type Key = (String, Protocol, &'static str, usize, usize, String);
+/// Starts a peer on (HTTP port, gRPC port).
+type Starter<'a> = Box<dyn Fn(u16, u16) -> Result<Group> + 'a>;
+/// One load-generator run against one system.
+type Measure<'a> = Box<dyn Fn() -> Result<Fig> + 'a>;
 
 pub fn run(o: &Options) -> Result<()> {
     super::wrk::require_tools()?;
@@ -586,18 +603,19 @@ pub fn run(o: &Options) -> Result<()> {
         // Peers in their best configuration: each worker setting tried, the best kept.
         let mut _peers = Vec::new();
         if let (Some(kpy), Some(mpy)) = (&kpy, &mpy) {
-            let kserve = |workers: usize| -> Box<dyn Fn(u16, u16) -> Result<Group> + '_> {
-                let (kpy, onnx, peers) = (kpy.clone(), onnx.clone(), peers.clone());
+            let kserve = |workers: usize| -> Starter<'_> {
+                let (kpy, onnx, peers, mdir) =
+                    (kpy.clone(), onnx.clone(), peers.clone(), mdir.clone());
                 Box::new(move |hp, gp| {
                     let mut c = Command::new(&kpy);
                     c.arg(peers.join("kserve_onnx.py"))
                         .arg(model)
                         .arg(&onnx)
                         .args([hp.to_string(), gp.to_string(), workers.to_string()]);
-                    group(c)
+                    group_logged(c, Some(&mdir.join(format!("kserve-{workers}.log"))))
                 })
             };
-            let configs: Vec<(String, Box<dyn Fn(u16, u16) -> Result<Group> + '_>)> = vec![
+            let configs: Vec<(String, Starter<'_>)> = vec![
                 ("1 worker".into(), kserve(1)),
                 ("2 workers".into(), kserve(2)),
             ];
@@ -607,7 +625,7 @@ pub fn run(o: &Options) -> Result<()> {
                 systems.push(p.1);
                 _peers.push(p.0);
             }
-            let mlserver = |workers: usize| -> Box<dyn Fn(u16, u16) -> Result<Group> + '_> {
+            let mlserver = |workers: usize| -> Starter<'_> {
                 let (mpy, onnx, peers, mdir) =
                     (mpy.clone(), onnx.clone(), peers.clone(), mdir.clone());
                 Box::new(move |hp, gp| {
@@ -625,10 +643,10 @@ pub fn run(o: &Options) -> Result<()> {
                     )?;
                     let mut c = Command::new(mpy.parent().expect("venv bin").join("mlserver"));
                     c.arg("start").arg(&dir).current_dir(&dir);
-                    group(c)
+                    group_logged(c, Some(&dir.join("mlserver.log")))
                 })
             };
-            let configs: Vec<(String, Box<dyn Fn(u16, u16) -> Result<Group> + '_>)> = vec![
+            let configs: Vec<(String, Starter<'_>)> = vec![
                 ("parallel_workers 0".into(), mlserver(0)),
                 ("parallel_workers 2".into(), mlserver(2)),
             ];
@@ -684,49 +702,47 @@ pub fn run(o: &Options) -> Result<()> {
                             s.name
                         );
                         let infer = |base: &str| format!("{base}/v2/models/{}/infer", s.model);
-                        let runs: Vec<(&'static str, Box<dyn Fn() -> Result<Fig> + '_>)> =
-                            match proto {
-                                Protocol::Json => {
-                                    let url = infer(s.rest.as_deref().unwrap_or_default());
-                                    let base = s.rest.clone().unwrap_or_default();
-                                    let (json_lua, serve, payload) = (&json_lua, &serve, &payload);
-                                    vec![
-                                        (
-                                            "wrk",
-                                            Box::new(move || {
-                                                super::wrk::run(&url, json_lua, c, secs)
-                                                    .map(Fig::from)
-                                            }),
-                                        ),
-                                        (
-                                            "own",
-                                            Box::new(move || {
-                                                own(serve, &base, &s.model, payload, c, secs, false)
-                                            }),
-                                        ),
-                                    ]
-                                }
-                                Protocol::Binary => {
-                                    let url = infer(s.rest.as_deref().unwrap_or_default());
-                                    let bin_lua = &bin_lua;
-                                    vec![(
+                        let runs: Vec<(&'static str, Measure<'_>)> = match proto {
+                            Protocol::Json => {
+                                let url = infer(s.rest.as_deref().unwrap_or_default());
+                                let base = s.rest.clone().unwrap_or_default();
+                                let (json_lua, serve, payload) = (&json_lua, &serve, &payload);
+                                vec![
+                                    (
                                         "wrk",
                                         Box::new(move || {
-                                            super::wrk::run(&url, bin_lua, c, secs).map(Fig::from)
+                                            super::wrk::run(&url, json_lua, c, secs).map(Fig::from)
                                         }),
-                                    )]
-                                }
-                                Protocol::Grpc => {
-                                    let base = s.grpc.clone().unwrap_or_default();
-                                    let (serve, payload) = (&serve, &payload);
-                                    vec![(
+                                    ),
+                                    (
                                         "own",
                                         Box::new(move || {
-                                            own(serve, &base, &s.model, payload, c, secs, true)
+                                            own(serve, &base, &s.model, payload, c, secs, false)
                                         }),
-                                    )]
-                                }
-                            };
+                                    ),
+                                ]
+                            }
+                            Protocol::Binary => {
+                                let url = infer(s.rest.as_deref().unwrap_or_default());
+                                let bin_lua = &bin_lua;
+                                vec![(
+                                    "wrk",
+                                    Box::new(move || {
+                                        super::wrk::run(&url, bin_lua, c, secs).map(Fig::from)
+                                    }),
+                                )]
+                            }
+                            Protocol::Grpc => {
+                                let base = s.grpc.clone().unwrap_or_default();
+                                let (serve, payload) = (&serve, &payload);
+                                vec![(
+                                    "own",
+                                    Box::new(move || {
+                                        own(serve, &base, &s.model, payload, c, secs, true)
+                                    }),
+                                )]
+                            }
+                        };
                         for (generator, f) in runs {
                             if dead.contains(&(s.name.clone(), proto, generator)) {
                                 continue;
@@ -1038,5 +1054,32 @@ fn report(
         for f in failed {
             println!("- {f}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_bodies_carry_the_header_then_little_endian_tensors() {
+        let p = serde_json::json!({"inputs": [
+            {"name": "a", "shape": [1, 2], "datatype": "FP32", "data": [1.5, -2]},
+            {"name": "b", "shape": [1], "datatype": "INT64", "data": [7]}
+        ]});
+        let (body, hlen) = binary_body(&p).unwrap();
+        let header: Value = serde_json::from_slice(&body[..hlen]).unwrap();
+        assert_eq!(header["inputs"][0]["parameters"]["binary_data_size"], 8);
+        assert_eq!(header["inputs"][1]["parameters"]["binary_data_size"], 8);
+        assert!(header["inputs"][0].get("data").is_none());
+        let mut want = Vec::new();
+        want.extend(1.5f32.to_le_bytes());
+        want.extend((-2f32).to_le_bytes());
+        want.extend(7i64.to_le_bytes());
+        assert_eq!(&body[hlen..], &want[..]);
+        let bytes = serde_json::json!({"inputs": [
+            {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}
+        ]});
+        assert!(binary_body(&bytes).is_err());
     }
 }
