@@ -1,7 +1,12 @@
-//! `cargo xtask bench serve`: the same models and payloads, through the same load generator
-//! (`modelplane-serve bench`), against modelplane-serve, KServe's ModelServer wrapping
-//! onnxruntime, MLServer with an onnxruntime runtime, and, for the limits, raw tract and raw
-//! onnxruntime in process.
+//! `cargo xtask bench serve`: modelplane-serve against two floors (nginx, and its own REST and
+//! gRPC stacks answering a fixed response: `modelplane-serve floor`) and two peers (KServe's
+//! ModelServer and MLServer, both wrapping onnxruntime, each in the best of the worker
+//! settings tried), over REST JSON, REST binary and gRPC, through two load generators (wrk and
+//! `modelplane-serve bench`), in alternating rounds with medians; one process serves the
+//! model with and without drift statistics. Models: the iris fixture (one row: the server's
+//! own time dominates) and a generated `[N,3,224,224]` image model (moving tensors
+//! dominates); then PP-OCR recognition in process, tract against onnxruntime (compute
+//! dominates). Prints every figure and the goals.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -71,16 +76,30 @@ pub(super) fn load(
 
 /// [`load`] with the load generator started by `cmd` (e.g. under taskset).
 pub(super) fn load_from(
-    mut cmd: Command,
+    cmd: Command,
     url: &str,
     model: &str,
     payload: &Path,
     conc: usize,
     seconds: u64,
 ) -> Result<Value> {
+    load_with(cmd, url, model, payload, conc, seconds, &[])
+}
+
+/// [`load_from`] with more `bench` arguments (`--protocol grpc`).
+fn load_with(
+    mut cmd: Command,
+    url: &str,
+    model: &str,
+    payload: &Path,
+    conc: usize,
+    seconds: u64,
+    extra: &[&str],
+) -> Result<Value> {
     let out = cmd
         .args(["bench", "--url", url, "--model", model, "--payload"])
         .arg(payload)
+        .args(extra)
         .args([
             "--concurrency",
             &conc.to_string(),
@@ -322,26 +341,16 @@ fn own(
     seconds: u64,
     grpc: bool,
 ) -> Result<Fig> {
-    let out = Command::new(serve)
-        .args(["bench", "--url", url, "--model", model, "--payload"])
-        .arg(payload)
-        .args([
-            "--protocol",
-            if grpc { "grpc" } else { "rest" },
-            "--concurrency",
-            &conc.to_string(),
-            "--duration",
-            &format!("{seconds}s"),
-            "--warmup",
-            "1s",
-            "--json",
-        ])
-        .output()
-        .context("running modelplane-serve bench")?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let r: Value = serde_json::from_slice(&out.stdout)?;
+    let protocol = ["--protocol", if grpc { "grpc" } else { "rest" }];
+    let r = load_with(
+        Command::new(serve),
+        url,
+        model,
+        payload,
+        conc,
+        seconds,
+        &protocol,
+    )?;
     let errors = r["errors"].as_u64().unwrap_or(0);
     if errors > 0 {
         bail!(
@@ -349,12 +358,7 @@ fn own(
             r["first_error"].as_str().unwrap_or("?")
         );
     }
-    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN) * 1e3;
-    Ok(Fig {
-        p50: f("p50_ms"),
-        p99: f("p99_ms"),
-        rps: r["rps"].as_f64().unwrap_or(f64::NAN),
-    })
+    Ok(Fig::from_report(&r))
 }
 
 /// modelplane-serve serving `models` from `repo` over REST and gRPC on free ports.
