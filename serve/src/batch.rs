@@ -73,6 +73,8 @@ pub struct Batcher {
     metrics: Metrics,
     /// `max_delay_ms` is 0: a request never waits for company when a worker is free.
     inline: bool,
+    /// The longest mean compute that runs inline ([`INLINE_MAX`] unless set).
+    inline_max: Duration,
 }
 
 impl Batcher {
@@ -98,7 +100,14 @@ impl Batcher {
             pool,
             metrics,
             inline,
+            inline_max: INLINE_MAX,
         }
+    }
+
+    /// Sets the longest mean compute of a model that may run inline (default [`INLINE_MAX`]).
+    pub fn with_inline_max(mut self, max: Duration) -> Batcher {
+        self.inline_max = max;
+        self
     }
 
     /// Whether a request may run inline now (see the module's documentation): the model is
@@ -109,7 +118,7 @@ impl Batcher {
             return None;
         }
         let (runs, ns) = self.model.stats.compute_infer.get();
-        if runs == 0 || ns / runs > INLINE_MAX.as_nanos() as u64 {
+        if runs == 0 || ns / runs > self.inline_max.as_nanos() as u64 {
             return None;
         }
         self.pool.clone().try_acquire_owned().ok()
@@ -130,6 +139,10 @@ impl Batcher {
             .and_then(|t| t.shape().first().copied())
             .unwrap_or(1);
         if let Some(_permit) = self.inline_permit() {
+            self.metrics
+                .inline_requests
+                .with_label_values(&[self.model.name.as_str(), self.model.version.as_str()])
+                .inc();
             return run_one(&self.model, inputs, rows, Duration::ZERO, &self.metrics);
         }
         let (reply, rx) = oneshot::channel();

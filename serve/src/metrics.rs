@@ -24,6 +24,9 @@ pub struct Metrics {
     pub compute_seconds: HistogramVec,
     /// Rows per executed batch.
     pub batch_size: HistogramVec,
+    /// Requests computed on the task that received them (the inline path: no queue, no
+    /// batch), by model and version; the rest went through the batching queue.
+    pub inline_requests: IntCounterVec,
     pub inflight: IntGauge,
     /// Seconds it took to load and warm up each model.
     pub model_load_seconds: GaugeVec,
@@ -140,6 +143,14 @@ impl Metrics {
         let batch_size = HistogramVec::new(
             HistogramOpts::new("modelplane_batch_size", "Rows per executed batch.")
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            &["model", "version"],
+        )
+        .expect("metric");
+        let inline_requests = IntCounterVec::new(
+            Opts::new(
+                "modelplane_inline_requests_total",
+                "Requests computed on the task that received them, without the batching queue.",
+            ),
             &["model", "version"],
         )
         .expect("metric");
@@ -287,6 +298,7 @@ impl Metrics {
             Box::new(queue_seconds.clone()),
             Box::new(compute_seconds.clone()),
             Box::new(batch_size.clone()),
+            Box::new(inline_requests.clone()),
             Box::new(inflight.clone()),
             Box::new(model_load_seconds.clone()),
             Box::new(drift_psi.clone()),
@@ -340,6 +352,7 @@ impl Metrics {
             queue_seconds,
             compute_seconds,
             batch_size,
+            inline_requests,
             inflight,
             model_load_seconds,
             drift_psi,
@@ -384,6 +397,7 @@ impl Metrics {
         drop_from(&self.queue_seconds, gone);
         drop_from(&self.compute_seconds, gone);
         drop_from(&self.batch_size, gone);
+        drop_from(&self.inline_requests, gone);
         drop_from(&self.model_load_seconds, gone);
         drop_from(&self.drift_psi, gone);
         drop_from(&self.drift_ks, gone);
