@@ -398,6 +398,11 @@ impl Host {
                 if launcher.overlaps() {
                     if let Some(old) = &old_server {
                         old.stop(Duration::from_secs(DRAIN_SECONDS)).await;
+                        // Both held the port: the old one may have answered the readiness
+                        // probe. Now only the new one can.
+                        server::wait_ready(&url, &news, READY_TIMEOUT, std::future::pending())
+                            .await
+                            .map_err(|e| format!("the new server did not take over: {e:?}"))?;
                     }
                 }
                 // start() recorded it in process.json.
@@ -633,6 +638,17 @@ impl Rollback {
                 }
                 if let Some(news) = started {
                     news.stop(Duration::from_secs(DRAIN_SECONDS)).await;
+                    // Both held the port: the new one may have answered the readiness probe.
+                    // Now only the restored one can.
+                    if let Err(e) =
+                        server::wait_ready(&self.url, &s, READY_TIMEOUT, std::future::pending())
+                            .await
+                    {
+                        let log = s.log_tail(&self.dir, 20).await;
+                        return Err(format!(
+                            "the previous configuration did not take over: {e:?}\n{log}"
+                        ));
+                    }
                 }
                 Ok(())
             }
