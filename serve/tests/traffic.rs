@@ -298,8 +298,11 @@ async fn concurrent_requests_are_batched_and_split_back_correctly() {
 
 #[tokio::test]
 async fn small_models_run_inline_when_idle_and_queue_when_asked_to_wait() {
-    let iris = || {
-        Arc::new(
+    use modelplane_serve::batch::{BatchConfig, Batcher};
+    use modelplane_serve::metrics::Metrics;
+    // A batcher for iris with `max_delay_ms`, a worker pool and an inline limit.
+    let start = |max_delay_ms: u64, pool: Arc<tokio::sync::Semaphore>, limit: Duration| {
+        let model = Arc::new(
             modelplane_serve::model::Model::load(
                 "iris",
                 "1",
@@ -307,29 +310,24 @@ async fn small_models_run_inline_when_idle_and_queue_when_asked_to_wait() {
                 None,
             )
             .unwrap(),
-        )
+        );
+        let metrics = Metrics::new();
+        let cfg = BatchConfig {
+            max_delay_ms,
+            ..BatchConfig::default()
+        };
+        let b = Batcher::start(model, cfg, pool, metrics.clone()).with_inline_max(limit);
+        (Arc::new(b), metrics)
     };
+    let pool = |n| Arc::new(tokio::sync::Semaphore::new(n));
     let x = || vec![tract_onnx::prelude::Tensor::zero::<f32>(&[1, 4]).unwrap()];
-    let inline = |m: &modelplane_serve::metrics::Metrics| {
-        m.inline_requests.with_label_values(&["iris", "1"]).get()
-    };
+    let inline = |m: &Metrics| m.inline_requests.with_label_values(&["iris", "1"]).get();
     // The inline limit is raised to 1 s so that the rule, not this build's speed, decides
     // (an unoptimised tract runs iris slower than the 200-µs default).
     let fast = Duration::from_secs(1);
     // max_delay_ms 0, a free worker: after the first run (which measures the model), every
     // sequential request is computed inline.
-    let metrics = modelplane_serve::metrics::Metrics::new();
-    let b = modelplane_serve::batch::Batcher::start(
-        iris(),
-        modelplane_serve::batch::BatchConfig {
-            max_batch_size: 8,
-            max_delay_ms: 0,
-            queue_capacity: 16,
-        },
-        Arc::new(tokio::sync::Semaphore::new(2)),
-        metrics.clone(),
-    )
-    .with_inline_max(fast);
+    let (b, metrics) = start(0, pool(2), fast);
     for _ in 0..10 {
         b.infer(x(), Duration::from_secs(5)).await.unwrap();
     }
@@ -339,36 +337,16 @@ async fn small_models_run_inline_when_idle_and_queue_when_asked_to_wait() {
         "the first request queues, the next 9 run inline"
     );
     // max_delay_ms > 0 asks requests to wait for company: none runs inline.
-    let metrics = modelplane_serve::metrics::Metrics::new();
-    let b = modelplane_serve::batch::Batcher::start(
-        iris(),
-        modelplane_serve::batch::BatchConfig {
-            max_batch_size: 8,
-            max_delay_ms: 1,
-            queue_capacity: 16,
-        },
-        Arc::new(tokio::sync::Semaphore::new(2)),
-        metrics.clone(),
-    )
-    .with_inline_max(fast);
+    let (b, metrics) = start(1, pool(2), fast);
     for _ in 0..5 {
         b.infer(x(), Duration::from_secs(5)).await.unwrap();
     }
     assert_eq!(inline(&metrics), 0);
     // No free worker: the request queues (and waits for one) rather than running inline.
-    let metrics = modelplane_serve::metrics::Metrics::new();
-    let pool = Arc::new(tokio::sync::Semaphore::new(1));
-    let b = Arc::new(
-        modelplane_serve::batch::Batcher::start(
-            iris(),
-            modelplane_serve::batch::BatchConfig::default(),
-            pool.clone(),
-            metrics.clone(),
-        )
-        .with_inline_max(fast),
-    );
+    let workers = pool(1);
+    let (b, metrics) = start(0, workers.clone(), fast);
     b.infer(x(), Duration::from_secs(5)).await.unwrap();
-    let held = pool.clone().acquire_owned().await.unwrap();
+    let held = workers.clone().acquire_owned().await.unwrap();
     let b2 = b.clone();
     let waiting = tokio::spawn(async move { b2.infer(x(), Duration::from_secs(5)).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -377,14 +355,7 @@ async fn small_models_run_inline_when_idle_and_queue_when_asked_to_wait() {
     waiting.await.unwrap().unwrap();
     assert_eq!(inline(&metrics), 0);
     // A model slower than the limit always queues.
-    let metrics = modelplane_serve::metrics::Metrics::new();
-    let b = modelplane_serve::batch::Batcher::start(
-        iris(),
-        modelplane_serve::batch::BatchConfig::default(),
-        Arc::new(tokio::sync::Semaphore::new(2)),
-        metrics.clone(),
-    )
-    .with_inline_max(Duration::ZERO);
+    let (b, metrics) = start(0, pool(2), Duration::ZERO);
     for _ in 0..5 {
         b.infer(x(), Duration::from_secs(5)).await.unwrap();
     }
